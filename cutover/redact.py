@@ -1,0 +1,69 @@
+"""Keep secrets out of the journal, logs and reports.
+
+Everything an action prints passes through a ``Redactor`` before it is stored
+or shown. It removes values it was told are secret (for instance the values of
+inventory variables whose names look secret) and anything that looks like a
+credential by its shape.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+PLACEHOLDER = "********"
+
+# Names of variables whose values are secrets (vault passwords, DB passwords, tokens...).
+SECRET_NAME = re.compile(r"(pass(word|wd)?|secret|token|api[_-]?key|private[_-]?key|credential)", re.I)
+
+_SHAPES = (
+    # key=value / key: value where the key names a secret
+    re.compile(
+        r"(?P<key>\b[\w.-]*(?:pass(?:word|wd)?|secret|token|api[_-]?key)[\w.-]*\b\s*[=:]\s*)"
+        r"(?P<value>\"[^\"]*\"|'[^']*'|\S+)",
+        re.I,
+    ),
+    # PEM private keys
+    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S),
+    # credentials in URLs: scheme://user:password@host
+    re.compile(r"(?P<key>\b[a-z][a-z0-9+.-]*://[^/\s:@]+:)(?P<value>[^@\s/]+)(?=@)", re.I),
+)
+
+
+def secret_values(variables: Mapping[str, object]) -> list[str]:
+    """The values of variables whose names say they are secret (recursively)."""
+    found: list[str] = []
+    for name, value in variables.items():
+        if isinstance(value, Mapping):
+            found.extend(secret_values(value))
+        elif SECRET_NAME.search(str(name)) and isinstance(value, (str, int)) and str(value):
+            found.append(str(value))
+    return found
+
+
+@dataclass(frozen=True)
+class Redactor:
+    """Replaces secret values and secret-shaped text with a placeholder."""
+
+    secrets: tuple[str, ...] = field(default_factory=tuple)
+
+    @classmethod
+    def of(cls, values: Iterable[str]) -> Redactor:
+        # Longest first so a secret that contains another is removed whole.
+        kept = sorted({v for v in values if len(v) >= 4}, key=len, reverse=True)
+        return cls(tuple(kept))
+
+    def __call__(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, PLACEHOLDER)
+        for shape in _SHAPES:
+            text = shape.sub(_mask, text)
+        return text
+
+
+def _mask(match: re.Match[str]) -> str:
+    groups = match.groupdict()
+    if groups.get("key") is not None:
+        return f"{groups['key']}{PLACEHOLDER}"
+    return PLACEHOLDER
