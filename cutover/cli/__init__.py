@@ -1,0 +1,1 @@
+"""The ``cutover`` command: parse, call one use-case, render."""

@@ -1,0 +1,104 @@
+"""Entry point of the ``cutover`` command.
+
+This is the one place where exceptions become stderr text and an exit status
+(see ``cutover.errors`` for the codes). Commands return their exit code.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.markup import escape
+
+from cutover import __version__
+from cutover.cli.app import App, default_operator
+from cutover.errors import CutoverError, ExitCode, ValidationError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="cutover")
+@click.option("--project-dir", type=click.Path(file_okay=False, path_type=Path), envvar="CUTOVER_PROJECT_DIR",
+              default=".", show_default=True,
+              help="Folder holding inventories/, runbooks/, playbooks/ and infra/.")
+@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), envvar="CUTOVER_STATE_DIR",
+              default=None, help="Where the journal and artifacts live.  [default: PROJECT_DIR/.cutover]")
+@click.option("--operator", envvar="CUTOVER_OPERATOR", default=None,
+              help="Who is acting, recorded on every journal event.  [default: the OS user]")
+@click.option("--debug", is_flag=True, envvar="CUTOVER_DEBUG", help="Show tracebacks.")
+@click.pass_context
+def cli(ctx: click.Context, project_dir: Path, state_dir: Path | None, operator: str | None, debug: bool) -> None:
+    """Orchestrate the SAMU big-bang cutover: runbooks, journal, lab and infrastructure.
+
+    Exit codes: 0 completed, 1 other error, 2 invalid input (nothing executed),
+    3 paused awaiting a decision, 4 failed and halted, 5 rolled back,
+    6 run held by another controller, 7 journal integrity failure,
+    8 infra diff found changes, 9 infra check found violations.
+    """
+    project = project_dir.expanduser().resolve()
+    state = (state_dir.expanduser() if state_dir else project / ".cutover").resolve()
+    ctx.obj = App(project_dir=project, state_dir=state, operator=operator or default_operator(), debug=debug)
+
+
+def _register_commands() -> None:
+    # Each feature area registers its commands here, explicitly.
+    pass
+
+
+_register_commands()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args or os.environ.get("CUTOVER_DEBUG", "").lower() in ("1", "true", "yes")
+    sys.exit(run_cli(args, debug=debug))
+
+
+def run_cli(args: list[str], *, debug: bool = False) -> int:
+    err = Console(stderr=True, highlight=False)
+    try:
+        result = cli.main(args=args, prog_name="cutover", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        err.print("aborted")
+        return int(ExitCode.ERROR)
+    except click.ClickException as exc:
+        exc.show()
+        return int(ExitCode.INVALID_INPUT)
+    except CutoverError as exc:
+        if debug:
+            err.print(escape(traceback.format_exc()))
+        _show_error(err, exc)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return 130
+    except Exception as exc:  # a bug: say so plainly, keep the traceback for --debug
+        if debug:
+            err.print(escape(traceback.format_exc()))
+        err.print(f"[bold red]internal error:[/] {escape(type(exc).__name__)}: {escape(str(exc))}")
+        err.print("  this is a bug in cutover; rerun with --debug for the traceback")
+        return int(ExitCode.ERROR)
+    return int(result or 0)
+
+
+def _show_error(err: Console, exc: CutoverError) -> None:
+    if isinstance(exc, ValidationError):
+        err.print(f"[bold red]error:[/] {escape(exc.message.splitlines()[0])}")
+        for problem in exc.problems:
+            err.print(f"  {escape(problem.location())}: {escape(problem.message)}")
+            if problem.hint:
+                err.print(f"    [dim]hint: {escape(problem.hint)}[/]")
+        return
+    err.print(f"[bold red]error:[/] {escape(exc.message)}")
+    if exc.hint:
+        err.print(f"  [dim]hint: {escape(exc.hint)}[/]")
+
+
+if __name__ == "__main__":
+    main()

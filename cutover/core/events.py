@@ -1,0 +1,140 @@
+"""Journal events and the hash chain that makes edits and deletions detectable.
+
+The journal is append-only. Each event's hash covers its content and the hash
+of the event before it (across all runs of the journal), so changing or
+removing any event breaks every hash after it. Both the SQLite journal and the
+in-memory one compute hashes here, so they agree byte for byte.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+GENESIS = "0" * 64
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def event_hash(seq: int, run_id: str, kind: str, at: str, operator: str, payload: Mapping[str, Any], prev_hash: str) -> str:
+    body = canonical_json([seq, run_id, kind, at, operator, payload, prev_hash])
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Event:
+    seq: int
+    run_id: str
+    kind: str
+    at: str
+    operator: str
+    payload: Mapping[str, Any]
+    prev_hash: str
+    hash: str
+
+    def expected_hash(self) -> str:
+        return event_hash(self.seq, self.run_id, self.kind, self.at, self.operator, self.payload, self.prev_hash)
+
+
+@dataclass(frozen=True)
+class LeaseHolder:
+    """Who drives a run: enough to tell a person and to tell whether it is still alive."""
+
+    host: str
+    pid: int
+    operator: str
+    since: str
+    process_start: str = ""  # /proc start time, so a recycled pid is not mistaken for the holder
+
+    @classmethod
+    def current(cls, operator: str) -> LeaseHolder:
+        return cls(socket.gethostname(), os.getpid(), operator, utc_now(), process_start_time(os.getpid()))
+
+    def describe(self) -> str:
+        return f"{self.operator} on {self.host} (pid {self.pid}) since {self.since}"
+
+    def is_alive(self) -> bool | None:
+        """True/False when we can tell (same host), None when the holder is elsewhere."""
+        if self.host != socket.gethostname():
+            return None
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass  # exists, owned by someone else
+        return not self.process_start or process_start_time(self.pid) == self.process_start
+
+    def to_payload(self) -> dict[str, Any]:
+        return {"host": self.host, "pid": self.pid, "operator": self.operator, "since": self.since,
+                "process_start": self.process_start}
+
+    @classmethod
+    def from_payload(cls, data: Mapping[str, Any]) -> LeaseHolder:
+        return cls(str(data["host"]), int(data["pid"]), str(data["operator"]), str(data["since"]),
+                   str(data.get("process_start", "")))
+
+
+def process_start_time(pid: int) -> str:
+    """The kernel's start time of ``pid`` (clock ticks since boot), or '' if unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            # the command name may contain spaces; fields after the last ')' are fixed
+            return stat.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    events_checked: int
+    first_bad: Event | None = None
+    reason: str = ""
+    runs: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def ok(self) -> bool:
+        return self.first_bad is None and not self.reason
+
+
+class Journal(Protocol):
+    """Append-only event store with one lease per run.
+
+    ``append`` returns only once the event is durable: the engine relies on
+    that to write every transition before acting on it. It is safe to call
+    from several threads.
+    """
+
+    operator: str
+
+    def append(self, run_id: str, kind: str, payload: Mapping[str, Any]) -> Event: ...
+
+    def events(self, run_id: str) -> list[Event]: ...
+
+    def runs(self) -> list[str]: ...
+
+    def verify(self, run_id: str | None = None) -> VerifyReport: ...
+
+    def acquire_lease(self, run_id: str, holder: LeaseHolder, *, take_over: bool = False) -> None: ...
+
+    def release_lease(self, run_id: str, holder: LeaseHolder) -> None: ...
+
+    def lease_holder(self, run_id: str) -> LeaseHolder | None: ...
+
+    def close(self) -> None: ...
