@@ -1,0 +1,1 @@
+"""Executors: adapters that run runbook actions (local commands, SSH, Ansible)."""
