@@ -1,0 +1,131 @@
+"""Shared fixtures: a real OpenSSH server on loopback, and an inventory that points at it.
+
+``sshd`` starts a real ``/usr/sbin/sshd`` (via ``cutover.lab.sshd``) in
+``tmp_path`` on a free port, with its own host key and a client key allowed
+to log in as the current user; it is stopped at teardown. ``make_inventory``
+writes a tiny Ansible inventory in ``tmp_path`` and loads it with
+``cutover.inventory.load_inventory``; ``ssh_inventory`` is the common case
+(one host, ``samu-30``, on that sshd, its host key in known_hosts).
+
+Usage::
+
+    def test_something(sshd, ssh_inventory):
+        host = ssh_inventory.hosts["samu-30"]           # 127.0.0.1:sshd.port
+    def test_other(sshd, make_inventory):
+        inventory = make_inventory({"samu-30": sshd.port}, known_hosts=[])  # key unknown
+"""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cutover.inventory import Inventory, load_inventory
+from cutover.lab.sshd import SSHD, SshdProcess, free_port, generate_keypair, start_sshd, write_known_hosts
+
+
+@dataclass(frozen=True)
+class LoopbackSshd:
+    """A running test sshd and the client key that may log in to it."""
+
+    process: SshdProcess
+    client_key: Path
+    user: str
+
+    @property
+    def address(self) -> str:
+        return self.process.address
+
+    @property
+    def port(self) -> int:
+        return self.process.port
+
+    def known_hosts_line(self) -> str:
+        return self.process.known_hosts_line()
+
+
+MakeInventory = Callable[..., Inventory]
+
+
+@pytest.fixture(scope="session")
+def ssh_client_key(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One client key pair for the whole session (the operator's key)."""
+    return generate_keypair(tmp_path_factory.mktemp("client") / "id_ed25519", "cutover-tests")
+
+
+@pytest.fixture
+def sshd(tmp_path: Path, ssh_client_key: Path) -> Iterator[LoopbackSshd]:
+    """A real sshd on 127.0.0.1:<free port> with its own host key; stopped at teardown."""
+    if not SSHD.is_file():
+        pytest.skip(f"OpenSSH server not installed at {SSHD} (apt-get install openssh-server)")
+    workdir = tmp_path / "sshd"
+    workdir.mkdir()
+    authorized = workdir / "authorized_keys"
+    authorized.write_text(ssh_client_key.with_name(ssh_client_key.name + ".pub").read_text())
+    authorized.chmod(0o600)
+    process = _start_on_free_port(workdir, authorized)
+    try:
+        yield LoopbackSshd(process=process, client_key=ssh_client_key, user=getpass.getuser())
+    finally:
+        process.stop()
+
+
+def _start_on_free_port(workdir: Path, authorized: Path, attempts: int = 3) -> SshdProcess:
+    # free_port() can race with another process taking the port; retry a few times.
+    for attempt in range(attempts):
+        try:
+            return start_sshd(workdir, name="samu-30", port=free_port(), authorized_keys=authorized,
+                              environment={"SAMU_CODE": "30", "SAMU_NAME": "Nimes"})
+        except Exception:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+@pytest.fixture
+def make_inventory(tmp_path: Path, ssh_client_key: Path) -> MakeInventory:
+    """Build and load an inventory: ``make_inventory({host: port}, known_hosts=[lines] | None)``.
+
+    ``known_hosts=None`` leaves the known_hosts file out (it does not exist);
+    ``extra_vars`` go to ``group_vars/all.yml`` (e.g. a secret to redact).
+    """
+    counter = iter(range(1000))
+
+    def make(
+        hosts: Mapping[str, int],
+        *,
+        known_hosts: Sequence[str] | None,
+        address: str = "127.0.0.1",
+        extra_vars: Mapping[str, object] | None = None,
+    ) -> Inventory:
+        folder = tmp_path / f"inventory-{next(counter)}"
+        folder.mkdir()
+        host_entries = {
+            name: {"ansible_host": address, "ansible_port": port, "ansible_user": getpass.getuser()}
+            for name, port in hosts.items()
+        }
+        (folder / "hosts.yml").write_text(yaml.safe_dump({"all": {"children": {"sites": {"hosts": host_entries}}}}))
+        (folder / "group_vars").mkdir()
+        all_vars = {
+            "cutover_lab": True,
+            "cutover_known_hosts": "ssh/known_hosts",
+            "ansible_ssh_private_key_file": str(ssh_client_key),
+            **(extra_vars or {}),
+        }
+        (folder / "group_vars" / "all.yml").write_text(yaml.safe_dump(all_vars))
+        if known_hosts is not None:
+            write_known_hosts(folder / "ssh" / "known_hosts", known_hosts)
+        return load_inventory(tmp_path, str(folder))
+
+    return make
+
+
+@pytest.fixture
+def ssh_inventory(sshd: LoopbackSshd, make_inventory: MakeInventory) -> Inventory:
+    """One host, ``samu-30``, on the test sshd, whose host key is the one known."""
+    return make_inventory({"samu-30": sshd.port}, known_hosts=[sshd.known_hosts_line()])
