@@ -1,0 +1,569 @@
+"""The SQLite journal: append-only, hash-chained, durable, with one lease per run.
+
+One file (``<state_dir>/journal.db``) in WAL mode with ``synchronous=FULL``, so
+an event is on disk when :meth:`SqliteJournal.append` returns. Tables:
+
+``events``  append-only (triggers abort UPDATE and DELETE); each row's
+            ``prev_hash`` is the previous row's ``hash`` across the whole file.
+``head``    one row, the last seq and hash, written in the same transaction as
+            the events, so deleting the newest events is detected as well.
+``leases``  mutable, one row per driven run; every change of holder is also
+            appended to ``events`` in the same transaction (the audit trail).
+
+Concurrency: engine threads call ``append`` at once (a fan-out of 10-100
+targets). Appends are group-committed: one caller at a time leads, writing
+every pending event in one transaction (one fsync), while the others wait for
+their own event to be durable. Other processes (``cutover approve``) may append
+to the same file: the head is read inside each ``BEGIN IMMEDIATE`` transaction,
+never cached, so the chain stays linear across processes.
+
+The pure rules (verifying a chain, deciding a lease) are functions here so the
+in-memory journal of :mod:`cutover.testing` applies exactly the same ones.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+from cutover.core.events import (
+    GENESIS,
+    Event,
+    LeaseHolder,
+    VerifyReport,
+    canonical_json,
+    event_hash,
+    parse_time,
+    utc_now,
+)
+from cutover.errors import CutoverError, JournalCorrupt, LeaseHeld, NotFound
+
+STALE_AFTER = 60.0  # seconds without a heartbeat before a holder on another host is stale
+BUSY_TIMEOUT = 10.0  # seconds to wait for another process's write transaction
+MAX_BATCH = 1000  # events per group commit; bounds one transaction's size
+SCHEMA_VERSION = 1
+PRIVATE = 0o600
+
+LeaseChange = Literal["acquired", "renewed", "taken_over"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    at TEXT NOT NULL,
+    operator TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_run ON events (run_id, seq);
+CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
+BEGIN SELECT RAISE(ABORT, 'journal events are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events
+BEGIN SELECT RAISE(ABORT, 'journal events are append-only'); END;
+CREATE TABLE IF NOT EXISTS head (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    seq INTEGER NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS head_forward_only BEFORE UPDATE ON head WHEN NEW.seq < OLD.seq
+BEGIN SELECT RAISE(ABORT, 'the journal head only moves forward'); END;
+CREATE TABLE IF NOT EXISTS leases (
+    run_id TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    heartbeat_at TEXT NOT NULL
+);
+"""
+
+_COLUMNS = "seq, run_id, kind, at, operator, payload, prev_hash, hash"
+
+
+# --- pure rules shared with the in-memory journal ---------------------------------
+
+def verify_chain(events: Iterable[Event], head: tuple[int, str], runs: tuple[str, ...]) -> VerifyReport:
+    """Check seqs are 1..n, each event links to its predecessor and matches its hash, and the head is the last."""
+    checked, last_seq, last_hash = 0, 0, GENESIS
+    for event in events:
+        checked += 1
+        reason = _link_fault(event, last_seq, last_hash)
+        if reason:
+            return VerifyReport(checked, event, reason, runs)
+        last_seq, last_hash = event.seq, event.hash
+    reason = _head_fault(head, last_seq, last_hash)
+    return VerifyReport(checked, None, reason, runs)
+
+
+def _link_fault(event: Event, last_seq: int, last_hash: str) -> str:
+    if event.seq > last_seq + 1:
+        missing = f"event {last_seq + 1}" if event.seq == last_seq + 2 else f"events {last_seq + 1}-{event.seq - 1}"
+        return f"{missing} deleted: event {event.seq} follows event {last_seq}"
+    if event.seq != last_seq + 1:
+        return f"event {event.seq} is out of order: expected event {last_seq + 1}"
+    if event.prev_hash != last_hash:
+        before = f"event {last_seq}" if last_seq else "the start of the journal"
+        return f"event {event.seq} does not link to {before}: an event was replaced or removed"
+    if event.expected_hash() != event.hash:
+        return f"event {event.seq} does not match its hash: it was edited after it was written"
+    return ""
+
+
+def _head_fault(head: tuple[int, str], last_seq: int, last_hash: str) -> str:
+    head_seq, head_hash = head
+    if head_seq > last_seq:
+        return (f"the journal head records event {head_seq} but the last event is {last_seq}: "
+                "the newest events were deleted")
+    if head_seq < last_seq:
+        return f"events after {head_seq} (up to {last_seq}) were added outside the journal"
+    if head_hash != last_hash:
+        return f"event {last_seq} differs from the one recorded in the journal head: it was replaced"
+    return ""
+
+
+def same_holder(a: LeaseHolder, b: LeaseHolder) -> bool:
+    """Same controller process: host, pid and process start time (so a recycled pid is someone else)."""
+    return (a.host, a.pid, a.process_start) == (b.host, b.pid, b.process_start)
+
+
+def decide_lease(run_id: str, current: LeaseHolder | None, heartbeat_at: str | None,
+                 holder: LeaseHolder, take_over: bool, stale_after: float) -> LeaseChange:
+    """What acquiring means now; raises LeaseHeld when ``holder`` may not drive ``run_id``."""
+    if current is None:
+        return "acquired"
+    if same_holder(current, holder):
+        return "renewed"
+    stale_because = _staleness(current, heartbeat_at, stale_after)
+    if not stale_because:
+        raise LeaseHeld(f"run {run_id} is driven by {current.describe()}",
+                        hint="wait for that controller to finish, or stop it; if it is gone for good, "
+                             "run again with --take-over")
+    if not take_over:
+        raise LeaseHeld(f"run {run_id} is held by {current.describe()}, which looks stale: {stale_because}",
+                        hint="make sure that controller is really gone, then pass --take-over "
+                             "(the takeover is recorded in the journal)")
+    return "taken_over"
+
+
+def _staleness(current: LeaseHolder, heartbeat_at: str | None, stale_after: float) -> str:
+    """Why ``current`` no longer drives its run, or '' while it is alive."""
+    alive = current.is_alive()
+    if alive is False:
+        return f"process {current.pid} is no longer running on {current.host}"
+    if alive:
+        return ""
+    # another host: only its heartbeats tell us it is alive
+    if heartbeat_at is not None:
+        age = (parse_time(utc_now()) - parse_time(heartbeat_at)).total_seconds()
+        if age < stale_after:
+            return ""
+    return f"no heartbeat from {current.host} since {heartbeat_at or current.since}"
+
+
+def lease_payload(change: LeaseChange | Literal["released"], holder: LeaseHolder,
+                  previous: LeaseHolder | None) -> tuple[str, dict[str, Any]]:
+    """The journal event (kind, payload) recording a change of lease holder."""
+    if change == "taken_over":
+        assert previous is not None
+        return "lease_taken_over", {"holder": holder.to_payload(), "previous_holder": previous.to_payload()}
+    return f"lease_{change}", {"holder": holder.to_payload()}
+
+
+def lost_lease(run_id: str, holder: LeaseHolder, current: LeaseHolder | None) -> LeaseHeld:
+    who = current.describe() if current else "nobody"
+    return LeaseHeld(f"the lease on run {run_id} is no longer held by {holder.describe()}; it is held by {who}",
+                     hint="another controller took the run over; stop driving it and check `cutover status`")
+
+
+# --- the SQLite journal -----------------------------------------------------------
+
+class _Pending:
+    """One append waiting for a group commit."""
+
+    __slots__ = ("run_id", "kind", "payload", "payload_json", "at", "done", "event", "error")
+
+    def __init__(self, run_id: str, kind: str, payload: Mapping[str, Any]) -> None:
+        # serialised by the caller, so a payload that is not JSON fails its own append only
+        self.payload_json = canonical_json(dict(payload))
+        self.payload: dict[str, Any] = json.loads(self.payload_json)
+        self.run_id, self.kind, self.at = run_id, kind, ""
+        self.done = False
+        self.event: Event | None = None
+        self.error: Exception | None = None
+
+    def outcome(self) -> Event:
+        if self.error is not None:
+            raise _copy_error(self.error) from self.error
+        assert self.event is not None
+        return self.event
+
+
+class SqliteJournal:
+    """The Journal protocol on one SQLite file; safe to share between threads."""
+
+    def __init__(self, path: Path, operator: str, *, stale_after: float = STALE_AFTER,
+                 max_batch: int = MAX_BATCH) -> None:
+        self.path = Path(path)
+        self.operator = operator
+        self.stale_after = stale_after
+        self._max_batch = max_batch
+        self._cond = threading.Condition()  # guards _queue, _leading, _closed
+        self._queue: list[_Pending] = []
+        self._leading = False
+        self._closed = False
+        self._write_lock = threading.Lock()  # the write connection: one transaction at a time
+        self._read_lock = threading.Lock()
+        self._write, self._read = _open(self.path)
+
+    # -- appending (group commit) --
+
+    def append(self, run_id: str, kind: str, payload: Mapping[str, Any]) -> Event:
+        item = _Pending(run_id, kind, payload)
+        with self._cond:
+            self._check_open()
+            item.at = utc_now()  # under the lock, so queue order (hence seq order) follows time
+            self._queue.append(item)
+        while True:
+            batch = self._wait_or_lead(item)
+            if batch is None:
+                return item.outcome()
+            self._lead(batch)
+
+    def _wait_or_lead(self, item: _Pending) -> list[_Pending] | None:
+        """Wait until ``item`` is durable (None) or until nobody leads; then lead the next batch."""
+        with self._cond:
+            try:
+                while not item.done and self._leading:
+                    self._cond.wait()
+            except BaseException:
+                if item in self._queue:  # interrupted before anyone took it: it will never be written
+                    self._queue.remove(item)
+                raise
+            if item.done:
+                return None
+            self._leading = True
+            batch = self._queue[:self._max_batch]
+            del self._queue[:self._max_batch]
+            return batch
+
+    def _lead(self, batch: list[_Pending]) -> None:
+        """Commit ``batch`` in one transaction, then wake every waiter."""
+        error: Exception | None = None
+        try:
+            with self._transaction() as conn:
+                self._insert(conn, batch)
+        except Exception as exc:  # every caller in the batch gets it; none of its events is written
+            error = exc
+        finally:
+            with self._cond:
+                for item in batch:
+                    item.done, item.error = True, error
+                    if error is not None:
+                        item.event = None
+                self._leading = False
+                self._cond.notify_all()
+
+    def _insert(self, conn: sqlite3.Connection, items: list[_Pending]) -> None:
+        """Chain ``items`` after the head read in this transaction, insert them, move the head."""
+        seq, prev = _read_head(conn)
+        rows = []
+        for item in items:
+            seq += 1
+            digest = event_hash(seq, item.run_id, item.kind, item.at, self.operator, item.payload, prev)
+            item.event = Event(seq, item.run_id, item.kind, item.at, self.operator, item.payload, prev, digest)
+            rows.append((seq, item.run_id, item.kind, item.at, self.operator, item.payload_json, prev, digest))
+            prev = digest
+        conn.executemany(f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        conn.execute("INSERT INTO head (id, seq, hash) VALUES (1, ?, ?) "
+                     "ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash", (seq, prev))
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        # BEGIN IMMEDIATE takes SQLite's write lock up front (waiting up to BUSY_TIMEOUT for
+        # another process), so the head we read cannot move before we commit.
+        with self._write_lock, _translated(self.path):
+            conn = self._write
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")  # synchronous=FULL: the WAL is fsynced before this returns
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
+
+    # -- reading --
+
+    def events(self, run_id: str) -> list[Event]:
+        """The run's events in seq order; [] for a run the journal has never seen."""
+        with self._reading() as conn:
+            rows = conn.execute(f"SELECT {_COLUMNS} FROM events WHERE run_id = ? ORDER BY seq", (run_id,))
+            return [_row_event(row, strict=True) for row in rows]
+
+    def runs(self) -> list[str]:
+        with self._reading() as conn:
+            rows = conn.execute("SELECT run_id FROM events GROUP BY run_id ORDER BY MIN(seq)")
+            return [run_id for (run_id,) in rows]
+
+    def verify(self, run_id: str | None = None) -> VerifyReport:
+        """Check the whole file's chain; ``run_id`` only names the run the report is about."""
+        with self._reading() as conn:
+            _check_integrity(conn, self.path)
+            conn.execute("BEGIN")  # one snapshot for the head and the events
+            try:
+                runs = self._runs_to_report(conn, run_id)
+                head = _read_head(conn)
+                rows = conn.execute(f"SELECT {_COLUMNS} FROM events ORDER BY seq")
+                return verify_chain((_row_event(row, strict=False) for row in rows), head, runs)
+            finally:
+                conn.execute("COMMIT")
+
+    def _runs_to_report(self, conn: sqlite3.Connection, run_id: str | None) -> tuple[str, ...]:
+        if run_id is None:
+            rows = conn.execute("SELECT run_id FROM events GROUP BY run_id ORDER BY MIN(seq)")
+            return tuple(r for (r,) in rows)
+        if conn.execute("SELECT 1 FROM events WHERE run_id = ? LIMIT 1", (run_id,)).fetchone() is None:
+            raise NotFound(f"no run {run_id} in the journal {self.path}", hint="`cutover runs` lists the runs")
+        return (run_id,)
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        with self._read_lock, _translated(self.path):
+            self._check_open()
+            yield self._read
+
+    def pragmas(self) -> dict[str, Any]:
+        """The settings the durability guarantee rests on, as SQLite reports them."""
+        with self._write_lock, _translated(self.path):
+            self._check_open()
+            return {name: self._write.execute(f"PRAGMA {name}").fetchone()[0]
+                    for name in ("journal_mode", "synchronous", "busy_timeout")}
+
+    # -- leases --
+
+    def acquire_lease(self, run_id: str, holder: LeaseHolder, *, take_over: bool = False) -> None:
+        self._check_open()
+        with self._transaction() as conn:
+            current, heartbeat_at = _read_lease(conn, run_id)
+            change = decide_lease(run_id, current, heartbeat_at, holder, take_over, self.stale_after)
+            conn.execute("INSERT OR REPLACE INTO leases (run_id, holder, heartbeat_at) VALUES (?, ?, ?)",
+                         (run_id, canonical_json(holder.to_payload()), utc_now()))
+            if change != "renewed":
+                self._insert(conn, [self._pending(run_id, *lease_payload(change, holder, current))])
+
+    def heartbeat(self, run_id: str, holder: LeaseHolder) -> None:
+        """Tell other hosts the holder is alive; raises LeaseHeld if it lost the lease."""
+        self._check_open()
+        with self._transaction() as conn:
+            current, _ = _read_lease(conn, run_id)
+            if current is None or not same_holder(current, holder):
+                raise lost_lease(run_id, holder, current)
+            conn.execute("UPDATE leases SET heartbeat_at = ? WHERE run_id = ?", (utc_now(), run_id))
+
+    def release_lease(self, run_id: str, holder: LeaseHolder) -> None:
+        """Give the run up; a no-op when nobody holds it, LeaseHeld when someone else does."""
+        self._check_open()
+        with self._transaction() as conn:
+            current, _ = _read_lease(conn, run_id)
+            if current is None:
+                return
+            if not same_holder(current, holder):
+                raise lost_lease(run_id, holder, current)
+            conn.execute("DELETE FROM leases WHERE run_id = ?", (run_id,))
+            self._insert(conn, [self._pending(run_id, *lease_payload("released", current, None))])
+
+    def lease_holder(self, run_id: str) -> LeaseHolder | None:
+        with self._reading() as conn:
+            return _read_lease(conn, run_id)[0]
+
+    def _pending(self, run_id: str, kind: str, payload: Mapping[str, Any]) -> _Pending:
+        item = _Pending(run_id, kind, payload)
+        item.at = utc_now()
+        return item
+
+    # -- lifetime --
+
+    def close(self) -> None:
+        """Wait for appends already accepted, then close; later calls raise."""
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+            while self._leading or self._queue:
+                self._cond.wait()
+        with self._write_lock, self._read_lock:
+            self._write.close()
+            self._read.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise CutoverError(f"the journal {self.path} is closed", hint="this is a bug in cutover; report it")
+
+    def __enter__(self) -> SqliteJournal:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+# --- SQLite plumbing --------------------------------------------------------------
+
+def _open(path: Path) -> tuple[sqlite3.Connection, sqlite3.Connection]:
+    """Create the file owner-only, set WAL and the schema; a write and a read connection."""
+    _create_private(path)
+    with _translated(path):
+        write = _connect(path)
+        try:
+            _prepare(write, path)
+            read = _connect(path)
+        except BaseException:
+            write.close()
+            raise
+    for suffix in ("", "-wal", "-shm"):
+        _restrict(Path(f"{path}{suffix}"))
+    return write, read
+
+
+def _create_private(path: Path) -> None:
+    # Created by us with 0600 before SQLite opens it: SQLite gives the -wal and -shm files
+    # the database's own mode, so the journal is never readable by others, not even briefly.
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, PRIVATE)
+    except OSError as exc:
+        raise CutoverError(f"cannot open the journal {path}: {exc.strerror}",
+                           hint="check the state directory exists and is yours (--state-dir)") from exc
+    os.close(fd)
+
+
+def _restrict(path: Path) -> None:
+    """Tighten an existing file to 0600 (a journal created by something else, or an old umask)."""
+    try:
+        if path.stat().st_mode & 0o777 != PRIVATE:
+            os.chmod(path, PRIVATE)
+    except FileNotFoundError:
+        pass  # -wal/-shm appear with the first transaction and vanish on the last close
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    # isolation_level=None: we issue BEGIN/COMMIT ourselves; check_same_thread=False: our
+    # locks, not sqlite3's thread check, keep each connection to one thread at a time.
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA synchronous = FULL")  # per connection, not stored in the file
+    return conn
+
+
+def _prepare(conn: sqlite3.Connection, path: Path) -> None:
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        raise CutoverError(f"the journal {path} cannot use write-ahead logging (mode {mode})",
+                           hint="put the state directory on a local file system (--state-dir)")
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise CutoverError(f"the journal {path} was written by a newer cutover (schema {version})",
+                           hint="upgrade cutover before reading this journal")
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        _create_schema(conn)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _create_schema(conn: sqlite3.Connection) -> None:
+    # executescript would COMMIT our transaction first; run the statements one by one
+    for statement in _split_statements(_SCHEMA):
+        conn.execute(statement)
+
+
+def _split_statements(script: str) -> list[str]:
+    statements, current = [], ""
+    for line in script.strip().splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    return statements
+
+
+def _read_head(conn: sqlite3.Connection) -> tuple[int, str]:
+    row = conn.execute("SELECT seq, hash FROM head WHERE id = 1").fetchone()
+    return (0, GENESIS) if row is None else (int(row[0]), str(row[1]))
+
+
+def _read_lease(conn: sqlite3.Connection, run_id: str) -> tuple[LeaseHolder | None, str | None]:
+    row = conn.execute("SELECT holder, heartbeat_at FROM leases WHERE run_id = ?", (run_id,)).fetchone()
+    if row is None:
+        return None, None
+    return LeaseHolder.from_payload(json.loads(row[0])), str(row[1])
+
+
+def _row_event(row: tuple[Any, ...], *, strict: bool) -> Event:
+    seq, run_id, kind, at, operator, payload, prev_hash, digest = row
+    try:
+        data = json.loads(payload)
+    except (TypeError, ValueError) as exc:
+        if strict:
+            raise JournalCorrupt(f"event {seq} of run {run_id} has an unreadable payload",
+                                 hint="run `cutover journal verify` to find the first damaged event") from exc
+        data = {"unreadable_payload": str(payload)}  # its hash cannot match: verify reports it
+    return Event(seq, run_id, kind, at, operator, data, prev_hash, digest)
+
+
+def _check_integrity(conn: sqlite3.Connection, path: Path) -> None:
+    """SQLite's own structural check: a damaged page is reported before we trust any row."""
+    problems = [str(row[0]) for row in conn.execute("PRAGMA quick_check")]
+    if problems != ["ok"]:
+        raise _corrupt(path, problems[0])
+
+
+_CORRUPT_CODES = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
+_BUSY_CODES = {5, 6}  # SQLITE_BUSY, SQLITE_LOCKED
+
+
+@contextlib.contextmanager
+def _translated(path: Path) -> Iterator[None]:
+    """Turn sqlite3 errors into domain errors with a hint: no raw traceback for a damaged file."""
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        raise _translate(exc, path) from exc
+    except sqlite3.ProgrammingError as exc:  # a closed connection: our bug, not the user's
+        raise CutoverError(f"the journal {path} is closed ({exc})",
+                           hint="this is a bug in cutover; report it") from exc
+
+
+def _translate(exc: sqlite3.DatabaseError, path: Path) -> CutoverError:
+    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF  # primary code, without the extended bits
+    if code in _CORRUPT_CODES or "malformed" in str(exc) or "not a database" in str(exc):
+        return _corrupt(path, str(exc))
+    if code in _BUSY_CODES:
+        return CutoverError(f"the journal {path} stayed locked by another process for {BUSY_TIMEOUT:.0f} s",
+                            hint="another cutover command is writing to it; try again in a moment")
+    return CutoverError(f"the journal {path} could not be used: {exc}",
+                        hint="check the disk is not full and the state directory is writable")
+
+
+def _corrupt(path: Path, detail: str) -> JournalCorrupt:
+    return JournalCorrupt(f"the journal {path} is damaged and cannot be read: {detail}",
+                          hint="keep the file as evidence (copy it aside, do not edit it) and restore the "
+                               "journal from its latest backup; `cutover journal verify` names the damage")
+
+
+def _copy_error(error: Exception) -> Exception:
+    """A fresh exception per waiting caller (one instance raised in many threads tangles tracebacks)."""
+    if type(error) in (CutoverError, JournalCorrupt, LeaseHeld):
+        assert isinstance(error, CutoverError)
+        return type(error)(error.message, hint=error.hint)
+    return CutoverError(f"the journal could not write the event: {error}",
+                        hint="check the disk is not full and the state directory is writable")
