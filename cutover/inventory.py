@@ -75,6 +75,7 @@ class SamuVars(BaseModel):
     samu_cidr: ipaddress.IPv4Network
     samu_telephony: dict[str, str] = Field(default_factory=dict)
     samu_vpn_peer: ipaddress.IPv4Address | None = None
+    samu_site_cidr: ipaddress.IPv4Network | None = None  # the premises' network behind the VPN peer
 
     @field_validator("samu_code", mode="before")
     @classmethod
@@ -133,6 +134,7 @@ class Samu:
     wave: int | None
     telephony: Mapping[str, str]
     vpn_peer: ipaddress.IPv4Address | None = None
+    site_cidr: ipaddress.IPv4Network | None = None
 
 
 @dataclass(frozen=True)
@@ -394,6 +396,7 @@ class _InventoryReader:
             samus[name] = Samu(
                 host=name, code=parsed.samu_code, name=parsed.samu_name, cidr=parsed.samu_cidr,
                 wave=self._wave_of(host), telephony=dict(parsed.samu_telephony), vpn_peer=parsed.samu_vpn_peer,
+                site_cidr=parsed.samu_site_cidr,
             )
         return samus
 
