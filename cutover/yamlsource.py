@@ -98,6 +98,15 @@ def parse_yaml(text: str, display: str) -> YamlDocument:
     return YamlDocument(display, data, root)
 
 
+def _at(data: Any, loc: Sequence[str | int]) -> Any:
+    for part in loc:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
+
+
 def field_path(loc: Sequence[str | int]) -> str:
     """('steps', 3, 'timeout') -> 'steps[3].timeout'."""
     text = ""
@@ -112,7 +121,7 @@ def problems_from_pydantic(
     """One Problem per pydantic error, located in ``doc``."""
     problems = []
     for err in exc.errors(include_url=False):
-        loc = [*loc_prefix, *_data_loc(err["loc"])]
+        loc = [*loc_prefix, *_data_loc(_at(doc.data, loc_prefix), err["loc"])]
         problems.append(
             Problem(
                 doc.path,
@@ -125,11 +134,32 @@ def problems_from_pydantic(
     return problems
 
 
-def _data_loc(loc: Sequence[str | int]) -> list[str | int]:
-    # Discriminated unions add the tag ("command", "ssh", ...) to the location;
-    # it is not a key of the user's file, so drop it. Validators named
-    # "function-after[...]" appear the same way.
-    return [p for p in loc if not (isinstance(p, str) and ("[" in p or p.startswith("function-")))]
+def _data_loc(data: Any, loc: Sequence[str | int]) -> list[str | int]:
+    """Keep only the parts of a pydantic location that are keys or indexes of the data.
+
+    Discriminated unions insert the tag ("command", "ssh", ...) and validators
+    insert names like "function-after[...]": neither is in the user's file.
+    """
+    kept: list[str | int] = []
+    current = data
+    for part in loc:
+        if isinstance(current, dict) and part in current:
+            current = current[part]
+        elif isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
+            current = current[part]
+        elif isinstance(current, (dict, list)) or current is None:
+            # a missing key is still worth naming; anything else is a tag
+            if isinstance(part, str) and "[" not in part and not _is_tag(current, part):
+                kept.append(part)
+            continue
+        else:
+            continue
+        kept.append(part)
+    return kept
+
+
+def _is_tag(container: Any, part: str) -> bool:
+    return isinstance(container, dict) and container.get("kind") == part
 
 
 def _message(err: dict[str, Any]) -> str:

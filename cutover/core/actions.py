@@ -81,6 +81,7 @@ class ActionRequest:
     action: Any  # the runbook's action model: CommandAction, SshAction, PlaybookAction, ...
     targets: tuple[Target, ...]
     timeout: float | None = None
+    concurrency: int = 1  # how many targets a batched executor may work on at once (Ansible forks)
     cancel: threading.Event = field(default_factory=threading.Event, compare=False)
     environment: Mapping[str, str] = field(default_factory=dict)
 

@@ -1,0 +1,461 @@
+"""The engine: drives a run forward, or back to a rollback point, from its journal.
+
+Rules it keeps (see DESIGN.md, "Execution semantics"):
+
+- every transition is journalled *before* it is acted on (``step_started``
+  is durable before the action runs), so a controller killed at any instant
+  leaves a journal from which the next one knows what may have happened;
+- a target started but not recorded finished is *in doubt*: its verification
+  decides; it is re-run only if the step is idempotent; otherwise the run
+  pauses for the operator. Nothing recorded as succeeded is run again;
+- every step that completes and verifies is a rollback point; rolling back
+  undoes later steps newest first, per target, journalling each undo;
+- a fanned-out step runs its targets concurrently up to ``concurrency``;
+  past its ``failure_budget`` no new target is started and the run halts
+  (failed); within budget the other targets finish and the run pauses for a
+  decision: a failed SAMU must never be silently left behind;
+- gates wait for their quorum of named approvers, or for a lab auto-approval.
+
+The engine talks to the world only through the ``Journal`` and ``Executor``
+protocols, so the unit tests drive it with the in-memory fakes of
+``cutover.testing``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from cutover.core.actions import ActionRequest, ActionResult, Executor, Outcome, Phase, Target
+from cutover.core.events import Journal, parse_time
+from cutover.core.state import RunState, RunStatus, StepInfo, TargetState, TargetStatus, UndoStatus, apply, fold
+from cutover.errors import CutoverError, InputError
+from cutover.runbook import GateStep, Runbook
+
+
+class ExecutorMissing(CutoverError):
+    """The runbook uses an action kind no executor was configured for."""
+
+
+@dataclass(frozen=True)
+class Approval:
+    approver: str
+    reason: str = ""
+
+
+# Asked on a terminal when a gate opens: returns an approval, or None for "no-go / not now".
+GatePrompt = Callable[[GateStep, Sequence[str]], "Approval | None"]
+
+
+@dataclass
+class DriveOptions:
+    auto_approve: str | None = None  # lab only: the CLI refuses it on other inventories
+    prompt: GatePrompt | None = None
+    override_window: str | None = None  # reason, journalled, for starting a step past the window
+    environment: Mapping[str, str] = field(default_factory=dict)
+    clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
+
+
+class Engine:
+    """Drives one run. Create one per ``run``/``resume``/``rollback`` invocation."""
+
+    def __init__(self, journal: Journal, run_id: str, runbook: Runbook,
+                 executors: Mapping[str, Executor], options: DriveOptions | None = None) -> None:
+        self.journal = journal
+        self.run_id = run_id
+        self.runbook = runbook
+        self.executors = executors
+        self.options = options or DriveOptions()
+        self.cancel = threading.Event()
+        self._lock = threading.Lock()
+        self.state: RunState = fold(journal.events(run_id))
+
+    # ------------------------------------------------------------------ journal
+
+    def record(self, kind: str, payload: Mapping[str, Any] | None = None) -> None:
+        """Journal an event (durable on return), then fold it into our state."""
+        event = self.journal.append(self.run_id, kind, dict(payload or {}))
+        with self._lock:
+            apply(self.state, event)
+
+    def snapshot(self) -> RunState:
+        return self.state
+
+    # ------------------------------------------------------------------ forward
+
+    def drive(self, command: str = "run") -> RunStatus:
+        """Run (or continue) the run until it completes, pauses, fails or rolls back."""
+        self.record("drive_started", {"command": command})
+        if self.state.mode == "rollback":
+            return self.roll_back(self.state.rollback_to, resumed=True)
+        try:
+            return self._forward()
+        except KeyboardInterrupt:
+            return self._interrupted()
+
+    def _forward(self) -> RunStatus:
+        for info in self.state.steps:
+            if info.id in self.state.completed:
+                continue
+            if info.is_gate:
+                outcome = self._gate(info)
+            else:
+                outcome = self._action_step(info)
+            if outcome is not None:
+                return outcome
+            self.record("rollback_point", {"step": info.id})
+        self.record("run_completed")
+        return RunStatus.COMPLETED
+
+    def _interrupted(self) -> RunStatus:
+        self.cancel.set()
+        self.record("run_paused", {"reason": "interrupted",
+                                   "detail": "stopped by the operator (Ctrl-C); `cutover resume` continues"})
+        return RunStatus.PAUSED
+
+    def _action_step(self, info: StepInfo) -> RunStatus | None:
+        step = self.runbook.step(info.id)
+        if (refusal := self._window_refusal(info)) is not None:
+            return refusal
+        self._skip_excluded(info)
+        keys = [k for k in info.keys() if self._needs_work(self.state.targets[(info.id, k)])]
+        if keys:
+            self._fan_out(step, keys)
+        if self.cancel.is_set():
+            raise KeyboardInterrupt
+        return self._judge(info, step)
+
+    def _needs_work(self, target: TargetState) -> bool:
+        return target.status not in (TargetStatus.SUCCEEDED, TargetStatus.SKIPPED)
+
+    def _skip_excluded(self, info: StepInfo) -> None:
+        for key in info.keys():
+            target = self.state.targets[(info.id, key)]
+            if key in self.state.excluded and target.status is TargetStatus.PENDING:
+                self.record("step_skipped", {"step": info.id, "target": key,
+                                             "reason": "target excluded from the run by the operator"})
+
+    def _judge(self, info: StepInfo, step: Any) -> RunStatus | None:
+        """After a step's targets ran: carry on, pause for a decision, or halt."""
+        targets = self.state.step_targets(info.id)
+        failed = [t for t in targets if t.status is TargetStatus.FAILED]
+        doubtful = [t for t in targets if t.status is TargetStatus.IN_DOUBT]
+        if len(failed) > step.failure_budget:
+            self.record("run_failed", {"step": info.id, "detail": _failure_summary(info, failed, step.failure_budget)})
+            return RunStatus.FAILED
+        if failed or doubtful:
+            reason = "in_doubt" if doubtful and not failed else "step_failed"
+            self.record("run_paused", {"step": info.id, "reason": reason,
+                                       "detail": _pause_summary(info, failed, doubtful)})
+            return RunStatus.PAUSED
+        return None
+
+    # ------------------------------------------------------------------ fan-out
+
+    def _fan_out(self, step: Any, keys: list[Target]) -> None:
+        executor = self._executor(step.action().kind)
+        if executor.batched:  # one run covers the batch; the tool's own forks do the parallel work
+            self._attempt(step, keys)
+            return
+        failures = 0
+        pending = list(keys)
+        with ThreadPoolExecutor(max_workers=min(step.concurrency, len(keys)),
+                                thread_name_prefix=f"step-{step.id}") as pool:
+            running: set[Future[int]] = set()
+            while pending or running:
+                while pending and len(running) < step.concurrency and failures <= step.failure_budget \
+                        and not self.cancel.is_set():
+                    running.add(pool.submit(self._attempt, step, [pending.pop(0)]))
+                if not running:
+                    break  # budget spent or cancelled: start nothing more
+                done, running = _wait_interruptibly(running, self.cancel)
+                failures += sum(f.result() for f in done)
+
+    def _attempt(self, step: Any, keys: list[Target]) -> int:
+        """Run the step on ``keys``, resolving in-doubt ones first; returns how many failed."""
+        fresh: list[Target] = []
+        verify_only: list[Target] = []
+        doubtful: list[Target] = []
+        for key in keys:
+            target = self.state.targets[(step.id, key)]
+            if target.status is TargetStatus.IN_DOUBT or target.outcome in ("timeout", "cancelled"):
+                doubtful.append(key)
+            elif target.status is TargetStatus.FAILED and target.action_done:
+                verify_only.append(key)
+            else:
+                fresh.append(key)
+        fresh += self._resolve_doubt(step, doubtful)
+        fresh += self._reverify(step, verify_only)
+        if fresh and not self.cancel.is_set():
+            self._run_fresh(step, fresh)
+        return sum(self.state.targets[(step.id, k)].status is TargetStatus.FAILED for k in keys)
+
+    def _resolve_doubt(self, step: Any, keys: list[Target]) -> list[Target]:
+        """In-doubt targets: verification says whether the action took effect. Returns those to re-run."""
+        if not keys:
+            return []
+        rerun: list[Target] = []
+        results = self._execute(step, Phase.VERIFY, step.verify, keys) if step.verify else {}
+        for key in keys:
+            result = results.get(key)
+            if result is not None and result.ok:
+                self.record("step_succeeded", {"step": step.id, "target": key, "verify": result.to_payload(),
+                                               "resolution": "in doubt; verification shows it took effect"})
+            elif step.idempotent:
+                rerun.append(key)
+            elif self.state.targets[(step.id, key)].status is not TargetStatus.IN_DOUBT:
+                self.record("in_doubt", {"step": step.id, "target": key, "reason": _doubt_reason(step, result)})
+        return rerun
+
+    def _reverify(self, step: Any, keys: list[Target]) -> list[Target]:
+        """The action is known done but its verification failed: verify again; re-run only if idempotent."""
+        if not keys:
+            return []
+        results = self._execute(step, Phase.VERIFY, step.verify, keys)
+        rerun = []
+        for key in keys:
+            result = results[key]
+            if result.ok:
+                self.record("step_succeeded", {"step": step.id, "target": key, "verify": result.to_payload(),
+                                               "resolution": "verified on retry"})
+            elif step.idempotent:
+                rerun.append(key)
+            else:
+                self.record("step_failed", {"step": step.id, "target": key, "phase": "verify",
+                                            "result": result.to_payload()})
+        return rerun
+
+    def _run_fresh(self, step: Any, keys: list[Target]) -> None:
+        for key in keys:
+            attempt = self.state.targets[(step.id, key)].attempts + 1
+            self.record("step_started", {"step": step.id, "target": key, "attempt": attempt})
+        results = self._execute(step, Phase.ACTION, step.action(), keys)
+        to_verify = []
+        for key in keys:
+            result = results[key]
+            if not result.ok:
+                self.record("step_failed", {"step": step.id, "target": key, "phase": "action",
+                                            "result": result.to_payload()})
+            elif step.verify is None:
+                self.record("step_succeeded", {"step": step.id, "target": key, "result": result.to_payload()})
+            else:
+                self.record("action_done", {"step": step.id, "target": key, "result": result.to_payload()})
+                to_verify.append(key)
+        if to_verify:
+            self._verify_after_action(step, to_verify)
+
+    def _verify_after_action(self, step: Any, keys: list[Target]) -> None:
+        results = self._execute(step, Phase.VERIFY, step.verify, keys)
+        for key in keys:
+            result = results[key]
+            kind = "step_succeeded" if result.ok else "step_failed"
+            payload: dict[str, Any] = {"step": step.id, "target": key, "verify": result.to_payload()}
+            if not result.ok:
+                payload.update(phase="verify", result=result.to_payload())
+            self.record(kind, payload)
+
+    def _execute(self, step: Any, phase: Phase, action: Any, keys: list[Target]) -> Mapping[Target, ActionResult]:
+        request = ActionRequest(
+            run_id=self.run_id, step_id=step.id, phase=phase, action=action, targets=tuple(keys),
+            timeout=step.timeout, cancel=self.cancel, concurrency=step.concurrency,
+            environment={**self.options.environment, "CUTOVER_RUN_ID": self.run_id,
+                         "CUTOVER_STEP": step.id, "CUTOVER_PHASE": phase.value},
+        )
+        results = dict(self._executor(action.kind).run(request))
+        for key in keys:  # an executor that forgot a target must not make it look done
+            results.setdefault(key, ActionResult(Outcome.FAILED, detail="the executor returned no result"))
+        return results
+
+    def _executor(self, kind: str) -> Executor:
+        try:
+            return self.executors[kind]
+        except KeyError:
+            raise ExecutorMissing(f"no executor for action kind {kind!r}") from None
+
+    # ------------------------------------------------------------------ gates
+
+    def _gate(self, info: StepInfo) -> RunStatus | None:
+        step = self.runbook.step(info.id)
+        assert isinstance(step, GateStep)
+        if self.state.gates[info.id].opened_at is None:
+            self.record("gate_opened", {"step": info.id})
+        if self.options.auto_approve and not gate_satisfied(step, self.state):
+            self.record("gate_approved", {"step": info.id, "approver": self.options.auto_approve, "role": "lab",
+                                          "reason": "lab auto-approval", "auto": True})
+        while not gate_satisfied(step, self.state) and self.options.prompt is not None:
+            approval = self.options.prompt(step, sorted(self.state.gates[info.id].approvers()))
+            if approval is None:
+                break
+            self.record("gate_approved", approval_payload(step, approval))
+        if not gate_satisfied(step, self.state):
+            self.record("run_paused", {"step": info.id, "reason": "gate", "detail": gate_waiting(step, self.state)})
+            return RunStatus.PAUSED
+        self.record("gate_passed", {"step": info.id, "point_of_no_return": step.point_of_no_return})
+        return None
+
+    # ------------------------------------------------------------------ window
+
+    def _window_refusal(self, info: StepInfo) -> RunStatus | None:
+        """Refuse to start a step that could not be rolled back before the window closes."""
+        if not self.state.window_end:
+            return None
+        now = self.options.clock()
+        needed = (info.expected_duration or 0) + rollback_budget(self.state, including=info)
+        deadline = parse_time(self.state.window_end)
+        if now + timedelta(seconds=needed) <= deadline:
+            return None
+        if self.options.override_window:
+            self.record("window_override", {"step": info.id, "reason": self.options.override_window})
+            return None
+        self.record("run_paused", {"step": info.id, "reason": "window", "detail": (
+            f"starting {info.id} now could not be rolled back before the window closes at "
+            f"{self.state.window_end} (needs {needed:.0f}s); resume with --override-window REASON to go on")})
+        return RunStatus.PAUSED
+
+    # ------------------------------------------------------------------ rollback
+
+    def roll_back(self, to: str | None, *, resumed: bool = False) -> RunStatus:
+        """Undo every step after ``to`` (all steps when None), newest first, per target."""
+        if not resumed:
+            self.record("drive_started", {"command": "rollback"})
+            self.record("rollback_requested", {"to": to})
+        try:
+            for info in reversed(steps_after(self.state, to)):
+                if not self._undo_step(info):
+                    self.record("run_failed", {"step": info.id, "detail": (
+                        f"rollback of {info.id} failed on "
+                        f"{', '.join(str(t.target) for t in self.state.step_targets(info.id) if t.undo is UndoStatus.FAILED)}"
+                        "; fix the cause and run `cutover rollback` again")})
+                    return RunStatus.FAILED
+        except KeyboardInterrupt:
+            return self._interrupted()
+        self.record("run_rolled_back", {"to": to})
+        return RunStatus.ROLLED_BACK
+
+    def _undo_step(self, info: StepInfo) -> bool:
+        targets = [t for t in self.state.step_targets(info.id) if t.may_need_undo]
+        touched = info.id in self.state.completed or targets or (info.is_gate and self.state.gates[info.id].opened_at)
+        if not touched:
+            return True
+        if info.is_gate:
+            self.record("step_rolled_back", {"step": info.id, "detail": "approvals withdrawn"})
+            return True
+        step = self.runbook.step(info.id)
+        if step.rollback is None:
+            self.record("step_rolled_back", {"step": info.id, "detail": f"nothing to undo: {step.rollback_reason}"})
+            return True
+        self._undo_targets(step, [t.target for t in targets])
+        if any(t.undo is UndoStatus.FAILED for t in self.state.step_targets(info.id)):
+            return False
+        self.record("step_rolled_back", {"step": info.id})
+        return True
+
+    def _undo_targets(self, step: Any, keys: list[Target]) -> None:
+        executor = self._executor(step.rollback.kind)
+        batches = [keys] if executor.batched else [[k] for k in keys]
+        with ThreadPoolExecutor(max_workers=max(1, min(step.concurrency, len(batches)))) as pool:
+            futures = {pool.submit(self._undo_batch, step, batch) for batch in batches}
+            while futures:
+                _, futures = _wait_interruptibly(futures, self.cancel)
+        if self.cancel.is_set():
+            raise KeyboardInterrupt
+
+    def _undo_batch(self, step: Any, keys: list[Target]) -> int:
+        if self.cancel.is_set():
+            return 0
+        for key in keys:
+            self.record("undo_started", {"step": step.id, "target": key})
+        results = self._execute(step, Phase.ROLLBACK, step.rollback, keys)
+        for key in keys:
+            result = results[key]
+            kind = "undo_succeeded" if result.ok else "undo_failed"
+            self.record(kind, {"step": step.id, "target": key, "result": result.to_payload()})
+        return 0
+
+
+# ---------------------------------------------------------------------- pure helpers
+
+
+def _wait_interruptibly(futures: set[Future[int]], cancel: threading.Event) -> tuple[set[Future[int]], set[Future[int]]]:
+    """Wait for at least one future, waking regularly so Ctrl-C reaches the main thread."""
+    try:
+        while True:
+            done, not_done = wait(futures, timeout=0.2, return_when=FIRST_COMPLETED)
+            if done:
+                return done, not_done
+    except KeyboardInterrupt:
+        cancel.set()  # executors stop their actions; we still collect every result below
+        done, not_done = wait(futures)
+        return done, not_done
+
+
+def gate_satisfied(step: GateStep, state: RunState) -> bool:
+    approvals = state.gates[step.id].approvals
+    if any(a.get("auto") for a in approvals):
+        return True
+    names = {a["approver"] for a in approvals}
+    roles = {a.get("role") for a in approvals}
+    return len(names) >= step.quorum and set(step.required_roles) <= roles
+
+
+def gate_waiting(step: GateStep, state: RunState) -> str:
+    have = sorted(state.gates[step.id].approvers())
+    detail = f"go/no-go {step.id} awaits {step.quorum} approval(s)"
+    if step.required_roles:
+        detail += f" including role(s) {', '.join(step.required_roles)}"
+    detail += f"; approved so far: {', '.join(have) or 'nobody'}"
+    return detail + f"; approvers: {', '.join(a.name for a in step.approvers)}"
+
+
+def approval_payload(step: GateStep, approval: Approval) -> dict[str, Any]:
+    approver = step.approver(approval.approver)
+    if approver is None:
+        raise InputError(f"{approval.approver!r} is not an approver of gate {step.id}",
+                         hint=f"approvers: {', '.join(a.name for a in step.approvers)}")
+    return {"step": step.id, "approver": approver.name, "role": approver.role, "reason": approval.reason,
+            "auto": False}
+
+
+def steps_after(state: RunState, to: str | None) -> list[StepInfo]:
+    ids = [s.id for s in state.steps]
+    start = ids.index(to) + 1 if to is not None else 0
+    return state.steps[start:]
+
+
+def rollback_budget(state: RunState, *, including: StepInfo | None = None) -> float:
+    """Seconds needed to undo what is done (after the point of no return), plus ``including``."""
+    floor = state.point_of_no_return_passed
+    steps = steps_after(state, floor)
+    total = 0.0
+    for info in steps:
+        if info.id in state.completed or info is including:
+            total += info.rollback_expected_duration or info.expected_duration or 0.0
+    return total
+
+
+def _failure_summary(info: StepInfo, failed: list[TargetState], budget: int) -> str:
+    names = ", ".join(f"{t.target or 'controller'} ({t.outcome}: {t.detail or 'failed'})" for t in failed)
+    return (f"{info.id}: {len(failed)} target(s) failed, more than the failure budget of {budget}: {names}. "
+            "Fix and `cutover resume` to retry them, or `cutover rollback`")
+
+
+def _pause_summary(info: StepInfo, failed: list[TargetState], doubtful: list[TargetState]) -> str:
+    parts = []
+    if failed:
+        parts.append(f"failed on {', '.join(str(t.target or 'controller') for t in failed)} "
+                     "(within the failure budget; the other targets completed)")
+    if doubtful:
+        parts.append(f"in doubt on {', '.join(str(t.target or 'controller') for t in doubtful)}: "
+                     "the action may or may not have taken effect; check, then "
+                     f"`cutover resume --mark-done {info.id}[:TARGET]` or `--rerun {info.id}[:TARGET]`")
+    return f"{info.id}: " + "; ".join(parts)
+
+
+def _doubt_reason(step: Any, result: ActionResult | None) -> str:
+    if step.verify is None:
+        return "started but not recorded finished, no verification to tell whether it took effect, not idempotent"
+    return f"verification did not confirm it took effect ({result.detail if result else 'no result'}); not idempotent"

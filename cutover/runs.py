@@ -1,0 +1,257 @@
+"""Use-cases over runs: create, drive, roll back, approve, decide, describe.
+
+The CLI calls exactly one of these per command. They hold the rules that are
+about *whether* something may happen (the lease, the lab-only auto-approval,
+the point of no return, who may approve); the engine holds *how* it happens.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from cutover.core.actions import Executor, Target
+from cutover.core.engine import Approval, DriveOptions, Engine, approval_payload, gate_satisfied
+from cutover.core.events import Journal, LeaseHolder
+from cutover.core.plan import plan_cutover
+from cutover.core.state import RunState, RunStatus, TargetStatus, fold
+from cutover.errors import ExitCode, InputError, NotFound
+from cutover.inventory import Inventory
+from cutover.runbook import GateStep, LoadedRunbook, Runbook, check_against, parse_runbook
+
+EXIT_FOR_STATUS = {
+    RunStatus.COMPLETED: ExitCode.OK,
+    RunStatus.PAUSED: ExitCode.PAUSED,
+    RunStatus.FAILED: ExitCode.FAILED,
+    RunStatus.ROLLED_BACK: ExitCode.ROLLED_BACK,
+    RunStatus.RUNNING: ExitCode.ERROR,  # a drive never ends "running"; if it does, say so loudly
+}
+
+HEARTBEAT_SECONDS = 10.0
+
+
+def new_run_id(runbook_name: str) -> str:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return f"{runbook_name}-{stamp}-{secrets.token_hex(2)}"
+
+
+def create_run(journal: Journal, loaded: LoadedRunbook, inventory: Inventory, *, run_id: str,
+               window_end: str | None = None) -> None:
+    """Validate against the inventory, freeze the plan, and journal the run's creation."""
+    if run_id in journal.runs():
+        raise InputError(f"run {run_id!r} already exists", hint=f"continue it with `cutover resume {run_id}`")
+    check_against(loaded, inventory)
+    runbook = loaded.runbook
+    end = window_end or (runbook.window.end if runbook.window else None)
+    journal.append(run_id, "run_created", {
+        "runbook": {"name": runbook.name, "path": loaded.path, "sha256": loaded.sha256, "text": loaded.text},
+        "env": inventory.name,
+        "steps": [planned.info.to_payload() for planned in plan_cutover(runbook, inventory)],
+        "window_end": end,
+    })
+
+
+def load_run(journal: Journal, run_id: str) -> RunState:
+    events = journal.events(run_id)
+    if not events:
+        known = journal.runs()
+        raise NotFound(f"no run {run_id!r} in this journal",
+                       hint=f"known runs: {', '.join(known[-5:])}" if known else "start one with `cutover run`")
+    return fold(events)
+
+
+def runbook_of(state: RunState) -> Runbook:
+    """The runbook exactly as it was when the run was created (kept in the journal)."""
+    return parse_runbook(state.runbook_text, state.runbook_path or state.runbook_name).runbook
+
+
+def check_auto_approve(inventory: Inventory, name: str | None) -> None:
+    if name and not inventory.is_lab:
+        raise InputError(
+            f"--auto-approve is refused on inventory {inventory.name!r}: it is not marked as a lab",
+            hint="gates of a real environment are approved by people: `cutover approve RUN STEP --as NAME`")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """An operator's decision about an in-doubt target: it took effect ("done") or must be re-run."""
+
+    step: str
+    target: Target
+    decision: str  # done | rerun
+
+    @classmethod
+    def parse(cls, text: str, decision: str) -> Decision:
+        step, _, target = text.partition(":")
+        return cls(step, target or None, decision)
+
+
+@contextmanager
+def driving(journal: Journal, run_id: str, *, take_over: bool = False) -> Iterator[LeaseHolder]:
+    """Hold the run's lease (with a heartbeat) for the duration of a drive."""
+    holder = LeaseHolder.current(journal.operator)
+    journal.acquire_lease(run_id, holder, take_over=take_over)
+    stop = threading.Event()
+    beat = getattr(journal, "heartbeat", None)
+    thread = None
+    if beat is not None:
+        thread = threading.Thread(target=_heartbeat, args=(beat, run_id, holder, stop), daemon=True)
+        thread.start()
+    try:
+        yield holder
+    finally:
+        stop.set()
+        if thread is not None:
+            thread.join(timeout=2)
+        journal.release_lease(run_id, holder)
+
+
+def _heartbeat(beat: Any, run_id: str, holder: LeaseHolder, stop: threading.Event) -> None:
+    while not stop.wait(HEARTBEAT_SECONDS):
+        try:
+            beat(run_id, holder)
+        except Exception:  # noqa: BLE001 - a missed heartbeat must never kill the drive
+            pass
+
+
+def drive_run(journal: Journal, run_id: str, executors: Mapping[str, Executor], options: DriveOptions, *,
+              command: str = "run", take_over: bool = False, decisions: tuple[Decision, ...] = (),
+              exclude: tuple[str, ...] = (), engine_ready: Any = None) -> RunStatus:
+    """Drive a run forward (run/resume) under its lease."""
+    state = load_run(journal, run_id)
+    _check_decisions(state, decisions)
+    _check_exclusions(state, exclude)
+    with driving(journal, run_id, take_over=take_over):
+        engine = Engine(journal, run_id, runbook_of(state), executors, options)
+        for decision in decisions:
+            engine.record("in_doubt_resolved", {"step": decision.step, "target": decision.target,
+                                                "decision": decision.decision, "reason": "operator decision"})
+        for target in exclude:
+            engine.record("target_excluded", {"target": target, "reason": "operator decision"})
+        if engine_ready is not None:
+            engine_ready(engine)
+        return engine.drive(command)
+
+
+def rollback_run(journal: Journal, run_id: str, executors: Mapping[str, Executor], options: DriveOptions, *,
+                 to: str | None = None, take_over: bool = False, engine_ready: Any = None) -> RunStatus:
+    """Roll a run back to the rollback point after step ``to`` (or to the very start)."""
+    state = load_run(journal, run_id)
+    check_rollback_allowed(state, to)
+    with driving(journal, run_id, take_over=take_over):
+        engine = Engine(journal, run_id, runbook_of(state), executors, options)
+        if engine_ready is not None:
+            engine_ready(engine)
+        return engine.roll_back(to)
+
+
+def check_rollback_allowed(state: RunState, to: str | None) -> None:
+    ids = [s.id for s in state.steps]
+    if to is not None and to not in ids:
+        raise NotFound(f"run {state.run_id} has no step {to!r}", hint=f"steps: {', '.join(ids)}")
+    if to is not None and to not in state.completed:
+        raise InputError(f"{to!r} is not a rollback point of run {state.run_id}",
+                         hint=f"rollback points: {', '.join(state.completed) or 'none yet'}")
+    pnr = state.point_of_no_return_passed
+    if pnr is not None and (to is None or ids.index(to) < ids.index(pnr)):
+        raise InputError(
+            f"the point of no return ({pnr}) has been passed: rolling back before it is refused",
+            hint=f"roll back to {pnr} or a later rollback point: `cutover rollback {state.run_id} --to {pnr}`")
+
+
+def approve_gate(journal: Journal, run_id: str, step_id: str, approver: str, reason: str) -> RunState:
+    """Record one approval of an open gate; returns the run's new state."""
+    state = load_run(journal, run_id)
+    runbook = runbook_of(state)
+    step = runbook.step(step_id)
+    if not isinstance(step, GateStep):
+        raise InputError(f"step {step_id!r} is not a gate", hint=_gates_hint(runbook))
+    gate = state.gates[step_id]
+    if gate.passed_at is not None:
+        raise InputError(f"gate {step_id!r} was already passed at {gate.passed_at}")
+    if gate.opened_at is None:
+        raise InputError(f"gate {step_id!r} is not open yet: approvals are given when the run reaches it",
+                         hint="`cutover status` shows where the run is")
+    if approver in gate.approvers():
+        raise InputError(f"{approver} has already approved gate {step_id!r}")
+    journal.append(run_id, "gate_approved", approval_payload(step, Approval(approver, reason)))
+    return load_run(journal, run_id)
+
+
+def gate_is_satisfied(state: RunState, step_id: str) -> bool:
+    step = runbook_of(state).step(step_id)
+    return isinstance(step, GateStep) and gate_satisfied(step, state)
+
+
+def _gates_hint(runbook: Runbook) -> str:
+    return "gates: " + ", ".join(s.id for s in runbook.steps if isinstance(s, GateStep))
+
+
+def _check_decisions(state: RunState, decisions: tuple[Decision, ...]) -> None:
+    for decision in decisions:
+        target = state.targets.get((decision.step, decision.target))
+        if target is None:
+            raise NotFound(f"no step x target {decision.step}:{decision.target or ''} in run {state.run_id}")
+        if target.status is not TargetStatus.IN_DOUBT:
+            raise InputError(f"{decision.step}:{decision.target or ''} is {target.status.value}, not in doubt",
+                             hint="only in-doubt targets take --mark-done / --rerun")
+
+
+def _check_exclusions(state: RunState, exclude: tuple[str, ...]) -> None:
+    known = {t for s in state.steps for t in (s.targets or ())}
+    for target in exclude:
+        if target not in known:
+            raise NotFound(f"{target!r} is not a target of run {state.run_id}")
+
+
+# ---------------------------------------------------------------------- describing a run
+
+
+def status_json(state: RunState) -> dict[str, Any]:
+    return {
+        "run_id": state.run_id,
+        "runbook": state.runbook_name,
+        "env": state.env,
+        "state": state.status.value,
+        "mode": state.mode,
+        "pause": {"reason": state.pause_reason, "detail": state.pause_detail} if state.pause_reason else None,
+        "created_at": state.created_at,
+        "created_by": state.created_by,
+        "updated_at": state.updated_at,
+        "finished_at": state.finished_at,
+        "window_end": state.window_end,
+        "lease": state.lease_holder,
+        "rollback_points": list(state.completed),
+        "point_of_no_return_passed": state.point_of_no_return_passed,
+        "gates": {gid: {"opened_at": g.opened_at, "passed_at": g.passed_at,
+                        "approvals": [{k: a.get(k) for k in ("approver", "role", "reason", "auto", "at")}
+                                      for a in g.approvals]}
+                  for gid, g in state.gates.items()},
+        "steps": [
+            {"id": t.step_id, "target": t.target, "state": t.status.value, "started_at": t.started_at,
+             "finished_at": t.finished_at, "attempts": t.attempts, "outcome": t.outcome, "detail": t.detail}
+            for info in state.steps for t in state.step_targets(info.id)
+        ],
+    }
+
+
+def runs_json(journal: Journal) -> list[dict[str, Any]]:
+    rows = []
+    for run_id in journal.runs():
+        state = fold(journal.events(run_id))
+        rows.append({"run_id": run_id, "runbook": state.runbook_name, "env": state.env,
+                     "state": state.status.value, "created_at": state.created_at, "updated_at": state.updated_at})
+    return rows
+
+
+def project_relative(project_dir: Path, path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(project_dir))
+    except ValueError:
+        return str(path)
