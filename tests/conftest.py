@@ -92,6 +92,7 @@ def make_inventory(tmp_path: Path, ssh_client_key: Path) -> MakeInventory:
     """Build and load an inventory: ``make_inventory({host: port}, known_hosts=[lines] | None)``.
 
     ``known_hosts=None`` leaves the known_hosts file out (it does not exist);
+    ``user`` defaults to the current user (the one the test sshd lets in);
     ``extra_vars`` go to ``group_vars/all.yml`` (e.g. a secret to redact).
     """
     counter = iter(range(1000))
@@ -101,12 +102,13 @@ def make_inventory(tmp_path: Path, ssh_client_key: Path) -> MakeInventory:
         *,
         known_hosts: Sequence[str] | None,
         address: str = "127.0.0.1",
+        user: str | None = None,
         extra_vars: Mapping[str, object] | None = None,
     ) -> Inventory:
         folder = tmp_path / f"inventory-{next(counter)}"
         folder.mkdir()
         host_entries = {
-            name: {"ansible_host": address, "ansible_port": port, "ansible_user": getpass.getuser()}
+            name: {"ansible_host": address, "ansible_port": port, "ansible_user": user or getpass.getuser()}
             for name, port in hosts.items()
         }
         (folder / "hosts.yml").write_text(yaml.safe_dump({"all": {"children": {"sites": {"hosts": host_entries}}}}))
