@@ -186,7 +186,7 @@ def lost_lease(run_id: str, holder: LeaseHolder, current: LeaseHolder | None) ->
 class _Pending:
     """One append waiting for a group commit."""
 
-    __slots__ = ("run_id", "kind", "payload", "payload_json", "at", "done", "event", "error")
+    __slots__ = ("run_id", "kind", "payload", "payload_json", "at", "done", "event", "error", "wake")
 
     def __init__(self, run_id: str, kind: str, payload: Mapping[str, Any]) -> None:
         # serialised by the caller, so a payload that is not JSON fails its own append only
@@ -196,6 +196,7 @@ class _Pending:
         self.done = False
         self.event: Event | None = None
         self.error: Exception | None = None
+        self.wake: Any = None  # a held lock, released once: "done" or "you lead now"
 
     def outcome(self) -> Event:
         if self.error is not None:
@@ -212,66 +213,89 @@ class SqliteJournal:
         self.path = Path(path)
         self.operator = operator
         self.stale_after = stale_after
-        self._max_batch = max_batch
-        self._cond = threading.Condition()  # guards _queue, _leading, _closed
+        self._max_batch = max(1, max_batch)
+        self._mutex = threading.Lock()  # guards _queue, _leader, _closed
+        self._idle = threading.Condition(self._mutex)  # notified when nobody leads any more
         self._queue: list[_Pending] = []
-        self._leading = False
+        self._leader: _Pending | None = None  # whose caller commits batches now
         self._closed = False
         self._write_lock = threading.Lock()  # the write connection: one transaction at a time
         self._read_lock = threading.Lock()
         self._write, self._read = _open(self.path)
 
     # -- appending (group commit) --
+    #
+    # Leader/follower: the first caller finding no leader leads; it commits the queue in
+    # one transaction, wakes the callers whose events it wrote, and hands the lead to the
+    # oldest caller still queued. Each waiter sleeps on its own lock (no thundering herd).
 
     def append(self, run_id: str, kind: str, payload: Mapping[str, Any]) -> Event:
         item = _Pending(run_id, kind, payload)
-        with self._cond:
+        with self._mutex:
             self._check_open()
             item.at = utc_now()  # under the lock, so queue order (hence seq order) follows time
             self._queue.append(item)
-        while True:
-            batch = self._wait_or_lead(item)
-            if batch is None:
-                return item.outcome()
-            self._lead(batch)
+            if self._leader is None:
+                self._leader = item
+            else:
+                item.wake = threading.Lock()
+                item.wake.acquire()
+        if item.wake is not None:
+            self._sleep(item)
+        while not item.done:  # woken without being done: we lead now
+            self._lead_once(item)
+        return item.outcome()
 
-    def _wait_or_lead(self, item: _Pending) -> list[_Pending] | None:
-        """Wait until ``item`` is durable (None) or until nobody leads; then lead the next batch."""
-        with self._cond:
-            try:
-                while not item.done and self._leading:
-                    self._cond.wait()
-            except BaseException:
-                if item in self._queue:  # interrupted before anyone took it: it will never be written
-                    self._queue.remove(item)
-                raise
-            if item.done:
-                return None
-            self._leading = True
-            batch = self._queue[:self._max_batch]
-            del self._queue[:self._max_batch]
-            return batch
+    def _sleep(self, item: _Pending) -> None:
+        try:
+            item.wake.acquire()
+        except BaseException:  # Ctrl-C while waiting: leave no orphan in the queue or the lead
+            with self._mutex:
+                if item in self._queue:
+                    self._queue.remove(item)  # never taken: it will never be written
+                if self._leader is item:
+                    self._hand_over()
+            raise
 
-    def _lead(self, batch: list[_Pending]) -> None:
-        """Commit ``batch`` in one transaction, then wake every waiter."""
+    def _lead_once(self, mine: _Pending) -> None:
+        """Commit the oldest queued events in one transaction, then wake their callers."""
+        batch: list[_Pending] = []
         error: Exception | None = None
         try:
             with self._transaction() as conn:
-                self._insert(conn, batch)
+                head = _read_head(conn)
+                # taken as late as possible: callers that queued while we waited for
+                # SQLite's write lock ride in this transaction too
+                with self._mutex:
+                    batch = self._queue[:self._max_batch]
+                    del self._queue[:self._max_batch]
+                self._insert(conn, batch, head)
         except Exception as exc:  # every caller in the batch gets it; none of its events is written
             error = exc
         finally:
-            with self._cond:
+            with self._mutex:
                 for item in batch:
                     item.done, item.error = True, error
                     if error is not None:
                         item.event = None
-                self._leading = False
-                self._cond.notify_all()
+                if mine.done:
+                    self._hand_over()
+            for item in batch:
+                if item is not mine:
+                    item.wake.release()
 
-    def _insert(self, conn: sqlite3.Connection, items: list[_Pending]) -> None:
-        """Chain ``items`` after the head read in this transaction, insert them, move the head."""
-        seq, prev = _read_head(conn)
+    def _hand_over(self) -> None:
+        """Pass the lead to the oldest queued caller, or to nobody; the caller holds _mutex."""
+        if self._queue:
+            self._leader = self._queue[0]
+            self._leader.wake.release()
+        else:
+            self._leader = None
+            self._idle.notify_all()
+
+    def _insert(self, conn: sqlite3.Connection, items: list[_Pending], head: tuple[int, str]) -> None:
+        """Chain ``items`` after ``head`` (read in this transaction), insert them, move the head."""
+        seq, prev = head
         rows = []
         for item in items:
             seq += 1
@@ -355,7 +379,7 @@ class SqliteJournal:
             conn.execute("INSERT OR REPLACE INTO leases (run_id, holder, heartbeat_at) VALUES (?, ?, ?)",
                          (run_id, canonical_json(holder.to_payload()), utc_now()))
             if change != "renewed":
-                self._insert(conn, [self._pending(run_id, *lease_payload(change, holder, current))])
+                self._append_in(conn, run_id, *lease_payload(change, holder, current))
 
     def heartbeat(self, run_id: str, holder: LeaseHolder) -> None:
         """Tell other hosts the holder is alive; raises LeaseHeld if it lost the lease."""
@@ -376,27 +400,28 @@ class SqliteJournal:
             if not same_holder(current, holder):
                 raise lost_lease(run_id, holder, current)
             conn.execute("DELETE FROM leases WHERE run_id = ?", (run_id,))
-            self._insert(conn, [self._pending(run_id, *lease_payload("released", current, None))])
+            self._append_in(conn, run_id, *lease_payload("released", current, None))
 
     def lease_holder(self, run_id: str) -> LeaseHolder | None:
         with self._reading() as conn:
             return _read_lease(conn, run_id)[0]
 
-    def _pending(self, run_id: str, kind: str, payload: Mapping[str, Any]) -> _Pending:
+    def _append_in(self, conn: sqlite3.Connection, run_id: str, kind: str, payload: Mapping[str, Any]) -> None:
+        """Append one event inside the caller's transaction (atomic with its lease change)."""
         item = _Pending(run_id, kind, payload)
         item.at = utc_now()
-        return item
+        self._insert(conn, [item], _read_head(conn))
 
     # -- lifetime --
 
     def close(self) -> None:
         """Wait for appends already accepted, then close; later calls raise."""
-        with self._cond:
+        with self._mutex:
             if self._closed:
                 return
             self._closed = True
-            while self._leading or self._queue:
-                self._cond.wait()
+            while self._leader is not None:
+                self._idle.wait()
         with self._write_lock, self._read_lock:
             self._write.close()
             self._read.close()
