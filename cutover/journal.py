@@ -549,7 +549,7 @@ def _check_integrity(conn: sqlite3.Connection, path: Path) -> None:
     """SQLite's own structural check: a damaged page is reported before we trust any row."""
     problems = [str(row[0]) for row in conn.execute("PRAGMA quick_check")]
     if problems != ["ok"]:
-        raise _corrupt(path, problems[0])
+        raise _corrupt(path, " ".join(problems[:3]).replace("\n", " "))
 
 
 _CORRUPT_CODES = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
@@ -581,8 +581,8 @@ def _translate(exc: sqlite3.DatabaseError, path: Path) -> CutoverError:
 
 def _corrupt(path: Path, detail: str) -> JournalCorrupt:
     return JournalCorrupt(f"the journal {path} is damaged and cannot be read: {detail}",
-                          hint="keep the file as evidence (copy it aside, do not edit it) and restore the "
-                               "journal from its latest backup; `cutover journal verify` names the damage")
+                          hint="the file itself is damaged, not only an event: copy it aside as evidence "
+                               "(do not edit it) and restore the journal from its latest backup")
 
 
 def _copy_error(error: Exception) -> Exception:
