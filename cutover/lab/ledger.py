@@ -1,0 +1,186 @@
+"""``cutover lab calls``: every call placed in the lab, and whether its record survived.
+
+The ledger (``<lab>/ledger.db``) lists each call as the telephone network saw
+it: placed, answered by ``legacy``/``cloud``/``local``, or lost and why. The
+accounting checks each answered call's record against where its SAMU *ends*:
+
+- the SAMU is in backup mode and the record is still in its backup buffer:
+  ``pending_in_backup`` (not yet a loss: the return to nominal replays it);
+- otherwise the record (its call row and its one intervention) must be in the
+  database of the SAMU's current platform exactly once: absent is
+  ``records_missing``, more than once is ``records_duplicated``.
+
+Reads happen ledger first, then sites, then platforms: a call is written to
+the ledger only after its record is committed, and records are only ever
+added, so a snapshot taken while traffic flows never reports a false loss.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cutover.lab.tools import samulab
+
+EXAMPLES = 10  # call ids shown per problem, enough to start an investigation
+
+
+@dataclass(frozen=True)
+class LedgerCall:
+    call_id: str
+    samu_code: str
+    answered_by: str | None
+    lost_reason: str | None
+
+
+@dataclass(frozen=True)
+class SiteView:
+    mode: str
+    platform: str
+    pending: frozenset[str]
+
+
+@dataclass
+class SamuAccount:
+    placed: int = 0
+    answered: int = 0
+    lost: int = 0
+    records_missing: int = 0
+    records_duplicated: int = 0
+    pending_in_backup: int = 0
+
+
+@dataclass
+class CallAccount:
+    """What ``lab calls --json`` reports; ``ok`` means nothing lost, missing or duplicated."""
+
+    placed: int = 0
+    answered: int = 0
+    lost: int = 0
+    records_missing: int = 0
+    records_duplicated: int = 0
+    pending_in_backup: int = 0
+    answered_by: Counter[str] = field(default_factory=Counter)
+    lost_reasons: Counter[str] = field(default_factory=Counter)
+    samus: dict[str, SamuAccount] = field(default_factory=dict)
+    examples: dict[str, list[str]] = field(default_factory=lambda: {"lost": [], "missing": [], "duplicated": []})
+
+    @property
+    def ok(self) -> bool:
+        return self.lost == 0 and self.records_missing == 0 and self.records_duplicated == 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "placed": self.placed, "answered": self.answered, "lost": self.lost,
+            "records_missing": self.records_missing, "records_duplicated": self.records_duplicated,
+            "pending_in_backup": self.pending_in_backup, "ok": self.ok,
+            "answered_by": dict(sorted(self.answered_by.items())),
+            "lost_reasons": dict(sorted(self.lost_reasons.items())),
+            "samus": {code: vars(acc) for code, acc in sorted(self.samus.items())},
+            "examples": self.examples,
+        }
+
+
+def account_calls(lab_dir: Path) -> CallAccount:
+    """Tally the ledger against the sites' buffers and the platforms' databases."""
+    calls = read_ledger(lab_dir)
+    sites = {code: read_site(lab_dir, code) for code in sorted({c.samu_code for c in calls})}
+    presence = {name: read_presence(lab_dir, name) for name in samulab.PLATFORMS}
+    account = CallAccount()
+    for call in calls:
+        _tally(account, call, sites[call.samu_code], presence)
+    return account
+
+
+def read_ledger(lab_dir: Path) -> list[LedgerCall]:
+    conn = samulab.connect(samulab.ledger_db(lab_dir))
+    try:
+        rows = conn.execute("SELECT call_id, samu_code, answered_by, lost_reason FROM calls ORDER BY seq").fetchall()
+    finally:
+        conn.close()
+    return [LedgerCall(*row) for row in rows]
+
+
+def read_site(lab_dir: Path, code: str) -> SiteView:
+    conn = samulab.connect(samulab.site_db(lab_dir, code))
+    try:
+        with samulab.read_txn(conn):
+            settings = samulab.site_settings(conn)
+            pending = conn.execute("SELECT call_id FROM backup_buffer WHERE replayed_to IS NULL").fetchall()
+    finally:
+        conn.close()
+    return SiteView(settings["mode"], settings["platform"], frozenset(r[0] for r in pending))
+
+
+@dataclass(frozen=True)
+class Presence:
+    """How many times each call id appears in a platform's calls and interventions tables."""
+
+    calls: Counter[str]
+    interventions: Counter[str]
+
+    def copies(self, call_id: str) -> tuple[int, int]:
+        return self.calls[call_id], self.interventions[call_id]
+
+
+def read_presence(lab_dir: Path, name: str) -> Presence:
+    # Read the files directly, even for a platform "down": the lab's ledger is the
+    # referee and sees everything; only calls and tools are refused by a down platform.
+    conn = samulab.connect(samulab.platform_db(lab_dir, name))
+    try:
+        with samulab.read_txn(conn):
+            calls = Counter(dict(conn.execute("SELECT call_id, COUNT(*) FROM calls GROUP BY call_id")))
+            interventions = Counter(dict(conn.execute(
+                "SELECT call_id, COUNT(*) FROM interventions GROUP BY call_id")))
+    except sqlite3.Error as exc:
+        raise samulab.LabError(f"cannot read the {name} platform's database: {exc}") from exc
+    finally:
+        conn.close()
+    return Presence(calls, interventions)
+
+
+def _tally(account: CallAccount, call: LedgerCall, site: SiteView, presence: dict[str, Presence]) -> None:
+    samu = account.samus.setdefault(call.samu_code, SamuAccount())
+    account.placed += 1
+    samu.placed += 1
+    if call.answered_by is None:
+        account.lost += 1
+        samu.lost += 1
+        account.lost_reasons[call.lost_reason or "unknown"] += 1
+        _example(account, "lost", call.call_id)
+        return
+    account.answered += 1
+    samu.answered += 1
+    account.answered_by[call.answered_by] += 1
+    verdict = record_verdict(call.call_id, site, presence[site.platform])
+    if verdict == "pending":
+        account.pending_in_backup += 1
+        samu.pending_in_backup += 1
+    elif verdict == "missing":
+        account.records_missing += 1
+        samu.records_missing += 1
+        _example(account, "missing", call.call_id)
+    elif verdict == "duplicated":
+        account.records_duplicated += 1
+        samu.records_duplicated += 1
+        _example(account, "duplicated", call.call_id)
+
+
+def record_verdict(call_id: str, site: SiteView, presence: Presence) -> str:
+    """``ok``, ``pending``, ``missing`` or ``duplicated`` for one answered call."""
+    if site.mode == "backup" and call_id in site.pending:
+        return "pending"
+    calls, interventions = presence.copies(call_id)
+    if calls == 0 or interventions == 0:
+        return "missing"
+    if calls > 1 or interventions > 1:
+        return "duplicated"
+    return "ok"
+
+
+def _example(account: CallAccount, kind: str, call_id: str) -> None:
+    if len(account.examples[kind]) < EXAMPLES:
+        account.examples[kind].append(call_id)

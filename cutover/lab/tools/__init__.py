@@ -1,0 +1,1 @@
+"""Stdlib-only tools copied onto the lab's hosts (see ``samulab``)."""
