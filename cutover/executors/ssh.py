@@ -157,6 +157,8 @@ class SshExecutor:
     def _execute(self, host: Host, command: str, request: ActionRequest) -> ActionResult:
         channel = self._open_channel(host)
         try:
+            if request.cancel.is_set():  # connecting can take a while: look again before starting
+                raise _Failure(Outcome.CANCELLED, "cancelled before the command started")
             channel.set_combine_stderr(True)  # one stream, in the order it was written
             channel.exec_command(command)
             return self._collect(host, channel, request)

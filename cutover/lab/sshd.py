@@ -24,6 +24,7 @@ Interface (stable; the lab and ``tests/conftest.py`` import it)::
     SshdProcess(name, port, pid, host_key_pub, workdir)   frozen dataclass
         .stop(timeout=5.0) -> None    .is_running() -> bool
         .address -> "127.0.0.1"       .known_hosts_line(address=None) -> str
+        .log -> Path                  .to_dict() / SshdProcess.from_dict(data)  (lab state file)
 
     stop_pid(pid, timeout=5.0) -> bool     SIGTERM, then SIGKILL; True if it was running
     is_sshd_running(pid) -> bool
@@ -93,6 +94,17 @@ class SshdProcess:
     @property
     def log(self) -> Path:
         return self.workdir / LOG_NAME
+
+    def to_dict(self) -> dict[str, str | int]:
+        """Plain JSON-able data, for the lab's state file (``from_dict`` reads it back)."""
+        return {"name": self.name, "port": self.port, "pid": self.pid, "host_key_pub": self.host_key_pub,
+                "workdir": str(self.workdir), "address": self.address}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> SshdProcess:
+        return cls(name=str(data["name"]), port=int(str(data["port"])), pid=int(str(data["pid"])),
+                   host_key_pub=str(data["host_key_pub"]), workdir=Path(str(data["workdir"])),
+                   address=str(data.get("address", "127.0.0.1")))
 
 
 # --------------------------------------------------------------------------
@@ -302,6 +314,9 @@ def _signal(pid: int, sig: signal.Signals) -> None:
         os.kill(pid, sig)
     except ProcessLookupError:
         pass
+    except PermissionError:
+        raise CutoverError(f"not allowed to stop sshd pid {pid}",
+                           hint="it belongs to another user; stop it as that user") from None
 
 
 def _reap(pid: int) -> None:

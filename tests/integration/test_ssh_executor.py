@@ -82,6 +82,13 @@ def test_success_captures_stdout_and_stderr_and_passes_the_environment(ssh_inven
     assert result.duration > 0
 
 
+def test_a_command_reading_stdin_does_not_hang(ssh_inventory: Inventory) -> None:
+    """Remote commands get an empty stdin, so one that reads it finishes at once."""
+    result = _run(ssh_inventory, "cat; echo done", timeout=5.0)
+    assert result.outcome is Outcome.OK
+    assert result.output.strip() == "done"
+
+
 def test_non_zero_exit_is_failed_with_its_status_and_output(ssh_inventory: Inventory) -> None:
     """A command that exits 3 is FAILED with exit_status 3 and its output kept."""
     result = _run(ssh_inventory, "echo 'table samu30 is locked' >&2; exit 3")
@@ -218,7 +225,7 @@ def test_missing_known_hosts_file_is_a_clear_error(sshd, make_inventory) -> None
 
 
 def test_concurrent_calls_on_one_executor_share_a_connection(sshd, make_inventory) -> None:
-    """Several targets run concurrently through one executor, each with its own result."""
+    """Ten concurrent calls on five hosts each get their own result, over one connection per host."""
     names = [f"samu-{code}" for code in ("01", "13", "30", "31", "33")]
     inventory = make_inventory({name: sshd.port for name in names}, known_hosts=[sshd.known_hosts_line()])
     with SshExecutor(inventory, Redactor(), connect_timeout=5) as executor:
@@ -233,3 +240,4 @@ def test_concurrent_calls_on_one_executor_share_a_connection(sshd, make_inventor
     assert len(results) == 10
     for (name, _), result in results.items():
         assert result.outcome is Outcome.OK and result.output.strip() == name
+    assert sshd.process.log.read_text().count("Accepted publickey") == len(names)

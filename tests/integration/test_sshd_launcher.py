@@ -54,6 +54,14 @@ def test_sshd_runs_in_its_own_session_and_stops(sshd) -> None:
     assert stop_pid(process.pid) is False  # already gone: nothing to do
 
 
+def test_a_process_record_survives_a_round_trip_and_stops_the_server(sshd) -> None:
+    """What `lab up` saves (to_dict) is enough for `lab down` (from_dict + stop) to stop the sshd."""
+    record = sshd_module.SshdProcess.from_dict(sshd.process.to_dict())
+    assert record == sshd.process
+    record.stop()
+    assert not sshd.process.is_running()
+
+
 def test_password_authentication_is_off(sshd) -> None:
     """The server offers public-key authentication only."""
     transport = paramiko.Transport(("127.0.0.1", sshd.port))
