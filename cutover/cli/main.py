@@ -46,7 +46,10 @@ def cli(ctx: click.Context, project_dir: Path, state_dir: Path | None, operator:
 
 def _register_commands() -> None:
     # Each feature area registers its commands here, explicitly.
-    pass
+    from cutover.cli import run_cmds
+
+    for command in run_cmds.COMMANDS:
+        cli.add_command(command)
 
 
 _register_commands()

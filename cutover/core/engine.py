@@ -31,7 +31,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from cutover.core.actions import ActionRequest, ActionResult, Executor, Outcome, Phase, Target
-from cutover.core.events import Journal, parse_time
+from cutover.core.events import Event, Journal, parse_time
 from cutover.core.state import RunState, RunStatus, StepInfo, TargetState, TargetStatus, UndoStatus, apply, fold
 from cutover.errors import CutoverError, InputError
 from cutover.runbook import GateStep, Runbook
@@ -57,6 +57,7 @@ class DriveOptions:
     prompt: GatePrompt | None = None
     override_window: str | None = None  # reason, journalled, for starting a step past the window
     environment: Mapping[str, str] = field(default_factory=dict)
+    on_event: Callable[[Event], None] | None = None  # progress display; must not raise
     clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
 
 
@@ -81,6 +82,8 @@ class Engine:
         event = self.journal.append(self.run_id, kind, dict(payload or {}))
         with self._lock:
             apply(self.state, event)
+            if self.options.on_event is not None:
+                self.options.on_event(event)
 
     def snapshot(self) -> RunState:
         return self.state

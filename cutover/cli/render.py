@@ -1,0 +1,147 @@
+"""How runs look to a person: the live view, plain progress lines, status tables."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+from rich.console import Console, Group
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from cutover.core.events import Event, parse_time
+from cutover.core.state import RunState, RunStatus, TargetStatus
+
+STYLE = {
+    TargetStatus.PENDING: ("·", "dim"),
+    TargetStatus.RUNNING: ("▶", "bold yellow"),
+    TargetStatus.IN_DOUBT: ("?", "bold magenta"),
+    TargetStatus.SUCCEEDED: ("✓", "green"),
+    TargetStatus.FAILED: ("✗", "bold red"),
+    TargetStatus.ROLLED_BACK: ("↺", "cyan"),
+    TargetStatus.SKIPPED: ("-", "dim"),
+}
+RUN_STYLE = {RunStatus.RUNNING: "yellow", RunStatus.PAUSED: "magenta", RunStatus.COMPLETED: "green",
+             RunStatus.FAILED: "red", RunStatus.ROLLED_BACK: "cyan"}
+
+
+def status_board(state: RunState, now: datetime | None = None) -> Group:
+    """SAMUs (rows) x steps (columns), with the run's header: the live view and `cutover status`."""
+    now = now or datetime.now(timezone.utc)
+    return Group(_header(state, now), _grid(state), _footer(state))
+
+
+def _header(state: RunState, now: datetime) -> Text:
+    text = Text()
+    text.append(f"run {state.run_id}", style="bold")
+    text.append(f"  {state.runbook_name} on {state.env}  ")
+    label = state.status.value + (" (rolling back)" if state.mode == "rollback" and state.status is RunStatus.RUNNING else "")
+    text.append(label, style=RUN_STYLE[state.status])
+    if state.created_at:
+        text.append(f"  elapsed {_duration((now - parse_time(state.created_at)).total_seconds())}")
+    if state.window_end:
+        left = (parse_time(state.window_end) - now).total_seconds()
+        text.append(f"  window closes in {_duration(left)}" if left > 0 else "  window closed", style="bold")
+    if state.point_of_no_return_passed:
+        text.append(f"  PNR passed ({state.point_of_no_return_passed})", style="bold red")
+    return text
+
+
+def _grid(state: RunState) -> Table:
+    table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+    table.add_column("target", no_wrap=True)
+    for info in state.steps:
+        table.add_column(info.id, justify="center", no_wrap=True)
+    rows: list[str | None] = [None]
+    for info in state.steps:
+        for target in info.targets or ():
+            if target not in rows:
+                rows.append(target)
+    for row in rows:
+        cells = []
+        for info in state.steps:
+            target = state.targets.get((info.id, row))
+            if target is None:
+                cells.append(Text(""))
+                continue
+            symbol, style = STYLE[target.status]
+            cells.append(Text(symbol, style=style))
+        table.add_row(row or "controller", *cells)
+    return table
+
+
+def _footer(state: RunState) -> Text:
+    text = Text()
+    if state.pause_reason:
+        text.append(f"{state.status.value}: {state.pause_reason}", style=RUN_STYLE[state.status])
+        if state.pause_detail:
+            text.append(f" — {state.pause_detail}")
+    legend = "  ".join(f"{symbol} {status.value}" for status, (symbol, _) in STYLE.items())
+    text.append(f"\n{legend}", style="dim")
+    return text
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+# ---------------------------------------------------------------------- plain progress lines
+
+_PLAIN = {
+    "step_started": "started",
+    "step_succeeded": "succeeded",
+    "step_failed": "FAILED",
+    "step_skipped": "skipped",
+    "in_doubt": "IN DOUBT",
+    "gate_opened": "gate open, awaiting approval",
+    "gate_approved": "approved",
+    "gate_passed": "gate passed",
+    "rollback_point": "rollback point",
+    "undo_started": "rollback started",
+    "undo_succeeded": "rolled back",
+    "undo_failed": "ROLLBACK FAILED",
+    "run_paused": "run paused",
+    "run_failed": "run FAILED",
+    "run_completed": "run completed",
+    "run_rolled_back": "run rolled back",
+}
+
+
+def plain_line(event: Event) -> str | None:
+    """One line per meaningful event, for logs and pipes (no colours, no redraws)."""
+    label = _PLAIN.get(event.kind)
+    if label is None:
+        return None
+    p = event.payload
+    where = p.get("step", "")
+    if p.get("target"):
+        where += f" {p['target']}"
+    extra = _extra(event.kind, p)
+    return f"{event.at[11:19]} {where:<28} {label}{extra}"
+
+
+def _extra(kind: str, p: dict[str, Any] | Any) -> str:
+    result = p.get("result") or p.get("verify") or {}
+    if kind in ("step_failed", "undo_failed"):
+        return f" ({p.get('phase', 'rollback')}: {result.get('outcome')}: {result.get('detail', '')})"
+    if kind == "gate_approved":
+        return f" by {p.get('approver')}" + (" (lab auto-approval)" if p.get("auto") else "")
+    if kind in ("run_paused", "run_failed") and p.get("detail"):
+        return f": {p['detail']}"
+    if kind == "step_succeeded" and p.get("resolution"):
+        return f" ({p['resolution']})"
+    return ""
+
+
+def print_plain(console: Console) -> Callable[[Event], None]:
+    def show(event: Event) -> None:
+        line = plain_line(event)
+        if line is not None:
+            console.print(escape(line), highlight=False, soft_wrap=True)
+
+    return show

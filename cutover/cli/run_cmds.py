@@ -1,0 +1,333 @@
+"""Commands over runbooks and runs: validate, plan, run, status, runs, resume, rollback, approve, journal."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.live import Live
+from rich.markup import escape
+from rich.table import Table
+
+from cutover.cli.app import App, pass_app
+from cutover.cli.render import print_plain, status_board
+from cutover.core.engine import Approval, DriveOptions, Engine
+from cutover.core.plan import plan_cutover
+from cutover.core.state import RunStatus
+from cutover.errors import ExitCode, JournalCorrupt, NotFound
+from cutover.executors.registry import build_executors
+from cutover.inventory import Inventory, load_inventory
+from cutover.journal import SqliteJournal
+from cutover.runbook import GateStep, LoadedRunbook, check_against, load_runbook
+from cutover.runs import (EXIT_FOR_STATUS, Decision, approve_gate, check_auto_approve, create_run, drive_run,
+                          gate_is_satisfied, load_run, new_run_id, rollback_run, runs_json, status_json)
+
+ENV_HELP = "Environment: inventories/ENV/ in the project folder (or a path to an inventory folder)."
+
+
+def open_journal(app: App) -> SqliteJournal:
+    return SqliteJournal(app.ensure_state_dir() / "journal.db", app.operator)
+
+
+def resolve_runbook(app: App, name: str) -> Path:
+    """A path as given, else runbooks/NAME[.yaml|.yml] in the project folder."""
+    given = app.project_path(name)
+    candidates = [given, app.project_dir / "runbooks" / name]
+    candidates += [app.project_dir / "runbooks" / f"{name}{ext}" for ext in (".yaml", ".yml")]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise NotFound(f"runbook {name!r} not found", hint=f"looked for {given} and in {app.project_dir / 'runbooks'}")
+
+
+def load_checked(app: App, runbook: str, env: str) -> tuple[LoadedRunbook, Inventory]:
+    app.require_project()
+    inventory = load_inventory(app.project_dir, env)
+    path = resolve_runbook(app, runbook)
+    loaded = load_runbook(path, display=_display(app, path))
+    check_against(loaded, inventory)
+    return loaded, inventory
+
+
+def _display(app: App, path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(app.project_dir))
+    except ValueError:
+        return str(path)
+
+
+# ---------------------------------------------------------------------- validate / plan
+
+
+@click.command()
+@click.argument("runbook")
+@click.option("--env", "env", required=True, help=ENV_HELP)
+@pass_app
+def validate(app: App, runbook: str, env: str) -> int:
+    """Check RUNBOOK against the inventory of ENV; nothing is executed."""
+    loaded, inventory = load_checked(app, runbook, env)
+    plan = plan_cutover(loaded.runbook, inventory)
+    units = sum(len(p.info.targets) if p.info.targets is not None else 1 for p in plan)
+    app.console.print(f"[green]✓[/] {escape(loaded.path)} is valid for {escape(inventory.name)}: "
+                      f"{len(plan)} steps, {units} step x target units")
+    return ExitCode.OK
+
+
+@click.command()
+@click.argument("runbook")
+@click.option("--env", "env", required=True, help=ENV_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_app
+def plan(app: App, runbook: str, env: str, as_json: bool) -> int:
+    """Show every step x target of RUNBOOK in execution order, with its rollback."""
+    loaded, inventory = load_checked(app, runbook, env)
+    steps = plan_cutover(loaded.runbook, inventory)
+    if as_json:
+        app.emit_json({"runbook": loaded.runbook.name, "env": inventory.name,
+                       "steps": [s.to_json(inventory) for s in steps]})
+        return ExitCode.OK
+    table = Table(title=f"{loaded.runbook.name} on {inventory.name}", header_style="bold")
+    for column in ("#", "step", "kind", "targets", "action", "verify", "rollback"):
+        table.add_column(column, overflow="fold")
+    for index, planned in enumerate(steps, start=1):
+        info = planned.info
+        targets = ", ".join(info.targets) if info.targets is not None else "controller"
+        if info.is_gate and planned.gate:
+            action = f"go/no-go: quorum {planned.gate['quorum']} of " + ", ".join(a["name"] for a in planned.gate["approvers"])
+            rollback = "POINT OF NO RETURN" if info.point_of_no_return else "-"
+        else:
+            action = planned.action or ""
+            rollback = planned.rollback or f"none: {planned.rollback_reason}"
+        table.add_row(str(index), info.title, info.kind, targets, action, planned.verify or "-", rollback)
+    app.console.print(table)
+    return ExitCode.OK
+
+
+# ---------------------------------------------------------------------- driving
+
+
+def _drive_options(app: App, inventory: Inventory, *, auto_approve: str | None,
+                   override_window: str | None, plain: bool) -> DriveOptions:
+    check_auto_approve(inventory, auto_approve)
+    prompt = None if auto_approve or not sys.stdin.isatty() else _terminal_prompt(app)
+    return DriveOptions(auto_approve=auto_approve, prompt=prompt, override_window=override_window,
+                        on_event=print_plain(app.console) if plain else None,
+                        environment={"CUTOVER_ENV": inventory.name})
+
+
+def _terminal_prompt(app: App) -> Callable[[GateStep, Any], Approval | None]:
+    def ask(step: GateStep, approved: Any) -> Approval | None:
+        app.console.print(f"\n[bold]go/no-go: {escape(step.label)}[/]" + (f" — {escape(step.question)}" if step.question else ""))
+        if step.point_of_no_return:
+            app.console.print("[bold red]this is the POINT OF NO RETURN: after it, rollback to earlier steps is refused[/]")
+        names = [a.name for a in step.approvers if a.name not in approved]
+        app.console.print(f"approvers: {escape(', '.join(f'{a.name} ({a.role})' for a in step.approvers))}; "
+                          f"quorum {step.quorum}; approved so far: {escape(', '.join(approved) or 'nobody')}")
+        name = click.prompt("approve as (empty: no-go / decide later)", default="", show_default=False,
+                            type=click.Choice(names + [""]), show_choices=False)
+        if not name:
+            return None
+        reason = click.prompt("reason", default="", show_default=False)
+        return Approval(name, reason)
+
+    return ask
+
+
+@contextmanager
+def _display_run(app: App, journal: SqliteJournal, run_id: str) -> Iterator[Callable[[Engine], None]]:
+    """A live board on a terminal; plain lines (set up in the options) otherwise."""
+    if not app.console.is_terminal:
+        yield lambda engine: None
+        return
+    engines: list[Engine] = []
+
+    def board() -> Any:
+        return status_board(engines[0].state) if engines else "starting..."
+
+    with Live(get_renderable=board, console=app.console, refresh_per_second=4, transient=False):
+        yield engines.append
+
+
+def _finish(app: App, journal: SqliteJournal, run_id: str, status: RunStatus) -> int:
+    state = load_run(journal, run_id)
+    if not app.console.is_terminal:
+        app.console.print(f"run {run_id}: {status.value}" + (f" ({state.pause_detail})" if state.pause_detail else ""))
+    else:
+        app.console.print(f"run [bold]{run_id}[/]: {status.value}")
+    hints = {RunStatus.PAUSED: f"continue with `cutover resume {run_id}` (or `cutover rollback {run_id}`)",
+             RunStatus.FAILED: f"fix the cause, then `cutover resume {run_id}`, or `cutover rollback {run_id}`"}
+    if status in hints:
+        app.console.print(f"[dim]next: {escape(hints[status])}[/]")
+    return EXIT_FOR_STATUS[status]
+
+
+@click.command()
+@click.argument("runbook")
+@click.option("--env", "env", required=True, help=ENV_HELP)
+@click.option("--run-id", default=None, help="Name of the run [default: RUNBOOK-DATE-TIME-XXXX].")
+@click.option("--auto-approve", metavar="NAME", default=None, help="Approve every gate as NAME (lab inventories only).")
+@click.option("--window-end", default=None, help="End of the cutover window (ISO 8601 with offset); overrides the runbook's.")
+@click.option("--override-window", metavar="REASON", default=None, help="Start steps even past the window (journalled).")
+@pass_app
+def run(app: App, runbook: str, env: str, run_id: str | None, auto_approve: str | None,
+        window_end: str | None, override_window: str | None) -> int:
+    """Execute RUNBOOK on ENV: checkpointed steps, gates, a rollback point after each step."""
+    loaded, inventory = load_checked(app, runbook, env)
+    run_id = run_id or new_run_id(loaded.runbook.name)
+    if window_end is not None:
+        from cutover.runbook import Window
+
+        Window(end=window_end)  # validates the format before anything is journalled
+    with open_journal(app) as journal:
+        options = _drive_options(app, inventory, auto_approve=auto_approve, override_window=override_window,
+                                 plain=not app.console.is_terminal)
+        create_run(journal, loaded, inventory, run_id=run_id, window_end=window_end)
+        app.console.print(f"run [bold]{run_id}[/] created ({len(loaded.runbook.steps)} steps, env {inventory.name})")
+        with _display_run(app, journal, run_id) as ready:
+            status = drive_run(journal, run_id, build_executors(app.project_dir, inventory, app.state_dir),
+                               options, command="run", engine_ready=ready)
+        return _finish(app, journal, run_id, status)
+
+
+@click.command()
+@click.argument("run_id")
+@click.option("--auto-approve", metavar="NAME", default=None, help="Approve every gate as NAME (lab inventories only).")
+@click.option("--take-over", is_flag=True, help="Take the lease of a controller that is no longer running (journalled).")
+@click.option("--mark-done", "mark_done", multiple=True, metavar="STEP[:TARGET]",
+              help="An in-doubt target did take effect: record it done (journalled).")
+@click.option("--rerun", multiple=True, metavar="STEP[:TARGET]", help="An in-doubt target did not take effect: run it again.")
+@click.option("--exclude", multiple=True, metavar="TARGET", help="Leave TARGET out of the rest of the run (journalled).")
+@click.option("--override-window", metavar="REASON", default=None, help="Start steps even past the window (journalled).")
+@pass_app
+def resume(app: App, run_id: str, auto_approve: str | None, take_over: bool, mark_done: tuple[str, ...],
+           rerun: tuple[str, ...], exclude: tuple[str, ...], override_window: str | None) -> int:
+    """Continue RUN_ID from its journal: after a pause, a failure, an approval or a crash."""
+    with open_journal(app) as journal:
+        state = load_run(journal, run_id)
+        inventory = load_inventory(app.project_dir, state.env)
+        options = _drive_options(app, inventory, auto_approve=auto_approve, override_window=override_window,
+                                 plain=not app.console.is_terminal)
+        decisions = tuple(Decision.parse(d, "done") for d in mark_done) + tuple(Decision.parse(d, "rerun") for d in rerun)
+        with _display_run(app, journal, run_id) as ready:
+            status = drive_run(journal, run_id, build_executors(app.project_dir, inventory, app.state_dir), options,
+                               command="resume", take_over=take_over, decisions=decisions, exclude=exclude,
+                               engine_ready=ready)
+        return _finish(app, journal, run_id, status)
+
+
+@click.command()
+@click.argument("run_id")
+@click.option("--to", "to", metavar="STEP", default=None, help="Roll back to the rollback point after STEP [default: the start].")
+@click.option("--take-over", is_flag=True, help="Take the lease of a controller that is no longer running (journalled).")
+@pass_app
+def rollback(app: App, run_id: str, to: str | None, take_over: bool) -> int:
+    """Undo RUN_ID's completed steps after STEP, newest first, on every target."""
+    with open_journal(app) as journal:
+        state = load_run(journal, run_id)
+        inventory = load_inventory(app.project_dir, state.env)
+        options = DriveOptions(on_event=None if app.console.is_terminal else print_plain(app.console),
+                               environment={"CUTOVER_ENV": inventory.name})
+        with _display_run(app, journal, run_id) as ready:
+            status = rollback_run(journal, run_id, build_executors(app.project_dir, inventory, app.state_dir),
+                                  options, to=to, take_over=take_over, engine_ready=ready)
+        return _finish(app, journal, run_id, status)
+
+
+@click.command()
+@click.argument("run_id")
+@click.argument("step")
+@click.option("--as", "approver", required=True, help="The approver's name, as listed in the gate.")
+@click.option("--reason", default="", help="Why (recorded in the journal).")
+@pass_app
+def approve(app: App, run_id: str, step: str, approver: str, reason: str) -> int:
+    """Approve the go/no-go gate STEP of RUN_ID as an approver."""
+    with open_journal(app) as journal:
+        state = approve_gate(journal, run_id, step, approver, reason)
+        if gate_is_satisfied(state, step):
+            app.console.print(f"gate {step} approved by {approver}; it has its quorum: "
+                              f"`cutover resume {run_id}` continues the run")
+        else:
+            app.console.print(f"gate {step} approved by {approver}; still waiting: "
+                              f"{len(state.gates[step].approvals)} approval(s) so far")
+    return ExitCode.OK
+
+
+# ---------------------------------------------------------------------- reading
+
+
+@click.command()
+@click.argument("run_id", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_app
+def status(app: App, run_id: str | None, as_json: bool) -> int:
+    """Show a run's state (the latest run by default)."""
+    with open_journal(app) as journal:
+        if run_id is None:
+            runs = journal.runs()
+            if not runs:
+                raise NotFound("no runs in this journal yet", hint="start one with `cutover run RUNBOOK --env ENV`")
+            run_id = runs[-1]
+        state = load_run(journal, run_id)
+    if as_json:
+        app.emit_json(status_json(state))
+    else:
+        app.console.print(status_board(state))
+    return ExitCode.OK
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_app
+def runs(app: App, as_json: bool) -> int:
+    """List the runs in the journal, oldest first."""
+    with open_journal(app) as journal:
+        rows = runs_json(journal)
+    if as_json:
+        app.emit_json(rows)
+        return ExitCode.OK
+    table = Table(header_style="bold")
+    for column in ("run", "runbook", "env", "state", "created", "updated"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["run_id"], row["runbook"], row["env"], row["state"], row["created_at"][:19], row["updated_at"][:19])
+    app.console.print(table if rows else "no runs yet")
+    return ExitCode.OK
+
+
+@click.group()
+def journal() -> None:
+    """The append-only, hash-chained journal."""
+
+
+@journal.command("verify")
+@click.argument("run_id", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_app
+def journal_verify(app: App, run_id: str | None, as_json: bool) -> int:
+    """Check the hash chain: any edit or deletion is found and the first bad event named."""
+    with open_journal(app) as store:
+        if run_id is not None:
+            load_run(store, run_id)
+        report = store.verify(run_id)
+    if as_json:
+        bad = report.first_bad
+        app.emit_json({"ok": report.ok, "events_checked": report.events_checked, "reason": report.reason or None,
+                       "first_bad": None if bad is None else {"seq": bad.seq, "run_id": bad.run_id, "kind": bad.kind}})
+    if report.ok:
+        if not as_json:
+            app.console.print(f"[green]✓[/] journal intact: {report.events_checked} events, hash chain verified")
+        return ExitCode.OK
+    bad = report.first_bad
+    where = f"event {bad.seq} ({bad.kind} of run {bad.run_id})" if bad else "the journal"
+    error = JournalCorrupt(f"journal integrity failure at {where}: {report.reason}",
+                           hint="the journal was edited or truncated outside cutover; keep this file as evidence")
+    if as_json:
+        return error.exit_code
+    raise error
+
+
+COMMANDS = (validate, plan, run, resume, rollback, approve, status, runs, journal)
