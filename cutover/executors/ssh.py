@@ -189,7 +189,11 @@ class SshExecutor:
                 # A daemon started by the command may hold its output open: do not wait for it.
                 if eof or time.monotonic() - exited_at > _DRAIN:
                     break
-        return self._finished(host, channel.recv_exit_status(), self._output(buffer))
+        status = channel.recv_exit_status()
+        if status == -1:
+            # paramiko's "no exit status": the link died (the wrapper always exits with a status).
+            raise paramiko.SSHException("the channel closed without an exit status")
+        return self._finished(host, status, self._output(buffer))
 
     @staticmethod
     def _finished(host: Host, status: int, output: str) -> ActionResult:

@@ -188,6 +188,32 @@ def test_cancellation_stops_the_command_and_kills_it(ssh_inventory: Inventory, t
     assert _gone(pid)
 
 
+def test_connection_lost_mid_command_is_failed_not_a_hang(ssh_inventory: Inventory, tmp_path: Path) -> None:
+    """When the host's sshd session dies during the command, the call ends FAILED, saying the link was lost."""
+    pidfile = tmp_path / "pid"
+    results: dict[str, ActionResult] = {}
+
+    def call() -> None:
+        with SshExecutor(ssh_inventory, Redactor(), connect_timeout=5) as executor:
+            results.update(executor.run(_request(f"echo $$ > {pidfile}; sleep 30", timeout=20.0)))
+
+    worker = threading.Thread(target=call)
+    worker.start()
+    command = _pid_from(pidfile)
+    wrapper = _parent(command)
+    os.kill(_parent(wrapper), 9)  # the per-connection "sshd: user@notty" process
+    worker.join(timeout=10)
+    assert not worker.is_alive()
+    result = results["samu-30"]
+    assert result.outcome is Outcome.FAILED and result.exit_status is None
+    assert "lost" in result.detail
+    os.killpg(command, 15)  # the orphaned remote command: nobody else will
+
+
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
 def test_cancelled_before_start_does_not_connect(make_inventory) -> None:
     """An already-set cancel event returns CANCELLED without touching the network."""
     inventory = make_inventory({"samu-30": free_port()}, known_hosts=[])
