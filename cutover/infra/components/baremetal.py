@@ -1,0 +1,113 @@
+"""Bare-metal node pools: Ironic nodes through Nova, kept apart by an anti-affinity group."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_openstack as openstack
+
+from cutover.national import BareMetalFlavor
+
+
+@dataclass(frozen=True)
+class Nic:
+    """One network interface of every node in a pool.
+
+    ``security_group_ids=None`` turns port security off (RAC interconnect: HAIP
+    and multicast addresses cannot be listed in allowed address pairs).
+    ``fixed_ips``, when given, has one address per node, in node order.
+    """
+
+    label: str
+    network_id: pulumi.Input[str]
+    subnet_id: pulumi.Input[str]
+    security_group_ids: Sequence[pulumi.Input[str]] | None
+    fixed_ips: Sequence[str] | None = None
+    allowed_addresses: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class BareMetalPoolArgs:
+    flavor: BareMetalFlavor
+    image: str
+    nodes: int
+    availability_zones: Sequence[str]
+    nics: Sequence[Nic]
+    key_pair: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+class BareMetalPool(pulumi.ComponentResource):
+    """A flavor carrying the Ironic resource class, an anti-affinity group and N nodes over the zones."""
+
+    instance_ids: list[pulumi.Output[str]]
+    server_group_id: pulumi.Output[str]
+
+    def __init__(self, name: str, args: BareMetalPoolArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("cutover:compute:BareMetalPool", name, None, opts)
+        self.pool_name = name
+        self.args = args
+        flavor = self._flavor()
+        group = openstack.compute.ServerGroup(
+            f"{name}-anti-affinity", name=f"{name}-anti-affinity", policies="anti-affinity",  # pulumi-openstack 5.x types it as one string
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.server_group_id = group.id
+        self.instance_ids = [self._node(i, flavor, group) for i in range(1, args.nodes + 1)]
+        self.register_outputs({"instanceIds": self.instance_ids, "serverGroupId": self.server_group_id})
+
+    def zone_of(self, node: int) -> str:
+        """Nodes go round-robin over the zones: node 1 in the first, node 2 in the second..."""
+        zones = self.args.availability_zones
+        return zones[(node - 1) % len(zones)]
+
+    def _flavor(self) -> openstack.compute.Flavor:
+        spec = self.args.flavor
+        # Ironic scheduling: ask for one unit of the node's resource class and
+        # zero of the standard ones, so Nova places the flavor on that hardware only.
+        extra_specs = {
+            f"resources:{spec.resource_class}": "1",
+            "resources:VCPU": "0",
+            "resources:MEMORY_MB": "0",
+            "resources:DISK_GB": "0",
+        }
+        return openstack.compute.Flavor(
+            f"{self.pool_name}-flavor", name=spec.name, vcpus=spec.vcpus, ram=spec.ram_mb, disk=spec.disk_gb,
+            is_public=False, extra_specs=extra_specs, opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _port(self, node: int, nic: Nic) -> openstack.networking.Port:
+        fixed = nic.fixed_ips[node - 1] if nic.fixed_ips else None
+        security_off = nic.security_group_ids is None
+        return openstack.networking.Port(
+            f"{self.pool_name}-node-{node}-{nic.label}-port",
+            name=f"{self.pool_name}-node-{node}-{nic.label}",
+            network_id=nic.network_id,
+            fixed_ips=[openstack.networking.PortFixedIpArgs(subnet_id=nic.subnet_id, ip_address=fixed)],
+            # Port security off is only accepted with no security groups at all.
+            port_security_enabled=False if security_off else None,
+            no_security_groups=True if security_off else None,
+            security_group_ids=None if security_off else list(nic.security_group_ids or []),
+            allowed_address_pairs=[openstack.networking.PortAllowedAddressPairArgs(ip_address=a)
+                                   for a in nic.allowed_addresses] or None,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _node(self, node: int, flavor: openstack.compute.Flavor,
+              group: openstack.compute.ServerGroup) -> pulumi.Output[str]:
+        ports = [self._port(node, nic) for nic in self.args.nics]
+        instance = openstack.compute.Instance(
+            f"{self.pool_name}-node-{node}",
+            name=f"{self.pool_name}-node-{node}",
+            flavor_name=flavor.name,
+            image_name=self.args.image,
+            key_pair=self.args.key_pair,
+            availability_zone=self.zone_of(node),
+            networks=[openstack.compute.InstanceNetworkArgs(port=p.id) for p in ports],
+            scheduler_hints=[openstack.compute.InstanceSchedulerHintArgs(group=group.id)],
+            metadata={**self.args.metadata, "pool": self.pool_name},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return instance.id

@@ -1,0 +1,128 @@
+"""The whole platform of one environment, built from its inventory: what ``infra/__main__.py`` calls."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pulumi
+
+from cutover.infra.components.baremetal import BareMetalPool, BareMetalPoolArgs, Nic
+from cutover.infra.components.national import NationalCore, NationalCoreArgs
+from cutover.infra.components.rac import RacCluster, RacClusterArgs, RacNetworks
+from cutover.infra.components.tenant import NationalAccess, SamuTenant, SamuTenantArgs
+from cutover.infra.validate import require_infrastructure
+from cutover.inventory import Inventory, Samu, all_departement_codes
+from cutover.national import NationalCore as NationalSpec
+from cutover.national import transit_address
+
+CONFIG_NAMESPACE = "cutover-samu"
+PSK_CONFIG_KEY = "vpnPresharedKeys"
+# Set only by `cutover infra plan` (mock runtime): stands in for secrets a
+# plan cannot and must not know. The stack-file validator refuses it.
+OFFLINE_CONFIG_KEY = "offlinePlan"
+
+PskSource = Callable[[str], pulumi.Input[str]]
+
+
+@dataclass(frozen=True)
+class Platform:
+    core: NationalCore
+    tenants: dict[str, SamuTenant]
+    rac_clusters: dict[str, RacCluster]
+    pools: dict[str, BareMetalPool]
+
+
+def tenant_name(code: str) -> str:
+    return f"samu-{code}"
+
+
+def vpn_psk_source(config: pulumi.Config) -> PskSource:
+    """Each SAMU's IPsec pre-shared key, from the stack's secret config ``vpnPresharedKeys.<code>``."""
+    if config.get_bool(OFFLINE_CONFIG_KEY):
+        return lambda code: pulumi.Output.secret("offline-plan-placeholder")
+    keys = config.get_secret_object(PSK_CONFIG_KEY)
+
+    def psk(code: str) -> pulumi.Input[str]:
+        if keys is None:
+            raise pulumi.RunError(f"no VPN pre-shared keys in the stack config; set one per SAMU with: "
+                                  f"pulumi config set --secret --path '{PSK_CONFIG_KEY}[\"{code}\"]' VALUE")
+        return keys.apply(lambda found: _psk_of(found, code))
+
+    return psk
+
+
+def _psk_of(keys: dict, code: str) -> str:
+    if code not in keys:
+        raise pulumi.RunError(f"no VPN pre-shared key for SAMU {code}: pulumi config set --secret "
+                              f"--path '{PSK_CONFIG_KEY}[\"{code}\"]' VALUE")
+    return str(keys[code])
+
+
+def build_platform(inventory: Inventory, psk: PskSource) -> Platform:
+    national = require_infrastructure(inventory)
+    core = _core(national)
+    tenants = {tenant_name(s.code): _tenant(s, national, core, psk) for s in _in_code_order(inventory)}
+    rac_pools = {cluster.pool for cluster in national.rac_clusters}
+    racs = {c.name: _rac(c.name, national, core) for c in national.rac_clusters}
+    pools = {p.name: _service_pool(p.name, national, core) for p in national.baremetal_pools if p.name not in rac_pools}
+    return Platform(core=core, tenants=tenants, rac_clusters=racs, pools=pools)
+
+
+def _in_code_order(inventory: Inventory) -> list[Samu]:
+    order = {code: i for i, code in enumerate(all_departement_codes())}
+    return sorted(inventory.samus.values(), key=lambda s: order[s.code])
+
+
+def _core(national: NationalSpec) -> NationalCore:
+    assert national.external_network_id and national.networks and national.bastion and national.storage
+    return NationalCore("national", NationalCoreArgs(
+        region=national.region, availability_zones=list(national.availability_zones),
+        external_network_id=national.external_network_id, networks=national.networks,
+        bastion=national.bastion, storage=national.storage,
+        dns_nameservers=[str(ip) for ip in national.dns_nameservers],
+    ))
+
+
+def _tenant(samu: Samu, national: NationalSpec, core: NationalCore, psk: PskSource) -> SamuTenant:
+    assert national.networks is not None and national.external_network_id is not None
+    access = NationalAccess(
+        external_network_id=national.external_network_id,
+        transit_network_id=core.network_ids["transit"], transit_subnet_id=core.subnet_ids["transit"],
+        national_router_id=core.router_id, service_security_group_id=core.security_group_ids["service"],
+        admin_cidr=str(national.networks.admin),
+    )
+    has_vpn = samu.vpn_peer is not None and samu.site_cidr is not None
+    return SamuTenant(tenant_name(samu.code), SamuTenantArgs(
+        code=samu.code, display_name=samu.name, cidr=samu.cidr,
+        transit_address=transit_address(national.networks.transit, all_departement_codes().index(samu.code)),
+        national=access, vpn_peer=samu.vpn_peer, site_cidr=samu.site_cidr,
+        vpn_psk=psk(samu.code) if has_vpn else None,
+        dns_nameservers=[str(ip) for ip in national.dns_nameservers] or None,
+    ))
+
+
+def _rac(name: str, national: NationalSpec, core: NationalCore) -> RacCluster:
+    cluster = next(c for c in national.rac_clusters if c.name == name)
+    pool = national.pool(cluster.pool)
+    sg, nets, subnets = core.security_group_ids, core.network_ids, core.subnet_ids
+    networks = RacNetworks(
+        public_network_id=nets["service"], public_subnet_id=subnets["service"],
+        interconnect_network_id=nets["interconnect"], interconnect_subnet_id=subnets["interconnect"],
+        storage_network_id=nets["storage"], storage_subnet_id=subnets["storage"],
+        public_security_group_ids=[sg["service"], sg["admin"]], storage_security_group_ids=[sg["storage"]],
+    )
+    return RacCluster(name, RacClusterArgs(
+        cluster=cluster, pool=pool, availability_zones=national.zones_of(pool), networks=networks,
+        asm_volume_type=core.asm_volume_type, key_pair=national.bastion.key_pair if national.bastion else None,
+    ))
+
+
+def _service_pool(name: str, national: NationalSpec, core: NationalCore) -> BareMetalPool:
+    pool = national.pool(name)
+    sg = core.security_group_ids
+    service = Nic("service", core.network_ids["service"], core.subnet_ids["service"], [sg["service"], sg["admin"]])
+    return BareMetalPool(name, BareMetalPoolArgs(
+        flavor=pool.flavor, image=pool.image, nodes=pool.nodes, availability_zones=national.zones_of(pool),
+        nics=[service], key_pair=national.bastion.key_pair if national.bastion else None,
+    ))
