@@ -5,14 +5,15 @@ union on ``kind``:
 
 - ``command``: a local command on the controller (once, or once per target);
 - ``ssh``: a command on each target host, through paramiko;
+- ``playbook``: an Ansible playbook, one ansible-runner run per batch of targets;
 - ``gate``: a go/no-go that needs named approvers (a quorum, roles), possibly
   the point of no return.
 
 An action step may fan out over an inventory group (``for_each``) with a
 ``concurrency`` limit and a ``failure_budget``; it has an optional ``verify``
 and a ``rollback`` (actions whose ``kind`` defaults to the step's), or
-``rollback: none`` with a ``rollback_reason``. New action kinds (Ansible
-``playbook``) are added to ``ACTION_KINDS`` / ``STEP_KINDS`` below.
+``rollback: none`` with a ``rollback_reason``. A new action kind is one
+action model, one step model, and their place in the unions below.
 
 ``load_runbook`` reports every problem with its file and line; checks that
 need the inventory (unknown groups or hosts) run in ``check_against``.
@@ -93,8 +94,31 @@ class SshAction(_Model):
         return self.command
 
 
-ACTION_KINDS: tuple[type[_Model], ...] = (CommandAction, SshAction)
-Action = Annotated[Union[CommandAction, SshAction], Field(discriminator="kind")]
+class PlaybookAction(_Model):
+    """An Ansible playbook from the project's playbooks/ folder, run through ansible-runner.
+
+    Fanned out, one Ansible run covers the whole batch of targets (``--limit``),
+    Ansible's forks (the step's ``concurrency``) doing the parallel work.
+    """
+
+    kind: Literal["playbook"] = "playbook"
+    playbook: str = Field(min_length=1)
+    extra_vars: dict[str, Any] = Field(default_factory=dict)
+    tags: list[str] = Field(default_factory=list)
+
+    @field_validator("playbook")
+    @classmethod
+    def _relative(cls, value: str) -> str:
+        if value.startswith("/") or ".." in Path(value).parts:
+            raise ValueError("name a playbook inside the project's playbooks/ folder, e.g. backup_mode.yml")
+        return value
+
+    def describe(self) -> str:
+        return f"playbook {self.playbook}" + (f" {self.extra_vars}" if self.extra_vars else "")
+
+
+ACTION_KINDS: tuple[type[_Model], ...] = (CommandAction, SshAction, PlaybookAction)
+Action = Annotated[Union[CommandAction, SshAction, PlaybookAction], Field(discriminator="kind")]
 
 
 # ----------------------------------------------------------------------------- steps
@@ -186,6 +210,16 @@ class SshStep(_ActionStep):
         return SshAction(command=self.command)
 
 
+class PlaybookStep(_ActionStep):
+    kind: Literal["playbook"]
+    playbook: str = Field(min_length=1)
+    extra_vars: dict[str, Any] = Field(default_factory=dict)
+    tags: list[str] = Field(default_factory=list)
+
+    def action(self) -> PlaybookAction:
+        return PlaybookAction(playbook=self.playbook, extra_vars=self.extra_vars, tags=self.tags)
+
+
 class GateStep(_StepBase):
     """A go/no-go: the run waits until enough named approvers say go."""
 
@@ -212,9 +246,9 @@ class GateStep(_StepBase):
         return next((a for a in self.approvers if a.name == name), None)
 
 
-STEP_KINDS: tuple[type[_StepBase], ...] = (CommandStep, SshStep, GateStep)
-Step = Annotated[Union[CommandStep, SshStep, GateStep], Field(discriminator="kind")]
-ActionStep = CommandStep | SshStep
+STEP_KINDS: tuple[type[_StepBase], ...] = (CommandStep, SshStep, PlaybookStep, GateStep)
+Step = Annotated[Union[CommandStep, SshStep, PlaybookStep, GateStep], Field(discriminator="kind")]
+ActionStep = CommandStep | SshStep | PlaybookStep
 
 
 class Window(_Model):

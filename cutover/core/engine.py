@@ -153,7 +153,7 @@ class Engine:
         if failed or doubtful:
             reason = "in_doubt" if doubtful and not failed else "step_failed"
             self.record("run_paused", {"step": info.id, "reason": reason,
-                                       "detail": _pause_summary(info, failed, doubtful)})
+                                       "detail": _pause_summary(self.run_id, info, failed, doubtful)})
             return RunStatus.PAUSED
         return None
 
@@ -446,7 +446,7 @@ def _failure_summary(info: StepInfo, failed: list[TargetState], budget: int) -> 
             "Fix and `cutover resume` to retry them, or `cutover rollback`")
 
 
-def _pause_summary(info: StepInfo, failed: list[TargetState], doubtful: list[TargetState]) -> str:
+def _pause_summary(run_id: str, info: StepInfo, failed: list[TargetState], doubtful: list[TargetState]) -> str:
     parts = []
     if failed:
         parts.append(f"failed on {', '.join(str(t.target or 'controller') for t in failed)} "
@@ -454,7 +454,7 @@ def _pause_summary(info: StepInfo, failed: list[TargetState], doubtful: list[Tar
     if doubtful:
         parts.append(f"in doubt on {', '.join(str(t.target or 'controller') for t in doubtful)}: "
                      "the action may or may not have taken effect; check, then "
-                     f"`cutover resume --mark-done {info.id}[:TARGET]` or `--rerun {info.id}[:TARGET]`")
+                     f"`cutover resume {run_id} --mark-done {info.id}[:TARGET]` or `--rerun {info.id}[:TARGET]`")
     return f"{info.id}: " + "; ".join(parts)
 
 

@@ -67,7 +67,7 @@ class LocalExecutor:
         if outcome is Outcome.OK and status != 0:
             return ActionResult(Outcome.FAILED, detail=f"exit status {status}", output=text,
                                 exit_status=status, duration=duration)
-        detail = {Outcome.OK: "", Outcome.TIMEOUT: f"timed out after {request.timeout:g}s; stopped",
+        detail = {Outcome.OK: "", Outcome.TIMEOUT: f"timed out after {request.timeout}s; stopped",
                   Outcome.CANCELLED: "stopped by the operator"}[outcome]
         return ActionResult(outcome, detail=detail, output=text, exit_status=status, duration=duration)
 
