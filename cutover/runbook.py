@@ -349,9 +349,9 @@ def _duplicate_ids(doc: YamlDocument) -> Iterator[Problem]:
             first[step_id] = line
 
 
-def check_against(loaded: LoadedRunbook, inventory: Inventory) -> None:
-    """Problems only the inventory can reveal: unknown groups or hosts, empty fan-outs."""
-    problems = []
+def check_against(loaded: LoadedRunbook, inventory: Inventory, project_dir: Path | None = None) -> None:
+    """Problems only the inventory (and project) can reveal: unknown groups or hosts, missing playbooks."""
+    problems = list(_missing_playbooks(loaded, project_dir)) if project_dir is not None else []
     for index, step in enumerate(loaded.runbook.steps):
         pattern = getattr(step, "for_each", None)
         if pattern is None:
@@ -367,3 +367,15 @@ def check_against(loaded: LoadedRunbook, inventory: Inventory) -> None:
                                     field=f"steps[{index}].for_each", hint="add hosts to the group or remove the step"))
     if problems:
         raise ValidationError(problems, what="runbook")
+
+
+def _missing_playbooks(loaded: LoadedRunbook, project_dir: Path) -> Iterator[Problem]:
+    folder = project_dir / "playbooks"
+    for index, step in enumerate(loaded.runbook.steps):
+        for name in ("action", "verify", "rollback"):
+            action = step.action() if name == "action" and hasattr(step, "action") else getattr(step, name, None)
+            if isinstance(action, PlaybookAction) and not (folder / action.playbook).is_file():
+                key = "playbook" if name == "action" else name
+                yield Problem(loaded.path, f"playbook {action.playbook!r} not found in {folder}",
+                              line=loaded.document.line_of(("steps", index, key)), field=f"steps[{index}].{key}",
+                              hint="check the name; playbooks live in the project's playbooks/ folder")

@@ -42,11 +42,11 @@ def new_run_id(runbook_name: str) -> str:
 
 
 def create_run(journal: Journal, loaded: LoadedRunbook, inventory: Inventory, *, run_id: str,
-               window_end: str | None = None) -> None:
+               window_end: str | None = None, project_dir: Path | None = None) -> None:
     """Validate against the inventory, freeze the plan, and journal the run's creation."""
     if run_id in journal.runs():
         raise InputError(f"run {run_id!r} already exists", hint=f"continue it with `cutover resume {run_id}`")
-    check_against(loaded, inventory)
+    check_against(loaded, inventory, project_dir)
     runbook = loaded.runbook
     end = window_end or (runbook.window.end if runbook.window else None)
     journal.append(run_id, "run_created", {

@@ -49,7 +49,7 @@ def load_checked(app: App, runbook: str, env: str) -> tuple[LoadedRunbook, Inven
     inventory = load_inventory(app.project_dir, env)
     path = resolve_runbook(app, runbook)
     loaded = load_runbook(path, display=_display(app, path))
-    check_against(loaded, inventory)
+    check_against(loaded, inventory, app.project_dir)
     return loaded, inventory
 
 
