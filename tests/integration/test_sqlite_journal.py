@@ -103,6 +103,28 @@ def test_one_byte_changed_in_a_payload_on_disk_names_the_event(db: Path) -> None
     assert "edited" in report.reason
 
 
+def _rewrite_payload(db: Path, seq: int, text: str) -> None:
+    _raw(db, "DROP TRIGGER events_no_update", f"UPDATE events SET payload = '{text}' WHERE seq = {seq}")
+
+
+def test_a_payload_rewritten_with_the_same_content_but_other_bytes_is_detected(db: Path) -> None:
+    _fill(db, 3)
+    _rewrite_payload(db, 2, '{"step": "backup_mode", "target": "SAMU-01"}')  # spaces added
+    with SqliteJournal(db, "alice") as journal:
+        report = journal.verify()
+    assert report.first_bad is not None and report.first_bad.seq == 2
+
+
+def test_an_unreadable_payload_is_journal_corrupt_when_read_and_named_by_verify(db: Path) -> None:
+    _fill(db, 3)
+    _rewrite_payload(db, 2, '{"step":"backup_mo')
+    with SqliteJournal(db, "alice") as journal:
+        with pytest.raises(JournalCorrupt, match="event 2 of run night-1"):
+            journal.events("night-1")
+        report = journal.verify()
+    assert report.first_bad is not None and report.first_bad.seq == 2
+
+
 def test_a_file_that_is_not_a_database_is_journal_corrupt_with_a_hint(db: Path) -> None:
     _fill(db)
     data = bytearray(db.read_bytes())

@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m benchmarks.<name>`; ratios are measured in the same run."""
