@@ -121,7 +121,8 @@ def _head_fault(head: tuple[int, str], last_seq: int, last_hash: str) -> str:
         return (f"the journal head records event {head_seq} but the last event is {last_seq}: "
                 "the newest events were deleted")
     if head_seq < last_seq:
-        return f"events after {head_seq} (up to {last_seq}) were added outside the journal"
+        return (f"the journal head records event {head_seq} but the last event is {last_seq}: "
+                "events were added outside the journal, or the head was removed")
     if head_hash != last_hash:
         return f"event {last_seq} differs from the one recorded in the journal head: it was replaced"
     return ""
@@ -209,7 +210,7 @@ class SqliteJournal:
     """The Journal protocol on one SQLite file; safe to share between threads."""
 
     def __init__(self, path: Path, operator: str, *, stale_after: float = STALE_AFTER,
-                 max_batch: int = MAX_BATCH) -> None:
+                 max_batch: int = MAX_BATCH, busy_timeout: float = BUSY_TIMEOUT) -> None:
         self.path = Path(path)
         self.operator = operator
         self.stale_after = stale_after
@@ -221,7 +222,7 @@ class SqliteJournal:
         self._closed = False
         self._write_lock = threading.Lock()  # the write connection: one transaction at a time
         self._read_lock = threading.Lock()
-        self._write, self._read = _open(self.path)
+        self._write, self._read = _open(self.path, busy_timeout)
 
     # -- appending (group commit) --
     #
@@ -266,12 +267,11 @@ class SqliteJournal:
                 head = _read_head(conn)
                 # taken as late as possible: callers that queued while we waited for
                 # SQLite's write lock ride in this transaction too
-                with self._mutex:
-                    batch = self._queue[:self._max_batch]
-                    del self._queue[:self._max_batch]
+                batch = self._take_batch()
                 self._insert(conn, batch, head)
         except Exception as exc:  # every caller in the batch gets it; none of its events is written
             error = exc
+            batch = batch or self._take_batch()  # failed before taking it (busy, I/O): fail it, never spin
         finally:
             with self._mutex:
                 for item in batch:
@@ -283,6 +283,13 @@ class SqliteJournal:
             for item in batch:
                 if item is not mine:
                     item.wake.release()
+
+    def _take_batch(self) -> list[_Pending]:
+        # the leader is always the oldest queued caller, so its own event is in the batch
+        with self._mutex:
+            batch = self._queue[:self._max_batch]
+            del self._queue[:self._max_batch]
+            return batch
 
     def _hand_over(self) -> None:
         """Pass the lead to the oldest queued caller, or to nobody; the caller holds _mutex."""
@@ -346,7 +353,8 @@ class SqliteJournal:
                 rows = conn.execute(f"SELECT {_COLUMNS} FROM events ORDER BY seq")
                 return verify_chain((_audited_event(row) for row in rows), head, runs)
             finally:
-                conn.execute("COMMIT")
+                with contextlib.suppress(sqlite3.Error):  # a read-only snapshot: nothing to lose
+                    conn.execute("COMMIT")
 
     def _runs_to_report(self, conn: sqlite3.Connection, run_id: str | None) -> tuple[str, ...]:
         if run_id is None:
@@ -376,10 +384,12 @@ class SqliteJournal:
         with self._transaction() as conn:
             current, heartbeat_at = _read_lease(conn, run_id)
             change = decide_lease(run_id, current, heartbeat_at, holder, take_over, self.stale_after)
+            if change == "renewed":  # keep the holder as first recorded (its "since")
+                conn.execute("UPDATE leases SET heartbeat_at = ? WHERE run_id = ?", (utc_now(), run_id))
+                return
             conn.execute("INSERT OR REPLACE INTO leases (run_id, holder, heartbeat_at) VALUES (?, ?, ?)",
                          (run_id, canonical_json(holder.to_payload()), utc_now()))
-            if change != "renewed":
-                self._append_in(conn, run_id, *lease_payload(change, holder, current))
+            self._append_in(conn, run_id, *lease_payload(change, holder, current))
 
     def heartbeat(self, run_id: str, holder: LeaseHolder) -> None:
         """Tell other hosts the holder is alive; raises LeaseHeld if it lost the lease."""
@@ -440,14 +450,14 @@ class SqliteJournal:
 
 # --- SQLite plumbing --------------------------------------------------------------
 
-def _open(path: Path) -> tuple[sqlite3.Connection, sqlite3.Connection]:
+def _open(path: Path, busy_timeout: float) -> tuple[sqlite3.Connection, sqlite3.Connection]:
     """Create the file owner-only, set WAL and the schema; a write and a read connection."""
     _create_private(path)
     with _translated(path):
-        write = _connect(path)
+        write = _connect(path, busy_timeout)
         try:
             _prepare(write, path)
-            read = _connect(path)
+            read = _connect(path, busy_timeout)
         except BaseException:
             write.close()
             raise
@@ -477,10 +487,10 @@ def _restrict(path: Path) -> None:
         pass  # -wal/-shm appear with the first transaction and vanish on the last close
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def _connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
     # isolation_level=None: we issue BEGIN/COMMIT ourselves; check_same_thread=False: our
     # locks, not sqlite3's thread check, keep each connection to one thread at a time.
-    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
+    conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA synchronous = FULL")  # per connection, not stored in the file
     return conn
 
@@ -592,7 +602,7 @@ def _translate(exc: sqlite3.DatabaseError, path: Path) -> CutoverError:
     if code in _CORRUPT_CODES or "malformed" in str(exc) or "not a database" in str(exc):
         return _corrupt(path, str(exc))
     if code in _BUSY_CODES:
-        return CutoverError(f"the journal {path} stayed locked by another process for {BUSY_TIMEOUT:.0f} s",
+        return CutoverError(f"the journal {path} stayed locked by another process",
                             hint="another cutover command is writing to it; try again in a moment")
     return CutoverError(f"the journal {path} could not be used: {exc}",
                         hint="check the disk is not full and the state directory is writable")

@@ -64,9 +64,11 @@ class InMemoryJournal:
             self._check_open()
             current, heartbeat_at = self._leases.get(run_id, (None, None))
             change = decide_lease(run_id, current, heartbeat_at, holder, take_over, self.stale_after)
+            if change == "renewed":  # keep the holder as first recorded (its "since")
+                self._leases[run_id] = (self._leases[run_id][0], utc_now())
+                return
             self._leases[run_id] = (holder, utc_now())
-            if change != "renewed":
-                self.append(run_id, *lease_payload(change, holder, current))
+            self.append(run_id, *lease_payload(change, holder, current))
 
     def heartbeat(self, run_id: str, holder: LeaseHolder) -> None:
         with self._lock:

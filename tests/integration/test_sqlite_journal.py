@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from cutover.core.events import LeaseHolder
-from cutover.errors import JournalCorrupt, LeaseHeld
+from cutover.errors import CutoverError, JournalCorrupt, LeaseHeld
 from cutover.journal import SqliteJournal
 
 pytestmark = pytest.mark.integration
@@ -166,6 +166,29 @@ def test_two_journals_on_one_file_append_concurrently_into_one_chain(db: Path) -
     assert (report.ok, report.events_checked) == (True, 600)
     first.close()
     second.close()
+
+
+def test_appends_fail_cleanly_while_another_process_holds_the_write_lock(db: Path) -> None:
+    with SqliteJournal(db, "alice", busy_timeout=0.05) as journal:
+        blocker = sqlite3.connect(db, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        errors: list[Exception] = []
+
+        def work() -> None:
+            try:
+                journal.append("r", "note", {})
+            except CutoverError as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=5)
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        assert len(errors) == 3 and all("locked" in e.message for e in errors)
+        assert journal.append("r", "note", {}).seq == 1 and journal.verify().ok
 
 
 # --- a lease held by another process ---

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from cutover.core.events import GENESIS, Event, Journal, LeaseHolder, canonical_json, event_hash, utc_now
-from cutover.core.events import process_start_time
+from cutover.core.events import (GENESIS, Event, Journal, LeaseHolder, canonical_json, event_hash,
+                                 process_start_time, utc_now)
 from cutover.errors import CutoverError, LeaseHeld, NotFound
 from cutover.journal import SqliteJournal
 from cutover.testing import InMemoryJournal
@@ -221,8 +221,9 @@ def test_a_free_run_is_leased_and_the_acquisition_journalled(journal: Journal) -
 def test_the_same_holder_may_acquire_again_without_a_new_event(journal: Journal) -> None:
     me = LeaseHolder.current("alice")
     journal.acquire_lease("r", me)
-    journal.acquire_lease("r", me)
+    journal.acquire_lease("r", LeaseHolder(me.host, me.pid, me.operator, "later", me.process_start))
     assert [e.kind for e in journal.events("r")] == ["lease_acquired"]
+    assert journal.lease_holder("r") == me  # still held since the first acquisition
 
 
 def test_a_live_holder_is_refused_even_with_take_over_and_named(journal: Journal) -> None:
