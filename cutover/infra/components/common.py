@@ -9,6 +9,7 @@ import pulumi_openstack as openstack
 
 ZONE_TAG = "cutover-zone"  # read by the policy rules: which network zone a network belongs to
 SAMU_TAG = "cutover-samu"
+ROLE_TAG = "cutover-role"  # on security groups: "bastion" marks the one SSH may enter through
 
 
 def zone_tags(zone: str, *extra: str) -> list[str]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_openstack as openstack
 
-from cutover.infra.components.common import Ingress, add_ingress, zone_tags
+from cutover.infra.components.common import ROLE_TAG, Ingress, add_ingress, zone_tags
 from cutover.national import Bastion, NationalNetworks, Storage
 
 ROUTED_ZONES = ("admin", "service", "transit")  # interconnect and storage are never routed
@@ -85,7 +85,8 @@ class NationalCore(pulumi.ComponentResource):
 
     def _group(self, key: str, description: str) -> openstack.networking.SecGroup:
         return openstack.networking.SecGroup(
-            f"national-{key}-sg", name=f"national-{key}", description=description, opts=self._child(),
+            f"national-{key}-sg", name=f"national-{key}", description=description,
+            tags=[f"{ROLE_TAG}={key}"], opts=self._child(),
         )
 
     def _security_groups(self) -> dict[str, pulumi.Output[str]]:
