@@ -90,8 +90,11 @@ def parse_yaml(text: str, display: str) -> YamlDocument:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
         reason = exc.problem or str(exc)
+        if exc.context and exc.context_mark is not None and exc.context_mark is not mark:
+            reason += f" ({exc.context} started at line {exc.context_mark.line + 1})"
         raise ValidationError(
-            [Problem(display, f"YAML syntax error: {reason}", line=line, hint="fix the YAML syntax")]
+            [Problem(display, f"YAML syntax error: {reason}", line=line, hint="fix the YAML syntax")],
+            what="YAML file",
         ) from exc
     except yaml.YAMLError as exc:
         raise ValidationError([Problem(display, f"YAML error: {exc}")]) from exc

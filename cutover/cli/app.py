@@ -29,7 +29,7 @@ class App:
     operator: str
     debug: bool = False
     console: Console = field(default_factory=lambda: Console(highlight=False))
-    err: Console = field(default_factory=lambda: Console(stderr=True, highlight=False))
+    err: Console = field(default_factory=lambda: Console(stderr=True, highlight=False, soft_wrap=True))
 
     def ensure_state_dir(self) -> Path:
         """The state directory, created owner-only (it holds the journal and artifacts)."""

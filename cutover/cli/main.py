@@ -50,6 +50,14 @@ def _register_commands() -> None:
 
     for command in run_cmds.COMMANDS:
         cli.add_command(command)
+    from cutover.cli import lab_cmds
+
+    for command in lab_cmds.COMMANDS:
+        cli.add_command(command)
+    from cutover.cli import infra_cmds
+
+    cli.add_command(infra_cmds.infra)
+    cli.add_command(infra_cmds.tenant)
 
 
 _register_commands()
@@ -62,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def run_cli(args: list[str], *, debug: bool = False) -> int:
-    err = Console(stderr=True, highlight=False)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)  # an error line must stay one line
     try:
         result = cli.main(args=args, prog_name="cutover", standalone_mode=False)
     except click.exceptions.Exit as exc:

@@ -26,6 +26,23 @@ from cutover.runbook import GateStep, LoadedRunbook, check_against, load_runbook
 from cutover.runs import (EXIT_FOR_STATUS, Decision, approve_gate, check_auto_approve, create_run, drive_run,
                           gate_is_satisfied, load_run, new_run_id, rollback_run, runs_json, status_json)
 
+class WindowEnd(click.ParamType):
+    """An ISO 8601 date-time with its UTC offset (the window's end must be unambiguous)."""
+
+    name = "ISO-8601"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> str:
+        from datetime import datetime
+
+        try:
+            parsed = datetime.fromisoformat(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is not an ISO 8601 date-time, e.g. 2026-11-29T06:00:00+01:00", param, ctx)
+        if parsed.tzinfo is None:
+            self.fail(f"{value!r} has no UTC offset; add one, e.g. +01:00", param, ctx)
+        return parsed.isoformat()
+
+
 ENV_HELP = "Environment: inventories/ENV/ in the project folder (or a path to an inventory folder)."
 
 
@@ -170,7 +187,7 @@ def _finish(app: App, journal: SqliteJournal, run_id: str, status: RunStatus) ->
 @click.option("--env", "env", required=True, help=ENV_HELP)
 @click.option("--run-id", default=None, help="Name of the run [default: RUNBOOK-DATE-TIME-XXXX].")
 @click.option("--auto-approve", metavar="NAME", default=None, help="Approve every gate as NAME (lab inventories only).")
-@click.option("--window-end", default=None, help="End of the cutover window (ISO 8601 with offset); overrides the runbook's.")
+@click.option("--window-end", type=WindowEnd(), default=None, help="End of the cutover window (ISO 8601 with offset); overrides the runbook's.")
 @click.option("--override-window", metavar="REASON", default=None, help="Start steps even past the window (journalled).")
 @pass_app
 def run(app: App, runbook: str, env: str, run_id: str | None, auto_approve: str | None,
@@ -178,10 +195,6 @@ def run(app: App, runbook: str, env: str, run_id: str | None, auto_approve: str 
     """Execute RUNBOOK on ENV: checkpointed steps, gates, a rollback point after each step."""
     loaded, inventory = load_checked(app, runbook, env)
     run_id = run_id or new_run_id(loaded.runbook.name)
-    if window_end is not None:
-        from cutover.runbook import Window
-
-        Window(end=window_end)  # validates the format before anything is journalled
     with open_journal(app) as journal:
         options = _drive_options(app, inventory, auto_approve=auto_approve, override_window=override_window,
                                  plain=not app.console.is_terminal)

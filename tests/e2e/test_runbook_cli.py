@@ -1,0 +1,228 @@
+"""The `cutover` command as an operator runs it: validation, failure and rollback, crashes, the lease."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import time
+
+import pytest
+
+from tests.e2e.conftest import Project
+
+pytestmark = pytest.mark.e2e
+
+SIDE_EFFECT = "echo ran > side-effect.txt"
+
+VALID_HEAD = f"""name: checks
+steps:
+  - id: first
+    kind: command
+    run: {SIDE_EFFECT}
+    rollback: none
+    rollback_reason: test marker only
+"""
+
+MALFORMED = {
+    "unknown key": (VALID_HEAD + "    retries: 3\n", 8, "unknown key"),
+    "wrong type": (VALID_HEAD + "    idempotent: perhaps\n", 8, "valid boolean"),
+    "duplicate id": (VALID_HEAD + "  - id: first\n    kind: command\n    run: 'true'\n    rollback: none\n"
+                     "    rollback_reason: x\n", 8, "duplicate step id 'first'"),
+    "unknown group": (VALID_HEAD + "  - id: second\n    kind: ssh\n    command: uptime\n    for_each: wave9\n"
+                      "    rollback: none\n    rollback_reason: x\n", 11, "'wave9' is neither a group nor a host"),
+    "missing rollback": (VALID_HEAD + "  - id: second\n    kind: command\n    run: 'true'\n", 8, "rollback"),
+    "gate without approvers": (VALID_HEAD + "  - id: go\n    kind: gate\n    quorum: 1\n", 8, "approvers"),
+    "yaml syntax": (VALID_HEAD + "  - id: [unclosed\n", 9, "flow sequence started at line 8"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_a_malformed_runbook_is_rejected_with_file_and_line_and_nothing_runs(project: Project, case: str):
+    text, line, message = MALFORMED[case]
+    project.write_runbook("bad", text)
+    for command in (["validate", "bad", "--env", "lab"], ["run", "bad", "--env", "lab", "--run-id", "r"]):
+        result = project.cutover(*command)
+        assert result.returncode == 2, result.stderr
+        assert f"runbooks/bad.yaml:{line}" in result.stderr and message in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+    assert not (project.root / "side-effect.txt").exists()
+    assert project.journal_kinds("r") == []
+
+
+def test_user_mistakes_get_a_clear_error_and_no_traceback(project: Project):
+    project.write_runbook("ok", VALID_HEAD)
+    cases = [
+        (["validate", "ok", "--env", "nowhere"], 2, "environment 'nowhere' not found"),
+        (["validate", "missing", "--env", "lab"], 2, "runbook 'missing' not found"),
+        (["status", "no-such-run"], 2, "no run 'no-such-run'"),
+        (["run", "ok", "--env", "staging", "--auto-approve", "bot"], 2, "not marked as a lab"),
+        (["run", "ok", "--env", "lab", "--window-end", "tomorrow"], 2, "ISO 8601"),
+    ]
+    for args, code, message in cases:
+        result = project.cutover(*args)
+        assert result.returncode == code and message in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr
+    assert not (project.root / "side-effect.txt").exists()
+
+
+FAN_OUT = """name: fanout
+steps:
+  - id: prepare
+    kind: command
+    run: echo "do prepare" >> actions.log
+    rollback: {run: echo "undo prepare" >> actions.log}
+  - id: backup
+    kind: command
+    for_each: wave1
+    concurrency: 4
+    run: echo "do backup $CUTOVER_TARGET" >> actions.log
+    verify: {run: test "$CUTOVER_SAMU_CODE" != "30"}
+    rollback: {run: echo "undo backup $CUTOVER_TARGET" >> actions.log}
+  - id: never
+    kind: command
+    run: echo "do never" >> actions.log
+    rollback: {run: echo "undo never" >> actions.log}
+"""
+
+
+def test_a_failed_verification_halts_and_rollback_undoes_every_target_newest_first(project: Project):
+    project.write_runbook("fanout", FAN_OUT)
+    result = project.cutover("run", "fanout", "--env", "lab", "--run-id", "f1")
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert "samu-30" in result.stdout
+    log = (project.root / "actions.log").read_text().splitlines()
+    ran = {l.split()[-1] for l in log if l.startswith("do backup")}
+    # the budget (0) was spent by samu-30: targets not yet started were never started
+    assert "do never" not in log and "samu-30" in ran and len(ran) < 10
+
+    project.cutover("rollback", "f1", check=5)
+    undo = [l for l in (project.root / "actions.log").read_text().splitlines() if l.startswith("undo")]
+    # every target whose action ran (samu-30's too) is undone, then the earlier step
+    assert undo[-1] == "undo prepare"
+    assert sorted(l.split()[-1] for l in undo[:-1]) == sorted(ran)
+    status = project.cutover("status", "f1", "--json", check=0)
+
+    data = json.loads(status.stdout)
+    assert data["state"] == "rolled_back"
+    backup = {s["target"]: s["state"] for s in data["steps"] if s["id"] == "backup"}
+    assert {t for t, state in backup.items() if state == "rolled_back"} == ran
+    assert {state for t, state in backup.items() if t not in ran} == {"pending"}
+    assert next(s for s in data["steps"] if s["id"] == "never")["state"] == "pending"
+
+
+CRASHY = """name: crashy
+steps:
+  - id: s1
+    kind: command
+    run: echo s1 >> effects.log
+    verify: {run: grep -qx s1 effects.log}
+    rollback: none
+    rollback_reason: test
+  - id: s2
+    kind: command
+    for_each: wave1
+    concurrency: 3
+    run: echo "s2 $CUTOVER_TARGET" >> effects.log; sleep 0.2
+    verify: {run: grep -qx "s2 $CUTOVER_TARGET" effects.log}
+    rollback: none
+    rollback_reason: test
+  - id: s3
+    kind: command
+    # the side effect, then the controller dies before it can journal the result
+    run: echo s3 >> effects.log; kill -9 $PPID
+    verify: {run: grep -qx s3 effects.log}
+    rollback: none
+    rollback_reason: test
+  - id: s4
+    kind: command
+    run: echo s4 >> effects.log; sleep 3
+    verify: {run: grep -qx s4 effects.log}
+    rollback: none
+    rollback_reason: test
+  - id: s5
+    kind: command
+    run: echo s5 >> effects.log
+    verify: {run: grep -qx s5 effects.log}
+    rollback: none
+    rollback_reason: test
+"""
+
+
+def test_sigkill_at_several_points_then_resume_runs_every_side_effect_exactly_once(project: Project):
+    project.write_runbook("crashy", CRASHY)
+    effects = project.root / "effects.log"
+
+    # 1. killed between steps: as soon as s1's rollback point is durable
+    controller = project.spawn("run", "crashy", "--env", "lab", "--run-id", "k1")
+    project.wait_for_event("k1", "rollback_point", "s1")
+    controller.send_signal(signal.SIGKILL)
+    controller.wait(timeout=10)
+
+    # the dead controller's lease is stale: refused without --take-over, naming it
+    refused = project.cutover("resume", "k1")
+    assert refused.returncode == 6 and f"pid {controller.pid}" in refused.stderr, refused.stderr
+
+    # 2. resume; s3 kills its own controller between its action and the journal record
+    resumed = project.cutover("resume", "k1", "--take-over")
+    assert resumed.returncode == -signal.SIGKILL, resumed.stdout + resumed.stderr
+
+    # 3. resume again; killed inside s4 (its action is sleeping)
+    controller = project.spawn("resume", "k1", "--take-over")
+    deadline = time.monotonic() + 30
+    while "s4" not in (effects.read_text().split() if effects.exists() else []):
+        assert time.monotonic() < deadline, "s4 never started"
+        time.sleep(0.02)
+    controller.send_signal(signal.SIGKILL)
+    controller.wait(timeout=10)
+
+    # 4. the last resume completes the run
+    final = project.cutover("resume", "k1", "--take-over")
+    assert final.returncode == 0, final.stdout + final.stderr
+    lines = effects.read_text().splitlines()
+    expected = ["s1", *(f"s2 samu-{c}" for c in ("01", "13", "2A", "30", "31", "33", "34", "38", "59", "69")),
+                "s3", "s4", "s5"]
+    assert sorted(lines) == sorted(expected), lines  # each exactly once
+    assert any("verification shows it took effect" in l for l in final.stdout.splitlines())
+    project.cutover("journal", "verify", "k1", check=0)
+
+
+SLOW = """name: slow
+steps:
+  - id: wait
+    kind: command
+    run: sleep 2
+    rollback: none
+    rollback_reason: test
+"""
+
+
+def test_a_second_driver_is_refused_while_a_run_is_being_driven(project: Project):
+    project.write_runbook("slow", SLOW)
+    controller = project.spawn("run", "slow", "--env", "lab", "--run-id", "l1")
+    project.wait_for_event("l1", "step_started", "wait")
+    second = project.cutover("resume", "l1", "--take-over")
+    assert second.returncode == 6, second.stderr
+    assert f"pid {controller.pid}" in second.stderr and "still running" in second.stderr.lower() or \
+        f"pid {controller.pid}" in second.stderr
+    assert controller.wait(timeout=30) == 0
+
+
+def test_changing_one_byte_of_the_journal_is_detected_and_the_event_named(project: Project):
+    project.write_runbook("ok", VALID_HEAD)
+    project.cutover("run", "ok", "--env", "lab", "--run-id", "j1", check=0)
+    project.cutover("journal", "verify", check=0)
+    db = project.state / "journal.db"
+    with sqlite3.connect(db) as conn:  # fold the WAL into the main file so the bytes are there
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    data = bytearray(db.read_bytes())
+    marker = b"test marker only"
+    index = data.find(marker)
+    assert index > 0
+    data[index] = ord("T")
+    db.write_bytes(bytes(data))
+    os.chmod(db, 0o600)
+    result = project.cutover("journal", "verify")
+    assert result.returncode == 7, result.stdout + result.stderr
+    assert "run_created of run j1" in result.stderr
