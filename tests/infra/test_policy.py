@@ -1,0 +1,232 @@
+"""Every policy rule has a compliant and a violating case; the shipped environments pass them all."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+import pytest
+
+from cutover.infra.plan import Plan, PlannedResource
+from cutover.infra.policy import RULES, PolicyContext, check_plan, policy_context
+from cutover.inventory import load_inventory
+from tests.infra.conftest import REPO
+
+OS = "pulumi:providers:openstack::default"
+CTX = PolicyContext(
+    region="fr-central",
+    availability_zones=frozenset({"az1", "az2"}),
+    admin_cidr=ipaddress.IPv4Network("10.100.0.0/24"),
+    operator_sources=(ipaddress.IPv4Network("192.0.2.0/28"),),
+    encrypted_backends=frozenset({"ceph-luks"}),
+)
+
+
+def res(type_: str, logical: str, parent: str | None = None, deps: tuple[str, ...] = (), **inputs: Any) -> PlannedResource:
+    short = {"volume": "openstack:blockstorage/volume:Volume",
+             "vtype": "openstack:blockstorage/volumeTypeV3:VolumeTypeV3",
+             "instance": "openstack:compute/instance:Instance", "group": "openstack:compute/serverGroup:ServerGroup",
+             "attach": "openstack:compute/volumeAttach:VolumeAttach", "net": "openstack:networking/network:Network",
+             "subnet": "openstack:networking/subnet:Subnet", "port": "openstack:networking/port:Port",
+             "fip": "openstack:networking/floatingIp:FloatingIp", "sg": "openstack:networking/secGroup:SecGroup",
+             "rule": "openstack:networking/secGroupRule:SecGroupRule"}
+    if type_ in short:
+        return PlannedResource(short[type_], logical, inputs, parent, deps, OS)
+    return PlannedResource(type_, logical, inputs, parent, deps, None)  # a component
+
+
+def rule_ids(plan: Plan) -> list[str]:
+    return [v.rule for v in check_plan(plan, CTX)]
+
+
+def ssh_rule(name: str, group: str = "admin-sg", **source: Any) -> PlannedResource:
+    return res("rule", name, direction="ingress", protocol="tcp", portRangeMin=22, portRangeMax=22,
+               securityGroupId=f"{group}.id", **source)
+
+
+# -- volume-encrypted (SecNumCloud 10.1) ----------------------------------------
+
+ENCRYPTED_TYPE = res("vtype", "vt", name="asm", extraSpecs={"volume_backend_name": "ceph-luks",
+                                                             "multiattach": "<is> True"})
+
+
+def test_volume_on_an_encrypted_backend_passes():
+    assert rule_ids(Plan.of([ENCRYPTED_TYPE, res("volume", "v", volumeType="asm", size=1)])) == []
+
+
+@pytest.mark.parametrize("volume_type, backend", [(None, None), ("unknown", None), ("plain", "ceph-plain")])
+def test_volume_without_an_encrypted_type_is_a_violation(volume_type, backend):
+    plain = res("vtype", "vt-plain", name="plain", extraSpecs={"volume_backend_name": backend})
+    inputs = {"size": 1} | ({"volumeType": volume_type} if volume_type else {})
+    violations = check_plan(Plan.of([plain, res("volume", "v", **inputs)]), CTX)
+    assert [(v.rule, v.clause, v.resource) for v in violations] == [("volume-encrypted", "SecNumCloud 3.2 §10.1", "v")]
+
+
+# -- no-public-address (SecNumCloud 13.2) ------------------------------------------
+
+
+def _network_with_floating_ip(zone: str) -> Plan:
+    return Plan.of([
+        res("net", "n", tags=[f"cutover-zone={zone}"]),
+        res("port", "p", networkId="n.id"),
+        res("fip", "f", pool="public", portId="p.id"),
+    ])
+
+
+def test_floating_ip_on_the_admin_network_is_allowed():
+    assert rule_ids(_network_with_floating_ip("admin")) == []
+
+
+@pytest.mark.parametrize("zone", ["service", "interconnect", "storage"])
+def test_floating_ip_on_a_data_network_is_a_violation(zone):
+    violations = check_plan(_network_with_floating_ip(zone), CTX)
+    assert [(v.rule, v.resource) for v in violations] == [("no-public-address", "f")]
+    assert zone in violations[0].message
+
+
+def test_storage_network_marked_external_is_a_violation():
+    plan = Plan.of([res("net", "n", tags=["cutover-zone=storage"], external=True)])
+    assert rule_ids(plan) == ["no-public-address"]
+
+
+# -- admin-from-bastion (SecNumCloud 9.6, 13.2.e) -------------------------------------
+
+BASTION_SG = res("sg", "bastion-sg", tags=["cutover-role=bastion"])
+ADMIN_SG = res("sg", "admin-sg", tags=["cutover-role=admin"])
+
+
+@pytest.mark.parametrize("source", [{"remoteGroupId": "bastion-sg.id"}, {"remoteIpPrefix": "10.100.0.128/25"}])
+def test_ssh_from_the_bastion_or_admin_network_passes(source):
+    assert rule_ids(Plan.of([BASTION_SG, ADMIN_SG, ssh_rule("r", **source)])) == []
+
+
+@pytest.mark.parametrize("source", [{}, {"remoteIpPrefix": "0.0.0.0/0"}, {"remoteIpPrefix": "10.140.1.0/24"},
+                                    {"remoteGroupId": "admin-sg.id"}])
+def test_ssh_from_elsewhere_is_a_violation(source):
+    violations = check_plan(Plan.of([BASTION_SG, ADMIN_SG, ssh_rule("r", **source)]), CTX)
+    assert [(v.rule, v.resource) for v in violations] == [("admin-from-bastion", "r")]
+
+
+def test_an_all_ports_rule_counts_as_opening_ssh_but_a_udp_rule_does_not():
+    all_ports = res("rule", "all", direction="ingress", securityGroupId="admin-sg.id", remoteIpPrefix="10.1.0.0/16")
+    udp = res("rule", "udp", direction="ingress", protocol="udp", portRangeMin=1, portRangeMax=65535,
+              securityGroupId="admin-sg.id", remoteIpPrefix="10.1.0.0/16")
+    assert rule_ids(Plan.of([ADMIN_SG, all_ports, udp])) == ["admin-from-bastion"]
+
+
+def test_ssh_to_the_bastion_only_from_the_operators_networks():
+    ok = ssh_rule("ok", group="bastion-sg", remoteIpPrefix="192.0.2.0/28")
+    wide = ssh_rule("wide", group="bastion-sg", remoteIpPrefix="0.0.0.0/0")
+    assert [v.resource for v in check_plan(Plan.of([BASTION_SG, ok, wide]), CTX)] == ["wide"]
+
+
+# -- tenant-isolation (SecNumCloud 9.7) -----------------------------------------------
+
+
+def _two_tenants(*rules: PlannedResource) -> Plan:
+    return Plan.of([
+        res("cutover:samu:Tenant", "samu-01"), res("cutover:samu:Tenant", "samu-02"),
+        res("subnet", "s1", parent="samu-01", cidr="10.140.1.0/24"),
+        res("subnet", "s2", parent="samu-02", cidr="10.140.2.0/24"),
+        res("sg", "sg1", parent="samu-01"), res("sg", "sg2", parent="samu-02"),
+        *rules,
+    ])
+
+
+def test_tenant_rule_from_its_own_network_or_premises_passes():
+    own = res("rule", "own", parent="samu-01", direction="ingress", protocol="udp", portRangeMin=5060,
+              portRangeMax=5061, securityGroupId="sg1.id", remoteIpPrefix="10.140.1.0/24")
+    premises = res("rule", "premises", parent="samu-01", direction="ingress", protocol="udp", portRangeMin=5060,
+                   portRangeMax=5061, securityGroupId="sg1.id", remoteIpPrefix="172.16.1.0/24")
+    assert rule_ids(_two_tenants(own, premises)) == []
+
+
+@pytest.mark.parametrize("source", [{"remoteIpPrefix": "10.140.2.0/25"}, {"remoteIpPrefix": "10.140.0.0/16"},
+                                    {"remoteGroupId": "sg2.id"}])
+def test_tenant_rule_open_to_another_tenant_is_a_violation(source):
+    rule = res("rule", "leak", parent="samu-01", direction="ingress", protocol="tcp", portRangeMin=443,
+               portRangeMax=443, securityGroupId="sg1.id", **source)
+    violations = check_plan(_two_tenants(rule), CTX)
+    assert [(v.rule, v.resource) for v in violations] == [("tenant-isolation", "leak")]
+    assert "samu-02" in violations[0].message
+
+
+# -- allowed-zones (SecNumCloud 19.2) -------------------------------------------------
+
+
+def test_instances_in_the_region_zones_pass():
+    assert rule_ids(Plan.of([res("instance", "i", availabilityZone="az2", region="fr-central")])) == []
+
+
+@pytest.mark.parametrize("inputs", [{"availabilityZone": "eu-west-1a"}, {"region": "us-east"}])
+def test_a_zone_or_region_outside_the_qualified_one_is_a_violation(inputs):
+    violations = check_plan(Plan.of([res("volume", "v", volumeType="asm", **inputs), ENCRYPTED_TYPE]), CTX)
+    assert [(v.rule, v.clause) for v in violations] == [("allowed-zones", "SecNumCloud 3.2 §19.2")]
+
+
+# -- RAC: anti-affinity and ASM on every node (HDS) ------------------------------------
+
+
+def _rac(zones: tuple[str, str] = ("az1", "az2"), policy: str = "anti-affinity",
+         attachments: list[tuple[str, str, tuple[str, ...]]] | None = None) -> Plan:
+    if attachments is None:  # the compliant chain: v1-n1 -> v1-n2 -> v2-n1 -> v2-n2
+        attachments = [("v1", "n1", ()), ("v1", "n2", ("a-v1-n1",)), ("v2", "n1", ("a-v1-n2",)),
+                       ("v2", "n2", ("a-v2-n1",))]
+    return Plan.of([
+        ENCRYPTED_TYPE,
+        res("cutover:oracle:RacCluster", "rac"), res("cutover:compute:BareMetalPool", "pool", parent="rac"),
+        res("group", "g", parent="pool", policies=policy),
+        *[res("instance", f"n{i}", parent="pool", availabilityZone=zone, schedulerHints=[{"group": "g.id"}])
+          for i, zone in enumerate(zones, start=1)],
+        res("volume", "v1", parent="rac", volumeType="asm"), res("volume", "v2", parent="rac", volumeType="asm"),
+        *[res("attach", f"a-{v}-{n}", parent="rac", deps=deps, volumeId=f"{v}.id", instanceId=f"{n}.id",
+              multiattach=True) for v, n, deps in attachments],
+    ])
+
+
+def test_a_rac_over_two_zones_in_anti_affinity_with_chained_attachments_passes():
+    assert rule_ids(_rac()) == []
+
+
+def test_rac_nodes_in_one_zone_is_a_violation():
+    assert rule_ids(_rac(zones=("az1", "az1"))) == ["rac-anti-affinity"]
+
+
+def test_rac_nodes_without_anti_affinity_is_a_violation():
+    assert rule_ids(_rac(policy="affinity")) == ["rac-anti-affinity", "rac-anti-affinity"]
+
+
+def test_an_asm_volume_missing_on_a_node_is_a_violation():
+    plan = _rac(attachments=[("v1", "n1", ()), ("v1", "n2", ("a-v1-n1",)), ("v2", "n1", ("a-v1-n2",))])
+    violations = check_plan(plan, CTX)
+    assert [(v.rule, v.resource) for v in violations] == [("asm-on-every-node", "v2")]
+    assert "n2" in violations[0].message
+
+
+def test_parallel_asm_attachments_are_a_violation():
+    plan = _rac(attachments=[("v1", "n1", ()), ("v1", "n2", ()), ("v2", "n1", ("a-v1-n2",)),
+                             ("v2", "n2", ("a-v1-n2",))])
+    messages = [v.message for v in check_plan(plan, CTX) if v.rule == "asm-on-every-node"]
+    assert len(messages) == 2
+    assert any("start at once" in m for m in messages)
+    assert any("in parallel after a-v1-n2" in m for m in messages)
+
+
+def test_asm_volumes_on_a_type_without_multiattach_is_a_violation():
+    single = res("vtype", "vt", name="asm", extraSpecs={"volume_backend_name": "ceph-luks"})
+    plan = Plan.of([single if r.name == "vt" else r for r in _rac()])
+    assert rule_ids(plan) == ["asm-on-every-node", "asm-on-every-node"]
+
+
+# -- the shipped environments ---------------------------------------------------------
+
+
+def test_every_rule_names_its_clause():
+    assert len({r.id for r in RULES}) == len(RULES) == 7
+    assert all(("SecNumCloud" in r.clause or "HDS" in r.clause) and r.fix for r in RULES)
+
+
+@pytest.mark.parametrize("env", ["rehearsal", "production"])
+def test_shipped_environments_pass_every_rule(env, request):
+    plan = request.getfixturevalue(f"{env}_plan")
+    assert check_plan(plan, policy_context(load_inventory(REPO, env))) == []
