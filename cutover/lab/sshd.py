@@ -329,13 +329,16 @@ def _reap(pid: int) -> None:
 
 
 def _looks_like_sshd(pid: int) -> bool:
+    # The executable name from /proc/<pid>/stat, not cmdline: sshd rewrites its
+    # argv for its process title, and a read mid-rewrite can see an empty one.
     proc = Path(f"/proc/{pid}")
     try:
-        if proc.joinpath("stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
-            return False
-        return b"sshd" in proc.joinpath("cmdline").read_bytes()
-    except (OSError, IndexError):
-        return not proc.parent.is_dir()  # no /proc on this system: trust kill(0)
+        stat = proc.joinpath("stat").read_text()
+    except OSError:
+        return not proc.parent.joinpath("self").is_dir()  # no /proc on this system: trust kill(0)
+    name, _, rest = stat.partition("(")[2].rpartition(")")
+    state = rest.split()[0] if rest.split() else "?"
+    return name == "sshd" and state != "Z"
 
 
 def free_port(listen: str = "127.0.0.1") -> int:
