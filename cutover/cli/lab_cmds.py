@@ -1,0 +1,147 @@
+"""``cutover lab``: the local lab (real sshd per SAMU site, two platforms, continuous call traffic)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from rich.markup import escape
+from rich.table import Table
+
+from cutover.cli.app import App, pass_app
+from cutover.errors import ExitCode
+from cutover.lab import manager
+from cutover.lab.ledger import CallAccount
+
+
+@click.group()
+def lab() -> None:
+    """The local lab: one OpenSSH server per SAMU site, legacy and cloud platforms, live call traffic.
+
+    State lives under STATE_DIR/lab/ (see docs/lab.md).
+    """
+
+
+@lab.command()
+@click.option("--samus", type=click.IntRange(1, manager.inventorygen.max_samus()), default=manager.DEFAULT_SAMUS,
+              show_default=True, help="How many SAMUs; 10 is inventories/lab, any other count writes "
+              "an inventory under STATE_DIR/lab/inventory.")
+@click.option("--rate", type=float, default=1.0, show_default=True, help="Calls per second per SAMU.")
+@click.option("--json", "as_json", is_flag=True, help="Print the lab's description as JSON.")
+@pass_app
+def up(app: App, samus: int, rate: float, as_json: bool) -> int:
+    """Start the lab: sshd per site and platform, databases, keys, known_hosts, traffic."""
+    app.require_project()
+    state = manager.lab_up(app.project_dir, app.ensure_state_dir(), samus=samus, rate=rate,
+                           progress=lambda line: app.err.print(f"[dim]{escape(line)}[/]"))
+    if as_json:
+        app.emit_json(state.model_dump(mode="json"))
+        return int(ExitCode.OK)
+    sites = state.sites()
+    app.console.print(f"[bold green]lab up[/]: {len(sites)} SAMU sites "
+                      f"(ports {sites[0].port}..{sites[-1].port}), "
+                      + ", ".join(f"{p.name}:{p.port}" for p in state.platforms()))
+    app.console.print(f"traffic: {rate:g} call/s per SAMU (pid {state.traffic.pid}); lab folder {state.lab_dir}")
+    app.console.print(f"use [bold]--env {escape(state.env)}[/]; stop with [bold]cutover lab down[/]")
+    return int(ExitCode.OK)
+
+
+@lab.command()
+@pass_app
+def down(app: App) -> int:
+    """Stop the traffic and every lab sshd (idempotent); the databases stay for `lab calls`."""
+    result = manager.lab_down(app.state_dir)
+    if result.stopped:
+        app.console.print(f"lab down: stopped {', '.join(result.stopped)}")
+    else:
+        app.console.print("lab down: nothing was running")
+    return int(ExitCode.OK)
+
+
+@lab.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def status(app: App, as_json: bool) -> int:
+    """Each site (reachable, mode, platform, backup buffer), each platform, the traffic."""
+    report = manager.lab_status(app.state_dir)
+    if as_json:
+        app.emit_json(report.to_json())
+        return int(ExitCode.OK)
+    if report.state is None:
+        app.console.print("no lab here; start one with `cutover lab up`")
+        return int(ExitCode.OK)
+    app.console.print(_status_table(report.to_json()))
+    return int(ExitCode.OK)
+
+
+def _status_table(data: dict[str, Any]) -> Table:
+    table = Table(title=f"lab {'up' if data['up'] else 'down'} · traffic "
+                        f"{'running' if data['traffic']['running'] else 'stopped'}")
+    for column in ("host", "port", "reachable", "mode / state", "platform / records", "buffer", "faults"):
+        table.add_column(column)
+    for site in data["sites"]:
+        table.add_row(site["host"], str(site["port"]), _yes(site["reachable"]), site["mode"], site["platform"],
+                      str(site["buffer"]), ", ".join(site["faults"]))
+    for platform in data["platforms"]:
+        table.add_row(platform["host"], str(platform["port"]), _yes(platform["reachable"]), platform["state"],
+                      str(platform["records"]), "", ", ".join(platform["faults"]))
+    return table
+
+
+def _yes(value: bool) -> str:
+    return "[green]yes[/]" if value else "[red]no[/]"
+
+
+@lab.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--check", is_flag=True, help="Exit 4 if any call was lost or any record is missing or duplicated.")
+@pass_app
+def calls(app: App, as_json: bool, check: bool) -> int:
+    """Calls placed, answered, lost; records missing or duplicated (see docs/lab.md)."""
+    account = manager.lab_calls(app.state_dir)
+    if as_json:
+        app.emit_json(account.to_json())
+    else:
+        _print_calls(app, account)
+    return int(ExitCode.FAILED) if check and not account.ok else int(ExitCode.OK)
+
+
+def _print_calls(app: App, account: CallAccount) -> None:
+    verdict = "[bold green]nothing lost[/]" if account.ok else "[bold red]LOSSES[/]"
+    by = ", ".join(f"{who} {n}" for who, n in sorted(account.answered_by.items()))
+    app.console.print(f"calls placed {account.placed}, answered {account.answered} ({by or 'none'}), "
+                      f"lost {account.lost}")
+    app.console.print(f"records missing {account.records_missing}, duplicated {account.records_duplicated}, "
+                      f"pending in backup {account.pending_in_backup}  {verdict}")
+    for reason, count in sorted(account.lost_reasons.items()):
+        app.console.print(f"  lost {count}: {escape(reason)}")
+    for kind in ("missing", "duplicated"):
+        if account.examples[kind]:
+            app.console.print(f"  {kind}, e.g.: {', '.join(account.examples[kind])}")
+
+
+@lab.command()
+@click.argument("target")
+@click.argument("kind", type=click.Choice(manager.FAULT_KINDS))
+@pass_app
+def fault(app: App, target: str, kind: str) -> int:
+    """Inject a fault: TARGET is a host (samu-30, cloud-platform), a SAMU code (30) or legacy/cloud.
+
+    KIND: sshd-stopped (any host: it becomes unreachable), platform-down (calls to it are lost),
+    checksum-mismatch (one record altered, or the next one written if it is empty).
+    """
+    app.console.print(f"fault injected: {escape(manager.inject_fault(app.state_dir, target, kind))}")
+    return int(ExitCode.OK)
+
+
+@lab.command()
+@click.argument("target")
+@pass_app
+def heal(app: App, target: str) -> int:
+    """Undo every fault on TARGET (a host, a SAMU code, legacy/cloud, or all)."""
+    healed = manager.heal(app.state_dir, target)
+    app.console.print("healed: " + ("; ".join(healed) if healed else "nothing to heal"))
+    return int(ExitCode.OK)
+
+
+COMMANDS = (lab,)

@@ -1,0 +1,493 @@
+"""Use-cases behind ``cutover lab``: bring the lab up and down, report on it, break and heal it.
+
+Python API (the CLI is a thin layer over it)::
+
+    lab_up(project_dir, state_dir, samus=10, rate=1.0) -> LabState
+    lab_down(state_dir) -> LabDown
+    lab_status(state_dir) -> LabStatus                 (.to_json())
+    lab_calls(state_dir) -> CallAccount                (cutover.lab.ledger; .to_json(), .ok)
+    inject_fault(state_dir, target, kind) -> str       kinds: FAULT_KINDS
+    heal(state_dir, target) -> list[str]               target: host, SAMU code, legacy/cloud, or "all"
+
+Processes: one sshd per host (``cutover.lab.sshd``) and one traffic generator
+(``python -m cutover.lab.traffic``), each in its own session so they outlive
+``cutover lab up``; their pids are in ``lab.json`` and nothing else is ever
+stopped. Errors are ``LabError`` (exit 1) or ``InputError`` (exit 2), with hints.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cutover.errors import CutoverError, InputError, ToolMissing
+from cutover.inventory import Inventory, load_inventory
+from cutover.lab import inventorygen, sshd
+from cutover.lab.layout import LabHost, LabLayout, LabState, TrafficInfo, make_private_dir, read_state, write_state
+from cutover.lab.ledger import CallAccount, account_calls
+from cutover.lab.tools import samulab
+
+LAB_ENV = "lab"
+DEFAULT_SAMUS = 10  # the size of inventories/lab
+PLATFORMS_GROUP = "platforms"
+TOOL_SOURCE = Path(samulab.__file__)
+SITE_PYTHON = "/usr/bin/python3"  # the hosts' system python, as the inventory says
+HISTORY_PER_SAMU = 20  # calls already on the legacy platform before the night, so migration moves real data
+FAULT_KINDS = ("sshd-stopped", "platform-down", "checksum-mismatch")
+TRAFFIC_MODULE = "cutover.lab.traffic"
+
+
+class LabError(CutoverError):
+    """The lab cannot do what was asked (already up, not up, a port busy, a process failed)."""
+
+
+# --------------------------------------------------------------------------
+# lab up
+
+
+def lab_up(project_dir: Path, state_dir: Path, *, samus: int = DEFAULT_SAMUS, rate: float = 1.0,
+           progress: Callable[[str], None] = lambda _: None) -> LabState:
+    """Start a lab: databases, one sshd per host, keys and known_hosts, then the traffic."""
+    if not sshd.SSHD.is_file():
+        raise ToolMissing(f"the lab needs the OpenSSH server ({sshd.SSHD}), which is not installed",
+                          hint="install it (Debian/Ubuntu: sudo apt-get install openssh-server), then rerun")
+    if rate <= 0:
+        raise InputError(f"--rate must be positive, not {rate:g}", hint="calls per second per SAMU, e.g. 1")
+    layout = LabLayout.under(make_private_dir(Path(state_dir)))
+    _refuse_if_up(layout)
+    make_private_dir(layout.root)
+    inventory, env = _lab_inventory(project_dir, layout, samus)
+    hosts = _lab_hosts(inventory)
+    _refuse_busy_ports(hosts)
+    _prepare_files(layout, inventory, [h.identity for h in hosts if h.kind == "site"])
+    state = LabState(lab_dir=str(layout.root), inventory=str(inventory.path), env=env, started_at=_now(),
+                     hosts=hosts, traffic=TrafficInfo(rate=rate, codes=[h.identity for h in hosts if h.kind == "site"]))
+    write_state(layout, state)  # before any process starts: `lab down` can always clean up
+    try:
+        progress(f"starting {len(hosts)} sshd")
+        _start_all_sshd(layout, state)
+        _write_known_hosts(inventory, state)
+        progress("starting the traffic generator")
+        state.traffic.pid = _start_traffic(layout, state)
+    except BaseException:
+        _stop_processes(state)  # a half-started lab is worse than none
+        state.up = False
+        raise
+    finally:
+        write_state(layout, state)
+    return state
+
+
+def _refuse_if_up(layout: LabLayout) -> None:
+    state = read_state(layout)
+    if state is not None and _any_running(state):
+        raise LabError(f"a lab is already up here (started {state.started_at}, {len(state.sites())} SAMUs)",
+                       hint="run `cutover lab down` first, or use another --state-dir")
+
+
+def _lab_inventory(project_dir: Path, layout: LabLayout, samus: int) -> tuple[Inventory, str]:
+    template = load_inventory(project_dir, LAB_ENV)
+    if not template.is_lab:
+        raise InputError("inventories/lab is not marked as a lab (cutover_lab: true)",
+                         hint="the lab refuses to run on anything else")
+    if samus == DEFAULT_SAMUS:
+        return template, LAB_ENV
+    folder = inventorygen.write_lab_inventory(layout.generated_inventory, template, samus)
+    return load_inventory(project_dir, str(folder)), str(folder)
+
+
+def _lab_hosts(inventory: Inventory) -> list[LabHost]:
+    sites = [LabHost(name=s.host, kind="site", identity=s.code, port=inventory.hosts[s.host].port)
+             for s in inventory.samus.values()]
+    platforms = [_platform_host(inventory, name) for name in inventory.groups.get(PLATFORMS_GROUP, ())]
+    roles = sorted(p.identity for p in platforms)
+    if roles != sorted(samulab.PLATFORMS):
+        raise InputError(f"the lab inventory {inventory.path} must have one legacy and one cloud platform "
+                         f"in its '{PLATFORMS_GROUP}' group (found: {', '.join(roles) or 'none'})",
+                         hint="see inventories/lab/hosts.yml and host_vars/*-platform.yml")
+    return sites + platforms
+
+
+def _platform_host(inventory: Inventory, name: str) -> LabHost:
+    role = str(inventory.hosts[name].vars.get("platform_role", ""))
+    if role not in samulab.PLATFORMS:
+        raise InputError(f"platform host {name} has platform_role {role!r}", hint="set it to legacy or cloud")
+    return LabHost(name=name, kind="platform", identity=role, port=inventory.hosts[name].port)
+
+
+def _refuse_busy_ports(hosts: Sequence[LabHost]) -> None:
+    busy = [h for h in hosts if not inventorygen.port_is_free(h.port)]
+    if busy:
+        listed = ", ".join(f"{h.port} ({h.name})" for h in busy)
+        raise LabError(f"lab port(s) already in use: {listed}",
+                       hint="another lab (another --state-dir?) or program holds them; "
+                            f"see `ss -ltnp 'sport = :{busy[0].port}'`")
+
+
+def _prepare_files(layout: LabLayout, inventory: Inventory, codes: Sequence[str]) -> None:
+    """Fresh databases, tools and keys (host keys are kept so known_hosts stays stable)."""
+    for stale in ("platforms", "sites", "tools", "bin"):
+        shutil.rmtree(layout.root / stale, ignore_errors=True)
+    for stale in layout.root.glob("ledger.db*"):
+        stale.unlink()
+    layout.traffic_log.unlink(missing_ok=True)
+    samulab.create_lab_data(layout.root, codes)
+    _seed_history(layout.root, codes)
+    _install_tools(layout)
+    _install_client_key(layout, inventory)
+
+
+def _seed_history(lab_dir: Path, codes: Sequence[str]) -> None:
+    rng = random.Random(15)
+    conn = samulab.connect(samulab.platform_db(lab_dir, "legacy"))
+    with samulab.write_txn(conn):
+        for code in codes:
+            for _ in range(HISTORY_PER_SAMU):
+                samulab.insert_record(conn, samulab.new_record(
+                    code, "legacy", caller=samulab.synthetic_caller(rng), placed_at=samulab.now(), rng=rng))
+    conn.close()
+
+
+def _install_tools(layout: LabLayout) -> None:
+    make_private_dir(layout.tools)
+    make_private_dir(layout.bin)
+    tool = layout.tools / "samulab.py"
+    shutil.copyfile(TOOL_SOURCE, tool)
+    tool.chmod(0o700)
+    for command, tool_name in (("samu-site", "site"), ("samu-platform", "platform")):
+        wrapper = layout.bin / command
+        wrapper.write_text(f'#!/bin/sh\nexec {SITE_PYTHON} "{tool}" {tool_name} "$@"\n')
+        wrapper.chmod(0o700)
+
+
+def _install_client_key(layout: LabLayout, inventory: Inventory) -> None:
+    if inventory.ssh_key is None or inventory.known_hosts is None:
+        raise InputError(f"the lab inventory {inventory.path} must name ansible_ssh_private_key_file "
+                         "and cutover_known_hosts", hint="see inventories/lab/group_vars/all.yml")
+    make_private_dir(inventory.ssh_key.parent)
+    key = sshd.generate_keypair(inventory.ssh_key, "cutover-lab-operator")
+    make_private_dir(layout.ssh)
+    layout.authorized_keys.write_text(key.with_name(key.name + ".pub").read_text())
+    layout.authorized_keys.chmod(0o600)
+
+
+def _host_environment(layout: LabLayout, host: LabHost) -> dict[str, str]:
+    # What a host knows about itself; PATH puts samu-site / samu-platform first.
+    identity = {"CUTOVER_LAB_SITE" if host.kind == "site" else "CUTOVER_LAB_PLATFORM": host.identity}
+    return {"CUTOVER_LAB_DIR": str(layout.root), "PATH": f"{layout.bin}:/usr/local/bin:/usr/bin:/bin",
+            **identity}
+
+
+def _start_sshd(layout: LabLayout, host: LabHost, attempts: int = 2) -> None:
+    workdir = make_private_dir(layout.sshd_workdir(host.name))
+    existing = workdir / sshd.HOST_KEY_NAME
+    for attempt in range(attempts):
+        (workdir / sshd.PID_NAME).unlink(missing_ok=True)  # so a pid file found below is this attempt's
+        try:
+            process = sshd.start_sshd(workdir, name=host.name, port=host.port,
+                                      authorized_keys=layout.authorized_keys,
+                                      host_key=existing if existing.is_file() else None,
+                                      environment=_host_environment(layout, host))
+        except sshd.SshdFailed:
+            # start_sshd can judge a live sshd dead (it polls /proc while sshd
+            # rewrites its process title) and then forgets it: stop it by its
+            # pid file, or it would hold the port forever; then try once more.
+            _stop_by_pid_file(workdir)
+            if attempt == attempts - 1:
+                raise
+            continue
+        host.pid = process.pid
+        host.host_key_pub = process.host_key_pub
+        return
+
+
+def _stop_by_pid_file(workdir: Path) -> None:
+    try:
+        pid = int((workdir / sshd.PID_NAME).read_text().strip())
+    except (OSError, ValueError):
+        return
+    sshd.stop_pid(pid)
+    (workdir / sshd.PID_NAME).unlink(missing_ok=True)
+
+
+def _start_all_sshd(layout: LabLayout, state: LabState) -> None:
+    # In parallel: each start waits for its sshd's "listening" line; 100 in a row is slow.
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        futures = [pool.submit(_start_sshd, layout, host) for host in state.hosts]
+    errors = [f.exception() for f in futures if f.exception() is not None]
+    if errors:
+        first = errors[0]
+        raise LabError(f"could not start the lab's sshd: {first}",
+                       hint=getattr(first, "hint", None) or "see the sshd logs under the lab folder") from first
+
+
+def _write_known_hosts(inventory: Inventory, state: LabState) -> None:
+    assert inventory.known_hosts is not None  # checked in _install_client_key
+    lines = [sshd.known_hosts_line(inventory.hosts[h.name].address, h.port, h.host_key_pub) for h in state.hosts]
+    make_private_dir(inventory.known_hosts.parent)
+    sshd.write_known_hosts(inventory.known_hosts, lines)
+
+
+def _start_traffic(layout: LabLayout, state: LabState) -> int:
+    command = [sys.executable, "-m", TRAFFIC_MODULE, "--lab-dir", str(layout.root),
+               "--samus", ",".join(state.traffic.codes), "--rate", str(state.traffic.rate),
+               "--alive-file", str(layout.state_file)]
+    fd = os.open(layout.traffic_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "ab") as log:
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                   start_new_session=True, close_fds=True)
+    time.sleep(0.2)
+    if process.poll() is not None:
+        raise LabError("the traffic generator exited at start", hint=f"see {layout.traffic_log}")
+    return process.pid
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+# --------------------------------------------------------------------------
+# lab down
+
+
+@dataclass(frozen=True)
+class LabDown:
+    was_up: bool
+    stopped: list[str] = field(default_factory=list)
+
+
+def lab_down(state_dir: Path) -> LabDown:
+    """Stop the traffic and every sshd; idempotent. The databases stay for ``lab calls``."""
+    layout = LabLayout.under(Path(state_dir))
+    state = read_state(layout)
+    if state is None:
+        return LabDown(was_up=False)
+    stopped = _stop_processes(state)
+    state.up = False
+    write_state(layout, state)
+    return LabDown(was_up=bool(stopped), stopped=stopped)
+
+
+def _stop_processes(state: LabState) -> list[str]:
+    stopped: list[str] = []
+    if state.traffic.pid and stop_traffic(state.traffic.pid):
+        stopped.append("traffic")
+    state.traffic.pid = None
+    for host in state.hosts:  # traffic first: calls do not need sshd, but a clean order reads better in logs
+        if host.pid and sshd.stop_pid(host.pid):
+            stopped.append(host.name)
+        host.pid = None
+    return stopped
+
+
+def is_traffic_running(pid: int | None) -> bool:
+    """True if ``pid`` is a live traffic generator (a reused pid is not ours)."""
+    if not pid:
+        return False
+    try:
+        os.waitpid(pid, os.WNOHANG)  # reap it if we are its parent (tests)
+    except ChildProcessError:
+        pass
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        status = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return TRAFFIC_MODULE.encode() in cmdline and status != "Z"
+
+
+def stop_traffic(pid: int, timeout: float = 5.0) -> bool:
+    """SIGTERM (it finishes the call in hand), then SIGKILL; True if it was running."""
+    if not is_traffic_running(pid):
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while is_traffic_running(pid):
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            deadline += timeout
+        time.sleep(0.02)
+    return True
+
+
+def _any_running(state: LabState) -> bool:
+    return is_traffic_running(state.traffic.pid) or any(h.pid and sshd.is_sshd_running(h.pid) for h in state.hosts)
+
+
+# --------------------------------------------------------------------------
+# lab status / lab calls
+
+
+@dataclass(frozen=True)
+class LabStatus:
+    state: LabState | None
+    sites: list[dict[str, Any]]
+    platforms: list[dict[str, Any]]
+    traffic_running: bool
+
+    @property
+    def up(self) -> bool:
+        return self.state is not None and self.state.up
+
+    def to_json(self) -> dict[str, Any]:
+        if self.state is None:
+            return {"up": False, "sites": [], "platforms": [], "traffic": {"running": False}}
+        return {
+            "up": self.state.up, "lab_dir": self.state.lab_dir, "inventory": self.state.inventory,
+            "env": self.state.env, "started_at": self.state.started_at,
+            "sites": self.sites, "platforms": self.platforms,
+            "traffic": {"running": self.traffic_running, "pid": self.state.traffic.pid,
+                        "rate": self.state.traffic.rate},
+        }
+
+
+def lab_status(state_dir: Path) -> LabStatus:
+    layout = LabLayout.under(Path(state_dir))
+    state = read_state(layout)
+    if state is None:
+        return LabStatus(None, [], [], False)
+    lab = samulab.LabData(layout.root)
+    try:
+        sites = [{**_host_view(h), **_site_view(lab, h)} for h in state.sites()]
+        platforms = [{**_host_view(h), **_platform_view(lab, h)} for h in state.platforms()]
+    except samulab.LabError as exc:
+        raise LabError(f"the lab's files are damaged: {exc}", hint="`cutover lab down`, then `cutover lab up`") from exc
+    finally:
+        lab.close()
+    return LabStatus(state, sites, platforms, is_traffic_running(state.traffic.pid))
+
+
+def _host_view(host: LabHost) -> dict[str, Any]:
+    return {"host": host.name, "port": host.port, "reachable": ssh_banner_answers(host.port), "faults": host.faults}
+
+
+def _site_view(lab: samulab.LabData, host: LabHost) -> dict[str, Any]:
+    status = samulab.site_status(lab.site(host.identity))
+    return {"code": host.identity, "mode": status["mode"], "platform": status["platform"],
+            "buffer": status["buffer"]["pending"]}
+
+
+def _platform_view(lab: samulab.LabData, host: LabHost) -> dict[str, Any]:
+    status = samulab.platform_status(lab.platform(host.identity), host.identity)
+    return {"platform": host.identity, "state": status["state"], "records": status["records"]}
+
+
+def ssh_banner_answers(port: int, address: str = "127.0.0.1", timeout: float = 1.0) -> bool:
+    """True if an SSH server greets us on ``address:port`` (cheaper than logging in)."""
+    try:
+        with socket.create_connection((address, port), timeout=timeout) as sock:
+            return sock.recv(8).startswith(b"SSH-")
+    except OSError:
+        return False
+
+
+def lab_calls(state_dir: Path) -> CallAccount:
+    layout = LabLayout.under(Path(state_dir))
+    if read_state(layout) is None:
+        raise LabError(f"no lab in {layout.root}", hint="start one with `cutover lab up`")
+    try:
+        return account_calls(layout.root)
+    except samulab.LabError as exc:
+        raise LabError(str(exc), hint=exc.hint or None) from exc
+
+
+# --------------------------------------------------------------------------
+# lab fault / lab heal
+
+
+def _require_up(state_dir: Path) -> tuple[LabLayout, LabState]:
+    layout = LabLayout.under(Path(state_dir))
+    state = read_state(layout)
+    if state is None or not state.up:
+        raise LabError("no lab is up", hint="start one with `cutover lab up`")
+    return layout, state
+
+
+def find_hosts(state: LabState, target: str) -> list[LabHost]:
+    """A host name, a SAMU code, a platform role (legacy, cloud), or ``all``."""
+    found = [h for h in state.hosts if target in ("all", h.name, h.identity)]
+    if not found:
+        raise InputError(f"no lab host or SAMU {target!r}",
+                         hint="use a host name (samu-30, cloud-platform), a SAMU code (30) or legacy/cloud")
+    return found
+
+
+def inject_fault(state_dir: Path, target: str, kind: str) -> str:
+    if kind not in FAULT_KINDS:
+        raise InputError(f"unknown fault {kind!r}", hint=f"faults: {', '.join(FAULT_KINDS)}")
+    layout, state = _require_up(state_dir)
+    [host] = _one_host(state, target)
+    if kind != "sshd-stopped" and host.kind != "platform":
+        raise InputError(f"{kind} is a platform fault; {host.name} is a SAMU site",
+                         hint="target legacy or cloud (or their hosts)")
+    detail = _apply_fault(layout, host, kind)
+    if kind not in host.faults:
+        host.faults.append(kind)
+    write_state(layout, state)
+    return f"{host.name}: {detail}"
+
+
+def _one_host(state: LabState, target: str) -> list[LabHost]:
+    found = find_hosts(state, target)
+    if len(found) != 1:
+        raise InputError(f"{target!r} names {len(found)} hosts; a fault hits one", hint="name one host")
+    return found
+
+
+def _apply_fault(layout: LabLayout, host: LabHost, kind: str) -> str:
+    if kind == "sshd-stopped":
+        if host.pid:
+            sshd.stop_pid(host.pid)
+        host.pid = None
+        return "sshd stopped (the host is unreachable; calls still flow)"
+    conn = samulab.connect(samulab.platform_db(layout.root, host.identity))
+    try:
+        if kind == "platform-down":
+            samulab.set_down(conn, True)
+            return "platform down (calls to it are lost, its tools refuse)"
+        return samulab.corrupt_one_record(conn)
+    finally:
+        conn.close()
+
+
+def heal(state_dir: Path, target: str) -> list[str]:
+    """Undo every fault on the target(s): restart a stopped sshd (same host key), bring up, repair."""
+    layout, state = _require_up(state_dir)
+    healed: list[str] = []
+    for host in find_hosts(state, target):
+        healed += [f"{host.name}: {what}" for what in _heal_host(layout, host)]
+        host.faults = []
+        write_state(layout, state)
+    return healed
+
+
+def _heal_host(layout: LabLayout, host: LabHost) -> list[str]:
+    done: list[str] = []
+    if not (host.pid and sshd.is_sshd_running(host.pid)):
+        _start_sshd(layout, host)
+        done.append("sshd restarted")
+    if host.kind == "platform":
+        conn = samulab.connect(samulab.platform_db(layout.root, host.identity))
+        try:
+            if samulab.platform_state(conn) == samulab.DOWN:
+                samulab.set_down(conn, False)
+                done.append("platform up")
+            if samulab.repair_records(conn):
+                done.append("corrupted record repaired")
+            elif "checksum-mismatch" in host.faults:
+                done.append("corruption disarmed")
+        finally:
+            conn.close()
+    return done
