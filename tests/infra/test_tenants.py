@@ -1,0 +1,54 @@
+"""tenant add / list: one edit of the inventory, comments kept, bad requests refused."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from cutover.errors import InputError
+from cutover.inventory import load_inventory
+from cutover.tenants import NewTenant, add_tenant, allocate_cidr, list_tenants
+
+HOSTS = "inventories/production/hosts.yml"
+
+
+def net(text: str) -> ipaddress.IPv4Network:
+    return ipaddress.IPv4Network(text)
+
+
+def test_allocation_takes_the_lowest_free_slash_24():
+    pool = net("10.140.0.0/22")
+    assert allocate_cidr(pool, [net("10.140.0.0/24"), net("10.140.2.0/24")]) == net("10.140.1.0/24")
+    assert allocate_cidr(pool, [net("10.140.0.0/23"), net("10.140.2.0/24")]) == net("10.140.3.0/24")
+    assert allocate_cidr(pool, [net("10.140.0.0/22")]) is None
+
+
+def test_add_puts_the_samu_in_its_wave_keeps_comments_and_list_shows_it(project_copy):
+    before = (project_copy / HOSTS).read_text(encoding="utf-8")
+    samu = add_tenant(project_copy, "production", NewTenant(code="974", name="Saint-Denis (La Réunion)", wave=3))
+    after = (project_copy / HOSTS).read_text(encoding="utf-8")
+    assert samu.host == "samu-974" and samu.wave == 3 and samu.cidr == net("10.140.0.0/24")
+    assert after.startswith(before.rstrip("\n"))  # every line kept, comments included
+    assert after.endswith("        wave3:\n          hosts:\n            samu-974:\n")
+    inventory = load_inventory(project_copy, "production")
+    assert inventory.waves()[3] == ("samu-974",)
+    assert [row.code for row in list_tenants(inventory)][-1] == "974"
+
+
+@pytest.mark.parametrize("code, message", [("20", "not a département code"), ("30", "already in inventory"),
+                                           ("7", "not a département code")])
+def test_add_refuses_bad_or_duplicate_codes_and_leaves_files_alone(project_copy, code, message):
+    before = (project_copy / HOSTS).read_text(encoding="utf-8")
+    with pytest.raises(InputError, match=message):
+        add_tenant(project_copy, "production", NewTenant(code=code, name="X", wave=2))
+    assert (project_copy / HOSTS).read_text(encoding="utf-8") == before
+
+
+def test_add_refuses_when_the_pool_is_full(project_copy, edit):
+    edit("inventories/production/group_vars/all.yml",
+         lambda text: text.replace("cutover_tenant_pool: 10.140.0.0/16", "cutover_tenant_pool: 10.140.0.0/20"))
+    for code in ("02", "03", "04", "05", "06", "07"):  # a /20 holds 16 /24s; ten are taken
+        add_tenant(project_copy, "production", NewTenant(code=code, name=code, wave=2))
+    with pytest.raises(InputError, match="no free /24"):
+        add_tenant(project_copy, "production", NewTenant(code="08", name="08", wave=2))
