@@ -26,7 +26,7 @@ import pytest
 import yaml
 
 from cutover.inventory import Inventory, load_inventory
-from cutover.lab.sshd import SSHD, SshdProcess, free_port, generate_keypair, start_sshd, write_known_hosts
+from cutover.lab.sshd import SSHD, SshdFailed, SshdProcess, free_port, generate_keypair, start_sshd, write_known_hosts
 
 
 @dataclass(frozen=True)
@@ -76,13 +76,13 @@ def sshd(tmp_path: Path, ssh_client_key: Path) -> Iterator[LoopbackSshd]:
 
 
 def _start_on_free_port(workdir: Path, authorized: Path, attempts: int = 3) -> SshdProcess:
-    # free_port() can race with another process taking the port; retry a few times.
+    # free_port() can race with another process taking the port; retry that case only.
     for attempt in range(attempts):
         try:
             return start_sshd(workdir, name="samu-30", port=free_port(), authorized_keys=authorized,
                               environment={"SAMU_CODE": "30", "SAMU_NAME": "Nimes"})
-        except Exception:
-            if attempt == attempts - 1:
+        except SshdFailed as exc:
+            if "Address already in use" not in exc.message or attempt == attempts - 1:
                 raise
     raise AssertionError("unreachable")
 

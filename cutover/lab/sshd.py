@@ -255,6 +255,7 @@ def _wait_listening(pid: int, listen: str, port: int, log: Path, offset: int, ti
         if ready in _read_from(log, offset):
             return
         if not is_sshd_running(pid):
+            stop_pid(pid)  # no-op when it is gone; never leave a half-started sshd behind
             raise SshdFailed(f"sshd on {listen}:{port} exited at start: {_log_tail(log, offset)}",
                              hint=f"see {log}; is the port already taken?")
         time.sleep(0.02)
