@@ -37,9 +37,14 @@ def secret_values(variables: Mapping[str, object]) -> list[str]:
     for name, value in variables.items():
         if isinstance(value, Mapping):
             found.extend(secret_values(value))
-        elif SECRET_NAME.search(str(name)) and isinstance(value, (str, int)) and str(value):
+        elif _names_a_secret(str(name)) and isinstance(value, (str, int)) and str(value):
             found.append(str(value))
     return found
+
+
+def _names_a_secret(name: str) -> bool:
+    # `ansible_ssh_private_key_file` names where a secret is, not the secret itself
+    return bool(SECRET_NAME.search(name)) and not name.endswith(("_file", "_path", "_dir"))
 
 
 @dataclass(frozen=True)

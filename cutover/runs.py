@@ -21,7 +21,7 @@ from cutover.core.engine import Approval, DriveOptions, Engine, approval_payload
 from cutover.core.events import Journal, LeaseHolder
 from cutover.core.plan import plan_cutover
 from cutover.core.state import RunState, RunStatus, TargetStatus, fold
-from cutover.errors import ExitCode, InputError, NotFound
+from cutover.errors import ExitCode, InputError, LeaseHeld, NotFound
 from cutover.inventory import Inventory
 from cutover.runbook import GateStep, LoadedRunbook, Runbook, check_against, parse_runbook
 
@@ -109,7 +109,10 @@ def driving(journal: Journal, run_id: str, *, take_over: bool = False) -> Iterat
         stop.set()
         if thread is not None:
             thread.join(timeout=2)
-        journal.release_lease(run_id, holder)
+        try:
+            journal.release_lease(run_id, holder)
+        except LeaseHeld:
+            pass  # someone took the run over from us (we looked stale); the journal records it
 
 
 def _heartbeat(beat: Any, run_id: str, holder: LeaseHolder, stop: threading.Event) -> None:
