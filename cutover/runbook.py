@@ -156,6 +156,9 @@ class _ActionStep(_StepBase):
     rollback: Action | None
     rollback_reason: str | None = None
     rollback_expected_duration: Duration | None = None
+    # the mode a SAMU is in once this step succeeded on it: the live view and the
+    # reports measure each SAMU's time in backup mode from these marks
+    sets_mode: Literal["backup", "nominal"] | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cutover.core.events import Event, parse_time
+from cutover.core.forecast import backup_mode_seconds, forecast
 from cutover.core.state import RunState, RunStatus, TargetStatus
 
 STYLE = {
@@ -30,7 +31,7 @@ RUN_STYLE = {RunStatus.RUNNING: "yellow", RunStatus.PAUSED: "magenta", RunStatus
 def status_board(state: RunState, now: datetime | None = None) -> Group:
     """SAMUs (rows) x steps (columns), with the run's header: the live view and `cutover status`."""
     now = now or datetime.now(timezone.utc)
-    return Group(_header(state, now), _grid(state), _footer(state))
+    return Group(_header(state, now), _grid(state, backup_mode_seconds(state, now)), _footer(state))
 
 
 def _header(state: RunState, now: datetime) -> Text:
@@ -46,12 +47,22 @@ def _header(state: RunState, now: datetime) -> Text:
         text.append(f"  window closes in {_duration(left)}" if left > 0 else "  window closed", style="bold")
     if state.point_of_no_return_passed:
         text.append(f"  PNR passed ({state.point_of_no_return_passed})", style="bold red")
+    outlook = forecast(state, now)
+    if outlook.predicted_end is not None:
+        text.append(f"  predicted end {outlook.predicted_end.astimezone():%H:%M:%S}")
+        if outlook.unknown_durations:
+            text.append(f" (+{outlook.unknown_durations} steps of unknown duration)", style="dim")
+    if outlook.pnr_deadline is not None:
+        left = (outlook.pnr_deadline - now).total_seconds()
+        text.append(f"  PNR deadline in {_duration(left)}" if left > 0 else "  PNR deadline passed",
+                    style="bold" if left > 600 else "bold red")
     return text
 
 
-def _grid(state: RunState) -> Table:
+def _grid(state: RunState, in_backup: dict[str, float]) -> Table:
     table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
     table.add_column("target", no_wrap=True)
+    table.add_column("in backup", justify="right", no_wrap=True)
     for info in state.steps:
         table.add_column(info.id, justify="center", no_wrap=True)
     rows: list[str | None] = [None]
@@ -68,7 +79,8 @@ def _grid(state: RunState) -> Table:
                 continue
             symbol, style = STYLE[target.status]
             cells.append(Text(symbol, style=style))
-        table.add_row(row or "controller", *cells)
+        backup = _duration(in_backup[row]) if row in in_backup else ""
+        table.add_row(row or "controller", backup, *cells)
     return table
 
 

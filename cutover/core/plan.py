@@ -58,6 +58,7 @@ def _plan_step(step: Any, inventory: Inventory) -> PlannedStep:
         id=step.id, kind=step.kind, title=step.label, targets=tuple(targets) if targets is not None else None,
         idempotent=step.idempotent, has_verify=step.verify is not None, has_rollback=step.rollback is not None,
         expected_duration=step.expected_duration, rollback_expected_duration=step.rollback_expected_duration,
+        sets_mode=step.sets_mode,
     )
     return PlannedStep(
         info, step.action().describe(), step.verify.describe() if step.verify else None,

@@ -84,6 +84,7 @@ class StepInfo:
     point_of_no_return: bool = False
     expected_duration: float | None = None
     rollback_expected_duration: float | None = None
+    sets_mode: str | None = None
 
     @property
     def is_gate(self) -> bool:
@@ -101,7 +102,7 @@ class StepInfo:
             idempotent=bool(data.get("idempotent")), has_verify=bool(data.get("has_verify")),
             has_rollback=bool(data.get("has_rollback")), point_of_no_return=bool(data.get("point_of_no_return")),
             expected_duration=data.get("expected_duration"),
-            rollback_expected_duration=data.get("rollback_expected_duration"),
+            rollback_expected_duration=data.get("rollback_expected_duration"), sets_mode=data.get("sets_mode"),
         )
 
     def to_payload(self) -> dict[str, Any]:
@@ -110,7 +111,7 @@ class StepInfo:
             "targets": list(self.targets) if self.targets is not None else None,
             "idempotent": self.idempotent, "has_verify": self.has_verify, "has_rollback": self.has_rollback,
             "point_of_no_return": self.point_of_no_return, "expected_duration": self.expected_duration,
-            "rollback_expected_duration": self.rollback_expected_duration,
+            "rollback_expected_duration": self.rollback_expected_duration, "sets_mode": self.sets_mode,
         }
 
 
