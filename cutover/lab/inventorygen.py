@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import getpass
 import ipaddress
+import os
 import shutil
 import socket
 from collections.abc import Iterator, Sequence
@@ -94,7 +95,14 @@ def _samu_vars(code: str, name: str | None, index: int, port: int, template: Inv
 def _reach(port: int) -> dict[str, object]:
     # The lab's sshds let in the user who started them; say so rather than
     # inheriting a user that only works when the lab runs as root.
-    return {"ansible_host": "127.0.0.1", "ansible_port": port, "ansible_user": getpass.getuser()}
+    return {"ansible_host": "127.0.0.1", "ansible_port": port, "ansible_user": _current_user()}
+
+
+def _current_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (containers)
+        return str(os.getuid())
 
 
 def _nth_subnet(template: Inventory, index: int) -> ipaddress.IPv4Network:
