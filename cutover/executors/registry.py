@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cutover.core.actions import Executor
+from cutover.executors.ansible import AnsibleExecutor
 from cutover.executors.local import LocalExecutor
 from cutover.executors.ssh import SshExecutor
 from cutover.inventory import Inventory
@@ -16,4 +17,5 @@ def build_executors(project_dir: Path, inventory: Inventory, state_dir: Path) ->
     return {
         "command": LocalExecutor(project_dir, inventory, redactor),
         "ssh": SshExecutor(inventory, redactor),
+        "playbook": AnsibleExecutor(project_dir, inventory, redactor, state_dir),
     }
