@@ -128,10 +128,10 @@ def plan(app: App, runbook: str, env: str, as_json: bool) -> int:
 
 
 def _drive_options(app: App, inventory: Inventory, *, auto_approve: str | None,
-                   override_window: str | None, plain: bool) -> DriveOptions:
+                   override_window: str | None, plain: bool, until: str | None = None) -> DriveOptions:
     check_auto_approve(inventory, auto_approve)
     prompt = None if auto_approve or not sys.stdin.isatty() else _terminal_prompt(app)
-    return DriveOptions(auto_approve=auto_approve, prompt=prompt, override_window=override_window,
+    return DriveOptions(auto_approve=auto_approve, prompt=prompt, override_window=override_window, until=until,
                         on_event=print_plain(app.console) if plain else None,
                         environment={"CUTOVER_ENV": inventory.name})
 
@@ -189,15 +189,18 @@ def _finish(app: App, journal: SqliteJournal, run_id: str, status: RunStatus) ->
 @click.option("--auto-approve", metavar="NAME", default=None, help="Approve every gate as NAME (lab inventories only).")
 @click.option("--window-end", type=WindowEnd(), default=None, help="End of the cutover window (ISO 8601 with offset); overrides the runbook's.")
 @click.option("--override-window", metavar="REASON", default=None, help="Start steps even past the window (journalled).")
+@click.option("--until", metavar="STEP", default=None, help="Pause once STEP is done (a rehearsal up to a point).")
 @pass_app
 def run(app: App, runbook: str, env: str, run_id: str | None, auto_approve: str | None,
-        window_end: str | None, override_window: str | None) -> int:
+        window_end: str | None, override_window: str | None, until: str | None) -> int:
     """Execute RUNBOOK on ENV: checkpointed steps, gates, a rollback point after each step."""
     loaded, inventory = load_checked(app, runbook, env)
+    if until is not None:
+        loaded.runbook.step(until)  # an unknown step is refused before anything runs
     run_id = run_id or new_run_id(loaded.runbook.name)
     with open_journal(app) as journal:
         options = _drive_options(app, inventory, auto_approve=auto_approve, override_window=override_window,
-                                 plain=not app.console.is_terminal)
+                                 plain=not app.console.is_terminal, until=until)
         create_run(journal, loaded, inventory, run_id=run_id, window_end=window_end)
         app.console.print(f"run [bold]{run_id}[/] created ({len(loaded.runbook.steps)} steps, env {inventory.name})")
         with _display_run(app, journal, run_id) as ready:
@@ -215,15 +218,18 @@ def run(app: App, runbook: str, env: str, run_id: str | None, auto_approve: str 
 @click.option("--rerun", multiple=True, metavar="STEP[:TARGET]", help="An in-doubt target did not take effect: run it again.")
 @click.option("--exclude", multiple=True, metavar="TARGET", help="Leave TARGET out of the rest of the run (journalled).")
 @click.option("--override-window", metavar="REASON", default=None, help="Start steps even past the window (journalled).")
+@click.option("--until", metavar="STEP", default=None, help="Pause once STEP is done (a rehearsal up to a point).")
 @pass_app
 def resume(app: App, run_id: str, auto_approve: str | None, take_over: bool, mark_done: tuple[str, ...],
-           rerun: tuple[str, ...], exclude: tuple[str, ...], override_window: str | None) -> int:
+           rerun: tuple[str, ...], exclude: tuple[str, ...], override_window: str | None, until: str | None) -> int:
     """Continue RUN_ID from its journal: after a pause, a failure, an approval or a crash."""
     with open_journal(app) as journal:
         state = load_run(journal, run_id)
         inventory = load_inventory(app.project_dir, state.env)
+        if until is not None and until not in {s.id for s in state.steps}:
+            runbook_step_missing(state, until)
         options = _drive_options(app, inventory, auto_approve=auto_approve, override_window=override_window,
-                                 plain=not app.console.is_terminal)
+                                 plain=not app.console.is_terminal, until=until)
         decisions = tuple(Decision.parse(d, "done") for d in mark_done) + tuple(Decision.parse(d, "rerun") for d in rerun)
         with _display_run(app, journal, run_id) as ready:
             status = drive_run(journal, run_id, build_executors(app.project_dir, inventory, app.state_dir), options,
@@ -267,6 +273,10 @@ def approve(app: App, run_id: str, step: str, approver: str, reason: str) -> int
             app.console.print(f"gate {step} approved by {approver}; still waiting: "
                               f"{len(state.gates[step].approvals)} approval(s) so far")
     return ExitCode.OK
+
+
+def runbook_step_missing(state: Any, step: str) -> None:
+    raise NotFound(f"run {state.run_id} has no step {step!r}", hint=f"steps: {', '.join(s.id for s in state.steps)}")
 
 
 # ---------------------------------------------------------------------- reading

@@ -56,6 +56,7 @@ class DriveOptions:
     auto_approve: str | None = None  # lab only: the CLI refuses it on other inventories
     prompt: GatePrompt | None = None
     override_window: str | None = None  # reason, journalled, for starting a step past the window
+    until: str | None = None  # pause once this step is a rollback point (rehearsals, drills)
     environment: Mapping[str, str] = field(default_factory=dict)
     on_event: Callable[[Event], None] | None = None  # progress display; must not raise
     clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
@@ -111,6 +112,10 @@ class Engine:
             if outcome is not None:
                 return outcome
             self.record("rollback_point", {"step": info.id})
+            if info.id == self.options.until and info is not self.state.steps[-1]:
+                self.record("run_paused", {"step": info.id, "reason": "until",
+                                           "detail": f"stopped after {info.id} as asked (--until)"})
+                return RunStatus.PAUSED
         self.record("run_completed")
         return RunStatus.COMPLETED
 

@@ -305,3 +305,12 @@ def test_status_json_has_the_documented_shape(journal):
     row = next(s for s in status["steps"] if s["id"] == "backup" and s["target"] == "samu-30")
     assert row["state"] == "succeeded" and row["started_at"] and row["finished_at"]
     assert next(s for s in status["steps"] if s["id"] == "preflight")["target"] is None
+
+
+def test_until_pauses_after_the_named_step_and_resume_goes_on(journal):
+    executor = ScriptedExecutor()
+    start(journal)
+    assert drive(journal, executor, options=DriveOptions(auto_approve="bot", until="backup")) is RunStatus.PAUSED
+    state = load_run(journal, "r1")
+    assert state.pause_reason == "until" and state.completed == ["preflight", "backup"]
+    assert drive(journal, executor, command="resume") is RunStatus.COMPLETED

@@ -1,0 +1,90 @@
+"""The main job: the whole big-bang night in the local lab, end to end (`make night`).
+
+It types what an operator would: `cutover lab up`, `cutover run bigbang --env
+lab --auto-approve ...` (the live view on a terminal), then reads `cutover lab
+status` and `cutover lab calls`, and always `cutover lab down`. It exits 0
+only if the run completed, every SAMU of the wave is nominal on the cloud
+platform, and no call and no call record was lost or duplicated.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+CUTOVER = str(Path(sys.executable).parent / "cutover")
+RUNBOOK = "bigbang"
+APPROVER = "lab-demo"
+SETTLE_SECONDS = 3.0  # traffic before the night starts and after it ends, so both edges are covered
+
+
+def cutover(*args: str, capture: bool = False) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([CUTOVER, *args], text=True, capture_output=capture, stdin=subprocess.DEVNULL)
+
+
+def read_json(*args: str) -> Any:
+    result = cutover(*args, "--json", capture=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"cutover {' '.join(args)} failed ({result.returncode}): {result.stderr.strip()}")
+    return json.loads(result.stdout)
+
+
+def night(console: Console, run_id: str) -> tuple[int, dict[str, Any], dict[str, Any]]:
+    console.rule("[bold]1. the lab: one sshd per SAMU site and platform, real databases, call traffic")
+    up = cutover("lab", "up")
+    if up.returncode != 0:
+        raise SystemExit(up.returncode)
+    time.sleep(SETTLE_SECONDS)
+    console.rule(f"[bold]2. the night: runbooks/{RUNBOOK}.yaml on the lab (gates approved by {APPROVER}, lab only)")
+    started = time.monotonic()
+    run = cutover("run", RUNBOOK, "--env", "lab", "--run-id", run_id, "--auto-approve", APPROVER)
+    console.print(f"the night took {time.monotonic() - started:.0f} s (exit {run.returncode})")
+    time.sleep(SETTLE_SECONDS)
+    return run.returncode, read_json("lab", "status"), read_json("lab", "calls")
+
+
+def report(console: Console, code: int, status: dict[str, Any], calls: dict[str, Any]) -> bool:
+    console.rule("[bold]3. the outcome")
+    table = Table(header_style="bold")
+    for column in ("SAMU", "mode", "platform", "left in buffer"):
+        table.add_column(column)
+    on_cloud = True
+    for site in status["sites"]:
+        ok = site["mode"] == "nominal" and site["platform"] == "cloud" and site["buffer"] == 0
+        on_cloud &= ok
+        style = "green" if ok else "bold red"
+        table.add_row(site["code"], site["mode"], site["platform"], str(site["buffer"]), style=style)
+    console.print(table)
+    figures = ("placed", "answered", "lost", "records_missing", "records_duplicated")
+    console.print("calls: " + ", ".join(f"{name.replace('_', ' ')} {calls[name]}" for name in figures))
+    success = code == 0 and on_cloud and calls["lost"] == 0 and calls["records_missing"] == 0 \
+        and calls["records_duplicated"] == 0 and calls["placed"] > 0
+    verdict = "[bold green]every SAMU nominal on the cloud platform; no call and no record lost" if success \
+        else "[bold red]the night did not end as it must: see above"
+    console.print(verdict)
+    return success
+
+
+def main() -> int:
+    console = Console(highlight=False)
+    os.environ.setdefault("CUTOVER_OPERATOR", "demo")
+    run_id = f"night-{time.strftime('%Y%m%d-%H%M%S')}"
+    try:
+        code, status, calls = night(console, run_id)
+        success = report(console, code, status, calls)
+    finally:
+        cutover("lab", "down")
+    console.print(f"[dim]journal: `cutover status {run_id}`, `cutover journal verify {run_id}`[/]")
+    return 0 if success else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
