@@ -29,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import yaml
@@ -57,15 +57,16 @@ steps:
     kind: playbook
     playbook: bench.yml
     for_each: wave1
-    concurrency: 10
+    concurrency: {concurrency}
     rollback: none
     rollback_reason: benchmark
 """
 
-FORKS = 10
+CPU_LOAD: list[float] = []  # share of the machine's CPU busy during each timed run
+FORKS = 10  # the ten-site comparison: --forks 10 and concurrency 10 on both sides
 
 
-def make_project(root: Path, servers: Sequence[SshdProcess], key: Path, name: str) -> Path:
+def make_project(root: Path, servers: Sequence[SshdProcess], key: Path, name: str, concurrency: int) -> Path:
     """A project with one inventory (inventories/<name>) over ``servers``; returns the project folder."""
     inventory = root / "inventories" / name
     (inventory / "group_vars").mkdir(parents=True)
@@ -84,7 +85,7 @@ def make_project(root: Path, servers: Sequence[SshdProcess], key: Path, name: st
         "bench_dir": str(root / "marks")}))
     write_known_hosts(inventory / "ssh" / "known_hosts", [s.known_hosts_line() for s in servers])
     (root / "marks").mkdir(exist_ok=True)
-    for folder, file, text in (("playbooks", "bench.yml", PLAYBOOK), ("runbooks", "bench.yaml", RUNBOOK)):
+    for folder, file, text in (("playbooks", "bench.yml", PLAYBOOK), ("runbooks", "bench.yaml", RUNBOOK.format(concurrency=concurrency))):
         (root / folder).mkdir(exist_ok=True)
         (root / folder / file).write_text(text)
     return root
@@ -133,21 +134,35 @@ def cutover_run(project: Path, name: str, state: Path) -> float:
     return _timed(command, dict(os.environ), project)
 
 
+def _cpu_busy() -> tuple[float, float]:
+    """(busy, total) jiffies of the whole machine, from /proc/stat: the sites' sshd work counts too."""
+    fields = [float(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    return sum(fields) - idle, sum(fields)
+
+
 def _timed(command: list[str], env: dict[str, str], cwd: Path) -> float:
+    busy0, total0 = _cpu_busy()
     started = time.perf_counter()
     result = subprocess.run(command, env=env, cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True, text=True)
     elapsed = time.perf_counter() - started
+    busy1, total1 = _cpu_busy()
+    CPU_LOAD.append((busy1 - busy0) / max(1.0, total1 - total0))
     if result.returncode != 0:
         raise SystemExit(f"{command[0]} failed ({result.returncode}):\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
     return elapsed
 
 
 def medians(runs: dict[str, Callable[[], float]], repeat: int) -> dict[str, float]:
-    """Interleave the contenders so a slow moment of the machine hits both."""
+    """Interleave the contenders so a slow moment of the machine hits both; print every time."""
     times: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(repeat):
         for name, run in runs.items():
             times[name].append(run())
+    for name, values in times.items():
+        print(f"  {name:>16}: " + " ".join(f"{v:.2f}" for v in values))
+    print(f"  machine CPU busy during these runs: {min(CPU_LOAD):.0%}..{max(CPU_LOAD):.0%}")
+    CPU_LOAD.clear()
     return {name: statistics.median(values) for name, values in times.items()}
 
 
@@ -155,6 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5, help="runs of each contender (median kept)")
     parser.add_argument("--large", type=int, default=100, help="sites of the large lab")
+    parser.add_argument("--only", choices=("ratio", "scale"), default=None, help="run one of the two comparisons")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="cutover-playbook-bench-") as tmp:
         base = Path(tmp)
@@ -164,26 +180,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{len(servers)} sshds started in {time.perf_counter() - started:.1f}s; "
               f"{os.cpu_count()} CPUs; repeat {args.repeat}")
         try:
-            small = make_project(base / "p10", servers[:10], key, "bench10")
-            large = make_project(base / f"p{args.large}", servers[: args.large], key, f"bench{args.large}")
+            small = make_project(base / "p10", servers[:10], key, "bench10", FORKS)
+            # One batch, every site at once (forks = sites), as the step would be written for a wave of 100.
+            large = make_project(base / f"p{args.large}", servers[: args.large], key, f"bench{args.large}", args.large)
             counter = iter(range(10_000))
-            ten = medians({
-                "ansible-playbook": lambda: bare_ansible(small, "bench10"),
-                "cutover run": lambda: cutover_run(small, "bench10", base / f"state-{next(counter)}"),
-            }, args.repeat)
-            print(f"10 sites   bare ansible-playbook  median {ten['ansible-playbook']:.2f}s")
-            print(f"10 sites   cutover run            median {ten['cutover run']:.2f}s")
-            print(f"ratio cutover / ansible-playbook: {ten['cutover run'] / ten['ansible-playbook']:.3f} (target <= 1.10)")
-            scale = medians({
-                "10": lambda: cutover_run(small, "bench10", base / f"state-{next(counter)}"),
-                "large": lambda: cutover_run(large, f"bench{args.large}", base / f"state-{next(counter)}"),
-            }, args.repeat)
-            print(f"{args.large} sites  cutover run            median {scale['large']:.2f}s (10 sites: {scale['10']:.2f}s)")
-            print(f"ratio {args.large} / 10 sites: {scale['large'] / scale['10']:.2f} (target <= 3)")
+            if args.only != "scale":
+                compare_bare(small, base, counter, args.repeat)
+            if args.only != "ratio":
+                compare_scale(small, large, base, counter, args.repeat, args.large)
         finally:
             for server in servers:
                 server.stop()
     return 0
+
+
+def compare_bare(small: Path, base: Path, counter: Iterator[int], repeat: int) -> None:
+    ten = medians({
+        "ansible-playbook": lambda: bare_ansible(small, "bench10"),
+        "cutover run": lambda: cutover_run(small, "bench10", base / f"state-{next(counter)}"),
+    }, repeat)
+    print(f"10 sites   bare ansible-playbook  median {ten['ansible-playbook']:.2f}s")
+    print(f"10 sites   cutover run            median {ten['cutover run']:.2f}s")
+    print(f"ratio cutover / ansible-playbook: {ten['cutover run'] / ten['ansible-playbook']:.3f} (target <= 1.10)")
+
+
+def compare_scale(small: Path, large: Path, base: Path, counter: Iterator[int], repeat: int, count: int) -> None:
+    scale = medians({
+        "10": lambda: cutover_run(small, "bench10", base / f"state-{next(counter)}"),
+        "large": lambda: cutover_run(large, f"bench{count}", base / f"state-{next(counter)}"),
+    }, repeat)
+    print(f"{count} sites  cutover run            median {scale['large']:.2f}s (10 sites: {scale['10']:.2f}s)")
+    print(f"ratio {count} / 10 sites: {scale['large'] / scale['10']:.2f} (target <= 3)")
 
 
 if __name__ == "__main__":

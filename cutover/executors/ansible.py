@@ -35,7 +35,7 @@ What is passed to ansible-runner (``interface.init_runner``, then ``run``):
 - ``extravars``: the action's extra vars whose names do not look secret (they end
   up on the command line, so in ``ps`` and in the ``command`` artifact). Those
   whose names look secret go to a 0600 file in ``<state_dir>/ansible/.transient``
-  passed as ``-e @file``, deleted as soon as Ansible reports its first event (it
+  passed as ``-e @file``, deleted as soon as Ansible reports the playbook's start (it
   has read its extra vars by then) and in any case when the run ends;
 - ``envvars`` (see ``ansible_environment``): ``ANSIBLE_CONFIG`` (the project's
   ``ansible.cfg``, else an empty one: never a user's ``~/.ansible.cfg`` or
@@ -91,6 +91,7 @@ from cutover.redact import PLACEHOLDER, SECRET_NAME, Redactor
 
 KEEP_RUNS = 20  # run folders of artifacts kept under <state_dir>/ansible
 CONTROL_PERSIST = "30s"  # SSH master connections outlive a task, so the next task reuses them
+_ORPHAN_AFTER = 600.0  # seconds after which a left-over secret extra-vars file is removed
 _POLL = 0.1  # seconds between ansible-runner's checks of cancel and timeout (its default is 5)
 _KEEP_LINES = 400  # display lines kept in memory per call (the stdout artifact and error search)
 _TARGET_OUTPUT = 1500  # characters of Ansible output kept per target in the journal
@@ -198,12 +199,15 @@ class _Tally:
     stats: dict[str, dict[str, int]] | None = None
     lines: deque[str] = field(default_factory=lambda: deque(maxlen=_KEEP_LINES))
     tasks_started: int = 0
-    on_first_event: Callable[[], None] | None = None
+    rc: int | None = None  # ansible-playbook's exit status, once known
+    on_playbook_start: Callable[[], None] | None = None
 
     def __call__(self, event: Mapping[str, Any]) -> bool:
-        if self.on_first_event is not None:
-            self.on_first_event()
-            self.on_first_event = None
+        # playbook_on_start comes after Ansible built its variable manager, which reads the extra
+        # vars eagerly; earlier events (inventory warnings) may come before they are read.
+        if self.on_playbook_start is not None and event.get("event") == "playbook_on_start":
+            self.on_playbook_start()
+            self.on_playbook_start = None
         text = str(event.get("stdout") or "")
         if text.strip():
             self.lines.extend(text.splitlines())
@@ -320,6 +324,7 @@ class AnsibleExecutor:
         finally:
             if call.secrets_file is not None:
                 call.secrets_file.unlink(missing_ok=True)
+        tally.rc = rc
         results = self._results(call, tally, status, rc)
         elapsed = time.monotonic() - started
         results = {t: replace(r, duration=elapsed) for t, r in results.items()}
@@ -382,6 +387,11 @@ class AnsibleExecutor:
             if run_id in self._pruned:
                 return
             self._pruned.add(run_id)
+        # A secret extra-vars file outlives its run only if the controller died: Ansible reads it
+        # within seconds, so one older than _ORPHAN_AFTER belongs to no live run.
+        for orphan in (self.root / ".transient").glob("*.json") if (self.root / ".transient").is_dir() else ():
+            if time.time() - orphan.stat().st_mtime > _ORPHAN_AFTER:
+                orphan.unlink(missing_ok=True)
         runs = [p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")]
         runs.sort(key=lambda p: p.stat().st_mtime, reverse=True)
         for old in runs[KEEP_RUNS:]:
@@ -447,7 +457,7 @@ class AnsibleExecutor:
         if not os.access(binary, os.X_OK):
             raise ToolMissing(f"ansible-playbook not found next to this Python ({binary})",
                               hint=f"install ansible-core in the same environment: {sys.executable} -m pip install ansible-core")
-        tally = _Tally(on_first_event=(lambda: call.secrets_file.unlink(missing_ok=True)) if call.secrets_file else None)
+        tally = _Tally(on_playbook_start=(lambda: call.secrets_file.unlink(missing_ok=True)) if call.secrets_file else None)
         try:
             kwargs = self._runner_kwargs(call, tally)
             runner = init_runner(**kwargs)
@@ -493,8 +503,8 @@ class AnsibleExecutor:
         else:
             outcome, detail = Outcome.FAILED, f"no result from Ansible for {target} (ansible-playbook status {status}, rc {rc})"
             hint = _no_result_hint(tally)
-        return ActionResult(outcome, detail=call.redact(detail), output=output, exit_status=rc, hint=hint,
-                            summary=summary)
+        # exit_status stays empty: ansible-playbook's status is the batch's, not this host's (it is in summary).
+        return ActionResult(outcome, detail=call.redact(detail), output=output, hint=hint, summary=summary)
 
     def _overall(self, call: _Call, tally: _Tally, status: str, rc: int | None) -> ActionResult:
         """No --limit: one result for the whole playbook."""
@@ -528,7 +538,7 @@ class AnsibleExecutor:
                               ("ignored", "ignored")):
                 counts[name] = int(tally.stats[key].get(target, 0))
         summary: dict[str, Any] = {"playbook": call.request.action.playbook,
-                                   "tasks": {k: v for k, v in counts.items() if v}}
+                                   "tasks": {k: v for k, v in counts.items() if v}, "rc": tally.rc}
         if host.failed_tasks:
             summary["failed_tasks"] = [call.redact(t) for t in dict.fromkeys(host.failed_tasks)]
         try:
@@ -573,20 +583,26 @@ def _tune(runner: Any, binary: Path, keep: Iterable[str]) -> None:
 
 def _settled(host: _HostTally, stats: Mapping[str, Mapping[str, int]] | None,
              target: str) -> tuple[Outcome, str, str | None] | None:
-    """A definitive outcome from the events, or None when the host never finished."""
-    if host.unreachable is not None:
-        if _REFUSAL.search(host.unreachable):
-            return (Outcome.REFUSED, f"refused by SSH: {host.unreachable}",
+    """A definitive outcome, or None when the host never finished (the run stopped before the recap).
+
+    The play recap decides when there is one: a failure later rescued by a
+    ``rescue:`` block has a failed event but is not a failure of the host.
+    """
+    if stats is not None:
+        unreachable = (host.unreachable or "unreachable") if stats["dark"].get(target) else None
+        failure = (host.failure or "a task failed") if stats["failures"].get(target) else None
+        ok = target in stats["processed"]
+    else:
+        unreachable, failure, ok = host.unreachable, host.failure, False
+    if unreachable is not None:
+        if _REFUSAL.search(unreachable):
+            return (Outcome.REFUSED, f"refused by SSH: {unreachable}",
                     "the host key is not the one in the inventory's known_hosts (never added nor replaced), or the "
                     "key was refused; check the fingerprint with the host's owner")
-        return Outcome.UNREACHABLE, f"unreachable: {host.unreachable}", "is sshd running on that host and port?"
-    if host.failure is not None:
-        return Outcome.FAILED, host.failure, "see the output; the artifacts folder holds the whole run"
-    if stats is None:
-        return None
-    if stats["failures"].get(target):
-        return Outcome.FAILED, "a task failed", "see the output"
-    if target in stats["processed"]:
+        return Outcome.UNREACHABLE, f"unreachable: {unreachable}", "is sshd running on that host and port?"
+    if failure is not None:
+        return Outcome.FAILED, failure, "see the output; the artifacts folder holds the whole run"
+    if ok and stats is not None:
         return Outcome.OK, _counts_line({k: int(stats[s].get(target, 0)) for k, s in
                                          (("ok", "ok"), ("changed", "changed"), ("skipped", "skipped"))}), None
     return None

@@ -40,6 +40,13 @@ FAIL_ON_13 = """
     - name: switch to backup mode
       command: /bin/sh -c "echo 'backup buffer missing' >&2; exit 3"
       when: inventory_hostname == 'samu-13'
+    - block:
+        - name: a failure that is rescued
+          fail: {msg: first try failed}
+          when: inventory_hostname == 'samu-30'
+      rescue:
+        - name: second try
+          debug: {msg: recovered}
 """
 
 SLEEP = """
@@ -95,7 +102,7 @@ def test_every_site_ok_is_ok_with_task_counts(sites, ansible_project: Path, tmp_
 
 
 def test_a_failed_task_fails_only_its_site_with_the_task_name(sites, ansible_project: Path, tmp_path: Path) -> None:
-    """samu-13's task fails: it is FAILED with the task and the message; the others are OK."""
+    """samu-13's task fails: FAILED with the task and the message; the others (samu-30 rescued) are OK."""
     _, inventory = sites
     results = executor(ansible_project, inventory, tmp_path / "state").run(
         request(write(ansible_project, "fail.yml", FAIL_ON_13), NAMES))
