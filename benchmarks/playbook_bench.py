@@ -182,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             small = make_project(base / "p10", servers[:10], key, "bench10", FORKS)
             # One batch, every site at once (forks = sites), as the step would be written for a wave of 100.
-            large = make_project(base / f"p{args.large}", servers[: args.large], key, f"bench{args.large}", args.large)
+            large = make_project(base / f"large-{args.large}", servers[: args.large], key, f"bench{args.large}", args.large)
             counter = iter(range(10_000))
             if args.only != "scale":
                 compare_bare(small, base, counter, args.repeat)
