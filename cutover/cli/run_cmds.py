@@ -19,12 +19,13 @@ from cutover.core.engine import Approval, DriveOptions, Engine
 from cutover.core.plan import plan_cutover
 from cutover.core.state import RunStatus
 from cutover.errors import ExitCode, JournalCorrupt, NotFound
-from cutover.executors.registry import build_executors
+from cutover.executors.registry import build_executors, check_ready
 from cutover.inventory import Inventory, load_inventory
 from cutover.journal import SqliteJournal
 from cutover.runbook import GateStep, LoadedRunbook, check_against, load_runbook
 from cutover.runs import (EXIT_FOR_STATUS, Decision, approve_gate, check_auto_approve, create_run, drive_run,
-                          gate_is_satisfied, load_run, new_run_id, rollback_run, runs_json, status_json)
+                          gate_is_satisfied, load_run, new_run_id, rollback_run, runbook_of, runs_json,
+                          status_json)
 
 class WindowEnd(click.ParamType):
     """An ISO 8601 date-time with its UTC offset (the window's end must be unambiguous)."""
@@ -201,11 +202,12 @@ def run(app: App, runbook: str, env: str, run_id: str | None, auto_approve: str 
     with open_journal(app) as journal:
         options = _drive_options(app, inventory, auto_approve=auto_approve, override_window=override_window,
                                  plain=not app.console.is_terminal, until=until)
+        executors = build_executors(app.project_dir, inventory, app.state_dir)
+        check_ready(executors, loaded.runbook)
         create_run(journal, loaded, inventory, run_id=run_id, window_end=window_end)
         app.console.print(f"run [bold]{run_id}[/] created ({len(loaded.runbook.steps)} steps, env {inventory.name})")
         with _display_run(app, journal, run_id) as ready:
-            status = drive_run(journal, run_id, build_executors(app.project_dir, inventory, app.state_dir),
-                               options, command="run", engine_ready=ready)
+            status = drive_run(journal, run_id, executors, options, command="run", engine_ready=ready)
         return _finish(app, journal, run_id, status)
 
 
@@ -231,8 +233,10 @@ def resume(app: App, run_id: str, auto_approve: str | None, take_over: bool, mar
         options = _drive_options(app, inventory, auto_approve=auto_approve, override_window=override_window,
                                  plain=not app.console.is_terminal, until=until)
         decisions = tuple(Decision.parse(d, "done") for d in mark_done) + tuple(Decision.parse(d, "rerun") for d in rerun)
+        executors = build_executors(app.project_dir, inventory, app.state_dir)
+        check_ready(executors, runbook_of(state))
         with _display_run(app, journal, run_id) as ready:
-            status = drive_run(journal, run_id, build_executors(app.project_dir, inventory, app.state_dir), options,
+            status = drive_run(journal, run_id, executors, options,
                                command="resume", take_over=take_over, decisions=decisions, exclude=exclude,
                                engine_ready=ready)
         return _finish(app, journal, run_id, status)
@@ -250,9 +254,10 @@ def rollback(app: App, run_id: str, to: str | None, take_over: bool) -> int:
         inventory = load_inventory(app.project_dir, state.env)
         options = DriveOptions(on_event=None if app.console.is_terminal else print_plain(app.console),
                                environment={"CUTOVER_ENV": inventory.name})
+        executors = build_executors(app.project_dir, inventory, app.state_dir)
+        check_ready(executors, runbook_of(state))
         with _display_run(app, journal, run_id) as ready:
-            status = rollback_run(journal, run_id, build_executors(app.project_dir, inventory, app.state_dir),
-                                  options, to=to, take_over=take_over, engine_ready=ready)
+            status = rollback_run(journal, run_id, executors, options, to=to, take_over=take_over, engine_ready=ready)
         return _finish(app, journal, run_id, status)
 
 

@@ -127,6 +127,11 @@ class SshExecutor:
     def run(self, request: ActionRequest) -> Mapping[Target, ActionResult]:
         return {target: self._run_one(request, target) for target in request.targets}
 
+    def ready(self) -> None:
+        """Raise now, before anything is journalled, if the key or known_hosts is missing or unusable."""
+        self._known_hosts()
+        self._private_key()
+
     def close(self) -> None:
         """Close every cached connection."""
         with self._lock:

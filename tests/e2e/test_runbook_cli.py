@@ -226,3 +226,19 @@ def test_changing_one_byte_of_the_journal_is_detected_and_the_event_named(projec
     result = project.cutover("journal", "verify")
     assert result.returncode == 7, result.stdout + result.stderr
     assert "run_created of run j1" in result.stderr
+
+
+def test_an_ssh_runbook_without_lab_ssh_material_is_refused_before_anything_is_journalled(project: Project):
+    project.write_runbook("remote", """name: remote
+steps:
+  - id: hello
+    kind: ssh
+    command: echo hello
+    for_each: wave1
+    rollback: none
+    rollback_reason: read-only
+""")
+    result = project.cutover("run", "remote", "--env", "lab", "--run-id", "s1")
+    assert result.returncode == 2, result.stderr
+    assert "known_hosts" in result.stderr and "cutover lab up" in result.stderr
+    assert project.journal_kinds("s1") == []

@@ -1,0 +1,149 @@
+"""The big-bang night in the real lab, driven by the real `cutover` command.
+
+Every test starts a fresh lab (a real sshd per SAMU site and platform, real
+SQLite platforms, continuous call traffic) in a throwaway copy of the project,
+and judges the night by the lab's own account of every call placed.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import REPO, Project
+
+pytestmark = pytest.mark.e2e
+
+CODES = ["01", "13", "2A", "30", "31", "33", "34", "38", "59", "69"]
+# the rollback points before the point of no return, in the order of runbooks/bigbang.yaml
+POINTS_BEFORE_PNR = ["preflight", "go-no-go", "backup-mode", "freeze-legacy", "migrate", "point-to-cloud",
+                     "verify-cloud"]
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[Project]:
+    """A copy of the real project with a lab up; the lab is always brought down."""
+    root = tmp_path / "project"
+    shutil.copytree(REPO / "inventories" / "lab", root / "inventories" / "lab",
+                    ignore=shutil.ignore_patterns("lab-ssh"))
+    shutil.copytree(REPO / "runbooks", root / "runbooks")
+    shutil.copytree(REPO / "playbooks", root / "playbooks")
+    if (REPO / "ansible.cfg").exists():
+        shutil.copy(REPO / "ansible.cfg", root / "ansible.cfg")
+    project = Project(root, tmp_path / "state")
+    project.cutover("lab", "up", "--rate", "5", check=0)
+    try:
+        yield project
+    finally:
+        project.cutover("lab", "down")
+
+
+def calls(project: Project) -> dict:
+    return json.loads(project.cutover("lab", "calls", "--json", check=0).stdout)
+
+
+def sites(project: Project) -> dict[str, tuple[str, str]]:
+    status = json.loads(project.cutover("lab", "status", "--json", check=0).stdout)
+    return {site["code"]: (site["mode"], site["platform"]) for site in status["sites"]}
+
+
+def assert_nothing_lost(account: dict) -> None:
+    assert account["placed"] > 0
+    assert (account["lost"], account["records_missing"], account["records_duplicated"]) == (0, 0, 0), account
+
+
+def test_the_full_night_ends_with_every_samu_nominal_on_the_cloud_and_nothing_lost(lab: Project):
+    before = calls(lab)["placed"]
+    result = lab.cutover("run", "bigbang", "--env", "lab", "--run-id", "n1", "--auto-approve", "lab-bot", timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    assert sites(lab) == {code: ("nominal", "cloud") for code in CODES}
+    account = calls(lab)
+    assert_nothing_lost(account)
+    assert account["placed"] - before > 50  # traffic flowed throughout the night
+    assert account["answered_by"].get("local", 0) > 0 and account["answered_by"].get("cloud", 0) > 0
+    lab.cutover("journal", "verify", "n1", check=0)
+
+
+@pytest.mark.parametrize("point", POINTS_BEFORE_PNR)
+def test_rollback_from_each_rollback_point_returns_every_samu_to_legacy_with_nothing_lost(lab: Project, point: str):
+    result = lab.cutover("run", "bigbang", "--env", "lab", "--run-id", "rb", "--auto-approve", "lab-bot",
+                         "--until", point, timeout=300)
+    assert result.returncode == 3, result.stdout[-3000:] + result.stderr
+    rolled = lab.cutover("rollback", "rb", timeout=300)
+    assert rolled.returncode == 5, rolled.stdout[-3000:] + rolled.stderr
+    assert sites(lab) == {code: ("nominal", "legacy") for code in CODES}
+    assert_nothing_lost(calls(lab))
+
+
+def test_rollback_before_the_point_of_no_return_is_refused_once_it_is_passed(lab: Project):
+    result = lab.cutover("run", "bigbang", "--env", "lab", "--run-id", "p1", "--auto-approve", "lab-bot",
+                         "--until", "point-of-no-return", timeout=300)
+    assert result.returncode == 3, result.stdout[-3000:] + result.stderr
+    refused = lab.cutover("rollback", "p1")
+    assert refused.returncode == 2 and "point of no return" in refused.stderr
+    resumed = lab.cutover("resume", "p1", "--auto-approve", "lab-bot", timeout=300)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr
+    assert_nothing_lost(calls(lab))
+
+
+def test_a_runbook_that_freezes_legacy_before_backup_mode_loses_calls(lab: Project):
+    result = lab.cutover("run", "wrong_order", "--env", "lab", "--run-id", "w1", "--auto-approve", "lab-bot",
+                         timeout=300)
+    account = calls(lab)
+    assert account["lost"] > 0, (result.stdout[-2000:], account)
+    assert "legacy platform frozen" in json.dumps(account["lost_reasons"])
+
+
+def test_the_controller_killed_during_the_migration_resumes_with_nothing_lost(lab: Project):
+    controller = lab.spawn("run", "bigbang", "--env", "lab", "--run-id", "k1", "--auto-approve", "lab-bot")
+    try:
+        lab.wait_for_event("k1", "step_started", "migrate", timeout=240)
+    finally:
+        controller.send_signal(signal.SIGKILL)
+        controller.wait(timeout=30)
+    resumed = lab.cutover("resume", "k1", "--take-over", "--auto-approve", "lab-bot", timeout=300)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr
+    assert sites(lab) == {code: ("nominal", "cloud") for code in CODES}
+    assert_nothing_lost(calls(lab))
+
+
+def test_an_unreachable_site_pauses_the_night_within_budget_and_heal_then_resume_completes(lab: Project):
+    lab.cutover("run", "bigbang", "--env", "lab", "--run-id", "u1", "--auto-approve", "lab-bot",
+                "--until", "go-no-go", timeout=300, check=3)
+    lab.cutover("lab", "fault", "samu-30", "sshd-stopped", check=0)
+    paused = lab.cutover("resume", "u1", "--auto-approve", "lab-bot", timeout=300)
+    assert paused.returncode == 3, paused.stdout[-3000:] + paused.stderr
+    status = json.loads(lab.cutover("status", "u1", "--json", check=0).stdout)
+    row = next(s for s in status["steps"] if s["id"] == "backup-mode" and s["target"] == "samu-30")
+    assert row["state"] == "failed" and row["outcome"] == "unreachable"
+    others = [s for s in status["steps"] if s["id"] == "backup-mode" and s["target"] != "samu-30"]
+    assert {s["state"] for s in others} == {"succeeded"}
+    lab.cutover("lab", "heal", "samu-30", check=0)
+    done = lab.cutover("resume", "u1", "--auto-approve", "lab-bot", timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr
+    assert sites(lab) == {code: ("nominal", "cloud") for code in CODES}
+    assert_nothing_lost(calls(lab))
+
+
+def test_a_site_presenting_a_different_host_key_is_refused_before_any_command_runs(lab: Project):
+    known_hosts = lab.root / "inventories" / "lab" / "lab-ssh" / "known_hosts"
+    lines = known_hosts.read_text().splitlines()
+    port_30 = next(line for line in lines if line.startswith("[127.0.0.1]:22104 "))
+    port_31 = next(line for line in lines if line.startswith("[127.0.0.1]:22105 "))
+    # samu-30 now "presents" samu-31's key as far as we know: its real key is a stranger
+    swapped = [port_31.replace(":22105 ", ":22104 ", 1) if line == port_30 else line for line in lines]
+    known_hosts.write_text("\n".join(swapped) + "\n")
+    result = lab.cutover("run", "bigbang", "--env", "lab", "--run-id", "h1", "--auto-approve", "lab-bot", timeout=300)
+    # pre-flight's failure budget is one host: the night pauses for a decision at pre-flight
+    assert result.returncode == 3, result.stdout[-3000:] + result.stderr
+    status = json.loads(lab.cutover("status", "h1", "--json", check=0).stdout)
+    first = next(s for s in status["steps"] if s["id"] == "preflight" and s["target"] == "samu-30")
+    assert first["state"] == "failed" and first["outcome"] in ("unreachable", "refused")
+    assert status["rollback_points"] == [] and status["pause"]["reason"] == "step_failed"
+    assert "host key" in (first["detail"] or "").lower(), first
+    assert sites(lab) == {code: ("nominal", "legacy") for code in CODES}  # nothing was changed anywhere
