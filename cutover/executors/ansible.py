@@ -427,7 +427,11 @@ class AnsibleExecutor:
     def _runner_kwargs(self, call: _Call, tally: _Tally) -> dict[str, Any]:
         request = call.request
         extra = {k: v for k, v in request.action.extra_vars.items() if not SECRET_NAME.search(k)}
-        cmdline = ["--private-key", str(_ssh_key(self.inventory))]
+        key = str(_ssh_key(self.inventory))
+        # The inventory names the key relative to its own folder; Ansible would resolve
+        # that against ansible-runner's artifacts folder. An extra var beats inventory
+        # values, so the absolute path wins everywhere (--private-key alone does not).
+        cmdline = ["--private-key", key, "-e", f"ansible_ssh_private_key_file={key}"]
         if call.secrets_file is not None:
             cmdline += ["-e", f"@{call.secrets_file}"]
         targets = [t for t in request.targets if t is not None]

@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import shutil
 import signal
+import subprocess
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -25,26 +27,55 @@ POINTS_BEFORE_PNR = ["preflight", "go-no-go", "backup-mode", "freeze-legacy", "m
                      "verify-cloud"]
 
 
-@pytest.fixture
-def lab(tmp_path: Path) -> Iterator[Project]:
-    """A copy of the real project with a lab up; the lab is always brought down."""
+@dataclass
+class Lab(Project):
+    env: str = "lab"
+    codes: tuple[str, ...] = tuple(CODES)
+
+    def night(self, *args: str, run_id: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return self.cutover("run", "bigbang", "--env", self.env, "--run-id", run_id, *args, timeout=timeout)
+
+
+def _lab(tmp_path: Path, samus: int) -> Iterator[Lab]:
+    """A copy of the real project with a lab of SAMUS sites up; the lab is always brought down.
+
+    Ten is inventories/lab, the first wave. Fewer is the lab's generated
+    inventory (same groups, same variables, free ports): the same runbook and
+    playbooks over fewer sites, for tests whose point is the order of steps.
+    """
     root = tmp_path / "project"
     shutil.copytree(REPO / "inventories" / "lab", root / "inventories" / "lab",
                     ignore=shutil.ignore_patterns("lab-ssh"))
     shutil.copytree(REPO / "runbooks", root / "runbooks")
     shutil.copytree(REPO / "playbooks", root / "playbooks")
-    if (REPO / "ansible.cfg").exists():
-        shutil.copy(REPO / "ansible.cfg", root / "ansible.cfg")
-    project = Project(root, tmp_path / "state")
-    project.cutover("lab", "up", "--rate", "5", check=0)
+    shutil.copy(REPO / "ansible.cfg", root / "ansible.cfg")
+    state = tmp_path / "state"
+    lab = Lab(root, state)
+    if samus != 10:
+        lab.env, lab.codes = str(state / "lab" / "inventory"), tuple(f"{n:02d}" for n in range(1, samus + 1))
+    lab.cutover("lab", "up", "--samus", str(samus), "--rate", "5", check=0)
     try:
-        yield project
+        yield lab
     finally:
-        project.cutover("lab", "down")
+        lab.cutover("lab", "down")
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    yield from _lab(tmp_path, 10)
+
+
+@pytest.fixture
+def small_lab(tmp_path: Path) -> Iterator[Lab]:
+    yield from _lab(tmp_path, 3)
 
 
 def calls(project: Project) -> dict:
     return json.loads(project.cutover("lab", "calls", "--json", check=0).stdout)
+
+
+def on(lab: Lab, mode: str, platform: str) -> dict[str, tuple[str, str]]:
+    return {code: (mode, platform) for code in lab.codes}
 
 
 def sites(project: Project) -> dict[str, tuple[str, str]]:
@@ -57,11 +88,11 @@ def assert_nothing_lost(account: dict) -> None:
     assert (account["lost"], account["records_missing"], account["records_duplicated"]) == (0, 0, 0), account
 
 
-def test_the_full_night_ends_with_every_samu_nominal_on_the_cloud_and_nothing_lost(lab: Project):
+def test_the_full_night_ends_with_every_samu_nominal_on_the_cloud_and_nothing_lost(lab: Lab):
     before = calls(lab)["placed"]
-    result = lab.cutover("run", "bigbang", "--env", "lab", "--run-id", "n1", "--auto-approve", "lab-bot", timeout=300)
+    result = lab.night("--auto-approve", "lab-bot", run_id="n1")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
-    assert sites(lab) == {code: ("nominal", "cloud") for code in CODES}
+    assert sites(lab) == on(lab, "nominal", "cloud")
     account = calls(lab)
     assert_nothing_lost(account)
     assert account["placed"] - before > 50  # traffic flowed throughout the night
@@ -70,19 +101,19 @@ def test_the_full_night_ends_with_every_samu_nominal_on_the_cloud_and_nothing_lo
 
 
 @pytest.mark.parametrize("point", POINTS_BEFORE_PNR)
-def test_rollback_from_each_rollback_point_returns_every_samu_to_legacy_with_nothing_lost(lab: Project, point: str):
-    result = lab.cutover("run", "bigbang", "--env", "lab", "--run-id", "rb", "--auto-approve", "lab-bot",
-                         "--until", point, timeout=300)
+def test_rollback_from_each_rollback_point_returns_every_samu_to_legacy_with_nothing_lost(small_lab: Lab, point: str):
+    lab = small_lab
+    result = lab.night("--auto-approve", "lab-bot", "--until", point, run_id="rb")
     assert result.returncode == 3, result.stdout[-3000:] + result.stderr
     rolled = lab.cutover("rollback", "rb", timeout=300)
     assert rolled.returncode == 5, rolled.stdout[-3000:] + rolled.stderr
-    assert sites(lab) == {code: ("nominal", "legacy") for code in CODES}
+    assert sites(lab) == on(lab, "nominal", "legacy")
     assert_nothing_lost(calls(lab))
 
 
-def test_rollback_before_the_point_of_no_return_is_refused_once_it_is_passed(lab: Project):
-    result = lab.cutover("run", "bigbang", "--env", "lab", "--run-id", "p1", "--auto-approve", "lab-bot",
-                         "--until", "point-of-no-return", timeout=300)
+def test_rollback_before_the_point_of_no_return_is_refused_once_it_is_passed(small_lab: Lab):
+    lab = small_lab
+    result = lab.night("--auto-approve", "lab-bot", "--until", "point-of-no-return", run_id="p1")
     assert result.returncode == 3, result.stdout[-3000:] + result.stderr
     refused = lab.cutover("rollback", "p1")
     assert refused.returncode == 2 and "point of no return" in refused.stderr
@@ -91,16 +122,19 @@ def test_rollback_before_the_point_of_no_return_is_refused_once_it_is_passed(lab
     assert_nothing_lost(calls(lab))
 
 
-def test_a_runbook_that_freezes_legacy_before_backup_mode_loses_calls(lab: Project):
-    result = lab.cutover("run", "wrong_order", "--env", "lab", "--run-id", "w1", "--auto-approve", "lab-bot",
-                         timeout=300)
+def test_a_runbook_that_freezes_legacy_before_backup_mode_loses_calls(small_lab: Lab):
+    lab = small_lab
+    # stop once the mistake has had its effect: the calls between the freeze and backup mode
+    result = lab.cutover("run", "wrong_order", "--env", lab.env, "--run-id", "w1", "--auto-approve", "lab-bot",
+                         "--until", "backup-mode", timeout=300)
     account = calls(lab)
     assert account["lost"] > 0, (result.stdout[-2000:], account)
     assert "legacy platform frozen" in json.dumps(account["lost_reasons"])
 
 
-def test_the_controller_killed_during_the_migration_resumes_with_nothing_lost(lab: Project):
-    controller = lab.spawn("run", "bigbang", "--env", "lab", "--run-id", "k1", "--auto-approve", "lab-bot")
+def test_the_controller_killed_during_the_migration_resumes_with_nothing_lost(small_lab: Lab):
+    lab = small_lab
+    controller = lab.spawn("run", "bigbang", "--env", lab.env, "--run-id", "k1", "--auto-approve", "lab-bot")
     try:
         lab.wait_for_event("k1", "step_started", "migrate", timeout=240)
     finally:
@@ -108,29 +142,30 @@ def test_the_controller_killed_during_the_migration_resumes_with_nothing_lost(la
         controller.wait(timeout=30)
     resumed = lab.cutover("resume", "k1", "--take-over", "--auto-approve", "lab-bot", timeout=300)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr
-    assert sites(lab) == {code: ("nominal", "cloud") for code in CODES}
+    assert sites(lab) == on(lab, "nominal", "cloud")
     assert_nothing_lost(calls(lab))
 
 
-def test_an_unreachable_site_pauses_the_night_within_budget_and_heal_then_resume_completes(lab: Project):
-    lab.cutover("run", "bigbang", "--env", "lab", "--run-id", "u1", "--auto-approve", "lab-bot",
-                "--until", "go-no-go", timeout=300, check=3)
-    lab.cutover("lab", "fault", "samu-30", "sshd-stopped", check=0)
+def test_an_unreachable_site_pauses_the_night_within_budget_and_heal_then_resume_completes(small_lab: Lab):
+    lab = small_lab
+    assert lab.night("--auto-approve", "lab-bot", "--until", "go-no-go", run_id="u1").returncode == 3
+    lab.cutover("lab", "fault", "samu-02", "sshd-stopped", check=0)
     paused = lab.cutover("resume", "u1", "--auto-approve", "lab-bot", timeout=300)
     assert paused.returncode == 3, paused.stdout[-3000:] + paused.stderr
     status = json.loads(lab.cutover("status", "u1", "--json", check=0).stdout)
-    row = next(s for s in status["steps"] if s["id"] == "backup-mode" and s["target"] == "samu-30")
+    row = next(s for s in status["steps"] if s["id"] == "backup-mode" and s["target"] == "samu-02")
     assert row["state"] == "failed" and row["outcome"] == "unreachable"
-    others = [s for s in status["steps"] if s["id"] == "backup-mode" and s["target"] != "samu-30"]
+    others = [s for s in status["steps"] if s["id"] == "backup-mode" and s["target"] != "samu-02"]
     assert {s["state"] for s in others} == {"succeeded"}
-    lab.cutover("lab", "heal", "samu-30", check=0)
+    assert sites(lab)["02"] == ("nominal", "legacy")  # left as it was; the night waits for a decision
+    lab.cutover("lab", "heal", "samu-02", check=0)
     done = lab.cutover("resume", "u1", "--auto-approve", "lab-bot", timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr
-    assert sites(lab) == {code: ("nominal", "cloud") for code in CODES}
+    assert sites(lab) == on(lab, "nominal", "cloud")
     assert_nothing_lost(calls(lab))
 
 
-def test_a_site_presenting_a_different_host_key_is_refused_before_any_command_runs(lab: Project):
+def test_a_site_presenting_a_different_host_key_is_refused_before_any_command_runs(lab: Lab):
     known_hosts = lab.root / "inventories" / "lab" / "lab-ssh" / "known_hosts"
     lines = known_hosts.read_text().splitlines()
     port_30 = next(line for line in lines if line.startswith("[127.0.0.1]:22104 "))
@@ -138,7 +173,7 @@ def test_a_site_presenting_a_different_host_key_is_refused_before_any_command_ru
     # samu-30 now "presents" samu-31's key as far as we know: its real key is a stranger
     swapped = [port_31.replace(":22105 ", ":22104 ", 1) if line == port_30 else line for line in lines]
     known_hosts.write_text("\n".join(swapped) + "\n")
-    result = lab.cutover("run", "bigbang", "--env", "lab", "--run-id", "h1", "--auto-approve", "lab-bot", timeout=300)
+    result = lab.night("--auto-approve", "lab-bot", run_id="h1")
     # pre-flight's failure budget is one host: the night pauses for a decision at pre-flight
     assert result.returncode == 3, result.stdout[-3000:] + result.stderr
     status = json.loads(lab.cutover("status", "h1", "--json", check=0).stdout)
@@ -146,4 +181,4 @@ def test_a_site_presenting_a_different_host_key_is_refused_before_any_command_ru
     assert first["state"] == "failed" and first["outcome"] in ("unreachable", "refused")
     assert status["rollback_points"] == [] and status["pause"]["reason"] == "step_failed"
     assert "host key" in (first["detail"] or "").lower(), first
-    assert sites(lab) == {code: ("nominal", "legacy") for code in CODES}  # nothing was changed anywhere
+    assert sites(lab) == on(lab, "nominal", "legacy")  # nothing was changed anywhere
