@@ -34,7 +34,7 @@ from typing import Any
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from cutover.errors import NotFound, Problem, ValidationError
+from cutover.errors import InputError, NotFound, Problem, ValidationError
 from cutover.national import NationalCore
 from cutover.redact import secret_values
 from cutover.yamlsource import YamlDocument, load_yaml, problems_from_pydantic
@@ -167,6 +167,28 @@ class Inventory:
             if match:
                 found[int(match["number"])] = members
         return dict(sorted(found.items()))
+
+    def require_known_hosts(self) -> Path:
+        """The known_hosts file every SSH connection is checked against; a clear error if there is none."""
+        if self.known_hosts is None:
+            raise InputError(f"inventory {self.name!r} names no known_hosts file",
+                             hint="set cutover_known_hosts in group_vars/all.yml; host keys are checked strictly")
+        if not self.known_hosts.is_file():
+            raise NotFound(f"known_hosts file {self.known_hosts} of inventory {self.name!r} does not exist",
+                           hint="in the lab, `cutover lab up` writes it; elsewhere collect each host's key "
+                           f"(ssh-keyscan -p PORT HOST >> {self.known_hosts}) and check its fingerprint "
+                           "with the host's owner")
+        return self.known_hosts
+
+    def require_ssh_key(self) -> Path:
+        """The controller's private key; a clear error if there is none."""
+        if self.ssh_key is None:
+            raise InputError(f"inventory {self.name!r} names no SSH key",
+                             hint="set ansible_ssh_private_key_file in group_vars/all.yml")
+        if not self.ssh_key.is_file():
+            raise NotFound(f"SSH key {self.ssh_key} of inventory {self.name!r} does not exist",
+                           hint="in the lab, `cutover lab up` creates it")
+        return self.ssh_key
 
     def samu_by_code(self, code: str) -> Samu:
         for samu in self.samus.values():

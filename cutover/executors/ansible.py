@@ -116,7 +116,7 @@ _HOST_EVENTS = ("runner_on_ok", "runner_on_failed", "runner_on_unreachable", "ru
 
 def ansible_environment(inventory: Inventory, *, config: Path, control_dir: Path) -> dict[str, str]:
     """The ANSIBLE_* settings of every run (also used by the benchmark's bare ansible-playbook)."""
-    known_hosts = _known_hosts(inventory)
+    known_hosts = inventory.require_known_hosts()
     ssh_args = [
         "-o", "ControlMaster=auto", "-o", f"ControlPersist={CONTROL_PERSIST}",
         # Only the inventory's file counts; an unknown or changed key is refused, never added or updated.
@@ -130,7 +130,7 @@ def ansible_environment(inventory: Inventory, *, config: Path, control_dir: Path
         "ANSIBLE_HOST_KEY_CHECKING": "True",
         "ANSIBLE_SSH_ARGS": shlex.join(ssh_args),
         "ANSIBLE_SSH_CONTROL_PATH_DIR": str(control_dir),
-        "ANSIBLE_PRIVATE_KEY_FILE": str(_ssh_key(inventory)),
+        "ANSIBLE_PRIVATE_KEY_FILE": str(inventory.require_ssh_key()),
         "ANSIBLE_PIPELINING": "True",
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_FORCE_COLOR": "0",
@@ -142,29 +142,6 @@ def ansible_environment(inventory: Inventory, *, config: Path, control_dir: Path
 def venv_bin() -> Path:
     """The folder of this Python's scripts: ansible-playbook must come from the same environment."""
     return Path(sys.executable).parent
-
-
-def _known_hosts(inventory: Inventory) -> Path:
-    path = inventory.known_hosts
-    if path is None:
-        raise InputError(f"inventory {inventory.name!r} names no known_hosts file",
-                         hint="set cutover_known_hosts in group_vars/all.yml; host keys are checked strictly")
-    if not path.is_file():
-        raise NotFound(f"known_hosts file {path} of inventory {inventory.name!r} does not exist",
-                       hint="in the lab, `cutover lab up` writes it; elsewhere collect each host's key and check "
-                       "its fingerprint with the host's owner")
-    return path
-
-
-def _ssh_key(inventory: Inventory) -> Path:
-    path = inventory.ssh_key
-    if path is None:
-        raise InputError(f"inventory {inventory.name!r} names no SSH key",
-                         hint="set ansible_ssh_private_key_file in group_vars/all.yml")
-    if not path.is_file():
-        raise NotFound(f"SSH key {path} of inventory {inventory.name!r} does not exist",
-                       hint="in the lab, `cutover lab up` creates it")
-    return path
 
 
 def hosts_file(inventory: Inventory) -> Path:
@@ -427,7 +404,7 @@ class AnsibleExecutor:
     def _runner_kwargs(self, call: _Call, tally: _Tally) -> dict[str, Any]:
         request = call.request
         extra = {k: v for k, v in request.action.extra_vars.items() if not SECRET_NAME.search(k)}
-        key = str(_ssh_key(self.inventory))
+        key = str(self.inventory.require_ssh_key())
         # The inventory names the key relative to its own folder; Ansible would resolve
         # that against ansible-runner's artifacts folder. An extra var beats inventory
         # values, so the absolute path wins everywhere (--private-key alone does not).

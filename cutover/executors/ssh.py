@@ -297,19 +297,7 @@ class SshExecutor:
             raise NotFound(f"host {target!r} is not in inventory {self.inventory.name!r}") from None
 
     def _known_hosts(self) -> Path:
-        path = self.inventory.known_hosts
-        if path is None:
-            raise InputError(
-                f"inventory {self.inventory.name!r} names no known_hosts file",
-                hint="set cutover_known_hosts in group_vars/all.yml; host keys are checked strictly",
-            )
-        if not path.is_file():
-            raise NotFound(
-                f"known_hosts file {path} of inventory {self.inventory.name!r} does not exist",
-                hint="in the lab, `cutover lab up` writes it; elsewhere collect each host's key "
-                f"(ssh-keyscan -p PORT HOST >> {path}) and check its fingerprint with the host's owner",
-            )
-        return path
+        return self.inventory.require_known_hosts()
 
     def _private_key(self) -> paramiko.PKey:
         with self._lock:
@@ -365,13 +353,7 @@ def _unreachable(host: Host, exc: BaseException, timeout: float) -> _Failure:
 
 
 def _load_key(inventory: Inventory) -> paramiko.PKey:
-    path = inventory.ssh_key
-    if path is None:
-        raise InputError(f"inventory {inventory.name!r} names no SSH key",
-                         hint="set ansible_ssh_private_key_file in group_vars/all.yml")
-    if not path.is_file():
-        raise NotFound(f"SSH key {path} of inventory {inventory.name!r} does not exist",
-                       hint="in the lab, `cutover lab up` creates it")
+    path = inventory.require_ssh_key()
     try:
         return paramiko.PKey.from_path(path)
     except paramiko.PasswordRequiredException:
