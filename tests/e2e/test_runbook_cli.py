@@ -242,3 +242,72 @@ steps:
     assert result.returncode == 2, result.stderr
     assert "known_hosts" in result.stderr and "cutover lab up" in result.stderr
     assert project.journal_kinds("s1") == []
+
+
+INTERRUPTIBLE = """name: interruptible
+steps:
+  - id: long
+    kind: command
+    for_each: wave1
+    concurrency: 2
+    run: echo "start $CUTOVER_TARGET" >> work.log; sleep 1; echo "end $CUTOVER_TARGET" >> work.log
+    verify: {run: grep -qx "end $CUTOVER_TARGET" work.log}
+    idempotent: true
+    rollback: none
+    rollback_reason: test
+"""
+
+
+def test_ctrl_c_stops_safely_and_resume_finishes_the_work(project: Project):
+    project.write_runbook("interruptible", INTERRUPTIBLE)
+    controller = project.spawn("run", "interruptible", "--env", "lab", "--run-id", "c1")
+    project.wait_for_event("c1", "step_started", "long")
+    time.sleep(0.3)
+    controller.send_signal(signal.SIGINT)
+    assert controller.wait(timeout=30) == 3, controller.stderr.read()
+    status = json.loads(project.cutover("status", "c1", "--json", check=0).stdout)
+    assert status["state"] == "paused" and status["pause"]["reason"] == "interrupted"
+    assert status["lease"] is None  # released: resume needs no take-over
+    project.cutover("journal", "verify", "c1", check=0)
+    project.cutover("resume", "c1", check=0)
+    ends = [l for l in (project.root / "work.log").read_text().splitlines() if l.startswith("end")]
+    assert sorted(ends) == sorted(f"end samu-{c}" for c in ("01", "13", "2A", "30", "31", "33", "34", "38", "59", "69"))
+
+
+GATED = """name: gated
+steps:
+  - id: go
+    kind: gate
+    approvers:
+      - {name: Claire Martin, role: change_manager}
+      - {name: Marc Petit, role: samu_medical_lead}
+    quorum: 2
+  - id: act
+    kind: command
+    run: echo acted > acted.txt
+    rollback: {run: rm -f acted.txt}
+"""
+
+
+def test_a_gate_pauses_the_run_until_its_approvers_say_go(project: Project):
+    project.write_runbook("gated", GATED)
+    project.cutover("run", "gated", "--env", "lab", "--run-id", "g1", check=3)
+    early = project.cutover("resume", "g1", check=3)
+    assert "awaits 2 approval" in early.stdout
+    refused = project.cutover("approve", "g1", "go", "--as", "Mallory")
+    assert refused.returncode == 2 and "not an approver" in refused.stderr
+    project.cutover("--operator", "claire", "approve", "g1", "go", "--as", "Claire Martin", "--reason", "all green",
+                    check=0)
+    project.cutover("--operator", "marc", "approve", "g1", "go", "--as", "Marc Petit", check=0)
+    project.cutover("resume", "g1", check=0)
+    assert (project.root / "acted.txt").exists()
+    approvals = json.loads(project.cutover("status", "g1", "--json", check=0).stdout)["gates"]["go"]["approvals"]
+    assert [(a["approver"], a["reason"]) for a in approvals] == [("Claire Martin", "all green"), ("Marc Petit", "")]
+    operators = [op for (op,) in _operators(project, "g1", "gate_approved")]
+    assert operators == ["claire", "marc"]
+
+
+def _operators(project: Project, run_id: str, kind: str) -> list[tuple[str]]:
+    with sqlite3.connect(f"file:{project.state / 'journal.db'}?mode=ro", uri=True) as conn:
+        return conn.execute("SELECT operator FROM events WHERE run_id = ? AND kind = ? ORDER BY seq",
+                            (run_id, kind)).fetchall()
