@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from cutover.errors import NotFound, Problem, ValidationError
 from cutover.inventory import Inventory
-from cutover.yamlsource import YamlDocument, load_yaml, parse_yaml, problems_from_pydantic
+from cutover.yamlsource import YamlDocument, parse_yaml, problems_from_pydantic
 
 STEP_ID = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _DURATION = re.compile(r"^\s*(?:(?P<h>\d+(?:\.\d+)?)h)?\s*(?:(?P<m>\d+(?:\.\d+)?)m)?\s*(?:(?P<s>\d+(?:\.\d+)?)s)?\s*$")

@@ -7,7 +7,6 @@ from datetime import datetime, timezone
 from typing import Any
 
 from rich.console import Console, Group
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 

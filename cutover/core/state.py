@@ -338,7 +338,7 @@ def _gate_passed(state: RunState, p: Mapping[str, Any], e: Event) -> None:
 
 def _run_paused(state: RunState, p: Mapping[str, Any], e: Event) -> None:
     state.status, state.pause_reason, state.pause_detail = RunStatus.PAUSED, p.get("reason"), p.get("detail")
-    for gate_id, gate in state.gates.items():  # a gate waiting for approval is not "running"
+    for gate_id in state.gates:  # a gate waiting for approval is not "running"
         target = state.targets[(gate_id, None)]
         if target.status is TargetStatus.RUNNING:
             target.status = TargetStatus.PENDING

@@ -11,7 +11,7 @@ import pytest
 from cutover.core.actions import ActionRequest, Outcome, Phase, Target
 from cutover.core.engine import Approval, DriveOptions, Engine
 from cutover.core.events import LeaseHolder
-from cutover.core.state import RunStatus, TargetStatus, fold
+from cutover.core.state import RunStatus, fold
 from cutover.errors import InputError, LeaseHeld
 from cutover.runbook import parse_runbook
 from cutover.runs import (Decision, approve_gate, check_auto_approve, check_rollback_allowed, create_run, drive_run,
