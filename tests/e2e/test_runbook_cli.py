@@ -120,6 +120,13 @@ steps:
     verify: {run: grep -qx s1 effects.log}
     rollback: none
     rollback_reason: test
+  - id: between
+    kind: command
+    # the "between steps" kill lands here, and re-running it is harmless
+    run: sleep 1
+    idempotent: true
+    rollback: none
+    rollback_reason: test
   - id: s2
     kind: command
     for_each: wave1
@@ -154,7 +161,9 @@ def test_sigkill_at_several_points_then_resume_runs_every_side_effect_exactly_on
     project.write_runbook("crashy", CRASHY)
     effects = project.root / "effects.log"
 
-    # 1. killed between steps: as soon as s1's rollback point is durable
+    # 1. killed between steps: as soon as s1's rollback point is durable (the idempotent
+    #    `between` step keeps the kill away from s2, whose in-doubt targets would rightly
+    #    wait for an operator's decision)
     controller = project.spawn("run", "crashy", "--env", "lab", "--run-id", "k1")
     project.wait_for_event("k1", "rollback_point", "s1")
     controller.send_signal(signal.SIGKILL)
