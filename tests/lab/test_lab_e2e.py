@@ -180,6 +180,9 @@ def test_a_second_lab_up_is_refused_while_one_is_up(lab_project: LabProject) -> 
 
 def test_lab_up_refuses_a_busy_port_and_leaves_nothing_running(lab_project: LabProject) -> None:
     with socket.socket() as squatter:
+        # like sshd and the lab's own check: a previous test's closing sessions on this
+        # port (TIME_WAIT, lingering ssh sessions) must not stop us listening on it
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         squatter.bind(("127.0.0.1", 22105))
         squatter.listen()
         refused = lab_project.cutover("lab", "up", check=False)
