@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -494,6 +494,3 @@ class _InventoryReader:
         except ValueError:
             return str(path)
 
-
-def describe_samus(samus: Iterable[Samu]) -> str:
-    return ", ".join(f"{s.code} {s.name}" for s in samus)

@@ -251,7 +251,6 @@ class GateStep(_StepBase):
 
 STEP_KINDS: tuple[type[_StepBase], ...] = (CommandStep, SshStep, PlaybookStep, GateStep)
 Step = Annotated[Union[CommandStep, SshStep, PlaybookStep, GateStep], Field(discriminator="kind")]
-ActionStep = CommandStep | SshStep | PlaybookStep
 
 
 class Window(_Model):
@@ -286,9 +285,6 @@ class Runbook(_Model):
                 return step
         raise NotFound(f"runbook {self.name!r} has no step {step_id!r}",
                        hint=f"steps: {', '.join(s.id for s in self.steps)}")
-
-    def index(self, step_id: str) -> int:
-        return [s.id for s in self.steps].index(self.step(step_id).id)
 
 
 # ----------------------------------------------------------------------------- loading

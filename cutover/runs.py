@@ -252,9 +252,3 @@ def runs_json(journal: Journal) -> list[dict[str, Any]]:
                      "state": state.status.value, "created_at": state.created_at, "updated_at": state.updated_at})
     return rows
 
-
-def project_relative(project_dir: Path, path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(project_dir))
-    except ValueError:
-        return str(path)

@@ -156,7 +156,7 @@ def _terminal_prompt(app: App) -> Callable[[GateStep, Any], Approval | None]:
 
 
 @contextmanager
-def _display_run(app: App, journal: SqliteJournal, run_id: str) -> Iterator[Callable[[Engine], None]]:
+def _display_run(app: App) -> Iterator[Callable[[Engine], None]]:
     """A live board on a terminal; plain lines (set up in the options) otherwise."""
     if not app.console.is_terminal:
         yield lambda engine: None
@@ -206,7 +206,7 @@ def run(app: App, runbook: str, env: str, run_id: str | None, auto_approve: str 
         check_ready(executors, loaded.runbook)
         create_run(journal, loaded, inventory, run_id=run_id, window_end=window_end)
         app.console.print(f"run [bold]{run_id}[/] created ({len(loaded.runbook.steps)} steps, env {inventory.name})")
-        with _display_run(app, journal, run_id) as ready:
+        with _display_run(app) as ready:
             status = drive_run(journal, run_id, executors, options, command="run", engine_ready=ready)
         return _finish(app, journal, run_id, status)
 
@@ -228,14 +228,14 @@ def resume(app: App, run_id: str, auto_approve: str | None, take_over: bool, mar
     with open_journal(app) as journal:
         state = load_run(journal, run_id)
         inventory = load_inventory(app.project_dir, state.env)
-        if until is not None and until not in {s.id for s in state.steps}:
-            runbook_step_missing(state, until)
+        if until is not None:
+            runbook_of(state).step(until)  # an unknown step is refused before anything runs
         options = _drive_options(app, inventory, auto_approve=auto_approve, override_window=override_window,
                                  plain=not app.console.is_terminal, until=until)
         decisions = tuple(Decision.parse(d, "done") for d in mark_done) + tuple(Decision.parse(d, "rerun") for d in rerun)
         executors = build_executors(app.project_dir, inventory, app.state_dir)
         check_ready(executors, runbook_of(state))
-        with _display_run(app, journal, run_id) as ready:
+        with _display_run(app) as ready:
             status = drive_run(journal, run_id, executors, options,
                                command="resume", take_over=take_over, decisions=decisions, exclude=exclude,
                                engine_ready=ready)
@@ -256,7 +256,7 @@ def rollback(app: App, run_id: str, to: str | None, take_over: bool) -> int:
                                environment={"CUTOVER_ENV": inventory.name})
         executors = build_executors(app.project_dir, inventory, app.state_dir)
         check_ready(executors, runbook_of(state))
-        with _display_run(app, journal, run_id) as ready:
+        with _display_run(app) as ready:
             status = rollback_run(journal, run_id, executors, options, to=to, take_over=take_over, engine_ready=ready)
         return _finish(app, journal, run_id, status)
 
@@ -278,10 +278,6 @@ def approve(app: App, run_id: str, step: str, approver: str, reason: str) -> int
             app.console.print(f"gate {step} approved by {approver}; still waiting: "
                               f"{len(state.gates[step].approvals)} approval(s) so far")
     return ExitCode.OK
-
-
-def runbook_step_missing(state: Any, step: str) -> None:
-    raise NotFound(f"run {state.run_id} has no step {step!r}", hint=f"steps: {', '.join(s.id for s in state.steps)}")
 
 
 # ---------------------------------------------------------------------- reading

@@ -86,9 +86,6 @@ class Engine:
             if self.options.on_event is not None:
                 self.options.on_event(event)
 
-    def snapshot(self) -> RunState:
-        return self.state
-
     # ------------------------------------------------------------------ forward
 
     def drive(self, command: str = "run") -> RunStatus:

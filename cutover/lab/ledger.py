@@ -54,15 +54,12 @@ class SamuAccount:
 
 
 @dataclass
-class CallAccount:
-    """What ``lab calls --json`` reports; ``ok`` means nothing lost, missing or duplicated."""
+class CallAccount(SamuAccount):
+    """What ``lab calls --json`` reports: the whole lab's counts, by SAMU, and detail.
 
-    placed: int = 0
-    answered: int = 0
-    lost: int = 0
-    records_missing: int = 0
-    records_duplicated: int = 0
-    pending_in_backup: int = 0
+    ``ok`` means nothing lost, missing or duplicated.
+    """
+
     answered_by: Counter[str] = field(default_factory=Counter)
     lost_reasons: Counter[str] = field(default_factory=Counter)
     samus: dict[str, SamuAccount] = field(default_factory=dict)
