@@ -19,7 +19,12 @@ Interface (stable; the lab and ``tests/conftest.py`` import it)::
         Without ``host_key`` one is generated at
         ``workdir/ssh_host_ed25519_key`` (or reused if already there).
         ``environment`` is set in every session with ``SetEnv`` (e.g. the
-        site identity: ``{"SAMU_CODE": "30"}``).
+        site identity: ``{"SAMU_CODE": "30"}``). Sessions get ``HOME`` =
+        ``workdir/home`` unless ``environment`` names one: a site is a machine
+        of its own, so the controller user's shell start-up files (a pyenv
+        set-up in ``~/.bashrc``, which bash runs for every command sshd starts)
+        are not the site's; they cost ~0.1 s of CPU per command and write to
+        its output.
 
     SshdProcess(name, port, pid, host_key_pub, workdir)   frozen dataclass
         .stop(timeout=5.0) -> None    .is_running() -> bool
@@ -176,8 +181,9 @@ def start_sshd(
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     host_key = Path(host_key) if host_key else generate_keypair(workdir / HOST_KEY_NAME, f"{name}-host")
+    environment = {"HOME": str(_site_home(workdir)), **(environment or {})}
     config = _write_config(workdir, port=port, listen=listen, host_key=host_key,
-                           authorized_keys=Path(authorized_keys).resolve(), environment=environment or {})
+                           authorized_keys=Path(authorized_keys).resolve(), environment=environment)
     if os.geteuid() == 0:
         # sshd as root insists on its privilege-separation directory.
         PRIVSEP_DIR.mkdir(mode=0o755, parents=True, exist_ok=True)
@@ -185,6 +191,12 @@ def start_sshd(
     _wait_listening(pid, listen, port, workdir / LOG_NAME, offset, start_timeout)
     host_pub = host_key.with_name(host_key.name + ".pub").read_text().strip()
     return SshdProcess(name=name, port=port, pid=pid, host_key_pub=host_pub, workdir=workdir, address=listen)
+
+
+def _site_home(workdir: Path) -> Path:
+    home = workdir / "home"
+    home.mkdir(mode=0o700, exist_ok=True)
+    return home
 
 
 def _write_config(
@@ -217,9 +229,8 @@ def _write_config(
         "MaxStartups 100:30:200",  # a fan-out over a wave connects at once
         "LogLevel VERBOSE",
         "Subsystem sftp internal-sftp",  # Ansible copies files over sftp
+        "SetEnv " + " ".join(_setenv_item(k, v) for k, v in sorted(environment.items())),
     ]
-    if environment:
-        lines.append("SetEnv " + " ".join(_setenv_item(k, v) for k, v in sorted(environment.items())))
     config = workdir / CONFIG_NAME
     config.write_text("\n".join(lines) + "\n")
     config.chmod(0o600)

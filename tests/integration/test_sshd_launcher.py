@@ -33,12 +33,13 @@ def _connect(port: int, known_hosts: Path, key: Path, user: str) -> paramiko.SSH
 
 
 def test_paramiko_logs_in_with_the_client_key_and_sees_the_site_identity(sshd, tmp_path: Path) -> None:
-    """A started sshd accepts the client key, checks out against its known_hosts line, and sets SetEnv variables."""
+    """A started sshd accepts the client key, checks out against its known_hosts line, and sets SetEnv variables,
+    with the site's own HOME rather than the controller user's."""
     known = write_known_hosts(tmp_path / "known_hosts", [sshd.known_hosts_line()])
     client = _connect(sshd.port, known, sshd.client_key, sshd.user)
     try:
-        _, stdout, _ = client.exec_command("echo $SAMU_CODE $SAMU_NAME")
-        assert stdout.read().decode().strip() == "30 Nimes"
+        _, stdout, _ = client.exec_command("echo $SAMU_CODE $SAMU_NAME $HOME")
+        assert stdout.read().decode().strip() == f"30 Nimes {sshd.process.workdir / 'home'}"
         assert stdout.channel.recv_exit_status() == 0
     finally:
         client.close()
