@@ -186,4 +186,9 @@ def _hint(err: dict[str, Any]) -> str | None:
         return "remove it or check its spelling against the documentation"
     if kind == "missing":
         return "add it"
+    if kind == "string_type" and isinstance(err.get("input"), (bool, int, float)):
+        # `run: true` or `code: 01`-like values: YAML typed them before we saw them
+        read_as = "a boolean (true/false/yes/no/on/off are booleans in YAML)" if isinstance(err["input"], bool) \
+            else "a number"
+        return f"YAML read this value as {read_as}; put it in quotes to keep it as text"
     return None
