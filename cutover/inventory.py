@@ -12,6 +12,9 @@ Conventions in the files:
 - a SAMU is a host of the ``samu`` group (directly or through a child group)
   with ``samu_code``, ``samu_name`` and ``samu_cidr``; its wave is the
   ``wave<N>`` group it belongs to (at most one);
+- ``cutover_production: true`` in ``group_vars/all`` marks the production
+  inventory: its runs are live (they count in ``cutover programme``); every
+  other inventory's runs are rehearsals;
 - ``cutover_lab: true`` in ``group_vars/all`` marks a lab inventory, the only
   kind on which automatic gate approval is allowed;
 - ``cutover_known_hosts`` and ``ansible_ssh_private_key_file`` are paths,
@@ -95,6 +98,8 @@ class CutoverVars(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     cutover_lab: bool = False
+    # Marks the production inventory: runs there are "live", everywhere else "rehearsal"
+    cutover_production: bool = False
     cutover_known_hosts: str | None = None
     cutover_national: NationalCore | None = None
     cutover_tenant_pool: ipaddress.IPv4Network | None = None
@@ -154,6 +159,11 @@ class Inventory:
     @property
     def is_lab(self) -> bool:
         return self.settings.cutover_lab
+
+    @property
+    def run_kind(self) -> str:
+        """``live`` on the inventory marked ``cutover_production: true``, ``rehearsal`` everywhere else."""
+        return "live" if self.settings.cutover_production and not self.is_lab else "rehearsal"
 
     @property
     def national(self) -> NationalCore | None:

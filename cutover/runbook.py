@@ -15,16 +15,25 @@ and a ``rollback`` (actions whose ``kind`` defaults to the step's), or
 ``rollback: none`` with a ``rollback_reason``. A new action kind is one
 action model, one step model, and their place in the unions below.
 
+A runbook may declare parameters (``params:``), so one file serves every
+wave: ``((wave))`` anywhere in a value is replaced by the parameter's value
+before validation. The ``((name))`` form cannot be mistaken for Ansible's
+Jinja2 (``{{ }}``) or the shell's ``$(( ))``, so values pass into extra vars
+and commands unambiguously. ``wave:`` names the inventory group the runbook
+moves; ``read_only: true`` declares a step that changes nothing.
+
 ``load_runbook`` reports every problem with its file and line; checks that
-need the inventory (unknown groups or hosts) run in ``check_against``.
+need the inventory (unknown groups or hosts, group parameters, the blast
+radius) run in ``check_against``.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -33,9 +42,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from cutover.errors import NotFound, Problem, ValidationError
 from cutover.inventory import Inventory
-from cutover.yamlsource import YamlDocument, parse_yaml, problems_from_pydantic
+from cutover.yamlsource import YamlDocument, field_path, parse_yaml, problems_from_pydantic
 
 STEP_ID = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+PARAM_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+# ((name)): not preceded by "$", so the shell's arithmetic $((x)) is left alone
+PARAM_REF = re.compile(r"(?<!\$)\(\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*\)\)")
 _DURATION = re.compile(r"^\s*(?:(?P<h>\d+(?:\.\d+)?)h)?\s*(?:(?P<m>\d+(?:\.\d+)?)m)?\s*(?:(?P<s>\d+(?:\.\d+)?)s)?\s*$")
 
 
@@ -156,6 +168,8 @@ class _ActionStep(_StepBase):
     rollback: Action | None
     rollback_reason: str | None = None
     rollback_expected_duration: Duration | None = None
+    # declared by the author: the step changes nothing (checks, reports), so it has no blast radius
+    read_only: bool = False
     # the mode a SAMU is in once this step succeeded on it: the live view and the
     # reports measure each SAMU's time in backup mode from these marks
     sets_mode: Literal["backup", "nominal"] | None = None
@@ -273,9 +287,51 @@ class Window(_Model):
         return value
 
 
+ParamType = Literal["string", "integer", "boolean", "group"]
+
+
+class Param(_Model):
+    """A runbook parameter, given on the command line as ``--param NAME=VALUE``."""
+
+    type: ParamType = "string"
+    description: str = Field(min_length=1)
+    default: str | int | bool | None = None
+    # for ``group``: the inventory groups allowed, as shell-style patterns (e.g. wave*)
+    groups: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Param:
+        if self.groups is not None and self.type != "group":
+            raise ValueError("`groups` is only for parameters of type group")
+        if self.default is not None:
+            coerce_param(self, self.default)
+        return self
+
+
+def coerce_param(param: Param, value: Any) -> str | int | bool:
+    """A parameter's value in its declared type; ValueError says what was expected."""
+    if param.type == "integer":
+        if isinstance(value, bool) or not re.fullmatch(r"-?\d+", str(value).strip()):
+            raise ValueError(f"{value!r} is not an integer")
+        return int(str(value).strip())
+    if param.type == "boolean":
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text not in ("true", "false", "yes", "no"):
+            raise ValueError(f"{value!r} is not a boolean (true/false)")
+        return text in ("true", "yes")
+    if isinstance(value, bool) or not str(value).strip():
+        raise ValueError(f"{value!r} is not a {'group name' if param.type == 'group' else 'text'}")
+    return str(value).strip()
+
+
 class Runbook(_Model):
     name: str = Field(min_length=1)
     description: str | None = None
+    params: dict[str, Param] = Field(default_factory=dict)
+    # the inventory group of SAMUs this runbook moves; no step may touch a SAMU outside it
+    wave: str | None = None
     window: Window | None = None
     steps: list[Step] = Field(min_length=1)
 
@@ -295,6 +351,7 @@ class LoadedRunbook:
     runbook: Runbook
     document: YamlDocument
     text: str
+    params: Mapping[str, Any] = field(default_factory=dict)  # resolved values, in declaration order
 
     @property
     def sha256(self) -> str:
@@ -305,8 +362,8 @@ class LoadedRunbook:
         return self.document.path
 
 
-def load_runbook(path: Path, *, display: str | None = None) -> LoadedRunbook:
-    """Read and validate a runbook file (syntax, schema, step ids)."""
+def load_runbook(path: Path, *, display: str | None = None, params: Mapping[str, Any] | None = None) -> LoadedRunbook:
+    """Read and validate a runbook file (syntax, parameters, schema, step ids)."""
     shown = display or str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -314,14 +371,17 @@ def load_runbook(path: Path, *, display: str | None = None) -> LoadedRunbook:
         raise NotFound(f"runbook {shown} not found", hint="runbooks live in runbooks/; check the path") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ValidationError([Problem(shown, f"cannot read runbook: {exc}")], what="runbook") from exc
-    return parse_runbook(text, shown)
+    return parse_runbook(text, shown, params=params)
 
 
-def parse_runbook(text: str, display: str) -> LoadedRunbook:
+def parse_runbook(text: str, display: str, *, params: Mapping[str, Any] | None = None) -> LoadedRunbook:
+    """Validate a runbook's text; ``params`` are the values given for its ``params:`` (strings or typed)."""
     doc = parse_yaml(text, display)
     if not isinstance(doc.data, dict):
         raise ValidationError([Problem(display, "a runbook is a mapping with 'name' and 'steps'", line=1)],
                               what="runbook")
+    values = _resolve_params(doc, dict(params or {}))
+    doc = YamlDocument(doc.path, _substitute(doc, values), doc.root)
     problems = list(_duplicate_ids(doc))
     try:
         runbook = Runbook.model_validate(doc.data)
@@ -329,7 +389,81 @@ def parse_runbook(text: str, display: str) -> LoadedRunbook:
         raise ValidationError(problems + problems_from_pydantic(doc, exc), what="runbook") from exc
     if problems:
         raise ValidationError(problems, what="runbook")
-    return LoadedRunbook(runbook, doc, text)
+    return LoadedRunbook(runbook, doc, text, values)
+
+
+def _declared_params(doc: YamlDocument) -> dict[str, Param]:
+    raw = doc.data.get("params")
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ValidationError([Problem(doc.path, "`params` is a mapping of parameter names to declarations",
+                                       line=doc.line_of(("params",)), field="params")], what="runbook")
+    problems: list[Problem] = []
+    declared: dict[str, Param] = {}
+    for name, body in raw.items():
+        if not isinstance(name, str) or not PARAM_NAME.match(name):
+            problems.append(Problem(doc.path, f"parameter name {name!r} must be lowercase letters, digits or '_'",
+                                    line=doc.line_of(("params", str(name))), field=f"params.{name}"))
+            continue
+        try:
+            declared[name] = Param.model_validate(body if body is not None else {})
+        except pydantic.ValidationError as exc:
+            problems += problems_from_pydantic(doc, exc, loc_prefix=("params", name))
+    if problems:
+        raise ValidationError(problems, what="runbook")
+    return declared
+
+
+def _resolve_params(doc: YamlDocument, given: dict[str, Any]) -> dict[str, Any]:
+    """Each declared parameter's value (given, else its default), typed; every problem with its line."""
+    declared = _declared_params(doc)
+    problems: list[Problem] = []
+    for name in sorted(set(given) - set(declared)):
+        problems.append(Problem(doc.path, f"unknown parameter {name!r}", line=doc.line_of(("params",)) or 1,
+                                field="params", hint=f"declared: {', '.join(declared) or 'none'}"))
+    values: dict[str, Any] = {}
+    for name, param in declared.items():
+        line = doc.line_of(("params", name))
+        if name not in given and param.default is None:
+            problems.append(Problem(doc.path, f"parameter {name!r} has no value ({param.description})", line=line,
+                                    field=f"params.{name}", hint=f"pass --param {name}=VALUE"))
+            continue
+        try:
+            values[name] = coerce_param(param, given.get(name, param.default))
+        except ValueError as exc:
+            problems.append(Problem(doc.path, f"parameter {name!r}: {exc}; it is declared {param.type}",
+                                    line=line, field=f"params.{name}"))
+    if problems:
+        raise ValidationError(problems, what="runbook")
+    return values
+
+
+def _substitute(doc: YamlDocument, values: Mapping[str, Any]) -> Any:
+    """The runbook's data with every ``((name))`` replaced; the ``params`` block itself is left as written."""
+    problems: list[Problem] = []
+
+    def walk(value: Any, loc: tuple[str | int, ...]) -> Any:
+        if isinstance(value, dict):
+            return {k: (v if loc == () and k == "params" else walk(v, (*loc, k))) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v, (*loc, i)) for i, v in enumerate(value)]
+        if not isinstance(value, str) or "((" not in value:
+            return value
+        whole = PARAM_REF.fullmatch(value.strip())
+        if whole and whole[1] in values:
+            return values[whole[1]]  # a value that is only a parameter keeps its type
+        for name in PARAM_REF.findall(value):
+            if name not in values:
+                problems.append(Problem(doc.path, f"(({name})) names no declared parameter", line=doc.line_of(loc),
+                                        field=field_path(loc), hint=f"declare it under `params:` "
+                                        f"(declared: {', '.join(values) or 'none'})"))
+        return PARAM_REF.sub(lambda m: str(values.get(m[1], m[0])), value)
+
+    data = walk(doc.data, ())
+    if problems:
+        raise ValidationError(problems, what="runbook")
+    return data
 
 
 def _duplicate_ids(doc: YamlDocument) -> Iterator[Problem]:
@@ -364,8 +498,36 @@ def check_against(loaded: LoadedRunbook, inventory: Inventory, project_dir: Path
         elif not inventory.resolve_targets(pattern):
             problems.append(Problem(loaded.path, f"group {pattern!r} has no hosts", line=line,
                                     field=f"steps[{index}].for_each", hint="add hosts to the group or remove the step"))
+    problems += _group_problems(loaded, inventory)
     if problems:
         raise ValidationError(problems, what="runbook")
+    if project_dir is not None:
+        from cutover.blast import check_blast_radius  # blast reads runbooks: imported here, not at the top
+
+        check_blast_radius(loaded, inventory, project_dir)
+
+
+def _group_problems(loaded: LoadedRunbook, inventory: Inventory) -> list[Problem]:
+    """Group parameters name an allowed inventory group; the runbook's wave is a group of SAMUs."""
+    problems = []
+    for name, param in loaded.runbook.params.items():
+        value = loaded.params.get(name)
+        if param.type != "group" or value is None:
+            continue
+        line = loaded.document.line_of(("params", name))
+        allowed = sorted(g for g in inventory.groups if any(fnmatch.fnmatchcase(g, p) for p in param.groups or ["*"]))
+        if value not in allowed:
+            problems.append(Problem(loaded.path, f"parameter {name!r}: {value!r} is not an allowed group of "
+                                    f"inventory {inventory.name!r}", line=line, field=f"params.{name}",
+                                    hint=f"allowed: {', '.join(allowed) or 'none'}"))
+    wave = loaded.runbook.wave
+    if wave is not None and not problems:
+        members = inventory.groups.get(wave, ())
+        if not members or any(host not in inventory.samus for host in members):
+            problems.append(Problem(loaded.path, f"wave {wave!r} is not a group of SAMUs in inventory "
+                                    f"{inventory.name!r}", line=loaded.document.line_of(("wave",)), field="wave",
+                                    hint=f"waves: {', '.join(f'wave{n}' for n in inventory.waves()) or 'none'}"))
+    return problems
 
 
 def _missing_playbooks(loaded: LoadedRunbook, project_dir: Path) -> Iterator[Problem]:

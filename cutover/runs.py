@@ -23,6 +23,7 @@ from cutover.core.plan import plan_cutover
 from cutover.core.state import RunState, RunStatus, TargetStatus, fold
 from cutover.errors import ExitCode, InputError, LeaseHeld, NotFound
 from cutover.inventory import Inventory
+from cutover.programme import check_programme
 from cutover.runbook import GateStep, LoadedRunbook, Runbook, check_against, parse_runbook
 
 EXIT_FOR_STATUS = {
@@ -42,16 +43,23 @@ def new_run_id(runbook_name: str) -> str:
 
 
 def create_run(journal: Journal, loaded: LoadedRunbook, inventory: Inventory, *, run_id: str,
-               window_end: str | None = None, project_dir: Path | None = None) -> None:
+               window_end: str | None = None, project_dir: Path | None = None,
+               override_programme: str | None = None) -> None:
     """Validate against the inventory, freeze the plan, and journal the run's creation."""
     if run_id in journal.runs():
         raise InputError(f"run {run_id!r} already exists", hint=f"continue it with `cutover resume {run_id}`")
     check_against(loaded, inventory, project_dir)
     runbook = loaded.runbook
     end = window_end or (runbook.window.end if runbook.window else None)
+    wave = {"group": runbook.wave, "samus": list(inventory.groups[runbook.wave])} if runbook.wave else None
+    override = check_programme(journal, inventory, wave["samus"] if wave else [], override_programme)
     journal.append(run_id, "run_created", {
         "runbook": {"name": runbook.name, "path": loaded.path, "sha256": loaded.sha256, "text": loaded.text},
         "env": inventory.name,
+        "kind": inventory.run_kind,
+        "params": dict(loaded.params),
+        "wave": wave,
+        "programme_override": override,
         "steps": [planned.info.to_payload() for planned in plan_cutover(runbook, inventory)],
         "window_end": end,
     })
@@ -67,8 +75,8 @@ def load_run(journal: Journal, run_id: str) -> RunState:
 
 
 def runbook_of(state: RunState) -> Runbook:
-    """The runbook exactly as it was when the run was created (kept in the journal)."""
-    return parse_runbook(state.runbook_text, state.runbook_path or state.runbook_name).runbook
+    """The runbook exactly as it was when the run was created (kept in the journal), with its parameters."""
+    return parse_runbook(state.runbook_text, state.runbook_path or state.runbook_name, params=state.params).runbook
 
 
 def check_auto_approve(inventory: Inventory, name: str | None) -> None:
@@ -221,6 +229,9 @@ def status_json(state: RunState) -> dict[str, Any]:
         "run_id": state.run_id,
         "runbook": state.runbook_name,
         "env": state.env,
+        "kind": state.kind,
+        "params": state.params,
+        "wave": {"group": state.wave_group, "samus": list(state.wave_samus)} if state.wave_group else None,
         "state": state.status.value,
         "mode": state.mode,
         "pause": {"reason": state.pause_reason, "detail": state.pause_detail} if state.pause_reason else None,
@@ -248,7 +259,9 @@ def runs_json(journal: Journal) -> list[dict[str, Any]]:
     rows = []
     for run_id in journal.runs():
         state = fold(journal.events(run_id))
-        rows.append({"run_id": run_id, "runbook": state.runbook_name, "env": state.env,
-                     "state": state.status.value, "created_at": state.created_at, "updated_at": state.updated_at})
+        rows.append({"run_id": run_id, "runbook": state.runbook_name, "env": state.env, "kind": state.kind,
+                     "params": state.params, "wave": state.wave_group, "state": state.status.value,
+                     "started_at": state.created_at, "finished_at": state.finished_at,
+                     "created_at": state.created_at, "updated_at": state.updated_at})
     return rows
 

@@ -26,13 +26,15 @@ def lab() -> None:
 @click.option("--samus", type=click.IntRange(1, manager.inventorygen.max_samus()), default=manager.DEFAULT_SAMUS,
               show_default=True, help="How many SAMUs; 10 is inventories/lab, any other count writes "
               "an inventory under STATE_DIR/lab/inventory.")
+@click.option("--waves", type=click.IntRange(1, manager.inventorygen.max_samus()), default=1, show_default=True,
+              help="Split the SAMUs into this many wave groups (wave1..waveK) in a generated inventory.")
 @click.option("--rate", type=float, default=1.0, show_default=True, help="Calls per second per SAMU.")
 @click.option("--json", "as_json", is_flag=True, help="Print the lab's description as JSON.")
 @pass_app
-def up(app: App, samus: int, rate: float, as_json: bool) -> int:
-    """Start the lab: sshd per site and platform, databases, keys, known_hosts, traffic."""
+def up(app: App, samus: int, waves: int, rate: float, as_json: bool) -> int:
+    """Start the lab: sshd per site and platform, databases, keys, known_hosts, traffic to every SAMU."""
     app.require_project()
-    state = manager.lab_up(app.project_dir, app.ensure_state_dir(), samus=samus, rate=rate,
+    state = manager.lab_up(app.project_dir, app.ensure_state_dir(), samus=samus, waves=waves, rate=rate,
                            progress=lambda line: app.err.print(f"[dim]{escape(line)}[/]"))
     if as_json:
         app.emit_json(state.model_dump(mode="json"))

@@ -18,10 +18,12 @@ from cutover.cli.render import print_plain, status_board
 from cutover.core.engine import Approval, DriveOptions, Engine
 from cutover.core.plan import plan_cutover
 from cutover.core.state import RunStatus
-from cutover.errors import ExitCode, JournalCorrupt, NotFound
+from cutover.blast import StepReach, step_reaches
+from cutover.errors import ExitCode, InputError, JournalCorrupt, NotFound
 from cutover.executors.registry import build_executors, check_ready
 from cutover.inventory import Inventory, load_inventory
 from cutover.journal import SqliteJournal
+from cutover.programme import environment_runs, positions, programme_json
 from cutover.runbook import GateStep, LoadedRunbook, check_against, load_runbook
 from cutover.runs import (EXIT_FOR_STATUS, Decision, approve_gate, check_auto_approve, create_run, drive_run,
                           gate_is_satisfied, load_run, new_run_id, rollback_run, runbook_of, runs_json,
@@ -62,13 +64,30 @@ def resolve_runbook(app: App, name: str) -> Path:
     raise NotFound(f"runbook {name!r} not found", hint=f"looked for {given} and in {app.project_dir / 'runbooks'}")
 
 
-def load_checked(app: App, runbook: str, env: str) -> tuple[LoadedRunbook, Inventory]:
+def load_checked(app: App, runbook: str, env: str, params: tuple[str, ...] = ()) -> tuple[LoadedRunbook, Inventory]:
     app.require_project()
     inventory = load_inventory(app.project_dir, env)
     path = resolve_runbook(app, runbook)
-    loaded = load_runbook(path, display=_display(app, path))
+    loaded = load_runbook(path, display=_display(app, path), params=parse_params(params))
     check_against(loaded, inventory, app.project_dir)
     return loaded, inventory
+
+
+def parse_params(given: tuple[str, ...]) -> dict[str, str]:
+    """``--param wave=wave2`` (repeatable) -> {"wave": "wave2"}."""
+    values: dict[str, str] = {}
+    for item in given:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise InputError(f"--param {item!r} is not NAME=VALUE", hint="e.g. --param wave=wave2")
+        if name.strip() in values:
+            raise InputError(f"--param {name.strip()} is given twice", hint="give each parameter once")
+        values[name.strip()] = value
+    return values
+
+
+PARAM_OPTION = click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
+                            help="A value for one of the runbook's params (repeatable), e.g. wave=wave2.")
 
 
 def _display(app: App, path: Path) -> str:
@@ -84,10 +103,11 @@ def _display(app: App, path: Path) -> str:
 @click.command()
 @click.argument("runbook")
 @click.option("--env", "env", required=True, help=ENV_HELP)
+@PARAM_OPTION
 @pass_app
-def validate(app: App, runbook: str, env: str) -> int:
-    """Check RUNBOOK against the inventory of ENV; nothing is executed."""
-    loaded, inventory = load_checked(app, runbook, env)
+def validate(app: App, runbook: str, env: str, params: tuple[str, ...]) -> int:
+    """Check RUNBOOK against the inventory of ENV (schema, targets, blast radius); nothing is executed."""
+    loaded, inventory = load_checked(app, runbook, env, params)
     plan = plan_cutover(loaded.runbook, inventory)
     units = sum(len(p.info.targets) if p.info.targets is not None else 1 for p in plan)
     app.console.print(f"[green]✓[/] {escape(loaded.path)} is valid for {escape(inventory.name)}: "
@@ -99,17 +119,24 @@ def validate(app: App, runbook: str, env: str) -> int:
 @click.argument("runbook")
 @click.option("--env", "env", required=True, help=ENV_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@PARAM_OPTION
 @pass_app
-def plan(app: App, runbook: str, env: str, as_json: bool) -> int:
-    """Show every step x target of RUNBOOK in execution order, with its rollback."""
-    loaded, inventory = load_checked(app, runbook, env)
+def plan(app: App, runbook: str, env: str, as_json: bool, params: tuple[str, ...]) -> int:
+    """Show every step x target of RUNBOOK in execution order, with its rollback and the SAMUs it can affect."""
+    loaded, inventory = load_checked(app, runbook, env, params)
     steps = plan_cutover(loaded.runbook, inventory)
+    reaches = {r.step: r for r in step_reaches(loaded, inventory, app.project_dir)}
     if as_json:
-        app.emit_json({"runbook": loaded.runbook.name, "env": inventory.name,
-                       "steps": [s.to_json(inventory) for s in steps]})
+        app.emit_json({"runbook": loaded.runbook.name, "env": inventory.name, "params": dict(loaded.params),
+                       "wave": loaded.runbook.wave,
+                       "steps": [{**s.to_json(inventory), "affects": _affects_json(reaches, s.info.id, inventory)}
+                                 for s in steps]})
         return ExitCode.OK
-    table = Table(title=f"{loaded.runbook.name} on {inventory.name}", header_style="bold")
-    for column in ("#", "step", "kind", "targets", "action", "verify", "rollback"):
+    title = f"{loaded.runbook.name} on {inventory.name}"
+    if loaded.params:
+        title += " (" + ", ".join(f"{k}={v}" for k, v in loaded.params.items()) + ")"
+    table = Table(title=title, header_style="bold")
+    for column in ("#", "step", "kind", "targets", "action", "verify", "rollback", "can affect"):
         table.add_column(column, overflow="fold")
     for index, planned in enumerate(steps, start=1):
         info = planned.info
@@ -120,9 +147,27 @@ def plan(app: App, runbook: str, env: str, as_json: bool) -> int:
         else:
             action = planned.action or ""
             rollback = planned.rollback or f"none: {planned.rollback_reason}"
-        table.add_row(str(index), info.title, info.kind, targets, action, planned.verify or "-", rollback)
+        table.add_row(str(index), info.title, info.kind, targets, action, planned.verify or "-", rollback,
+                      _affects_text(reaches.get(info.id), inventory))
     app.console.print(table)
     return ExitCode.OK
+
+
+def _affects_json(reaches: dict[str, StepReach], step_id: str, inventory: Inventory) -> dict[str, Any] | None:
+    reach = reaches.get(step_id)
+    if reach is None:
+        return None
+    return {"read_only": reach.read_only, "action": reach.action.to_json(inventory),
+            "rollback": reach.rollback.to_json(inventory)}
+
+
+def _affects_text(reach: StepReach | None, inventory: Inventory) -> str:
+    if reach is None:
+        return "-"
+    if reach.read_only:
+        return "nothing (read-only)"
+    codes = reach.action.to_json(inventory)["samus"]
+    return f"SAMU {', '.join(codes)}" if codes else "no SAMU"
 
 
 # ---------------------------------------------------------------------- driving
@@ -191,11 +236,15 @@ def _finish(app: App, journal: SqliteJournal, run_id: str, status: RunStatus) ->
 @click.option("--window-end", type=WindowEnd(), default=None, help="End of the cutover window (ISO 8601 with offset); overrides the runbook's.")
 @click.option("--override-window", metavar="REASON", default=None, help="Start steps even past the window (journalled).")
 @click.option("--until", metavar="STEP", default=None, help="Pause once STEP is done (a rehearsal up to a point).")
+@PARAM_OPTION
+@click.option("--override-programme", metavar="REASON", default=None,
+              help="Move SAMUs a completed live run already moved (journalled).")
 @pass_app
 def run(app: App, runbook: str, env: str, run_id: str | None, auto_approve: str | None,
-        window_end: str | None, override_window: str | None, until: str | None) -> int:
+        window_end: str | None, override_window: str | None, until: str | None, params: tuple[str, ...],
+        override_programme: str | None) -> int:
     """Execute RUNBOOK on ENV: checkpointed steps, gates, a rollback point after each step."""
-    loaded, inventory = load_checked(app, runbook, env)
+    loaded, inventory = load_checked(app, runbook, env, params)
     if until is not None:
         loaded.runbook.step(until)  # an unknown step is refused before anything runs
     run_id = run_id or new_run_id(loaded.runbook.name)
@@ -204,7 +253,8 @@ def run(app: App, runbook: str, env: str, run_id: str | None, auto_approve: str 
                                  plain=not app.console.is_terminal, until=until)
         executors = build_executors(app.project_dir, inventory, app.state_dir)
         check_ready(executors, loaded.runbook)
-        create_run(journal, loaded, inventory, run_id=run_id, window_end=window_end)
+        create_run(journal, loaded, inventory, run_id=run_id, window_end=window_end,
+                   override_programme=override_programme)
         app.console.print(f"run [bold]{run_id}[/] created ({len(loaded.runbook.steps)} steps, env {inventory.name})")
         with _display_run(app) as ready:
             status = drive_run(journal, run_id, executors, options, command="run", engine_ready=ready)
@@ -354,4 +404,32 @@ def journal_verify(app: App, run_id: str | None, as_json: bool) -> int:
     raise error
 
 
-COMMANDS = (validate, plan, run, resume, rollback, approve, status, runs, journal)
+
+
+@click.command()
+@click.option("--env", "env", required=True, help=ENV_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_app
+def programme(app: App, env: str, as_json: bool) -> int:
+    """Where every SAMU of ENV stands, wave by wave: not started, in progress, migrated or rolled back."""
+    app.require_project()
+    inventory = load_inventory(app.project_dir, env)
+    with open_journal(app) as store:
+        found = positions(inventory, environment_runs(store, inventory))
+    data = programme_json(inventory, found)
+    if as_json:
+        app.emit_json(data)
+        return ExitCode.OK
+    table = Table(title=f"programme of {inventory.name} ({data['kind']} runs): "
+                        f"{data['migrated']}/{data['total']} SAMUs migrated", header_style="bold")
+    for column in ("wave", "SAMU", "state", "run", "at"):
+        table.add_column(column)
+    for wave in data["waves"]:
+        for samu in wave["samus"]:
+            table.add_row(wave["group"] or "-", f"{samu['code']} ({samu['host']})", samu["state"],
+                          samu["run_id"] or "-", (samu["at"] or "-")[:19])
+    app.console.print(table)
+    return ExitCode.OK
+
+
+COMMANDS = (validate, plan, run, resume, rollback, approve, status, runs, journal, programme)

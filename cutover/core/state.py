@@ -8,7 +8,9 @@ one folds the same events.
 
 Event vocabulary (``kind`` -> payload):
 
-    run_created       runbook{name,path,sha256,text}, env, steps[...], window_end
+    run_created       runbook{name,path,sha256,text}, env, steps[...], window_end,
+                      params{}, wave{group, samus[]}|null, kind (live|rehearsal),
+                      programme_override{reason, samus[]}|null
     drive_started     command (run | resume | rollback), holder
     step_started      step, target, attempt
     action_done       step, target, result           (main action ok; verification pending)
@@ -158,6 +160,10 @@ class RunState:
     runbook_sha256: str = ""
     runbook_text: str = ""
     env: str = ""
+    kind: str = "rehearsal"  # live (production inventory) or rehearsal
+    params: dict[str, Any] = field(default_factory=dict)  # resolved runbook parameters, fixed at creation
+    wave_group: str | None = None  # the inventory group the run moves
+    wave_samus: tuple[str, ...] = ()  # its SAMU hosts, frozen at creation
     created_at: str = ""
     created_by: str = ""
     updated_at: str = ""
@@ -249,6 +255,9 @@ def _run_created(state: RunState, p: Mapping[str, Any], e: Event) -> None:
     state.runbook_sha256, state.runbook_text = runbook.get("sha256", ""), runbook.get("text", "")
     state.env, state.created_at, state.created_by = p["env"], e.at, e.operator
     state.window_end = p.get("window_end")
+    state.kind, state.params = p.get("kind", "rehearsal"), dict(p.get("params") or {})
+    wave = p.get("wave") or {}
+    state.wave_group, state.wave_samus = wave.get("group"), tuple(wave.get("samus") or ())
     state.steps = [StepInfo.from_payload(s) for s in p["steps"]]
     for info in state.steps:
         for key in info.keys():

@@ -2,7 +2,8 @@
 
 The ten-SAMU lab is ``inventories/lab/`` itself. Any other size gets a
 generated inventory of the same shape: the first N département codes, one
-``wave1``, free loopback ports, and the lab inventory's own ``group_vars``
+``wave1`` (or ``--waves K`` groups ``wave1``..``waveK`` of consecutive
+codes, as even as can be), free loopback ports, and the lab inventory's own ``group_vars``
 copied verbatim (so the two never drift apart).
 """
 
@@ -54,7 +55,7 @@ def free_ports(count: int, start: int = FIRST_PORT) -> list[int]:
     return found
 
 
-def write_lab_inventory(dest: Path, template: Inventory, count: int) -> Path:
+def write_lab_inventory(dest: Path, template: Inventory, count: int, waves: int = 1) -> Path:
     """Write an inventory of ``count`` SAMUs plus the two platforms at ``dest``; returns ``dest``."""
     if not 1 <= count <= max_samus():
         raise InputError(f"a lab has 1 to {max_samus()} SAMUs, not {count}",
@@ -67,7 +68,7 @@ def write_lab_inventory(dest: Path, template: Inventory, count: int) -> Path:
     shutil.copytree(template.path / "group_vars", dest / "group_vars")
     names = {s.code: s.name for s in template.samus.values()}
     samu_hosts = [f"samu-{code}" for code in codes]
-    _dump(dest / "hosts.yml", _hosts_tree(samu_hosts))
+    _dump(dest / "hosts.yml", _hosts_tree(samu_hosts, waves))
     for index, (code, port) in enumerate(zip(codes, ports), start=1):
         _dump(dest / "host_vars" / f"samu-{code}.yml", _samu_vars(code, names.get(code), index, port, template))
     for (role, host), port in zip(PLATFORM_HOSTS.items(), ports[count:]):
@@ -75,9 +76,22 @@ def write_lab_inventory(dest: Path, template: Inventory, count: int) -> Path:
     return dest
 
 
-def _hosts_tree(samu_hosts: Sequence[str]) -> dict[str, object]:
+def split_waves(hosts: Sequence[str], waves: int) -> list[list[str]]:
+    """Consecutive slices, the first ones one longer when the count does not divide evenly."""
+    size, extra = divmod(len(hosts), waves)
+    slices, start = [], 0
+    for index in range(waves):
+        end = start + size + (1 if index < extra else 0)
+        slices.append(list(hosts[start:end]))
+        start = end
+    return slices
+
+
+def _hosts_tree(samu_hosts: Sequence[str], waves: int = 1) -> dict[str, object]:
+    groups = {f"wave{n}": {"hosts": {h: None for h in members}}
+              for n, members in enumerate(split_waves(samu_hosts, waves), start=1)}
     return {"all": {"children": {
-        "samu": {"children": {"wave1": {"hosts": {h: None for h in samu_hosts}}}},
+        "samu": {"children": groups},
         "platforms": {"hosts": {h: None for h in PLATFORM_HOSTS.values()}},
     }}}
 

@@ -57,7 +57,7 @@ class LabError(CutoverError):
 # lab up
 
 
-def lab_up(project_dir: Path, state_dir: Path, *, samus: int = DEFAULT_SAMUS, rate: float = 1.0,
+def lab_up(project_dir: Path, state_dir: Path, *, samus: int = DEFAULT_SAMUS, waves: int = 1, rate: float = 1.0,
            progress: Callable[[str], None] = lambda _: None) -> LabState:
     """Start a lab: databases, one sshd per host, keys and known_hosts, then the traffic."""
     if not sshd.SSHD.is_file():
@@ -68,7 +68,7 @@ def lab_up(project_dir: Path, state_dir: Path, *, samus: int = DEFAULT_SAMUS, ra
     layout = LabLayout.under(make_private_dir(Path(state_dir)))
     _refuse_if_up(layout)
     make_private_dir(layout.root)
-    inventory, env = _lab_inventory(project_dir, layout, samus)
+    inventory, env = _lab_inventory(project_dir, layout, samus, waves)
     hosts = _lab_hosts(inventory)
     _refuse_busy_ports(hosts)
     _prepare_files(layout, inventory, [h.identity for h in hosts if h.kind == "site"])
@@ -97,14 +97,16 @@ def _refuse_if_up(layout: LabLayout) -> None:
                        hint="run `cutover lab down` first, or use another --state-dir")
 
 
-def _lab_inventory(project_dir: Path, layout: LabLayout, samus: int) -> tuple[Inventory, str]:
+def _lab_inventory(project_dir: Path, layout: LabLayout, samus: int, waves: int = 1) -> tuple[Inventory, str]:
     template = load_inventory(project_dir, LAB_ENV)
     if not template.is_lab:
         raise InputError("inventories/lab is not marked as a lab (cutover_lab: true)",
                          hint="the lab refuses to run on anything else")
-    if samus == DEFAULT_SAMUS:
+    if waves > samus:
+        raise InputError(f"--waves {waves} is more than the {samus} SAMUs", hint="each wave needs a SAMU")
+    if samus == DEFAULT_SAMUS and waves == 1:
         return template, LAB_ENV
-    folder = inventorygen.write_lab_inventory(layout.generated_inventory, template, samus)
+    folder = inventorygen.write_lab_inventory(layout.generated_inventory, template, samus, waves)
     return load_inventory(project_dir, str(folder)), str(folder)
 
 

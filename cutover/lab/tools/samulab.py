@@ -15,13 +15,21 @@ library. A host knows who it is from its sshd environment: ``CUTOVER_LAB_DIR``
 (the lab folder), ``CUTOVER_LAB_SITE`` (a SAMU's département code) or
 ``CUTOVER_LAB_PLATFORM`` (``legacy`` or ``cloud``).
 
+A platform serves many SAMUs; each SAMU's data is a *partition* of it (rows
+by ``samu_code``). Freeze, unfreeze, checksums, verify, migrate and copy-back
+take ``--samus CODE,CODE`` and act on those partitions only, so a night moves
+its wave while the platform keeps answering and recording every other SAMU's
+calls. Without ``--samus`` they act on the whole platform (every partition):
+that is how a platform-wide operation loses the calls of SAMUs outside the
+wave, which the lab must be able to show.
+
 Why the locks matter: a call takes its site's write lock (``BEGIN IMMEDIATE``
 on the site database) for its whole life and, in nominal mode, the platform's
-write lock to check the platform's state and record the call. A mode switch
+write lock to check its partition's state and record the call. A mode switch
 takes the site lock; a freeze takes the platform lock. So a call never sees a
-half-done switch: switching every SAMU to backup mode and then freezing the
-legacy platform loses nothing, while freezing first loses the calls placed in
-between, as it would in real life.
+half-done switch: switching every SAMU of a wave to backup mode and then
+freezing the wave's partitions loses nothing, while freezing first loses the
+calls placed in between, as it would in real life.
 
 Exit codes of the tools: 0 done; 1 a check failed (test call answered by
 someone else or lost, ``--expect*`` not met, ``verify`` found a difference);
@@ -140,6 +148,8 @@ CREATE TABLE IF NOT EXISTS interventions (
     kind TEXT NOT NULL, decided_at TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS interventions_by_call ON interventions (call_id);
 CREATE TABLE IF NOT EXISTS lab_control (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- One row per SAMU partition that was ever frozen or unfrozen by itself; no row: serving.
+CREATE TABLE IF NOT EXISTS partitions (samu_code TEXT PRIMARY KEY, state TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS lab_faults (call_id TEXT PRIMARY KEY, original_caller TEXT NOT NULL);
 """
 
@@ -260,9 +270,37 @@ def insert_record(conn: sqlite3.Connection, record: CallRecord) -> bool:
 
 
 def platform_state(conn: sqlite3.Connection) -> str:
-    """``serving``, ``frozen`` or ``down`` (down wins: a down platform answers nothing)."""
+    """``serving``, ``frozen`` (every partition, at once) or ``down`` (down wins: a down platform answers nothing)."""
     control = dict(conn.execute("SELECT key, value FROM lab_control").fetchall())
     return DOWN if control.get("down") == "1" else control.get("state", SERVING)
+
+
+def partition_state(conn: sqlite3.Connection, code: str) -> str:
+    """The state of one SAMU's partition: the platform's when it is down or wholly frozen, else its own."""
+    whole = platform_state(conn)
+    if whole != SERVING:
+        return whole
+    row = conn.execute("SELECT state FROM partitions WHERE samu_code = ?", (code,)).fetchone()
+    return row[0] if row else SERVING
+
+
+def partition_states(conn: sqlite3.Connection, codes: Sequence[str] | None) -> dict[str, str]:
+    """State per partition: the ``codes`` asked for, or every partition that holds data or a state."""
+    if codes is None:
+        known = {r[0] for r in conn.execute("SELECT samu_code FROM partitions")}
+        known |= {r[0] for r in conn.execute("SELECT DISTINCT samu_code FROM calls")}
+        codes = sorted(known)
+    return {code: partition_state(conn, code) for code in codes}
+
+
+def parse_codes(text: str | None) -> list[str] | None:
+    """``--samus 01,13,2A`` -> ['01', '13', '2A']; None (no option) means every partition."""
+    if text is None:
+        return None
+    codes = [c.strip() for c in text.split(",") if c.strip()]
+    if not codes:
+        raise LabError("--samus names no SAMU", "give département codes separated by commas, e.g. --samus 01,13")
+    return codes
 
 
 def check_platform_name(name: str) -> str:
@@ -272,29 +310,39 @@ def check_platform_name(name: str) -> str:
 
 
 def answer_on_platform(conn: sqlite3.Connection, record: CallRecord) -> str | None:
-    """Record a call on a platform if it serves; the reason it was lost otherwise.
+    """Record a call on a platform if the SAMU's partition serves; the reason it was lost otherwise.
 
     The state check and the insert share the platform's write lock, so a freeze
     (which takes the same lock) is either wholly before or wholly after the call.
     """
     with write_txn(conn):
-        state = platform_state(conn)
+        state = partition_state(conn, record.samu_code)
         if state != SERVING:
-            return f"{record.answered_by} platform {state}"
+            return f"{record.answered_by} platform {state}" if platform_state(conn) != SERVING \
+                else f"{record.answered_by} platform partition {record.samu_code} {state}"
         conn.execute(f"INSERT INTO calls ({', '.join(CALL_COLUMNS)}) VALUES (?,?,?,?,?,?,?)", record.call_row())
         conn.execute(f"INSERT INTO interventions ({', '.join(INTERVENTION_COLUMNS)}) VALUES (?,?,?,?,?)",
                      record.intervention_row())
     return None
 
 
-def set_frozen(conn: sqlite3.Connection, frozen: bool) -> bool:
-    """Freeze or unfreeze; True if the state changed. Refused while the platform is down."""
+def set_frozen(conn: sqlite3.Connection, frozen: bool, codes: Sequence[str] | None = None) -> bool:
+    """Freeze or unfreeze the partitions of ``codes`` (None: the whole platform); True if anything changed.
+
+    Refused while the platform is down.
+    """
+    wanted = FROZEN if frozen else SERVING
     with write_txn(conn):
         _refuse_if_down(conn)
-        wanted = FROZEN if frozen else SERVING
-        changed = platform_state(conn) != wanted
-        conn.execute("UPDATE lab_control SET value = ? WHERE key = 'state'", (wanted,))
-    return changed
+        if codes is None:
+            changed = platform_state(conn) != wanted
+            conn.execute("UPDATE lab_control SET value = ? WHERE key = 'state'", (wanted,))
+            return changed
+        before = {c: partition_state(conn, c) for c in codes}
+        conn.executemany("INSERT INTO partitions (samu_code, state) VALUES (?, ?) "
+                         "ON CONFLICT (samu_code) DO UPDATE SET state = excluded.state",
+                         [(c, wanted) for c in codes])
+        return any(partition_state(conn, c) != before[c] for c in codes)
 
 
 def set_down(conn: sqlite3.Connection, down: bool) -> None:
@@ -308,15 +356,23 @@ def _refuse_if_down(conn: sqlite3.Connection, name: str = "the platform") -> Non
         raise LabError(f"{name} is down", "it answers nothing until it is healed (`cutover lab heal`)")
 
 
-def table_checksums(conn: sqlite3.Connection) -> dict[str, dict[str, Any]]:
-    """Per data table: row count and a SHA-256 over every row in primary-key order."""
+def _scope(codes: Sequence[str] | None) -> tuple[str, tuple[str, ...]]:
+    """A WHERE clause (and its parameters) limiting rows to the partitions of ``codes``."""
+    if codes is None:
+        return "", ()
+    return f" WHERE samu_code IN ({','.join('?' * len(codes))})", tuple(codes)
+
+
+def table_checksums(conn: sqlite3.Connection, codes: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
+    """Per data table: row count and a SHA-256 over every row in primary-key order (of ``codes``' partitions)."""
     result: dict[str, dict[str, Any]] = {}
+    where, args = _scope(codes)
     with read_txn(conn):
         _refuse_if_down(conn)
         for table, key in DATA_TABLES.items():
             digest = hashlib.sha256()
             rows = 0
-            for row in conn.execute(f"SELECT * FROM {table} ORDER BY {key}"):
+            for row in conn.execute(f"SELECT * FROM {table}{where} ORDER BY {key}", args):
                 digest.update(json.dumps(row, ensure_ascii=False).encode() + b"\n")
                 rows += 1
             result[table] = {"rows": rows, "checksum": "sha256:" + digest.hexdigest()}
@@ -328,10 +384,13 @@ def compare_checksums(left: dict[str, dict[str, Any]], right: dict[str, dict[str
     return [t for t in DATA_TABLES if left.get(t) != right.get(t)]
 
 
-def copy_records(source: sqlite3.Connection, target: sqlite3.Connection) -> dict[str, int]:
-    """Copy every row the target lacks, by primary key; rows already there are left as they are."""
+def copy_records(source: sqlite3.Connection, target: sqlite3.Connection,
+                 codes: Sequence[str] | None = None) -> dict[str, int]:
+    """Copy every row the target lacks, by primary key, of ``codes``' partitions; rows already there stay."""
+    where, args = _scope(codes)
     with read_txn(source):
-        rows = {t: source.execute(f"SELECT * FROM {t} ORDER BY {k}").fetchall() for t, k in DATA_TABLES.items()}
+        rows = {t: source.execute(f"SELECT * FROM {t}{where} ORDER BY {k}", args).fetchall()
+                for t, k in DATA_TABLES.items()}
     copied: dict[str, int] = {}
     with write_txn(target):
         _refuse_if_down(target, "the target platform")
@@ -344,31 +403,50 @@ def copy_records(source: sqlite3.Connection, target: sqlite3.Connection) -> dict
     return copied
 
 
-def migrate(lab_dir: Path, source: str, target: str, *, live: bool = False) -> dict[str, Any]:
-    """Copy a frozen platform's records to another (idempotent: rerunning copies nothing twice)."""
+def _copy_frozen(lab_dir: Path, source: str, target: str, codes: Sequence[str] | None,
+                 live: bool) -> dict[str, Any]:
+    """Copy the partitions of ``codes`` from ``source`` once they are frozen there (or ``live``: a pre-copy)."""
     if source == target:
         raise LabError("migrating a platform onto itself", "use --from legacy --to cloud")
     src = connect(platform_db(lab_dir, check_platform_name(source)))
     dst = connect(platform_db(lab_dir, check_platform_name(target)))
-    state = platform_state(src)
     _refuse_if_down(src, f"the {source} platform")
-    if state == SERVING and not live:
-        raise LabError(f"the {source} platform is still serving: records it takes after the copy would be missed",
-                       f"freeze it first (samu-platform freeze --platform {source}), or pass --live for a pre-copy")
-    copied = copy_records(src, dst)
-    return {"from": source, "to": target, "copied": copied, "source_state": state}
+    states = partition_states(src, codes) if codes is not None else {"*": platform_state(src)}
+    serving = sorted(code for code, state in states.items() if state == SERVING)
+    if serving and not live:
+        what = "platform" if codes is None else f"partition(s) {', '.join(serving)}"
+        raise LabError(f"the {source} {what} still serving: records taken after the copy would be missed",
+                       f"freeze first (samu-platform freeze --platform {source}"
+                       + ("" if codes is None else f" --samus {','.join(codes)}") + "), or pass --live for a pre-copy")
+    copied = copy_records(src, dst, codes)
+    return {"from": source, "to": target, "copied": copied, "samus": list(codes) if codes is not None else None,
+            "source_state": "serving" if serving else FROZEN}
 
 
-def copy_back(lab_dir: Path, source: str = "cloud", target: str = "legacy") -> dict[str, Any]:
-    """Rollback: freeze the abandoned platform, then copy back the records the other one lacks.
+def migrate(lab_dir: Path, source: str, target: str, *, live: bool = False,
+            codes: Sequence[str] | None = None) -> dict[str, Any]:
+    """Copy frozen partitions to another platform, which then serves them (idempotent: nothing copied twice).
+
+    With ``codes``, the target's partitions of those SAMUs are unfrozen: a
+    rollback's copy-back froze them, and the SAMUs (in backup mode while this
+    runs) return to nominal on the target once it is verified.
+    """
+    result = _copy_frozen(lab_dir, source, target, codes, live)
+    if codes is not None:
+        set_frozen(connect(platform_db(lab_dir, target)), False, codes)
+    return result
+
+
+def copy_back(lab_dir: Path, source: str = "cloud", target: str = "legacy",
+              codes: Sequence[str] | None = None) -> dict[str, Any]:
+    """Rollback: freeze the abandoned partitions, then copy back the records the other platform lacks.
 
     Freezing first matters: a call the source took after the copy would be lost to
     the rollback. A SAMU still nominal on the source loses calls from here on,
     which is the runbook's mistake to see, not to hide.
     """
-    src = connect(platform_db(lab_dir, check_platform_name(source)))
-    set_frozen(src, True)
-    result = migrate(lab_dir, source, target)
+    set_frozen(connect(platform_db(lab_dir, check_platform_name(source))), True, codes)
+    result = _copy_frozen(lab_dir, source, target, codes, live=False)
     return {**result, "source_frozen": True}
 
 
@@ -403,14 +481,23 @@ def repair_records(conn: sqlite3.Connection) -> int:
     return len(faults)
 
 
-def platform_status(conn: sqlite3.Connection, name: str) -> dict[str, Any]:
+def platform_status(conn: sqlite3.Connection, name: str, codes: Sequence[str] | None = None) -> dict[str, Any]:
+    """The platform's own state, its faults, and its partitions' states and record counts (of ``codes``)."""
+    where, args = _scope(codes)
     with read_txn(conn):
-        records = conn.execute("SELECT COUNT(*) FROM calls").fetchone()[0]
+        records = conn.execute(f"SELECT COUNT(*) FROM calls{where}", args).fetchone()[0]
         corrupted = conn.execute("SELECT COUNT(*) FROM lab_faults").fetchone()[0]
         armed = conn.execute("SELECT COUNT(*) FROM sqlite_master WHERE name = 'lab_fault_corrupt'").fetchone()[0]
         state = platform_state(conn)
+        partitions = partition_states(conn, codes)
     faults = (["platform-down"] if state == DOWN else []) + (["checksum-mismatch"] if corrupted or armed else [])
-    return {"platform": name, "state": state, "records": records, "faults": faults}
+    return {"platform": name, "state": state, "records": records, "faults": faults, "partitions": partitions}
+
+
+def partitions_in(status: dict[str, Any], expected: str) -> bool:
+    """Whether every partition of a status (the whole platform when none) is in the ``expected`` state."""
+    states = list(status["partitions"].values()) or [status["state"]]
+    return all(state == expected for state in states)
 
 
 # --------------------------------------------------------------------------
@@ -626,28 +713,32 @@ def _test_call(lab: LabData, code: str, expect: str | None) -> tuple[dict[str, A
 
 def _platform_command(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
     lab_dir = _lab_dir(args)
+    codes = parse_codes(args.samus)
     if args.command == "migrate":
-        return migrate(lab_dir, args.source, args.target, live=args.live), EXIT_OK
+        return migrate(lab_dir, args.source, args.target, live=args.live, codes=codes), EXIT_OK
     if args.command == "copy-back":
-        return copy_back(lab_dir, args.source, args.target), EXIT_OK
+        return copy_back(lab_dir, args.source, args.target, codes=codes), EXIT_OK
     name = check_platform_name(_identity(args, "platform", "CUTOVER_LAB_PLATFORM"))
     conn = connect(platform_db(lab_dir, name))
     if args.command in ("freeze", "unfreeze"):
-        changed = set_frozen(conn, args.command == "freeze")
-        return {"platform": name, "state": platform_state(conn), "changed": changed}, EXIT_OK
+        changed = set_frozen(conn, args.command == "freeze", codes)
+        return {"platform": name, "state": platform_state(conn), "changed": changed,
+                "partitions": partition_states(conn, codes)}, EXIT_OK
     if args.command == "checksums":
-        return {"platform": name, "tables": table_checksums(conn)}, EXIT_OK
+        return {"platform": name, "samus": codes, "tables": table_checksums(conn, codes)}, EXIT_OK
     if args.command == "verify":
-        return _verify(lab_dir, name, args.against)
-    status = platform_status(conn, name)
-    return status, EXIT_CHECK_FAILED if args.expect and status["state"] != args.expect else EXIT_OK
+        return _verify(lab_dir, name, args.against, codes)
+    status = platform_status(conn, name, codes)
+    expected = args.expect is None or (partitions_in(status, args.expect) if codes is not None
+                                       else status["state"] == args.expect)
+    return status, EXIT_OK if expected else EXIT_CHECK_FAILED
 
 
-def _verify(lab_dir: Path, name: str, other: str) -> tuple[dict[str, Any], int]:
-    mine = table_checksums(connect(platform_db(lab_dir, name)))
-    theirs = table_checksums(connect(platform_db(lab_dir, check_platform_name(other))))
+def _verify(lab_dir: Path, name: str, other: str, codes: Sequence[str] | None) -> tuple[dict[str, Any], int]:
+    mine = table_checksums(connect(platform_db(lab_dir, name)), codes)
+    theirs = table_checksums(connect(platform_db(lab_dir, check_platform_name(other))), codes)
     differ = compare_checksums(mine, theirs)
-    report = {"platform": name, "against": other, "equal": not differ, "differing_tables": differ,
+    report = {"platform": name, "against": other, "samus": codes, "equal": not differ, "differing_tables": differ,
               "tables": {t: {name: mine[t], other: theirs[t]} for t in DATA_TABLES}}
     return report, EXIT_CHECK_FAILED if differ else EXIT_OK
 
@@ -708,6 +799,8 @@ def _platform_parser(parser: argparse.ArgumentParser) -> None:
     subs["migrate"].add_argument("--live", action="store_true", help="allow a serving source (a pre-copy)")
     for sub in subs.values():
         _common(sub)
+        sub.add_argument("--samus", metavar="CODE,CODE", default=None,
+                         help="act on these SAMUs' partitions only [default: the whole platform]")
 
 
 def _render(data: dict[str, Any]) -> str:
