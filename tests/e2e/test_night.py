@@ -100,17 +100,6 @@ def test_the_full_night_ends_with_every_samu_nominal_on_the_cloud_and_nothing_lo
     lab.cutover("journal", "verify", "n1", check=0)
 
 
-@pytest.mark.parametrize("point", POINTS_BEFORE_PNR)
-def test_rollback_from_each_rollback_point_returns_every_samu_to_legacy_with_nothing_lost(small_lab: Lab, point: str):
-    lab = small_lab
-    result = lab.night("--auto-approve", "lab-bot", "--until", point, run_id="rb")
-    assert result.returncode == 3, result.stdout[-3000:] + result.stderr
-    rolled = lab.cutover("rollback", "rb", timeout=300)
-    assert rolled.returncode == 5, rolled.stdout[-3000:] + rolled.stderr
-    assert sites(lab) == on(lab, "nominal", "legacy")
-    assert_nothing_lost(calls(lab))
-
-
 def test_rollback_before_the_point_of_no_return_is_refused_once_it_is_passed(small_lab: Lab):
     lab = small_lab
     result = lab.night("--auto-approve", "lab-bot", "--until", "point-of-no-return", run_id="p1")
@@ -122,14 +111,17 @@ def test_rollback_before_the_point_of_no_return_is_refused_once_it_is_passed(sma
     assert_nothing_lost(calls(lab))
 
 
-def test_a_runbook_that_freezes_legacy_before_backup_mode_loses_calls(small_lab: Lab):
+def test_a_runbook_that_freezes_legacy_before_backup_mode_is_refused_before_it_loses_a_call(small_lab: Lab):
     lab = small_lab
-    # stop once the mistake has had its effect: the calls between the freeze and backup mode
+    before = calls(lab)
     result = lab.cutover("run", "wrong_order", "--env", lab.env, "--run-id", "w1", "--auto-approve", "lab-bot",
-                         "--until", "backup-mode", timeout=300)
-    account = calls(lab)
-    assert account["lost"] > 0, (result.stdout[-2000:], account)
-    assert "legacy platform frozen" in json.dumps(account["lost_reasons"])
+                         timeout=300)
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr
+    assert "not in backup mode" in result.stderr and "01 (samu-01)" in result.stderr
+    assert lab.journal_kinds("w1") == []  # refused before anything was journalled or run
+    assert sites(lab) == on(lab, "nominal", "legacy")
+    after = calls(lab)
+    assert after["placed"] > before["placed"] and after["lost"] == 0
 
 
 def test_the_controller_killed_during_the_migration_resumes_with_nothing_lost(small_lab: Lab):
