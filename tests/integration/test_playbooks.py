@@ -6,9 +6,9 @@
   finds nothing in ``playbooks/``, the Oracle tasks included; a missing
   ansible-lint FAILS the test with the reason, it is never skipped;
 - every database engine has the same tasks, and every Oracle task that
-  handles the broker's credentials hides them (``no_log``);
+  handles the migration account's credentials hides them (``no_log``);
 - ``cutover validate`` accepts ``bigbang`` on lab and production, and
-  ``wrong_order`` on the lab.
+  refuses ``wrong_order`` naming the SAMUs at risk.
 
 The end-to-end nights (full night, rollbacks, wrong order) are in the lead's
 end-to-end tests; they need the lab.
@@ -101,24 +101,30 @@ def _tasks(items: list[dict]) -> list[dict]:
 
 
 def test_oracle_credentials_never_reach_an_output() -> None:
-    """Every task that uses the broker's credentials has no_log, and no file holds a literal secret."""
+    """Every task that uses the migration account's credentials has no_log, and no file holds a literal secret."""
     users = []
     for path in sorted((PLAYBOOKS / "tasks" / "oracle").glob("*.yml")):
         for task in _tasks(yaml.safe_load(path.read_text()) or []):
-            if "oracle_dg_password" in yaml.safe_dump(task):
+            if "block" not in task and "oracle_migration_password" in yaml.safe_dump(task):
                 users.append(path.name)
                 assert task.get("no_log") is True, f"{path.name}: task {task.get('name')!r} lacks no_log: true"
-    assert users, "no Oracle task uses the broker credentials: the test is looking in the wrong place"
+    assert users, "no Oracle task uses the migration credentials: the test is looking in the wrong place"
     production = yaml.safe_load((ROOT / "inventories/production/group_vars/platforms.yml").read_text())
     assert production["platform_db_engine"] == "oracle"
     for name, value in production.items():
-        if "password" in name or name.endswith("_user") and name.startswith("oracle_dg"):
+        if "password" in name or name.endswith("_user") and name.startswith("oracle_migration"):
             assert str(value).startswith("{{ vault_"), f"{name} must reference a vault variable, not a value"
 
 
-@pytest.mark.parametrize(("runbook", "env"), [("bigbang", "lab"), ("bigbang", "production"),
-                                              ("wrong_order", "lab")])
+@pytest.mark.parametrize(("runbook", "env"), [("bigbang", "lab"), ("bigbang", "production")])
 def test_cutover_validate_accepts_the_runbook(runbook: str, env: str) -> None:
-    """cutover validate exits 0: steps, groups, gates and every playbook named exist."""
+    """cutover validate exits 0: steps, groups, gates, every playbook named, the blast radius."""
     result = run([str(BIN / "cutover"), "--project-dir", str(ROOT), "validate", runbook, "--env", env])
     assert result.returncode == 0, f"{runbook} on {env}:\n{result.stdout}\n{result.stderr}"
+
+
+def test_cutover_validate_refuses_the_wrong_order_naming_the_samus_at_risk() -> None:
+    result = run([str(BIN / "cutover"), "--project-dir", str(ROOT), "validate", "wrong_order", "--env", "lab"])
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "freeze-legacy acts on legacy-platform while SAMU(s) it serves are not in backup mode" in result.stderr
+    assert "30 (samu-30)" in result.stderr
