@@ -7,7 +7,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-stamp
 SYSTEM_PACKAGES := openssh-server
 
-.PHONY: night test bench system-deps venv lint clean
+.PHONY: night test proof bench system-deps venv lint clean
 
 ## night: run the whole big-bang night in the local lab, end to end
 night: system-deps $(STAMP)
@@ -16,6 +16,10 @@ night: system-deps $(STAMP)
 ## test: run the whole test suite (unit, integration, end-to-end)
 test: system-deps $(STAMP)
 	$(BIN)/python -m pytest -q
+
+## proof: the longer proofs (a 30-SAMU lab in three waves, three nights in sequence); prints what it proved
+proof: system-deps $(STAMP)
+	$(BIN)/python -m cutover.proof
 
 ## bench: run the benchmarks and print ratios against their baselines
 bench: system-deps $(STAMP)

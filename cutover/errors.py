@@ -13,6 +13,7 @@ Hierarchy::
     │   ├── ValidationError                  one or more Problems (file, line, field)
     │   └── NotFound                         unknown run, step, environment, file
     ├── LeaseHeld                   exit 6   another controller drives this run
+    │   └── LeaseLost                        this controller was taken over (fenced)
     ├── JournalCorrupt              exit 7   the hash chain or the file is broken
     └── ToolMissing                 exit 1   an external program is not installed
 
@@ -99,6 +100,10 @@ class LeaseHeld(CutoverError):
     """Another controller holds the lease on this run."""
 
     exit_code = ExitCode.LEASE_HELD
+
+
+class LeaseLost(LeaseHeld):
+    """This controller's lease was taken over: the journal refuses its appends (fencing)."""
 
 
 class JournalCorrupt(CutoverError):

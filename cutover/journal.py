@@ -7,8 +7,15 @@ an event is on disk when :meth:`SqliteJournal.append` returns. Tables:
             ``prev_hash`` is the previous row's ``hash`` across the whole file.
 ``head``    one row, the last seq and hash, written in the same transaction as
             the events, so deleting the newest events is detected as well.
-``leases``  mutable, one row per driven run; every change of holder is also
+``leases``  mutable, one row per driven run with its holder and an epoch that
+            grows with every new holder; every change of holder is also
             appended to ``events`` in the same transaction (the audit trail).
+
+Fencing: a controller that acquired a run's lease ``fence``s its journal
+with the epoch it got. From then on every append for that run checks, in
+the same transaction as the insert, that the lease still has that holder and
+epoch; a controller that was taken over (frozen VM, partition, SIGSTOP past
+its staleness) gets ``LeaseLost`` on its first append and writes nothing.
 
 Concurrency: engine threads call ``append`` at once (a fan-out of 10-100
 targets). Appends are group-committed: one caller at a time leads, writing
@@ -43,12 +50,12 @@ from cutover.core.events import (
     parse_time,
     utc_now,
 )
-from cutover.errors import CutoverError, JournalCorrupt, LeaseHeld, NotFound
+from cutover.errors import CutoverError, JournalCorrupt, LeaseHeld, LeaseLost, NotFound
 
 STALE_AFTER = 60.0  # seconds without a heartbeat before a holder on another host is stale
 BUSY_TIMEOUT = 10.0  # seconds to wait for another process's write transaction
 MAX_BATCH = 1000  # events per group commit; bounds one transaction's size
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: leases.epoch (fencing)
 PRIVATE = 0o600
 
 LeaseChange = Literal["acquired", "renewed", "taken_over"]
@@ -78,8 +85,9 @@ CREATE TRIGGER IF NOT EXISTS head_forward_only BEFORE UPDATE ON head WHEN NEW.se
 BEGIN SELECT RAISE(ABORT, 'the journal head only moves forward'); END;
 CREATE TABLE IF NOT EXISTS leases (
     run_id TEXT PRIMARY KEY,
-    holder TEXT NOT NULL,
-    heartbeat_at TEXT NOT NULL
+    holder TEXT NOT NULL,          -- '' once released (the row keeps the epoch)
+    heartbeat_at TEXT NOT NULL,
+    epoch INTEGER NOT NULL DEFAULT 0
 );
 """
 
@@ -145,6 +153,8 @@ def decide_lease(run_id: str, current: LeaseHolder | None, heartbeat_at: str | N
         raise LeaseHeld(f"run {run_id} is driven by {current.describe()}",
                         hint="wait for that controller to finish, or stop it; if it is gone for good, "
                              "run again with --take-over")
+    if current.is_alive() is False:
+        return "taken_over"  # provably dead (same host, process gone or recycled): no flag needed
     if not take_over:
         raise LeaseHeld(f"run {run_id} is held by {current.describe()}, which looks stale: {stale_because}",
                         hint="make sure that controller is really gone, then pass --take-over "
@@ -167,19 +177,35 @@ def _staleness(current: LeaseHolder, heartbeat_at: str | None, stale_after: floa
     return f"no heartbeat from {current.host} since {heartbeat_at or current.since}"
 
 
-def lease_payload(change: LeaseChange | Literal["released"], holder: LeaseHolder,
-                  previous: LeaseHolder | None) -> tuple[str, dict[str, Any]]:
+def lease_payload(change: LeaseChange | Literal["released"], holder: LeaseHolder, previous: LeaseHolder | None,
+                  *, epoch: int = 0, reason: str = "") -> tuple[str, dict[str, Any]]:
     """The journal event (kind, payload) recording a change of lease holder."""
+    payload: dict[str, Any] = {"holder": holder.to_payload()}
+    if epoch:
+        payload["epoch"] = epoch
     if change == "taken_over":
         assert previous is not None
-        return "lease_taken_over", {"holder": holder.to_payload(), "previous_holder": previous.to_payload()}
-    return f"lease_{change}", {"holder": holder.to_payload()}
+        payload.update(previous_holder=previous.to_payload(), reason=reason)
+    return f"lease_{change}", payload
 
 
-def lost_lease(run_id: str, holder: LeaseHolder, current: LeaseHolder | None) -> LeaseHeld:
-    who = current.describe() if current else "nobody"
-    return LeaseHeld(f"the lease on run {run_id} is no longer held by {holder.describe()}; it is held by {who}",
-                     hint="another controller took the run over; stop driving it and check `cutover status`")
+def takeover_reason(current: LeaseHolder, heartbeat_at: str | None, stale_after: float) -> str:
+    """Why the previous holder no longer drives its run, for the journal."""
+    return _staleness(current, heartbeat_at, stale_after)
+
+
+def lost_lease(run_id: str, holder: LeaseHolder, current: LeaseHolder | None) -> LeaseLost:
+    who = current.describe() if current else "nobody (it was released)"
+    return LeaseLost(f"this controller ({holder.describe()}) lost the lease on run {run_id}: it is now held by "
+                     f"{who}; it stopped and starts nothing more",
+                     hint="another controller took the run over; check `cutover status` and let that one drive")
+
+
+def check_fence(run_id: str, fence: tuple[LeaseHolder, int], current: LeaseHolder | None, epoch: int) -> None:
+    """Raise LeaseLost unless the lease still has the fenced holder and epoch."""
+    holder, fenced_epoch = fence
+    if current is None or not same_holder(current, holder) or epoch != fenced_epoch:
+        raise lost_lease(run_id, holder, current)
 
 
 # --- the SQLite journal -----------------------------------------------------------
@@ -220,6 +246,7 @@ class SqliteJournal:
         self._queue: list[_Pending] = []
         self._leader: _Pending | None = None  # whose caller commits batches now
         self._closed = False
+        self._fences: dict[str, tuple[LeaseHolder, int]] = {}  # run -> (our holder, our epoch)
         self._write_lock = threading.Lock()  # the write connection: one transaction at a time
         self._read_lock = threading.Lock()
         self._write, self._read = _open(self.path, busy_timeout)
@@ -268,6 +295,7 @@ class SqliteJournal:
                 # taken as late as possible: callers that queued while we waited for
                 # SQLite's write lock ride in this transaction too
                 batch = self._take_batch()
+                self._check_fences(conn, batch)
                 self._insert(conn, batch, head)
         except Exception as exc:  # every caller in the batch gets it; none of its events is written
             error = exc
@@ -299,6 +327,12 @@ class SqliteJournal:
         else:
             self._leader = None
             self._idle.notify_all()
+
+    def _check_fences(self, conn: sqlite3.Connection, items: list[_Pending]) -> None:
+        """In the insert's own transaction: every fenced run still has our holder and epoch."""
+        for run_id in {item.run_id for item in items} & self._fences.keys():
+            current, _, epoch = _read_lease_row(conn, run_id)
+            check_fence(run_id, self._fences[run_id], current, epoch)
 
     def _insert(self, conn: sqlite3.Connection, items: list[_Pending], head: tuple[int, str]) -> None:
         """Chain ``items`` after ``head`` (read in this transaction), insert them, move the head."""
@@ -379,20 +413,31 @@ class SqliteJournal:
 
     # -- leases --
 
-    def acquire_lease(self, run_id: str, holder: LeaseHolder, *, take_over: bool = False) -> None:
+    def acquire_lease(self, run_id: str, holder: LeaseHolder, *, take_over: bool = False) -> int:
+        """Take (or renew) the run's lease; returns its epoch. LeaseHeld when another controller drives it."""
         self._check_open()
         with self._transaction() as conn:
-            current, heartbeat_at = _read_lease(conn, run_id)
+            current, heartbeat_at, epoch = _read_lease_row(conn, run_id)
             change = decide_lease(run_id, current, heartbeat_at, holder, take_over, self.stale_after)
             if change == "renewed":  # keep the holder as first recorded (its "since")
                 conn.execute("UPDATE leases SET heartbeat_at = ? WHERE run_id = ?", (utc_now(), run_id))
-                return
-            conn.execute("INSERT OR REPLACE INTO leases (run_id, holder, heartbeat_at) VALUES (?, ?, ?)",
-                         (run_id, canonical_json(holder.to_payload()), utc_now()))
-            self._append_in(conn, run_id, *lease_payload(change, holder, current))
+                return epoch
+            reason = takeover_reason(current, heartbeat_at, self.stale_after) if current else ""
+            epoch += 1
+            conn.execute("INSERT INTO leases (run_id, holder, heartbeat_at, epoch) VALUES (?, ?, ?, ?) "
+                         "ON CONFLICT (run_id) DO UPDATE SET holder = excluded.holder, "
+                         "heartbeat_at = excluded.heartbeat_at, epoch = excluded.epoch",
+                         (run_id, canonical_json(holder.to_payload()), utc_now(), epoch))
+            self._append_in(conn, run_id, *lease_payload(change, holder, current, epoch=epoch, reason=reason))
+            return epoch
+
+    def fence(self, run_id: str, holder: LeaseHolder, epoch: int) -> None:
+        """From now on, appends for ``run_id`` succeed only while ``holder`` holds its lease at ``epoch``."""
+        with self._mutex:
+            self._fences[run_id] = (holder, epoch)
 
     def heartbeat(self, run_id: str, holder: LeaseHolder) -> None:
-        """Tell other hosts the holder is alive; raises LeaseHeld if it lost the lease."""
+        """Tell other hosts the holder is alive; raises LeaseLost if it lost the lease."""
         self._check_open()
         with self._transaction() as conn:
             current, _ = _read_lease(conn, run_id)
@@ -401,7 +446,7 @@ class SqliteJournal:
             conn.execute("UPDATE leases SET heartbeat_at = ? WHERE run_id = ?", (utc_now(), run_id))
 
     def release_lease(self, run_id: str, holder: LeaseHolder) -> None:
-        """Give the run up; a no-op when nobody holds it, LeaseHeld when someone else does."""
+        """Give the run up; a no-op when nobody holds it, LeaseLost when someone else does."""
         self._check_open()
         with self._transaction() as conn:
             current, _ = _read_lease(conn, run_id)
@@ -409,8 +454,10 @@ class SqliteJournal:
                 return
             if not same_holder(current, holder):
                 raise lost_lease(run_id, holder, current)
-            conn.execute("DELETE FROM leases WHERE run_id = ?", (run_id,))
+            conn.execute("UPDATE leases SET holder = '' WHERE run_id = ?", (run_id,))
             self._append_in(conn, run_id, *lease_payload("released", current, None))
+        with self._mutex:
+            self._fences.pop(run_id, None)
 
     def lease_holder(self, run_id: str) -> LeaseHolder | None:
         with self._reading() as conn:
@@ -507,6 +554,8 @@ def _prepare(conn: sqlite3.Connection, path: Path) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
         _create_schema(conn)
+        if version == 1:  # a journal written before fencing: its leases gain an epoch
+            conn.execute("ALTER TABLE leases ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0")
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:
@@ -537,10 +586,18 @@ def _read_head(conn: sqlite3.Connection) -> tuple[int, str]:
 
 
 def _read_lease(conn: sqlite3.Connection, run_id: str) -> tuple[LeaseHolder | None, str | None]:
-    row = conn.execute("SELECT holder, heartbeat_at FROM leases WHERE run_id = ?", (run_id,)).fetchone()
+    holder, heartbeat_at, _ = _read_lease_row(conn, run_id)
+    return holder, heartbeat_at
+
+
+def _read_lease_row(conn: sqlite3.Connection, run_id: str) -> tuple[LeaseHolder | None, str | None, int]:
+    """(holder or None when free, last heartbeat, epoch); a released lease keeps its epoch."""
+    row = conn.execute("SELECT holder, heartbeat_at, epoch FROM leases WHERE run_id = ?", (run_id,)).fetchone()
     if row is None:
-        return None, None
-    return LeaseHolder.from_payload(json.loads(row[0])), str(row[1])
+        return None, None, 0
+    if not row[0]:
+        return None, None, int(row[2])
+    return LeaseHolder.from_payload(json.loads(row[0])), str(row[1]), int(row[2])
 
 
 _decode = json.JSONDecoder().raw_decode  # skips json.loads' whitespace checks: ~30% of reading 100k events
@@ -616,7 +673,7 @@ def _corrupt(path: Path, detail: str) -> JournalCorrupt:
 
 def _copy_error(error: Exception) -> Exception:
     """A fresh exception per waiting caller (one instance raised in many threads tangles tracebacks)."""
-    if type(error) in (CutoverError, JournalCorrupt, LeaseHeld):
+    if type(error) in (CutoverError, JournalCorrupt, LeaseHeld, LeaseLost):
         assert isinstance(error, CutoverError)
         return type(error)(error.message, hint=error.hint)
     return CutoverError(f"the journal could not write the event: {error}",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -101,33 +101,41 @@ class Decision:
 
 
 @contextmanager
-def driving(journal: Journal, run_id: str, *, take_over: bool = False) -> Iterator[LeaseHolder]:
-    """Hold the run's lease (with a heartbeat) for the duration of a drive."""
+def driving(journal: Journal, run_id: str, *, take_over: bool = False,
+            on_lost: Callable[[LeaseHeld], None] = lambda _: None) -> Iterator[LeaseHolder]:
+    """Hold the run's lease for the duration of a drive: fenced appends, a heartbeat, released at the end.
+
+    Fencing makes the journal refuse this controller's appends once another has
+    taken the run over; the heartbeat notices it sooner and calls ``on_lost``
+    (the engine then starts nothing more and cancels what it runs).
+    """
     holder = LeaseHolder.current(journal.operator)
-    journal.acquire_lease(run_id, holder, take_over=take_over)
+    epoch = journal.acquire_lease(run_id, holder, take_over=take_over)
+    journal.fence(run_id, holder, epoch)
     stop = threading.Event()
-    beat = getattr(journal, "heartbeat", None)
-    thread = None
-    if beat is not None:
-        thread = threading.Thread(target=_heartbeat, args=(beat, run_id, holder, stop), daemon=True)
-        thread.start()
+    thread = threading.Thread(target=_heartbeat, args=(journal, run_id, holder, stop, on_lost), daemon=True,
+                              name="lease-heartbeat")
+    thread.start()
     try:
         yield holder
     finally:
         stop.set()
-        if thread is not None:
-            thread.join(timeout=2)
+        thread.join(timeout=2)
         try:
             journal.release_lease(run_id, holder)
         except LeaseHeld:
             pass  # someone took the run over from us (we looked stale); the journal records it
 
 
-def _heartbeat(beat: Any, run_id: str, holder: LeaseHolder, stop: threading.Event) -> None:
+def _heartbeat(journal: Journal, run_id: str, holder: LeaseHolder, stop: threading.Event,
+               on_lost: Callable[[LeaseHeld], None]) -> None:
     while not stop.wait(HEARTBEAT_SECONDS):
         try:
-            beat(run_id, holder)
-        except Exception:  # noqa: BLE001 - a missed heartbeat must never kill the drive
+            journal.heartbeat(run_id, holder)
+        except LeaseHeld as lost:
+            on_lost(lost)
+            return
+        except Exception:  # noqa: BLE001 - a missed heartbeat (busy disk) must not kill the drive; fencing still holds
             pass
 
 
@@ -138,8 +146,9 @@ def drive_run(journal: Journal, run_id: str, executors: Mapping[str, Executor], 
     state = load_run(journal, run_id)
     _check_decisions(state, decisions)
     _check_exclusions(state, exclude)
-    with driving(journal, run_id, take_over=take_over):
-        engine = Engine(journal, run_id, runbook_of(state), executors, options)
+    lost = _LostLease()
+    with driving(journal, run_id, take_over=take_over, on_lost=lost):
+        engine = lost.engine = Engine(journal, run_id, runbook_of(state), executors, options)
         for decision in decisions:
             engine.record("in_doubt_resolved", {"step": decision.step, "target": decision.target,
                                                 "decision": decision.decision, "reason": "operator decision"})
@@ -155,11 +164,22 @@ def rollback_run(journal: Journal, run_id: str, executors: Mapping[str, Executor
     """Roll a run back to the rollback point after step ``to`` (or to the very start)."""
     state = load_run(journal, run_id)
     check_rollback_allowed(state, to)
-    with driving(journal, run_id, take_over=take_over):
-        engine = Engine(journal, run_id, runbook_of(state), executors, options)
+    lost = _LostLease()
+    with driving(journal, run_id, take_over=take_over, on_lost=lost):
+        engine = lost.engine = Engine(journal, run_id, runbook_of(state), executors, options)
         if engine_ready is not None:
             engine_ready(engine)
         return engine.roll_back(to)
+
+
+class _LostLease:
+    """The heartbeat's word that the lease is gone, passed on to the engine driving the run."""
+
+    engine: Engine | None = None
+
+    def __call__(self, lost: LeaseHeld) -> None:
+        if self.engine is not None:
+            self.engine.lose_lease(lost)
 
 
 def check_rollback_allowed(state: RunState, to: str | None) -> None:

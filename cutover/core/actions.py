@@ -34,6 +34,7 @@ class Outcome(str, enum.Enum):
     UNREACHABLE = "unreachable"  # could not connect: the action did not start
     REFUSED = "refused"  # refused before running (unknown host key, bad credentials)
     CANCELLED = "cancelled"  # stopped by the operator (Ctrl-C)
+    ERROR = "error"  # the executor itself failed: the action may or may not have started
 
     @property
     def started(self) -> bool:

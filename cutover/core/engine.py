@@ -24,7 +24,8 @@ protocols, so the unit tests drive it with the in-memory fakes of
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -33,7 +34,7 @@ from typing import Any
 from cutover.core.actions import ActionRequest, ActionResult, Executor, Outcome, Phase, Target
 from cutover.core.events import Event, Journal, parse_time
 from cutover.core.state import RunState, RunStatus, StepInfo, TargetState, TargetStatus, UndoStatus, apply, fold
-from cutover.errors import CutoverError, InputError
+from cutover.errors import CutoverError, InputError, LeaseHeld, ToolMissing
 from cutover.runbook import GateStep, Runbook
 
 
@@ -73,8 +74,14 @@ class Engine:
         self.executors = executors
         self.options = options or DriveOptions()
         self.cancel = threading.Event()
+        self.lost_lease: LeaseHeld | None = None
         self._lock = threading.Lock()
         self.state: RunState = fold(journal.events(run_id))
+
+    def lose_lease(self, lost: LeaseHeld) -> None:
+        """Another controller took the run over: start nothing more, stop what runs (its appends are fenced)."""
+        self.lost_lease = lost
+        self.cancel.set()
 
     # ------------------------------------------------------------------ journal
 
@@ -93,10 +100,39 @@ class Engine:
         self.record("drive_started", {"command": command})
         if self.state.mode == "rollback":
             return self.roll_back(self.state.rollback_to, resumed=True)
+        with self._failures_as_data():
+            try:
+                return self._forward()
+            except KeyboardInterrupt:
+                return self._interrupted()
+        raise AssertionError("unreachable")  # _failures_as_data re-raises
+
+    @contextmanager
+    def _failures_as_data(self) -> Iterator[None]:
+        """Whatever goes wrong past this point is journalled, so the run is never left "running" by nobody.
+
+        A lost lease stops the drive without writing (the journal would refuse
+        it anyway). Any other exception, a bug included, is journalled as the
+        run failing, with what was running left in doubt for the next driver;
+        then it propagates (exit 1, with a traceback under --debug).
+        """
         try:
-            return self._forward()
-        except KeyboardInterrupt:
-            return self._interrupted()
+            yield
+        except LeaseHeld:
+            self.cancel.set()
+            raise
+        except Exception as exc:
+            self.cancel.set()
+            self._journal_failure(exc)
+            raise
+
+    def _journal_failure(self, exc: Exception) -> None:
+        detail = (f"the controller stopped on an internal error ({type(exc).__name__}: {exc}); "
+                  "what was running is in doubt: `cutover resume` verifies it, or `cutover rollback`")
+        try:
+            self.record("run_failed", {"reason": "internal_error", "detail": detail})
+        except Exception:  # noqa: BLE001 - the journal itself is failing: the next driver folds what it has
+            pass
 
     def _forward(self) -> RunStatus:
         for info in self.state.steps:
@@ -187,7 +223,7 @@ class Engine:
         doubtful: list[Target] = []
         for key in keys:
             target = self.state.targets[(step.id, key)]
-            if target.status is TargetStatus.IN_DOUBT or target.outcome in ("timeout", "cancelled"):
+            if target.status is TargetStatus.IN_DOUBT or target.outcome in ("timeout", "cancelled", "error"):
                 doubtful.append(key)
             elif target.status is TargetStatus.FAILED and target.action_done:
                 verify_only.append(key)
@@ -270,10 +306,22 @@ class Engine:
             environment={**self.options.environment, "CUTOVER_RUN_ID": self.run_id,
                          "CUTOVER_STEP": step.id, "CUTOVER_PHASE": phase.value},
         )
-        results = dict(self._executor(action.kind).run(request))
+        results = self._run_executor(self._executor(action.kind), request)
         for key in keys:  # an executor that forgot a target must not make it look done
             results.setdefault(key, ActionResult(Outcome.FAILED, detail="the executor returned no result"))
         return results
+
+    @staticmethod
+    def _run_executor(executor: Executor, request: ActionRequest) -> dict[Target, ActionResult]:
+        """An executor's results; an exception out of it becomes an outcome per target (failures are data)."""
+        try:
+            return dict(executor.run(request))
+        except (InputError, ToolMissing) as exc:  # a set-up problem found before anything started
+            return {key: ActionResult(Outcome.REFUSED, detail=exc.message, hint=exc.hint) for key in request.targets}
+        except Exception as exc:  # noqa: BLE001 - unknown effect: the target is in doubt, verification decides
+            detail = f"the {request.action.kind} executor failed: {type(exc).__name__}: {exc}"
+            hint = "it may have started: `cutover resume` verifies whether it took effect before anything else"
+            return {key: ActionResult(Outcome.ERROR, detail=detail, hint=hint) for key in request.targets}
 
     def _executor(self, kind: str) -> Executor:
         try:
@@ -328,6 +376,11 @@ class Engine:
         if not resumed:
             self.record("drive_started", {"command": "rollback"})
             self.record("rollback_requested", {"to": to})
+        with self._failures_as_data():
+            return self._roll_back(to)
+        raise AssertionError("unreachable")  # _failures_as_data re-raises
+
+    def _roll_back(self, to: str | None) -> RunStatus:
         try:
             for info in reversed(steps_after(self.state, to)):
                 if not self._undo_step(info):

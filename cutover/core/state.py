@@ -254,6 +254,9 @@ def _run_created(state: RunState, p: Mapping[str, Any], e: Event) -> None:
     state.runbook_name, state.runbook_path = runbook["name"], runbook.get("path", "")
     state.runbook_sha256, state.runbook_text = runbook.get("sha256", ""), runbook.get("text", "")
     state.env, state.created_at, state.created_by = p["env"], e.at, e.operator
+    # created, not yet driven: nobody runs it until a `run` or `resume` starts a drive
+    state.status, state.pause_reason = RunStatus.PAUSED, "not_started"
+    state.pause_detail = f"created but not started: `cutover resume {e.run_id}` starts it"
     state.window_end = p.get("window_end")
     state.kind, state.params = p.get("kind", "rehearsal"), dict(p.get("params") or {})
     wave = p.get("wave") or {}
@@ -347,14 +350,19 @@ def _gate_passed(state: RunState, p: Mapping[str, Any], e: Event) -> None:
 
 def _run_paused(state: RunState, p: Mapping[str, Any], e: Event) -> None:
     state.status, state.pause_reason, state.pause_detail = RunStatus.PAUSED, p.get("reason"), p.get("detail")
-    for gate_id in state.gates:  # a gate waiting for approval is not "running"
-        target = state.targets[(gate_id, None)]
-        if target.status is TargetStatus.RUNNING:
-            target.status = TargetStatus.PENDING
+    _nobody_drives(state)
 
 
 def _run_failed(state: RunState, p: Mapping[str, Any], e: Event) -> None:
-    state.status, state.pause_reason, state.pause_detail = RunStatus.FAILED, "failed", p.get("detail")
+    state.status, state.pause_reason, state.pause_detail = RunStatus.FAILED, p.get("reason", "failed"), p.get("detail")
+    _nobody_drives(state)
+
+
+def _nobody_drives(state: RunState) -> None:
+    """The run stopped: a gate waiting is pending; an action still marked running is in doubt."""
+    for target in state.targets.values():
+        if target.status is TargetStatus.RUNNING:
+            target.status = TargetStatus.PENDING if target.step_id in state.gates else TargetStatus.IN_DOUBT
 
 
 def _run_completed(state: RunState, p: Mapping[str, Any], e: Event) -> None:

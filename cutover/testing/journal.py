@@ -16,7 +16,8 @@ from typing import Any
 
 from cutover.core.events import GENESIS, Event, LeaseHolder, VerifyReport, canonical_json, event_hash, utc_now
 from cutover.errors import CutoverError, NotFound
-from cutover.journal import STALE_AFTER, decide_lease, lease_payload, lost_lease, same_holder, verify_chain
+from cutover.journal import (STALE_AFTER, check_fence, decide_lease, lease_payload, lost_lease, same_holder,
+                             takeover_reason, verify_chain)
 
 
 class InMemoryJournal:
@@ -29,6 +30,8 @@ class InMemoryJournal:
         self._events: list[Event] = []
         self._head: tuple[int, str] = (0, GENESIS)
         self._leases: dict[str, tuple[LeaseHolder, str]] = {}  # run -> (holder, last heartbeat)
+        self._epochs: dict[str, int] = {}  # run -> epoch of its latest holder (kept after release)
+        self._fences: dict[str, tuple[LeaseHolder, int]] = {}
         self._closed = False
 
     def append(self, run_id: str, kind: str, payload: Mapping[str, Any]) -> Event:
@@ -36,6 +39,8 @@ class InMemoryJournal:
         data = json.loads(canonical_json(dict(payload)))
         with self._lock:
             self._check_open()
+            if run_id in self._fences:
+                check_fence(run_id, self._fences[run_id], self.lease_holder(run_id), self._epochs.get(run_id, 0))
             seq, prev = self._head
             at = utc_now()
             event = Event(seq + 1, run_id, kind, at, self.operator, data, prev,
@@ -59,16 +64,40 @@ class InMemoryJournal:
                 raise NotFound(f"no run {run_id} in the journal", hint="`cutover runs` lists the runs")
             return verify_chain(list(self._events), self._head, known if run_id is None else (run_id,))
 
-    def acquire_lease(self, run_id: str, holder: LeaseHolder, *, take_over: bool = False) -> None:
+    def acquire_lease(self, run_id: str, holder: LeaseHolder, *, take_over: bool = False) -> int:
         with self._lock:
             self._check_open()
             current, heartbeat_at = self._leases.get(run_id, (None, None))
             change = decide_lease(run_id, current, heartbeat_at, holder, take_over, self.stale_after)
             if change == "renewed":  # keep the holder as first recorded (its "since")
                 self._leases[run_id] = (self._leases[run_id][0], utc_now())
-                return
+                return self._epochs[run_id]
+            reason = takeover_reason(current, heartbeat_at, self.stale_after) if current else ""
             self._leases[run_id] = (holder, utc_now())
-            self.append(run_id, *lease_payload(change, holder, current))
+            self._epochs[run_id] = epoch = self._epochs.get(run_id, 0) + 1
+            self._events_append_unfenced(run_id, *lease_payload(change, holder, current, epoch=epoch, reason=reason))
+            return epoch
+
+    def fence(self, run_id: str, holder: LeaseHolder, epoch: int) -> None:
+        with self._lock:
+            self._fences[run_id] = (holder, epoch)
+
+    def _events_append_unfenced(self, run_id: str, kind: str, payload: Mapping[str, Any]) -> None:
+        fence = self._fences.pop(run_id, None)  # a lease event is the lease's own change: not fenced
+        try:
+            self.append(run_id, kind, payload)
+        finally:
+            if fence is not None:
+                self._fences[run_id] = fence
+
+    # test hook: what a controller on another machine does to a run this one drives
+    def steal_lease(self, run_id: str, thief: LeaseHolder) -> None:
+        with self._lock:
+            current = self.lease_holder(run_id)
+            self._leases[run_id] = (thief, utc_now())
+            self._epochs[run_id] = epoch = self._epochs.get(run_id, 0) + 1
+            self._events_append_unfenced(run_id, *lease_payload("taken_over", thief, current or thief, epoch=epoch,
+                                                                reason="test: taken over"))
 
     def heartbeat(self, run_id: str, holder: LeaseHolder) -> None:
         with self._lock:
@@ -86,8 +115,9 @@ class InMemoryJournal:
                 return
             if not same_holder(current, holder):
                 raise lost_lease(run_id, holder, current)
-            del self._leases[run_id]
             self.append(run_id, *lease_payload("released", current, None))
+            del self._leases[run_id]
+            self._fences.pop(run_id, None)
 
     def lease_holder(self, run_id: str) -> LeaseHolder | None:
         with self._lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 import subprocess
@@ -46,6 +47,14 @@ class Project:
             rows = conn.execute("SELECT kind, json_extract(payload, '$.step'), json_extract(payload, '$.target') "
                                 "FROM events WHERE run_id = ? ORDER BY seq", (run_id,)).fetchall()
         return [tuple(r) for r in rows]
+
+    def lease_events(self, run_id: str) -> list[dict]:
+        """The payloads (with their kind) of a run's lease events, oldest first."""
+        db = self.state / "journal.db"
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
+            rows = conn.execute("SELECT kind, payload FROM events WHERE run_id = ? AND kind LIKE 'lease_%' "
+                                "ORDER BY seq", (run_id,)).fetchall()
+        return [{"kind": kind, **json.loads(payload)} for kind, payload in rows]
 
     def wait_for_event(self, run_id: str, kind: str, step: str | None = None, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout

@@ -169,16 +169,16 @@ def test_sigkill_at_several_points_then_resume_runs_every_side_effect_exactly_on
     controller.send_signal(signal.SIGKILL)
     controller.wait(timeout=10)
 
-    # the dead controller's lease is stale: refused without --take-over, naming it
-    refused = project.cutover("resume", "k1")
-    assert refused.returncode == 6 and f"pid {controller.pid}" in refused.stderr, refused.stderr
-
-    # 2. resume; s3 kills its own controller between its action and the journal record
-    resumed = project.cutover("resume", "k1", "--take-over")
+    # 2. resume: the dead controller (same host, its process gone) is taken over without a flag, and
+    #    the journal says why; s3 then kills its own controller between its action and the journal record
+    resumed = project.cutover("resume", "k1")
     assert resumed.returncode == -signal.SIGKILL, resumed.stdout + resumed.stderr
+    takeover = project.lease_events("k1")[-1]
+    assert takeover["kind"] == "lease_taken_over" and takeover["previous_holder"]["pid"] == controller.pid
+    assert f"process {controller.pid} is no longer running" in takeover["reason"]
 
     # 3. resume again; killed inside s4 (its action is sleeping)
-    controller = project.spawn("resume", "k1", "--take-over")
+    controller = project.spawn("resume", "k1")
     deadline = time.monotonic() + 30
     while "s4" not in (effects.read_text().split() if effects.exists() else []):
         assert time.monotonic() < deadline, "s4 never started"
@@ -187,7 +187,7 @@ def test_sigkill_at_several_points_then_resume_runs_every_side_effect_exactly_on
     controller.wait(timeout=10)
 
     # 4. the last resume completes the run
-    final = project.cutover("resume", "k1", "--take-over")
+    final = project.cutover("resume", "k1")
     assert final.returncode == 0, final.stdout + final.stderr
     lines = effects.read_text().splitlines()
     expected = ["s1", *(f"s2 samu-{c}" for c in ("01", "13", "2A", "30", "31", "33", "34", "38", "59", "69")),

@@ -38,7 +38,7 @@ def test_a_test_call_answered_by_someone_else_exits_1(lab_dir):
 def test_refusals_exit_3_with_a_hint(lab_dir):
     refused = _tool(lab_dir, "platform", "migrate", "--json")
     assert refused.returncode == 3
-    assert "freeze it first" in json.loads(refused.stderr)["hint"]
+    assert "freeze first" in json.loads(refused.stderr)["hint"]
     nobody = _tool(lab_dir, "site", "status")
     assert nobody.returncode == 3 and "CUTOVER_LAB_SITE" in nobody.stderr
 

@@ -15,7 +15,7 @@ import pytest
 
 from cutover.core.events import (GENESIS, Event, Journal, LeaseHolder, canonical_json, event_hash,
                                  process_start_time, utc_now)
-from cutover.errors import CutoverError, LeaseHeld, NotFound
+from cutover.errors import CutoverError, LeaseHeld, LeaseLost, NotFound
 from cutover.journal import SqliteJournal
 from cutover.testing import InMemoryJournal
 
@@ -215,7 +215,7 @@ def test_a_free_run_is_leased_and_the_acquisition_journalled(journal: Journal) -
     journal.acquire_lease("r", me)
     assert journal.lease_holder("r") == me
     (event,) = journal.events("r")
-    assert (event.kind, event.payload) == ("lease_acquired", {"holder": me.to_payload()})
+    assert (event.kind, event.payload) == ("lease_acquired", {"holder": me.to_payload(), "epoch": 1})
 
 
 def test_the_same_holder_may_acquire_again_without_a_new_event(journal: Journal) -> None:
@@ -237,23 +237,16 @@ def test_a_live_holder_is_refused_even_with_take_over_and_named(journal: Journal
     assert journal.lease_holder("r") == other
 
 
-def test_a_dead_holder_is_refused_without_take_over_with_a_hint(journal: Journal) -> None:
+def test_a_provably_dead_holder_is_taken_over_without_a_flag_and_the_reason_journalled(journal: Journal) -> None:
     dead = _holder("bob", pid=os.getpid(), start="1")  # our pid with another start time: a recycled pid
-    journal.acquire_lease("r", dead)
-    with pytest.raises(LeaseHeld, match="stale") as refused:
-        journal.acquire_lease("r", LeaseHolder.current("alice"))
-    assert "--take-over" in (refused.value.hint or "")
-
-
-def test_taking_over_a_dead_holder_is_journalled(journal: Journal) -> None:
-    dead = _holder("bob", pid=os.getpid(), start="1")
     me = LeaseHolder.current("alice")
-    journal.acquire_lease("r", dead)
-    journal.acquire_lease("r", me, take_over=True)
+    assert journal.acquire_lease("r", dead) == 1
+    assert journal.acquire_lease("r", me) == 2
     assert journal.lease_holder("r") == me
     last = journal.events("r")[-1]
-    assert (last.kind, last.payload) == ("lease_taken_over",
-                                         {"holder": me.to_payload(), "previous_holder": dead.to_payload()})
+    assert last.kind == "lease_taken_over"
+    assert last.payload["previous_holder"] == dead.to_payload() and last.payload["epoch"] == 2
+    assert f"process {os.getpid()} is no longer running" in last.payload["reason"]
 
 
 def test_a_holder_on_another_host_is_live_while_its_heartbeat_is_fresh(kit: Kit) -> None:
@@ -275,8 +268,33 @@ def test_heartbeat_is_refused_to_a_controller_that_lost_the_lease(journal: Journ
     me, other = LeaseHolder.current("alice"), _holder("bob")
     journal.acquire_lease("r", me)
     journal.heartbeat("r", me)
-    with pytest.raises(LeaseHeld, match="no longer held by bob"):
+    with pytest.raises(LeaseLost, match="lost the lease on run r: it is now held by alice"):
         journal.heartbeat("r", other)
+
+
+def test_a_fenced_controller_taken_over_can_append_nothing_more(kit: Kit) -> None:
+    """The SIGSTOP case: a stale driver on another host comes back after a takeover; its appends are refused."""
+    journal = kit.make(stale_after=0)
+    stale = _holder("bob", host="elsewhere.invalid")
+    epoch = journal.acquire_lease("r", stale)
+    journal.fence("r", stale, epoch)
+    journal.append("r", "step_started", {"step": "s1"})
+    rescuer = LeaseHolder.current("alice")
+    assert journal.acquire_lease("r", rescuer, take_over=True) == epoch + 1
+    before = len(journal.events("r"))
+    with pytest.raises(LeaseLost, match="it is now held by alice"):
+        journal.append("r", "step_succeeded", {"step": "s1"})
+    assert len(journal.events("r")) == before
+    assert journal.verify().ok
+
+
+def test_appends_from_others_are_not_fenced_and_a_released_lease_keeps_its_epoch(journal: Journal) -> None:
+    me = LeaseHolder.current("alice")
+    epoch = journal.acquire_lease("r", me)
+    journal.fence("r", me, epoch)
+    journal.append("r", "step_started", {"step": "s1"})  # ours, fenced and still holding
+    journal.release_lease("r", me)
+    assert journal.acquire_lease("r", _holder("bob", host="elsewhere.invalid")) == epoch + 1
 
 
 def test_release_frees_the_run_and_is_journalled(journal: Journal) -> None:
