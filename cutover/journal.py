@@ -40,6 +40,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
+from cutover import crashpoint
 from cutover.core.events import (
     GENESIS,
     Event,
@@ -247,6 +248,7 @@ class SqliteJournal:
         self._leader: _Pending | None = None  # whose caller commits batches now
         self._closed = False
         self._fences: dict[str, tuple[LeaseHolder, int]] = {}  # run -> (our holder, our epoch)
+        self._crash = crashpoint.from_environment()  # test-only fault hook (cutover/crashpoint.py)
         self._write_lock = threading.Lock()  # the write connection: one transaction at a time
         self._read_lock = threading.Lock()
         self._write, self._read = _open(self.path, busy_timeout)
@@ -258,6 +260,13 @@ class SqliteJournal:
     # oldest caller still queued. Each waiter sleeps on its own lock (no thundering herd).
 
     def append(self, run_id: str, kind: str, payload: Mapping[str, Any]) -> Event:
+        ordinal = self._crash.before_append() if self._crash.armed else 0
+        event = self._append(run_id, kind, payload)
+        if ordinal:
+            self._crash.after_append(ordinal)
+        return event
+
+    def _append(self, run_id: str, kind: str, payload: Mapping[str, Any]) -> Event:
         item = _Pending(run_id, kind, payload)
         with self._mutex:
             self._check_open()
@@ -428,8 +437,11 @@ class SqliteJournal:
                          "ON CONFLICT (run_id) DO UPDATE SET holder = excluded.holder, "
                          "heartbeat_at = excluded.heartbeat_at, epoch = excluded.epoch",
                          (run_id, canonical_json(holder.to_payload()), utc_now(), epoch))
-            self._append_in(conn, run_id, *lease_payload(change, holder, current, epoch=epoch, reason=reason))
-            return epoch
+            ordinal = self._append_in(conn, run_id, *lease_payload(change, holder, current, epoch=epoch,
+                                                                   reason=reason))
+        if ordinal:
+            self._crash.after_append(ordinal)
+        return epoch
 
     def fence(self, run_id: str, holder: LeaseHolder, epoch: int) -> None:
         """From now on, appends for ``run_id`` succeed only while ``holder`` holds its lease at ``epoch``."""
@@ -455,19 +467,26 @@ class SqliteJournal:
             if not same_holder(current, holder):
                 raise lost_lease(run_id, holder, current)
             conn.execute("UPDATE leases SET holder = '' WHERE run_id = ?", (run_id,))
-            self._append_in(conn, run_id, *lease_payload("released", current, None))
+            ordinal = self._append_in(conn, run_id, *lease_payload("released", current, None))
         with self._mutex:
             self._fences.pop(run_id, None)
+        if ordinal:
+            self._crash.after_append(ordinal)
 
     def lease_holder(self, run_id: str) -> LeaseHolder | None:
         with self._reading() as conn:
             return _read_lease(conn, run_id)[0]
 
-    def _append_in(self, conn: sqlite3.Connection, run_id: str, kind: str, payload: Mapping[str, Any]) -> None:
-        """Append one event inside the caller's transaction (atomic with its lease change)."""
+    def _append_in(self, conn: sqlite3.Connection, run_id: str, kind: str, payload: Mapping[str, Any]) -> int:
+        """Append one event inside the caller's transaction (atomic with its lease change).
+
+        Returns the crash hook's ordinal: the caller reports it after its commit.
+        """
+        ordinal = self._crash.before_append() if self._crash.armed else 0
         item = _Pending(run_id, kind, payload)
         item.at = utc_now()
         self._insert(conn, [item], _read_head(conn))
+        return ordinal
 
     # -- lifetime --
 

@@ -101,7 +101,7 @@ class Decision:
 
 
 @contextmanager
-def driving(journal: Journal, run_id: str, *, take_over: bool = False,
+def driving(journal: Journal, run_id: str, *, take_over: bool = False, heartbeat: float = HEARTBEAT_SECONDS,
             on_lost: Callable[[LeaseHeld], None] = lambda _: None) -> Iterator[LeaseHolder]:
     """Hold the run's lease for the duration of a drive: fenced appends, a heartbeat, released at the end.
 
@@ -113,7 +113,7 @@ def driving(journal: Journal, run_id: str, *, take_over: bool = False,
     epoch = journal.acquire_lease(run_id, holder, take_over=take_over)
     journal.fence(run_id, holder, epoch)
     stop = threading.Event()
-    thread = threading.Thread(target=_heartbeat, args=(journal, run_id, holder, stop, on_lost), daemon=True,
+    thread = threading.Thread(target=_heartbeat, args=(journal, run_id, holder, stop, on_lost, heartbeat), daemon=True,
                               name="lease-heartbeat")
     thread.start()
     try:
@@ -128,8 +128,8 @@ def driving(journal: Journal, run_id: str, *, take_over: bool = False,
 
 
 def _heartbeat(journal: Journal, run_id: str, holder: LeaseHolder, stop: threading.Event,
-               on_lost: Callable[[LeaseHeld], None]) -> None:
-    while not stop.wait(HEARTBEAT_SECONDS):
+               on_lost: Callable[[LeaseHeld], None], period: float) -> None:
+    while not stop.wait(period):
         try:
             journal.heartbeat(run_id, holder)
         except LeaseHeld as lost:
@@ -141,13 +141,14 @@ def _heartbeat(journal: Journal, run_id: str, holder: LeaseHolder, stop: threadi
 
 def drive_run(journal: Journal, run_id: str, executors: Mapping[str, Executor], options: DriveOptions, *,
               command: str = "run", take_over: bool = False, decisions: tuple[Decision, ...] = (),
-              exclude: tuple[str, ...] = (), engine_ready: Any = None) -> RunStatus:
+              exclude: tuple[str, ...] = (), engine_ready: Any = None,
+              heartbeat: float = HEARTBEAT_SECONDS) -> RunStatus:
     """Drive a run forward (run/resume) under its lease."""
     state = load_run(journal, run_id)
     _check_decisions(state, decisions)
     _check_exclusions(state, exclude)
     lost = _LostLease()
-    with driving(journal, run_id, take_over=take_over, on_lost=lost):
+    with driving(journal, run_id, take_over=take_over, heartbeat=heartbeat, on_lost=lost):
         engine = lost.engine = Engine(journal, run_id, runbook_of(state), executors, options)
         for decision in decisions:
             engine.record("in_doubt_resolved", {"step": decision.step, "target": decision.target,
@@ -160,12 +161,13 @@ def drive_run(journal: Journal, run_id: str, executors: Mapping[str, Executor], 
 
 
 def rollback_run(journal: Journal, run_id: str, executors: Mapping[str, Executor], options: DriveOptions, *,
-                 to: str | None = None, take_over: bool = False, engine_ready: Any = None) -> RunStatus:
+                 to: str | None = None, take_over: bool = False, engine_ready: Any = None,
+                 heartbeat: float = HEARTBEAT_SECONDS) -> RunStatus:
     """Roll a run back to the rollback point after step ``to`` (or to the very start)."""
     state = load_run(journal, run_id)
     check_rollback_allowed(state, to)
     lost = _LostLease()
-    with driving(journal, run_id, take_over=take_over, on_lost=lost):
+    with driving(journal, run_id, take_over=take_over, heartbeat=heartbeat, on_lost=lost):
         engine = lost.engine = Engine(journal, run_id, runbook_of(state), executors, options)
         if engine_ready is not None:
             engine_ready(engine)

@@ -28,6 +28,7 @@ class App:
     state_dir: Path
     operator: str
     debug: bool = False
+    lease_ttl: float = 30.0  # seconds; a driver heartbeats every third of it
     console: Console = field(default_factory=lambda: Console(highlight=False))
     err: Console = field(default_factory=lambda: Console(stderr=True, highlight=False, soft_wrap=True))
 

@@ -29,9 +29,13 @@ from cutover.errors import CutoverError, ExitCode, ValidationError
               default=None, help="Where the journal and artifacts live.  [default: PROJECT_DIR/.cutover]")
 @click.option("--operator", envvar="CUTOVER_OPERATOR", default=None,
               help="Who is acting, recorded on every journal event.  [default: the OS user]")
+@click.option("--lease-ttl", type=click.FloatRange(min=1), envvar="CUTOVER_LEASE_TTL", default=30.0, show_default=True,
+              help="Seconds without a heartbeat after which a controller on another host is stale; "
+                   "drivers beat every third of it.")
 @click.option("--debug", is_flag=True, envvar="CUTOVER_DEBUG", help="Show tracebacks.")
 @click.pass_context
-def cli(ctx: click.Context, project_dir: Path, state_dir: Path | None, operator: str | None, debug: bool) -> None:
+def cli(ctx: click.Context, project_dir: Path, state_dir: Path | None, operator: str | None, lease_ttl: float,
+        debug: bool) -> None:
     """Orchestrate the SAMU big-bang cutover: runbooks, journal, lab and infrastructure.
 
     Exit codes: 0 completed, 1 other error, 2 invalid input (nothing executed),
@@ -41,7 +45,8 @@ def cli(ctx: click.Context, project_dir: Path, state_dir: Path | None, operator:
     """
     project = project_dir.expanduser().resolve()
     state = (state_dir.expanduser() if state_dir else project / ".cutover").resolve()
-    ctx.obj = App(project_dir=project, state_dir=state, operator=operator or default_operator(), debug=debug)
+    ctx.obj = App(project_dir=project, state_dir=state, operator=operator or default_operator(), debug=debug,
+                  lease_ttl=lease_ttl)
 
 
 def _register_commands() -> None:

@@ -50,7 +50,7 @@ ENV_HELP = "Environment: inventories/ENV/ in the project folder (or a path to an
 
 
 def open_journal(app: App) -> SqliteJournal:
-    return SqliteJournal(app.ensure_state_dir() / "journal.db", app.operator)
+    return SqliteJournal(app.ensure_state_dir() / "journal.db", app.operator, stale_after=app.lease_ttl)
 
 
 def resolve_runbook(app: App, name: str) -> Path:
@@ -252,12 +252,13 @@ def run(app: App, runbook: str, env: str, run_id: str | None, auto_approve: str 
         options = _drive_options(app, inventory, auto_approve=auto_approve, override_window=override_window,
                                  plain=not app.console.is_terminal, until=until)
         executors = build_executors(app.project_dir, inventory, app.state_dir)
-        check_ready(executors, loaded.runbook)
+        check_ready(executors, loaded.runbook, inventory, app.project_dir)
         create_run(journal, loaded, inventory, run_id=run_id, window_end=window_end,
                    override_programme=override_programme)
         app.console.print(f"run [bold]{run_id}[/] created ({len(loaded.runbook.steps)} steps, env {inventory.name})")
         with _display_run(app) as ready:
-            status = drive_run(journal, run_id, executors, options, command="run", engine_ready=ready)
+            status = drive_run(journal, run_id, executors, options, command="run", engine_ready=ready,
+                               heartbeat=app.lease_ttl / 3)
         return _finish(app, journal, run_id, status)
 
 
@@ -284,11 +285,11 @@ def resume(app: App, run_id: str, auto_approve: str | None, take_over: bool, mar
                                  plain=not app.console.is_terminal, until=until)
         decisions = tuple(Decision.parse(d, "done") for d in mark_done) + tuple(Decision.parse(d, "rerun") for d in rerun)
         executors = build_executors(app.project_dir, inventory, app.state_dir)
-        check_ready(executors, runbook_of(state))
+        check_ready(executors, runbook_of(state), inventory, app.project_dir)
         with _display_run(app) as ready:
             status = drive_run(journal, run_id, executors, options,
                                command="resume", take_over=take_over, decisions=decisions, exclude=exclude,
-                               engine_ready=ready)
+                               engine_ready=ready, heartbeat=app.lease_ttl / 3)
         return _finish(app, journal, run_id, status)
 
 
@@ -305,9 +306,10 @@ def rollback(app: App, run_id: str, to: str | None, take_over: bool) -> int:
         options = DriveOptions(on_event=None if app.console.is_terminal else print_plain(app.console),
                                environment={"CUTOVER_ENV": inventory.name})
         executors = build_executors(app.project_dir, inventory, app.state_dir)
-        check_ready(executors, runbook_of(state))
+        check_ready(executors, runbook_of(state), inventory, app.project_dir)
         with _display_run(app) as ready:
-            status = rollback_run(journal, run_id, executors, options, to=to, take_over=take_over, engine_ready=ready)
+            status = rollback_run(journal, run_id, executors, options, to=to, take_over=take_over, engine_ready=ready,
+                                  heartbeat=app.lease_ttl / 3)
         return _finish(app, journal, run_id, status)
 
 

@@ -153,6 +153,8 @@ class Engine:
         return RunStatus.COMPLETED
 
     def _interrupted(self) -> RunStatus:
+        if self.lost_lease is not None:  # cancelled because another controller took over: we write nothing
+            raise self.lost_lease
         self.cancel.set()
         self.record("run_paused", {"reason": "interrupted",
                                    "detail": "stopped by the operator (Ctrl-C); `cutover resume` continues"})

@@ -315,6 +315,11 @@ class AnsibleExecutor:
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
 
+    def ready(self, hosts: Iterable[str]) -> None:
+        """Raise now, before anything is journalled: ansible-playbook missing, a host without its Python."""
+        _playbook_binary()
+        self._check_interpreters(hosts)
+
     # -- preparing -----------------------------------------------------------------
 
     def _check_interpreters(self, targets: Iterable[Target]) -> None:
@@ -434,10 +439,7 @@ class AnsibleExecutor:
         from ansible_runner.exceptions import AnsibleRunnerException, ConfigurationError
         from ansible_runner.interface import init_runner
 
-        binary = venv_bin() / "ansible-playbook"
-        if not os.access(binary, os.X_OK):
-            raise ToolMissing(f"ansible-playbook not found next to this Python ({binary})",
-                              hint=f"install ansible-core in the same environment: {sys.executable} -m pip install ansible-core")
+        binary = _playbook_binary()
         tally = _Tally(on_playbook_start=(lambda: call.secrets_file.unlink(missing_ok=True)) if call.secrets_file else None)
         try:
             kwargs = self._runner_kwargs(call, tally)
@@ -538,6 +540,14 @@ class AnsibleExecutor:
 
 
 # ----------------------------------------------------------------------------- helpers
+
+
+def _playbook_binary() -> Path:
+    binary = venv_bin() / "ansible-playbook"
+    if not os.access(binary, os.X_OK):
+        raise ToolMissing(f"ansible-playbook not found next to this Python ({binary})",
+                          hint=f"install ansible-core in the same environment: {sys.executable} -m pip install ansible-core")
+    return binary
 
 
 def _tune(runner: Any, binary: Path, keep: Iterable[str]) -> None:

@@ -12,7 +12,7 @@ from cutover.core.actions import ActionRequest, Outcome, Phase, Target
 from cutover.core.engine import Approval, DriveOptions, Engine
 from cutover.core.events import LeaseHolder
 from cutover.core.state import RunStatus, fold
-from cutover.errors import InputError, LeaseHeld
+from cutover.errors import InputError, LeaseHeld, LeaseLost
 from cutover.runbook import parse_runbook
 from cutover.runs import (Decision, approve_gate, check_auto_approve, check_rollback_allowed, create_run, drive_run,
                           load_run, rollback_run, status_json)
@@ -314,3 +314,100 @@ def test_until_pauses_after_the_named_step_and_resume_goes_on(journal):
     state = load_run(journal, "r1")
     assert state.pause_reason == "until" and state.completed == ["preflight", "backup"]
     assert drive(journal, executor, command="resume") is RunStatus.COMPLETED
+
+
+# ---------------------------------------------------------------------- failures as data, fencing
+
+
+class Exploding(ScriptedExecutor):
+    """An executor with a bug: it raises for one step's action instead of returning outcomes."""
+
+    def __init__(self, step: str, error: Exception) -> None:
+        super().__init__()
+        self.step, self.error = step, error
+
+    def run(self, request: ActionRequest):
+        if request.step_id == self.step and request.phase is Phase.ACTION:
+            raise self.error
+        return super().run(request)
+
+
+def test_an_executor_exception_after_step_started_is_journalled_and_the_run_is_not_left_running(journal):
+    start(journal)
+    status = drive(journal, Exploding("migrate", RuntimeError("socket closed")))
+    assert status is RunStatus.FAILED  # a controller step: budget 0
+    state = load_run(journal, "r1")
+    (target,) = state.step_targets("migrate")
+    assert target.status.value == "failed" and target.outcome == "error"
+    assert "RuntimeError: socket closed" in target.detail
+    assert state.lease_holder is None  # released: nobody pretends to drive it
+    # the next drive verifies before anything else: its effect is unknown, not assumed absent
+    executor = ScriptedExecutor()
+    assert drive(journal, executor) is RunStatus.COMPLETED
+    assert executor.calls_for("migrate", Phase.VERIFY)[0] is None
+    assert executor.effects[("migrate", None)] == 0  # verification said it took effect: not run again
+
+
+def test_a_set_up_error_raised_by_an_executor_fails_its_targets_as_not_started(journal):
+    start(journal)
+    status = drive(journal, Exploding("backup", InputError("no ansible_python_interpreter for samu-13")))
+    assert status is RunStatus.FAILED
+    rows = states(journal, "backup")
+    assert "failed" in rows.values() and set(rows.values()) <= {"failed", "pending"}  # budget 0: no new start
+    state = load_run(journal, "r1")
+    assert {t.outcome for t in state.step_targets("backup") if t.outcome} == {"refused"}
+    assert not any(t.may_need_undo for t in state.step_targets("backup"))
+
+
+def test_a_bug_in_the_engine_journals_the_run_failed_with_running_targets_in_doubt(journal, monkeypatch):
+    start(journal)
+
+    def broken(self, step, keys):
+        for key in keys:
+            self.record("step_started", {"step": step.id, "target": key, "attempt": 1})
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(Engine, "_run_fresh", broken)
+    with pytest.raises(KeyError):
+        drive(journal, ScriptedExecutor())
+    state = load_run(journal, "r1")
+    assert state.status is RunStatus.FAILED and state.pause_reason == "internal_error"
+    assert {t.status.value for t in state.step_targets("preflight")} == {"in_doubt"}
+    assert state.lease_holder is None
+
+
+def test_a_controller_taken_over_mid_run_appends_nothing_more_and_stops_with_lease_lost(journal):
+    start(journal)
+    thief = LeaseHolder("other-host.invalid", 4242, "bob", "2026-11-30T00:00:00Z")
+    stolen = threading.Event()
+
+    def hook(request: ActionRequest, target: Target) -> None:
+        if request.step_id == "backup" and not stolen.is_set():
+            stolen.set()
+            journal.steal_lease("r1", thief)  # as `resume --take-over` on another machine would
+
+    with pytest.raises(LeaseLost, match="it is now held by bob on other-host.invalid"):
+        drive(journal, ScriptedExecutor(hook=hook))
+    events = journal.events("r1")
+    assert events[-1].kind == "lease_taken_over"  # nothing of ours after the takeover
+    state = fold(events)
+    assert state.lease_holder["operator"] == "bob" and "backup" not in state.completed
+
+
+def test_a_lost_heartbeat_cancels_the_drive_before_the_next_step(journal):
+    start(journal)
+    holder_box: list[Engine] = []
+
+    def ready(engine: Engine) -> None:
+        holder_box.append(engine)
+
+    def hook(request: ActionRequest, target: Target) -> None:
+        if request.step_id == "preflight":
+            holder_box[0].lose_lease(LeaseLost("taken over by bob"))
+
+    with pytest.raises(LeaseLost):
+        drive_run(journal, "r1", {"command": ScriptedExecutor(hook=hook)}, DriveOptions(auto_approve="x"),
+                  engine_ready=ready)
+    # the heartbeat's word alone (the journal still lets us write) stops the run at the first boundary
+    state = load_run(journal, "r1")
+    assert "backup" not in [t.step_id for t in state.targets.values() if t.status.value != "pending"]
