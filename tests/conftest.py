@@ -131,3 +131,8 @@ def make_inventory(tmp_path: Path, ssh_client_key: Path) -> MakeInventory:
 def ssh_inventory(sshd: LoopbackSshd, make_inventory: MakeInventory) -> Inventory:
     """One host, ``samu-30``, on the test sshd, whose host key is the one known."""
     return make_inventory({"samu-30": sshd.port}, known_hosts=[sshd.known_hosts_line()])
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--fuzz-examples", type=int, default=None,
+                     help="How many examples each fuzz test tries (default: a fixed number for make test).")
