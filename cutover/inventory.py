@@ -40,7 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from cutover.errors import InputError, NotFound, Problem, ValidationError
 from cutover.national import NationalCore
 from cutover.redact import secret_values
-from cutover.yamlsource import YamlDocument, load_yaml, problems_from_pydantic
+from cutover.yamlsource import YamlDocument, problems_from_errors, load_yaml, problems_from_pydantic
 
 HOSTS_FILES = ("hosts.yml", "hosts.yaml")
 WAVE_GROUP = re.compile(r"^wave(?P<number>[1-9][0-9]*)$")
@@ -467,13 +467,13 @@ class _InventoryReader:
             doc, prefix = self.origins.get((owner, key), (None, ()))
             if doc is None and owner != "@all" and key is not None:
                 doc, prefix = self._group_origin(key)
-            sub_exc = pydantic.ValidationError.from_exception_data(exc.title, [err])  # type: ignore[list-item]
+            # one error at a time, as data: rebuilding a ValidationError from it fails for some
+            # error types (pydantic-core does not know "ip_v4_network" by name)
             if doc is not None:
-                loc_prefix = prefix[:-1]
-                self.problems.extend(problems_from_pydantic(doc, sub_exc, loc_prefix=loc_prefix))
+                self.problems.extend(problems_from_errors(doc, [err], loc_prefix=prefix[:-1]))
             else:
                 file = self._display(self.path / "host_vars" / f"{owner}.yml") if owner[0] != "@" else self._display(self.path / "group_vars" / "all.yml")
-                self.problems.extend(problems_from_pydantic(YamlDocument(file, None, None), sub_exc))
+                self.problems.extend(problems_from_errors(YamlDocument(file, None, None), [err]))
 
     def _group_origin(self, key: str) -> tuple[YamlDocument | None, tuple]:
         for (owner, k), origin in self.origins.items():

@@ -51,7 +51,7 @@ from cutover.core.events import (
     parse_time,
     utc_now,
 )
-from cutover.errors import CutoverError, JournalCorrupt, LeaseHeld, LeaseLost, NotFound
+from cutover.errors import CutoverError, InputError, JournalCorrupt, LeaseHeld, LeaseLost, NotFound
 
 STALE_AFTER = 60.0  # seconds without a heartbeat before a holder on another host is stale
 BUSY_TIMEOUT = 10.0  # seconds to wait for another process's write transaction
@@ -400,12 +400,7 @@ class SqliteJournal:
                     conn.execute("COMMIT")
 
     def _runs_to_report(self, conn: sqlite3.Connection, run_id: str | None) -> tuple[str, ...]:
-        if run_id is None:
-            rows = conn.execute("SELECT run_id FROM events GROUP BY run_id ORDER BY MIN(seq)")
-            return tuple(r for (r,) in rows)
-        if conn.execute("SELECT 1 FROM events WHERE run_id = ? LIMIT 1", (run_id,)).fetchone() is None:
-            raise NotFound(f"no run {run_id} in the journal {self.path}", hint="`cutover runs` lists the runs")
-        return (run_id,)
+        return _runs_to_report(conn, run_id, self.path)
 
     @contextlib.contextmanager
     def _reading(self) -> Iterator[sqlite3.Connection]:
@@ -512,6 +507,56 @@ class SqliteJournal:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+
+def verify_journal_file(path: Path, run_id: str | None = None) -> VerifyReport:
+    """``cutover journal verify``: check a journal file read-only, never writing to the evidence.
+
+    A file that is not a SQLite database, or one without the journal's tables,
+    is refused as not a journal (exit 2); a damaged file or a broken chain is
+    JournalCorrupt (exit 7) naming what is wrong.
+    """
+    if not path.is_file():
+        raise NotFound(f"no journal at {path}", hint="check --state-dir; `cutover run` creates the journal")
+    with path.open("rb") as file:
+        if file.read(16) != b"SQLite format 3\x00":
+            raise InputError(f"{path} is not a journal (not a SQLite database)",
+                             hint="point --state-dir at the folder holding the run's journal.db")
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise _corrupt(path, str(exc)) from exc
+    try:
+        return _verify_readonly(conn, path, run_id)
+    except sqlite3.Error as exc:  # read-only: whatever SQLite cannot read is damage, not a full disk
+        raise _corrupt(path, str(exc)) from exc
+    finally:
+        conn.close()
+
+
+def _verify_readonly(conn: sqlite3.Connection, path: Path, run_id: str | None) -> VerifyReport:
+    _check_integrity(conn, path)
+    tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if not {"events", "head"} <= tables:
+        raise InputError(f"{path} is a SQLite database but not a cutover journal (no events and head tables)",
+                         hint="point --state-dir at the folder holding the run's journal.db")
+    conn.execute("BEGIN")  # one snapshot for the head and the events
+    try:
+        runs = _runs_to_report(conn, run_id, path)
+        rows = conn.execute(f"SELECT {_COLUMNS} FROM events ORDER BY seq")
+        return verify_chain((_audited_event(row) for row in rows), _read_head(conn), runs)
+    finally:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("COMMIT")
+
+
+def _runs_to_report(conn: sqlite3.Connection, run_id: str | None, path: Path) -> tuple[str, ...]:
+    if run_id is None:
+        rows = conn.execute("SELECT run_id FROM events GROUP BY run_id ORDER BY MIN(seq)")
+        return tuple(r for (r,) in rows)
+    if conn.execute("SELECT 1 FROM events WHERE run_id = ? LIMIT 1", (run_id,)).fetchone() is None:
+        raise NotFound(f"no run {run_id} in the journal {path}", hint="`cutover runs` lists the runs")
+    return (run_id,)
 
 
 # --- SQLite plumbing --------------------------------------------------------------

@@ -122,8 +122,15 @@ def problems_from_pydantic(
     doc: YamlDocument, exc: pydantic.ValidationError, *, loc_prefix: Sequence[str | int] = ()
 ) -> list[Problem]:
     """One Problem per pydantic error, located in ``doc``."""
+    return problems_from_errors(doc, exc.errors(include_url=False), loc_prefix=loc_prefix)
+
+
+def problems_from_errors(
+    doc: YamlDocument, errors: Sequence[Any], *, loc_prefix: Sequence[str | int] = ()
+) -> list[Problem]:
+    """One Problem per pydantic error (as ``ValidationError.errors()`` lists them), located in ``doc``."""
     problems = []
-    for err in exc.errors(include_url=False):
+    for err in errors:
         loc = [*loc_prefix, *_data_loc(_at(doc.data, loc_prefix), err["loc"])]
         problems.append(
             Problem(

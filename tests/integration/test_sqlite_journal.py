@@ -224,16 +224,13 @@ def test_a_lease_held_by_a_live_process_is_refused_naming_it(db: Path, holder_pr
     assert f"carol on {socket.gethostname()} (pid {holder_process.pid}) since" in refused.value.message
 
 
-def test_a_killed_holder_is_stale_and_taken_over_only_when_asked(
+def test_a_killed_holder_on_this_host_is_taken_over_without_a_flag_saying_why(
         db: Path, holder_process: subprocess.Popen[str]) -> None:
     holder_process.send_signal(signal.SIGKILL)
     holder_process.wait()
     me = LeaseHolder.current("alice")
     with SqliteJournal(db, "alice") as journal:
-        with pytest.raises(LeaseHeld, match="stale") as refused:
-            journal.acquire_lease("night-1", me)
-        assert "--take-over" in (refused.value.hint or "")
-        journal.acquire_lease("night-1", me, take_over=True)
+        journal.acquire_lease("night-1", me)  # provably dead: same host, process gone
         kinds = [e.kind for e in journal.events("night-1")]
         taken = journal.events("night-1")[-1]
         assert journal.verify().ok
@@ -241,3 +238,4 @@ def test_a_killed_holder_is_stale_and_taken_over_only_when_asked(
     assert kinds == ["lease_acquired", "step_started", "lease_taken_over"]
     assert taken.payload["previous_holder"]["pid"] == holder_process.pid
     assert taken.payload["holder"] == me.to_payload()
+    assert f"process {holder_process.pid} is no longer running" in taken.payload["reason"]
