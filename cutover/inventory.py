@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from cutover.errors import InputError, NotFound, Problem, ValidationError
 from cutover.national import NationalCore
 from cutover.redact import secret_values
-from cutover.yamlsource import YamlDocument, problems_from_errors, load_yaml, problems_from_pydantic
+from cutover.yamlsource import VaultText, YamlDocument, problems_from_errors, load_yaml, problems_from_pydantic
 
 HOSTS_FILES = ("hosts.yml", "hosts.yaml")
 WAVE_GROUP = re.compile(r"^wave(?P<number>[1-9][0-9]*)$")
@@ -104,6 +104,9 @@ class CutoverVars(BaseModel):
     cutover_national: NationalCore | None = None
     cutover_tenant_pool: ipaddress.IPv4Network | None = None
     cutover_environment: str | None = None
+    # ansible-vault password file (relative to the inventory folder): Ansible decrypts the `!vault`
+    # values with it, and cutover learns their plain text only to redact it everywhere
+    cutover_vault_password_file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -155,6 +158,8 @@ class Inventory:
     ssh_key: Path | None = None
     known_hosts: Path | None = None
     secrets: tuple[str, ...] = field(default_factory=tuple)
+    vault_password_file: Path | None = None
+    has_vault_values: bool = False
 
     @property
     def is_lab(self) -> bool:
@@ -200,6 +205,17 @@ class Inventory:
                            hint="in the lab, `cutover lab up` creates it")
         return self.ssh_key
 
+    def require_vault_password(self) -> Path | None:
+        """The vault password file when the inventory holds vault values; a clear error when it is missing."""
+        if not self.has_vault_values:
+            return None
+        if self.vault_password_file is None or not self.vault_password_file.is_file():
+            raise InputError(f"inventory {self.name!r} holds ansible-vault values but its vault password file "
+                             f"{self.vault_password_file or '(cutover_vault_password_file is not set)'} does not exist",
+                             hint="set cutover_vault_password_file in group_vars/all.yml to a file only you can read "
+                                  "(in the lab, `cutover lab up` writes it)")
+        return self.vault_password_file
+
     def samu_by_code(self, code: str) -> Samu:
         for samu in self.samus.values():
             if samu.code == code:
@@ -242,6 +258,28 @@ def load_inventory(project_dir: Path, env: str) -> Inventory:
     return _InventoryReader(path, env).read()
 
 
+def _holds_vault(variables: Mapping[str, Any]) -> bool:
+    return any(isinstance(v, VaultText) or (isinstance(v, Mapping) and _holds_vault(v)) for v in variables.values())
+
+
+def _vault_reader(password_file: Path | None) -> Callable[[str], str | None]:
+    """Decrypts vault values with the inventory's password file (None without one, or on a wrong password)."""
+    if password_file is None or not password_file.is_file():
+        return lambda _: None
+    from ansible.errors import AnsibleError  # Ansible's own vault code: same format, same ciphers
+    from ansible.parsing.vault import VaultLib, VaultSecret
+
+    vault = VaultLib([("default", VaultSecret(password_file.read_bytes().strip()))])
+
+    def reveal(ciphertext: str) -> str | None:
+        try:
+            return vault.decrypt(ciphertext.encode()).decode("utf-8", "replace")
+        except (AnsibleError, ValueError):
+            return None
+
+    return reveal
+
+
 class _InventoryReader:
     """Reads one inventory folder; collects problems instead of stopping at the first."""
 
@@ -270,6 +308,8 @@ class _InventoryReader:
         self._check_cidrs(samus)
         if self.problems:
             raise ValidationError(self.problems, what=f"inventory {self.env!r}")
+        every_var = {"all": all_vars, **{h.name: dict(h.vars) for h in hosts.values()}}
+        vault_file = self._path_var(settings.cutover_vault_password_file if settings else None)
         return Inventory(
             name=self.env,
             path=self.path,
@@ -279,7 +319,9 @@ class _InventoryReader:
             settings=settings or CutoverVars(),
             ssh_key=self._path_var(all_vars.get("ansible_ssh_private_key_file")),
             known_hosts=self._path_var(settings.cutover_known_hosts if settings else None),
-            secrets=tuple(secret_values({"all": all_vars, **{h.name: dict(h.vars) for h in hosts.values()}})),
+            secrets=tuple(secret_values(every_var, reveal=_vault_reader(vault_file))),
+            vault_password_file=vault_file,
+            has_vault_values=_holds_vault(every_var),
         )
 
     # -- hosts.yml ------------------------------------------------------------

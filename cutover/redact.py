@@ -9,8 +9,10 @@ credential by its shape.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+
+from cutover.yamlsource import VaultText
 
 PLACEHOLDER = "********"
 
@@ -31,12 +33,19 @@ _SHAPES = (
 )
 
 
-def secret_values(variables: Mapping[str, object]) -> list[str]:
-    """The values of variables whose names say they are secret (recursively)."""
+def secret_values(variables: Mapping[str, object], reveal: Callable[[str], str | None] = lambda _: None) -> list[str]:
+    """The values of variables whose names say they are secret, and of vault-encrypted ones (recursively).
+
+    ``reveal`` decrypts a vault value (None when it cannot): the decrypted text
+    is what Ansible would print, so it is what must be redacted.
+    """
     found: list[str] = []
     for name, value in variables.items():
         if isinstance(value, Mapping):
-            found.extend(secret_values(value))
+            found.extend(secret_values(value, reveal))
+        elif isinstance(value, VaultText):
+            plain = reveal(value)
+            found.extend([plain] if plain else [])
         elif _names_a_secret(str(name)) and isinstance(value, (str, int)) and str(value):
             found.append(str(value))
     return found

@@ -39,6 +39,27 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
+class VaultText(str):
+    """An ansible-vault encrypted value (``!vault |``), kept as its ciphertext.
+
+    Only the inventory decrypts it, and only to know what to redact; it is
+    never shown, journalled or passed on: Ansible decrypts it itself.
+    """
+
+    def __repr__(self) -> str:
+        return "VaultText(<encrypted>)"
+
+
+def _construct_vault(loader: _UniqueKeyLoader, node: yaml.Node) -> VaultText:
+    if not isinstance(node, yaml.ScalarNode):
+        raise yaml.constructor.ConstructorError(None, None, "!vault must tag the text ansible-vault encrypt_string "
+                                                "printed", node.start_mark)
+    return VaultText(loader.construct_scalar(node))
+
+
+_UniqueKeyLoader.add_constructor("!vault", _construct_vault)
+
+
 @dataclass(frozen=True)
 class YamlDocument:
     """Parsed data plus the node tree it came from."""

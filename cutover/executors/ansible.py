@@ -125,7 +125,7 @@ def ansible_environment(inventory: Inventory, *, config: Path, control_dir: Path
         # The inventory's key only (no agent keys, no ~/.ssh keys), and never a prompt.
         "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
     ]
-    return {
+    env = {
         "ANSIBLE_CONFIG": str(config),
         "ANSIBLE_HOST_KEY_CHECKING": "True",
         "ANSIBLE_SSH_ARGS": shlex.join(ssh_args),
@@ -137,6 +137,10 @@ def ansible_environment(inventory: Inventory, *, config: Path, control_dir: Path
         "ANSIBLE_RETRY_FILES_ENABLED": "False",
         "ANSIBLE_DEPRECATION_WARNINGS": "False",
     }
+    vault = inventory.require_vault_password()
+    if vault is not None:  # Ansible decrypts the inventory's !vault values itself
+        env["ANSIBLE_VAULT_PASSWORD_FILE"] = str(vault)
+    return env
 
 
 def venv_bin() -> Path:
@@ -316,9 +320,11 @@ class AnsibleExecutor:
             shutil.rmtree(folder, ignore_errors=True)
 
     def ready(self, hosts: Iterable[str]) -> None:
-        """Raise now, before anything is journalled: ansible-playbook missing, a host without its Python."""
+        """Raise now, before anything is journalled: ansible-playbook missing, a host without its Python,
+        vault values without their password file."""
         _playbook_binary()
         self._check_interpreters(hosts)
+        self.inventory.require_vault_password()
 
     # -- preparing -----------------------------------------------------------------
 

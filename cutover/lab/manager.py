@@ -149,6 +149,7 @@ def _prepare_files(layout: LabLayout, inventory: Inventory, codes: Sequence[str]
     _seed_history(layout.root, codes)
     _install_tools(layout)
     _install_client_key(layout, inventory)
+    _install_vault_password(inventory)
 
 
 def _seed_history(lab_dir: Path, codes: Sequence[str]) -> None:
@@ -172,6 +173,20 @@ def _install_tools(layout: LabLayout) -> None:
         wrapper = layout.bin / command
         wrapper.write_text(f'#!/bin/sh\nexec {SITE_PYTHON} "{tool}" {tool_name} "$@"\n')
         wrapper.chmod(0o700)
+
+
+# The lab's ansible-vault password. It protects nothing real: it exists so the lab exercises the
+# same vault path as production (encrypted inventory values, a password file, redaction).
+LAB_VAULT_PASSWORD = "cutover-lab-vault"
+
+
+def _install_vault_password(inventory: Inventory) -> None:
+    path = inventory.vault_password_file
+    if path is None:
+        return
+    make_private_dir(path.parent)
+    path.write_text(LAB_VAULT_PASSWORD + "\n")
+    path.chmod(0o600)
 
 
 def _install_client_key(layout: LabLayout, inventory: Inventory) -> None:
