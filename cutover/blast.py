@@ -160,7 +160,8 @@ def blast_radius_problems(loaded: LoadedRunbook, inventory: Inventory, reaches: 
         if not reach.read_only:
             yield from _outside_wave(loaded, inventory, step.id, reach, wave, members, line)
             yield from _unprotected(loaded, inventory, step.id, reach.action, protected, line)
-        targets = frozenset(inventory.resolve_targets(step.for_each)) if getattr(step, "for_each", None) else frozenset()
+        for_each = getattr(step, "for_each", None)
+        targets = frozenset(inventory.resolve_targets(for_each)) if for_each else frozenset()
         if getattr(step, "sets_mode", None) == "backup":
             protected |= targets
         elif getattr(step, "sets_mode", None) == "nominal":

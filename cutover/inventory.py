@@ -505,9 +505,9 @@ class _InventoryReader:
 
     def _report(self, exc: pydantic.ValidationError, *, owner: str, keys: Mapping[str, Any]) -> None:
         for err in exc.errors(include_url=False):
-            key = str(err["loc"][0]) if err["loc"] else None
+            key = str(err["loc"][0]) if err["loc"] else ""
             doc, prefix = self.origins.get((owner, key), (None, ()))
-            if doc is None and owner != "@all" and key is not None:
+            if doc is None and owner != "@all" and key:
                 doc, prefix = self._group_origin(key)
             # one error at a time, as data: rebuilding a ValidationError from it fails for some
             # error types (pydantic-core does not know "ip_v4_network" by name)

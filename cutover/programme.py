@@ -17,7 +17,7 @@ with a reason, which is journalled with the run.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,8 +70,9 @@ def _position_of(run: RunState) -> tuple[str, str | None]:
 
 
 def programme_json(inventory: Inventory, found: dict[str, Position]) -> dict[str, Any]:
-    waves = [{"group": f"wave{number}", "samus": [found[h].to_json() for h in hosts if h in found]}
-             for number, hosts in inventory.waves().items()]
+    waves: list[dict[str, Any]] = [
+        {"group": f"wave{number}", "samus": [found[h].to_json() for h in hosts if h in found]}
+        for number, hosts in inventory.waves().items()]
     unassigned = [found[h].to_json() for h in inventory.samus if inventory.samus[h].wave is None]
     if unassigned:
         waves.append({"group": None, "samus": unassigned})
@@ -79,7 +80,7 @@ def programme_json(inventory: Inventory, found: dict[str, Position]) -> dict[str
             "migrated": sum(p.state == MIGRATED for p in found.values()), "total": len(found)}
 
 
-def check_programme(journal: Journal, inventory: Inventory, samus: list[str],
+def check_programme(journal: Journal, inventory: Inventory, samus: Sequence[str],
                     override_reason: str | None) -> dict[str, Any] | None:
     """Refuse (exit 2) a live run moving SAMUs a completed live run already moved, unless overridden.
 

@@ -72,11 +72,11 @@ def _grid(state: RunState, in_backup: dict[str, float]) -> Table:
     for row in rows:
         cells = []
         for info in state.steps:
-            target = state.targets.get((info.id, row))
-            if target is None:
+            cell = state.targets.get((info.id, row))
+            if cell is None:
                 cells.append(Text(""))
                 continue
-            symbol, style = STYLE[target.status]
+            symbol, style = STYLE[cell.status]
             cells.append(Text(symbol, style=style))
         backup = _duration(in_backup[row]) if row in in_backup else ""
         table.add_row(row or "controller", backup, *cells)

@@ -206,7 +206,8 @@ class _Tally:
     def _host_event(self, kind: str, data: Mapping[str, Any], text: str) -> None:
         host = self.hosts.setdefault(str(data["host"]), _HostTally())
         task = str(data.get("task") or "?")
-        res = data.get("res") if isinstance(data.get("res"), Mapping) else {}
+        raw = data.get("res")
+        res: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
         if kind == "runner_on_ok":
             word = "changed" if res.get("changed") else "ok"
         elif kind == "runner_on_skipped":
@@ -446,7 +447,8 @@ class AnsibleExecutor:
         from ansible_runner.interface import init_runner
 
         binary = _playbook_binary()
-        tally = _Tally(on_playbook_start=(lambda: call.secrets_file.unlink(missing_ok=True)) if call.secrets_file else None)
+        secrets_file = call.secrets_file
+        tally = _Tally(on_playbook_start=(lambda: secrets_file.unlink(missing_ok=True)) if secrets_file else None)
         try:
             kwargs = self._runner_kwargs(call, tally)
             runner = init_runner(**kwargs)

@@ -39,6 +39,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
+from typing import NoReturn
 
 import paramiko
 
@@ -88,7 +89,7 @@ class _UnknownHostKey(paramiko.SSHException):
 class _StrictPolicy(paramiko.RejectPolicy):
     """RejectPolicy that keeps the offered key, so the refusal can show its fingerprint."""
 
-    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> NoReturn:
         raise _UnknownHostKey(hostname, key)
 
 

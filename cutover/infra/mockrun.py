@@ -39,6 +39,10 @@ SECRET_PLACEHOLDER = "[secret]"
 UNKNOWN_PLACEHOLDER = "[unknown]"
 
 
+def _run_program(main: Path) -> None:
+    runpy.run_path(str(main), run_name="__main__")
+
+
 def plain(value: Any) -> Any:
     """Engine wire values -> plain JSON: secrets masked, unknowns named, whole floats as ints."""
     if isinstance(value, dict):
@@ -117,7 +121,7 @@ def evaluate(program: Path, project: str, stack: str, config: dict[str, str]) ->
     from pulumi.runtime.sync_await import _sync_await
 
     main = program / "__main__.py"
-    _sync_await(run_pulumi_func(lambda: runpy.run_path(str(main), run_name="__main__")))
+    _sync_await(run_pulumi_func(lambda: _run_program(main)))
     return monitor.records
 
 

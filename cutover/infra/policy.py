@@ -210,9 +210,9 @@ def _tenant_isolation(plan: Plan, ctx: PolicyContext) -> Iterator[Finding]:
             if other != owner and source is not None and any(source.overlaps(n) for n in networks):
                 yield rule, f"tenant {owner} opened to {source}, which overlaps tenant {other}'s network"
         source_group = plan.target(rule.inputs.get("remoteGroupId"))
-        other = _ancestor_of_type(plan, source_group.name, T_TENANT) if source_group is not None else None
-        if other is not None and other != owner:
-            yield rule, f"tenant {owner} opened to a security group of tenant {other}"
+        grantee = _ancestor_of_type(plan, source_group.name, T_TENANT) if source_group is not None else None
+        if grantee is not None and grantee != owner:
+            yield rule, f"tenant {owner} opened to a security group of tenant {grantee}"
 
 
 def _zones_allowed(plan: Plan, ctx: PolicyContext) -> Iterator[Finding]:

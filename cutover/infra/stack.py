@@ -93,7 +93,7 @@ def _values(doc: YamlDocument, config: dict[str, Any]) -> tuple[dict[str, str], 
     values: dict[str, str] = {}
     problems: list[Problem] = []
     for key, value in config.items():
-        where = dict(line=doc.line_of(("config", key)), field=f"config.{key}")
+        where: dict[str, Any] = {"line": doc.line_of(("config", key)), "field": f"config.{key}"}
         if ":" not in str(key):
             problems.append(Problem(doc.path, "config keys are namespaced, e.g. cutover-samu:inventory", **where))
             continue

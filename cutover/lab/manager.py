@@ -142,8 +142,8 @@ def _prepare_files(layout: LabLayout, inventory: Inventory, codes: Sequence[str]
     """Fresh databases, tools and keys (host keys are kept so known_hosts stays stable)."""
     for stale in ("platforms", "sites", "tools", "bin"):
         shutil.rmtree(layout.root / stale, ignore_errors=True)
-    for stale in layout.root.glob("ledger.db*"):
-        stale.unlink()
+    for ledger_file in layout.root.glob("ledger.db*"):
+        ledger_file.unlink()
     layout.traffic_log.unlink(missing_ok=True)
     samulab.create_lab_data(layout.root, codes)
     _seed_history(layout.root, codes)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_openstack as openstack
@@ -134,7 +135,7 @@ class SamuTenant(pulumi.ComponentResource):
 
     def _vpn(self, router: openstack.networking.Router, subnet: openstack.networking.Subnet) -> None:
         tenant = self.project_id
-        lifetime = {"units": "seconds", "value": 3600}
+        lifetime: dict[str, Any] = {"units": "seconds", "value": 3600}
         ike = openstack.vpnaas.IkePolicy(
             f"{self.prefix}-ike", name=f"{self.prefix}-ike", tenant_id=tenant, ike_version="v2",
             encryption_algorithm="aes-256", auth_algorithm="sha256", pfs="group14",
