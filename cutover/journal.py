@@ -24,8 +24,9 @@ their own event to be durable. Other processes (``cutover approve``) may append
 to the same file: the head is read inside each ``BEGIN IMMEDIATE`` transaction,
 never cached, so the chain stays linear across processes.
 
-The pure rules (verifying a chain, deciding a lease) are functions here so the
-in-memory journal of :mod:`cutover.testing` applies exactly the same ones.
+The pure rules (verifying a chain, deciding a lease, fencing) are in
+:mod:`cutover.core.journal_rules`, so every journal, the in-memory one of
+:mod:`cutover.testing` included, applies exactly the same ones.
 """
 
 from __future__ import annotations
@@ -51,15 +52,23 @@ from cutover.core.events import (
     parse_time,
     utc_now,
 )
+from cutover.core.journal_rules import (
+    STALE_AFTER,
+    check_fence,
+    decide_lease,
+    lease_payload,
+    lost_lease,
+    same_holder,
+    takeover_reason,
+    verify_chain,
+)
 from cutover.errors import CutoverError, InputError, JournalCorrupt, LeaseHeld, LeaseLost, NotFound
-
-STALE_AFTER = 60.0  # seconds without a heartbeat before a holder on another host is stale
+from cutover.leases import holder_alive
 BUSY_TIMEOUT = 10.0  # seconds to wait for another process's write transaction
 MAX_BATCH = 1000  # events per group commit; bounds one transaction's size
 SCHEMA_VERSION = 2  # 2: leases.epoch (fencing)
 PRIVATE = 0o600
 
-LeaseChange = Literal["acquired", "renewed", "taken_over"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -93,120 +102,6 @@ CREATE TABLE IF NOT EXISTS leases (
 """
 
 _COLUMNS = "seq, run_id, kind, at, operator, payload, prev_hash, hash"
-
-
-# --- pure rules shared with the in-memory journal ---------------------------------
-
-def verify_chain(events: Iterable[Event], head: tuple[int, str], runs: tuple[str, ...]) -> VerifyReport:
-    """Check seqs are 1..n, each event links to its predecessor and matches its hash, and the head is the last."""
-    checked, last_seq, last_hash = 0, 0, GENESIS
-    for event in events:
-        checked += 1
-        reason = _link_fault(event, last_seq, last_hash)
-        if reason:
-            return VerifyReport(checked, event, reason, runs)
-        last_seq, last_hash = event.seq, event.hash
-    reason = _head_fault(head, last_seq, last_hash)
-    return VerifyReport(checked, None, reason, runs)
-
-
-def _link_fault(event: Event, last_seq: int, last_hash: str) -> str:
-    if event.seq > last_seq + 1:
-        missing = f"event {last_seq + 1}" if event.seq == last_seq + 2 else f"events {last_seq + 1}-{event.seq - 1}"
-        return f"{missing} deleted: event {event.seq} follows event {last_seq}"
-    if event.seq != last_seq + 1:
-        return f"event {event.seq} is out of order: expected event {last_seq + 1}"
-    if event.prev_hash != last_hash:
-        before = f"event {last_seq}" if last_seq else "the start of the journal"
-        return f"event {event.seq} does not link to {before}: an event was replaced or removed"
-    if event.expected_hash() != event.hash:
-        return f"event {event.seq} does not match its hash: it was edited after it was written"
-    return ""
-
-
-def _head_fault(head: tuple[int, str], last_seq: int, last_hash: str) -> str:
-    head_seq, head_hash = head
-    if head_seq > last_seq:
-        return (f"the journal head records event {head_seq} but the last event is {last_seq}: "
-                "the newest events were deleted")
-    if head_seq < last_seq:
-        return (f"the journal head records event {head_seq} but the last event is {last_seq}: "
-                "events were added outside the journal, or the head was removed")
-    if head_hash != last_hash:
-        return f"event {last_seq} differs from the one recorded in the journal head: it was replaced"
-    return ""
-
-
-def same_holder(a: LeaseHolder, b: LeaseHolder) -> bool:
-    """Same controller process: host, pid and process start time (so a recycled pid is someone else)."""
-    return (a.host, a.pid, a.process_start) == (b.host, b.pid, b.process_start)
-
-
-def decide_lease(run_id: str, current: LeaseHolder | None, heartbeat_at: str | None,
-                 holder: LeaseHolder, take_over: bool, stale_after: float) -> LeaseChange:
-    """What acquiring means now; raises LeaseHeld when ``holder`` may not drive ``run_id``."""
-    if current is None:
-        return "acquired"
-    if same_holder(current, holder):
-        return "renewed"
-    stale_because = _staleness(current, heartbeat_at, stale_after)
-    if not stale_because:
-        raise LeaseHeld(f"run {run_id} is driven by {current.describe()}",
-                        hint="wait for that controller to finish, or stop it; if it is gone for good, "
-                             "run again with --take-over")
-    if current.is_alive() is False:
-        return "taken_over"  # provably dead (same host, process gone or recycled): no flag needed
-    if not take_over:
-        raise LeaseHeld(f"run {run_id} is held by {current.describe()}, which looks stale: {stale_because}",
-                        hint="make sure that controller is really gone, then pass --take-over "
-                             "(the takeover is recorded in the journal)")
-    return "taken_over"
-
-
-def _staleness(current: LeaseHolder, heartbeat_at: str | None, stale_after: float) -> str:
-    """Why ``current`` no longer drives its run, or '' while it is alive."""
-    alive = current.is_alive()
-    if alive is False:
-        return f"process {current.pid} is no longer running on {current.host}"
-    if alive:
-        return ""
-    # another host: only its heartbeats tell us it is alive
-    if heartbeat_at is not None:
-        age = (parse_time(utc_now()) - parse_time(heartbeat_at)).total_seconds()
-        if age < stale_after:
-            return ""
-    return f"no heartbeat from {current.host} since {heartbeat_at or current.since}"
-
-
-def lease_payload(change: LeaseChange | Literal["released"], holder: LeaseHolder, previous: LeaseHolder | None,
-                  *, epoch: int = 0, reason: str = "") -> tuple[str, dict[str, Any]]:
-    """The journal event (kind, payload) recording a change of lease holder."""
-    payload: dict[str, Any] = {"holder": holder.to_payload()}
-    if epoch:
-        payload["epoch"] = epoch
-    if change == "taken_over":
-        assert previous is not None
-        payload.update(previous_holder=previous.to_payload(), reason=reason)
-    return f"lease_{change}", payload
-
-
-def takeover_reason(current: LeaseHolder, heartbeat_at: str | None, stale_after: float) -> str:
-    """Why the previous holder no longer drives its run, for the journal."""
-    return _staleness(current, heartbeat_at, stale_after)
-
-
-def lost_lease(run_id: str, holder: LeaseHolder, current: LeaseHolder | None) -> LeaseLost:
-    who = current.describe() if current else "nobody (it was released)"
-    return LeaseLost(f"this controller ({holder.describe()}) lost the lease on run {run_id}: it is now held by "
-                     f"{who}; it stopped and starts nothing more",
-                     hint="another controller took the run over; check `cutover status` and let that one drive")
-
-
-def check_fence(run_id: str, fence: tuple[LeaseHolder, int], current: LeaseHolder | None, epoch: int) -> None:
-    """Raise LeaseLost unless the lease still has the fenced holder and epoch."""
-    holder, fenced_epoch = fence
-    if current is None or not same_holder(current, holder) or epoch != fenced_epoch:
-        raise lost_lease(run_id, holder, current)
 
 
 # --- the SQLite journal -----------------------------------------------------------
@@ -422,11 +317,11 @@ class SqliteJournal:
         self._check_open()
         with self._transaction() as conn:
             current, heartbeat_at, epoch = _read_lease_row(conn, run_id)
-            change = decide_lease(run_id, current, heartbeat_at, holder, take_over, self.stale_after)
+            change = decide_lease(run_id, current, heartbeat_at, holder, take_over, self.stale_after, holder_alive)
             if change == "renewed":  # keep the holder as first recorded (its "since")
                 conn.execute("UPDATE leases SET heartbeat_at = ? WHERE run_id = ?", (utc_now(), run_id))
                 return epoch
-            reason = takeover_reason(current, heartbeat_at, self.stale_after) if current else ""
+            reason = takeover_reason(current, heartbeat_at, self.stale_after, holder_alive) if current else ""
             epoch += 1
             conn.execute("INSERT INTO leases (run_id, holder, heartbeat_at, epoch) VALUES (?, ?, ?, ?) "
                          "ON CONFLICT (run_id) DO UPDATE SET holder = excluded.holder, "

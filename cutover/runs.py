@@ -19,12 +19,14 @@ from typing import Any
 from cutover.core.actions import Executor, Target
 from cutover.core.engine import Approval, DriveOptions, Engine, approval_payload, gate_satisfied
 from cutover.core.events import Journal, LeaseHolder
-from cutover.core.plan import plan_cutover
+from cutover.leases import current_holder
+from cutover.planning import plan_cutover, to_spec
 from cutover.core.state import RunState, RunStatus, TargetStatus, fold
 from cutover.errors import ExitCode, InputError, LeaseHeld, NotFound
 from cutover.inventory import Inventory
 from cutover.programme import check_programme
-from cutover.runbook import GateStep, LoadedRunbook, Runbook, check_against, parse_runbook
+from cutover.core.steps import GateStep, RunbookSpec
+from cutover.runbook import LoadedRunbook, check_against, parse_runbook
 
 EXIT_FOR_STATUS = {
     RunStatus.COMPLETED: ExitCode.OK,
@@ -60,7 +62,7 @@ def create_run(journal: Journal, loaded: LoadedRunbook, inventory: Inventory, *,
         "params": dict(loaded.params),
         "wave": wave,
         "programme_override": override,
-        "steps": [planned.info.to_payload() for planned in plan_cutover(runbook, inventory)],
+        "steps": [planned.info.to_payload() for planned in plan_cutover(to_spec(runbook), inventory)],
         "window_end": end,
     })
 
@@ -74,9 +76,10 @@ def load_run(journal: Journal, run_id: str) -> RunState:
     return fold(events)
 
 
-def runbook_of(state: RunState) -> Runbook:
+def runbook_of(state: RunState) -> RunbookSpec:
     """The runbook exactly as it was when the run was created (kept in the journal), with its parameters."""
-    return parse_runbook(state.runbook_text, state.runbook_path or state.runbook_name, params=state.params).runbook
+    return to_spec(parse_runbook(state.runbook_text, state.runbook_path or state.runbook_name,
+                                 params=state.params).runbook)
 
 
 def check_auto_approve(inventory: Inventory, name: str | None) -> None:
@@ -109,7 +112,7 @@ def driving(journal: Journal, run_id: str, *, take_over: bool = False, heartbeat
     taken the run over; the heartbeat notices it sooner and calls ``on_lost``
     (the engine then starts nothing more and cancels what it runs).
     """
-    holder = LeaseHolder.current(journal.operator)
+    holder = current_holder(journal.operator)
     epoch = journal.acquire_lease(run_id, holder, take_over=take_over)
     journal.fence(run_id, holder, epoch)
     stop = threading.Event()
@@ -222,8 +225,8 @@ def gate_is_satisfied(state: RunState, step_id: str) -> bool:
     return isinstance(step, GateStep) and gate_satisfied(step, state)
 
 
-def _gates_hint(runbook: Runbook) -> str:
-    return "gates: " + ", ".join(s.id for s in runbook.steps if isinstance(s, GateStep))
+def _gates_hint(runbook: RunbookSpec) -> str:
+    return "gates: " + ", ".join(s.id for s in runbook.gates())
 
 
 def _check_decisions(state: RunState, decisions: tuple[Decision, ...]) -> None:

@@ -16,7 +16,7 @@ from rich.table import Table
 from cutover.cli.app import App, pass_app
 from cutover.cli.render import print_plain, status_board
 from cutover.core.engine import Approval, DriveOptions, Engine
-from cutover.core.plan import plan_cutover
+from cutover.planning import plan_cutover, to_spec
 from cutover.core.state import RunStatus
 from cutover.blast import StepReach, step_reaches
 from cutover.errors import ExitCode, InputError, JournalCorrupt, NotFound
@@ -24,7 +24,8 @@ from cutover.executors.registry import build_executors, check_ready
 from cutover.inventory import Inventory, load_inventory
 from cutover.journal import SqliteJournal, verify_journal_file
 from cutover.programme import environment_runs, positions, programme_json
-from cutover.runbook import GateStep, LoadedRunbook, check_against, load_runbook
+from cutover.core.steps import GateStep
+from cutover.runbook import LoadedRunbook, check_against, load_runbook
 from cutover.runs import (EXIT_FOR_STATUS, Decision, approve_gate, check_auto_approve, create_run, drive_run,
                           gate_is_satisfied, load_run, new_run_id, rollback_run, runbook_of, runs_json,
                           status_json)
@@ -108,7 +109,7 @@ def _display(app: App, path: Path) -> str:
 def validate(app: App, runbook: str, env: str, params: tuple[str, ...]) -> int:
     """Check RUNBOOK against the inventory of ENV (schema, targets, blast radius); nothing is executed."""
     loaded, inventory = load_checked(app, runbook, env, params)
-    plan = plan_cutover(loaded.runbook, inventory)
+    plan = plan_cutover(to_spec(loaded.runbook), inventory)
     units = sum(len(p.info.targets) if p.info.targets is not None else 1 for p in plan)
     app.console.print(f"[green]✓[/] {escape(loaded.path)} is valid for {escape(inventory.name)}: "
                       f"{len(plan)} steps, {units} step x target units")
@@ -124,7 +125,7 @@ def validate(app: App, runbook: str, env: str, params: tuple[str, ...]) -> int:
 def plan(app: App, runbook: str, env: str, as_json: bool, params: tuple[str, ...]) -> int:
     """Show every step x target of RUNBOOK in execution order, with its rollback and the SAMUs it can affect."""
     loaded, inventory = load_checked(app, runbook, env, params)
-    steps = plan_cutover(loaded.runbook, inventory)
+    steps = plan_cutover(to_spec(loaded.runbook), inventory)
     reaches = {r.step: r for r in step_reaches(loaded, inventory, app.project_dir)}
     if as_json:
         app.emit_json({"runbook": loaded.runbook.name, "env": inventory.name, "params": dict(loaded.params),
@@ -139,15 +140,16 @@ def plan(app: App, runbook: str, env: str, as_json: bool, params: tuple[str, ...
     for column in ("#", "step", "kind", "targets", "action", "verify", "rollback", "can affect"):
         table.add_column(column, overflow="fold")
     for index, planned in enumerate(steps, start=1):
-        info = planned.info
+        info, step = planned.info, planned.step
         targets = ", ".join(info.targets) if info.targets is not None else "controller"
-        if info.is_gate and planned.gate:
-            action = f"go/no-go: quorum {planned.gate['quorum']} of " + ", ".join(a["name"] for a in planned.gate["approvers"])
-            rollback = "POINT OF NO RETURN" if info.point_of_no_return else "-"
+        if isinstance(step, GateStep):
+            action = f"go/no-go: quorum {step.quorum} of " + ", ".join(a.name for a in step.approvers)
+            rollback, verify = ("POINT OF NO RETURN" if step.point_of_no_return else "-"), "-"
         else:
-            action = planned.action or ""
-            rollback = planned.rollback or f"none: {planned.rollback_reason}"
-        table.add_row(str(index), info.title, info.kind, targets, action, planned.verify or "-", rollback,
+            action = step.action.describe()
+            rollback = step.rollback.describe() if step.rollback else f"none: {step.rollback_reason}"
+            verify = step.verify.describe() if step.verify else "-"
+        table.add_row(str(index), info.title, info.kind, targets, action, verify, rollback,
                       _affects_text(reaches.get(info.id), inventory))
     app.console.print(table)
     return ExitCode.OK
@@ -252,7 +254,7 @@ def run(app: App, runbook: str, env: str, run_id: str | None, auto_approve: str 
         options = _drive_options(app, inventory, auto_approve=auto_approve, override_window=override_window,
                                  plain=not app.console.is_terminal, until=until)
         executors = build_executors(app.project_dir, inventory, app.state_dir)
-        check_ready(executors, loaded.runbook, inventory, app.project_dir)
+        check_ready(executors, to_spec(loaded.runbook), inventory, app.project_dir)
         create_run(journal, loaded, inventory, run_id=run_id, window_end=window_end,
                    override_programme=override_programme)
         app.console.print(f"run [bold]{run_id}[/] created ({len(loaded.runbook.steps)} steps, env {inventory.name})")

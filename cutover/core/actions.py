@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from cutover.core.steps import Action
+
 # A step that is not fanned out runs once, on the controller: its target is None.
 Target = str | None
 
@@ -79,7 +81,7 @@ class ActionRequest:
     run_id: str
     step_id: str
     phase: Phase
-    action: Any  # the runbook's action model: CommandAction, SshAction, PlaybookAction, ...
+    action: Action  # what to run: a command, an ssh command or a playbook
     targets: tuple[Target, ...]
     timeout: float | None = None
     concurrency: int = 1  # how many targets a batched executor may work on at once (Ansible forks)

@@ -35,7 +35,7 @@ from cutover.core.actions import ActionRequest, ActionResult, Executor, Outcome,
 from cutover.core.events import Event, Journal, parse_time
 from cutover.core.state import RunState, RunStatus, StepInfo, TargetState, TargetStatus, UndoStatus, apply, fold
 from cutover.errors import CutoverError, InputError, LeaseHeld, ToolMissing
-from cutover.runbook import GateStep, Runbook
+from cutover.core.steps import Action, ActionStep, GateStep, RunbookSpec
 
 
 class ExecutorMissing(CutoverError):
@@ -66,7 +66,7 @@ class DriveOptions:
 class Engine:
     """Drives one run. Create one per ``run``/``resume``/``rollback`` invocation."""
 
-    def __init__(self, journal: Journal, run_id: str, runbook: Runbook,
+    def __init__(self, journal: Journal, run_id: str, runbook: RunbookSpec,
                  executors: Mapping[str, Executor], options: DriveOptions | None = None) -> None:
         self.journal = journal
         self.run_id = run_id
@@ -161,7 +161,7 @@ class Engine:
         return RunStatus.PAUSED
 
     def _action_step(self, info: StepInfo) -> RunStatus | None:
-        step = self.runbook.step(info.id)
+        step = self.runbook.action_step(info.id)
         if (refusal := self._window_refusal(info)) is not None:
             return refusal
         self._skip_excluded(info)
@@ -182,7 +182,7 @@ class Engine:
                 self.record("step_skipped", {"step": info.id, "target": key,
                                              "reason": "target excluded from the run by the operator"})
 
-    def _judge(self, info: StepInfo, step: Any) -> RunStatus | None:
+    def _judge(self, info: StepInfo, step: ActionStep) -> RunStatus | None:
         """After a step's targets ran: carry on, pause for a decision, or halt."""
         targets = self.state.step_targets(info.id)
         failed = [t for t in targets if t.status is TargetStatus.FAILED]
@@ -199,8 +199,8 @@ class Engine:
 
     # ------------------------------------------------------------------ fan-out
 
-    def _fan_out(self, step: Any, keys: list[Target]) -> None:
-        executor = self._executor(step.action().kind)
+    def _fan_out(self, step: ActionStep, keys: list[Target]) -> None:
+        executor = self._executor(step.action.kind)
         if executor.batched:  # one run covers the batch; the tool's own forks do the parallel work
             self._attempt(step, keys)
             return
@@ -218,7 +218,7 @@ class Engine:
                 done, running = _wait_interruptibly(running, self.cancel)
                 failures += sum(f.result() for f in done)
 
-    def _attempt(self, step: Any, keys: list[Target]) -> int:
+    def _attempt(self, step: ActionStep, keys: list[Target]) -> int:
         """Run the step on ``keys``, resolving in-doubt ones first; returns how many failed."""
         fresh: list[Target] = []
         verify_only: list[Target] = []
@@ -237,7 +237,7 @@ class Engine:
             self._run_fresh(step, fresh)
         return sum(self.state.targets[(step.id, k)].status is TargetStatus.FAILED for k in keys)
 
-    def _resolve_doubt(self, step: Any, keys: list[Target]) -> list[Target]:
+    def _resolve_doubt(self, step: ActionStep, keys: list[Target]) -> list[Target]:
         """In-doubt targets: verification says whether the action took effect. Returns those to re-run."""
         if not keys:
             return []
@@ -254,10 +254,11 @@ class Engine:
                 self.record("in_doubt", {"step": step.id, "target": key, "reason": _doubt_reason(step, result)})
         return rerun
 
-    def _reverify(self, step: Any, keys: list[Target]) -> list[Target]:
+    def _reverify(self, step: ActionStep, keys: list[Target]) -> list[Target]:
         """The action is known done but its verification failed: verify again; re-run only if idempotent."""
         if not keys:
             return []
+        assert step.verify is not None  # only a step with a verification has an action done but unverified
         results = self._execute(step, Phase.VERIFY, step.verify, keys)
         rerun = []
         for key in keys:
@@ -272,11 +273,11 @@ class Engine:
                                             "result": result.to_payload()})
         return rerun
 
-    def _run_fresh(self, step: Any, keys: list[Target]) -> None:
+    def _run_fresh(self, step: ActionStep, keys: list[Target]) -> None:
         for key in keys:
             attempt = self.state.targets[(step.id, key)].attempts + 1
             self.record("step_started", {"step": step.id, "target": key, "attempt": attempt})
-        results = self._execute(step, Phase.ACTION, step.action(), keys)
+        results = self._execute(step, Phase.ACTION, step.action, keys)
         to_verify = []
         for key in keys:
             result = results[key]
@@ -291,7 +292,8 @@ class Engine:
         if to_verify:
             self._verify_after_action(step, to_verify)
 
-    def _verify_after_action(self, step: Any, keys: list[Target]) -> None:
+    def _verify_after_action(self, step: ActionStep, keys: list[Target]) -> None:
+        assert step.verify is not None  # called only for a step with a verification
         results = self._execute(step, Phase.VERIFY, step.verify, keys)
         for key in keys:
             result = results[key]
@@ -301,7 +303,7 @@ class Engine:
                 payload.update(phase="verify", result=result.to_payload())
             self.record(kind, payload)
 
-    def _execute(self, step: Any, phase: Phase, action: Any, keys: list[Target]) -> Mapping[Target, ActionResult]:
+    def _execute(self, step: ActionStep, phase: Phase, action: Action, keys: list[Target]) -> Mapping[Target, ActionResult]:
         request = ActionRequest(
             run_id=self.run_id, step_id=step.id, phase=phase, action=action, targets=tuple(keys),
             timeout=step.timeout, cancel=self.cancel, concurrency=step.concurrency,
@@ -335,7 +337,7 @@ class Engine:
 
     def _gate(self, info: StepInfo) -> RunStatus | None:
         step = self.runbook.step(info.id)
-        assert isinstance(step, GateStep)
+        assert isinstance(step, GateStep), f"{info.id} is not a gate"
         if self.state.gates[info.id].opened_at is None:
             self.record("gate_opened", {"step": info.id})
         if self.options.auto_approve and not gate_satisfied(step, self.state):
@@ -404,7 +406,7 @@ class Engine:
         if info.is_gate:
             self.record("step_rolled_back", {"step": info.id, "detail": "approvals withdrawn"})
             return True
-        step = self.runbook.step(info.id)
+        step = self.runbook.action_step(info.id)
         if step.rollback is None:
             self.record("step_rolled_back", {"step": info.id, "detail": f"nothing to undo: {step.rollback_reason}"})
             return True
@@ -414,7 +416,8 @@ class Engine:
         self.record("step_rolled_back", {"step": info.id})
         return True
 
-    def _undo_targets(self, step: Any, keys: list[Target]) -> None:
+    def _undo_targets(self, step: ActionStep, keys: list[Target]) -> None:
+        assert step.rollback is not None  # _undo_step returned early for `rollback: none`
         executor = self._executor(step.rollback.kind)
         batches = [keys] if executor.batched else [[k] for k in keys]
         with ThreadPoolExecutor(max_workers=max(1, min(step.concurrency, len(batches)))) as pool:
@@ -424,11 +427,12 @@ class Engine:
         if self.cancel.is_set():
             raise KeyboardInterrupt
 
-    def _undo_batch(self, step: Any, keys: list[Target]) -> int:
+    def _undo_batch(self, step: ActionStep, keys: list[Target]) -> int:
         if self.cancel.is_set():
             return 0
         for key in keys:
             self.record("undo_started", {"step": step.id, "target": key})
+        assert step.rollback is not None
         results = self._execute(step, Phase.ROLLBACK, step.rollback, keys)
         for key in keys:
             result = results[key]
@@ -515,7 +519,7 @@ def _pause_summary(run_id: str, info: StepInfo, failed: list[TargetState], doubt
     return f"{info.id}: " + "; ".join(parts)
 
 
-def _doubt_reason(step: Any, result: ActionResult | None) -> str:
+def _doubt_reason(step: ActionStep, result: ActionResult | None) -> str:
     if step.verify is None:
         return "started but not recorded finished, no verification to tell whether it took effect, not idempotent"
     return f"verification did not confirm it took effect ({result.detail if result else 'no result'}); not idempotent"

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -54,7 +52,11 @@ class Event:
 
 @dataclass(frozen=True)
 class LeaseHolder:
-    """Who drives a run: enough to tell a person and to tell whether it is still alive."""
+    """Who drives a run: enough to tell a person and, on its own host, to tell whether it is still alive.
+
+    ``cutover.leases`` builds the current process's holder and probes liveness
+    (the OS side); here it is plain data.
+    """
 
     host: str
     pid: int
@@ -62,24 +64,8 @@ class LeaseHolder:
     since: str
     process_start: str = ""  # /proc start time, so a recycled pid is not mistaken for the holder
 
-    @classmethod
-    def current(cls, operator: str) -> LeaseHolder:
-        return cls(socket.gethostname(), os.getpid(), operator, utc_now(), process_start_time(os.getpid()))
-
     def describe(self) -> str:
         return f"{self.operator} on {self.host} (pid {self.pid}) since {self.since}"
-
-    def is_alive(self) -> bool | None:
-        """True/False when we can tell (same host), None when the holder is elsewhere."""
-        if self.host != socket.gethostname():
-            return None
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            pass  # exists, owned by someone else
-        return not self.process_start or process_start_time(self.pid) == self.process_start
 
     def to_payload(self) -> dict[str, Any]:
         return {"host": self.host, "pid": self.pid, "operator": self.operator, "since": self.since,
@@ -89,16 +75,6 @@ class LeaseHolder:
     def from_payload(cls, data: Mapping[str, Any]) -> LeaseHolder:
         return cls(str(data["host"]), int(data["pid"]), str(data["operator"]), str(data["since"]),
                    str(data.get("process_start", "")))
-
-
-def process_start_time(pid: int) -> str:
-    """The kernel's start time of ``pid`` (clock ticks since boot), or '' if unknown."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-            # the command name may contain spaces; fields after the last ')' are fixed
-            return stat.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return ""
 
 
 @dataclass(frozen=True)

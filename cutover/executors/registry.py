@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from cutover.blast import playbook_hosts
 from cutover.core.actions import Executor
+from cutover.core.steps import Action, ActionStep, RunbookSpec
 from cutover.executors.ansible import AnsibleExecutor
 from cutover.executors.local import LocalExecutor
 from cutover.executors.ssh import SshExecutor
 from cutover.inventory import Inventory
 from cutover.redact import Redactor
-from cutover.runbook import PlaybookAction, Runbook
 
 
 def build_executors(project_dir: Path, inventory: Inventory, state_dir: Path) -> dict[str, Executor]:
@@ -24,15 +23,17 @@ def build_executors(project_dir: Path, inventory: Inventory, state_dir: Path) ->
     }
 
 
-def check_ready(executors: dict[str, Executor], runbook: Runbook, inventory: Inventory, project_dir: Path) -> None:
+def check_ready(executors: dict[str, Executor], runbook: RunbookSpec, inventory: Inventory, project_dir: Path) -> None:
     """Refuse to start (exit 2), before anything is journalled, what the executors can already tell is wrong.
 
-    SSH material (key, known_hosts), the ``ansible-playbook`` program, and an
-    explicit Python interpreter on every host a playbook will run on. Found
-    during a step, the same problem would leave its targets failed or in doubt
-    for what is only a set-up mistake.
+    SSH material (key, known_hosts), the ``ansible-playbook`` program, an
+    explicit Python interpreter on every host a playbook will run on, and the
+    vault password file when the inventory holds vault values. Found during a
+    step, the same problem would leave its targets failed or in doubt for what
+    is only a set-up mistake.
     """
-    actions = [(step, action) for step in runbook.steps for action in _actions(step)]
+    actions = [(step, action) for step in runbook.steps if isinstance(step, ActionStep)
+               for action in (step.action, step.verify, step.rollback) if action is not None]
     kinds = {action.kind for _, action in actions}
     ssh = executors.get("ssh")
     if kinds & {"ssh", "playbook"} and isinstance(ssh, SshExecutor):
@@ -41,17 +42,11 @@ def check_ready(executors: dict[str, Executor], runbook: Runbook, inventory: Inv
     if "playbook" in kinds and isinstance(ansible, AnsibleExecutor):
         hosts: set[str] = set()
         for step, action in actions:
-            if isinstance(action, PlaybookAction):
+            if action.kind == "playbook":
                 hosts |= _playbook_hosts(step, action, inventory, project_dir)
         ansible.ready(sorted(hosts))
 
 
-def _playbook_hosts(step: Any, action: PlaybookAction, inventory: Inventory, project_dir: Path) -> set[str]:
+def _playbook_hosts(step: ActionStep, action: Action, inventory: Inventory, project_dir: Path) -> set[str]:
     hosts = playbook_hosts(project_dir / "playbooks" / action.playbook, inventory, action.extra_vars)
-    for_each = getattr(step, "for_each", None)
-    return set(hosts & set(inventory.resolve_targets(for_each))) if for_each else set(hosts)
-
-
-def _actions(step: object) -> list[Any]:
-    main = [step.action()] if hasattr(step, "action") else []
-    return main + [a for a in (getattr(step, "verify", None), getattr(step, "rollback", None)) if a is not None]
+    return set(hosts & set(inventory.resolve_targets(step.for_each))) if step.for_each else set(hosts)

@@ -1,7 +1,7 @@
 """InMemoryJournal: the Journal protocol in memory, for unit tests of the pure core.
 
 Same hash chain (``event_hash``), same lease rules and lease events as the SQLite
-journal (it calls the very same functions), plus ``tamper`` and ``drop`` so a
+journal (the very same functions, from ``cutover.core.journal_rules``), plus ``tamper`` and ``drop`` so a
 test can show what ``verify`` detects.
 """
 
@@ -16,8 +16,9 @@ from typing import Any
 
 from cutover.core.events import GENESIS, Event, LeaseHolder, VerifyReport, canonical_json, event_hash, utc_now
 from cutover.errors import CutoverError, NotFound
-from cutover.journal import (STALE_AFTER, check_fence, decide_lease, lease_payload, lost_lease, same_holder,
-                             takeover_reason, verify_chain)
+from cutover.core.journal_rules import (STALE_AFTER, check_fence, decide_lease, lease_payload, lost_lease,
+                                        same_holder, takeover_reason, verify_chain)
+from cutover.leases import holder_alive
 
 
 class InMemoryJournal:
@@ -68,11 +69,11 @@ class InMemoryJournal:
         with self._lock:
             self._check_open()
             current, heartbeat_at = self._leases.get(run_id, (None, None))
-            change = decide_lease(run_id, current, heartbeat_at, holder, take_over, self.stale_after)
+            change = decide_lease(run_id, current, heartbeat_at, holder, take_over, self.stale_after, holder_alive)
             if change == "renewed":  # keep the holder as first recorded (its "since")
                 self._leases[run_id] = (self._leases[run_id][0], utc_now())
                 return self._epochs[run_id]
-            reason = takeover_reason(current, heartbeat_at, self.stale_after) if current else ""
+            reason = takeover_reason(current, heartbeat_at, self.stale_after, holder_alive) if current else ""
             self._leases[run_id] = (holder, utc_now())
             self._epochs[run_id] = epoch = self._epochs.get(run_id, 0) + 1
             self._events_append_unfenced(run_id, *lease_payload(change, holder, current, epoch=epoch, reason=reason))

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from cutover.core.events import LeaseHolder
+from cutover.leases import current_holder
 from cutover.errors import CutoverError, JournalCorrupt, LeaseHeld
 from cutover.journal import SqliteJournal
 
@@ -196,10 +197,10 @@ def test_appends_fail_cleanly_while_another_process_holds_the_write_lock(db: Pat
 _HOLDER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from cutover.core.events import LeaseHolder
+    from cutover.leases import current_holder
     from cutover.journal import SqliteJournal
     journal = SqliteJournal(Path(sys.argv[1]), "carol")
-    journal.acquire_lease("night-1", LeaseHolder.current("carol"))
+    journal.acquire_lease("night-1", current_holder("carol"))
     journal.append("night-1", "step_started", {"step": "freeze_legacy"})
     print("ready", flush=True)
     time.sleep(60)
@@ -220,7 +221,7 @@ def holder_process(db: Path) -> Iterator[subprocess.Popen[str]]:
 def test_a_lease_held_by_a_live_process_is_refused_naming_it(db: Path, holder_process: subprocess.Popen[str]) -> None:
     with SqliteJournal(db, "alice") as journal:
         with pytest.raises(LeaseHeld) as refused:
-            journal.acquire_lease("night-1", LeaseHolder.current("alice"), take_over=True)
+            journal.acquire_lease("night-1", current_holder("alice"), take_over=True)
     assert f"carol on {socket.gethostname()} (pid {holder_process.pid}) since" in refused.value.message
 
 
@@ -228,7 +229,7 @@ def test_a_killed_holder_on_this_host_is_taken_over_without_a_flag_saying_why(
         db: Path, holder_process: subprocess.Popen[str]) -> None:
     holder_process.send_signal(signal.SIGKILL)
     holder_process.wait()
-    me = LeaseHolder.current("alice")
+    me = current_holder("alice")
     with SqliteJournal(db, "alice") as journal:
         journal.acquire_lease("night-1", me)  # provably dead: same host, process gone
         kinds = [e.kind for e in journal.events("night-1")]

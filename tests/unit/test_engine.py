@@ -13,6 +13,7 @@ from cutover.core.engine import Approval, DriveOptions, Engine
 from cutover.core.events import LeaseHolder
 from cutover.core.state import RunStatus, fold
 from cutover.errors import InputError, LeaseHeld, LeaseLost
+from cutover.planning import to_spec
 from cutover.runbook import parse_runbook
 from cutover.runs import (Decision, approve_gate, check_auto_approve, check_rollback_allowed, create_run, drive_run,
                           load_run, rollback_run, status_json)
@@ -290,7 +291,7 @@ def test_ctrl_c_pauses_cleanly_and_resume_finishes_without_repeating_work(journa
 
 def test_the_engine_state_equals_a_fresh_fold_of_the_journal(journal):
     start(journal)
-    engine = Engine(journal, "r1", parse_runbook(RUNBOOK, "n").runbook, {"command": ScriptedExecutor()},
+    engine = Engine(journal, "r1", to_spec(parse_runbook(RUNBOOK, "n").runbook), {"command": ScriptedExecutor()},
                     DriveOptions(auto_approve="bot"))
     engine.drive()
     assert status_json(engine.state) == status_json(fold(journal.events("r1")))

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from cutover.core.events import (GENESIS, Event, Journal, LeaseHolder, canonical_json, event_hash,
-                                 process_start_time, utc_now)
+from cutover.core.events import GENESIS, Event, Journal, LeaseHolder, canonical_json, event_hash, utc_now
+from cutover.leases import current_holder, process_start_time
 from cutover.errors import CutoverError, LeaseHeld, LeaseLost, NotFound
 from cutover.journal import SqliteJournal
 from cutover.testing import InMemoryJournal
@@ -211,7 +211,7 @@ def test_deleting_the_newest_event_is_detected_by_the_head(kit: Kit) -> None:
 # --- leases ---
 
 def test_a_free_run_is_leased_and_the_acquisition_journalled(journal: Journal) -> None:
-    me = LeaseHolder.current("alice")
+    me = current_holder("alice")
     journal.acquire_lease("r", me)
     assert journal.lease_holder("r") == me
     (event,) = journal.events("r")
@@ -219,7 +219,7 @@ def test_a_free_run_is_leased_and_the_acquisition_journalled(journal: Journal) -
 
 
 def test_the_same_holder_may_acquire_again_without_a_new_event(journal: Journal) -> None:
-    me = LeaseHolder.current("alice")
+    me = current_holder("alice")
     journal.acquire_lease("r", me)
     journal.acquire_lease("r", LeaseHolder(me.host, me.pid, me.operator, "later", me.process_start))
     assert [e.kind for e in journal.events("r")] == ["lease_acquired"]
@@ -231,7 +231,7 @@ def test_a_live_holder_is_refused_even_with_take_over_and_named(journal: Journal
     journal.acquire_lease("r", other)
     for take_over in (False, True):
         with pytest.raises(LeaseHeld) as refused:
-            journal.acquire_lease("r", LeaseHolder.current("alice"), take_over=take_over)
+            journal.acquire_lease("r", current_holder("alice"), take_over=take_over)
         assert f"bob on {other.host} (pid {other.pid}) since {other.since}" in refused.value.message
         assert refused.value.hint
     assert journal.lease_holder("r") == other
@@ -239,7 +239,7 @@ def test_a_live_holder_is_refused_even_with_take_over_and_named(journal: Journal
 
 def test_a_provably_dead_holder_is_taken_over_without_a_flag_and_the_reason_journalled(journal: Journal) -> None:
     dead = _holder("bob", pid=os.getpid(), start="1")  # our pid with another start time: a recycled pid
-    me = LeaseHolder.current("alice")
+    me = current_holder("alice")
     assert journal.acquire_lease("r", dead) == 1
     assert journal.acquire_lease("r", me) == 2
     assert journal.lease_holder("r") == me
@@ -253,19 +253,19 @@ def test_a_holder_on_another_host_is_live_while_its_heartbeat_is_fresh(kit: Kit)
     journal = kit.make(stale_after=60)
     journal.acquire_lease("r", _holder("bob", host="elsewhere.invalid"))
     with pytest.raises(LeaseHeld, match="driven by bob on elsewhere.invalid"):
-        journal.acquire_lease("r", LeaseHolder.current("alice"), take_over=True)
+        journal.acquire_lease("r", current_holder("alice"), take_over=True)
 
 
 def test_a_holder_on_another_host_without_recent_heartbeat_is_stale(kit: Kit) -> None:
     journal = kit.make(stale_after=0)
     journal.acquire_lease("r", _holder("bob", host="elsewhere.invalid"))
     with pytest.raises(LeaseHeld, match="no heartbeat from elsewhere.invalid"):
-        journal.acquire_lease("r", LeaseHolder.current("alice"))
-    journal.acquire_lease("r", LeaseHolder.current("alice"), take_over=True)
+        journal.acquire_lease("r", current_holder("alice"))
+    journal.acquire_lease("r", current_holder("alice"), take_over=True)
 
 
 def test_heartbeat_is_refused_to_a_controller_that_lost_the_lease(journal: Journal) -> None:
-    me, other = LeaseHolder.current("alice"), _holder("bob")
+    me, other = current_holder("alice"), _holder("bob")
     journal.acquire_lease("r", me)
     journal.heartbeat("r", me)
     with pytest.raises(LeaseLost, match="lost the lease on run r: it is now held by alice"):
@@ -279,7 +279,7 @@ def test_a_fenced_controller_taken_over_can_append_nothing_more(kit: Kit) -> Non
     epoch = journal.acquire_lease("r", stale)
     journal.fence("r", stale, epoch)
     journal.append("r", "step_started", {"step": "s1"})
-    rescuer = LeaseHolder.current("alice")
+    rescuer = current_holder("alice")
     assert journal.acquire_lease("r", rescuer, take_over=True) == epoch + 1
     before = len(journal.events("r"))
     with pytest.raises(LeaseLost, match="it is now held by alice"):
@@ -289,7 +289,7 @@ def test_a_fenced_controller_taken_over_can_append_nothing_more(kit: Kit) -> Non
 
 
 def test_appends_from_others_are_not_fenced_and_a_released_lease_keeps_its_epoch(journal: Journal) -> None:
-    me = LeaseHolder.current("alice")
+    me = current_holder("alice")
     epoch = journal.acquire_lease("r", me)
     journal.fence("r", me, epoch)
     journal.append("r", "step_started", {"step": "s1"})  # ours, fenced and still holding
@@ -298,7 +298,7 @@ def test_appends_from_others_are_not_fenced_and_a_released_lease_keeps_its_epoch
 
 
 def test_release_frees_the_run_and_is_journalled(journal: Journal) -> None:
-    me = LeaseHolder.current("alice")
+    me = current_holder("alice")
     journal.acquire_lease("r", me)
     journal.release_lease("r", me)
     journal.release_lease("r", me)  # releasing a free run is a no-op
@@ -307,12 +307,12 @@ def test_release_frees_the_run_and_is_journalled(journal: Journal) -> None:
 
 
 def test_release_by_someone_else_is_refused(journal: Journal) -> None:
-    journal.acquire_lease("r", LeaseHolder.current("alice"))
+    journal.acquire_lease("r", current_holder("alice"))
     with pytest.raises(LeaseHeld):
         journal.release_lease("r", _holder("bob"))
 
 
 def test_leases_are_per_run(journal: Journal) -> None:
     journal.acquire_lease("r1", _holder("bob"))
-    journal.acquire_lease("r2", LeaseHolder.current("alice"))
+    journal.acquire_lease("r2", current_holder("alice"))
     assert journal.lease_holder("r2") is not None and journal.lease_holder("r2").operator == "alice"

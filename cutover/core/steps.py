@@ -1,0 +1,119 @@
+"""The steps the engine executes: frozen, typed, free of the YAML and pydantic they came from.
+
+``cutover.planning`` turns a validated runbook (the pydantic boundary model of
+``cutover.runbook``) into a ``RunbookSpec``; the engine, the use-cases and the
+executors only ever see these. An ``Action`` is one thing to do (a step's main
+action, its verification or its rollback), of one of three kinds:
+
+- ``command``: ``run`` with /bin/sh on the controller;
+- ``ssh``: ``command`` on each target over SSH;
+- ``playbook``: ``playbook`` (with ``extra_vars`` and ``tags``) through Ansible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from cutover.errors import NotFound
+
+ACTION_KINDS = ("command", "ssh", "playbook")
+
+
+@dataclass(frozen=True)
+class Action:
+    kind: str
+    run: str = ""  # command
+    command: str = ""  # ssh
+    playbook: str = ""  # playbook
+    extra_vars: Mapping[str, Any] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        if self.kind == "playbook":
+            return f"playbook {self.playbook}" + (f" {dict(self.extra_vars)}" if self.extra_vars else "")
+        return self.run if self.kind == "command" else self.command
+
+
+@dataclass(frozen=True)
+class ActionStep:
+    id: str
+    title: str
+    action: Action
+    verify: Action | None
+    rollback: Action | None
+    rollback_reason: str | None = None
+    for_each: str | None = None
+    concurrency: int = 10
+    failure_budget: int = 0
+    timeout: float | None = None
+    idempotent: bool = False
+    read_only: bool = False
+    sets_mode: str | None = None
+    expected_duration: float | None = None
+    rollback_expected_duration: float | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.action.kind
+
+    @property
+    def label(self) -> str:
+        return self.title or self.id
+
+
+@dataclass(frozen=True)
+class Approver:
+    name: str
+    role: str
+
+
+@dataclass(frozen=True)
+class GateStep:
+    """A go/no-go: the run waits until enough named approvers say go."""
+
+    id: str
+    title: str
+    approvers: tuple[Approver, ...]
+    quorum: int = 1
+    required_roles: tuple[str, ...] = ()
+    point_of_no_return: bool = False
+    question: str | None = None
+    expected_duration: float | None = None
+    kind: str = "gate"
+
+    @property
+    def label(self) -> str:
+        return self.title or self.id
+
+    def approver(self, name: str) -> Approver | None:
+        return next((a for a in self.approvers if a.name == name), None)
+
+
+Step = ActionStep | GateStep
+
+
+@dataclass(frozen=True)
+class RunbookSpec:
+    name: str
+    steps: tuple[Step, ...]
+
+    def step(self, step_id: str) -> Step:
+        for step in self.steps:
+            if step.id == step_id:
+                return step
+        raise NotFound(f"runbook {self.name!r} has no step {step_id!r}",
+                       hint=f"steps: {', '.join(s.id for s in self.steps)}")
+
+    def action_step(self, step_id: str) -> ActionStep:
+        step = self.step(step_id)
+        assert isinstance(step, ActionStep), f"{step_id} is a gate"
+        return step
+
+    def gate(self, step_id: str) -> GateStep | None:
+        step = self.step(step_id)
+        return step if isinstance(step, GateStep) else None
+
+    def gates(self) -> list[GateStep]:
+        return [s for s in self.steps if isinstance(s, GateStep)]

@@ -1,0 +1,96 @@
+"""Planning: the validated runbook as the engine's frozen steps, and every step x target in execution order.
+
+``to_spec`` turns the pydantic boundary model (``cutover.runbook``) into the
+core's frozen dataclasses (``cutover.core.steps``): the only place the two
+meet. ``plan_cutover`` resolves each step's ``for_each`` against the inventory
+once; the result is frozen into the run when it is created, so a later
+inventory edit never changes a night already under way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from cutover.core.state import StepInfo
+from cutover.core.steps import Action, ActionStep, Approver, GateStep, RunbookSpec, Step
+from cutover.inventory import Inventory
+from cutover import runbook as model
+
+
+def to_spec(runbook: model.Runbook) -> RunbookSpec:
+    """The engine's view of a validated runbook."""
+    return RunbookSpec(runbook.name, tuple(_step(step) for step in runbook.steps))
+
+
+def _step(step: Any) -> Step:
+    if isinstance(step, model.GateStep):
+        return GateStep(id=step.id, title=step.label, approvers=tuple(Approver(a.name, a.role) for a in step.approvers),
+                        quorum=step.quorum, required_roles=tuple(step.required_roles),
+                        point_of_no_return=step.point_of_no_return, question=step.question,
+                        expected_duration=step.expected_duration)
+    return ActionStep(
+        id=step.id, title=step.label, action=_action(step.action()), verify=_optional(step.verify),
+        rollback=_optional(step.rollback), rollback_reason=step.rollback_reason, for_each=step.for_each,
+        concurrency=step.concurrency, failure_budget=step.failure_budget, timeout=step.timeout,
+        idempotent=step.idempotent, read_only=step.read_only, sets_mode=step.sets_mode,
+        expected_duration=step.expected_duration, rollback_expected_duration=step.rollback_expected_duration)
+
+
+def _action(action: Any) -> Action:
+    if isinstance(action, model.PlaybookAction):
+        return Action("playbook", playbook=action.playbook, extra_vars=dict(action.extra_vars), tags=tuple(action.tags))
+    if isinstance(action, model.SshAction):
+        return Action("ssh", command=action.command)
+    return Action("command", run=action.run)
+
+
+def _optional(action: Any) -> Action | None:
+    return None if action is None else _action(action)
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    info: StepInfo
+    step: Step
+
+    def to_json(self, inventory: Inventory) -> dict[str, Any]:
+        info = self.info
+        targets = None
+        if info.targets is not None:
+            targets = [{"target": t, "samu_code": inventory.samus[t].code if t in inventory.samus else None}
+                       for t in info.targets]
+        return {"id": info.id, "kind": info.kind, "title": info.title, "targets": targets,
+                "idempotent": info.idempotent, "expected_duration": info.expected_duration,
+                "rollback_expected_duration": info.rollback_expected_duration, **_step_json(self.step)}
+
+
+def _step_json(step: Step) -> dict[str, Any]:
+    if isinstance(step, GateStep):
+        return {"action": None, "verify": None, "rollback": None, "rollback_reason": None, "concurrency": None,
+                "failure_budget": None,
+                "gate": {"approvers": [{"name": a.name, "role": a.role} for a in step.approvers],
+                         "quorum": step.quorum, "required_roles": list(step.required_roles),
+                         "point_of_no_return": step.point_of_no_return}}
+    fans_out = step.for_each is not None
+    return {"action": step.action.describe(), "verify": step.verify.describe() if step.verify else None,
+            "rollback": step.rollback.describe() if step.rollback else None, "rollback_reason": step.rollback_reason,
+            "concurrency": step.concurrency if fans_out else None,
+            "failure_budget": step.failure_budget if fans_out else None, "gate": None}
+
+
+def plan_cutover(spec: RunbookSpec, inventory: Inventory) -> list[PlannedStep]:
+    return [PlannedStep(_info(step, inventory), step) for step in spec.steps]
+
+
+def _info(step: Step, inventory: Inventory) -> StepInfo:
+    if isinstance(step, GateStep):
+        return StepInfo(id=step.id, kind="gate", title=step.label, targets=None,
+                        point_of_no_return=step.point_of_no_return, expected_duration=step.expected_duration)
+    targets = inventory.resolve_targets(step.for_each) if step.for_each else None
+    return StepInfo(
+        id=step.id, kind=step.kind, title=step.label, targets=tuple(targets) if targets is not None else None,
+        idempotent=step.idempotent, has_verify=step.verify is not None, has_rollback=step.rollback is not None,
+        expected_duration=step.expected_duration, rollback_expected_duration=step.rollback_expected_duration,
+        sets_mode=step.sets_mode,
+    )
