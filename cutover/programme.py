@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cutover.core.events import Journal
+from cutover.core.records import ProgrammeOverride
 from cutover.core.state import RunState, RunStatus, fold
 from cutover.errors import InputError
 from cutover.inventory import Inventory
@@ -81,7 +82,7 @@ def programme_json(inventory: Inventory, found: dict[str, Position]) -> dict[str
 
 
 def check_programme(journal: Journal, inventory: Inventory, samus: Sequence[str],
-                    override_reason: str | None) -> dict[str, Any] | None:
+                    override_reason: str | None) -> ProgrammeOverride | None:
     """Refuse (exit 2) a live run moving SAMUs a completed live run already moved, unless overridden.
 
     Returns what to journal about an override, or None.
@@ -97,4 +98,4 @@ def check_programme(journal: Journal, inventory: Inventory, samus: Sequence[str]
         raise InputError(f"SAMU(s) already moved by a completed live run: {listed}",
                          hint="check the wave (`cutover programme --env ENV`); to move them again on purpose, "
                               "pass --override-programme REASON (journalled)")
-    return {"reason": override_reason, "samus": [p.host for p in moved]}
+    return ProgrammeOverride(override_reason, tuple(p.host for p in moved))

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from cutover.core.actions import Executor, Target
-from cutover.core.engine import Approval, DriveOptions, Engine, approval_payload, gate_satisfied
+from cutover.core.engine import Approval, DriveOptions, Engine, approval_record, gate_satisfied
+from cutover.core import records as r
 from cutover.core.events import Journal, LeaseHolder
 from cutover.leases import current_holder
 from cutover.planning import plan_cutover, to_spec
@@ -53,18 +54,13 @@ def create_run(journal: Journal, loaded: LoadedRunbook, inventory: Inventory, *,
     check_against(loaded, inventory, project_dir)
     runbook = loaded.runbook
     end = window_end or (runbook.window.end if runbook.window else None)
-    wave = {"group": runbook.wave, "samus": list(inventory.groups[runbook.wave])} if runbook.wave else None
-    override = check_programme(journal, inventory, wave["samus"] if wave else [], override_programme)
-    journal.append(run_id, "run_created", {
-        "runbook": {"name": runbook.name, "path": loaded.path, "sha256": loaded.sha256, "text": loaded.text},
-        "env": inventory.name,
-        "kind": inventory.run_kind,
-        "params": dict(loaded.params),
-        "wave": wave,
-        "programme_override": override,
-        "steps": [planned.info.to_payload() for planned in plan_cutover(to_spec(runbook), inventory)],
-        "window_end": end,
-    })
+    wave = r.WaveRef(runbook.wave, tuple(inventory.groups[runbook.wave])) if runbook.wave else None
+    override = check_programme(journal, inventory, wave.samus if wave else (), override_programme)
+    created = r.RunCreated(
+        runbook=r.RunbookRef(runbook.name, loaded.path, loaded.sha256, loaded.text),
+        env=inventory.name, steps=tuple(planned.info for planned in plan_cutover(to_spec(runbook), inventory)),
+        window_end=end, kind=inventory.run_kind, params=dict(loaded.params), wave=wave, programme_override=override)
+    journal.append(run_id, created.KIND, created.to_payload())
 
 
 def load_run(journal: Journal, run_id: str) -> RunState:
@@ -154,10 +150,9 @@ def drive_run(journal: Journal, run_id: str, executors: Mapping[str, Executor], 
     with driving(journal, run_id, take_over=take_over, heartbeat=heartbeat, on_lost=lost):
         engine = lost.engine = Engine(journal, run_id, runbook_of(state), executors, options)
         for decision in decisions:
-            engine.record("in_doubt_resolved", {"step": decision.step, "target": decision.target,
-                                                "decision": decision.decision, "reason": "operator decision"})
+            engine.record(r.InDoubtResolved(decision.step, decision.target, decision.decision, "operator decision"))
         for target in exclude:
-            engine.record("target_excluded", {"target": target, "reason": "operator decision"})
+            engine.record(r.TargetExcluded(target, "operator decision"))
         if engine_ready is not None:
             engine_ready(engine)
         return engine.drive(command)
@@ -216,7 +211,8 @@ def approve_gate(journal: Journal, run_id: str, step_id: str, approver: str, rea
                          hint="`cutover status` shows where the run is")
     if approver in gate.approvers():
         raise InputError(f"{approver} has already approved gate {step_id!r}")
-    journal.append(run_id, "gate_approved", approval_payload(step, Approval(approver, reason)))
+    approval = approval_record(step, Approval(approver, reason))
+    journal.append(run_id, approval.KIND, approval.to_payload())
     return load_run(journal, run_id)
 
 
@@ -269,8 +265,8 @@ def status_json(state: RunState) -> dict[str, Any]:
         "rollback_points": list(state.completed),
         "point_of_no_return_passed": state.point_of_no_return_passed,
         "gates": {gid: {"opened_at": g.opened_at, "passed_at": g.passed_at,
-                        "approvals": [{k: a.get(k) for k in ("approver", "role", "reason", "auto", "at")}
-                                      for a in g.approvals]}
+                        "approvals": [{"approver": a.approver, "role": a.role, "reason": a.reason,
+                                       "auto": a.auto, "at": a.at} for a in g.approvals]}
                   for gid, g in state.gates.items()},
         "steps": [
             {"id": t.step_id, "target": t.target, "state": t.status.value, "started_at": t.started_at,

@@ -10,6 +10,8 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
+from cutover.core import records as r
+from cutover.core.actions import ActionResult, Outcome
 from cutover.core.events import Event, parse_time
 from cutover.core.forecast import backup_mode_seconds, forecast
 from cutover.core.state import RunState, RunStatus, TargetStatus
@@ -103,49 +105,50 @@ def _duration(seconds: float) -> str:
 
 # ---------------------------------------------------------------------- plain progress lines
 
-_PLAIN = {
-    "step_started": "started",
-    "step_succeeded": "succeeded",
-    "step_failed": "FAILED",
-    "step_skipped": "skipped",
-    "in_doubt": "IN DOUBT",
-    "gate_opened": "gate open, awaiting approval",
-    "gate_approved": "approved",
-    "gate_passed": "gate passed",
-    "rollback_point": "rollback point",
-    "undo_started": "rollback started",
-    "undo_succeeded": "rolled back",
-    "undo_failed": "ROLLBACK FAILED",
-    "run_paused": "run paused",
-    "run_failed": "run FAILED",
-    "run_completed": "run completed",
-    "run_rolled_back": "run rolled back",
+_PLAIN: dict[type[r.Record], str] = {
+    r.StepStarted: "started",
+    r.StepSucceeded: "succeeded",
+    r.StepFailed: "FAILED",
+    r.StepSkipped: "skipped",
+    r.InDoubt: "IN DOUBT",
+    r.GateOpened: "gate open, awaiting approval",
+    r.GateApproved: "approved",
+    r.GatePassed: "gate passed",
+    r.RollbackPoint: "rollback point",
+    r.UndoStarted: "rollback started",
+    r.UndoSucceeded: "rolled back",
+    r.UndoFailed: "ROLLBACK FAILED",
+    r.RunPaused: "run paused",
+    r.RunFailed: "run FAILED",
+    r.RunCompleted: "run completed",
+    r.RunRolledBack: "run rolled back",
 }
 
 
 def plain_line(event: Event) -> str | None:
     """One line per meaningful event, for logs and pipes (no colours, no redraws)."""
-    label = _PLAIN.get(event.kind)
+    record = r.read(event)
+    label = _PLAIN.get(type(record))
     if label is None:
         return None
-    p = event.payload
-    where = p.get("step", "")
-    if p.get("target"):
-        where += f" {p['target']}"
-    extra = _extra(event.kind, p)
-    return f"{event.at[11:19]} {where:<28} {label}{extra}"
+    where = str(getattr(record, "step", None) or "")
+    target = getattr(record, "target", None)
+    if target:
+        where += f" {target}"
+    return f"{event.at[11:19]} {where:<28} {label}{_extra(record)}"
 
 
-def _extra(kind: str, p: dict[str, Any] | Any) -> str:
-    result = p.get("result") or p.get("verify") or {}
-    if kind in ("step_failed", "undo_failed"):
-        return f" ({p.get('phase', 'rollback')}: {result.get('outcome')}: {result.get('detail', '')})"
-    if kind == "gate_approved":
-        return f" by {p.get('approver')}" + (" (lab auto-approval)" if p.get("auto") else "")
-    if kind in ("run_paused", "run_failed") and p.get("detail"):
-        return f": {p['detail']}"
-    if kind == "step_succeeded" and p.get("resolution"):
-        return f" ({p['resolution']})"
+def _extra(record: r.Record) -> str:
+    if isinstance(record, (r.StepFailed, r.UndoFailed)):
+        result = record.result or ActionResult(Outcome.FAILED)
+        phase = record.phase if isinstance(record, r.StepFailed) else "rollback"
+        return f" ({phase}: {result.outcome.value}: {result.detail})"
+    if isinstance(record, r.GateApproved):
+        return f" by {record.approver}" + (" (lab auto-approval)" if record.auto else "")
+    if isinstance(record, (r.RunPaused, r.RunFailed)) and record.detail:
+        return f": {record.detail}"
+    if isinstance(record, r.StepSucceeded) and record.resolution:
+        return f" ({record.resolution})"
     return ""
 
 

@@ -68,6 +68,12 @@ class ActionResult:
             payload["summary"] = dict(self.summary)
         return payload
 
+    @classmethod
+    def from_payload(cls, data: Mapping[str, Any]) -> ActionResult:
+        return cls(Outcome(data.get("outcome", "failed")), detail=str(data.get("detail", "")),
+                   output=str(data.get("output", "")), exit_status=data.get("exit_status"), hint=data.get("hint"),
+                   duration=float(data.get("duration", 0.0)), summary=dict(data.get("summary") or {}))
+
 
 def clip(text: str, limit: int = OUTPUT_LIMIT) -> str:
     """Keep the end of long output: the last lines say why something failed."""

@@ -33,7 +33,9 @@ from typing import Any
 
 from cutover.core.actions import ActionRequest, ActionResult, Executor, Outcome, Phase, Target
 from cutover.core.events import Event, Journal, parse_time
-from cutover.core.state import RunState, RunStatus, StepInfo, TargetState, TargetStatus, UndoStatus, apply, fold
+from cutover.core import records as r
+from cutover.core.records import StepInfo
+from cutover.core.state import RunState, RunStatus, TargetState, TargetStatus, UndoStatus, apply, fold
 from cutover.errors import CutoverError, InputError, LeaseHeld, ToolMissing
 from cutover.core.steps import Action, ActionStep, GateStep, RunbookSpec
 
@@ -85,9 +87,9 @@ class Engine:
 
     # ------------------------------------------------------------------ journal
 
-    def record(self, kind: str, payload: Mapping[str, Any] | None = None) -> None:
+    def record(self, record: r.Record) -> None:
         """Journal an event (durable on return), then fold it into our state."""
-        event = self.journal.append(self.run_id, kind, dict(payload or {}))
+        event = self.journal.append(self.run_id, record.KIND, record.to_payload())
         with self._lock:
             apply(self.state, event)
             if self.options.on_event is not None:
@@ -97,7 +99,7 @@ class Engine:
 
     def drive(self, command: str = "run") -> RunStatus:
         """Run (or continue) the run until it completes, pauses, fails or rolls back."""
-        self.record("drive_started", {"command": command})
+        self.record(r.DriveStarted(command))
         if self.state.mode == "rollback":
             return self.roll_back(self.state.rollback_to, resumed=True)
         with self._failures_as_data():
@@ -130,7 +132,7 @@ class Engine:
         detail = (f"the controller stopped on an internal error ({type(exc).__name__}: {exc}); "
                   "what was running is in doubt: `cutover resume` verifies it, or `cutover rollback`")
         try:
-            self.record("run_failed", {"reason": "internal_error", "detail": detail})
+            self.record(r.RunFailed(detail, reason="internal_error"))
         except Exception:  # noqa: BLE001 - the journal itself is failing: the next driver folds what it has
             pass
 
@@ -144,20 +146,18 @@ class Engine:
                 outcome = self._action_step(info)
             if outcome is not None:
                 return outcome
-            self.record("rollback_point", {"step": info.id})
+            self.record(r.RollbackPoint(info.id))
             if info.id == self.options.until and info is not self.state.steps[-1]:
-                self.record("run_paused", {"step": info.id, "reason": "until",
-                                           "detail": f"stopped after {info.id} as asked (--until)"})
+                self.record(r.RunPaused("until", f"stopped after {info.id} as asked (--until)", step=info.id))
                 return RunStatus.PAUSED
-        self.record("run_completed")
+        self.record(r.RunCompleted())
         return RunStatus.COMPLETED
 
     def _interrupted(self) -> RunStatus:
         if self.lost_lease is not None:  # cancelled because another controller took over: we write nothing
             raise self.lost_lease
         self.cancel.set()
-        self.record("run_paused", {"reason": "interrupted",
-                                   "detail": "stopped by the operator (Ctrl-C); `cutover resume` continues"})
+        self.record(r.RunPaused("interrupted", "stopped by the operator (Ctrl-C); `cutover resume` continues"))
         return RunStatus.PAUSED
 
     def _action_step(self, info: StepInfo) -> RunStatus | None:
@@ -179,8 +179,7 @@ class Engine:
         for key in info.keys():
             target = self.state.targets[(info.id, key)]
             if key in self.state.excluded and target.status is TargetStatus.PENDING:
-                self.record("step_skipped", {"step": info.id, "target": key,
-                                             "reason": "target excluded from the run by the operator"})
+                self.record(r.StepSkipped(info.id, key, "target excluded from the run by the operator"))
 
     def _judge(self, info: StepInfo, step: ActionStep) -> RunStatus | None:
         """After a step's targets ran: carry on, pause for a decision, or halt."""
@@ -188,12 +187,11 @@ class Engine:
         failed = [t for t in targets if t.status is TargetStatus.FAILED]
         doubtful = [t for t in targets if t.status is TargetStatus.IN_DOUBT]
         if len(failed) > step.failure_budget:
-            self.record("run_failed", {"step": info.id, "detail": _failure_summary(info, failed, step.failure_budget)})
+            self.record(r.RunFailed(_failure_summary(info, failed, step.failure_budget), step=info.id))
             return RunStatus.FAILED
         if failed or doubtful:
             reason = "in_doubt" if doubtful and not failed else "step_failed"
-            self.record("run_paused", {"step": info.id, "reason": reason,
-                                       "detail": _pause_summary(self.run_id, info, failed, doubtful)})
+            self.record(r.RunPaused(reason, _pause_summary(self.run_id, info, failed, doubtful), step=info.id))
             return RunStatus.PAUSED
         return None
 
@@ -246,12 +244,12 @@ class Engine:
         for key in keys:
             result = results.get(key)
             if result is not None and result.ok:
-                self.record("step_succeeded", {"step": step.id, "target": key, "verify": result.to_payload(),
-                                               "resolution": "in doubt; verification shows it took effect"})
+                self.record(r.StepSucceeded(step.id, key, verify=result,
+                                            resolution="in doubt; verification shows it took effect"))
             elif step.idempotent:
                 rerun.append(key)
             elif self.state.targets[(step.id, key)].status is not TargetStatus.IN_DOUBT:
-                self.record("in_doubt", {"step": step.id, "target": key, "reason": _doubt_reason(step, result)})
+                self.record(r.InDoubt(step.id, key, _doubt_reason(step, result)))
         return rerun
 
     def _reverify(self, step: ActionStep, keys: list[Target]) -> list[Target]:
@@ -264,30 +262,27 @@ class Engine:
         for key in keys:
             result = results[key]
             if result.ok:
-                self.record("step_succeeded", {"step": step.id, "target": key, "verify": result.to_payload(),
-                                               "resolution": "verified on retry"})
+                self.record(r.StepSucceeded(step.id, key, verify=result, resolution="verified on retry"))
             elif step.idempotent:
                 rerun.append(key)
             else:
-                self.record("step_failed", {"step": step.id, "target": key, "phase": "verify",
-                                            "result": result.to_payload()})
+                self.record(r.StepFailed(step.id, key, "verify", result))
         return rerun
 
     def _run_fresh(self, step: ActionStep, keys: list[Target]) -> None:
         for key in keys:
             attempt = self.state.targets[(step.id, key)].attempts + 1
-            self.record("step_started", {"step": step.id, "target": key, "attempt": attempt})
+            self.record(r.StepStarted(step.id, key, attempt))
         results = self._execute(step, Phase.ACTION, step.action, keys)
         to_verify = []
         for key in keys:
             result = results[key]
             if not result.ok:
-                self.record("step_failed", {"step": step.id, "target": key, "phase": "action",
-                                            "result": result.to_payload()})
+                self.record(r.StepFailed(step.id, key, "action", result))
             elif step.verify is None:
-                self.record("step_succeeded", {"step": step.id, "target": key, "result": result.to_payload()})
+                self.record(r.StepSucceeded(step.id, key, result=result))
             else:
-                self.record("action_done", {"step": step.id, "target": key, "result": result.to_payload()})
+                self.record(r.ActionDone(step.id, key, result))
                 to_verify.append(key)
         if to_verify:
             self._verify_after_action(step, to_verify)
@@ -297,11 +292,10 @@ class Engine:
         results = self._execute(step, Phase.VERIFY, step.verify, keys)
         for key in keys:
             result = results[key]
-            kind = "step_succeeded" if result.ok else "step_failed"
-            payload: dict[str, Any] = {"step": step.id, "target": key, "verify": result.to_payload()}
-            if not result.ok:
-                payload.update(phase="verify", result=result.to_payload())
-            self.record(kind, payload)
+            if result.ok:
+                self.record(r.StepSucceeded(step.id, key, verify=result))
+            else:
+                self.record(r.StepFailed(step.id, key, "verify", result, verify=result))
 
     def _execute(self, step: ActionStep, phase: Phase, action: Action, keys: list[Target]) -> Mapping[Target, ActionResult]:
         request = ActionRequest(
@@ -339,19 +333,18 @@ class Engine:
         step = self.runbook.step(info.id)
         assert isinstance(step, GateStep), f"{info.id} is not a gate"
         if self.state.gates[info.id].opened_at is None:
-            self.record("gate_opened", {"step": info.id})
+            self.record(r.GateOpened(info.id))
         if self.options.auto_approve and not gate_satisfied(step, self.state):
-            self.record("gate_approved", {"step": info.id, "approver": self.options.auto_approve, "role": "lab",
-                                          "reason": "lab auto-approval", "auto": True})
+            self.record(r.GateApproved(info.id, self.options.auto_approve, "lab", "lab auto-approval", auto=True))
         while not gate_satisfied(step, self.state) and self.options.prompt is not None:
             approval = self.options.prompt(step, sorted(self.state.gates[info.id].approvers()))
             if approval is None:
                 break
-            self.record("gate_approved", approval_payload(step, approval))
+            self.record(approval_record(step, approval))
         if not gate_satisfied(step, self.state):
-            self.record("run_paused", {"step": info.id, "reason": "gate", "detail": gate_waiting(step, self.state)})
+            self.record(r.RunPaused("gate", gate_waiting(step, self.state), step=info.id))
             return RunStatus.PAUSED
-        self.record("gate_passed", {"step": info.id, "point_of_no_return": step.point_of_no_return})
+        self.record(r.GatePassed(info.id, step.point_of_no_return))
         return None
 
     # ------------------------------------------------------------------ window
@@ -366,11 +359,12 @@ class Engine:
         if now + timedelta(seconds=needed) <= deadline:
             return None
         if self.options.override_window:
-            self.record("window_override", {"step": info.id, "reason": self.options.override_window})
+            self.record(r.WindowOverride(info.id, self.options.override_window))
             return None
-        self.record("run_paused", {"step": info.id, "reason": "window", "detail": (
+        self.record(r.RunPaused("window", (
             f"starting {info.id} now could not be rolled back before the window closes at "
-            f"{self.state.window_end} (needs {needed:.0f}s); resume with --override-window REASON to go on")})
+            f"{self.state.window_end} (needs {needed:.0f}s); resume with --override-window REASON to go on"),
+            step=info.id))
         return RunStatus.PAUSED
 
     # ------------------------------------------------------------------ rollback
@@ -378,8 +372,8 @@ class Engine:
     def roll_back(self, to: str | None, *, resumed: bool = False) -> RunStatus:
         """Undo every step after ``to`` (all steps when None), newest first, per target."""
         if not resumed:
-            self.record("drive_started", {"command": "rollback"})
-            self.record("rollback_requested", {"to": to})
+            self.record(r.DriveStarted("rollback"))
+            self.record(r.RollbackRequested(to))
         with self._failures_as_data():
             return self._roll_back(to)
         raise AssertionError("unreachable")  # _failures_as_data re-raises
@@ -388,14 +382,13 @@ class Engine:
         try:
             for info in reversed(steps_after(self.state, to)):
                 if not self._undo_step(info):
-                    self.record("run_failed", {"step": info.id, "detail": (
-                        f"rollback of {info.id} failed on "
-                        f"{', '.join(str(t.target) for t in self.state.step_targets(info.id) if t.undo is UndoStatus.FAILED)}"
-                        "; fix the cause and run `cutover rollback` again")})
+                    failed = [str(t.target) for t in self.state.step_targets(info.id) if t.undo is UndoStatus.FAILED]
+                    self.record(r.RunFailed(f"rollback of {info.id} failed on {', '.join(failed)}; "
+                                            "fix the cause and run `cutover rollback` again", step=info.id))
                     return RunStatus.FAILED
         except KeyboardInterrupt:
             return self._interrupted()
-        self.record("run_rolled_back", {"to": to})
+        self.record(r.RunRolledBack(to))
         return RunStatus.ROLLED_BACK
 
     def _undo_step(self, info: StepInfo) -> bool:
@@ -404,16 +397,16 @@ class Engine:
         if not touched:
             return True
         if info.is_gate:
-            self.record("step_rolled_back", {"step": info.id, "detail": "approvals withdrawn"})
+            self.record(r.StepRolledBack(info.id, "approvals withdrawn"))
             return True
         step = self.runbook.action_step(info.id)
         if step.rollback is None:
-            self.record("step_rolled_back", {"step": info.id, "detail": f"nothing to undo: {step.rollback_reason}"})
+            self.record(r.StepRolledBack(info.id, f"nothing to undo: {step.rollback_reason}"))
             return True
         self._undo_targets(step, [t.target for t in targets])
         if any(t.undo is UndoStatus.FAILED for t in self.state.step_targets(info.id)):
             return False
-        self.record("step_rolled_back", {"step": info.id})
+        self.record(r.StepRolledBack(info.id))
         return True
 
     def _undo_targets(self, step: ActionStep, keys: list[Target]) -> None:
@@ -431,13 +424,12 @@ class Engine:
         if self.cancel.is_set():
             return 0
         for key in keys:
-            self.record("undo_started", {"step": step.id, "target": key})
+            self.record(r.UndoStarted(step.id, key))
         assert step.rollback is not None
         results = self._execute(step, Phase.ROLLBACK, step.rollback, keys)
         for key in keys:
             result = results[key]
-            kind = "undo_succeeded" if result.ok else "undo_failed"
-            self.record(kind, {"step": step.id, "target": key, "result": result.to_payload()})
+            self.record(r.UndoSucceeded(step.id, key, result) if result.ok else r.UndoFailed(step.id, key, result))
         return 0
 
 
@@ -459,10 +451,10 @@ def _wait_interruptibly(futures: set[Future[int]], cancel: threading.Event) -> t
 
 def gate_satisfied(step: GateStep, state: RunState) -> bool:
     approvals = state.gates[step.id].approvals
-    if any(a.get("auto") for a in approvals):
+    if any(a.auto for a in approvals):
         return True
-    names = {a["approver"] for a in approvals}
-    roles = {a.get("role") for a in approvals}
+    names = {a.approver for a in approvals}
+    roles = {a.role for a in approvals}
     return len(names) >= step.quorum and set(step.required_roles) <= roles
 
 
@@ -475,13 +467,12 @@ def gate_waiting(step: GateStep, state: RunState) -> str:
     return detail + f"; approvers: {', '.join(a.name for a in step.approvers)}"
 
 
-def approval_payload(step: GateStep, approval: Approval) -> dict[str, Any]:
+def approval_record(step: GateStep, approval: Approval) -> r.GateApproved:
     approver = step.approver(approval.approver)
     if approver is None:
         raise InputError(f"{approval.approver!r} is not an approver of gate {step.id}",
                          hint=f"approvers: {', '.join(a.name for a in step.approvers)}")
-    return {"step": step.id, "approver": approver.name, "role": approver.role, "reason": approval.reason,
-            "auto": False}
+    return r.GateApproved(step.id, approver.name, approver.role, approval.reason, auto=False)
 
 
 def steps_after(state: RunState, to: str | None) -> list[StepInfo]:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
 from cutover.core.events import GENESIS, Event, LeaseHolder, VerifyReport, parse_time, utc_now
+from cutover.core.records import LeaseAcquired, LeaseReleased, LeaseTakenOver, Record
 from cutover.errors import LeaseHeld, LeaseLost
 
 STALE_AFTER = 30.0  # seconds without a heartbeat before a holder on another host is stale (--lease-ttl)
@@ -105,13 +106,15 @@ def _staleness(current: LeaseHolder, heartbeat_at: str | None, stale_after: floa
 def lease_payload(change: LeaseChange | Literal["released"], holder: LeaseHolder, previous: LeaseHolder | None,
                   *, epoch: int = 0, reason: str = "") -> tuple[str, dict[str, Any]]:
     """The journal event (kind, payload) recording a change of lease holder."""
-    payload: dict[str, Any] = {"holder": holder.to_payload()}
-    if epoch:
-        payload["epoch"] = epoch
+    record: Record
     if change == "taken_over":
         assert previous is not None
-        payload.update(previous_holder=previous.to_payload(), reason=reason)
-    return f"lease_{change}", payload
+        record = LeaseTakenOver(holder, previous, epoch, reason)
+    elif change == "released":
+        record = LeaseReleased(holder)
+    else:
+        record = LeaseAcquired(holder, epoch)
+    return record.KIND, record.to_payload()
 
 
 def takeover_reason(current: LeaseHolder, heartbeat_at: str | None, stale_after: float, alive: Liveness) -> str:

@@ -6,35 +6,8 @@ point of no return, whether the run is paused and why. Nothing else is
 persisted, so a controller that dies at any instant loses nothing: the next
 one folds the same events.
 
-Event vocabulary (``kind`` -> payload):
-
-    run_created       runbook{name,path,sha256,text}, env, steps[...], window_end,
-                      params{}, wave{group, samus[]}|null, kind (live|rehearsal),
-                      programme_override{reason, samus[]}|null
-    drive_started     command (run | resume | rollback), holder
-    step_started      step, target, attempt
-    action_done       step, target, result           (main action ok; verification pending)
-    step_succeeded    step, target, result, resolution?
-    step_failed       step, target, phase, result
-    step_skipped      step, target, reason
-    in_doubt          step, target, reason           (a failure that may have taken effect)
-    in_doubt_resolved step, target, decision (done | rerun), reason
-    rollback_point    step
-    gate_opened       step
-    gate_approved     step, approver, role, reason, auto
-    gate_passed       step, point_of_no_return
-    run_paused        reason, detail
-    run_failed        step, detail
-    run_completed
-    rollback_requested to
-    undo_started      step, target
-    undo_succeeded    step, target, result
-    undo_failed       step, target, result
-    step_rolled_back  step
-    run_rolled_back   to
-    target_excluded   target, reason
-    window_override   step, reason
-    lease_acquired / lease_released / lease_taken_over   holder, previous
+Every event is read as its typed record (``cutover.core.records``, which lists
+the kinds); the fold never looks at a payload as a dict.
 """
 
 from __future__ import annotations
@@ -44,8 +17,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cutover.core.actions import Target
+from cutover.core.actions import ActionResult, Target
 from cutover.core.events import Event
+from cutover.core import records as r
+from cutover.core.records import StepInfo
 
 
 class RunStatus(str, enum.Enum):
@@ -70,51 +45,6 @@ class UndoStatus(str, enum.Enum):
     RUNNING = "running"
     DONE = "done"
     FAILED = "failed"
-
-
-@dataclass(frozen=True)
-class StepInfo:
-    """What the run recorded about a step when it was created (the plan is frozen then)."""
-
-    id: str
-    kind: str
-    title: str
-    targets: tuple[str, ...] | None
-    idempotent: bool = False
-    has_verify: bool = False
-    has_rollback: bool = False
-    point_of_no_return: bool = False
-    expected_duration: float | None = None
-    rollback_expected_duration: float | None = None
-    sets_mode: str | None = None
-
-    @property
-    def is_gate(self) -> bool:
-        return self.kind == "gate"
-
-    def keys(self) -> list[Target]:
-        return list(self.targets) if self.targets is not None else [None]
-
-    @classmethod
-    def from_payload(cls, data: Mapping[str, Any]) -> StepInfo:
-        targets = data.get("targets")
-        return cls(
-            id=data["id"], kind=data["kind"], title=data.get("title") or data["id"],
-            targets=tuple(targets) if targets is not None else None,
-            idempotent=bool(data.get("idempotent")), has_verify=bool(data.get("has_verify")),
-            has_rollback=bool(data.get("has_rollback")), point_of_no_return=bool(data.get("point_of_no_return")),
-            expected_duration=data.get("expected_duration"),
-            rollback_expected_duration=data.get("rollback_expected_duration"), sets_mode=data.get("sets_mode"),
-        )
-
-    def to_payload(self) -> dict[str, Any]:
-        return {
-            "id": self.id, "kind": self.kind, "title": self.title,
-            "targets": list(self.targets) if self.targets is not None else None,
-            "idempotent": self.idempotent, "has_verify": self.has_verify, "has_rollback": self.has_rollback,
-            "point_of_no_return": self.point_of_no_return, "expected_duration": self.expected_duration,
-            "rollback_expected_duration": self.rollback_expected_duration, "sets_mode": self.sets_mode,
-        }
 
 
 @dataclass
@@ -142,14 +72,26 @@ class TargetState:
         return self.status is TargetStatus.FAILED and self.outcome not in ("unreachable", "refused")
 
 
+@dataclass(frozen=True)
+class GateApproval:
+    """One approval as the run knows it: who, in which role, why, when, and who recorded it."""
+
+    approver: str
+    role: str
+    reason: str
+    auto: bool
+    at: str
+    recorded_by: str
+
+
 @dataclass
 class GateState:
     opened_at: str | None = None
     passed_at: str | None = None
-    approvals: list[dict[str, Any]] = field(default_factory=list)
+    approvals: list[GateApproval] = field(default_factory=list)
 
     def approvers(self) -> set[str]:
-        return {a["approver"] for a in self.approvals}
+        return {a.approver for a in self.approvals}
 
 
 @dataclass
@@ -179,7 +121,7 @@ class RunState:
     mode: str = "forward"  # or "rollback" while a rollback is under way
     rollback_to: str | None = None
     excluded: set[str] = field(default_factory=set)
-    lease_holder: dict[str, Any] | None = None
+    lease_holder: dict[str, Any] | None = None  # as journalled (LeaseHolder.to_payload), for status --json
     finished_at: str | None = None
     events: int = 0
 
@@ -232,36 +174,29 @@ def fold(events: Iterable[Event]) -> RunState:
 
 def apply(state: RunState, event: Event) -> None:
     """Fold one more event into ``state`` (the engine keeps its state current this way)."""
-    handler = _HANDLERS.get(event.kind)
+    record = r.read(event)
+    handler = _HANDLERS.get(type(record))
     if handler is not None:
-        handler(state, event.payload, event)
+        handler(state, record, event)
     state.updated_at = event.at
     state.events += 1
 
 
-def _key(payload: Mapping[str, Any]) -> tuple[str, Target]:
-    return payload["step"], payload.get("target")
+def _result_fields(target: TargetState, result: ActionResult | None) -> None:
+    target.outcome = result.outcome.value if result is not None else None
+    target.detail = (result.detail or None) if result is not None else None
 
 
-def _result_fields(target: TargetState, payload: Mapping[str, Any]) -> None:
-    result = payload.get("result") or {}
-    target.outcome = result.get("outcome")
-    target.detail = result.get("detail")
-
-
-def _run_created(state: RunState, p: Mapping[str, Any], e: Event) -> None:
-    runbook = p["runbook"]
-    state.runbook_name, state.runbook_path = runbook["name"], runbook.get("path", "")
-    state.runbook_sha256, state.runbook_text = runbook.get("sha256", ""), runbook.get("text", "")
-    state.env, state.created_at, state.created_by = p["env"], e.at, e.operator
+def _run_created(state: RunState, p: r.RunCreated, e: Event) -> None:
+    state.runbook_name, state.runbook_path = p.runbook.name, p.runbook.path
+    state.runbook_sha256, state.runbook_text = p.runbook.sha256, p.runbook.text
+    state.env, state.created_at, state.created_by = p.env, e.at, e.operator
     # created, not yet driven: nobody runs it until a `run` or `resume` starts a drive
     state.status, state.pause_reason = RunStatus.PAUSED, "not_started"
     state.pause_detail = f"created but not started: `cutover resume {e.run_id}` starts it"
-    state.window_end = p.get("window_end")
-    state.kind, state.params = p.get("kind", "rehearsal"), dict(p.get("params") or {})
-    wave = p.get("wave") or {}
-    state.wave_group, state.wave_samus = wave.get("group"), tuple(wave.get("samus") or ())
-    state.steps = [StepInfo.from_payload(s) for s in p["steps"]]
+    state.window_end, state.kind, state.params = p.window_end, p.kind, dict(p.params)
+    state.wave_group, state.wave_samus = (p.wave.group, p.wave.samus) if p.wave else (None, ())
+    state.steps = list(p.steps)
     for info in state.steps:
         for key in info.keys():
             state.targets[(info.id, key)] = TargetState(info.id, key)
@@ -269,7 +204,7 @@ def _run_created(state: RunState, p: Mapping[str, Any], e: Event) -> None:
             state.gates[info.id] = GateState()
 
 
-def _drive_started(state: RunState, p: Mapping[str, Any], e: Event) -> None:
+def _drive_started(state: RunState, p: r.DriveStarted, e: Event) -> None:
     # Whatever the previous driver left running, it never recorded the end of: in doubt.
     for target in state.targets.values():
         if target.status is TargetStatus.RUNNING:
@@ -279,82 +214,82 @@ def _drive_started(state: RunState, p: Mapping[str, Any], e: Event) -> None:
     state.status, state.pause_reason, state.pause_detail, state.finished_at = RunStatus.RUNNING, None, None, None
 
 
-def _step_started(state: RunState, p: Mapping[str, Any], e: Event) -> None:
-    target = state.targets[_key(p)]
+def _step_started(state: RunState, p: r.StepStarted, e: Event) -> None:
+    target = state.targets[(p.step, p.target)]
     target.status, target.started_at, target.finished_at = TargetStatus.RUNNING, e.at, None
-    target.attempts = int(p.get("attempt", target.attempts + 1))
+    target.attempts = p.attempt
     target.action_done, target.failure_phase, target.outcome, target.detail, target.undo = False, None, None, None, None
 
 
-def _action_done(state: RunState, p: Mapping[str, Any], e: Event) -> None:
-    state.targets[_key(p)].action_done = True
+def _action_done(state: RunState, p: r.ActionDone, e: Event) -> None:
+    state.targets[(p.step, p.target)].action_done = True
 
 
-def _step_succeeded(state: RunState, p: Mapping[str, Any], e: Event) -> None:
-    target = state.targets[_key(p)]
+def _step_succeeded(state: RunState, p: r.StepSucceeded, e: Event) -> None:
+    target = state.targets[(p.step, p.target)]
     target.status, target.finished_at, target.action_done = TargetStatus.SUCCEEDED, e.at, True
     target.failure_phase = None
-    _result_fields(target, p)
+    _result_fields(target, p.result)
 
 
-def _step_failed(state: RunState, p: Mapping[str, Any], e: Event) -> None:
-    target = state.targets[_key(p)]
-    target.status, target.finished_at, target.failure_phase = TargetStatus.FAILED, e.at, p.get("phase")
-    if p.get("phase") == "verify":
+def _step_failed(state: RunState, p: r.StepFailed, e: Event) -> None:
+    target = state.targets[(p.step, p.target)]
+    target.status, target.finished_at, target.failure_phase = TargetStatus.FAILED, e.at, p.phase
+    if p.phase == "verify":
         target.action_done = True
-    _result_fields(target, p)
+    _result_fields(target, p.result)
 
 
-def _step_skipped(state: RunState, p: Mapping[str, Any], e: Event) -> None:
-    target = state.targets[_key(p)]
-    target.status, target.finished_at, target.detail = TargetStatus.SKIPPED, e.at, p.get("reason")
+def _step_skipped(state: RunState, p: r.StepSkipped, e: Event) -> None:
+    target = state.targets[(p.step, p.target)]
+    target.status, target.finished_at, target.detail = TargetStatus.SKIPPED, e.at, p.reason
 
 
-def _in_doubt(state: RunState, p: Mapping[str, Any], e: Event) -> None:
-    target = state.targets[_key(p)]
-    target.status, target.detail = TargetStatus.IN_DOUBT, p.get("reason")
+def _in_doubt(state: RunState, p: r.InDoubt, e: Event) -> None:
+    target = state.targets[(p.step, p.target)]
+    target.status, target.detail = TargetStatus.IN_DOUBT, p.reason
 
 
-def _in_doubt_resolved(state: RunState, p: Mapping[str, Any], e: Event) -> None:
-    target = state.targets[_key(p)]
-    if p["decision"] == "done":
+def _in_doubt_resolved(state: RunState, p: r.InDoubtResolved, e: Event) -> None:
+    target = state.targets[(p.step, p.target)]
+    if p.decision == "done":
         target.status, target.finished_at, target.action_done = TargetStatus.SUCCEEDED, e.at, True
     else:  # rerun
         target.status, target.action_done = TargetStatus.PENDING, False
-    target.detail = p.get("reason")
+    target.detail = p.reason
 
 
-def _rollback_point(state: RunState, p: Mapping[str, Any], e: Event) -> None:
-    if p["step"] not in state.completed:
-        state.completed.append(p["step"])
+def _rollback_point(state: RunState, p: r.RollbackPoint, e: Event) -> None:
+    if p.step not in state.completed:
+        state.completed.append(p.step)
 
 
-def _gate_opened(state: RunState, p: Mapping[str, Any], e: Event) -> None:
-    gate = state.gates[p["step"]]
+def _gate_opened(state: RunState, p: r.GateOpened, e: Event) -> None:
+    gate = state.gates[p.step]
     gate.opened_at = gate.opened_at or e.at
-    target = state.targets[(p["step"], None)]
+    target = state.targets[(p.step, None)]
     target.status, target.started_at = TargetStatus.RUNNING, target.started_at or e.at
 
 
-def _gate_approved(state: RunState, p: Mapping[str, Any], e: Event) -> None:
-    state.gates[p["step"]].approvals.append({**p, "at": e.at, "recorded_by": e.operator})
+def _gate_approved(state: RunState, p: r.GateApproved, e: Event) -> None:
+    state.gates[p.step].approvals.append(GateApproval(p.approver, p.role, p.reason, p.auto, e.at, e.operator))
 
 
-def _gate_passed(state: RunState, p: Mapping[str, Any], e: Event) -> None:
-    state.gates[p["step"]].passed_at = e.at
-    target = state.targets[(p["step"], None)]
+def _gate_passed(state: RunState, p: r.GatePassed, e: Event) -> None:
+    state.gates[p.step].passed_at = e.at
+    target = state.targets[(p.step, None)]
     target.status, target.finished_at, target.action_done = TargetStatus.SUCCEEDED, e.at, True
-    if p.get("point_of_no_return"):
-        state.point_of_no_return_passed = p["step"]
+    if p.point_of_no_return:
+        state.point_of_no_return_passed = p.step
 
 
-def _run_paused(state: RunState, p: Mapping[str, Any], e: Event) -> None:
-    state.status, state.pause_reason, state.pause_detail = RunStatus.PAUSED, p.get("reason"), p.get("detail")
+def _run_paused(state: RunState, p: r.RunPaused, e: Event) -> None:
+    state.status, state.pause_reason, state.pause_detail = RunStatus.PAUSED, p.reason, p.detail
     _nobody_drives(state)
 
 
-def _run_failed(state: RunState, p: Mapping[str, Any], e: Event) -> None:
-    state.status, state.pause_reason, state.pause_detail = RunStatus.FAILED, p.get("reason", "failed"), p.get("detail")
+def _run_failed(state: RunState, p: r.RunFailed, e: Event) -> None:
+    state.status, state.pause_reason, state.pause_detail = RunStatus.FAILED, p.reason, p.detail
     _nobody_drives(state)
 
 
@@ -365,79 +300,82 @@ def _nobody_drives(state: RunState) -> None:
             target.status = TargetStatus.PENDING if target.step_id in state.gates else TargetStatus.IN_DOUBT
 
 
-def _run_completed(state: RunState, p: Mapping[str, Any], e: Event) -> None:
+def _run_completed(state: RunState, p: r.RunCompleted, e: Event) -> None:
     state.status, state.finished_at = RunStatus.COMPLETED, e.at
 
 
-def _rollback_requested(state: RunState, p: Mapping[str, Any], e: Event) -> None:
-    state.mode, state.rollback_to, state.status = "rollback", p.get("to"), RunStatus.RUNNING
+def _rollback_requested(state: RunState, p: r.RollbackRequested, e: Event) -> None:
+    state.mode, state.rollback_to, state.status = "rollback", p.to, RunStatus.RUNNING
 
 
-def _undo_started(state: RunState, p: Mapping[str, Any], e: Event) -> None:
-    state.targets[_key(p)].undo = UndoStatus.RUNNING
+def _undo_started(state: RunState, p: r.UndoStarted, e: Event) -> None:
+    state.targets[(p.step, p.target)].undo = UndoStatus.RUNNING
 
 
-def _undo_succeeded(state: RunState, p: Mapping[str, Any], e: Event) -> None:
-    target = state.targets[_key(p)]
+def _undo_succeeded(state: RunState, p: r.UndoSucceeded, e: Event) -> None:
+    target = state.targets[(p.step, p.target)]
     target.undo, target.status, target.finished_at = UndoStatus.DONE, TargetStatus.ROLLED_BACK, e.at
 
 
-def _undo_failed(state: RunState, p: Mapping[str, Any], e: Event) -> None:
-    target = state.targets[_key(p)]
+def _undo_failed(state: RunState, p: r.UndoFailed, e: Event) -> None:
+    target = state.targets[(p.step, p.target)]
     target.undo = UndoStatus.FAILED
-    _result_fields(target, p)
+    _result_fields(target, p.result)
 
 
-def _step_rolled_back(state: RunState, p: Mapping[str, Any], e: Event) -> None:
-    step_id = p["step"]
-    if step_id in state.completed:
-        state.completed.remove(step_id)
-    if state.point_of_no_return_passed == step_id:
+def _step_rolled_back(state: RunState, p: r.StepRolledBack, e: Event) -> None:
+    if p.step in state.completed:
+        state.completed.remove(p.step)
+    if state.point_of_no_return_passed == p.step:
         state.point_of_no_return_passed = None
-    if step_id in state.gates:  # a gate undone must be approved again
-        state.gates[step_id] = GateState()
-    for target in state.step_targets(step_id):
+    if p.step in state.gates:  # a gate undone must be approved again
+        state.gates[p.step] = GateState()
+    for target in state.step_targets(p.step):
         if target.status is not TargetStatus.PENDING:
             target.status, target.undo = TargetStatus.ROLLED_BACK, UndoStatus.DONE
 
 
-def _run_rolled_back(state: RunState, p: Mapping[str, Any], e: Event) -> None:
+def _run_rolled_back(state: RunState, p: r.RunRolledBack, e: Event) -> None:
     state.status, state.mode, state.finished_at = RunStatus.ROLLED_BACK, "forward", e.at
 
 
-def _target_excluded(state: RunState, p: Mapping[str, Any], e: Event) -> None:
-    state.excluded.add(p["target"])
+def _target_excluded(state: RunState, p: r.TargetExcluded, e: Event) -> None:
+    state.excluded.add(p.target)
 
 
-def _lease(state: RunState, p: Mapping[str, Any], e: Event) -> None:
-    state.lease_holder = p.get("holder") if e.kind != "lease_released" else None
+def _lease_changed(state: RunState, p: r.LeaseAcquired | r.LeaseTakenOver, e: Event) -> None:
+    state.lease_holder = p.holder.to_payload()
 
 
-_HANDLERS: dict[str, Callable[[RunState, Mapping[str, Any], Event], None]] = {
-    "run_created": _run_created,
-    "drive_started": _drive_started,
-    "step_started": _step_started,
-    "action_done": _action_done,
-    "step_succeeded": _step_succeeded,
-    "step_failed": _step_failed,
-    "step_skipped": _step_skipped,
-    "in_doubt": _in_doubt,
-    "in_doubt_resolved": _in_doubt_resolved,
-    "rollback_point": _rollback_point,
-    "gate_opened": _gate_opened,
-    "gate_approved": _gate_approved,
-    "gate_passed": _gate_passed,
-    "run_paused": _run_paused,
-    "run_failed": _run_failed,
-    "run_completed": _run_completed,
-    "rollback_requested": _rollback_requested,
-    "undo_started": _undo_started,
-    "undo_succeeded": _undo_succeeded,
-    "undo_failed": _undo_failed,
-    "step_rolled_back": _step_rolled_back,
-    "run_rolled_back": _run_rolled_back,
-    "target_excluded": _target_excluded,
-    "lease_acquired": _lease,
-    "lease_taken_over": _lease,
-    "lease_released": _lease,
+def _lease_released(state: RunState, p: r.LeaseReleased, e: Event) -> None:
+    state.lease_holder = None
+
+
+_HANDLERS: dict[type[r.Record], Callable[[RunState, Any, Event], None]] = {
+    r.RunCreated: _run_created,
+    r.DriveStarted: _drive_started,
+    r.StepStarted: _step_started,
+    r.ActionDone: _action_done,
+    r.StepSucceeded: _step_succeeded,
+    r.StepFailed: _step_failed,
+    r.StepSkipped: _step_skipped,
+    r.InDoubt: _in_doubt,
+    r.InDoubtResolved: _in_doubt_resolved,
+    r.RollbackPoint: _rollback_point,
+    r.GateOpened: _gate_opened,
+    r.GateApproved: _gate_approved,
+    r.GatePassed: _gate_passed,
+    r.RunPaused: _run_paused,
+    r.RunFailed: _run_failed,
+    r.RunCompleted: _run_completed,
+    r.RollbackRequested: _rollback_requested,
+    r.UndoStarted: _undo_started,
+    r.UndoSucceeded: _undo_succeeded,
+    r.UndoFailed: _undo_failed,
+    r.StepRolledBack: _step_rolled_back,
+    r.RunRolledBack: _run_rolled_back,
+    r.TargetExcluded: _target_excluded,
+    r.LeaseAcquired: _lease_changed,
+    r.LeaseTakenOver: _lease_changed,
+    r.LeaseReleased: _lease_released,
 }

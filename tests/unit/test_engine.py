@@ -11,6 +11,7 @@ import pytest
 from cutover.core.actions import ActionRequest, Outcome, Phase, Target
 from cutover.core.engine import Approval, DriveOptions, Engine
 from cutover.core.events import LeaseHolder
+from cutover.core.records import StepStarted
 from cutover.core.state import RunStatus, fold
 from cutover.errors import InputError, LeaseHeld, LeaseLost
 from cutover.planning import to_spec
@@ -230,7 +231,7 @@ def test_a_gate_pauses_until_its_quorum_and_roles_approve(journal):
     approve_gate(journal, "r1", "pnr", "claire", "verified")
     assert drive(journal, executor, options=DriveOptions(), command="resume") is RunStatus.COMPLETED
     approvals = load_run(journal, "r1").gates["go"].approvals
-    assert [(a["approver"], a["reason"], a["recorded_by"]) for a in approvals] == [
+    assert [(a.approver, a.reason, a.recorded_by) for a in approvals] == [
         ("marc", "medical team ready", "claire"), ("claire", "go", "claire")]
 
 
@@ -365,7 +366,7 @@ def test_a_bug_in_the_engine_journals_the_run_failed_with_running_targets_in_dou
 
     def broken(self, step, keys):
         for key in keys:
-            self.record("step_started", {"step": step.id, "target": key, "attempt": 1})
+            self.record(StepStarted(step.id, key, 1))
         raise KeyError("a bug")
 
     monkeypatch.setattr(Engine, "_run_fresh", broken)

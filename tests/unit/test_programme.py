@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 
+from cutover.core.records import ProgrammeOverride
 from cutover.errors import InputError
 from cutover.inventory import CutoverVars
 from cutover.programme import check_programme, environment_runs, positions, programme_json
@@ -54,5 +55,5 @@ def test_a_live_run_moving_an_already_migrated_samu_is_refused_unless_overridden
     with pytest.raises(InputError, match=r"already moved by a completed live run: 01 \(r1"):
         check_programme(journal, inventory, ["samu-01", "samu-13"], None)
     override = check_programme(journal, inventory, ["samu-01"], "re-run after the SIP trunk fix")
-    assert override == {"reason": "re-run after the SIP trunk fix", "samus": ["samu-01"]}
+    assert override == ProgrammeOverride("re-run after the SIP trunk fix", ("samu-01",))
     assert check_programme(journal, inventory, ["samu-13"], None) is None

@@ -1,0 +1,453 @@
+"""Every kind of event the journal holds, as a typed class with one canonical JSON form.
+
+The journal stores ``(kind, payload)``; this module is the only place that
+knows what a payload holds. Writers build a record (``StepStarted("migrate",
+None, 1)``) and journal ``record.to_payload()`` under ``record.KIND``; readers
+get records back with ``read(event)``. Nobody builds or reads a payload as a
+loose dict elsewhere, so a typo is a type error, not a silent ``None``.
+
+Compatibility: ``from_payload`` accepts every shape a journal written by an
+earlier version holds (fields added since are optional, with defaults), so
+old journals still fold. An unknown kind reads as ``Unrecognised`` and folds
+to nothing.
+
+Kinds::
+
+    run_created        RunCreated(runbook, env, steps, window_end, kind, params, wave, programme_override)
+    drive_started      DriveStarted(command)
+    step_started       StepStarted(step, target, attempt)
+    action_done        ActionDone(step, target, result)
+    step_succeeded     StepSucceeded(step, target, result?, verify?, resolution?)
+    step_failed        StepFailed(step, target, phase, result, verify?)
+    step_skipped       StepSkipped(step, target, reason)
+    in_doubt           InDoubt(step, target, reason)
+    in_doubt_resolved  InDoubtResolved(step, target, decision, reason)
+    rollback_point     RollbackPoint(step)
+    gate_opened        GateOpened(step)
+    gate_approved      GateApproved(step, approver, role, reason, auto)
+    gate_passed        GatePassed(step, point_of_no_return)
+    run_paused         RunPaused(reason, detail, step?)
+    run_failed         RunFailed(detail, step?, reason)
+    run_completed      RunCompleted()
+    rollback_requested RollbackRequested(to)
+    undo_started       UndoStarted(step, target)
+    undo_succeeded     UndoSucceeded(step, target, result)
+    undo_failed        UndoFailed(step, target, result)
+    step_rolled_back   StepRolledBack(step, detail?)
+    run_rolled_back    RunRolledBack(to)
+    target_excluded    TargetExcluded(target, reason)
+    window_override    WindowOverride(step, reason)
+    lease_acquired     LeaseAcquired(holder, epoch)
+    lease_taken_over   LeaseTakenOver(holder, previous_holder, epoch, reason)
+    lease_released     LeaseReleased(holder)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, TypeVar
+
+from cutover.core.actions import ActionResult, Target
+from cutover.core.events import Event, LeaseHolder
+
+R = TypeVar("R", bound="Record")
+
+
+@dataclass(frozen=True)
+class Record:
+    """Base of every journal record: ``KIND`` names it in the journal."""
+
+    KIND: ClassVar[str] = ""
+
+    def to_payload(self) -> dict[str, Any]:
+        """The canonical JSON form: fields in declaration order; optional ones left out while unset."""
+        payload: dict[str, Any] = {}
+        for spec in fields(self):
+            value = getattr(self, spec.name)
+            if value is None and spec.default is None and spec.name not in _ALWAYS:
+                continue
+            payload[spec.name] = _encode(value)
+        return payload
+
+    @classmethod
+    def from_payload(cls: type[R], data: Mapping[str, Any]) -> R:
+        values: dict[str, Any] = {}
+        for spec in fields(cls):
+            if spec.name in data:
+                values[spec.name] = _DECODERS.get(spec.name, _plain)(data[spec.name])
+        return cls(**values)
+
+
+# fields kept in the payload even when None: a fanned-out step's target is None on the controller
+_ALWAYS = frozenset({"target", "to", "window_end"})
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, (LeaseHolder, ActionResult, StepInfo, RunbookRef, WaveRef, ProgrammeOverride)):
+        return value.to_payload()
+    if isinstance(value, tuple):
+        return [_encode(v) for v in value]
+    if isinstance(value, Mapping):
+        return dict(value)
+    return value
+
+
+def _plain(value: Any) -> Any:
+    return value
+
+
+# ---------------------------------------------------------------------- nested values
+
+
+@dataclass(frozen=True)
+class RunbookRef:
+    """The runbook a run was created from, kept whole so resume and rollback use exactly it."""
+
+    name: str
+    path: str = ""
+    sha256: str = ""
+    text: str = ""
+
+    def to_payload(self) -> dict[str, Any]:
+        return {"name": self.name, "path": self.path, "sha256": self.sha256, "text": self.text}
+
+    @classmethod
+    def from_payload(cls, data: Mapping[str, Any]) -> RunbookRef:
+        return cls(str(data["name"]), str(data.get("path", "")), str(data.get("sha256", "")), str(data.get("text", "")))
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    """What the run recorded about a step when it was created (the plan is frozen then)."""
+
+    id: str
+    kind: str
+    title: str
+    targets: tuple[str, ...] | None
+    idempotent: bool = False
+    has_verify: bool = False
+    has_rollback: bool = False
+    point_of_no_return: bool = False
+    expected_duration: float | None = None
+    rollback_expected_duration: float | None = None
+    sets_mode: str | None = None
+
+    @property
+    def is_gate(self) -> bool:
+        return self.kind == "gate"
+
+    def keys(self) -> list[Target]:
+        return list(self.targets) if self.targets is not None else [None]
+
+    def to_payload(self) -> dict[str, Any]:
+        return {"id": self.id, "kind": self.kind, "title": self.title,
+                "targets": list(self.targets) if self.targets is not None else None,
+                "idempotent": self.idempotent, "has_verify": self.has_verify, "has_rollback": self.has_rollback,
+                "point_of_no_return": self.point_of_no_return, "expected_duration": self.expected_duration,
+                "rollback_expected_duration": self.rollback_expected_duration, "sets_mode": self.sets_mode}
+
+    @classmethod
+    def from_payload(cls, data: Mapping[str, Any]) -> StepInfo:
+        targets = data.get("targets")
+        return cls(
+            id=str(data["id"]), kind=str(data["kind"]), title=str(data.get("title") or data["id"]),
+            targets=tuple(targets) if targets is not None else None,
+            idempotent=bool(data.get("idempotent")), has_verify=bool(data.get("has_verify")),
+            has_rollback=bool(data.get("has_rollback")), point_of_no_return=bool(data.get("point_of_no_return")),
+            expected_duration=data.get("expected_duration"),
+            rollback_expected_duration=data.get("rollback_expected_duration"), sets_mode=data.get("sets_mode"))
+
+
+@dataclass(frozen=True)
+class WaveRef:
+    group: str
+    samus: tuple[str, ...]
+
+    def to_payload(self) -> dict[str, Any]:
+        return {"group": self.group, "samus": list(self.samus)}
+
+    @classmethod
+    def from_payload(cls, data: Mapping[str, Any]) -> WaveRef:
+        return cls(str(data["group"]), tuple(data.get("samus") or ()))
+
+
+@dataclass(frozen=True)
+class ProgrammeOverride:
+    reason: str
+    samus: tuple[str, ...]
+
+    def to_payload(self) -> dict[str, Any]:
+        return {"reason": self.reason, "samus": list(self.samus)}
+
+    @classmethod
+    def from_payload(cls, data: Mapping[str, Any]) -> ProgrammeOverride:
+        return cls(str(data["reason"]), tuple(data.get("samus") or ()))
+
+
+def _optional(decode: Any) -> Any:
+    return lambda value: None if value is None else decode(value)
+
+
+_DECODERS: dict[str, Any] = {
+    "runbook": RunbookRef.from_payload,
+    "steps": lambda value: tuple(StepInfo.from_payload(s) for s in value),
+    "wave": _optional(WaveRef.from_payload),
+    "programme_override": _optional(ProgrammeOverride.from_payload),
+    "result": _optional(ActionResult.from_payload),
+    "verify": _optional(ActionResult.from_payload),
+    "holder": LeaseHolder.from_payload,
+    "previous_holder": LeaseHolder.from_payload,
+    "params": lambda value: dict(value or {}),
+}
+
+
+# ---------------------------------------------------------------------- the run
+
+
+@dataclass(frozen=True)
+class RunCreated(Record):
+    KIND: ClassVar[str] = "run_created"
+    runbook: RunbookRef
+    env: str
+    steps: tuple[StepInfo, ...]
+    window_end: str | None = None
+    kind: str = "rehearsal"  # live (the production inventory) or rehearsal
+    params: Mapping[str, Any] = field(default_factory=dict)
+    wave: WaveRef | None = None
+    programme_override: ProgrammeOverride | None = None
+
+
+@dataclass(frozen=True)
+class DriveStarted(Record):
+    KIND: ClassVar[str] = "drive_started"
+    command: str = "run"  # run | resume | rollback
+
+
+@dataclass(frozen=True)
+class RunPaused(Record):
+    KIND: ClassVar[str] = "run_paused"
+    reason: str
+    detail: str = ""
+    step: str | None = None
+
+
+@dataclass(frozen=True)
+class RunFailed(Record):
+    KIND: ClassVar[str] = "run_failed"
+    detail: str
+    step: str | None = None
+    reason: str = "failed"  # or internal_error
+
+
+@dataclass(frozen=True)
+class RunCompleted(Record):
+    KIND: ClassVar[str] = "run_completed"
+
+
+@dataclass(frozen=True)
+class TargetExcluded(Record):
+    KIND: ClassVar[str] = "target_excluded"
+    target: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class WindowOverride(Record):
+    KIND: ClassVar[str] = "window_override"
+    step: str
+    reason: str
+
+
+# ---------------------------------------------------------------------- steps and targets
+
+
+@dataclass(frozen=True)
+class StepStarted(Record):
+    KIND: ClassVar[str] = "step_started"
+    step: str
+    target: Target
+    attempt: int = 1
+
+
+@dataclass(frozen=True)
+class ActionDone(Record):
+    """The main action succeeded; its verification is still to come."""
+
+    KIND: ClassVar[str] = "action_done"
+    step: str
+    target: Target
+    result: ActionResult | None = None
+
+
+@dataclass(frozen=True)
+class StepSucceeded(Record):
+    KIND: ClassVar[str] = "step_succeeded"
+    step: str
+    target: Target
+    result: ActionResult | None = None
+    verify: ActionResult | None = None
+    resolution: str | None = None
+
+
+@dataclass(frozen=True)
+class StepFailed(Record):
+    KIND: ClassVar[str] = "step_failed"
+    step: str
+    target: Target
+    phase: str  # action | verify
+    result: ActionResult | None = None
+    verify: ActionResult | None = None
+
+
+@dataclass(frozen=True)
+class StepSkipped(Record):
+    KIND: ClassVar[str] = "step_skipped"
+    step: str
+    target: Target
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class InDoubt(Record):
+    """Started, not recorded finished, and nothing could tell whether it took effect."""
+
+    KIND: ClassVar[str] = "in_doubt"
+    step: str
+    target: Target
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class InDoubtResolved(Record):
+    KIND: ClassVar[str] = "in_doubt_resolved"
+    step: str
+    target: Target
+    decision: str  # done | rerun
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class RollbackPoint(Record):
+    KIND: ClassVar[str] = "rollback_point"
+    step: str
+
+
+# ---------------------------------------------------------------------- gates
+
+
+@dataclass(frozen=True)
+class GateOpened(Record):
+    KIND: ClassVar[str] = "gate_opened"
+    step: str
+
+
+@dataclass(frozen=True)
+class GateApproved(Record):
+    KIND: ClassVar[str] = "gate_approved"
+    step: str
+    approver: str
+    role: str = ""
+    reason: str = ""
+    auto: bool = False
+
+
+@dataclass(frozen=True)
+class GatePassed(Record):
+    KIND: ClassVar[str] = "gate_passed"
+    step: str
+    point_of_no_return: bool = False
+
+
+# ---------------------------------------------------------------------- rollback
+
+
+@dataclass(frozen=True)
+class RollbackRequested(Record):
+    KIND: ClassVar[str] = "rollback_requested"
+    to: str | None = None
+
+
+@dataclass(frozen=True)
+class UndoStarted(Record):
+    KIND: ClassVar[str] = "undo_started"
+    step: str
+    target: Target
+
+
+@dataclass(frozen=True)
+class UndoSucceeded(Record):
+    KIND: ClassVar[str] = "undo_succeeded"
+    step: str
+    target: Target
+    result: ActionResult | None = None
+
+
+@dataclass(frozen=True)
+class UndoFailed(Record):
+    KIND: ClassVar[str] = "undo_failed"
+    step: str
+    target: Target
+    result: ActionResult | None = None
+
+
+@dataclass(frozen=True)
+class StepRolledBack(Record):
+    KIND: ClassVar[str] = "step_rolled_back"
+    step: str
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class RunRolledBack(Record):
+    KIND: ClassVar[str] = "run_rolled_back"
+    to: str | None = None
+
+
+# ---------------------------------------------------------------------- leases
+
+
+@dataclass(frozen=True)
+class LeaseAcquired(Record):
+    KIND: ClassVar[str] = "lease_acquired"
+    holder: LeaseHolder
+    epoch: int = 0
+
+
+@dataclass(frozen=True)
+class LeaseTakenOver(Record):
+    KIND: ClassVar[str] = "lease_taken_over"
+    holder: LeaseHolder
+    previous_holder: LeaseHolder
+    epoch: int = 0
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class LeaseReleased(Record):
+    KIND: ClassVar[str] = "lease_released"
+    holder: LeaseHolder
+
+
+@dataclass(frozen=True)
+class Unrecognised(Record):
+    """A kind this version does not know (written by a newer one): kept, folded to nothing."""
+
+    KIND: ClassVar[str] = ""
+    kind: str = ""
+    payload: Mapping[str, Any] = field(default_factory=dict)
+
+
+KINDS: dict[str, type[Record]] = {cls.KIND: cls for cls in (
+    RunCreated, DriveStarted, RunPaused, RunFailed, RunCompleted, TargetExcluded, WindowOverride,
+    StepStarted, ActionDone, StepSucceeded, StepFailed, StepSkipped, InDoubt, InDoubtResolved, RollbackPoint,
+    GateOpened, GateApproved, GatePassed, RollbackRequested, UndoStarted, UndoSucceeded, UndoFailed,
+    StepRolledBack, RunRolledBack, LeaseAcquired, LeaseTakenOver, LeaseReleased)}
+
+
+def read(event: Event) -> Record:
+    """The typed record of a stored event."""
+    cls = KINDS.get(event.kind)
+    if cls is None:
+        return Unrecognised(kind=event.kind, payload=dict(event.payload))
+    return cls.from_payload(event.payload)
