@@ -24,6 +24,7 @@ from cutover.leases import current_holder
 from cutover.planning import plan_cutover, to_spec
 from cutover.core.state import RunState, RunStatus, TargetStatus, fold
 from cutover.errors import ExitCode, InputError, LeaseHeld, NotFound
+from cutover.executors.registry import open_executors
 from cutover.inventory import Inventory
 from cutover.programme import check_programme
 from cutover.core.steps import GateStep, RunbookSpec
@@ -156,6 +157,52 @@ def drive_run(journal: Journal, run_id: str, executors: Mapping[str, Executor], 
         if engine_ready is not None:
             engine_ready(engine)
         return engine.drive(command)
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a use-case works: the project (playbooks, inventories) and the state directory (artifacts)."""
+
+    project_dir: Path
+    state_dir: Path
+
+
+def start_run(journal: Journal, loaded: LoadedRunbook, inventory: Inventory, place: Place, options: DriveOptions, *,
+              run_id: str, window_end: str | None = None, override_programme: str | None = None,
+              heartbeat: float = HEARTBEAT_SECONDS, engine_ready: Any = None,
+              created: Callable[[str], None] = lambda _: None) -> RunStatus:
+    """`cutover run`: executors built and checked, the run created, driven under its lease, executors closed."""
+    spec = to_spec(loaded.runbook)
+    if options.until is not None:
+        spec.step(options.until)  # an unknown step is refused before anything runs
+    with open_executors(place.project_dir, inventory, place.state_dir, spec) as executors:
+        create_run(journal, loaded, inventory, run_id=run_id, window_end=window_end, project_dir=place.project_dir,
+                   override_programme=override_programme)
+        created(run_id)
+        return drive_run(journal, run_id, executors, options, command="run", engine_ready=engine_ready,
+                         heartbeat=heartbeat)
+
+
+def resume_run(journal: Journal, run_id: str, inventory: Inventory, place: Place, options: DriveOptions, *,
+               take_over: bool = False, decisions: tuple[Decision, ...] = (), exclude: tuple[str, ...] = (),
+               heartbeat: float = HEARTBEAT_SECONDS, engine_ready: Any = None) -> RunStatus:
+    """`cutover resume`: the run's own runbook and parameters, from its journal, driven on."""
+    spec = runbook_of(load_run(journal, run_id))
+    if options.until is not None:
+        spec.step(options.until)
+    with open_executors(place.project_dir, inventory, place.state_dir, spec) as executors:
+        return drive_run(journal, run_id, executors, options, command="resume", take_over=take_over,
+                         decisions=decisions, exclude=exclude, engine_ready=engine_ready, heartbeat=heartbeat)
+
+
+def roll_back_run(journal: Journal, run_id: str, inventory: Inventory, place: Place, options: DriveOptions, *,
+                  to: str | None = None, take_over: bool = False, heartbeat: float = HEARTBEAT_SECONDS,
+                  engine_ready: Any = None) -> RunStatus:
+    """`cutover rollback`: undo the run's later steps, newest first, under its lease."""
+    spec = runbook_of(load_run(journal, run_id))
+    with open_executors(place.project_dir, inventory, place.state_dir, spec) as executors:
+        return rollback_run(journal, run_id, executors, options, to=to, take_over=take_over,
+                            engine_ready=engine_ready, heartbeat=heartbeat)
 
 
 def rollback_run(journal: Journal, run_id: str, executors: Mapping[str, Executor], options: DriveOptions, *,

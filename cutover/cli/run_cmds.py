@@ -20,14 +20,13 @@ from cutover.planning import plan_cutover, to_spec
 from cutover.core.state import RunStatus
 from cutover.blast import StepReach, step_reaches
 from cutover.errors import ExitCode, InputError, JournalCorrupt, NotFound
-from cutover.executors.registry import build_executors, check_ready
 from cutover.inventory import Inventory, load_inventory
 from cutover.journal import SqliteJournal, verify_journal_file
 from cutover.programme import environment_runs, positions, programme_json
 from cutover.core.steps import GateStep
 from cutover.runbook import LoadedRunbook, check_against, load_runbook
-from cutover.runs import (EXIT_FOR_STATUS, Decision, approve_gate, check_auto_approve, create_run, drive_run,
-                          gate_is_satisfied, load_run, new_run_id, rollback_run, runbook_of, runs_json,
+from cutover.runs import (EXIT_FOR_STATUS, Decision, Place, approve_gate, check_auto_approve, gate_is_satisfied,
+                          load_run, new_run_id, resume_run, roll_back_run, runs_json, start_run,
                           status_json)
 
 class WindowEnd(click.ParamType):
@@ -217,8 +216,13 @@ def _display_run(app: App) -> Iterator[Callable[[Engine], None]]:
         yield engines.append
 
 
-def _finish(app: App, journal: SqliteJournal, run_id: str, status: RunStatus) -> int:
-    state = load_run(journal, run_id)
+def _place(app: App) -> Place:
+    return Place(app.project_dir, app.ensure_state_dir())
+
+
+def _finish(app: App, run_id: str, status: RunStatus) -> int:
+    with open_journal(app) as journal:
+        state = load_run(journal, run_id)
     if not app.console.is_terminal:
         app.console.print(f"run {run_id}: {status.value}" + (f" ({state.pause_detail})" if state.pause_detail else ""))
     else:
@@ -247,21 +251,18 @@ def run(app: App, runbook: str, env: str, run_id: str | None, auto_approve: str 
         override_programme: str | None) -> int:
     """Execute RUNBOOK on ENV: checkpointed steps, gates, a rollback point after each step."""
     loaded, inventory = load_checked(app, runbook, env, params)
-    if until is not None:
-        loaded.runbook.step(until)  # an unknown step is refused before anything runs
     run_id = run_id or new_run_id(loaded.runbook.name)
-    with open_journal(app) as journal:
-        options = _drive_options(app, inventory, auto_approve=auto_approve, override_window=override_window,
-                                 plain=not app.console.is_terminal, until=until)
-        executors = build_executors(app.project_dir, inventory, app.state_dir)
-        check_ready(executors, to_spec(loaded.runbook), inventory, app.project_dir)
-        create_run(journal, loaded, inventory, run_id=run_id, window_end=window_end,
-                   override_programme=override_programme)
-        app.console.print(f"run [bold]{run_id}[/] created ({len(loaded.runbook.steps)} steps, env {inventory.name})")
-        with _display_run(app) as ready:
-            status = drive_run(journal, run_id, executors, options, command="run", engine_ready=ready,
-                               heartbeat=app.lease_ttl / 3)
-        return _finish(app, journal, run_id, status)
+    options = _drive_options(app, inventory, auto_approve=auto_approve, override_window=override_window,
+                             plain=not app.console.is_terminal, until=until)
+
+    def created(run: str) -> None:
+        app.console.print(f"run [bold]{run}[/] created ({len(loaded.runbook.steps)} steps, env {inventory.name})")
+
+    with open_journal(app) as journal, _display_run(app) as ready:
+        status = start_run(journal, loaded, inventory, _place(app), options, run_id=run_id, window_end=window_end,
+                           override_programme=override_programme, heartbeat=app.lease_ttl / 3,
+                           engine_ready=ready, created=created)
+    return _finish(app, run_id, status)
 
 
 @click.command()
@@ -278,21 +279,15 @@ def run(app: App, runbook: str, env: str, run_id: str | None, auto_approve: str 
 def resume(app: App, run_id: str, auto_approve: str | None, take_over: bool, mark_done: tuple[str, ...],
            rerun: tuple[str, ...], exclude: tuple[str, ...], override_window: str | None, until: str | None) -> int:
     """Continue RUN_ID from its journal: after a pause, a failure, an approval or a crash."""
+    decisions = tuple(Decision.parse(d, "done") for d in mark_done) + tuple(Decision.parse(d, "rerun") for d in rerun)
     with open_journal(app) as journal:
-        state = load_run(journal, run_id)
-        inventory = load_inventory(app.project_dir, state.env)
-        if until is not None:
-            runbook_of(state).step(until)  # an unknown step is refused before anything runs
+        inventory = load_inventory(app.project_dir, load_run(journal, run_id).env)
         options = _drive_options(app, inventory, auto_approve=auto_approve, override_window=override_window,
                                  plain=not app.console.is_terminal, until=until)
-        decisions = tuple(Decision.parse(d, "done") for d in mark_done) + tuple(Decision.parse(d, "rerun") for d in rerun)
-        executors = build_executors(app.project_dir, inventory, app.state_dir)
-        check_ready(executors, runbook_of(state), inventory, app.project_dir)
         with _display_run(app) as ready:
-            status = drive_run(journal, run_id, executors, options,
-                               command="resume", take_over=take_over, decisions=decisions, exclude=exclude,
-                               engine_ready=ready, heartbeat=app.lease_ttl / 3)
-        return _finish(app, journal, run_id, status)
+            status = resume_run(journal, run_id, inventory, _place(app), options, take_over=take_over,
+                                decisions=decisions, exclude=exclude, heartbeat=app.lease_ttl / 3, engine_ready=ready)
+    return _finish(app, run_id, status)
 
 
 @click.command()
@@ -303,16 +298,13 @@ def resume(app: App, run_id: str, auto_approve: str | None, take_over: bool, mar
 def rollback(app: App, run_id: str, to: str | None, take_over: bool) -> int:
     """Undo RUN_ID's completed steps after STEP, newest first, on every target."""
     with open_journal(app) as journal:
-        state = load_run(journal, run_id)
-        inventory = load_inventory(app.project_dir, state.env)
+        inventory = load_inventory(app.project_dir, load_run(journal, run_id).env)
         options = DriveOptions(on_event=None if app.console.is_terminal else print_plain(app.console),
                                environment={"CUTOVER_ENV": inventory.name})
-        executors = build_executors(app.project_dir, inventory, app.state_dir)
-        check_ready(executors, runbook_of(state), inventory, app.project_dir)
         with _display_run(app) as ready:
-            status = rollback_run(journal, run_id, executors, options, to=to, take_over=take_over, engine_ready=ready,
-                                  heartbeat=app.lease_ttl / 3)
-        return _finish(app, journal, run_id, status)
+            status = roll_back_run(journal, run_id, inventory, _place(app), options, to=to, take_over=take_over,
+                                   heartbeat=app.lease_ttl / 3, engine_ready=ready)
+    return _finish(app, run_id, status)
 
 
 @click.command()

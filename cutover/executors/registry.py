@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from cutover.blast import playbook_hosts
@@ -21,6 +23,21 @@ def build_executors(project_dir: Path, inventory: Inventory, state_dir: Path) ->
         "ssh": SshExecutor(inventory, redactor),
         "playbook": AnsibleExecutor(project_dir, inventory, redactor, state_dir),
     }
+
+
+@contextmanager
+def open_executors(project_dir: Path, inventory: Inventory, state_dir: Path,
+                   runbook: RunbookSpec) -> Iterator[dict[str, Executor]]:
+    """The executors a runbook needs, checked ready before anything is journalled, closed afterwards."""
+    executors = build_executors(project_dir, inventory, state_dir)
+    try:
+        check_ready(executors, runbook, inventory, project_dir)
+        yield executors
+    finally:
+        for executor in executors.values():
+            close = getattr(executor, "close", None)
+            if close is not None:
+                close()
 
 
 def check_ready(executors: dict[str, Executor], runbook: RunbookSpec, inventory: Inventory, project_dir: Path) -> None:
