@@ -48,7 +48,7 @@ def new_run_id(runbook_name: str) -> str:
 
 def create_run(journal: Journal, loaded: LoadedRunbook, inventory: Inventory, *, run_id: str,
                window_end: str | None = None, project_dir: Path | None = None,
-               override_programme: str | None = None) -> None:
+               override_programme: str | None = None, label: str | None = None) -> None:
     """Validate against the inventory, freeze the plan, and journal the run's creation."""
     if run_id in journal.runs():
         raise InputError(f"run {run_id!r} already exists", hint=f"continue it with `cutover resume {run_id}`")
@@ -60,7 +60,8 @@ def create_run(journal: Journal, loaded: LoadedRunbook, inventory: Inventory, *,
     created = r.RunCreated(
         runbook=r.RunbookRef(runbook.name, loaded.path, loaded.sha256, loaded.text),
         env=inventory.name, steps=tuple(planned.info for planned in plan_cutover(to_spec(runbook), inventory)),
-        window_end=end, kind=inventory.run_kind, params=dict(loaded.params), wave=wave, programme_override=override)
+        window_end=end, kind=inventory.run_kind, params=dict(loaded.params), wave=wave, programme_override=override,
+        label=label)
     journal.append(run_id, created.KIND, created.to_payload())
 
 
@@ -169,7 +170,7 @@ class Place:
 
 def start_run(journal: Journal, loaded: LoadedRunbook, inventory: Inventory, place: Place, options: DriveOptions, *,
               run_id: str, window_end: str | None = None, override_programme: str | None = None,
-              heartbeat: float = HEARTBEAT_SECONDS, engine_ready: Any = None,
+              label: str | None = None, heartbeat: float = HEARTBEAT_SECONDS, engine_ready: Any = None,
               created: Callable[[str], None] = lambda _: None) -> RunStatus:
     """`cutover run`: executors built and checked, the run created, driven under its lease, executors closed."""
     spec = to_spec(loaded.runbook)
@@ -177,7 +178,7 @@ def start_run(journal: Journal, loaded: LoadedRunbook, inventory: Inventory, pla
         spec.step(options.until)  # an unknown step is refused before anything runs
     with open_executors(place.project_dir, inventory, place.state_dir, spec) as executors:
         create_run(journal, loaded, inventory, run_id=run_id, window_end=window_end, project_dir=place.project_dir,
-                   override_programme=override_programme)
+                   override_programme=override_programme, label=label)
         created(run_id)
         return drive_run(journal, run_id, executors, options, command="run", engine_ready=engine_ready,
                          heartbeat=heartbeat)
@@ -298,6 +299,7 @@ def status_json(state: RunState) -> dict[str, Any]:
         "runbook": state.runbook_name,
         "env": state.env,
         "kind": state.kind,
+        "label": state.label,
         "params": state.params,
         "wave": {"group": state.wave_group, "samus": list(state.wave_samus)} if state.wave_group else None,
         "state": state.status.value,
@@ -328,6 +330,7 @@ def runs_json(journal: Journal) -> list[dict[str, Any]]:
     for run_id in journal.runs():
         state = fold(journal.events(run_id))
         rows.append({"run_id": run_id, "runbook": state.runbook_name, "env": state.env, "kind": state.kind,
+                     "label": state.label,
                      "params": state.params, "wave": state.wave_group, "state": state.status.value,
                      "started_at": state.created_at, "finished_at": state.finished_at,
                      "created_at": state.created_at, "updated_at": state.updated_at})

@@ -50,6 +50,16 @@ def up(app: App, samus: int, waves: int, rate: float, as_json: bool) -> int:
 
 @lab.command()
 @pass_app
+def reset(app: App) -> int:
+    """Back to the start of a night: every SAMU nominal on legacy, fresh platforms, traffic running; journal kept."""
+    state = manager.lab_reset(app.ensure_state_dir())
+    app.console.print(f"[bold green]lab reset[/]: {len(state.sites())} SAMUs nominal on the legacy platform, "
+                      f"fresh platform databases, traffic running (pid {state.traffic.pid}); the journal is kept")
+    return int(ExitCode.OK)
+
+
+@lab.command()
+@pass_app
 def down(app: App) -> int:
     """Stop the traffic and every lab sshd (idempotent); the databases stay for `lab calls`."""
     result = manager.lab_down(app.state_dir)

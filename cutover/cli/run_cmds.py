@@ -245,10 +245,11 @@ def _finish(app: App, run_id: str, status: RunStatus) -> int:
 @PARAM_OPTION
 @click.option("--override-programme", metavar="REASON", default=None,
               help="Move SAMUs a completed live run already moved (journalled).")
+@click.option("--label", default=None, help='What people call this run, e.g. "répétition 3" (journalled).')
 @pass_app
 def run(app: App, runbook: str, env: str, run_id: str | None, auto_approve: str | None,
         window_end: str | None, override_window: str | None, until: str | None, params: tuple[str, ...],
-        override_programme: str | None) -> int:
+        override_programme: str | None, label: str | None) -> int:
     """Execute RUNBOOK on ENV: checkpointed steps, gates, a rollback point after each step."""
     loaded, inventory = load_checked(app, runbook, env, params)
     run_id = run_id or new_run_id(loaded.runbook.name)
@@ -260,7 +261,7 @@ def run(app: App, runbook: str, env: str, run_id: str | None, auto_approve: str 
 
     with open_journal(app) as journal, _display_run(app) as ready:
         status = start_run(journal, loaded, inventory, _place(app), options, run_id=run_id, window_end=window_end,
-                           override_programme=override_programme, heartbeat=app.lease_ttl / 3,
+                           override_programme=override_programme, label=label, heartbeat=app.lease_ttl / 3,
                            engine_ready=ready, created=created)
     return _finish(app, run_id, status)
 
@@ -360,10 +361,11 @@ def runs(app: App, as_json: bool) -> int:
         app.emit_json(rows)
         return ExitCode.OK
     table = Table(header_style="bold")
-    for column in ("run", "runbook", "env", "state", "created", "updated"):
+    for column in ("run", "label", "runbook", "env", "kind", "state", "started", "finished"):
         table.add_column(column)
     for row in rows:
-        table.add_row(row["run_id"], row["runbook"], row["env"], row["state"], row["created_at"][:19], row["updated_at"][:19])
+        table.add_row(row["run_id"], row["label"] or "", row["runbook"], row["env"], row["kind"], row["state"],
+                      row["started_at"][:19], (row["finished_at"] or "")[:19])
     app.console.print(table if rows else "no runs yet")
     return ExitCode.OK
 

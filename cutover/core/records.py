@@ -13,7 +13,7 @@ to nothing.
 
 Kinds::
 
-    run_created        RunCreated(runbook, env, steps, window_end, kind, params, wave, programme_override)
+    run_created        RunCreated(runbook, env, steps, window_end, kind, params, wave, programme_override, label)
     drive_started      DriveStarted(command)
     step_started       StepStarted(step, target, attempt)
     action_done        ActionDone(step, target, result)
@@ -216,6 +216,7 @@ class RunCreated(Record):
     params: Mapping[str, Any] = field(default_factory=dict)
     wave: WaveRef | None = None
     programme_override: ProgrammeOverride | None = None
+    label: str | None = None  # e.g. "répétition 3": how people name a rehearsal
 
 
 @dataclass(frozen=True)

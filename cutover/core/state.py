@@ -103,6 +103,7 @@ class RunState:
     runbook_text: str = ""
     env: str = ""
     kind: str = "rehearsal"  # live (production inventory) or rehearsal
+    label: str | None = None
     params: dict[str, Any] = field(default_factory=dict)  # resolved runbook parameters, fixed at creation
     wave_group: str | None = None  # the inventory group the run moves
     wave_samus: tuple[str, ...] = ()  # its SAMU hosts, frozen at creation
@@ -194,7 +195,7 @@ def _run_created(state: RunState, p: r.RunCreated, e: Event) -> None:
     # created, not yet driven: nobody runs it until a `run` or `resume` starts a drive
     state.status, state.pause_reason = RunStatus.PAUSED, "not_started"
     state.pause_detail = f"created but not started: `cutover resume {e.run_id}` starts it"
-    state.window_end, state.kind, state.params = p.window_end, p.kind, dict(p.params)
+    state.window_end, state.kind, state.params, state.label = p.window_end, p.kind, dict(p.params), p.label
     state.wave_group, state.wave_samus = (p.wave.group, p.wave.samus) if p.wave else (None, ())
     state.steps = list(p.steps)
     for info in state.steps:

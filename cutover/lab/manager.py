@@ -4,6 +4,7 @@ Python API (the CLI is a thin layer over it)::
 
     lab_up(project_dir, state_dir, samus=10, rate=1.0) -> LabState
     lab_down(state_dir) -> LabDown
+    lab_reset(state_dir) -> LabState                   (every SAMU nominal on legacy, fresh platforms)
     lab_status(state_dir) -> LabStatus                 (.to_json())
     lab_calls(state_dir) -> CallAccount                (cutover.lab.ledger; .to_json(), .ok)
     inject_fault(state_dir, target, kind) -> str       kinds: FAULT_KINDS
@@ -295,6 +296,37 @@ def lab_down(state_dir: Path) -> LabDown:
     state.up = False
     write_state(layout, state)
     return LabDown(was_up=bool(stopped), stopped=stopped)
+
+
+# --------------------------------------------------------------------------
+# lab reset
+
+
+def lab_reset(state_dir: Path) -> LabState:
+    """Back to the start of a night: every SAMU nominal on legacy, fresh platform databases, traffic running.
+
+    The traffic stops while the databases are rebuilt (so no call straddles the
+    reset), the ledger starts afresh with them, and the journal is kept: a lab
+    rehearses again and again, and every run stays on record.
+    """
+    layout, state = _require_up(state_dir)
+    if state.traffic.pid:
+        stop_traffic(state.traffic.pid)
+    state.traffic.pid = None
+    for stale in ("platforms", "sites"):
+        shutil.rmtree(layout.root / stale, ignore_errors=True)
+    for ledger_file in layout.root.glob("ledger.db*"):
+        ledger_file.unlink()
+    codes = [h.identity for h in state.sites()]
+    samulab.create_lab_data(layout.root, codes)
+    _seed_history(layout.root, codes)
+    for host in state.hosts:
+        host.faults = [f for f in host.faults if f == "sshd-stopped"]  # a stopped sshd stays the operator's to heal
+    try:
+        state.traffic.pid = _start_traffic(layout, state)
+    finally:
+        write_state(layout, state)
+    return state
 
 
 def _stop_processes(state: LabState) -> list[str]:
