@@ -55,6 +55,10 @@ def _register_commands() -> None:
 
     for command in run_cmds.COMMANDS:
         cli.add_command(command)
+    from cutover.cli import history_cmds
+
+    for command in history_cmds.COMMANDS:
+        cli.add_command(command)
     from cutover.cli import lab_cmds
 
     for command in lab_cmds.COMMANDS:

@@ -1,0 +1,121 @@
+"""Commands over past runs: timings, compare, forecast."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import click
+from rich.table import Table
+
+from cutover.cli.app import App, pass_app
+from cutover.cli.run_cmds import ENV_HELP, PARAM_OPTION, WindowEnd, load_checked, open_journal
+from cutover.errors import ExitCode
+from cutover.history import compare_json, forecast_json, select_runs, timings_json
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}s"
+
+
+@click.command()
+@click.argument("runbook")
+@click.option("--env", "env", required=True, help=ENV_HELP)
+@click.option("--last", type=click.IntRange(min=1), default=None, help="Only the N most recent runs.")
+@click.option("--runs", "run_ids", default=None, metavar="ID,ID", help="Exactly these runs.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@PARAM_OPTION
+@pass_app
+def timings(app: App, runbook: str, env: str, last: int | None, run_ids: str | None, as_json: bool,
+            params: tuple[str, ...]) -> int:
+    """Step durations measured by RUNBOOK's runs on ENV (from the journal): spread, per target, flags, trend."""
+    loaded, inventory = load_checked(app, runbook, env, params)
+    ids = [r.strip() for r in run_ids.split(",") if r.strip()] if run_ids else None
+    with open_journal(app) as journal:
+        data = timings_json(loaded.runbook.name, inventory.name,
+                            select_runs(journal, loaded.runbook.name, inventory.name, last=last, run_ids=ids))
+    if as_json:
+        app.emit_json(data)
+        return ExitCode.OK
+    table = Table(title=f"{data['runbook']} on {data['env']}: {len(data['runs'])} run(s)", header_style="bold")
+    for column in ("step", "n", "min", "P50", "P90", "max", "rollback P90", "flags"):
+        table.add_column(column)
+    for row in data["steps"]:
+        rollback = row["rollback"]["p90_s"] if row["rollback"] else None
+        table.add_row(row["id"], str(row["samples"]), _seconds(row["min_s"]), _seconds(row["p50_s"]),
+                      _seconds(row["p90_s"]), _seconds(row["max_s"]), _seconds(rollback), ", ".join(row["flags"]))
+    app.console.print(table if data["runs"] else f"no runs of {data['runbook']} on {data['env']} yet")
+    return ExitCode.OK
+
+
+@click.command()
+@click.argument("run_ids", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_app
+def compare(app: App, run_ids: tuple[str, ...], as_json: bool) -> int:
+    """Line runs up side by side, step by step: durations, deltas, outcomes that differ."""
+    with open_journal(app) as journal:
+        data = compare_json(journal, list(run_ids))
+    if as_json:
+        app.emit_json(data)
+        return ExitCode.OK
+    table = Table(header_style="bold")
+    table.add_column("step")
+    for run in data["runs"]:
+        table.add_column(run["label"] or run["run_id"])
+    for row in data["steps"]:
+        cells = [_cell_text(c) for c in row["runs"]]
+        table.add_row(row["id"] + (" [yellow](outcomes differ)[/]" if row["outcomes_differ"] else ""), *cells)
+    app.console.print(table)
+    return ExitCode.OK
+
+
+def _cell_text(cell: dict[str, Any]) -> str:
+    text = _seconds(cell["duration_s"])
+    if cell.get("delta_s") is not None:
+        text += f" ({cell['delta_s']:+.1f}s)"
+    marks = [f"{cell[k]} {k.replace('_', ' ')}" for k in ("failed", "retries", "in_doubt") if cell[k]]
+    return text + (f" [red]{', '.join(marks)}[/]" if marks else "")
+
+
+@click.command()
+@click.argument("runbook")
+@click.option("--env", "env", required=True, help=ENV_HELP)
+@click.option("--from-env", default=None, help="Forecast from the runs measured on this environment (e.g. rehearsal).")
+@click.option("--last", type=click.IntRange(min=1), default=None, help="Only the N most recent runs.")
+@click.option("--start", type=WindowEnd(), default=None, help="When the night starts (ISO 8601 with offset) [default: now].")
+@click.option("--window-end", type=WindowEnd(), default=None, help="End of the cutover window (ISO 8601 with offset).")
+@click.option("--samples", type=int, default=10_000, show_default=True, help="Monte Carlo samples.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@PARAM_OPTION
+@pass_app
+def forecast(app: App, runbook: str, env: str, from_env: str | None, last: int | None, start: str | None,
+             window_end: str | None, samples: int, as_json: bool, params: tuple[str, ...]) -> int:
+    """P50/P90 of the night's end, each SAMU's time in backup mode and the PNR deadline, from rehearsals."""
+    loaded, inventory = load_checked(app, runbook, env, params)
+    begin = datetime.fromisoformat(start) if start else datetime.now(timezone.utc)
+    end = window_end or (loaded.runbook.window.end if loaded.runbook.window else None)
+    with open_journal(app) as journal:
+        data = forecast_json(journal, loaded, inventory, from_env=from_env, last=last, start=begin,
+                             window_end=datetime.fromisoformat(end) if end else None, samples=samples)
+    if as_json:
+        app.emit_json(data)
+        return ExitCode.OK
+    measured = f"{len(data['runs'])} run(s) on {data['measured_on']}" if data["runs"] else \
+        "no measured run: expected_duration only"
+    app.console.print(f"[bold]{data['runbook']}[/] on {data['env']}, from {measured} ({data['samples']} samples)")
+    app.console.print(f"end P50 {data['end']['p50']}  P90 {data['end']['p90']}  "
+                      f"(duration P50 {data['duration_s']['p50']:.0f}s, P90 {data['duration_s']['p90']:.0f}s)")
+    if data["pnr_deadline"]:
+        app.console.print(f"point-of-no-return deadline (P90 of rollbacks): {data['pnr_deadline']}")
+    table = Table(header_style="bold")
+    for column in ("step", "source", "P50", "P90", "criticality"):
+        table.add_column(column)
+    for row in data["steps"]:
+        table.add_row(row["id"], row["source"], _seconds(row["p50_s"]), _seconds(row["p90_s"]),
+                      f"{row['criticality']:.0%}")
+    app.console.print(table)
+    return ExitCode.OK
+
+
+COMMANDS = (timings, compare, forecast)

@@ -1,0 +1,162 @@
+"""The night's forecast: a Monte Carlo over what rehearsals measured.
+
+Model (what the engine does): steps run in order; a fanned-out step runs its
+targets in batches of ``concurrency`` (in plan order), each batch as slow as
+its slowest target; a gate takes its measured wait. Each sample draws every
+duration from the measurements (bootstrap: a measured value, at random):
+
+- a target's own measurements where it has some, else the step's pooled
+  per-target measurements (another environment's SAMUs, new SAMUs);
+- for a step not fanned out, its measured wall times;
+- where nothing was measured, the runbook's ``expected_duration`` (a fixed
+  value), and where there is none either, 0: each step says which source it
+  used, so a forecast never hides a guess.
+
+From the samples: P50/P90 of the duration and the end, each SAMU's time in
+backup mode (from the end of its batch in the ``sets_mode: backup`` step to
+the end of its batch in the ``nominal`` one), each step's criticality (its
+share of the variance of the end; steps are drawn independently), and the
+point-of-no-return deadline: the window's end minus the P90 of rolling back
+everything before the PNR gate, from measured rollback durations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from cutover.core.records import StepInfo
+from cutover.core.timings import RunMeasure, StepMeasure
+
+Samples = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class PlannedDuration:
+    """What the forecast needs of one planned step."""
+
+    info: StepInfo
+    concurrency: int = 1
+
+
+@dataclass
+class StepDraw:
+    step: str
+    source: str
+    total: Samples  # the step's duration, per sample
+    batch_end: dict[str, Samples] = field(default_factory=dict)  # per target: offset of its batch's end
+    rollback: Samples | None = None
+    rollback_source: str = "none"
+
+
+def forecast_night(plan: Sequence[PlannedDuration], runs: Sequence[RunMeasure], *, start: datetime,
+                   window_end: datetime | None, samples: int = 10_000, seed: int = 15) -> dict[str, Any]:
+    rng = np.random.default_rng(seed)
+    draws = [_draw_step(p, runs, samples, rng) for p in plan]
+    duration = np.sum([d.total for d in draws], axis=0) if draws else np.zeros(samples)
+    return {
+        "samples": samples,
+        "runs": [run.run_id for run in runs],
+        "start": start.isoformat(),
+        "end": {"p50": _at(start, duration, 50), "p90": _at(start, duration, 90)},
+        "duration_s": {"p50": _q(duration, 50), "p90": _q(duration, 90)},
+        "backup_mode_s": _backup_mode(plan, draws),
+        "pnr_deadline": _pnr_deadline(plan, draws, window_end),
+        "window_end": window_end.isoformat() if window_end else None,
+        "steps": [_step_json(d, duration) for d in draws],
+    }
+
+
+def _draw_step(planned: PlannedDuration, runs: Sequence[RunMeasure], n: int, rng: np.random.Generator) -> StepDraw:
+    info = planned.info
+    measures = [run.steps[info.id] for run in runs if info.id in run.steps]
+    rollback, rollback_source = _rollback(info, measures, n, rng)
+    if info.is_gate:
+        waits = [m.gate_wait_s for m in measures if m.gate_wait_s is not None]
+        total, source = _measured_or_expected(waits, info.expected_duration, n, rng)
+        return StepDraw(info.id, source, total, rollback=rollback, rollback_source=rollback_source)
+    pooled = [s for m in measures for t, s in m.targets.items() if t is not None]
+    if info.targets and pooled:
+        return _fan_out(planned, measures, pooled, n, rng, rollback, rollback_source)
+    walls = [m.wall_s for m in measures if m.wall_s is not None]
+    total, source = _measured_or_expected(walls, info.expected_duration, n, rng)
+    ends = {t: total for t in info.targets or ()}
+    return StepDraw(info.id, source, total, ends, rollback, rollback_source)
+
+
+def _fan_out(planned: PlannedDuration, measures: list[StepMeasure], pooled: list[float], n: int,
+             rng: np.random.Generator, rollback: Samples | None, rollback_source: str) -> StepDraw:
+    targets = list(planned.info.targets or ())
+    own = {t: [m.targets[t] for m in measures if t in m.targets] for t in targets}
+    matrix = np.stack([rng.choice(np.array(own[t] or pooled), size=n) for t in targets], axis=1)
+    size = max(1, planned.concurrency)
+    batch_max = [matrix[:, i:i + size].max(axis=1) for i in range(0, len(targets), size)]
+    cumulative = np.cumsum(np.stack(batch_max, axis=1), axis=1)
+    ends = {t: cumulative[:, index // size] for index, t in enumerate(targets)}
+    measured_targets = sum(1 for t in targets if own[t])
+    source = f"measured ({len(measures)} run(s); {measured_targets}/{len(targets)} targets their own, others pooled)"
+    return StepDraw(planned.info.id, source, cumulative[:, -1], ends, rollback, rollback_source)
+
+
+def _rollback(info: StepInfo, measures: list[StepMeasure], n: int, rng: np.random.Generator) -> tuple[Samples | None, str]:
+    if info.is_gate:
+        return None, "none"
+    measured = [m.rollback_s for m in measures if m.rollback_s is not None]
+    expected = info.rollback_expected_duration if info.rollback_expected_duration is not None \
+        else info.expected_duration
+    return _measured_or_expected(measured, expected, n, rng)
+
+
+def _measured_or_expected(values: list[float], expected: float | None, n: int,
+                          rng: np.random.Generator) -> tuple[Samples, str]:
+    if values:
+        return rng.choice(np.array(values, dtype=float), size=n), f"measured ({len(values)} sample(s))"
+    if expected is not None:
+        return np.full(n, float(expected)), "expected_duration"
+    return np.zeros(n), "none (0)"
+
+
+def _backup_mode(plan: Sequence[PlannedDuration], draws: Sequence[StepDraw]) -> dict[str, dict[str, float]]:
+    if not draws:
+        return {}
+    offsets: Samples = np.cumsum([np.zeros_like(draws[0].total)] + [d.total for d in draws[:-1]], axis=0)
+    entered: dict[str, Samples] = {}
+    result: dict[str, dict[str, float]] = {}
+    for planned, draw, offset in zip(plan, draws, offsets):
+        for target, end in draw.batch_end.items():
+            if planned.info.sets_mode == "backup":
+                entered[target] = offset + end
+            elif planned.info.sets_mode == "nominal" and target in entered:
+                spent = offset + end - entered.pop(target)
+                result[target] = {"p50": _q(spent, 50), "p90": _q(spent, 90)}
+    return dict(sorted(result.items()))
+
+
+def _pnr_deadline(plan: Sequence[PlannedDuration], draws: Sequence[StepDraw], window_end: datetime | None) -> str | None:
+    ids = [p.info.id for p in plan]
+    pnr = next((p.info.id for p in plan if p.info.point_of_no_return), None)
+    if pnr is None or window_end is None:
+        return None
+    before = [d.rollback for d in draws[: ids.index(pnr)] if d.rollback is not None]
+    undo = np.sum(before, axis=0) if before else np.zeros(1)
+    return (window_end - timedelta(seconds=_q(undo, 90))).isoformat()
+
+
+def _step_json(draw: StepDraw, duration: Samples) -> dict[str, Any]:
+    variance = float(np.var(duration))
+    share = float(np.var(draw.total)) / variance if variance > 0 else 0.0
+    return {"id": draw.step, "source": draw.source, "p50_s": _q(draw.total, 50), "p90_s": _q(draw.total, 90),
+            "criticality": round(share, 3), "rollback_source": draw.rollback_source}
+
+
+def _q(values: Samples, q: float) -> float:
+    return round(float(np.percentile(values, q)), 3)
+
+
+def _at(start: datetime, duration: Samples, q: float) -> str:
+    return (start + timedelta(seconds=_q(duration, q))).isoformat()

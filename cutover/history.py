@@ -1,0 +1,93 @@
+"""Use-cases over past runs: timings, comparisons and the forecast of the next night.
+
+Runs are chosen from the journal by runbook name and environment (or named
+one by one); each is measured from its own events (``cutover.core.timings``),
+never from a stopwatch.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from cutover.core.events import Journal
+from cutover.core.montecarlo import PlannedDuration, forecast_night
+from cutover.core.state import fold
+from cutover.core.steps import ActionStep
+from cutover.core.timings import RunMeasure, measure_run, summarise
+from cutover.errors import InputError, NotFound
+from cutover.inventory import Inventory
+from cutover.planning import plan_cutover, to_spec
+from cutover.runbook import LoadedRunbook
+
+
+def measure(journal: Journal, run_id: str) -> RunMeasure:
+    events = journal.events(run_id)
+    if not events:
+        raise NotFound(f"no run {run_id!r} in this journal", hint="`cutover runs` lists the runs")
+    state = fold(events)
+    return measure_run(events, state.status.value, state.finished_at)
+
+
+def select_runs(journal: Journal, runbook: str, env: str, *, last: int | None = None,
+                run_ids: list[str] | None = None) -> list[RunMeasure]:
+    """The runs of ``runbook`` on ``env``, oldest first (the last N, or exactly those named)."""
+    if run_ids:
+        chosen = [measure(journal, run_id) for run_id in run_ids]
+        mixed = [m.run_id for m in chosen if (m.runbook, m.env) != (runbook, env)]
+        if mixed:
+            raise InputError(f"run(s) {', '.join(mixed)} are not runs of {runbook!r} on {env!r}",
+                             hint="compare like with like: one runbook, one environment")
+        return chosen
+    found = [m for m in (measure(journal, run_id) for run_id in journal.runs()) if (m.runbook, m.env) == (runbook, env)]
+    return found[-last:] if last else found
+
+
+def timings_json(runbook: str, env: str, runs: list[RunMeasure]) -> dict[str, Any]:
+    return {"runbook": runbook, "env": env,
+            "runs": [{"run_id": m.run_id, "label": m.label, "kind": m.kind, "state": m.state,
+                      "started_at": m.started_at, "finished_at": m.finished_at} for m in runs],
+            "steps": summarise(runs)}
+
+
+def compare_json(journal: Journal, run_ids: list[str]) -> dict[str, Any]:
+    """The runs side by side, step by step: durations, deltas against the first, outcomes that differ."""
+    if len(run_ids) < 2:
+        raise InputError("compare needs at least two runs", hint="cutover compare RUN RUN [RUN...]")
+    runs = [measure(journal, run_id) for run_id in run_ids]
+    if len({m.runbook for m in runs}) > 1:
+        raise InputError(f"the runs are of different runbooks: {', '.join(sorted({m.runbook for m in runs}))}",
+                         hint="compare runs of one runbook")
+    order = list(dict.fromkeys(step for m in runs for step in m.order))
+    steps = []
+    for step in order:
+        cells = [_cell(m, step) for m in runs]
+        base = cells[0]["duration_s"]
+        for cell in cells[1:]:
+            cell["delta_s"] = round(cell["duration_s"] - base, 3) if None not in (cell["duration_s"], base) else None
+        outcomes = {(c["failed"], c["retries"], c["in_doubt"]) for c in cells}
+        steps.append({"id": step, "runs": cells, "outcomes_differ": len(outcomes) > 1})
+    return {"runs": [{"run_id": m.run_id, "label": m.label, "env": m.env, "state": m.state} for m in runs],
+            "steps": steps}
+
+
+def _cell(run: RunMeasure, step: str) -> dict[str, Any]:
+    m = run.steps.get(step)
+    seconds = m.wall_s if m and m.wall_s is not None else (m.gate_wait_s if m else None)
+    return {"run_id": run.run_id, "duration_s": round(seconds, 3) if seconds is not None else None,
+            "failed": m.failed if m else 0, "retries": m.retries if m else 0, "in_doubt": m.in_doubt if m else 0,
+            "gate_wait_s": round(m.gate_wait_s, 3) if m and m.gate_wait_s is not None else None}
+
+
+def forecast_json(journal: Journal, loaded: LoadedRunbook, inventory: Inventory, *, from_env: str | None,
+                  last: int | None, start: datetime, window_end: datetime | None, samples: int) -> dict[str, Any]:
+    """The night of ``loaded`` on ``inventory``, forecast from the runs of the same runbook (on ``from_env``)."""
+    if not 100 <= samples <= 1_000_000:
+        raise InputError(f"--samples {samples} is out of range", hint="between 100 and 1,000,000")
+    spec = to_spec(loaded.runbook)
+    plan = [PlannedDuration(p.info, p.step.concurrency if isinstance(p.step, ActionStep) else 1)
+            for p in plan_cutover(spec, inventory)]
+    source_env = from_env or inventory.name
+    runs = select_runs(journal, loaded.runbook.name, source_env, last=last)
+    result = forecast_night(plan, runs, start=start, window_end=window_end, samples=samples)
+    return {"runbook": loaded.runbook.name, "env": inventory.name, "measured_on": source_env, **result}
