@@ -109,13 +109,13 @@ _COLUMNS = "seq, run_id, kind, at, operator, payload, prev_hash, hash"
 class _Pending:
     """One append waiting for a group commit."""
 
-    __slots__ = ("run_id", "kind", "payload", "payload_json", "at", "done", "event", "error", "wake")
+    __slots__ = ("run_id", "kind", "payload", "payload_json", "at", "operator", "done", "event", "error", "wake")
 
-    def __init__(self, run_id: str, kind: str, payload: Mapping[str, Any]) -> None:
+    def __init__(self, run_id: str, kind: str, payload: Mapping[str, Any], operator: str = "") -> None:
         # serialised by the caller, so a payload that is not JSON fails its own append only
         self.payload_json = canonical_json(dict(payload))
         self.payload: dict[str, Any] = json.loads(self.payload_json)
-        self.run_id, self.kind, self.at = run_id, kind, ""
+        self.run_id, self.kind, self.at, self.operator = run_id, kind, "", operator
         self.done = False
         self.event: Event | None = None
         self.error: Exception | None = None
@@ -244,9 +244,10 @@ class SqliteJournal:
         rows = []
         for item in items:
             seq += 1
-            digest = event_hash(seq, item.run_id, item.kind, item.at, self.operator, item.payload, prev)
-            item.event = Event(seq, item.run_id, item.kind, item.at, self.operator, item.payload, prev, digest)
-            rows.append((seq, item.run_id, item.kind, item.at, self.operator, item.payload_json, prev, digest))
+            operator = item.operator or self.operator
+            digest = event_hash(seq, item.run_id, item.kind, item.at, operator, item.payload, prev)
+            item.event = Event(seq, item.run_id, item.kind, item.at, operator, item.payload, prev, digest)
+            rows.append((seq, item.run_id, item.kind, item.at, operator, item.payload_json, prev, digest))
             prev = digest
         conn.executemany(f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
         conn.execute("INSERT INTO head (id, seq, hash) VALUES (1, ?, ?) "
@@ -266,6 +267,24 @@ class SqliteJournal:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
                 raise
+
+    def import_run(self, run_id: str, events: list[Event]) -> None:
+        """Chain another journal's events of one run into this one, in one transaction.
+
+        Each keeps its kind, time, operator and payload (what timings and
+        reports read); it gets this journal's seq and hashes. The caller has
+        verified the events' own hashes (``cutover.transfer``).
+        """
+        self._check_open()
+        with self._transaction() as conn:
+            if conn.execute("SELECT 1 FROM events WHERE run_id = ? LIMIT 1", (run_id,)).fetchone():
+                raise InputError(f"run {run_id!r} is already in this journal", hint="nothing was imported")
+            items = []
+            for event in events:
+                item = _Pending(run_id, event.kind, event.payload, event.operator)
+                item.at = event.at
+                items.append(item)
+            self._insert(conn, items, _read_head(conn))
 
     # -- reading --
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import click
@@ -12,6 +13,9 @@ from cutover.cli.app import App, pass_app
 from cutover.cli.run_cmds import ENV_HELP, PARAM_OPTION, WindowEnd, load_checked, open_journal
 from cutover.errors import ExitCode
 from cutover.history import compare_json, forecast_json, select_runs, timings_json
+from cutover.journal import verify_journal_file
+from cutover.report import FORMATS, Evidence, render, report_data
+from cutover.runs import load_run
 
 
 def _seconds(value: float | None) -> str:
@@ -118,4 +122,43 @@ def forecast(app: App, runbook: str, env: str, from_env: str | None, last: int |
     return ExitCode.OK
 
 
-COMMANDS = (timings, compare, forecast)
+@click.command()
+@click.argument("run_id")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="html", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write to this file [default: STATE_DIR/reports/RUN_ID.<ext>]; '-' prints it.")
+@pass_app
+def report(app: App, run_id: str, fmt: str, out: Path | None) -> int:
+    """The sign-off record (PV de recette) of RUN_ID: one self-contained HTML file, Markdown or JSON."""
+    path = app.ensure_state_dir() / "journal.db"
+    verified = verify_journal_file(path)
+    with open_journal(app) as journal:
+        load_run(journal, run_id)
+        evidence = Evidence(verified.ok, verified.events_checked, verified.head_hash, verified.reason)
+        text = render(report_data(journal, run_id, evidence, _lab_calls(app, journal, run_id)), fmt)
+    if out is not None and str(out) == "-":
+        click.echo(text)
+        return ExitCode.OK
+    target = out or app.state_dir / "reports" / f"{run_id}.{ {'html': 'html', 'markdown': 'md', 'json': 'json'}[fmt] }"
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    target.write_text(text, encoding="utf-8")
+    target.chmod(0o600)
+    app.console.print(f"report of {run_id} ({fmt}): {target}")
+    return ExitCode.OK
+
+
+def _lab_calls(app: App, journal: Any, run_id: str) -> dict[str, Any] | None:
+    """The lab's call account when the run was made on this state directory's lab."""
+    from cutover.lab.layout import LabLayout, read_state
+    from cutover.lab.ledger import account_calls
+
+    lab = read_state(LabLayout.under(app.state_dir))
+    if lab is None or load_run(journal, run_id).env != lab.env:
+        return None
+    try:
+        return account_calls(Path(lab.lab_dir)).to_json()
+    except Exception:  # noqa: BLE001 - a report without the lab's account is still a report
+        return None
+
+
+COMMANDS = (timings, compare, forecast, report)

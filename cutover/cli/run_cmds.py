@@ -22,6 +22,7 @@ from cutover.blast import StepReach, step_reaches
 from cutover.errors import ExitCode, InputError, JournalCorrupt, NotFound
 from cutover.inventory import Inventory, load_inventory
 from cutover.journal import SqliteJournal, verify_journal_file
+from cutover.transfer import export_lines, import_lines
 from cutover.programme import environment_runs, positions, programme_json
 from cutover.core.steps import GateStep
 from cutover.runbook import LoadedRunbook, check_against, load_runbook
@@ -350,11 +351,15 @@ def status(app: App, run_id: str | None, as_json: bool) -> int:
     return ExitCode.OK
 
 
-@click.command()
+@click.group(invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@pass_app
-def runs(app: App, as_json: bool) -> int:
-    """List the runs in the journal, oldest first."""
+@click.pass_context
+def runs(ctx: click.Context, as_json: bool) -> int:
+    """List the runs in the journal, oldest first (`runs export` / `runs import` move one between machines)."""
+    if ctx.invoked_subcommand is not None:
+        return ExitCode.OK
+    app = ctx.find_object(App)
+    assert app is not None
     with open_journal(app) as journal:
         rows = runs_json(journal)
     if as_json:
@@ -367,6 +372,32 @@ def runs(app: App, as_json: bool) -> int:
         table.add_row(row["run_id"], row["label"] or "", row["runbook"], row["env"], row["kind"], row["state"],
                       row["started_at"][:19], (row["finished_at"] or "")[:19])
     app.console.print(table if rows else "no runs yet")
+    return ExitCode.OK
+
+
+@runs.command("export")
+@click.argument("run_id")
+@pass_app
+def runs_export(app: App, run_id: str) -> int:
+    """Write RUN_ID's events, with their hashes, to standard output (JSON lines)."""
+    with open_journal(app) as journal:
+        for line in export_lines(journal, run_id):
+            click.echo(line)
+    return ExitCode.OK
+
+
+@runs.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@pass_app
+def runs_import(app: App, file: Path) -> int:
+    """Verify an exported run completely, then add it to this journal (nothing is imported from a bad file)."""
+    try:
+        lines = file.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{file}: not UTF-8 text; nothing was imported", hint="is it a cutover run export?") from exc
+    with open_journal(app) as journal:
+        run_id = import_lines(journal, lines, str(file))
+    app.console.print(f"imported run {run_id} from {file}")
     return ExitCode.OK
 
 

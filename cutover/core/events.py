@@ -83,6 +83,7 @@ class VerifyReport:
     first_bad: Event | None = None
     reason: str = ""
     runs: tuple[str, ...] = field(default_factory=tuple)
+    head_hash: str = ""  # the last event's hash: what a report cites as evidence
 
     @property
     def ok(self) -> bool:
@@ -104,6 +105,10 @@ class Journal(Protocol):
     def events(self, run_id: str) -> list[Event]: ...
 
     def runs(self) -> list[str]: ...
+
+    def import_run(self, run_id: str, events: list[Event]) -> None:
+        """Chain another journal's events of one run into this one (kind, time, operator, payload kept)."""
+        ...
 
     def verify(self, run_id: str | None = None) -> VerifyReport: ...
 

@@ -32,7 +32,7 @@ def verify_chain(events: Iterable[Event], head: tuple[int, str], runs: tuple[str
             return VerifyReport(checked, event, reason, runs)
         last_seq, last_hash = event.seq, event.hash
     reason = _head_fault(head, last_seq, last_hash)
-    return VerifyReport(checked, None, reason, runs)
+    return VerifyReport(checked, None, reason, runs, last_hash)
 
 
 def _link_fault(event: Event, last_seq: int, last_hash: str) -> str:

@@ -15,7 +15,7 @@ from types import TracebackType
 from typing import Any
 
 from cutover.core.events import GENESIS, Event, LeaseHolder, VerifyReport, canonical_json, event_hash, utc_now
-from cutover.errors import CutoverError, NotFound
+from cutover.errors import CutoverError, InputError, NotFound
 from cutover.core.journal_rules import (STALE_AFTER, check_fence, decide_lease, lease_payload, lost_lease,
                                         same_holder, takeover_reason, verify_chain)
 from cutover.leases import holder_alive
@@ -49,6 +49,18 @@ class InMemoryJournal:
             self._events.append(event)
             self._head = (event.seq, event.hash)
             return event
+
+    def import_run(self, run_id: str, events: list[Event]) -> None:
+        with self._lock:
+            if run_id in self.runs():
+                raise InputError(f"run {run_id!r} is already in this journal", hint="nothing was imported")
+            for event in events:
+                seq, prev = self._head
+                data = json.loads(canonical_json(dict(event.payload)))
+                imported = Event(seq + 1, run_id, event.kind, event.at, event.operator, data, prev,
+                                 event_hash(seq + 1, run_id, event.kind, event.at, event.operator, data, prev))
+                self._events.append(imported)
+                self._head = (imported.seq, imported.hash)
 
     def events(self, run_id: str) -> list[Event]:
         with self._lock:

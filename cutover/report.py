@@ -1,0 +1,196 @@
+"""`cutover report RUN`: the record the change board files (the PV de recette).
+
+Everything comes from the journal: the run's fold for states and approvals,
+its typed records for the timeline, rollbacks, decisions and failures, other
+rehearsals of the same runbook for the P50-P90 band beside each duration, and
+the journal's own verification (event count, head hash) as evidence. In the
+lab, the call account is added. Three renderings of the same facts: one
+self-contained HTML file (inline CSS and SVG, no script, nothing fetched,
+printable), Markdown for a ticket, JSON for tools. Text is autoescaped, and
+outputs were redacted before they were journalled.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import jinja2
+
+from cutover.core import records as r
+from cutover.core.events import Event, parse_time
+from cutover.core.forecast import backup_mode_seconds
+from cutover.core.state import RunState, fold
+from cutover.core.timings import measure_run, summarise
+from cutover.history import select_runs
+
+FORMATS = ("html", "markdown", "json")
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The journal's verification, done by the caller on the file itself."""
+
+    verified: bool
+    events: int
+    head_hash: str
+    reason: str = ""
+
+
+def report_data(journal: Any, run_id: str, evidence: Evidence, calls: dict[str, Any] | None = None) -> dict[str, Any]:
+    events = journal.events(run_id)
+    state = fold(events)
+    measure = measure_run(events, state.status.value, state.finished_at)
+    rehearsals = [m for m in select_runs(journal, state.runbook_name, state.env) if m.run_id != run_id]
+    band = {row["id"]: row for row in summarise(rehearsals)} if rehearsals else {}
+    now = parse_time(state.finished_at or state.updated_at)
+    return {
+        "run_id": run_id, "state": state.status.value, "env": state.env, "kind": state.kind, "label": state.label,
+        "runbook": state.runbook_name, "params": state.params, "window_end": state.window_end,
+        "started_at": state.created_at, "finished_at": state.finished_at,
+        "point_of_no_return_passed_at": _pnr_at(state),
+        "pause": {"reason": state.pause_reason, "detail": state.pause_detail} if state.pause_reason else None,
+        "steps": [_step_row(state, info.id, measure.steps.get(info.id), band.get(info.id)) for info in state.steps],
+        "timeline": _timeline(events),
+        "backup_mode_s": {t: round(s, 1) for t, s in sorted(backup_mode_seconds(state, now).items())},
+        "approvals": _approvals(events),
+        "interventions": _interventions(events),
+        "rehearsals": [m.run_id for m in rehearsals],
+        "calls": calls,
+        "journal": {"verified": evidence.verified, "events": evidence.events, "head_hash": evidence.head_hash,
+                    "reason": evidence.reason or None},
+        "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _approvals(events: list[Event]) -> list[dict[str, Any]]:
+    """Every approval ever given, withdrawn by a rollback or not: the record keeps them all."""
+    return [{"step": rec.step, "approver": rec.approver, "role": rec.role, "reason": rec.reason, "auto": rec.auto,
+             "at": event.at, "recorded_by": event.operator}
+            for event in events if isinstance(rec := r.read(event), r.GateApproved)]
+
+
+def _pnr_at(state: RunState) -> str | None:
+    for info in state.steps:
+        if info.point_of_no_return and state.gates.get(info.id) and state.gates[info.id].passed_at:
+            return state.gates[info.id].passed_at
+    return None
+
+
+def _step_row(state: RunState, step_id: str, measure: Any, band: dict[str, Any] | None) -> dict[str, Any]:
+    targets = state.step_targets(step_id)
+    duration = None
+    if measure is not None:
+        duration = measure.wall_s if measure.wall_s is not None else measure.gate_wait_s
+    return {"id": step_id, "title": state.step(step_id).title, "state": state.step_status(step_id).value,
+            "duration_s": round(duration, 3) if duration is not None else None,
+            "p50_s": band["p50_s"] if band else None, "p90_s": band["p90_s"] if band else None,
+            "targets": [{"target": t.target, "state": t.status.value, "outcome": t.outcome, "attempts": t.attempts}
+                        for t in targets]}
+
+
+def _timeline(events: list[Event]) -> list[dict[str, Any]]:
+    """One bar per step x target attempt: start and end in seconds from the run's start."""
+    origin = parse_time(events[0].at).timestamp()
+    open_bars: dict[tuple[str, Any], dict[str, Any]] = {}
+    bars: list[dict[str, Any]] = []
+    for event in events:
+        record, at = r.read(event), parse_time(event.at).timestamp() - origin
+        if isinstance(record, (r.StepStarted, r.UndoStarted)):
+            phase = "rollback" if isinstance(record, r.UndoStarted) else "action"
+            started: dict[str, Any] = {"step": record.step, "target": record.target, "phase": phase,
+                                       "start": round(at, 3), "end": None, "outcome": "running"}
+            open_bars[(record.step, record.target)] = started
+            bars.append(started)
+        elif isinstance(record, (r.StepSucceeded, r.StepFailed, r.UndoSucceeded, r.UndoFailed, r.InDoubt)):
+            ended = open_bars.pop((record.step, record.target), None)
+            if ended is not None:
+                ended["end"] = round(at, 3)
+                ended["outcome"] = {r.StepSucceeded: "ok", r.UndoSucceeded: "ok", r.InDoubt: "in doubt"}.get(
+                    type(record), "failed")
+    end = parse_time(events[-1].at).timestamp() - origin
+    for bar in bars:
+        if bar["end"] is None:
+            bar["end"] = round(end, 3)
+    return bars
+
+
+def _interventions(events: list[Event]) -> list[dict[str, Any]]:
+    """Rollbacks, operator decisions and failures, in journal order."""
+    found = []
+    for event in events:
+        record = r.read(event)
+        entry = _intervention(record)
+        if entry is not None:
+            found.append({"at": event.at, "by": event.operator, **entry})
+    return found
+
+
+def _intervention(record: r.Record) -> dict[str, Any] | None:
+    if isinstance(record, r.RollbackRequested):
+        return {"what": "rollback requested", "detail": f"to {record.to or 'the start'}"}
+    if isinstance(record, r.InDoubtResolved):
+        return {"what": f"operator decision: {record.decision}", "detail": f"{record.step}:{record.target or ''}"}
+    if isinstance(record, r.TargetExcluded):
+        return {"what": "operator decision: exclude", "detail": f"{record.target} ({record.reason})"}
+    if isinstance(record, r.WindowOverride):
+        return {"what": "window override", "detail": f"{record.step}: {record.reason}"}
+    if isinstance(record, r.LeaseTakenOver):
+        return {"what": "takeover", "detail": f"{record.holder.describe()} took over from "
+                                              f"{record.previous_holder.describe()}: {record.reason}"}
+    if isinstance(record, (r.StepFailed, r.UndoFailed)):
+        result = record.result
+        phase = record.phase if isinstance(record, r.StepFailed) else "rollback"
+        return {"what": f"failure ({phase})", "detail": f"{record.step}:{record.target or ''} "
+                f"{result.outcome.value if result else ''}: {result.detail if result else ''}",
+                "output": result.output if result else ""}
+    if isinstance(record, r.RunFailed):
+        return {"what": "run failed", "detail": record.detail}
+    if isinstance(record, r.StepRolledBack):
+        return {"what": "step rolled back", "detail": record.step + (f" ({record.detail})" if record.detail else "")}
+    return None
+
+
+# ---------------------------------------------------------------------- rendering
+
+
+_ENV = jinja2.Environment(loader=jinja2.PackageLoader("cutover", "templates"), autoescape=jinja2.select_autoescape(
+    enabled_extensions=("html",), default_for_string=False), trim_blocks=True, lstrip_blocks=True,
+    undefined=jinja2.StrictUndefined)
+
+
+def render(data: dict[str, Any], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(data, indent=2, ensure_ascii=False)
+    template = _ENV.get_template("report.html.j2" if fmt == "html" else "report.md.j2")
+    return template.render(report=data, gantt=_gantt(data))
+
+
+def _gantt(data: dict[str, Any]) -> dict[str, Any]:
+    """Geometry of the inline SVG timeline: one row per step x target, x in seconds scaled to the width."""
+    bars = data["timeline"]
+    rows = list(dict.fromkeys((b["step"], b["target"]) for b in bars))
+    total = max([b["end"] for b in bars] + [1.0])
+    width, label, height = 900.0, 220.0, 14
+    scale = (width - label - 10) / total
+    shapes = [{"x": label + b["start"] * scale, "y": rows.index((b["step"], b["target"])) * (height + 4) + 20,
+               "w": max(1.5, (b["end"] - b["start"]) * scale), "h": height, "cls": f"{b['phase']} {_css(b['outcome'])}",
+               "title": f"{b['step']} {b['target'] or ''} {b['phase']}: {b['end'] - b['start']:.1f}s ({b['outcome']})"}
+              for b in bars]
+    labels = [{"y": i * (height + 4) + 20 + height - 3, "text": f"{s} {t or ''}".strip()} for i, (s, t) in enumerate(rows)]
+    ticks = [{"x": label + s * scale, "text": f"{s:.0f}s"} for s in _ticks(total)]
+    return {"width": width, "height": len(rows) * (height + 4) + 40, "shapes": shapes, "labels": labels,
+            "ticks": ticks, "label_width": label}
+
+
+def _css(outcome: str) -> str:
+    return outcome.replace(" ", "-")
+
+
+def _ticks(total: float) -> list[float]:
+    step = max(1.0, 10 ** len(str(int(total))) / 10)
+    while total / step > 10:
+        step *= 2
+    return [i * step for i in range(int(total // step) + 1)]
