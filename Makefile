@@ -5,7 +5,9 @@ PYTHON  ?= python3
 VENV    ?= .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-stamp
-SYSTEM_PACKAGES := openssh-server
+# What the lab and the tests need from the system: sshd (the lab's sites) and Debian's
+# chromium (the report is opened in a real headless browser; nothing downloads one).
+SYSTEM_PACKAGES := openssh-server chromium
 
 .PHONY: night test proof bench system-deps venv lint clean
 
@@ -33,15 +35,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
-# sshd is the only system program the lab and the tests need. As root we install
-# it; otherwise we say exactly what is missing.
+# As root we install what is missing; otherwise we say exactly what is missing.
 system-deps:
-	@if ! [ -x /usr/sbin/sshd ]; then \
+	@missing=""; \
+	[ -x /usr/sbin/sshd ] || missing="$$missing openssh-server"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing $(SYSTEM_PACKAGES) (needed by the lab's SAMU sites)"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; \
+	    echo "installing$$missing (the lab's SAMU sites; the report's browser test)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  else \
-	    echo "missing: /usr/sbin/sshd. Install it with: sudo apt-get install $(SYSTEM_PACKAGES)" >&2; exit 1; \
+	    echo "missing:$$missing. Install with: sudo apt-get install$$missing" >&2; exit 1; \
 	  fi; \
 	fi
 

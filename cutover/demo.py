@@ -80,6 +80,8 @@ def main() -> int:
     try:
         code, status, calls = night(console, run_id)
         success = report(console, code, status, calls)
+        written = cutover("report", run_id, capture=True)  # while the lab is up: the report holds its call account
+        console.print(written.stdout.strip() if written.returncode == 0 else f"[red]report failed: {written.stderr}")
     finally:
         cutover("lab", "down")
     console.print(f"[dim]journal: `cutover status {run_id}`, `cutover journal verify {run_id}`[/]")

@@ -11,14 +11,14 @@ from datetime import datetime
 from typing import Any
 
 from cutover.core.events import Journal
-from cutover.core.montecarlo import PlannedDuration, forecast_night
-from cutover.core.state import fold
+from cutover.core.state import RunState, fold
 from cutover.core.steps import ActionStep
 from cutover.core.timings import RunMeasure, measure_run, summarise
 from cutover.errors import InputError, NotFound
 from cutover.inventory import Inventory
 from cutover.planning import plan_cutover, to_spec
 from cutover.runbook import LoadedRunbook
+from cutover.runs import runbook_of
 
 
 def measure(journal: Journal, run_id: str) -> RunMeasure:
@@ -82,6 +82,8 @@ def _cell(run: RunMeasure, step: str) -> dict[str, Any]:
 def forecast_json(journal: Journal, loaded: LoadedRunbook, inventory: Inventory, *, from_env: str | None,
                   last: int | None, start: datetime, window_end: datetime | None, samples: int) -> dict[str, Any]:
     """The night of ``loaded`` on ``inventory``, forecast from the runs of the same runbook (on ``from_env``)."""
+    from cutover.core.montecarlo import PlannedDuration, forecast_night  # numpy: only for commands that forecast
+
     if not 100 <= samples <= 1_000_000:
         raise InputError(f"--samples {samples} is out of range", hint="between 100 and 1,000,000")
     spec = to_spec(loaded.runbook)
@@ -91,3 +93,32 @@ def forecast_json(journal: Journal, loaded: LoadedRunbook, inventory: Inventory,
     runs = select_runs(journal, loaded.runbook.name, source_env, last=last)
     result = forecast_night(plan, runs, start=start, window_end=window_end, samples=samples)
     return {"runbook": loaded.runbook.name, "env": inventory.name, "measured_on": source_env, **result}
+
+
+def measured_p90s(journal: Journal, runbook: str, env: str, *, exclude: str | None = None
+                  ) -> tuple[dict[str, float], dict[str, float]]:
+    """Per step, the P90 of its measured durations and of its measured rollbacks (the window check uses them)."""
+    runs = [m for m in select_runs(journal, runbook, env) if m.run_id != exclude]
+    rows = summarise(runs) if runs else []
+    durations = {row["id"]: row["p90_s"] for row in rows if row["p90_s"] is not None}
+    rollbacks = {row["id"]: row["rollback"]["p90_s"] for row in rows if row["rollback"]}
+    return durations, rollbacks
+
+
+def live_forecast(journal: Journal, state: RunState, *, now: datetime, samples: int = 1000) -> dict[str, Any] | None:
+    """The rest of a run under way, forecast from measurements: what is done is done, the remainder is drawn."""
+    if state.is_finished():
+        return None
+    from cutover.core.montecarlo import PlannedDuration, forecast_night  # numpy: only for commands that forecast
+
+    spec = runbook_of(state)
+    concurrency = {s.id: s.concurrency for s in spec.steps if isinstance(s, ActionStep)}
+    plan = [PlannedDuration(info, concurrency.get(info.id, 1)) for info in state.steps]
+    remaining = [p for p in plan if p.info.id not in state.completed]
+    runs = [m for m in select_runs(journal, state.runbook_name, state.env) if m.run_id != state.run_id]
+    window_end = datetime.fromisoformat(state.window_end) if state.window_end else None
+    ahead = forecast_night(remaining, runs, start=now, window_end=None, samples=samples)
+    whole = forecast_night(plan, runs, start=now, window_end=window_end, samples=samples)
+    pnr_deadline = whole["pnr_deadline"] if state.point_of_no_return_passed is None else None
+    return {"end_p50": ahead["end"]["p50"], "end_p90": ahead["end"]["p90"], "pnr_deadline": pnr_deadline,
+            "source": f"measured ({len(runs)} run(s))" if runs else "expected_duration"}

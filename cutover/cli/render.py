@@ -29,13 +29,17 @@ RUN_STYLE = {RunStatus.RUNNING: "yellow", RunStatus.PAUSED: "magenta", RunStatus
              RunStatus.FAILED: "red", RunStatus.ROLLED_BACK: "cyan"}
 
 
-def status_board(state: RunState, now: datetime | None = None) -> Group:
-    """SAMUs (rows) x steps (columns), with the run's header: the live view and `cutover status`."""
+def status_board(state: RunState, now: datetime | None = None, outlook: dict[str, Any] | None = None) -> Group:
+    """SAMUs (rows) x steps (columns), with the run's header: the live view and `cutover status`.
+
+    ``outlook`` is the measured forecast of the rest of the run (``history.live_forecast``);
+    without one, the runbook's expected durations give the predicted end.
+    """
     now = now or datetime.now(timezone.utc)
-    return Group(_header(state, now), _grid(state, backup_mode_seconds(state, now)), _footer(state))
+    return Group(_header(state, now, outlook), _grid(state, backup_mode_seconds(state, now)), _footer(state))
 
 
-def _header(state: RunState, now: datetime) -> Text:
+def _header(state: RunState, now: datetime, measured: dict[str, Any] | None = None) -> Text:
     text = Text()
     text.append(f"run {state.run_id}", style="bold")
     text.append(f"  {state.runbook_name} on {state.env}  ")
@@ -49,12 +53,17 @@ def _header(state: RunState, now: datetime) -> Text:
     if state.point_of_no_return_passed:
         text.append(f"  PNR passed ({state.point_of_no_return_passed})", style="bold red")
     outlook = forecast(state, now)
-    if outlook.predicted_end is not None:
+    if measured is not None:
+        p50, p90 = (datetime.fromisoformat(measured[k]).astimezone() for k in ("end_p50", "end_p90"))
+        text.append(f"  end P50 {p50:%H:%M:%S} P90 {p90:%H:%M:%S} ({measured['source']})")
+    elif outlook.predicted_end is not None:
         text.append(f"  predicted end {outlook.predicted_end.astimezone():%H:%M:%S}")
         if outlook.unknown_durations:
             text.append(f" (+{outlook.unknown_durations} steps of unknown duration)", style="dim")
-    if outlook.pnr_deadline is not None:
-        left = (outlook.pnr_deadline - now).total_seconds()
+    pnr_deadline = datetime.fromisoformat(measured["pnr_deadline"]) if measured and measured["pnr_deadline"] \
+        else outlook.pnr_deadline
+    if pnr_deadline is not None:
+        left = (pnr_deadline - now).total_seconds()
         text.append(f"  PNR deadline in {_duration(left)}" if left > 0 else "  PNR deadline passed",
                     style="bold" if left > 600 else "bold red")
     return text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import datetime, timezone
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +24,7 @@ from cutover.errors import ExitCode, InputError, JournalCorrupt, NotFound
 from cutover.inventory import Inventory, load_inventory
 from cutover.journal import SqliteJournal, verify_journal_file
 from cutover.transfer import export_lines, import_lines
+from cutover.history import live_forecast, measured_p90s
 from cutover.programme import environment_runs, positions, programme_json
 from cutover.core.steps import GateStep
 from cutover.runbook import LoadedRunbook, check_against, load_runbook
@@ -176,12 +178,14 @@ def _affects_text(reach: StepReach | None, inventory: Inventory) -> str:
 
 
 def _drive_options(app: App, inventory: Inventory, *, auto_approve: str | None,
-                   override_window: str | None, plain: bool, until: str | None = None) -> DriveOptions:
+                   override_window: str | None, plain: bool, until: str | None = None,
+                   measured: tuple[dict[str, float], dict[str, float]] = ({}, {})) -> DriveOptions:
     check_auto_approve(inventory, auto_approve)
     prompt = None if auto_approve or not sys.stdin.isatty() else _terminal_prompt(app)
     return DriveOptions(auto_approve=auto_approve, prompt=prompt, override_window=override_window, until=until,
                         on_event=print_plain(app.console) if plain else None,
-                        environment={"CUTOVER_ENV": inventory.name})
+                        environment={"CUTOVER_ENV": inventory.name},
+                        measured_p90=measured[0], measured_rollback_p90=measured[1])
 
 
 def _terminal_prompt(app: App) -> Callable[[GateStep, Any], Approval | None]:
@@ -254,13 +258,14 @@ def run(app: App, runbook: str, env: str, run_id: str | None, auto_approve: str 
     """Execute RUNBOOK on ENV: checkpointed steps, gates, a rollback point after each step."""
     loaded, inventory = load_checked(app, runbook, env, params)
     run_id = run_id or new_run_id(loaded.runbook.name)
-    options = _drive_options(app, inventory, auto_approve=auto_approve, override_window=override_window,
-                             plain=not app.console.is_terminal, until=until)
 
     def created(run: str) -> None:
         app.console.print(f"run [bold]{run}[/] created ({len(loaded.runbook.steps)} steps, env {inventory.name})")
 
     with open_journal(app) as journal, _display_run(app) as ready:
+        options = _drive_options(app, inventory, auto_approve=auto_approve, override_window=override_window,
+                                 plain=not app.console.is_terminal, until=until,
+                                 measured=measured_p90s(journal, loaded.runbook.name, inventory.name))
         status = start_run(journal, loaded, inventory, _place(app), options, run_id=run_id, window_end=window_end,
                            override_programme=override_programme, label=label, heartbeat=app.lease_ttl / 3,
                            engine_ready=ready, created=created)
@@ -283,9 +288,11 @@ def resume(app: App, run_id: str, auto_approve: str | None, take_over: bool, mar
     """Continue RUN_ID from its journal: after a pause, a failure, an approval or a crash."""
     decisions = tuple(Decision.parse(d, "done") for d in mark_done) + tuple(Decision.parse(d, "rerun") for d in rerun)
     with open_journal(app) as journal:
-        inventory = load_inventory(app.project_dir, load_run(journal, run_id).env)
+        state = load_run(journal, run_id)
+        inventory = load_inventory(app.project_dir, state.env)
         options = _drive_options(app, inventory, auto_approve=auto_approve, override_window=override_window,
-                                 plain=not app.console.is_terminal, until=until)
+                                 plain=not app.console.is_terminal, until=until,
+                                 measured=measured_p90s(journal, state.runbook_name, state.env, exclude=run_id))
         with _display_run(app) as ready:
             status = resume_run(journal, run_id, inventory, _place(app), options, take_over=take_over,
                                 decisions=decisions, exclude=exclude, heartbeat=app.lease_ttl / 3, engine_ready=ready)
@@ -344,10 +351,11 @@ def status(app: App, run_id: str | None, as_json: bool) -> int:
                 raise NotFound("no runs in this journal yet", hint="start one with `cutover run RUNBOOK --env ENV`")
             run_id = runs[-1]
         state = load_run(journal, run_id)
+        outlook = live_forecast(journal, state, now=datetime.now(timezone.utc))
     if as_json:
-        app.emit_json(status_json(state))
+        app.emit_json({**status_json(state), "forecast": outlook})
     else:
-        app.console.print(status_board(state))
+        app.console.print(status_board(state, outlook=outlook))
     return ExitCode.OK
 
 

@@ -60,6 +60,10 @@ class DriveOptions:
     prompt: GatePrompt | None = None
     override_window: str | None = None  # reason, journalled, for starting a step past the window
     until: str | None = None  # pause once this step is a rollback point (rehearsals, drills)
+    # step -> P90 of its measured durations and rollback durations (rehearsals); the window check
+    # prefers them to the runbook's expected durations, and says which it used
+    measured_p90: Mapping[str, float] = field(default_factory=dict)
+    measured_rollback_p90: Mapping[str, float] = field(default_factory=dict)
     environment: Mapping[str, str] = field(default_factory=dict)
     on_event: Callable[[Event], None] | None = None  # progress display; must not raise
     clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
@@ -354,16 +358,19 @@ class Engine:
         if not self.state.window_end:
             return None
         now = self.options.clock()
-        needed = (info.expected_duration or 0) + rollback_budget(self.state, including=info)
+        own = self.options.measured_p90.get(info.id, info.expected_duration or 0.0)
+        undo, sources = rollback_budget(self.state, including=info, measured=self.options.measured_rollback_p90)
+        needed = own + undo
         deadline = parse_time(self.state.window_end)
         if now + timedelta(seconds=needed) <= deadline:
             return None
+        basis = f"needs {needed:.0f}s: {sources}"
         if self.options.override_window:
-            self.record(r.WindowOverride(info.id, self.options.override_window))
+            self.record(r.WindowOverride(info.id, f"{self.options.override_window} ({basis})"))
             return None
         self.record(r.RunPaused("window", (
             f"starting {info.id} now could not be rolled back before the window closes at "
-            f"{self.state.window_end} (needs {needed:.0f}s); resume with --override-window REASON to go on"),
+            f"{self.state.window_end} ({basis}); resume with --override-window REASON to go on"),
             step=info.id))
         return RunStatus.PAUSED
 
@@ -481,15 +488,25 @@ def steps_after(state: RunState, to: str | None) -> list[StepInfo]:
     return state.steps[start:]
 
 
-def rollback_budget(state: RunState, *, including: StepInfo | None = None) -> float:
-    """Seconds needed to undo what is done (after the point of no return), plus ``including``."""
-    floor = state.point_of_no_return_passed
-    steps = steps_after(state, floor)
-    total = 0.0
-    for info in steps:
-        if info.id in state.completed or info is including:
+def rollback_budget(state: RunState, *, including: StepInfo | None = None,
+                    measured: Mapping[str, float] | None = None) -> tuple[float, str]:
+    """Seconds needed to undo what is done (after the point of no return), plus ``including``; and on what basis.
+
+    A step's measured P90 rollback duration (rehearsals) is preferred to its
+    runbook's expected one.
+    """
+    measured = measured or {}
+    total, from_measure, from_runbook = 0.0, 0, 0
+    for info in steps_after(state, state.point_of_no_return_passed):
+        if info.is_gate or not (info.id in state.completed or info is including):
+            continue
+        if info.id in measured:
+            total, from_measure = total + measured[info.id], from_measure + 1
+        else:
             total += info.rollback_expected_duration or info.expected_duration or 0.0
-    return total
+            from_runbook += 1
+    return total, (f"rollback of {from_measure} step(s) from the measured P90, "
+                   f"{from_runbook} from expected durations")
 
 
 def _failure_summary(info: StepInfo, failed: list[TargetState], budget: int) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from datetime import datetime
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -68,7 +69,7 @@ def test_the_generated_lab_has_three_waves_and_traffic_to_every_samu(programme_l
 
 def test_the_wave1_night_moves_wave1_and_leaves_every_other_samu_taking_calls_on_legacy(programme_lab: Lab):
     lab = programme_lab
-    result = night(lab, "wave1", "wave1-night")
+    result = night(lab, "wave1", "wave1-night", "--label", "vague 1")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
     assert sites(lab) == expected({"wave1"})
     account = calls(lab)
@@ -95,7 +96,7 @@ def test_rolling_back_the_wave2_night_from_each_point_leaves_wave1_on_the_cloud_
 def test_the_wave2_and_wave3_nights_complete_the_programme_with_nothing_lost(programme_lab: Lab):
     lab = programme_lab
     for wave in ("wave2", "wave3"):
-        result = night(lab, wave, f"{wave}-night")
+        result = night(lab, wave, f"{wave}-night", "--label", f"vague {wave[-1]}")
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr
     assert sites(lab) == expected({"wave1", "wave2", "wave3"})
     assert_nothing_lost(calls(lab))
@@ -146,3 +147,120 @@ def test_a_labelled_rehearsal_then_lab_reset_lets_the_night_be_rehearsed_again(p
     assert runs["wave1-night"]["state"] == "completed"  # the journal was kept
     assert lab.cutover("rollback", "again", timeout=300).returncode == 5
     assert_nothing_lost(calls(lab))
+
+
+def test_a_labelled_rehearsal_then_lab_reset_lets_the_night_be_rehearsed_again(programme_lab: Lab):
+    """After the programme: a reset puts every SAMU back on legacy; a labelled rehearsal runs, and pauses."""
+    lab = programme_lab
+    assert lab.cutover("lab", "reset").returncode == 0
+    assert sites(lab) == expected(set())  # every SAMU nominal on legacy again
+    result = night(lab, "wave1", "again", "--label", "répétition 2", "--until", "backup-mode")
+    assert result.returncode == 3, result.stdout[-3000:] + result.stderr
+    runs = {r["run_id"]: r for r in json.loads(lab.cutover("runs", "--json", check=0).stdout)}
+    assert runs["again"]["label"] == "répétition 2" and runs["again"]["kind"] == "rehearsal"
+    assert runs["wave1-night"]["state"] == "completed"  # the journal was kept
+    assert_nothing_lost(calls(lab))
+
+
+# ---------------------------------------------------------------------- rehearsals teach the night
+
+
+NIGHTS = ["wave1-night", "wave2-night", "wave3-night"]
+
+
+def test_timings_compare_and_forecast_come_from_the_measured_nights(programme_lab: Lab):
+    lab = programme_lab
+    data = json.loads(lab.cutover("timings", "bigbang", "--env", lab.env, "--json", check=0).stdout)
+    assert {r["label"] for r in data["runs"]} >= {"vague 1", "vague 2", "vague 3", "répétition 2"}
+    migrate = next(s for s in data["steps"] if s["id"] == "migrate")
+    assert migrate["samples"] >= 3 and 0 < migrate["min_s"] <= migrate["p50_s"] <= migrate["p90_s"] <= migrate["max_s"]
+    assert migrate["rollback"]["samples"] >= 1  # the wave-2 rollbacks measured the copy-back
+    backup = next(s for s in data["steps"] if s["id"] == "backup-mode")
+    assert {"samu-01", "samu-03", "samu-04"} <= set(backup["targets"])  # per target, so a slow SAMU shows
+
+    compared = json.loads(lab.cutover("compare", *NIGHTS, "--json", check=0).stdout)
+    assert [r["label"] for r in compared["runs"]] == ["vague 1", "vague 2", "vague 3"]
+    row = next(s for s in compared["steps"] if s["id"] == "migrate")
+    assert row["runs"][1]["delta_s"] == pytest.approx(row["runs"][1]["duration_s"] - row["runs"][0]["duration_s"],
+                                                      abs=0.01)
+
+    forecast = json.loads(lab.cutover("forecast", "bigbang", "--env", lab.env, "--param", "wave=wave2",
+                                      "--window-end", "2099-01-01T06:00:00+01:00", "--json", check=0).stdout)
+    measured = []
+    for run_id in NIGHTS:
+        status = json.loads(lab.cutover("status", run_id, "--json", check=0).stdout)
+        measured.append((datetime.fromisoformat(status["finished_at"].replace("Z", "+00:00"))
+                         - datetime.fromisoformat(status["created_at"].replace("Z", "+00:00"))).total_seconds())
+    band = forecast["duration_s"]
+    assert band["p50"] <= max(measured) and band["p90"] >= min(measured), (band, measured)
+    assert {s["id"]: s["source"] for s in forecast["steps"]}["migrate"].startswith("measured")
+    assert set(forecast["backup_mode_s"]) == {"samu-03"} and forecast["pnr_deadline"]
+
+
+def test_the_report_of_each_kind_of_night_opens_in_a_real_browser_with_nothing_fetched(programme_lab: Lab):
+    lab = programme_lab
+    rolled_back = "wave2-rb-migrate"
+    for run_id, state in (("wave3-night", "completed"), (rolled_back, "rolled_back"), ("again", "paused")):
+        data = json.loads(lab.cutover("report", run_id, "--format", "json", "--out", "-", check=0).stdout)
+        assert data["state"] == state and data["journal"]["verified"] and len(data["journal"]["head_hash"]) == 64
+        assert data["calls"]["lost"] == 0  # the lab's account is in the record
+    rolled = json.loads(lab.cutover("report", rolled_back, "--format", "json", "--out", "-", check=0).stdout)
+    assert any(i["what"] == "rollback requested" for i in rolled["interventions"])
+    html_path = lab.state / "wave3.html"
+    lab.cutover("report", "wave3-night", "--out", str(html_path), check=0)
+    markdown = lab.cutover("report", "wave3-night", "--format", "markdown", "--out", "-", check=0).stdout
+    assert "Migrate the wave's data" in markdown and "head hash" in markdown
+    errors, requests, text = open_in_browser(html_path, ARTIFACTS / "report-wave3.png")
+    assert errors == [] and requests == [html_path.as_uri()], (errors, requests)
+    status = json.loads(lab.cutover("status", "wave3-night", "--json", check=0).stdout)
+    for needle in ["PV de recette", "vague 3", *{row["id"] for row in status["steps"]},
+                   *(f"samu-0{n}" for n in range(1, 5))]:
+        assert needle in text, needle
+
+
+def test_bad_history_input_is_refused_with_exit_2_and_changes_nothing(programme_lab: Lab, tmp_path: Path):
+    lab = programme_lab
+    assert lab.cutover("report", "no-such-run").returncode == 2
+    mixed = lab.cutover("timings", "bigbang", "--env", "lab", "--runs", "wave1-night")
+    assert mixed.returncode == 2 and "not runs of" in mixed.stderr
+    export = tmp_path / "wave1.jsonl"
+    export.write_text(lab.cutover("runs", "export", "wave1-night", check=0).stdout)
+    other = Lab(lab.root, tmp_path / "elsewhere")
+    tampered = tmp_path / "tampered.jsonl"
+    tampered.write_text(export.read_text().replace("vague 1", "vague 9"))
+    garbled = tmp_path / "garbled.jsonl"
+    garbled.write_text(export.read_text()[: len(export.read_text()) // 2])
+    for bad in (tampered, garbled):
+        refused = other.cutover("runs", "import", str(bad))
+        assert refused.returncode == 2 and "nothing was imported" in refused.stderr, refused.stderr
+        assert json.loads(other.cutover("runs", "--json", check=0).stdout) == []
+    assert other.cutover("runs", "import", str(export)).returncode == 0
+    moved = json.loads(other.cutover("timings", "bigbang", "--env", lab.env, "--json", check=0).stdout)
+    assert [r["label"] for r in moved["runs"]] == ["vague 1"]
+    assert other.cutover("journal", "verify").returncode == 0
+    alone = json.loads(other.cutover("forecast", "bigbang", "--env", "lab", "--json", check=0).stdout)
+    assert alone["runs"] == [] and {s["source"] for s in alone["steps"]} <= {"expected_duration", "none (0)"}
+
+
+ARTIFACTS = REPO / ".cutover" / "test-artifacts"
+
+
+def open_in_browser(path: Path, screenshot: Path) -> tuple[list[str], list[str], str]:
+    """Debian's chromium, headless, driven by Playwright (no browser download): errors, requests, text."""
+    from playwright.sync_api import sync_playwright
+
+    screenshot.parent.mkdir(parents=True, exist_ok=True)
+    errors: list[str] = []
+    requests: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), headless=True,
+                                             args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1000, "height": 1200})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(path.as_uri())
+        page.screenshot(path=str(screenshot), full_page=True)
+        text = page.inner_text("body")
+        browser.close()
+    return errors, requests, text

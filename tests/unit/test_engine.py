@@ -273,6 +273,16 @@ def test_the_window_refuses_a_step_that_could_not_be_rolled_back_in_time(journal
     assert any(e.kind == "window_override" for e in journal.events("r1"))
 
 
+def test_the_window_check_prefers_measured_rollbacks_and_says_so(journal):
+    now = datetime(2026, 11, 28, 23, 0, tzinfo=timezone.utc)
+    start(journal, window_end=(now + timedelta(hours=1)).isoformat())  # no expected durations: fits by the book
+    measured = DriveOptions(auto_approve="bot", clock=lambda: now, measured_rollback_p90={"backup": 3 * 3600.0})
+    assert drive(journal, ScriptedExecutor(), options=measured) is RunStatus.PAUSED
+    state = load_run(journal, "r1")
+    assert state.pause_reason == "window" and state.completed == ["preflight"]  # backup not started
+    assert "rollback of 1 step(s) from the measured P90" in state.pause_detail
+
+
 def test_ctrl_c_pauses_cleanly_and_resume_finishes_without_repeating_work(journal):
     import _thread
 
