@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from datetime import datetime, timezone
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -49,6 +50,7 @@ class WindowEnd(click.ParamType):
         return parsed.isoformat()
 
 
+FORECAST_REFRESH_S = 5.0
 ENV_HELP = "Environment: inventories/ENV/ in the project folder (or a path to an inventory folder)."
 
 
@@ -213,9 +215,19 @@ def _display_run(app: App) -> Iterator[Callable[[Engine], None]]:
         yield lambda engine: None
         return
     engines: list[Engine] = []
+    outlook: dict[str, Any] = {"at": 0.0, "forecast": None}
 
     def board() -> Any:
-        return status_board(engines[0].state) if engines else "starting..."
+        if not engines:
+            return "starting..."
+        engine = engines[0]
+        if time.monotonic() - outlook["at"] > FORECAST_REFRESH_S:  # the board redraws 4 times a second
+            outlook["at"] = time.monotonic()
+            try:
+                outlook["forecast"] = live_forecast(engine.journal, engine.state, now=datetime.now(timezone.utc))
+            except Exception:  # noqa: BLE001 - the board must never stop the night; the expected durations remain
+                outlook["forecast"] = None
+        return status_board(engine.state, outlook=outlook["forecast"])
 
     with Live(get_renderable=board, console=app.console, refresh_per_second=4, transient=False):
         yield engines.append
