@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -15,6 +16,10 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 CUTOVER = str(Path(sys.executable).parent / "cutover")
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @dataclass
@@ -30,8 +35,11 @@ class Project:
         return result
 
     def spawn(self, *args: str) -> subprocess.Popen[str]:
+        # Ctrl-C must reach it even when the tests themselves run as a background job, which
+        # starts with SIGINT ignored (and a child inherits an ignored signal across exec).
         return subprocess.Popen([CUTOVER, "--project-dir", str(self.root), "--state-dir", str(self.state), *args],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+                                preexec_fn=_default_sigint)
 
     def write_runbook(self, name: str, text: str) -> Path:
         path = self.root / "runbooks" / f"{name}.yaml"

@@ -283,7 +283,17 @@ def test_the_window_check_prefers_measured_rollbacks_and_says_so(journal):
     assert "rollback of 1 step(s) from the measured P90" in state.pause_detail
 
 
-def test_ctrl_c_pauses_cleanly_and_resume_finishes_without_repeating_work(journal):
+@pytest.fixture
+def sigint_raises():
+    """Ctrl-C raises KeyboardInterrupt here, even when the tests run as a background job (SIGINT ignored)."""
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_pauses_cleanly_and_resume_finishes_without_repeating_work(journal, sigint_raises):
     import _thread
 
     def interrupt(request: ActionRequest, target: Target) -> None:
