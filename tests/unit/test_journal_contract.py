@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import sqlite3
@@ -17,6 +18,8 @@ from cutover.core.events import GENESIS, Event, Journal, LeaseHolder, canonical_
 from cutover.leases import current_holder, process_start_time
 from cutover.errors import CutoverError, LeaseHeld, LeaseLost, NotFound
 from cutover.journal import SqliteJournal
+from cutover.pgjournal import PostgresJournal, init_schema
+from cutover.testing.postgres import PostgresServer, start_postgres
 from cutover.testing import InMemoryJournal
 
 
@@ -50,22 +53,63 @@ def _memory_edit(journal: InMemoryJournal, seq: int, changes: dict[str, Any]) ->
     journal.tamper(seq, **changes)
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+def _pg_raw(journal: PostgresJournal, statement: str, *args: Any) -> None:
+    """As the database owner would, triggers off: what the journal cannot prevent, only detect."""
+    import psycopg
+
+    with psycopg.connect(journal.url, autocommit=True) as conn:
+        conn.execute("ALTER TABLE cutover_events DISABLE TRIGGER USER")
+        conn.execute(statement, args)
+        conn.execute("ALTER TABLE cutover_events ENABLE TRIGGER USER")
+
+
+def _pg_edit(journal: PostgresJournal, seq: int, changes: dict[str, Any]) -> None:
+    columns = {k: canonical_json(v) if k == "payload" else v for k, v in changes.items()}
+    assignments = ", ".join(f"{name} = %s" for name in columns)
+    _pg_raw(journal, f"UPDATE cutover_events SET {assignments} WHERE seq = %s", *columns.values(), seq)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    server = start_postgres()
+    yield server
+    server.stop()
+
+
+def _fresh_database(server: PostgresServer) -> str:
+    import psycopg
+
+    name = f"journal_{next(_DATABASES)}"
+    with psycopg.connect(server.url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    url = server.url.replace("/postgres?", f"/{name}?")
+    init_schema(url)
+    return url
+
+
+_DATABASES = itertools.count(1)
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 def kit(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Kit]:
     opened: list[Any] = []
 
     def make(**options: Any) -> Any:
         if request.param == "memory":
             journal: Any = InMemoryJournal("alice", **options)
-        else:
+        elif request.param == "sqlite":
             journal = SqliteJournal(tmp_path / f"journal-{len(opened)}.db", "alice", **options)
+        else:
+            journal = PostgresJournal(_fresh_database(request.getfixturevalue("postgres")), "alice", **options)
         opened.append(journal)
         return journal
 
     if request.param == "memory":
         yield Kit(make, _memory_edit, lambda j, seq: j.drop(seq))
-    else:
+    elif request.param == "sqlite":
         yield Kit(make, _sqlite_edit, lambda j, seq: _sqlite_raw(j, "DELETE FROM events WHERE seq = ?", seq))
+    else:
+        yield Kit(make, _pg_edit, lambda j, seq: _pg_raw(j, "DELETE FROM cutover_events WHERE seq = %s", seq))
     for journal in opened:
         journal.close()
 
