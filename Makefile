@@ -5,9 +5,9 @@ PYTHON  ?= python3
 VENV    ?= .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-stamp
-# What the lab and the tests need from the system: sshd (the lab's sites) and Debian's
-# chromium (the report is opened in a real headless browser; nothing downloads one).
-SYSTEM_PACKAGES := openssh-server chromium
+# What the lab and the tests need from the system: sshd (the lab's sites), Debian's
+# chromium (the report is opened in a real headless browser; nothing downloads one) and
+# PostgreSQL's server binaries (the journal's tests start their own server).
 
 .PHONY: night test proof bench system-deps venv lint clean
 
@@ -40,9 +40,10 @@ system-deps:
 	@missing=""; \
 	[ -x /usr/sbin/sshd ] || missing="$$missing openssh-server"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing$$missing (the lab's SAMU sites; the report's browser test)"; \
+	    echo "installing$$missing (the lab's SAMU sites; the report's browser test; the PostgreSQL journal tests)"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  else \
 	    echo "missing:$$missing. Install with: sudo apt-get install$$missing" >&2; exit 1; \

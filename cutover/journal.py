@@ -386,6 +386,11 @@ class SqliteJournal:
         with self._reading() as conn:
             return _read_lease(conn, run_id)[0]
 
+    def lease_state(self, run_id: str) -> tuple[LeaseHolder | None, str | None]:
+        """The holder and its last heartbeat, for a standby or a watcher."""
+        with self._reading() as conn:
+            return _read_lease(conn, run_id)
+
     def _append_in(self, conn: sqlite3.Connection, run_id: str, kind: str, payload: Mapping[str, Any]) -> int:
         """Append one event inside the caller's transaction (atomic with its lease change).
 
@@ -421,6 +426,20 @@ class SqliteJournal:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+
+def open_journal_url(url: str, operator: str, *, stale_after: float = STALE_AFTER) -> Any:
+    """A journal from its URL: ``sqlite:///PATH`` (the default, one file) or ``postgresql://...``."""
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return SqliteJournal(path, operator, stale_after=stale_after)
+    if url.startswith(("postgresql://", "postgres://")):
+        from cutover.pgjournal import PostgresJournal  # psycopg only when PostgreSQL is used
+
+        return PostgresJournal(url, operator, stale_after=stale_after)
+    raise InputError(f"unknown journal URL {url.split('://')[0]}://...",
+                     hint="use sqlite:///PATH or postgresql://user@host:port/db?sslmode=verify-full")
 
 
 def verify_journal_file(path: Path, run_id: str | None = None) -> VerifyReport:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,7 +21,8 @@ from cutover.core.actions import Executor, Target
 from cutover.core.engine import Approval, DriveOptions, Engine, approval_record, gate_satisfied
 from cutover.core import records as r
 from cutover.core.events import Journal, LeaseHolder
-from cutover.leases import current_holder
+from cutover.core.journal_rules import lease_staleness
+from cutover.leases import current_holder, holder_alive
 from cutover.planning import plan_cutover, to_spec
 from cutover.core.state import RunState, RunStatus, TargetStatus, fold
 from cutover.errors import ExitCode, InputError, LeaseHeld, NotFound
@@ -158,6 +160,32 @@ def drive_run(journal: Journal, run_id: str, executors: Mapping[str, Executor], 
         if engine_ready is not None:
             engine_ready(engine)
         return engine.drive(command)
+
+
+def wait_as_standby(journal: Journal, run_id: str, *, stale_after: float, poll: float,
+                    tell: Callable[[str], None], sleep: Callable[[float], None] = time.sleep) -> bool:
+    """`resume --standby`: wait until the run's driver is gone (lease free, holder dead, heartbeat stale).
+
+    Returns False when the run finished meanwhile (nothing to take over).
+    """
+    last = ""
+    while True:
+        state = load_run(journal, run_id)
+        if state.is_finished():
+            tell(f"run {run_id} is {state.status.value}: nothing to take over")
+            return False
+        holder, heartbeat_at = journal.lease_state(run_id)
+        if holder is None:
+            return True
+        gone = lease_staleness(holder, heartbeat_at, stale_after, holder_alive)
+        if gone:
+            tell(f"the driver is gone ({gone}): taking over")
+            return True
+        line = f"standby: {holder.describe()} drives run {run_id}; last heartbeat {heartbeat_at}"
+        if line != last:
+            tell(line)
+            last = line
+        sleep(poll)
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ class App:
     operator: str
     debug: bool = False
     lease_ttl: float = 30.0  # seconds; a driver heartbeats every third of it
+    journal_url: str | None = None  # sqlite:///PATH or postgresql://...; None: sqlite in the state directory
     console: Console = field(default_factory=lambda: Console(highlight=False))
     err: Console = field(default_factory=lambda: Console(stderr=True, highlight=False, soft_wrap=True))
 

@@ -10,10 +10,9 @@ import click
 from rich.table import Table
 
 from cutover.cli.app import App, pass_app
-from cutover.cli.run_cmds import ENV_HELP, PARAM_OPTION, WindowEnd, load_checked, open_journal
+from cutover.cli.run_cmds import ENV_HELP, PARAM_OPTION, WindowEnd, load_checked, open_journal, verify_journal
 from cutover.errors import ExitCode
 from cutover.history import compare_json, forecast_json, select_runs, timings_json
-from cutover.journal import verify_journal_file
 from cutover.report import FORMATS, Evidence, render, report_data
 from cutover.runs import load_run
 
@@ -130,8 +129,7 @@ def forecast(app: App, runbook: str, env: str, from_env: str | None, last: int |
 @pass_app
 def report(app: App, run_id: str, fmt: str, out: Path | None) -> int:
     """The sign-off record (PV de recette) of RUN_ID: one self-contained HTML file, Markdown or JSON."""
-    path = app.ensure_state_dir() / "journal.db"
-    verified = verify_journal_file(path)
+    verified = verify_journal(app)
     with open_journal(app) as journal:
         load_run(journal, run_id)
         evidence = Evidence(verified.ok, verified.events_checked, verified.head_hash, verified.reason)

@@ -32,10 +32,12 @@ from cutover.errors import CutoverError, ExitCode, ValidationError
 @click.option("--lease-ttl", type=click.FloatRange(min=1), envvar="CUTOVER_LEASE_TTL", default=30.0, show_default=True,
               help="Seconds without a heartbeat after which a controller on another host is stale; "
                    "drivers beat every third of it.")
+@click.option("--journal", "journal_url", envvar="CUTOVER_JOURNAL", default=None, metavar="URL",
+              help="sqlite:///PATH or postgresql://user@host:port/db?sslmode=...  [default: sqlite:///STATE_DIR/journal.db]")
 @click.option("--debug", is_flag=True, envvar="CUTOVER_DEBUG", help="Show tracebacks.")
 @click.pass_context
 def cli(ctx: click.Context, project_dir: Path, state_dir: Path | None, operator: str | None, lease_ttl: float,
-        debug: bool) -> None:
+        journal_url: str | None, debug: bool) -> None:
     """Orchestrate the SAMU big-bang cutover: runbooks, journal, lab and infrastructure.
 
     Exit codes: 0 completed, 1 other error, 2 invalid input (nothing executed),
@@ -46,7 +48,7 @@ def cli(ctx: click.Context, project_dir: Path, state_dir: Path | None, operator:
     project = project_dir.expanduser().resolve()
     state = (state_dir.expanduser() if state_dir else project / ".cutover").resolve()
     ctx.obj = App(project_dir=project, state_dir=state, operator=operator or default_operator(), debug=debug,
-                  lease_ttl=lease_ttl)
+                  lease_ttl=lease_ttl, journal_url=journal_url)
 
 
 def _register_commands() -> None:

@@ -23,14 +23,15 @@ from cutover.core.state import RunStatus
 from cutover.blast import StepReach, step_reaches
 from cutover.errors import ExitCode, InputError, JournalCorrupt, NotFound
 from cutover.inventory import Inventory, load_inventory
-from cutover.journal import SqliteJournal, verify_journal_file
+from cutover.core.events import VerifyReport
+from cutover.journal import open_journal_url, verify_journal_file
 from cutover.transfer import export_lines, import_lines
 from cutover.history import live_forecast, measured_p90s
 from cutover.programme import environment_runs, positions, programme_json
 from cutover.core.steps import GateStep
 from cutover.runbook import LoadedRunbook, check_against, load_runbook
 from cutover.runs import (EXIT_FOR_STATUS, Decision, Place, approve_gate, check_auto_approve, gate_is_satisfied,
-                          load_run, new_run_id, resume_run, roll_back_run, runs_json, start_run,
+                          load_run, new_run_id, resume_run, roll_back_run, runs_json, start_run, wait_as_standby,
                           status_json)
 
 class WindowEnd(click.ParamType):
@@ -54,8 +55,22 @@ FORECAST_REFRESH_S = 5.0
 ENV_HELP = "Environment: inventories/ENV/ in the project folder (or a path to an inventory folder)."
 
 
-def open_journal(app: App) -> SqliteJournal:
-    return SqliteJournal(app.ensure_state_dir() / "journal.db", app.operator, stale_after=app.lease_ttl)
+def open_journal(app: App) -> Any:
+    """The journal the options name: SQLite in the state directory by default, or PostgreSQL."""
+    return open_journal_url(journal_url(app), app.operator, stale_after=app.lease_ttl)
+
+
+def journal_url(app: App) -> str:
+    return app.journal_url or f"sqlite:///{app.ensure_state_dir() / 'journal.db'}"
+
+
+def verify_journal(app: App, run_id: str | None = None) -> VerifyReport:
+    """Verify the whole chain: a SQLite file read-only (it is evidence), PostgreSQL in one snapshot."""
+    url = journal_url(app)
+    if url.startswith("sqlite:///"):
+        return verify_journal_file(Path(url.removeprefix("sqlite:///")), run_id)
+    with open_journal(app) as store:
+        return store.verify(run_id)
 
 
 def resolve_runbook(app: App, name: str) -> Path:
@@ -294,12 +309,20 @@ def run(app: App, runbook: str, env: str, run_id: str | None, auto_approve: str 
 @click.option("--exclude", multiple=True, metavar="TARGET", help="Leave TARGET out of the rest of the run (journalled).")
 @click.option("--override-window", metavar="REASON", default=None, help="Start steps even past the window (journalled).")
 @click.option("--until", metavar="STEP", default=None, help="Pause once STEP is done (a rehearsal up to a point).")
+@click.option("--standby", is_flag=True,
+              help="Wait while another controller drives RUN_ID; take over when it is gone (journalled), then drive.")
 @pass_app
 def resume(app: App, run_id: str, auto_approve: str | None, take_over: bool, mark_done: tuple[str, ...],
-           rerun: tuple[str, ...], exclude: tuple[str, ...], override_window: str | None, until: str | None) -> int:
+           rerun: tuple[str, ...], exclude: tuple[str, ...], override_window: str | None, until: str | None,
+           standby: bool) -> int:
     """Continue RUN_ID from its journal: after a pause, a failure, an approval or a crash."""
     decisions = tuple(Decision.parse(d, "done") for d in mark_done) + tuple(Decision.parse(d, "rerun") for d in rerun)
     with open_journal(app) as journal:
+        if standby:
+            tell = (lambda line: app.err.print(escape(line)))
+            if not wait_as_standby(journal, run_id, stale_after=app.lease_ttl, poll=app.lease_ttl / 3, tell=tell):
+                return _finish(app, run_id, load_run(journal, run_id).status)
+            take_over = True  # the driver is gone: its lease is stale or free (the takeover is journalled)
         state = load_run(journal, run_id)
         inventory = load_inventory(app.project_dir, state.env)
         options = _drive_options(app, inventory, auto_approve=auto_approve, override_window=override_window,
@@ -353,8 +376,11 @@ def approve(app: App, run_id: str, step: str, approver: str, reason: str) -> int
 @click.command()
 @click.argument("run_id", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--watch", is_flag=True, help="Keep the board up to date until the run ends (read-only, no lease).")
+@click.option("--every", type=click.FloatRange(min=0.2), default=2.0, show_default=True,
+              help="With --watch: seconds between refreshes.")
 @pass_app
-def status(app: App, run_id: str | None, as_json: bool) -> int:
+def status(app: App, run_id: str | None, as_json: bool, watch: bool, every: float) -> int:
     """Show a run's state (the latest run by default)."""
     with open_journal(app) as journal:
         if run_id is None:
@@ -362,12 +388,40 @@ def status(app: App, run_id: str | None, as_json: bool) -> int:
             if not runs:
                 raise NotFound("no runs in this journal yet", hint="start one with `cutover run RUNBOOK --env ENV`")
             run_id = runs[-1]
+        if watch:
+            return _watch(app, journal, run_id, every)
         state = load_run(journal, run_id)
         outlook = live_forecast(journal, state, now=datetime.now(timezone.utc))
     if as_json:
         app.emit_json({**status_json(state), "forecast": outlook})
     else:
         app.console.print(status_board(state, outlook=outlook))
+    return ExitCode.OK
+
+
+def _watch(app: App, journal: Any, run_id: str, every: float) -> int:
+    """A watcher's board: it only reads, so any number of them can follow a night from anywhere."""
+    def board() -> Any:
+        state = load_run(journal, run_id)
+        return state, status_board(state, outlook=live_forecast(journal, state, now=datetime.now(timezone.utc)))
+
+    state, view = board()
+    if not app.console.is_terminal:  # a pipe or a log: one line per change of state
+        seen = None
+        while True:
+            line = f"run {run_id}: {state.status.value} ({len(state.completed)}/{len(state.steps)} steps done)"
+            if line != seen:
+                app.console.print(line)
+                seen = line
+            if state.is_finished():
+                return ExitCode.OK
+            time.sleep(every)
+            state, view = board()
+    with Live(view, console=app.console, refresh_per_second=4, transient=False) as live:
+        while not state.is_finished():
+            time.sleep(every)
+            state, view = board()
+            live.update(view)
     return ExitCode.OK
 
 
@@ -432,7 +486,7 @@ def journal() -> None:
 @pass_app
 def journal_verify(app: App, run_id: str | None, as_json: bool) -> int:
     """Check the hash chain: any edit or deletion is found and the first bad event named (read-only)."""
-    report = verify_journal_file(app.state_dir / "journal.db", run_id)
+    report = verify_journal(app, run_id)
     if as_json:
         bad = report.first_bad
         app.emit_json({"ok": report.ok, "events_checked": report.events_checked, "reason": report.reason or None,
@@ -450,6 +504,47 @@ def journal_verify(app: App, run_id: str | None, as_json: bool) -> int:
     raise error
 
 
+
+
+@journal.command("init")
+@click.argument("url")
+@click.option("--controller-password-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="Set the cutover_controller role's password from this file.")
+@click.option("--watcher-password-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="Set the cutover_watcher role's password from this file.")
+@pass_app
+def journal_init(app: App, url: str, controller_password_file: Path | None, watcher_password_file: Path | None) -> int:
+    """Create the journal in a PostgreSQL database: tables, append-only triggers, controller and watcher roles."""
+    from cutover.pgjournal import init_schema, redacted_url
+
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise InputError("journal init is for PostgreSQL URLs", hint="a SQLite journal is created on first use")
+    read = (lambda f: f.read_text().strip() if f else None)
+    init_schema(url, controller_password=read(controller_password_file), watcher_password=read(watcher_password_file))
+    app.console.print(f"journal ready at {escape(redacted_url(url))}: roles cutover_controller (append, leases) "
+                      "and cutover_watcher (read-only)")
+    return ExitCode.OK
+
+
+@journal.command("copy")
+@click.argument("source")
+@click.argument("destination")
+@click.argument("run_ids", nargs=-1)
+@pass_app
+def journal_copy(app: App, source: str, destination: str, run_ids: tuple[str, ...]) -> int:
+    """Copy runs (all by default) from one journal URL to another, each verified first, chains intact."""
+    from cutover.transfer import export_lines, import_lines
+
+    with open_journal_url(source, app.operator) as src, open_journal_url(destination, app.operator) as dst:
+        report = src.verify()
+        if not report.ok:
+            raise JournalCorrupt(f"the source journal fails verification: {report.reason}",
+                                 hint="nothing was copied; keep the source as evidence")
+        chosen = list(run_ids) or src.runs()
+        for run_id in chosen:
+            import_lines(dst, list(export_lines(src, run_id)), f"run {run_id}")
+    app.console.print(f"copied {len(chosen)} run(s)")
+    return ExitCode.OK
 
 
 @click.command()

@@ -117,6 +117,11 @@ def lease_payload(change: LeaseChange | Literal["released"], holder: LeaseHolder
     return record.KIND, record.to_payload()
 
 
+def lease_staleness(current: LeaseHolder, heartbeat_at: str | None, stale_after: float, alive: Liveness) -> str:
+    """Why ``current`` no longer drives its run ('' while it does): what a standby waits for."""
+    return _staleness(current, heartbeat_at, stale_after, alive)
+
+
 def takeover_reason(current: LeaseHolder, heartbeat_at: str | None, stale_after: float, alive: Liveness) -> str:
     """Why the previous holder no longer drives its run, for the journal."""
     return _staleness(current, heartbeat_at, stale_after, alive)

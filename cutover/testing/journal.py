@@ -132,6 +132,11 @@ class InMemoryJournal:
             del self._leases[run_id]
             self._fences.pop(run_id, None)
 
+    def lease_state(self, run_id: str) -> tuple[LeaseHolder | None, str | None]:
+        with self._lock:
+            lease = self._leases.get(run_id)
+            return (lease[0], lease[1]) if lease else (None, None)
+
     def lease_holder(self, run_id: str) -> LeaseHolder | None:
         with self._lock:
             lease = self._leases.get(run_id)

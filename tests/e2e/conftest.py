@@ -27,6 +27,9 @@ class Project:
     root: Path
     state: Path
 
+    def base(self) -> list[str]:
+        return [CUTOVER, "--project-dir", str(self.root), "--state-dir", str(self.state)]
+
     def cutover(self, *args: str, timeout: float = 120, check: int | None = None) -> subprocess.CompletedProcess[str]:
         result = subprocess.run([CUTOVER, "--project-dir", str(self.root), "--state-dir", str(self.state), *args],
                                 capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)

@@ -1,0 +1,186 @@
+"""The journal on a real PostgreSQL server, through the real `cutover` command.
+
+The server is started by a fixture (initdb + pg_ctl on a free loopback port,
+password authentication). `journal init` creates the schema and the two
+roles; a night of command steps is driven through the controller role and
+read through the watcher role; the roles can do what they must and nothing
+more; runs copy between SQLite and PostgreSQL with their chains intact; and a
+password never shows in an error.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from cutover.testing.postgres import PostgresServer, start_postgres
+from tests.e2e.conftest import Project, project  # noqa: F401 - the e2e project fixture, reused here
+
+pytestmark = pytest.mark.integration
+
+CONTROLLER_PW, WATCHER_PW = "controller-pw-4d1f", "watcher-pw-9a2e"
+NIGHT = """\
+name: pgnight
+steps:
+  - id: first
+    kind: command
+    run: echo first >> effects.log
+    verify: {run: grep -qx first effects.log}
+    rollback: {run: echo undo-first >> effects.log}
+  - id: fan
+    kind: command
+    for_each: wave1
+    concurrency: 5
+    run: echo "fan $CUTOVER_TARGET" >> effects.log
+    rollback: none
+    rollback_reason: test
+"""
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    started = start_postgres()
+    yield started
+    started.stop()
+
+
+@pytest.fixture(scope="module")
+def urls(server: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    folder = tmp_path_factory.mktemp("pw")
+    (folder / "controller").write_text(CONTROLLER_PW)
+    (folder / "watcher").write_text(WATCHER_PW)
+    result = subprocess.run([*Project(folder, folder / "state").base(), "journal", "init", server.url,
+                             "--controller-password-file", str(folder / "controller"),
+                             "--watcher-password-file", str(folder / "watcher")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "owner-test-secret" not in result.stdout + result.stderr  # the owner's password is redacted
+    return {"owner": server.url, "controller": server.url_for("cutover_controller", CONTROLLER_PW),
+            "watcher": server.url_for("cutover_watcher", WATCHER_PW)}
+
+
+def test_a_night_driven_through_the_controller_role_is_read_through_the_watcher_role(project: Project, urls):
+    project.write_runbook("pgnight", NIGHT)
+    run = project.cutover("--journal", urls["controller"], "run", "pgnight", "--env", "lab", "--run-id", "pg1")
+    assert run.returncode == 0, run.stdout + run.stderr
+    status = json.loads(project.cutover("--journal", urls["watcher"], "status", "pg1", "--json", check=0).stdout)
+    assert status["state"] == "completed" and {s["state"] for s in status["steps"]} == {"succeeded"}
+    assert project.cutover("--journal", urls["watcher"], "journal", "verify").returncode == 0
+    report = json.loads(project.cutover("--journal", urls["watcher"], "report", "pg1", "--format", "json",
+                                        "--out", "-", check=0).stdout)
+    assert report["journal"]["verified"] and report["state"] == "completed"
+    rolled = project.cutover("--journal", urls["controller"], "rollback", "pg1")
+    assert rolled.returncode == 5, rolled.stderr
+    assert (project.root / "effects.log").read_text().count("undo-first") == 1
+    assert not (project.state / "journal.db").exists()  # nothing went to the default SQLite journal
+
+
+def test_the_roles_may_do_what_they_must_and_nothing_more(urls):
+    with psycopg.connect(urls["controller"], autocommit=True) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM cutover_events").fetchone()[0] > 0
+        for statement in ("DELETE FROM cutover_events", "UPDATE cutover_events SET kind = 'x'",
+                          "TRUNCATE cutover_events"):
+            with pytest.raises(psycopg.Error):
+                conn.execute(statement)
+    with psycopg.connect(urls["owner"], autocommit=True) as conn:  # even the owner: the triggers refuse
+        with pytest.raises(psycopg.Error, match="append-only"):
+            conn.execute("DELETE FROM cutover_events WHERE seq = 1")
+    with psycopg.connect(urls["watcher"], autocommit=True) as conn:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("INSERT INTO cutover_leases VALUES ('x', 'y', 'z', 1)")
+
+
+def test_runs_copy_between_sqlite_and_postgresql_with_their_chains_intact(project: Project, urls, tmp_path: Path):
+    project.write_runbook("pgnight", NIGHT)
+    assert project.cutover("run", "pgnight", "--env", "lab", "--run-id", "local1").returncode == 0
+    sqlite_url = f"sqlite:///{project.state / 'journal.db'}"
+    copied = project.cutover("journal", "copy", sqlite_url, urls["controller"], "local1")
+    assert copied.returncode == 0, copied.stderr
+    back = f"sqlite:///{tmp_path / 'archive.db'}"
+    assert project.cutover("journal", "copy", urls["watcher"], back).returncode == 0
+    runs = json.loads(project.cutover("--journal", back, "runs", "--json", check=0).stdout)
+    assert {"pg1", "local1"} <= {r["run_id"] for r in runs}
+    assert project.cutover("--journal", back, "journal", "verify").returncode == 0
+    timings = json.loads(project.cutover("--journal", back, "timings", "pgnight", "--env", "lab", "--json",
+                                         check=0).stdout)
+    assert {r["run_id"] for r in timings["runs"]} >= {"pg1", "local1"}
+
+
+def test_a_wrong_password_is_a_clear_error_that_never_shows_the_password(project: Project, server: PostgresServer):
+    wrong = server.url_for("cutover_controller", "not-the-password-77")
+    result = project.cutover("--journal", wrong, "runs")
+    assert result.returncode == 1 and "cannot connect to the journal" in result.stderr
+    assert "not-the-password-77" not in result.stderr and "********" in result.stderr
+
+
+SLOW = """\
+name: slow
+steps:
+  - id: s1
+    kind: command
+    run: echo s1 >> effects.log
+    verify: {run: grep -qx s1 effects.log}
+    rollback: none
+    rollback_reason: test
+  - id: s2
+    kind: command
+    run: echo s2 >> effects.log; sleep 3
+    verify: {run: grep -qx s2 effects.log}
+    idempotent: true
+    rollback: none
+    rollback_reason: test
+  - id: s3
+    kind: command
+    run: echo s3 >> effects.log
+    verify: {run: grep -qx s3 effects.log}
+    rollback: none
+    rollback_reason: test
+"""
+
+
+def _wait_for(url: str, run_id: str, kind: str, step: str, timeout: float = 30) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with psycopg.connect(url, autocommit=True) as conn:
+            if conn.execute("SELECT 1 FROM cutover_events WHERE run_id = %s AND kind = %s AND payload LIKE %s",
+                            (run_id, kind, f'%"step":"{step}"%')).fetchone():
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"no {kind} {step} within {timeout}s")
+
+
+def test_a_standby_takes_over_a_dead_driver_while_watchers_follow(project: Project, urls):
+    import signal
+    import time
+
+    project.write_runbook("slow", SLOW)
+    driver = project.spawn("--journal", urls["controller"], "run", "slow", "--env", "lab", "--run-id", "sb1")
+    try:
+        _wait_for(urls["watcher"], "sb1", "step_started", "s2")
+        standby = project.spawn("--journal", urls["controller"], "--lease-ttl", "3", "resume", "sb1", "--standby")
+        watcher = project.spawn("--journal", urls["watcher"], "status", "sb1", "--watch", "--every", "0.3")
+        time.sleep(1.5)
+        assert standby.poll() is None  # the driver is alive: the standby waits
+        driver.send_signal(signal.SIGKILL)
+        driver.wait(timeout=10)
+        assert standby.wait(timeout=60) == 0, standby.stderr.read()
+        standby_err = standby.stderr.read()
+        assert "standby: " in standby_err and "drives run sb1" in standby_err and "taking over" in standby_err
+        assert watcher.wait(timeout=30) == 0
+        assert watcher.stdout.read().strip().splitlines()[-1].startswith("run sb1: completed")
+    finally:
+        for process in (driver,):
+            if process.poll() is None:
+                process.kill()
+    with psycopg.connect(urls["watcher"], autocommit=True) as conn:
+        reasons = [r[0] for r in conn.execute("SELECT payload FROM cutover_events WHERE run_id = 'sb1' "
+                                              "AND kind = 'lease_taken_over'").fetchall()]
+    assert len(reasons) == 1 and "is no longer running" in reasons[0]
+    assert (project.root / "effects.log").read_text().split().count("s3") == 1
