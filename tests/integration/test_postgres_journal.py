@@ -184,3 +184,38 @@ def test_a_standby_takes_over_a_dead_driver_while_watchers_follow(project: Proje
                                               "AND kind = 'lease_taken_over'").fetchall()]
     assert len(reasons) == 1 and "is no longer running" in reasons[0]
     assert (project.root / "effects.log").read_text().split().count("s3") == 1
+
+
+@pytest.mark.skipif(__import__("os").geteuid() != 0 or __import__("shutil").which("unshare") is None,
+                    reason="needs root and unshare(1) to run a controller under another host name")
+def test_a_zombie_controller_on_another_host_is_fenced_by_postgresql(project: Project, urls):
+    """A on host frozen-vm is stopped past the TTL; B takes over; A, continued, appends nothing and exits 6."""
+    import os
+    import signal
+    import time
+
+    project.write_runbook("slow", SLOW)
+    zombie = subprocess.Popen(["unshare", "--uts", "sh", "-c", 'hostname frozen-vm && exec "$@"', "sh",
+                               *project.base(), "--journal", urls["controller"], "--lease-ttl", "2",
+                               "run", "slow", "--env", "lab", "--run-id", "z1"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(urls["watcher"], "z1", "step_started", "s2")
+        os.kill(zombie.pid, signal.SIGSTOP)
+        time.sleep(3)  # past the TTL: frozen-vm's heartbeat is stale
+        rescue = project.cutover("--journal", urls["controller"], "--lease-ttl", "2", "resume", "z1", "--take-over")
+        assert rescue.returncode == 0, rescue.stdout + rescue.stderr
+        with psycopg.connect(urls["watcher"], autocommit=True) as conn:
+            before = conn.execute("SELECT COUNT(*) FROM cutover_events WHERE run_id = 'z1'").fetchone()[0]
+        os.kill(zombie.pid, signal.SIGCONT)
+        _, err = zombie.communicate(timeout=30)
+    finally:
+        if zombie.poll() is None:
+            os.kill(zombie.pid, signal.SIGCONT)
+            zombie.kill()
+    assert zombie.returncode == 6 and "lost the lease on run z1" in err, err
+    with psycopg.connect(urls["watcher"], autocommit=True) as conn:
+        after = conn.execute("SELECT COUNT(*) FROM cutover_events WHERE run_id = 'z1'").fetchone()[0]
+    assert after == before
+    effects = (project.root / "effects.log").read_text().split()
+    assert effects.count("s1") == 1 and effects.count("s3") == 1
