@@ -7,6 +7,14 @@
    Each night must complete with every SAMU nominal on the cloud and, across
    the lab, lost 0, missing 0, duplicated 0.
 
+3. (after 2) A standby takes over the lab night on PostgreSQL: controller A,
+   under another host name (``unshare --uts``, so liveness comes from
+   heartbeats, not pids), drives the night with the journal on a PostgreSQL
+   server started for the proof; controller B waits with ``resume
+   --standby``; A is killed during the migration; B takes over within the
+   lease TTL + 10 s and completes the night: lost 0, missing 0, duplicated 0.
+   Needs root (for unshare); skipped, and said so, otherwise.
+
 2. The programme in the lab: a 30-SAMU lab in three waves of ten, traffic to all
 30 throughout, and the three nights in sequence (`cutover run bigbang --param
 wave=waveN`). After each night: the run completed, the SAMUs of the waves
@@ -124,6 +132,96 @@ def wait_for_step(state: Path, step: str, controller: subprocess.Popen[bytes]) -
     raise ProofFailed(f"{step} never started")
 
 
+def standby_proof(console: Console) -> None:
+    import os
+    import shutil
+
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        console.print("[yellow]skipped[/]: the standby proof needs root and unshare(1) (another host name for A)")
+        return
+    from cutover.pgjournal import init_schema
+    from cutover.testing.postgres import start_postgres
+
+    server = start_postgres()
+    try:
+        init_schema(server.url)
+        with tempfile.TemporaryDirectory(prefix="cutover-proof-") as folder:
+            state = Path(folder)
+            up = cutover(state, "lab", "up", "--samus", str(CRASH_SAMUS), "--rate", "3", "--json")
+            if up.returncode != 0:
+                raise ProofFailed(f"lab up failed: {up.stderr}")
+            env = json.loads(up.stdout)["env"]
+            try:
+                _standby_night(console, state, env, server.url)
+            finally:
+                cutover(state, "lab", "down")
+    finally:
+        server.stop()
+
+
+def _standby_night(console: Console, state: Path, env: str, url: str) -> None:
+    ttl = "6"
+    base = [CUTOVER, "--state-dir", str(state), "--journal", url, "--lease-ttl", ttl]
+    driver = subprocess.Popen(["unshare", "--uts", "sh", "-c", 'hostname controller-a && exec "$@"', "sh", *base,
+                               "run", "bigbang", "--env", env, "--run-id", "standby", "--auto-approve", "proof"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    standby = subprocess.Popen([*base, "resume", "standby", "--standby", "--auto-approve", "proof"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    try:
+        _wait_pg(url, "standby", "migrate", driver)
+        driver.kill()
+        killed_at = time.monotonic()
+        driver.wait()
+        if standby.wait(timeout=900) != 0:
+            detail = standby.stderr.read()[-2000:] if standby.stderr else ""
+            raise ProofFailed(f"the standby exited {standby.returncode}: {detail}")
+    finally:
+        for process in (driver, standby):
+            if process.poll() is None:
+                process.kill()
+    took_over = _takeover_delay(url, "standby")
+    if took_over is None or took_over - killed_at > float(ttl) + 10:
+        raise ProofFailed(f"the standby did not take over within the TTL + 10 s ({took_over})")
+    sites = {s["code"]: (s["mode"], s["platform"]) for s in read_json(state, "lab", "status")["sites"]}
+    calls = read_json(state, "lab", "calls")
+    if set(sites.values()) != {("nominal", "cloud")} or \
+            (calls["lost"], calls["records_missing"], calls["records_duplicated"]) != (0, 0, 0):
+        raise ProofFailed(f"after the standby's takeover: {sites}, {json.dumps(calls)[:1000]}")
+    console.print(f"[green]✓[/] A (host controller-a) killed during the migration; B took over "
+                  f"{took_over - killed_at:.1f} s later (TTL {ttl} s) and completed the night; calls placed "
+                  f"{calls['placed']}, lost 0, missing 0, duplicated 0")
+
+
+def _wait_pg(url: str, run_id: str, step: str, driver: subprocess.Popen[bytes]) -> None:
+    import psycopg
+
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        if driver.poll() is not None:
+            raise ProofFailed(f"controller A ended (exit {driver.returncode}) before {step} started")
+        with psycopg.connect(url, autocommit=True) as conn:
+            if conn.execute("SELECT 1 FROM cutover_events WHERE run_id = %s AND kind = 'step_started' "
+                            "AND payload LIKE %s", (run_id, f'%"step":"{step}"%')).fetchone():
+                return
+        time.sleep(0.1)
+    raise ProofFailed(f"{step} never started")
+
+
+def _takeover_delay(url: str, run_id: str) -> float | None:
+    """When the takeover was journalled, on this process's monotonic clock."""
+    import datetime as dt
+
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT at FROM cutover_events WHERE run_id = %s AND kind = 'lease_taken_over'",
+                           (run_id,)).fetchone()
+    if row is None:
+        return None
+    at = dt.datetime.fromisoformat(row[0].replace("Z", "+00:00"))
+    return time.monotonic() - (dt.datetime.now(dt.timezone.utc) - at).total_seconds()
+
+
 def programme_proof(console: Console) -> None:
     with tempfile.TemporaryDirectory(prefix="cutover-proof-") as folder:
         state = Path(folder)
@@ -152,12 +250,14 @@ def main() -> int:
             crash_inside_step(console, step)
         console.rule(f"[bold]proof 2: {SAMUS} SAMUs in {WAVES} waves, three nights, traffic to every SAMU")
         programme_proof(console)
+        console.rule("[bold]proof 3: a standby controller takes over the lab night on PostgreSQL")
+        standby_proof(console)
     except ProofFailed as failure:
         console.print(f"[bold red]✗ proof failed:[/] {failure}")
         return 1
     console.print(f"[bold green]proved[/] in {time.monotonic() - started:.0f} s: a crash inside each of the "
-                  f"{len(NIGHT_STEPS)} action steps of the night, then three wave nights in sequence, each touching "
-                  "only its wave; nothing lost anywhere")
+                  f"{len(NIGHT_STEPS)} action steps of the night; three wave nights in sequence, each touching "
+                  "only its wave; a standby taking over a dead driver on PostgreSQL; nothing lost anywhere")
     return 0
 
 
