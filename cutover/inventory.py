@@ -43,6 +43,7 @@ from cutover.redact import secret_values
 from cutover.yamlsource import VaultText, YamlDocument, problems_from_errors, load_yaml, problems_from_pydantic
 
 HOSTS_FILES = ("hosts.yml", "hosts.yaml")
+MIN_SITE_PREFIX = 16  # a SAMU's premises: a /16 at the widest; 0.0.0.0/0 would open the tenant to everyone
 WAVE_GROUP = re.compile(r"^wave(?P<number>[1-9][0-9]*)$")
 SAMU_GROUP = "samu"
 
@@ -306,6 +307,7 @@ class _InventoryReader:
         samus = self._samus(hosts, groups)
         self._check_waves(groups, samus)
         self._check_cidrs(samus)
+        self._check_site_cidrs(samus, settings)
         if self.problems:
             raise ValidationError(self.problems, what=f"inventory {self.env!r}")
         every_var = {"all": all_vars, **{h.name: dict(h.vars) for h in hosts.values()}}
@@ -500,6 +502,28 @@ class _InventoryReader:
                 self._problem(after.host, "samu_cidr",
                               f"{after.cidr} overlaps {before.cidr} of {before.host}",
                               hint="every SAMU needs its own network; `cutover tenant add` allocates a free one")
+
+    def _check_site_cidrs(self, samus: dict[str, Samu], settings: CutoverVars | None) -> None:
+        """A SAMU's premises network is opened to its tenant through the VPN: never the whole world, never ours."""
+        ours: list[tuple[str, ipaddress.IPv4Network]] = []
+        if settings is not None and settings.cutover_tenant_pool is not None:
+            ours.append(("the tenant pool", settings.cutover_tenant_pool))
+        if settings is not None and settings.cutover_national is not None:
+            ours += [(f"the national {name} network", network)
+                     for name, network in settings.cutover_national.networks.by_zone().items()]
+        hint = "the premises' own private network behind the SAMU's VPN gateway, e.g. 172.16.3.0/24"
+        for samu in samus.values():
+            site = samu.site_cidr
+            if site is None:
+                continue
+            if site.prefixlen < MIN_SITE_PREFIX:
+                self._problem(samu.host, "samu_site_cidr", f"{site} is far too wide for one SAMU's premises "
+                              f"(a /{site.prefixlen}; at most /{MIN_SITE_PREFIX})", hint=hint)
+                continue
+            for name, network in ours + [(f"the network of {o.host}", o.cidr) for o in samus.values()]:
+                if site.overlaps(network):
+                    self._problem(samu.host, "samu_site_cidr", f"{site} overlaps {name} ({network})", hint=hint)
+                    break
 
     # -- problem reporting ---------------------------------------------------------
 

@@ -52,3 +52,19 @@ def test_add_refuses_when_the_pool_is_full(project_copy, edit):
         add_tenant(project_copy, "production", NewTenant(code=code, name=code, wave=2))
     with pytest.raises(InputError, match="no free /24"):
         add_tenant(project_copy, "production", NewTenant(code="08", name="08", wave=2))
+
+
+@pytest.mark.parametrize("site, message", [
+    ("0.0.0.0/0", "far too wide"),
+    ("10.100.4.0/24", "overlaps the national service network"),
+    ("10.140.0.0/24", "overlaps the tenant pool"),
+])
+def test_add_refuses_a_dangerous_site_network_and_leaves_files_alone(project_copy, site, message):
+    before = (project_copy / HOSTS).read_text(encoding="utf-8")
+    with pytest.raises(InputError, match=message) as refused:
+        add_tenant(project_copy, "production", NewTenant(code="974", name="Saint-Denis", wave=3,
+                                                         vpn_peer=ipaddress.IPv4Address("198.51.100.7"),
+                                                         site_cidr=net(site)))
+    assert "premises' own private network" in str(refused.value)
+    assert (project_copy / HOSTS).read_text(encoding="utf-8") == before
+    assert not (project_copy / "inventories/production/host_vars/samu-974.yml").exists()
