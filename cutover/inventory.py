@@ -508,9 +508,9 @@ class _InventoryReader:
         ours: list[tuple[str, ipaddress.IPv4Network]] = []
         if settings is not None and settings.cutover_tenant_pool is not None:
             ours.append(("the tenant pool", settings.cutover_tenant_pool))
-        if settings is not None and settings.cutover_national is not None:
-            ours += [(f"the national {name} network", network)
-                     for name, network in settings.cutover_national.networks.by_zone().items()]
+        networks = settings.cutover_national.networks if settings and settings.cutover_national else None
+        if networks is not None:
+            ours += [(f"the national {name} network", network) for name, network in networks.by_zone().items()]
         hint = "the premises' own private network behind the SAMU's VPN gateway, e.g. 172.16.3.0/24"
         for samu in samus.values():
             site = samu.site_cidr
