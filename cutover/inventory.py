@@ -355,9 +355,21 @@ class _InventoryReader:
                         line=doc.line_of(loc), field=".".join(map(str, loc)))
             )
             return
+        for section in ("hosts", "vars", "children"):
+            if body.get(section) is not None and not isinstance(body[section], dict):
+                self.problems.append(Problem(doc.path, f"group {group!r}: '{section}' must be a mapping",
+                                             line=doc.line_of((*loc, section)), field=".".join(map(str, (*loc, section))),
+                                             hint="indent the names under it, one per line, each followed by ':'"))
+                return
         for host, host_vars in (body.get("hosts") or {}).items():
             self.group_hosts[group].append(str(host))
-            if host_vars:
+            if host_vars is not None and not isinstance(host_vars, dict):
+                self.problems.append(Problem(doc.path, f"host {host!r}: expected its variables as a mapping, or "
+                                             f"nothing, not {type(host_vars).__name__} {host_vars!r}",
+                                             line=doc.line_of((*loc, "hosts", host)),
+                                             field=".".join(map(str, (*loc, "hosts", host))),
+                                             hint=f"write `{host}:` alone (variables go in host_vars/{host}.yml)"))
+            elif host_vars:
                 self.inline_vars.setdefault(str(host), {}).update(host_vars)
                 for key in host_vars:
                     self.origins[(str(host), key)] = (doc, (*loc, "hosts", host, key))
