@@ -335,13 +335,6 @@ class Runbook(_Model):
     window: Window | None = None
     steps: list[Step] = Field(min_length=1)
 
-    def step(self, step_id: str) -> Step:
-        for step in self.steps:
-            if step.id == step_id:
-                return step
-        raise NotFound(f"runbook {self.name!r} has no step {step_id!r}",
-                       hint=f"steps: {', '.join(s.id for s in self.steps)}")
-
 
 # ----------------------------------------------------------------------------- loading
 

@@ -20,6 +20,7 @@ import pytest
 
 from cutover.testing.postgres import PostgresServer, start_postgres
 from tests.e2e.conftest import Project, project  # noqa: F401 - the e2e project fixture, reused here
+from tests.e2e.test_hardening import SLOW
 
 pytestmark = pytest.mark.integration
 
@@ -118,29 +119,6 @@ def test_a_wrong_password_is_a_clear_error_that_never_shows_the_password(project
     assert "not-the-password-77" not in result.stderr and "********" in result.stderr
 
 
-SLOW = """\
-name: slow
-steps:
-  - id: s1
-    kind: command
-    run: echo s1 >> effects.log
-    verify: {run: grep -qx s1 effects.log}
-    rollback: none
-    rollback_reason: test
-  - id: s2
-    kind: command
-    run: echo s2 >> effects.log; sleep 3
-    verify: {run: grep -qx s2 effects.log}
-    idempotent: true
-    rollback: none
-    rollback_reason: test
-  - id: s3
-    kind: command
-    run: echo s3 >> effects.log
-    verify: {run: grep -qx s3 effects.log}
-    rollback: none
-    rollback_reason: test
-"""
 
 
 def _wait_for(url: str, run_id: str, kind: str, step: str, timeout: float = 30) -> None:
