@@ -165,9 +165,12 @@ def _standby_night(console: Console, state: Path, env: str, url: str) -> None:
     driver = subprocess.Popen(["unshare", "--uts", "sh", "-c", 'hostname controller-a && exec "$@"', "sh", *base,
                                "run", "bigbang", "--env", env, "--run-id", "standby", "--auto-approve", "proof"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-    standby = subprocess.Popen([*base, "resume", "standby", "--standby", "--auto-approve", "proof"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    standby: subprocess.Popen[str] | None = None
     try:
+        _wait_pg(url, "standby", "preflight", driver)  # the run exists: B can stand by for it
+        standby = subprocess.Popen([*base, "resume", "standby", "--standby", "--auto-approve", "proof"],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                   stdin=subprocess.DEVNULL)
         _wait_pg(url, "standby", "migrate", driver)
         driver.kill()
         killed_at = time.monotonic()
@@ -177,7 +180,7 @@ def _standby_night(console: Console, state: Path, env: str, url: str) -> None:
             raise ProofFailed(f"the standby exited {standby.returncode}: {detail}")
     finally:
         for process in (driver, standby):
-            if process.poll() is None:
+            if process is not None and process.poll() is None:
                 process.kill()
     took_over = _takeover_delay(url, "standby")
     if took_over is None or took_over - killed_at > float(ttl) + 10:
