@@ -32,6 +32,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -81,35 +83,41 @@ def check_night(console: Console, state: Path, env: str, wave: int) -> None:
                   f"lost 0, missing 0, duplicated 0 (all {len(sites)} SAMUs)")
 
 
-def crash_inside_step(console: Console, step: str) -> None:
+@contextmanager
+def proof_lab(*options: str) -> Iterator[tuple[Path, str]]:
+    """A lab up in a temporary state folder (its state folder and --env), always brought down."""
     with tempfile.TemporaryDirectory(prefix="cutover-proof-") as folder:
         state = Path(folder)
-        up = cutover(state, "lab", "up", "--samus", str(CRASH_SAMUS), "--rate", "3", "--json")
+        up = cutover(state, "lab", "up", *options, "--json")
         if up.returncode != 0:
             raise ProofFailed(f"lab up failed: {up.stderr}")
-        env = json.loads(up.stdout)["env"]
         try:
-            controller = subprocess.Popen([CUTOVER, "--state-dir", str(state), "run", "bigbang", "--env", env,
-                                           "--run-id", "crash", "--auto-approve", "proof"],
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                          stdin=subprocess.DEVNULL)
-            started = wait_for_step(state, step, controller)
-            controller.kill()
-            controller.wait()
-            resumed = cutover(state, "resume", "crash", "--auto-approve", "proof")
-            if resumed.returncode != 0:
-                raise ProofFailed(f"resume after a crash inside {step} exited {resumed.returncode}:\n"
-                                  f"{resumed.stdout[-3000:]}{resumed.stderr}")
-            sites = {s["code"]: (s["mode"], s["platform"]) for s in read_json(state, "lab", "status")["sites"]}
-            if set(sites.values()) != {("nominal", "cloud")}:
-                raise ProofFailed(f"after a crash inside {step} and resume: {sites}")
-            calls = read_json(state, "lab", "calls")
-            if (calls["lost"], calls["records_missing"], calls["records_duplicated"]) != (0, 0, 0):
-                raise ProofFailed(f"after a crash inside {step}: {json.dumps(calls)[:2000]}")
-            console.print(f"[green]✓[/] killed inside {step} ({started}), resumed: every SAMU nominal on the "
-                          f"cloud; calls placed {calls['placed']}, lost 0, missing 0, duplicated 0")
+            yield state, json.loads(up.stdout)["env"]
         finally:
             cutover(state, "lab", "down")
+
+
+def crash_inside_step(console: Console, step: str) -> None:
+    with proof_lab("--samus", str(CRASH_SAMUS), "--rate", "3") as (state, env):
+        controller = subprocess.Popen([CUTOVER, "--state-dir", str(state), "run", "bigbang", "--env", env,
+                                       "--run-id", "crash", "--auto-approve", "proof"],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                      stdin=subprocess.DEVNULL)
+        started = wait_for_step(state, step, controller)
+        controller.kill()
+        controller.wait()
+        resumed = cutover(state, "resume", "crash", "--auto-approve", "proof")
+        if resumed.returncode != 0:
+            raise ProofFailed(f"resume after a crash inside {step} exited {resumed.returncode}:\n"
+                              f"{resumed.stdout[-3000:]}{resumed.stderr}")
+        sites = {s["code"]: (s["mode"], s["platform"]) for s in read_json(state, "lab", "status")["sites"]}
+        if set(sites.values()) != {("nominal", "cloud")}:
+            raise ProofFailed(f"after a crash inside {step} and resume: {sites}")
+        calls = read_json(state, "lab", "calls")
+        if (calls["lost"], calls["records_missing"], calls["records_duplicated"]) != (0, 0, 0):
+            raise ProofFailed(f"after a crash inside {step}: {json.dumps(calls)[:2000]}")
+        console.print(f"[green]✓[/] killed inside {step} ({started}), resumed: every SAMU nominal on the "
+                      f"cloud; calls placed {calls['placed']}, lost 0, missing 0, duplicated 0")
 
 
 def wait_for_step(state: Path, step: str, controller: subprocess.Popen[bytes]) -> str:
@@ -145,16 +153,8 @@ def standby_proof(console: Console) -> None:
     server = start_postgres()
     try:
         init_schema(server.url)
-        with tempfile.TemporaryDirectory(prefix="cutover-proof-") as folder:
-            state = Path(folder)
-            up = cutover(state, "lab", "up", "--samus", str(CRASH_SAMUS), "--rate", "3", "--json")
-            if up.returncode != 0:
-                raise ProofFailed(f"lab up failed: {up.stderr}")
-            env = json.loads(up.stdout)["env"]
-            try:
-                _standby_night(console, state, env, server.url)
-            finally:
-                cutover(state, "lab", "down")
+        with proof_lab("--samus", str(CRASH_SAMUS), "--rate", "3") as (state, env):
+            _standby_night(console, state, env, server.url)
     finally:
         server.stop()
 
@@ -226,21 +226,13 @@ def _takeover_delay(url: str, run_id: str) -> float | None:
 
 
 def programme_proof(console: Console) -> None:
-    with tempfile.TemporaryDirectory(prefix="cutover-proof-") as folder:
-        state = Path(folder)
-        up = cutover(state, "lab", "up", "--samus", str(SAMUS), "--waves", str(WAVES), "--json")
-        if up.returncode != 0:
-            raise ProofFailed(f"lab up failed: {up.stderr}")
-        env = json.loads(up.stdout)["env"]
-        try:
-            for wave in range(1, WAVES + 1):
-                check_night(console, state, env, wave)
-            summary = read_json(state, "programme", "--env", env)
-            if (summary["migrated"], summary["total"]) != (SAMUS, SAMUS):
-                raise ProofFailed(f"programme: {summary['migrated']}/{summary['total']} migrated")
-            console.print(f"[green]✓[/] programme: {summary['migrated']}/{summary['total']} SAMUs migrated")
-        finally:
-            cutover(state, "lab", "down")
+    with proof_lab("--samus", str(SAMUS), "--waves", str(WAVES)) as (state, env):
+        for wave in range(1, WAVES + 1):
+            check_night(console, state, env, wave)
+        summary = read_json(state, "programme", "--env", env)
+        if (summary["migrated"], summary["total"]) != (SAMUS, SAMUS):
+            raise ProofFailed(f"programme: {summary['migrated']}/{summary['total']} migrated")
+        console.print(f"[green]✓[/] programme: {summary['migrated']}/{summary['total']} SAMUs migrated")
 
 
 def main() -> int:

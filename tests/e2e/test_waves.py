@@ -136,20 +136,6 @@ def test_a_samu_outside_the_wave_cut_off_during_the_night_stops_it_at_the_next_v
 
 
 def test_a_labelled_rehearsal_then_lab_reset_lets_the_night_be_rehearsed_again(programme_lab: Lab):
-    """Runs after the programme completed: every SAMU on the cloud; a reset puts the lab back to the start."""
-    lab = programme_lab
-    assert lab.cutover("lab", "reset").returncode == 0
-    assert sites(lab) == expected(set())  # every SAMU nominal on legacy again
-    result = night(lab, "wave1", "again", "--label", "répétition 2", "--until", "backup-mode")
-    assert result.returncode == 3, result.stdout[-3000:] + result.stderr
-    runs = {r["run_id"]: r for r in json.loads(lab.cutover("runs", "--json", check=0).stdout)}
-    assert runs["again"]["label"] == "répétition 2" and runs["again"]["kind"] == "rehearsal"
-    assert runs["wave1-night"]["state"] == "completed"  # the journal was kept
-    assert lab.cutover("rollback", "again", timeout=300).returncode == 5
-    assert_nothing_lost(calls(lab))
-
-
-def test_a_labelled_rehearsal_then_lab_reset_lets_the_night_be_rehearsed_again(programme_lab: Lab):
     """After the programme: a reset puts every SAMU back on legacy; a labelled rehearsal runs, and pauses."""
     lab = programme_lab
     assert lab.cutover("lab", "reset").returncode == 0
