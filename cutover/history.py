@@ -105,8 +105,17 @@ def measured_p90s(journal: Journal, runbook: str, env: str, *, exclude: str | No
     return durations, rollbacks
 
 
-def live_forecast(journal: Journal, state: RunState, *, now: datetime, samples: int = 1000) -> dict[str, Any] | None:
-    """The rest of a run under way, forecast from measurements: what is done is done, the remainder is drawn."""
+def past_runs(journal: Journal, state: RunState) -> list[RunMeasure]:
+    """The other runs of this run's runbook on its environment, measured: what its forecast draws from."""
+    return [m for m in select_runs(journal, state.runbook_name, state.env) if m.run_id != state.run_id]
+
+
+def live_forecast(journal: Journal, state: RunState, *, now: datetime, samples: int = 1000,
+                  runs: list[RunMeasure] | None = None) -> dict[str, Any] | None:
+    """The rest of a run under way, forecast from measurements: what is done is done, the remainder is drawn.
+
+    ``runs`` (from ``past_runs``) lets a board that refreshes measure the past runs once: they do not change.
+    """
     if state.is_finished():
         return None
     from cutover.core.montecarlo import PlannedDuration, forecast_night  # numpy: only for commands that forecast
@@ -115,7 +124,7 @@ def live_forecast(journal: Journal, state: RunState, *, now: datetime, samples: 
     concurrency = {s.id: s.concurrency for s in spec.steps if isinstance(s, ActionStep)}
     plan = [PlannedDuration(info, concurrency.get(info.id, 1)) for info in state.steps]
     remaining = [p for p in plan if p.info.id not in state.completed]
-    runs = [m for m in select_runs(journal, state.runbook_name, state.env) if m.run_id != state.run_id]
+    runs = past_runs(journal, state) if runs is None else runs
     window_end = datetime.fromisoformat(state.window_end) if state.window_end else None
     ahead = forecast_night(remaining, runs, start=now, window_end=None, samples=samples)
     whole = forecast_night(plan, runs, start=now, window_end=window_end, samples=samples)

@@ -26,7 +26,7 @@ from cutover.inventory import Inventory, load_inventory
 from cutover.core.events import VerifyReport
 from cutover.journal import open_journal_url, verify_journal_file
 from cutover.transfer import export_lines, import_lines
-from cutover.history import live_forecast, measured_p90s
+from cutover.history import live_forecast, measured_p90s, past_runs
 from cutover.programme import environment_runs, positions, programme_json
 from cutover.core.steps import GateStep
 from cutover.runbook import LoadedRunbook, check_against, load_runbook
@@ -230,7 +230,7 @@ def _display_run(app: App) -> Iterator[Callable[[Engine], None]]:
         yield lambda engine: None
         return
     engines: list[Engine] = []
-    outlook: dict[str, Any] = {"at": 0.0, "forecast": None}
+    outlook: dict[str, Any] = {"at": 0.0, "forecast": None, "runs": None}
 
     def board() -> Any:
         if not engines:
@@ -239,7 +239,10 @@ def _display_run(app: App) -> Iterator[Callable[[Engine], None]]:
         if time.monotonic() - outlook["at"] > FORECAST_REFRESH_S:  # the board redraws 4 times a second
             outlook["at"] = time.monotonic()
             try:
-                outlook["forecast"] = live_forecast(engine.journal, engine.state, now=datetime.now(timezone.utc))
+                if outlook["runs"] is None:  # the past runs do not change during the night: measured once
+                    outlook["runs"] = past_runs(engine.journal, engine.state)
+                outlook["forecast"] = live_forecast(engine.journal, engine.state, now=datetime.now(timezone.utc),
+                                                    runs=outlook["runs"])
             except Exception:  # noqa: BLE001 - the board must never stop the night; the expected durations remain
                 outlook["forecast"] = None
         return status_board(engine.state, outlook=outlook["forecast"])
@@ -401,9 +404,12 @@ def status(app: App, run_id: str | None, as_json: bool, watch: bool, every: floa
 
 def _watch(app: App, journal: Any, run_id: str, every: float) -> int:
     """A watcher's board: it only reads, so any number of them can follow a night from anywhere."""
+    history = past_runs(journal, load_run(journal, run_id))  # the past runs do not change: measured once
+
     def board() -> Any:
         state = load_run(journal, run_id)
-        return state, status_board(state, outlook=live_forecast(journal, state, now=datetime.now(timezone.utc)))
+        outlook = live_forecast(journal, state, now=datetime.now(timezone.utc), runs=history)
+        return state, status_board(state, outlook=outlook)
 
     state, view = board()
     if not app.console.is_terminal:  # a pipe or a log: one line per change of state
