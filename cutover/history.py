@@ -8,17 +8,21 @@ never from a stopwatch.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cutover.core.events import Journal
 from cutover.core.state import RunState, fold
-from cutover.core.steps import ActionStep
+from cutover.core.records import StepInfo
+from cutover.core.steps import ActionStep, RunbookSpec
 from cutover.core.timings import RunMeasure, measure_run, summarise
 from cutover.errors import InputError, NotFound
 from cutover.inventory import Inventory
 from cutover.planning import plan_cutover, to_spec
 from cutover.runbook import LoadedRunbook
 from cutover.runs import runbook_of
+
+if TYPE_CHECKING:
+    from cutover.core.montecarlo import PlannedDuration
 
 
 def measure(journal: Journal, run_id: str) -> RunMeasure:
@@ -82,13 +86,12 @@ def _cell(run: RunMeasure, step: str) -> dict[str, Any]:
 def forecast_json(journal: Journal, loaded: LoadedRunbook, inventory: Inventory, *, from_env: str | None,
                   last: int | None, start: datetime, window_end: datetime | None, samples: int) -> dict[str, Any]:
     """The night of ``loaded`` on ``inventory``, forecast from the runs of the same runbook (on ``from_env``)."""
-    from cutover.core.montecarlo import PlannedDuration, forecast_night  # numpy: only for commands that forecast
+    from cutover.core.montecarlo import forecast_night  # numpy: only for commands that forecast
 
     if not 100 <= samples <= 1_000_000:
         raise InputError(f"--samples {samples} is out of range", hint="between 100 and 1,000,000")
     spec = to_spec(loaded.runbook)
-    plan = [PlannedDuration(p.info, p.step.concurrency if isinstance(p.step, ActionStep) else 1)
-            for p in plan_cutover(spec, inventory)]
+    plan = planned_durations([p.info for p in plan_cutover(spec, inventory)], spec)
     source_env = from_env or inventory.name
     runs = select_runs(journal, loaded.runbook.name, source_env, last=last)
     result = forecast_night(plan, runs, start=start, window_end=window_end, samples=samples)
@@ -105,6 +108,14 @@ def measured_p90s(journal: Journal, runbook: str, env: str, *, exclude: str | No
     return durations, rollbacks
 
 
+def planned_durations(infos: list[StepInfo], spec: RunbookSpec) -> list[PlannedDuration]:
+    """What the forecast models of each planned step: its targets (frozen in ``infos``) and its concurrency."""
+    from cutover.core.montecarlo import PlannedDuration  # numpy: only for commands that forecast
+
+    concurrency = {s.id: s.concurrency for s in spec.steps if isinstance(s, ActionStep)}
+    return [PlannedDuration(info, concurrency.get(info.id, 1)) for info in infos]
+
+
 def past_runs(journal: Journal, state: RunState) -> list[RunMeasure]:
     """The other runs of this run's runbook on its environment, measured: what its forecast draws from."""
     return [m for m in select_runs(journal, state.runbook_name, state.env) if m.run_id != state.run_id]
@@ -118,11 +129,9 @@ def live_forecast(journal: Journal, state: RunState, *, now: datetime, samples: 
     """
     if state.is_finished():
         return None
-    from cutover.core.montecarlo import PlannedDuration, forecast_night  # numpy: only for commands that forecast
+    from cutover.core.montecarlo import forecast_night  # numpy: only for commands that forecast
 
-    spec = runbook_of(state)
-    concurrency = {s.id: s.concurrency for s in spec.steps if isinstance(s, ActionStep)}
-    plan = [PlannedDuration(info, concurrency.get(info.id, 1)) for info in state.steps]
+    plan = planned_durations(state.steps, runbook_of(state))
     remaining = [p for p in plan if p.info.id not in state.completed]
     runs = past_runs(journal, state) if runs is None else runs
     window_end = datetime.fromisoformat(state.window_end) if state.window_end else None
