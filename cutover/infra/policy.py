@@ -26,6 +26,7 @@ T_VOLUME_TYPE = "openstack:blockstorage/volumeTypeV3:VolumeTypeV3"
 T_INSTANCE = "openstack:compute/instance:Instance"
 T_SERVER_GROUP = "openstack:compute/serverGroup:ServerGroup"
 T_ATTACH = "openstack:compute/volumeAttach:VolumeAttach"
+T_EXPORT = "openstack:blockstorage/volumeAttach:VolumeAttach"  # Cinder attachment, no Nova
 T_NETWORK = "openstack:networking/network:Network"
 T_SUBNET = "openstack:networking/subnet:Subnet"
 T_PORT = "openstack:networking/port:Port"
@@ -241,18 +242,31 @@ def _rac_anti_affinity(plan: Plan, ctx: PolicyContext) -> Iterator[Finding]:
 
 
 def _asm_everywhere(plan: Plan, ctx: PolicyContext) -> Iterator[Finding]:
+    # RAC nodes are Ironic instances: Nova's ironic driver cannot attach volumes,
+    # so each ASM volume is exported to each node by a Cinder attachment (iSCSI,
+    # multipath) naming the node's initiator; the node logs in from its OS.
     for cluster in plan.of_type(T_RAC):
         members = plan.within(cluster.name)
-        nodes = {f"{r.name}.id" for r in members if r.type == T_INSTANCE}
-        attachments = [r for r in members if r.type == T_ATTACH]
+        nodes = {str(r.inputs.get("name") or r.name) for r in members if r.type == T_INSTANCE}
+        exports = [r for r in members if r.type == T_EXPORT]
+        for nova in (r for r in members if r.type == T_ATTACH):
+            yield nova, ("a Nova volume attachment on a bare-metal node: Nova's ironic driver cannot attach "
+                         "volumes; export the volume with a Cinder attachment (iSCSI) instead")
         for volume in (r for r in members if r.type == T_VOLUME):
-            attached = {a.inputs.get("instanceId") for a in attachments
-                        if a.inputs.get("volumeId") == f"{volume.name}.id" and a.inputs.get("multiattach") is True}
-            for node in sorted(nodes - attached):
-                yield volume, f"not attached (multiattach) to RAC node {node.removesuffix('.id')}"
+            exported = {e.inputs.get("hostName") for e in exports
+                        if e.inputs.get("volumeId") == f"{volume.name}.id" and _is_iscsi_multipath(e)}
+            for node in sorted(nodes - exported):
+                yield volume, f"not exported (iSCSI initiator, multipath, read-write) to RAC node {node}"
             if not _is_multiattach_type(plan, volume):
                 yield volume, f"volume type {volume.inputs.get('volumeType')!r} is not multi-attach"
-        yield from _unchained(cluster, attachments)
+        yield from _unchained(cluster, exports)
+
+
+def _is_iscsi_multipath(export: PlannedResource) -> bool:
+    """A Cinder attachment a node can use for ASM: its initiator named, both paths, writable."""
+    inputs = export.inputs
+    writable = inputs.get("attachMode") in ("rw", None)  # Cinder's default mode is read-write
+    return bool(inputs.get("initiator")) and inputs.get("multipath") is True and writable
 
 
 def _is_multiattach_type(plan: Plan, volume: PlannedResource) -> bool:
@@ -293,8 +307,9 @@ RULES: list[Rule] = [
     Rule("rac-anti-affinity", "HDS (ISO/IEC 27001:2022 A.8.14)", "RAC nodes in an anti-affinity group over at least "
          "two failure domains", "put every node in the pool's anti-affinity group and spread the pool over zones",
          _rac_anti_affinity),
-    Rule("asm-on-every-node", "HDS (ISO/IEC 27001:2022 A.8.14)", "Every ASM volume is attached to every RAC node, "
-         "one attachment at a time", "attach each volume to each node with multiattach=True, chained with "
-         "depends_on, from a multi-attach volume type", _asm_everywhere),
+    Rule("asm-on-every-node", "HDS (ISO/IEC 27001:2022 A.8.14)", "Every ASM volume is exported to every RAC node, "
+         "one attachment at a time", "export each volume to each node with a Cinder attachment "
+         "(blockstorage.VolumeAttach: the node's initiator, multipath=True), chained with depends_on, from a "
+         "multi-attach volume type; never a Nova attachment on bare metal", _asm_everywhere),
 ]
 RULE_ORDER = {rule.id: i for i, rule in enumerate(RULES)}

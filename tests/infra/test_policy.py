@@ -179,8 +179,10 @@ def _rac(zones: tuple[str, str] = ("az1", "az2"), policy: str = "anti-affinity",
         *[res("instance", f"n{i}", parent="pool", availabilityZone=zone, schedulerHints=[{"group": "g.id"}])
           for i, zone in enumerate(zones, start=1)],
         res("volume", "v1", parent="rac", volumeType="asm"), res("volume", "v2", parent="rac", volumeType="asm"),
-        *[res("attach", f"a-{v}-{n}", parent="rac", deps=deps, volumeId=f"{v}.id", instanceId=f"{n}.id",
-              multiattach=True) for v, n, deps in attachments],
+        # Cinder attachments (iSCSI exports): bare-metal nodes cannot take a Nova attachment.
+        *[PlannedResource("openstack:blockstorage/volumeAttach:VolumeAttach", f"a-{v}-{n}",
+                          {"volumeId": f"{v}.id", "hostName": n, "initiator": f"iqn.2026-01.test:{n}",
+                           "multipath": True}, "rac", deps, OS) for v, n, deps in attachments],
     ])
 
 
