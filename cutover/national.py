@@ -14,14 +14,20 @@ Oracle RAC clusters. Example (abridged)::
         admin: 10.100.0.0/24                # bastion and administration
         service: 10.100.4.0/22              # national services, RAC public
         transit: 10.100.1.0/24              # tenant routers meet the national router here
-        interconnect: 10.100.8.0/24         # RAC private interconnect (no routing)
-        storage: 10.100.9.0/24              # storage traffic (no routing)
+        interconnect: 10.100.8.0/24         # RAC private interconnect (no routing, MTU 9000)
+        interconnect_b: 10.100.10.0/24      # the second interconnect: Oracle HAIP uses both
+        storage: 10.100.9.0/24              # iSCSI from the RAC nodes to the block storage (no routing)
+      project_id: 3f1c...                   # the national project: bare-metal flavors are granted to it
+      dns: {zone: db.samu.example., email: hostmaster@samu.example}   # Designate zone for SCAN names
       bastion: {flavor: m1.small, image: debian-12, key_pair: ops, operator_sources: [192.0.2.0/28]}
       storage: {encrypted_backend: ceph-luks}
       baremetal_pools:
         - {name: rac-a, flavor: {...}, image: ol9-rac, nodes: 3}
+        - {name: telephony, role: telephony, flavor: {...}, image: rhel-9, nodes: 4}
       rac_clusters:
-        - {name: samu-rac-a, pool: rac-a, public_block: 10.100.5.0/26, asm: {...}}
+        - {name: samu-rac-a, pool: rac-a, public_block: 10.100.5.0/26, private_host_base: 16, asm: {...}}
+      migration:                            # the Data Guard redo path, for the migration period only
+        {legacy_networks: [10.20.0.0/24], legacy_vpn_peer: 198.51.100.7, redo_port: 1521, until: 2027-06-30}
 
 This module is plain pydantic: no Pulumi. ``cutover.infra.components`` turns
 it into resources and ``cutover.infra.policy`` reads it to know what is allowed.
@@ -29,12 +35,15 @@ it into resources and ``cutover.infra.policy`` reads it to know what is allowed.
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
 import re
-from typing import Self
+from dataclasses import dataclass
+from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+AddressRange = tuple[ipaddress.IPv4Address, ipaddress.IPv4Address]  # first and last, inclusive
 RESOURCE_CLASS = re.compile(r"^CUSTOM_[A-Z0-9_]+$")
 NAME = re.compile(r"^[a-z][a-z0-9-]{0,40}$")
 
@@ -51,6 +60,9 @@ class NationalNetworks(_Strict):
     transit: ipaddress.IPv4Network
     interconnect: ipaddress.IPv4Network
     storage: ipaddress.IPv4Network
+    # Oracle HAIP spreads the private interconnect over two networks, so that
+    # losing one switch fabric does not evict nodes; a RAC cluster needs it.
+    interconnect_b: ipaddress.IPv4Network | None = None
 
     @model_validator(mode="after")
     def _disjoint(self) -> Self:
@@ -65,8 +77,16 @@ class NationalNetworks(_Strict):
         return self
 
     def by_zone(self) -> dict[str, ipaddress.IPv4Network]:
-        return {"admin": self.admin, "service": self.service, "transit": self.transit,
-                "interconnect": self.interconnect, "storage": self.storage}
+        """Every national network by its key (``interconnect_b`` only when described)."""
+        zones = {"admin": self.admin, "service": self.service, "transit": self.transit,
+                 "interconnect": self.interconnect, "storage": self.storage}
+        if self.interconnect_b is not None:
+            zones["interconnect_b"] = self.interconnect_b
+        return zones
+
+    def interconnects(self) -> list[str]:
+        """The keys of the interconnect networks, in HAIP order."""
+        return ["interconnect"] + (["interconnect_b"] if self.interconnect_b is not None else [])
 
 
 class Bastion(_Strict):
@@ -93,6 +113,39 @@ class Storage(_Strict):
     # type points at a backend the provider encrypts (LUKS) and qualifies as such.
     encrypted_backend: str = Field(min_length=1)
     asm_volume_type: str = Field(default="rac-asm-multiattach", min_length=1)
+    # Bare-metal nodes reach the ASM volumes over iSCSI on the storage network:
+    # each node's initiator is "<prefix>:<node name>", set in the guest by
+    # playbooks/rac_storage.yml and named in the Cinder attachment.
+    iscsi_iqn_prefix: str = Field(default="iqn.2026-01.fr.samu.cutover", pattern=r"^iqn\.\d{4}-\d{2}\.[a-z0-9.-]+$")
+
+    def initiator(self, node_name: str) -> str:
+        return f"{self.iscsi_iqn_prefix}:{node_name}"
+
+
+class DnsZone(_Strict):
+    """The Designate zone the platform's names live in (RAC SCAN names)."""
+
+    zone: str = Field(pattern=r"^([a-z0-9-]+\.)+$")  # fully qualified, trailing dot
+    email: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
+    ttl: int = Field(default=300, ge=30)
+
+
+class Migration(_Strict):
+    """The Data Guard redo path from the legacy platform to the cloud RAC, for the migration period only."""
+
+    legacy_networks: list[ipaddress.IPv4Network] = Field(min_length=1)
+    legacy_vpn_peer: ipaddress.IPv4Address
+    redo_port: int = Field(default=1521, ge=1, le=65535)  # the standby's Oracle Net listener
+    until: datetime.date
+
+    @field_validator("legacy_networks")
+    @classmethod
+    def _narrow(cls, networks: list[ipaddress.IPv4Network]) -> list[ipaddress.IPv4Network]:
+        for cidr in networks:
+            if cidr.prefixlen < 16:
+                raise ValueError(f"{cidr} is too wide for the redo path; name the legacy database networks "
+                                 "(/16 or narrower)")
+        return networks
 
 
 class BareMetalFlavor(_Strict):
@@ -114,6 +167,8 @@ class BareMetalFlavor(_Strict):
 
 class BareMetalPool(_Strict):
     name: str
+    # telephony: the national telephony pool, which takes SIP/RTP from the SAMUs' premises.
+    role: Literal["service", "telephony"] = "service"
     flavor: BareMetalFlavor
     image: str = Field(min_length=1)
     nodes: int = Field(ge=1, le=64)
@@ -139,11 +194,18 @@ class AsmVolumes(_Strict):
 
 
 class RacCluster(_Strict):
-    """An Oracle RAC cluster on a bare-metal pool; its public addresses come from ``public_block``."""
+    """An Oracle RAC cluster on a bare-metal pool.
+
+    Its public addresses come from ``public_block`` (see ``RacAddresses``); on
+    the interconnect and storage networks node N has host number
+    ``private_host_base + N - 1``. Every address is fixed: adding a node
+    moves none.
+    """
 
     name: str
     pool: str
     public_block: ipaddress.IPv4Network
+    private_host_base: int = Field(default=16, ge=2)
     asm: AsmVolumes
 
     @field_validator("name")
@@ -156,12 +218,15 @@ class NationalCore(_Strict):
     region: str = Field(min_length=1)
     availability_zones: list[str] = Field(min_length=1)
     external_network_id: str | None = None
+    project_id: str | None = None  # the national project, where the stack's credentials create national resources
     dns_nameservers: list[ipaddress.IPv4Address] = Field(default_factory=list)
+    dns: DnsZone | None = None
     networks: NationalNetworks | None = None
     bastion: Bastion | None = None
     storage: Storage | None = None
     baremetal_pools: list[BareMetalPool] = Field(default_factory=list)
     rac_clusters: list[RacCluster] = Field(default_factory=list)
+    migration: Migration | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -182,6 +247,25 @@ class NationalCore(_Strict):
         used: set[str] = set()
         for cluster in self.rac_clusters:
             problems += self._rac_problems(cluster, pools, used)
+        problems += self._rac_platform_problems()
+        return problems
+
+    def _rac_platform_problems(self) -> list[str]:
+        """What every RAC cluster needs from the national core: HAIP, SCAN names, disjoint private ranges."""
+        if not self.rac_clusters:
+            return []
+        problems = []
+        if self.networks is not None and self.networks.interconnect_b is None:
+            problems.append("rac clusters need two interconnect networks (Oracle HAIP): add networks.interconnect_b")
+        if self.dns is None:
+            problems.append("rac clusters need a Designate zone for their SCAN names: add dns (zone, email)")
+        pools = {p.name: p for p in self.baremetal_pools}
+        ranges = sorted((c.private_host_base, c.private_host_base + rac_capacity(c.public_block) - 1, c.name)
+                        for c in self.rac_clusters if c.pool in pools)
+        for (_, last, name), (first, _, other) in zip(ranges, ranges[1:]):
+            if first <= last:
+                problems.append(f"rac clusters {name!r} and {other!r}: their private host ranges overlap; "
+                                "give each its own private_host_base")
         return problems
 
     def _rac_problems(self, cluster: RacCluster, pools: dict[str, BareMetalPool], used: set[str]) -> list[str]:
@@ -198,10 +282,19 @@ class NationalCore(_Strict):
         if self.networks is not None and not cluster.public_block.subnet_of(self.networks.service):
             problems.append(f"{where}: public_block {cluster.public_block} is not inside networks.service "
                             f"{self.networks.service}")
-        needed = rac_addresses_needed(pool.nodes)
-        if cluster.public_block.num_addresses - 2 < needed:
-            problems.append(f"{where}: public_block {cluster.public_block} is too small for {needed} addresses "
-                            "(one per node, one VIP per node, three SCAN)")
+        capacity = rac_capacity(cluster.public_block)
+        if capacity < MIN_RAC_SLOT:
+            problems.append(f"{where}: public_block {cluster.public_block} is too small; a /28 at least "
+                            "(SCAN, node and VIP addresses each have a quarter of the block)")
+        elif pool.nodes > capacity:
+            problems.append(f"{where}: public_block {cluster.public_block} holds at most {capacity} nodes "
+                            f"(pool {pool.name!r} has {pool.nodes}); use a larger block")
+        if self.networks is not None:
+            for key in ("storage", *self.networks.interconnects()):
+                network = self.networks.by_zone()[key]
+                if cluster.private_host_base + capacity > network.num_addresses - 1:
+                    problems.append(f"{where}: private hosts {cluster.private_host_base}.."
+                                    f"{cluster.private_host_base + capacity - 1} do not fit networks.{key} {network}")
         return problems
 
     def pool(self, name: str) -> BareMetalPool:
@@ -212,8 +305,33 @@ class NationalCore(_Strict):
 
     def missing_for_infrastructure(self) -> list[str]:
         """Sections the infrastructure program needs that a lab inventory may leave out."""
-        needed = ("external_network_id", "networks", "bastion", "storage")
+        needed = ("external_network_id", "project_id", "networks", "bastion", "storage")
         return [name for name in needed if getattr(self, name) is None]
+
+    def telephony_pools(self) -> list[BareMetalPool]:
+        return [p for p in self.baremetal_pools if p.role == "telephony"]
+
+    def reserved_hosts(self) -> dict[str, list[AddressRange]]:
+        """Per national network, the fixed-address ranges DHCP must never hand out.
+
+        RAC public blocks (SCAN, nodes, VIPs) in service; each cluster's node
+        range in the interconnects and storage; the tenant routers' ports in
+        transit (one per département code, see ``transit_address``).
+        """
+        assert self.networks is not None
+        reserved: dict[str, list[AddressRange]] = {}
+        for cluster in self.rac_clusters:
+            block = cluster.public_block
+            reserved.setdefault("service", []).append((block.network_address, block.broadcast_address))
+            last = cluster.private_host_base + rac_capacity(block) - 1
+            for key in ("storage", *self.networks.interconnects()):
+                network = self.networks.by_zone()[key]
+                reserved.setdefault(key, []).append((network.network_address + cluster.private_host_base,
+                                                     network.network_address + last))
+        transit = self.networks.transit
+        last_port = min(transit.network_address + TRANSIT_FIRST_HOST + TRANSIT_PORTS - 1, transit.broadcast_address - 1)
+        reserved["transit"] = [(transit.network_address + TRANSIT_FIRST_HOST, last_port)]
+        return {key: sorted(ranges) for key, ranges in reserved.items()}
 
 
 def _unique(names: list[str], where: str) -> list[str]:
@@ -222,21 +340,64 @@ def _unique(names: list[str], where: str) -> list[str]:
     return [f"{where}: name {name!r} is used twice" for name in dict.fromkeys(dup)]
 
 
-def rac_addresses_needed(nodes: int) -> int:
-    return 2 * nodes + 3
+MIN_RAC_SLOT = 4  # a /28: SCAN at hosts 1-3 of the first quarter
+SCAN_COUNT = 3
+TRANSIT_FIRST_HOST = 10
+TRANSIT_PORTS = 128  # room for every département code (101 today) and the ones to come
 
 
-def rac_addresses(block: ipaddress.IPv4Network, nodes: int) -> tuple[list[str], list[str], list[str]]:
-    """Node addresses, node VIPs and the three SCAN addresses, in that order from the block's start.
+def rac_capacity(block: ipaddress.IPv4Network) -> int:
+    """How many nodes a public block holds: a quarter of it each for nodes and for VIPs."""
+    return block.num_addresses // 4
 
-    Fixed rather than DHCP-assigned: Oracle Clusterware and DNS must know them
-    before the nodes exist, and they must never move.
+
+@dataclass(frozen=True)
+class RacAddresses:
+    """A RAC cluster's public addresses, each role at its own offset of the public block.
+
+    The block is cut in quarters: SCAN at hosts 1-3 of the first, node N at
+    host N-1 of the second, node N's VIP at host N-1 of the third (the last
+    is spare). Growing the cluster from 3 to 4 nodes adds node 4 and VIP 4
+    and moves nothing: Clusterware and DNS know these addresses before the
+    nodes exist, and a live cluster cannot have them renumbered.
     """
-    hosts = [str(ip) for ip in block.hosts()]
-    node_ips = hosts[:nodes]
-    vips = hosts[nodes:2 * nodes]
-    scans = hosts[2 * nodes:2 * nodes + 3]
-    return node_ips, vips, scans
+
+    scan: tuple[str, ...]
+    nodes: tuple[str, ...]
+    vips: tuple[str, ...]
+
+
+def rac_addresses(block: ipaddress.IPv4Network, nodes: int) -> RacAddresses:
+    slot = rac_capacity(block)
+    start = block.network_address
+    return RacAddresses(
+        scan=tuple(str(start + 1 + i) for i in range(SCAN_COUNT)),
+        nodes=tuple(str(start + slot + i) for i in range(nodes)),
+        vips=tuple(str(start + 2 * slot + i) for i in range(nodes)),
+    )
+
+
+def private_address(network: ipaddress.IPv4Network, cluster: RacCluster, node: int) -> str:
+    """Node ``node``'s fixed address on an interconnect or the storage network."""
+    return str(network.network_address + cluster.private_host_base + node - 1)
+
+
+def allocation_pools(network: ipaddress.IPv4Network, reserved: list[AddressRange], *,
+                     gateway: bool) -> list[tuple[str, str]]:
+    """The DHCP allocation pools of a subnet: its hosts minus the gateway (host 1) and the reserved ranges."""
+    first = network.network_address + (2 if gateway else 1)
+    last = network.broadcast_address - 1
+    pools: list[tuple[str, str]] = []
+    start = first
+    for low, high in sorted(reserved):
+        if low > start:
+            pools.append((str(start), str(min(low - 1, last))))
+        start = max(start, high + 1)
+        if start > last:
+            return pools
+    if start <= last:
+        pools.append((str(start), str(last)))
+    return pools
 
 
 def transit_address(transit: ipaddress.IPv4Network, code_index: int) -> str:
@@ -245,4 +406,9 @@ def transit_address(transit: ipaddress.IPv4Network, code_index: int) -> str:
     ``code_index`` is the code's position in the list of all codes, so adding or
     removing a SAMU never moves another SAMU's address.
     """
-    return str(transit.network_address + 10 + code_index)
+    return str(transit.network_address + TRANSIT_FIRST_HOST + code_index)
+
+
+def national_router_transit_address(transit: ipaddress.IPv4Network) -> str:
+    """The national router's address on transit: the subnet's gateway, host 1 (tenant routes point at it)."""
+    return str(transit.network_address + 1)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 from cutover.infra.plan import Plan, PlannedResource
 
 T = {
     "instance": "openstack:compute/instance:Instance",
     "attach": "openstack:compute/volumeAttach:VolumeAttach",
+    "export": "openstack:blockstorage/volumeAttach:VolumeAttach",
+    "route": "openstack:networking/routerRoute:RouterRoute",
+    "rule": "openstack:networking/secGroupRule:SecGroupRule",
     "volume": "openstack:blockstorage/volume:Volume",
     "port": "openstack:networking/port:Port",
     "network": "openstack:networking/network:Network",
@@ -31,10 +36,10 @@ def test_every_resource_but_the_top_components_has_a_parent_and_custom_resources
             assert resource.provider == "pulumi:providers:openstack::default"
 
 
-def test_national_core_has_five_networks_and_only_routed_zones_reach_the_router(production_plan):
+def test_national_core_has_six_networks_and_only_routed_zones_reach_the_router(production_plan):
     networks = children(production_plan, "national", T["network"])
     assert sorted(n.inputs["tags"][0] for n in networks) == [
-        f"cutover-zone={z}" for z in ("admin", "interconnect", "service", "storage", "transit")]
+        f"cutover-zone={z}" for z in ("admin", "interconnect", "interconnect", "service", "storage", "transit")]
     subnets = {s.name: s for s in children(production_plan, "national", T["subnet"])}
     assert subnets["national-interconnect-subnet"].inputs["noGateway"] is True
     assert subnets["national-storage-subnet"].inputs["noGateway"] is True
@@ -52,7 +57,7 @@ def test_bastion_sits_on_the_admin_network_behind_its_own_group(production_plan)
 
 def test_a_tenant_owns_its_project_network_router_vpn_and_reaches_national_services(production_plan):
     resources = {r.name: r for r in production_plan.within("samu-30")}
-    assert len(resources) == 21
+    assert len(resources) == 27  # + 2 routes back (admin, service), the premises route, 3 SIP/RTP rules to telephony
     assert resources["samu-30-subnet"].inputs["cidr"] == "10.140.4.0/24"
     assert resources["samu-30-net"].inputs["tenantId"] == "samu-30-project.id"
     site = resources["samu-30-vpn-site"].inputs
@@ -68,20 +73,69 @@ def test_a_tenant_owns_its_project_network_router_vpn_and_reaches_national_servi
 
 
 def test_tenant_transit_addresses_are_distinct(production_plan):
-    hops = [r.inputs["nextHop"] for r in production_plan.of_type("openstack:networking/routerRoute:RouterRoute")]
+    hops = [r.inputs["nextHop"] for r in production_plan.of_type(T["route"]) if r.name.endswith("-national-route")]
     assert len(hops) == 10 and len(set(hops)) == 10
+
+
+# -- defect 3: the way back, telephony from the premises, the Data Guard redo path ---------------------------------
+
+
+def test_tenant_routers_route_admin_and_service_back_through_the_national_router_on_transit(production_plan):
+    transit = production_plan.get("national-transit-subnet").inputs["cidr"]
+    national_hop = str(ipaddress.IPv4Network(transit).network_address + 1)  # the router interface takes the gateway
+    tenants = [r.name for r in production_plan.of_type("cutover:samu:Tenant")]
+    for tenant in tenants:
+        routes = {r.inputs["destinationCidr"]: r for r in children(production_plan, tenant, T["route"])
+                  if r.inputs["routerId"] == f"{tenant}-router.id"}
+        assert set(routes) == {"10.100.0.0/24", "10.100.4.0/22"}, tenant
+        assert {r.inputs["nextHop"] for r in routes.values()} == {national_hop}
+        assert all(f"{tenant}-router-transit" in r.dependencies for r in routes.values())
+
+
+def test_sip_and_rtp_reach_the_telephony_pool_from_each_premises_only(production_plan):
+    rules = [r for r in production_plan.of_type(T["rule"])
+             if r.inputs["securityGroupId"] == "national-telephony-sg.id"]
+    sites = {r.parent: r.inputs["remoteIpPrefix"] for r in rules}
+    assert sites["samu-30"] == "172.16.4.0/24" and len(sites) == 10
+    assert all(ipaddress.IPv4Network(r.inputs["remoteIpPrefix"]).prefixlen >= 16 for r in rules)
+    assert sorted({(r.inputs["protocol"], r.inputs["portRangeMin"], r.inputs["portRangeMax"]) for r in rules}) == [
+        ("tcp", 5060, 5061), ("udp", 5060, 5061), ("udp", 10000, 20000)]
+    for node in children(production_plan, "telephony", T["port"]):
+        assert "national-telephony-sg.id" in node.inputs["securityGroupIds"]
+    back = production_plan.get("samu-30-premises-route").inputs
+    assert back["routerId"] == "national-router.id" and back["destinationCidr"] == "172.16.4.0/24"
+    assert back["nextHop"] == production_plan.get("samu-30-transit-port").inputs["fixedIps"][0]["ipAddress"]
+
+
+def test_data_guard_redo_comes_from_the_legacy_networks_to_the_rac_listener_through_a_tunnel(production_plan):
+    (rule,) = children(production_plan, "dataguard-redo", T["rule"])
+    assert (rule.inputs["remoteIpPrefix"], rule.inputs["portRangeMin"], rule.inputs["portRangeMax"]) == (
+        "10.20.0.0/24", 1521, 1521)
+    site = production_plan.get("dataguard-redo-legacy-vpn-site").inputs
+    assert site["peerAddress"] == "198.51.100.7" and site["psk"] == "[secret]"
+    assert production_plan.get("dataguard-redo-legacy-vpn-local").inputs["endpoints"] == ["national-service-subnet.id"]
+    assert production_plan.get("dataguard-redo-legacy-vpn").inputs["routerId"] == "national-router.id"
+    for node in (1, 2, 3):
+        groups = production_plan.get(f"{POOL}-node-{node}-public-port").inputs["securityGroupIds"]
+        assert "dataguard-redo-sg.id" in groups
+    for port in children(production_plan, "telephony", T["port"]):
+        assert "dataguard-redo-sg.id" not in port.inputs["securityGroupIds"]
 
 
 def test_bare_metal_pool_flavor_carries_the_resource_class_and_nodes_spread_over_zones(production_plan):
     flavor = production_plan.get("telephony-flavor").inputs
     assert flavor["extraSpecs"]["resources:CUSTOM_BAREMETAL_APP_M"] == "1"
     assert flavor["extraSpecs"]["resources:VCPU"] == "0" and flavor["isPublic"] is False
+    access = production_plan.get("telephony-flavor-access").inputs
+    assert access == {"flavorId": "telephony-flavor.id", "tenantId": "2c9d4e7a6b1f4c03a8e5d1f0b7a93e64"}
     nodes = children(production_plan, "telephony", T["instance"])
     assert [n.inputs["availabilityZone"] for n in sorted(nodes, key=lambda n: n.name)] == [
         "fr-central-1", "fr-central-2", "fr-central-3", "fr-central-1"]
     for node in nodes:
         assert node.inputs["schedulerHints"] == [{"group": "telephony-anti-affinity.id"}]
-        assert node.inputs["flavorName"] == "bm.app.m"
+        # The private flavor by id, once it is granted to the project.
+        assert node.inputs["flavorId"] == "telephony-flavor.id" and "flavorName" not in node.inputs
+        assert "telephony-flavor-access" in node.dependencies
     assert production_plan.get("telephony-anti-affinity").inputs["policies"] == "anti-affinity"
 
 
@@ -94,13 +148,27 @@ def test_rac_nodes_come_from_its_pool_in_the_anti_affinity_group(production_plan
     assert all(n.inputs["schedulerHints"][0]["group"] == f"{POOL}-anti-affinity.id" for n in nodes)
 
 
-def test_every_rac_node_is_attached_to_every_asm_volume_with_multiattach(production_plan):
+# -- defect 1: shared storage that bare-metal nodes can reach ---------------------------------------------------------
+
+
+def test_bare_metal_nodes_have_no_nova_volume_attachment(production_plan, rehearsal_plan):
+    # Nova's ironic driver cannot attach volumes (Nova feature support matrix: attach-volume missing for Ironic).
+    assert production_plan.of_type(T["attach"]) == [] and rehearsal_plan.of_type(T["attach"]) == []
+
+
+def test_every_asm_volume_is_exported_over_iscsi_to_every_rac_node(production_plan):
     volumes = children(production_plan, RAC, T["volume"])
-    nodes = children(production_plan, RAC, T["instance"])
-    attachments = children(production_plan, RAC, T["attach"])
-    pairs = {(a.inputs["volumeId"], a.inputs["instanceId"]) for a in attachments if a.inputs["multiattach"] is True}
-    assert pairs == {(f"{v.name}.id", f"{n.name}.id") for v in volumes for n in nodes}
-    assert len(attachments) == 9
+    nodes = {n.inputs["name"]: n for n in children(production_plan, RAC, T["instance"])}
+    exports = children(production_plan, RAC, T["export"])
+    assert {(e.inputs["volumeId"], e.inputs["hostName"]) for e in exports} == {
+        (f"{v.name}.id", n) for v in volumes for n in nodes}
+    assert len(exports) == 9
+    for export in exports:
+        node = export.inputs["hostName"]
+        storage_port = production_plan.get(f"{node}-storage-port").inputs
+        assert export.inputs["ipAddress"] == storage_port["fixedIps"][0]["ipAddress"]
+        assert export.inputs["initiator"] == f"iqn.2026-01.fr.samu.cutover:{node}"
+        assert export.inputs["multipath"] is True and export.inputs["attachMode"] == "rw"
     for volume in volumes:
         assert "multiattach" not in volume.inputs  # Volume has no such argument; the type carries it
         assert volume.inputs["volumeType"] == "rac-asm-multiattach"
@@ -108,8 +176,8 @@ def test_every_rac_node_is_attached_to_every_asm_volume_with_multiattach(product
     assert spec == {"multiattach": "<is> True", "volume_backend_name": "ceph-luks"}
 
 
-def test_asm_attachments_form_one_chain(production_plan):
-    attachments = {a.name: a for a in children(production_plan, RAC, T["attach"])}
+def test_asm_exports_form_one_chain(production_plan):
+    attachments = {a.name: a for a in children(production_plan, RAC, T["export"])}
     previous = {name: [d for d in a.dependencies if d in attachments] for name, a in attachments.items()}
     heads = [name for name, deps in previous.items() if not deps]
     assert heads == [f"{RAC}-asm-data-node-1"]
@@ -122,23 +190,76 @@ def test_asm_attachments_form_one_chain(production_plan):
     assert sorted(walked) == sorted(attachments)
 
 
-def test_vip_and_scan_addresses_are_allowed_on_public_ports_only(production_plan):
-    vips = [production_plan.get(f"{RAC}-vip-{i}-port") for i in (1, 2, 3)]
-    scans = [production_plan.get(f"{RAC}-scan-{i}-port") for i in (1, 2, 3)]
-    floating = sorted(p.inputs["fixedIps"][0]["ipAddress"] for p in vips + scans)
-    assert floating == [f"10.100.5.{n}" for n in range(4, 10)]
+# -- defect 2: fixed addresses per role, outside DHCP ----------------------------------------------------------------
+
+
+def test_scan_nodes_and_vips_sit_at_their_own_offsets_and_are_allowed_on_public_ports_only(production_plan):
+    vips = [production_plan.get(f"{RAC}-vip-{i}-port").inputs["fixedIps"][0]["ipAddress"] for i in (1, 2, 3)]
+    scans = [production_plan.get(f"{RAC}-scan-{i}-port").inputs["fixedIps"][0]["ipAddress"] for i in (1, 2, 3)]
+    assert scans == ["10.100.5.1", "10.100.5.2", "10.100.5.3"]
+    assert vips == ["10.100.5.32", "10.100.5.33", "10.100.5.34"]
     for node in (1, 2, 3):
         public = production_plan.get(f"{POOL}-node-{node}-public-port").inputs
-        assert sorted(p["ipAddress"] for p in public["allowedAddressPairs"]) == floating
-        assert public["fixedIps"][0]["ipAddress"] == f"10.100.5.{node}"
-        for nic in ("interconnect", "storage"):
-            assert "allowedAddressPairs" not in production_plan.get(f"{POOL}-node-{node}-{nic}-port").inputs
+        assert [p["ipAddress"] for p in public["allowedAddressPairs"]] == scans + vips
+        assert public["fixedIps"][0]["ipAddress"] == f"10.100.5.{15 + node}"
+        for nic, net in (("interconnect", 8), ("interconnect-b", 10), ("storage", 9)):
+            port = production_plan.get(f"{POOL}-node-{node}-{nic}-port").inputs
+            assert "allowedAddressPairs" not in port
+            assert port["fixedIps"][0]["ipAddress"] == f"10.100.{net}.{15 + node}"
+
+
+def _pools(plan: Plan, subnet: str) -> list[tuple[ipaddress.IPv4Address, ipaddress.IPv4Address]]:
+    return [(ipaddress.IPv4Address(p["start"]), ipaddress.IPv4Address(p["end"]))
+            for p in plan.get(subnet).inputs["allocationPools"]]
+
+
+def test_every_fixed_address_is_outside_its_subnets_dhcp_pools(production_plan):
+    subnet_of = {f"{s.name}.id": s.name for s in production_plan.of_type(T["subnet"])}
+    fixed = [(ip["subnetId"], ip["ipAddress"]) for port in production_plan.of_type(T["port"])
+             for ip in port.inputs.get("fixedIps", []) if ip.get("ipAddress")]
+    assert len(fixed) > 20  # RAC public, private and storage, SCAN, VIPs, tenant transit ports
+    for subnet_id, address in fixed:
+        ip = ipaddress.IPv4Address(address)
+        pools = _pools(production_plan, subnet_of[subnet_id])
+        assert not any(start <= ip <= end for start, end in pools), (subnet_id, address)
+    # and the pools still serve the rest of the subnet
+    assert _pools(production_plan, "national-service-subnet")[0][0] == ipaddress.IPv4Address("10.100.4.2")
+
+
+# -- defect 4: HAIP, jumbo frames, SCAN in DNS, the flavor by id -----------------------------------------------------
+
+
+def test_two_interconnects_with_jumbo_frames_each_on_every_rac_node(production_plan):
+    for key in ("interconnect", "interconnect-b"):
+        network = production_plan.get(f"national-{key}-net").inputs
+        assert network["mtu"] == 9000 and network["tags"] == ["cutover-zone=interconnect"]
+        assert production_plan.get(f"national-{key}-subnet").inputs["noGateway"] is True
+    for node in children(production_plan, RAC, T["instance"]):
+        ports = [n["port"] for n in node.inputs["networks"]]
+        assert [p.removeprefix(f"{node.name}-").removesuffix("-port.id") for p in ports] == [
+            "public", "interconnect", "interconnect-b", "storage"]
+
+
+def test_scan_name_resolves_to_the_three_scan_addresses_in_designate(production_plan):
+    record = production_plan.get(f"{RAC}-scan-dns").inputs
+    assert record["name"] == f"{RAC}-scan.db.production.samu.example." and record["type"] == "A"
+    assert record["records"] == ["10.100.5.1", "10.100.5.2", "10.100.5.3"]
+    assert record["zoneId"] == "national-dns-zone.id"
+    assert production_plan.get("national-dns-zone").inputs["name"] == "db.production.samu.example."
+
+
+def test_rac_nodes_use_the_private_flavor_by_id_after_it_is_granted(production_plan):
+    for node in children(production_plan, RAC, T["instance"]):
+        assert node.inputs["flavorId"] == f"{POOL}-flavor.id"
+        assert f"{POOL}-flavor-access" in node.dependencies
+    assert production_plan.get(f"{POOL}-flavor").inputs["isPublic"] is False
 
 
 def test_interconnect_ports_have_port_security_off_with_no_security_groups(production_plan):
     for node in (1, 2, 3):
-        port = production_plan.get(f"{POOL}-node-{node}-interconnect-port").inputs
-        assert port["portSecurityEnabled"] is False and port["noSecurityGroups"] is True
-        assert "securityGroupIds" not in port
+        for nic in ("interconnect", "interconnect-b"):
+            port = production_plan.get(f"{POOL}-node-{node}-{nic}-port").inputs
+            assert port["portSecurityEnabled"] is False and port["noSecurityGroups"] is True
+            assert "securityGroupIds" not in port
         storage = production_plan.get(f"{POOL}-node-{node}-storage-port").inputs
         assert storage["securityGroupIds"] == ["national-storage-sg.id"]

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_openstack as openstack
 
+from cutover.infra.components.common import NATIONAL_OWNER, OWNER_TAG
 from cutover.national import BareMetalFlavor
 
 
@@ -35,12 +36,13 @@ class BareMetalPoolArgs:
     nodes: int
     availability_zones: Sequence[str]
     nics: Sequence[Nic]
+    project_id: str  # the project the private flavor is granted to (the national one)
     key_pair: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
 
 
 class BareMetalPool(pulumi.ComponentResource):
-    """A flavor carrying the Ironic resource class, an anti-affinity group and N nodes over the zones."""
+    """A private flavor carrying the Ironic resource class, granted to the project; an anti-affinity group; N nodes."""
 
     instance_ids: list[pulumi.Output[str]]
     server_group_id: pulumi.Output[str]
@@ -49,13 +51,14 @@ class BareMetalPool(pulumi.ComponentResource):
         super().__init__("cutover:compute:BareMetalPool", name, None, opts)
         self.pool_name = name
         self.args = args
-        flavor = self._flavor()
+        flavor, access = self._flavor()
         group = openstack.compute.ServerGroup(
             f"{name}-anti-affinity", name=f"{name}-anti-affinity", policies="anti-affinity",  # pulumi-openstack 5.x types it as one string
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.server_group_id = group.id
-        self.instance_ids = [self._node(i, flavor, group) for i in range(1, args.nodes + 1)]
+        self.instances = [self._node(i, flavor, access, group) for i in range(1, args.nodes + 1)]
+        self.instance_ids = [instance.id for instance in self.instances]
         self.register_outputs({"instanceIds": self.instance_ids, "serverGroupId": self.server_group_id})
 
     def zone_of(self, node: int) -> str:
@@ -63,7 +66,10 @@ class BareMetalPool(pulumi.ComponentResource):
         zones = self.args.availability_zones
         return zones[(node - 1) % len(zones)]
 
-    def _flavor(self) -> openstack.compute.Flavor:
+    def node_name(self, node: int) -> str:
+        return f"{self.pool_name}-node-{node}"
+
+    def _flavor(self) -> tuple[openstack.compute.Flavor, openstack.compute.FlavorAccess]:
         spec = self.args.flavor
         # Ironic scheduling: ask for one unit of the node's resource class and
         # zero of the standard ones, so Nova places the flavor on that hardware only.
@@ -73,10 +79,16 @@ class BareMetalPool(pulumi.ComponentResource):
             "resources:MEMORY_MB": "0",
             "resources:DISK_GB": "0",
         }
-        return openstack.compute.Flavor(
+        flavor = openstack.compute.Flavor(
             f"{self.pool_name}-flavor", name=spec.name, vcpus=spec.vcpus, ram=spec.ram_mb, disk=spec.disk_gb,
             is_public=False, extra_specs=extra_specs, opts=pulumi.ResourceOptions(parent=self),
         )
+        # A private flavor is usable only by the projects granted access to it.
+        access = openstack.compute.FlavorAccess(
+            f"{self.pool_name}-flavor-access", flavor_id=flavor.id, tenant_id=self.args.project_id,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return flavor, access
 
     def _port(self, node: int, nic: Nic) -> openstack.networking.Port:
         fixed = nic.fixed_ips[node - 1] if nic.fixed_ips else None
@@ -95,19 +107,20 @@ class BareMetalPool(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
 
-    def _node(self, node: int, flavor: openstack.compute.Flavor,
-              group: openstack.compute.ServerGroup) -> pulumi.Output[str]:
+    def _node(self, node: int, flavor: openstack.compute.Flavor, access: openstack.compute.FlavorAccess,
+              group: openstack.compute.ServerGroup) -> openstack.compute.Instance:
         ports = [self._port(node, nic) for nic in self.args.nics]
-        instance = openstack.compute.Instance(
-            f"{self.pool_name}-node-{node}",
-            name=f"{self.pool_name}-node-{node}",
-            flavor_name=flavor.name,
+        return openstack.compute.Instance(
+            self.node_name(node),
+            name=self.node_name(node),
+            # By id: a flavor name is not unique across projects, and a private one
+            # is not listed to a project until the access exists.
+            flavor_id=flavor.id,
             image_name=self.args.image,
             key_pair=self.args.key_pair,
             availability_zone=self.zone_of(node),
             networks=[openstack.compute.InstanceNetworkArgs(port=p.id) for p in ports],
             scheduler_hints=[openstack.compute.InstanceSchedulerHintArgs(group=group.id)],
-            metadata={**self.args.metadata, "pool": self.pool_name},
-            opts=pulumi.ResourceOptions(parent=self),
+            metadata={OWNER_TAG: NATIONAL_OWNER, **self.args.metadata, "pool": self.pool_name},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[access]),
         )
-        return instance.id

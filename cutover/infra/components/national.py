@@ -1,14 +1,15 @@
-"""The national core: the networks every SAMU shares, the router, the bastion, storage types."""
+"""The national core: the networks every SAMU shares, the router, the bastion, storage types, DNS."""
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_openstack as openstack
 
-from cutover.infra.components.common import ROLE_TAG, Ingress, add_ingress, zone_tags
-from cutover.national import Bastion, NationalNetworks, Storage
+from cutover.infra.components.common import NATIONAL_OWNER, OWNER_TAG, ROLE_TAG, Ingress, add_ingress, zone_tags
+from cutover.national import AddressRange, Bastion, DnsZone, NationalNetworks, Storage, allocation_pools
 
 ROUTED_ZONES = ("admin", "service", "transit")  # interconnect and storage are never routed
 ISOLATED_ZONES = ("interconnect", "storage")
@@ -16,6 +17,14 @@ ISOLATED_ZONES = ("interconnect", "storage")
 ORACLE_LISTENER = (1521, 1521)
 ORACLE_ONS = (6200, 6200)
 STORAGE_PORTS = {"iscsi": (3260, 3260), "nfs": (2049, 2049)}
+# Oracle's interconnect carries cache-fusion blocks (8 KiB and more): jumbo
+# frames keep a block in one frame instead of six.
+INTERCONNECT_MTU = 9000
+
+
+def network_zone(key: str) -> str:
+    """The policy zone of a network key: both HAIP interconnects are 'interconnect'."""
+    return "interconnect" if key.startswith("interconnect") else key
 
 
 @dataclass(frozen=True)
@@ -27,27 +36,32 @@ class NationalCoreArgs:
     bastion: Bastion
     storage: Storage
     dns_nameservers: list[str] = field(default_factory=list)
+    dns: DnsZone | None = None
+    # Per network key, the fixed-address ranges kept out of DHCP (NationalCore.reserved_hosts).
+    reserved_hosts: dict[str, list[AddressRange]] = field(default_factory=dict)
 
 
 class NationalCore(pulumi.ComponentResource):
-    """Admin, service, transit, interconnect and storage networks; router; bastion; security groups."""
+    """Admin, service, transit, two interconnect and storage networks; router; bastion; security groups."""
 
     network_ids: dict[str, pulumi.Output[str]]
     subnet_ids: dict[str, pulumi.Output[str]]
     router_id: pulumi.Output[str]
     security_group_ids: dict[str, pulumi.Output[str]]
     asm_volume_type: pulumi.Output[str]
+    dns_zone_id: pulumi.Output[str] | None
 
     def __init__(self, name: str, args: NationalCoreArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("cutover:national:Core", name, None, opts)
         self.args = args
         self.network_ids, self.subnet_ids = {}, {}
-        for zone, cidr in args.networks.by_zone().items():
-            self._network(zone, str(cidr))
+        for key, cidr in args.networks.by_zone().items():
+            self._network(key, cidr)
         self.router_id = self._router()
         self.security_group_ids = self._security_groups()
         self._bastion()
         self.asm_volume_type = self._asm_volume_type()
+        self.dns_zone_id = self._dns_zone()
         self.register_outputs({
             "networkIds": self.network_ids,
             "subnetIds": self.subnet_ids,
@@ -59,24 +73,37 @@ class NationalCore(pulumi.ComponentResource):
     def _child(self) -> pulumi.ResourceOptions:
         return pulumi.ResourceOptions(parent=self)
 
-    def _network(self, zone: str, cidr: str) -> None:
+    def _network(self, key: str, cidr: ipaddress.IPv4Network) -> None:
+        zone, slug = network_zone(key), key.replace("_", "-")
         network = openstack.networking.Network(
-            f"national-{zone}-net", name=f"national-{zone}", admin_state_up=True,
-            tags=zone_tags(zone), opts=self._child(),
+            f"national-{slug}-net", name=f"national-{slug}", admin_state_up=True,
+            mtu=INTERCONNECT_MTU if zone == "interconnect" else None, tags=zone_tags(zone), opts=self._child(),
         )
         subnet = openstack.networking.Subnet(
-            f"national-{zone}-subnet", name=f"national-{zone}", network_id=network.id, cidr=cidr, ip_version=4,
+            f"national-{slug}-subnet", name=f"national-{slug}", network_id=network.id, cidr=str(cidr), ip_version=4,
             enable_dhcp=True, no_gateway=zone in ISOLATED_ZONES,
+            # Fixed addresses (RAC, tenant routers) sit outside the pools, so DHCP can never take one.
+            allocation_pools=self._pools(key, cidr, gateway=zone not in ISOLATED_ZONES),
             dns_nameservers=self.args.dns_nameservers or None, tags=zone_tags(zone), opts=self._child(),
         )
-        self.network_ids[zone] = network.id
-        self.subnet_ids[zone] = subnet.id
+        self.network_ids[key] = network.id
+        self.subnet_ids[key] = subnet.id
+
+    def _pools(self, key: str, cidr: ipaddress.IPv4Network, *,
+               gateway: bool) -> list[openstack.networking.SubnetAllocationPoolArgs] | None:
+        reserved = self.args.reserved_hosts.get(key)
+        if not reserved:
+            return None  # Neutron's default pool: every host but the gateway
+        return [openstack.networking.SubnetAllocationPoolArgs(start=start, end=end)
+                for start, end in allocation_pools(cidr, reserved, gateway=gateway)]
 
     def _router(self) -> pulumi.Output[str]:
         router = openstack.networking.Router(
             "national-router", name="national", admin_state_up=True,
             external_network_id=self.args.external_network_id, opts=self._child(),
         )
+        # Attached by subnet, the router takes each subnet's gateway (host 1):
+        # the address tenant routers route back to (national_router_transit_address).
         for zone in ROUTED_ZONES:
             openstack.networking.RouterInterface(
                 f"national-router-{zone}", router_id=router.id, subnet_id=self.subnet_ids[zone], opts=self._child(),
@@ -102,7 +129,10 @@ class NationalCore(pulumi.ComponentResource):
         storage = self._group("storage", "iSCSI and NFS inside the storage network")
         for proto, ports in STORAGE_PORTS.items():
             add_ingress(self, storage.id, Ingress(f"national-storage-{proto}", "tcp", ports, str(nets.storage)))
-        return {"bastion": bastion.id, "admin": admin.id, "service": service.id, "storage": storage.id}
+        # Each SAMU tenant adds SIP/RTP from its own premises (SamuTenant), nothing wider.
+        telephony = self._group("telephony", "SIP and RTP from each SAMU's premises to the national telephony pool")
+        return {"bastion": bastion.id, "admin": admin.id, "service": service.id, "storage": storage.id,
+                "telephony": telephony.id}
 
     def _bastion(self) -> None:
         spec = self.args.bastion
@@ -114,11 +144,13 @@ class NationalCore(pulumi.ComponentResource):
         openstack.compute.Instance(
             "national-bastion", name="national-bastion", flavor_name=spec.flavor, image_name=spec.image,
             key_pair=spec.key_pair, availability_zone=self.args.availability_zones[0],
+            metadata={OWNER_TAG: NATIONAL_OWNER},
             networks=[openstack.compute.InstanceNetworkArgs(port=port.id)], opts=self._child(),
         )
 
     def _asm_volume_type(self) -> pulumi.Output[str]:
-        # Volume has no `multiattach` argument: sharing comes from the type's extra spec.
+        # Volume has no `multiattach` argument: sharing comes from the type's extra
+        # spec, and Cinder refuses a second attachment (one per RAC node) without it.
         volume_type = openstack.blockstorage.VolumeTypeV3(
             "national-asm-volume-type", name=self.args.storage.asm_volume_type,
             description="Oracle ASM disks: multi-attach, on the encrypted backend", is_public=False,
@@ -126,3 +158,13 @@ class NationalCore(pulumi.ComponentResource):
             opts=self._child(),
         )
         return volume_type.name
+
+    def _dns_zone(self) -> pulumi.Output[str] | None:
+        spec = self.args.dns
+        if spec is None:
+            return None
+        zone = openstack.dns.Zone(
+            "national-dns-zone", name=spec.zone, email=spec.email, ttl=spec.ttl, type="PRIMARY",
+            description="SAMU platform names (RAC SCAN)", opts=pulumi.ResourceOptions(parent=self, protect=True),
+        )
+        return zone.id

@@ -8,13 +8,14 @@ from dataclasses import dataclass
 import pulumi
 
 from cutover.infra.components.baremetal import BareMetalPool, BareMetalPoolArgs, Nic
+from cutover.infra.components.migration import PSK_KEY, DataGuardPath, DataGuardPathArgs
 from cutover.infra.components.national import NationalCore, NationalCoreArgs
 from cutover.infra.components.rac import RacCluster, RacClusterArgs, RacNetworks
 from cutover.infra.components.tenant import NationalAccess, SamuTenant, SamuTenantArgs
 from cutover.infra.validate import require_infrastructure
 from cutover.inventory import Inventory, Samu, all_departement_codes
 from cutover.national import NationalCore as NationalSpec
-from cutover.national import transit_address
+from cutover.national import national_router_transit_address, transit_address
 
 CONFIG_NAMESPACE = "cutover-samu"
 PSK_CONFIG_KEY = "vpnPresharedKeys"
@@ -31,6 +32,7 @@ class Platform:
     tenants: dict[str, SamuTenant]
     rac_clusters: dict[str, RacCluster]
     pools: dict[str, BareMetalPool]
+    data_guard: DataGuardPath | None = None
 
 
 def tenant_name(code: str) -> str:
@@ -63,10 +65,12 @@ def build_platform(inventory: Inventory, psk: PskSource) -> Platform:
     national = require_infrastructure(inventory)
     core = _core(national)
     tenants = {tenant_name(s.code): _tenant(s, national, core, psk) for s in _in_code_order(inventory)}
+    data_guard = _data_guard(national, core, psk)
+    redo = [data_guard.security_group_id] if data_guard is not None else []
     rac_pools = {cluster.pool for cluster in national.rac_clusters}
-    racs = {c.name: _rac(c.name, national, core) for c in national.rac_clusters}
+    racs = {c.name: _rac(c.name, national, core, redo) for c in national.rac_clusters}
     pools = {p.name: _service_pool(p.name, national, core) for p in national.baremetal_pools if p.name not in rac_pools}
-    return Platform(core=core, tenants=tenants, rac_clusters=racs, pools=pools)
+    return Platform(core=core, tenants=tenants, rac_clusters=racs, pools=pools, data_guard=data_guard)
 
 
 def _in_code_order(inventory: Inventory) -> list[Samu]:
@@ -80,7 +84,17 @@ def _core(national: NationalSpec) -> NationalCore:
         region=national.region, availability_zones=list(national.availability_zones),
         external_network_id=national.external_network_id, networks=national.networks,
         bastion=national.bastion, storage=national.storage,
-        dns_nameservers=[str(ip) for ip in national.dns_nameservers],
+        dns_nameservers=[str(ip) for ip in national.dns_nameservers], dns=national.dns,
+        reserved_hosts=national.reserved_hosts(),
+    ))
+
+
+def _data_guard(national: NationalSpec, core: NationalCore, psk: PskSource) -> DataGuardPath | None:
+    if national.migration is None:
+        return None
+    return DataGuardPath("dataguard-redo", DataGuardPathArgs(
+        migration=national.migration, national_router_id=core.router_id,
+        service_subnet_id=core.subnet_ids["service"], psk=psk(PSK_KEY),
     ))
 
 
@@ -89,8 +103,11 @@ def _tenant(samu: Samu, national: NationalSpec, core: NationalCore, psk: PskSour
     access = NationalAccess(
         external_network_id=national.external_network_id,
         transit_network_id=core.network_ids["transit"], transit_subnet_id=core.subnet_ids["transit"],
-        national_router_id=core.router_id, service_security_group_id=core.security_group_ids["service"],
-        admin_cidr=str(national.networks.admin),
+        national_router_id=core.router_id,
+        national_router_transit_address=national_router_transit_address(national.networks.transit),
+        service_security_group_id=core.security_group_ids["service"],
+        admin_cidr=str(national.networks.admin), service_cidr=str(national.networks.service),
+        telephony_security_group_id=core.security_group_ids["telephony"] if national.telephony_pools() else None,
     )
     has_vpn = samu.vpn_peer is not None and samu.site_cidr is not None
     return SamuTenant(tenant_name(samu.code), SamuTenantArgs(
@@ -102,27 +119,34 @@ def _tenant(samu: Samu, national: NationalSpec, core: NationalCore, psk: PskSour
     ))
 
 
-def _rac(name: str, national: NationalSpec, core: NationalCore) -> RacCluster:
+def _rac(name: str, national: NationalSpec, core: NationalCore, extra_groups: list[pulumi.Output[str]]) -> RacCluster:
     cluster = next(c for c in national.rac_clusters if c.name == name)
     pool = national.pool(cluster.pool)
+    assert national.networks is not None and national.storage is not None and national.project_id is not None
     sg, nets, subnets = core.security_group_ids, core.network_ids, core.subnet_ids
     networks = RacNetworks(
         public_network_id=nets["service"], public_subnet_id=subnets["service"],
-        interconnect_network_id=nets["interconnect"], interconnect_subnet_id=subnets["interconnect"],
+        interconnects=[(nets[key], subnets[key]) for key in national.networks.interconnects()],
         storage_network_id=nets["storage"], storage_subnet_id=subnets["storage"],
-        public_security_group_ids=[sg["service"], sg["admin"]], storage_security_group_ids=[sg["storage"]],
+        public_security_group_ids=[sg["service"], sg["admin"], *extra_groups],
+        storage_security_group_ids=[sg["storage"]], cidrs=national.networks,
     )
     return RacCluster(name, RacClusterArgs(
         cluster=cluster, pool=pool, availability_zones=national.zones_of(pool), networks=networks,
-        asm_volume_type=core.asm_volume_type, key_pair=national.bastion.key_pair if national.bastion else None,
+        asm_volume_type=core.asm_volume_type, storage=national.storage, project_id=national.project_id,
+        dns=national.dns, dns_zone_id=core.dns_zone_id,
+        key_pair=national.bastion.key_pair if national.bastion else None,
     ))
 
 
 def _service_pool(name: str, national: NationalSpec, core: NationalCore) -> BareMetalPool:
     pool = national.pool(name)
+    assert national.project_id is not None
     sg = core.security_group_ids
-    service = Nic("service", core.network_ids["service"], core.subnet_ids["service"], [sg["service"], sg["admin"]])
+    groups = [sg["service"], sg["admin"], *([sg["telephony"]] if pool.role == "telephony" else [])]
+    service = Nic("service", core.network_ids["service"], core.subnet_ids["service"], groups)
     return BareMetalPool(name, BareMetalPoolArgs(
         flavor=pool.flavor, image=pool.image, nodes=pool.nodes, availability_zones=national.zones_of(pool),
-        nics=[service], key_pair=national.bastion.key_pair if national.bastion else None,
+        nics=[service], project_id=national.project_id,
+        key_pair=national.bastion.key_pair if national.bastion else None,
     ))

@@ -1,30 +1,42 @@
-"""Oracle RAC clusters: bare-metal nodes, their three networks, VIP/SCAN addresses, shared ASM disks."""
+"""Oracle RAC clusters: bare-metal nodes, their networks, fixed VIP/SCAN addresses, SCAN DNS, shared ASM disks.
+
+The nodes are Ironic instances, and Nova's ironic driver cannot attach a
+volume (the Nova feature support matrix lists attach, detach and extend as
+missing for Ironic). So the ASM volumes reach the nodes over iSCSI on the
+storage network: a Cinder attachment per volume and node
+(``blockstorage.VolumeAttach``) names the node's initiator and storage
+address, and the backend exports the volume to it; the node logs in,
+multipaths and names the disks itself (``playbooks/rac_storage.yml``).
+"""
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_openstack as openstack
 
 from cutover.infra.components.baremetal import BareMetalPool, BareMetalPoolArgs, Nic
+from cutover.infra.components.common import NATIONAL_OWNER, OWNER_TAG
 from cutover.national import BareMetalPool as PoolSpec
+from cutover.national import DnsZone, NationalNetworks, Storage, private_address, rac_addresses
 from cutover.national import RacCluster as RacSpec
-from cutover.national import rac_addresses
 
 
 @dataclass(frozen=True)
 class RacNetworks:
-    """Where the cluster's three networks are, and the groups its public ports carry."""
+    """Where the cluster's networks are, and the groups its ports carry."""
 
     public_network_id: pulumi.Input[str]
     public_subnet_id: pulumi.Input[str]
-    interconnect_network_id: pulumi.Input[str]
-    interconnect_subnet_id: pulumi.Input[str]
+    # Two for Oracle HAIP, in order; (network id, subnet id) each.
+    interconnects: list[tuple[pulumi.Input[str], pulumi.Input[str]]]
     storage_network_id: pulumi.Input[str]
     storage_subnet_id: pulumi.Input[str]
     public_security_group_ids: list[pulumi.Input[str]]
     storage_security_group_ids: list[pulumi.Input[str]]
+    cidrs: NationalNetworks  # for the nodes' fixed private addresses
 
 
 @dataclass(frozen=True)
@@ -34,11 +46,15 @@ class RacClusterArgs:
     availability_zones: list[str]
     networks: RacNetworks
     asm_volume_type: pulumi.Input[str]
+    storage: Storage
+    project_id: str
+    dns: DnsZone | None = None
+    dns_zone_id: pulumi.Input[str] | None = None
     key_pair: str | None = None
 
 
 class RacCluster(pulumi.ComponentResource):
-    """Nodes from a bare-metal pool; one VIP per node and three SCAN addresses; ASM volumes on every node."""
+    """Nodes from a bare-metal pool; one VIP per node and three SCAN addresses; ASM volumes exported to every node."""
 
     node_addresses: list[str]
     vip_addresses: list[str]
@@ -49,12 +65,14 @@ class RacCluster(pulumi.ComponentResource):
         super().__init__("cutover:oracle:RacCluster", name, None, opts)
         self.cluster_name = name
         self.args = args
-        nodes = args.pool.nodes
-        self.node_addresses, self.vip_addresses, self.scan_addresses = rac_addresses(args.cluster.public_block, nodes)
+        addresses = rac_addresses(args.cluster.public_block, args.pool.nodes)
+        self.node_addresses, self.vip_addresses = list(addresses.nodes), list(addresses.vips)
+        self.scan_addresses = list(addresses.scan)
         self._reserve_addresses()
+        self._scan_name()
         self.pool = BareMetalPool(args.pool.name, self._pool_args(), pulumi.ResourceOptions(parent=self))
         self.volume_ids = self._asm_volumes()
-        self._attach_everywhere()
+        self._export_everywhere()
         self.register_outputs({
             "nodeAddresses": self.node_addresses, "vipAddresses": self.vip_addresses,
             "scanAddresses": self.scan_addresses, "volumeIds": self.volume_ids,
@@ -75,19 +93,43 @@ class RacCluster(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self),
             )
 
+    def _scan_name(self) -> None:
+        """One name, three A records: clients resolve SCAN round-robin (Oracle's recommended setup)."""
+        dns, zone_id = self.args.dns, self.args.dns_zone_id
+        if dns is None or zone_id is None:
+            return
+        openstack.dns.RecordSet(
+            f"{self.cluster_name}-scan-dns", zone_id=zone_id, name=f"{self.cluster_name}-scan.{dns.zone}",
+            type="A", records=self.scan_addresses, ttl=dns.ttl,
+            description=f"SCAN of RAC cluster {self.cluster_name}", opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _private_ips(self, network: ipaddress.IPv4Network) -> list[str]:
+        return [private_address(network, self.args.cluster, node) for node in range(1, self.args.pool.nodes + 1)]
+
     def _pool_args(self) -> BareMetalPoolArgs:
         nets, pool = self.args.networks, self.args.pool
+        # SCAN first, then VIPs: a new node appends its VIP, existing pairs keep their place.
         public = Nic("public", nets.public_network_id, nets.public_subnet_id, nets.public_security_group_ids,
                      fixed_ips=self.node_addresses,
                      # Any node may carry any VIP or SCAN address after a failover.
-                     allowed_addresses=[*self.vip_addresses, *self.scan_addresses])
-        interconnect = Nic("interconnect", nets.interconnect_network_id, nets.interconnect_subnet_id, None)
-        storage = Nic("storage", nets.storage_network_id, nets.storage_subnet_id, nets.storage_security_group_ids)
+                     allowed_addresses=[*self.scan_addresses, *self.vip_addresses])
+        keys = nets.cidrs.interconnects()
+        interconnects = [
+            Nic(key.replace("_", "-"), network_id, subnet_id, None,
+                fixed_ips=self._private_ips(nets.cidrs.by_zone()[key]))
+            for key, (network_id, subnet_id) in zip(keys, nets.interconnects, strict=True)
+        ]
+        storage = Nic("storage", nets.storage_network_id, nets.storage_subnet_id, nets.storage_security_group_ids,
+                      fixed_ips=self.storage_addresses())
         return BareMetalPoolArgs(
             flavor=pool.flavor, image=pool.image, nodes=pool.nodes, availability_zones=self.args.availability_zones,
-            nics=[public, interconnect, storage], key_pair=self.args.key_pair,
+            nics=[public, *interconnects, storage], project_id=self.args.project_id, key_pair=self.args.key_pair,
             metadata={"rac-cluster": self.cluster_name},
         )
+
+    def storage_addresses(self) -> list[str]:
+        return self._private_ips(self.args.networks.cidrs.storage)
 
     def _asm_volumes(self) -> dict[str, pulumi.Output[str]]:
         ids = {}
@@ -95,20 +137,25 @@ class RacCluster(pulumi.ComponentResource):
             volume = openstack.blockstorage.Volume(
                 f"{self.cluster_name}-asm-{disk_group}", name=f"{self.cluster_name}-asm-{disk_group}", size=size,
                 volume_type=self.args.asm_volume_type,
-                metadata={"rac-cluster": self.cluster_name, "asm-disk-group": disk_group.upper()},
+                metadata={OWNER_TAG: NATIONAL_OWNER, "rac-cluster": self.cluster_name,
+                          "asm-disk-group": disk_group.upper()},
                 opts=pulumi.ResourceOptions(parent=self, protect=True),
             )
             ids[disk_group] = volume.id
         return ids
 
-    def _attach_everywhere(self) -> None:
-        # Nova races when several multi-attach requests for one volume run at
-        # once; chaining every attachment on the previous one serialises them.
-        previous: openstack.compute.VolumeAttach | None = None
+    def _export_everywhere(self) -> None:
+        # Some Cinder drivers update a volume's export (target ACLs, host
+        # mappings) non-atomically; chaining every attachment on the previous
+        # one serialises them, at the cost of a few seconds per attachment.
+        previous: openstack.blockstorage.VolumeAttach | None = None
+        storage_ips = self.storage_addresses()
         for disk_group, volume_id in self.volume_ids.items():
-            for node, instance_id in enumerate(self.pool.instance_ids, start=1):
-                previous = openstack.compute.VolumeAttach(
+            for node, storage_ip in enumerate(storage_ips, start=1):
+                host = self.pool.node_name(node)
+                previous = openstack.blockstorage.VolumeAttach(
                     f"{self.cluster_name}-asm-{disk_group}-node-{node}",
-                    instance_id=instance_id, volume_id=volume_id, multiattach=True,
+                    volume_id=volume_id, host_name=host, initiator=self.args.storage.initiator(host),
+                    ip_address=storage_ip, multipath=True, attach_mode="rw", os_type="linux2", platform="x86_64",
                     opts=pulumi.ResourceOptions(parent=self, depends_on=[previous] if previous else None),
                 )

@@ -1,15 +1,22 @@
-"""A SAMU tenant: its project, network, router, security groups, VPN to its premises, national access."""
+"""A SAMU tenant: its project, network, router, security groups, VPN to its premises, national access.
+
+Traffic between a tenant and the national networks crosses the shared
+transit network in both directions: the national router routes the
+tenant's network (and its premises) to the tenant router's transit port,
+and the tenant router routes the national admin and service networks back
+to the national router's transit address. Without the second half, replies
+to the SSH and HTTPS the rules allow would leave by the external gateway.
+"""
 
 from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from typing import Any
 
 import pulumi
 import pulumi_openstack as openstack
 
-from cutover.infra.components.common import SAMU_TAG, Ingress, add_ingress, zone_tags
+from cutover.infra.components.common import SAMU_TAG, Ingress, IpsecSite, add_ingress, add_ipsec_site, zone_tags
 
 SIP = (5060, 5061)
 RTP = (10000, 20000)
@@ -24,8 +31,12 @@ class NationalAccess:
     transit_network_id: pulumi.Input[str]
     transit_subnet_id: pulumi.Input[str]
     national_router_id: pulumi.Input[str]
+    national_router_transit_address: str
     service_security_group_id: pulumi.Input[str]
     admin_cidr: str
+    service_cidr: str
+    # The national telephony pool's group (None without a telephony pool).
+    telephony_security_group_id: pulumi.Input[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -106,15 +117,42 @@ class SamuTenant(pulumi.ComponentResource):
             fixed_ips=[openstack.networking.PortFixedIpArgs(subnet_id=national.transit_subnet_id, ip_address=address)],
             opts=self._child(depends_on=[share]),
         )
-        openstack.networking.RouterInterface(
+        iface = openstack.networking.RouterInterface(
             f"{self.prefix}-router-transit", router_id=router.id, port_id=port.id, opts=self._child(),
         )
         openstack.networking.RouterRoute(
             f"{self.prefix}-national-route", router_id=national.national_router_id,
             destination_cidr=str(self.args.cidr), next_hop=address, opts=self._child(depends_on=[port]),
         )
+        for zone, cidr in (("admin", national.admin_cidr), ("service", national.service_cidr)):
+            openstack.networking.RouterRoute(
+                f"{self.prefix}-route-{zone}", router_id=router.id, destination_cidr=cidr,
+                next_hop=national.national_router_transit_address, opts=self._child(depends_on=[iface]),
+            )
         add_ingress(self, national.service_security_group_id,
                     Ingress(f"{self.prefix}-national-https", "tcp", HTTPS, str(self.args.cidr)))
+        if self.args.site_cidr is not None:
+            self._telephony_from_premises(str(self.args.site_cidr), address, port)
+
+    def _telephony_from_premises(self, site: str, transit_address: str, port: openstack.networking.Port) -> None:
+        """SIP and RTP from this SAMU's premises to the national telephony pool, and the way back."""
+        national = self.args.national
+        if national.telephony_security_group_id is None:
+            return
+        openstack.networking.RouterRoute(
+            f"{self.prefix}-premises-route", router_id=national.national_router_id, destination_cidr=site,
+            next_hop=transit_address, opts=self._child(depends_on=[port]),
+        )
+        for rule in self._telephony_rules(f"{self.prefix}-telephony", site):
+            add_ingress(self, national.telephony_security_group_id, rule)
+
+    @staticmethod
+    def _telephony_rules(prefix: str, site: str) -> list[Ingress]:
+        return [
+            Ingress(f"{prefix}-sip-tcp", "tcp", SIP, site),
+            Ingress(f"{prefix}-sip-udp", "udp", SIP, site),
+            Ingress(f"{prefix}-rtp", "udp", RTP, site),
+        ]
 
     def _security_group(self) -> None:
         group = openstack.networking.SecGroup(
@@ -123,45 +161,14 @@ class SamuTenant(pulumi.ComponentResource):
             opts=self._child(),
         )
         rules = [Ingress(f"{self.prefix}-ssh", "tcp", (22, 22), self.args.national.admin_cidr)]
-        site = self.args.site_cidr
-        if site is not None:
-            rules += [
-                Ingress(f"{self.prefix}-sip-tcp", "tcp", SIP, str(site)),
-                Ingress(f"{self.prefix}-sip-udp", "udp", SIP, str(site)),
-                Ingress(f"{self.prefix}-rtp", "udp", RTP, str(site)),
-            ]
+        if self.args.site_cidr is not None:
+            rules += self._telephony_rules(self.prefix, str(self.args.site_cidr))
         for rule in rules:
             add_ingress(self, group.id, rule, tenant_id=self.project_id)
 
     def _vpn(self, router: openstack.networking.Router, subnet: openstack.networking.Subnet) -> None:
-        tenant = self.project_id
-        lifetime: dict[str, Any] = {"units": "seconds", "value": 3600}
-        ike = openstack.vpnaas.IkePolicy(
-            f"{self.prefix}-ike", name=f"{self.prefix}-ike", tenant_id=tenant, ike_version="v2",
-            encryption_algorithm="aes-256", auth_algorithm="sha256", pfs="group14",
-            lifetimes=[openstack.vpnaas.IkePolicyLifetimeArgs(**lifetime)], opts=self._child(),
-        )
-        ipsec = openstack.vpnaas.IpSecPolicy(
-            f"{self.prefix}-ipsec", name=f"{self.prefix}-ipsec", tenant_id=tenant, encryption_algorithm="aes-256",
-            auth_algorithm="sha256", pfs="group14", transform_protocol="esp", encapsulation_mode="tunnel",
-            lifetimes=[openstack.vpnaas.IpSecPolicyLifetimeArgs(**lifetime)], opts=self._child(),
-        )
-        service = openstack.vpnaas.Service(
-            f"{self.prefix}-vpn", name=self.prefix, tenant_id=tenant, router_id=router.id, opts=self._child(),
-        )
-        local = openstack.vpnaas.EndpointGroup(
-            f"{self.prefix}-vpn-local", name=f"{self.prefix}-local", tenant_id=tenant, type="subnet",
-            endpoints=[subnet.id], opts=self._child(),
-        )
-        peer = openstack.vpnaas.EndpointGroup(
-            f"{self.prefix}-vpn-premises", name=f"{self.prefix}-premises", tenant_id=tenant, type="cidr",
-            endpoints=[str(self.args.site_cidr)], opts=self._child(),
-        )
-        openstack.vpnaas.SiteConnection(
-            f"{self.prefix}-vpn-site", name=f"{self.prefix}-premises", tenant_id=tenant,
-            ikepolicy_id=ike.id, ipsecpolicy_id=ipsec.id, vpnservice_id=service.id,
-            local_ep_group_id=local.id, peer_ep_group_id=peer.id,
-            peer_address=str(self.args.vpn_peer), peer_id=str(self.args.vpn_peer), psk=self.args.vpn_psk,
-            dpds=[openstack.vpnaas.SiteConnectionDpdArgs(action="restart", interval=30, timeout=120)],
-            opts=self._child(),
-        )
+        add_ipsec_site(self, IpsecSite(
+            prefix=self.prefix, router_id=router.id, local_subnet_ids=[subnet.id],
+            peer_address=str(self.args.vpn_peer), peer_cidrs=[str(self.args.site_cidr)], psk=self.args.vpn_psk,
+            tenant_id=self.project_id,
+        ))
