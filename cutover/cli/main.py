@@ -65,6 +65,10 @@ def _register_commands() -> None:
 
     for command in lab_cmds.COMMANDS:
         cli.add_command(command)
+    from cutover.cli import serve_cmds
+
+    for command in serve_cmds.COMMANDS:
+        cli.add_command(command)
     from cutover.cli import infra_cmds
 
     cli.add_command(infra_cmds.infra)

@@ -1,0 +1,24 @@
+// Token sign-in: the token goes to the server once, in an Authorization header (never in a URL);
+// the server answers with an HttpOnly, SameSite=Strict cookie, and the board opens.
+"use strict";
+(function () {
+  const form = document.getElementById("login");
+  const input = document.getElementById("token");
+  const error = document.getElementById("login-error");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    error.textContent = "";
+    const answer = await fetch("/login", {
+      headers: { Authorization: "Bearer " + input.value.trim() },
+      credentials: "same-origin",
+      cache: "no-store",
+    });
+    if (answer.status === 204) {
+      const next = form.dataset.next || "/";
+      window.location.assign(next.startsWith("/") && !next.startsWith("//") ? next : "/");
+    } else {
+      error.textContent = form.dataset.refused;
+      input.value = "";
+    }
+  });
+})();
