@@ -25,7 +25,7 @@ def to_spec(runbook: model.Runbook) -> RunbookSpec:
 
 def _step(step: Any) -> Step:
     if isinstance(step, model.GateStep):
-        return GateStep(id=step.id, title=step.label, approvers=tuple(Approver(a.name, a.role) for a in step.approvers),
+        return GateStep(id=step.id, title=step.label, approvers=tuple(Approver(a.name, a.role, a.id) for a in step.approvers),
                         quorum=step.quorum, required_roles=tuple(step.required_roles),
                         point_of_no_return=step.point_of_no_return, question=step.question,
                         expected_duration=step.expected_duration)
@@ -69,7 +69,8 @@ def _step_json(step: Step) -> dict[str, Any]:
     if isinstance(step, GateStep):
         return {"action": None, "verify": None, "rollback": None, "rollback_reason": None, "concurrency": None,
                 "failure_budget": None,
-                "gate": {"approvers": [{"name": a.name, "role": a.role} for a in step.approvers],
+                "gate": {"approvers": [{"name": a.name, "role": a.role, **({"id": a.id} if a.id else {})}
+                                       for a in step.approvers],
                          "quorum": step.quorum, "required_roles": list(step.required_roles),
                          "point_of_no_return": step.point_of_no_return}}
     fans_out = step.for_each is not None

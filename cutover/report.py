@@ -19,6 +19,7 @@ from typing import Any
 
 import jinja2
 
+from cutover.approvals import reverify
 from cutover.core import records as r
 from cutover.core.events import Event, parse_time
 from cutover.core.forecast import backup_mode_seconds
@@ -66,9 +67,14 @@ def report_data(journal: Any, run_id: str, evidence: Evidence, calls: dict[str, 
 
 
 def _approvals(events: list[Event]) -> list[dict[str, Any]]:
-    """Every approval ever given, withdrawn by a rollback or not: the record keeps them all."""
-    return [{"step": rec.step, "approver": rec.approver, "role": rec.role, "reason": rec.reason, "auto": rec.auto,
-             "at": event.at, "recorded_by": event.operator}
+    """Every approval ever given, withdrawn by a rollback or not: the record keeps them all.
+
+    Each signed one is verified again here, from the journal alone (cutover.approvals).
+    """
+    checks = {check.seq: check for check in reverify(events)}
+    return [{"step": rec.step, "approver": rec.approver, "approver_id": rec.approver_id, "role": rec.role,
+             "reason": rec.reason, "auto": rec.auto, "at": event.at, "recorded_by": event.operator,
+             "signed": checks[event.seq].signed, "verified": checks[event.seq].signed and checks[event.seq].valid}
             for event in events if isinstance(rec := r.read(event), r.GateApproved)]
 
 

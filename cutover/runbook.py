@@ -40,7 +40,7 @@ from typing import Annotated, Any, Literal, Union
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from cutover.errors import NotFound, Problem, ValidationError
+from cutover.errors import InputError, NotFound, Problem, ValidationError
 from cutover.inventory import Inventory
 from cutover.yamlsource import YamlDocument, field_path, parse_yaml, problems_from_pydantic
 
@@ -139,6 +139,9 @@ Action = Annotated[Union[CommandAction, SshAction, PlaybookAction], Field(discri
 class Approver(_Model):
     name: str = Field(min_length=1)
     role: str = Field(min_length=1)
+    # what `cutover approve --as` names and allowed_signers lists with the approver's SSH key;
+    # required on inventories that are not labs (signed approvals), checked by `validate`
+    id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]*$")
 
 
 class _StepBase(_Model):
@@ -252,6 +255,9 @@ class GateStep(_StepBase):
         names = [a.name for a in self.approvers]
         if len(set(names)) != len(names):
             raise ValueError("an approver is listed twice")
+        ids = [a.id for a in self.approvers if a.id]
+        if len(set(ids)) != len(ids):
+            raise ValueError("an approver id is listed twice")
         if self.quorum > len(names):
             raise ValueError(f"quorum {self.quorum} is more than the {len(names)} approvers listed")
         missing = sorted(set(self.required_roles) - {a.role for a in self.approvers})
@@ -260,7 +266,8 @@ class GateStep(_StepBase):
         return self
 
     def approver(self, name: str) -> Approver | None:
-        return next((a for a in self.approvers if a.name == name), None)
+        return next((a for a in self.approvers if a.id == name), None) or \
+            next((a for a in self.approvers if a.name == name), None)
 
 
 STEP_KINDS: tuple[type[_StepBase], ...] = (CommandStep, SshStep, PlaybookStep, GateStep)
@@ -492,6 +499,8 @@ def check_against(loaded: LoadedRunbook, inventory: Inventory, project_dir: Path
             problems.append(Problem(loaded.path, f"group {pattern!r} has no hosts", line=line,
                                     field=f"steps[{index}].for_each", hint="add hosts to the group or remove the step"))
     problems += _group_problems(loaded, inventory)
+    if not inventory.is_lab:
+        problems += _signed_approver_problems(loaded, inventory)
     if problems:
         raise ValidationError(problems, what="runbook")
     if project_dir is not None:
@@ -520,6 +529,31 @@ def _group_problems(loaded: LoadedRunbook, inventory: Inventory) -> list[Problem
             problems.append(Problem(loaded.path, f"wave {wave!r} is not a group of SAMUs in inventory "
                                     f"{inventory.name!r}", line=loaded.document.line_of(("wave",)), field="wave",
                                     hint=f"waves: {', '.join(f'wave{n}' for n in inventory.waves()) or 'none'}"))
+    return problems
+
+
+def _signed_approver_problems(loaded: LoadedRunbook, inventory: Inventory) -> list[Problem]:
+    """Outside a lab, approvals are signed: every approver needs an id with a key in allowed_signers."""
+    from cutover.approvals import allowed_signers_path, signer_lines  # approvals imports the core, not runbooks
+
+    problems = []
+    signers = allowed_signers_path(inventory.path)
+    for index, step in enumerate(loaded.runbook.steps):
+        for number, approver in enumerate(getattr(step, "approvers", [])):
+            where = ("steps", index, "approvers", number)
+            if approver.id is None:
+                problems.append(Problem(loaded.path, f"approver {approver.name!r} of gate {step.id!r} has no id",
+                                        line=loaded.document.line_of(where), field=field_path(where),
+                                        hint=f"inventory {inventory.name!r} is not a lab: approvals are signed, and "
+                                             "name the approver by id (e.g. `id: cm-duty-1`), listed with a key "
+                                             f"in {signers}"))
+                continue
+            try:
+                signer_lines(signers, approver.id)
+            except InputError as exc:
+                problems.append(Problem(loaded.path, f"approver {approver.id!r} of gate {step.id!r}: {exc.message}",
+                                        line=loaded.document.line_of(where), field=field_path((*where, "id")),
+                                        hint=exc.hint))
     return problems
 
 

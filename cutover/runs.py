@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from cutover.approvals import SignedApproval, allowed_signers_path, check_signed
 from cutover.core.actions import Executor, Target
 from cutover.core.engine import Approval, DriveOptions, Engine, approval_record, gate_satisfied
 from cutover.core import records as r
@@ -29,7 +30,7 @@ from cutover.errors import ExitCode, InputError, LeaseHeld, NotFound
 from cutover.executors.registry import open_executors
 from cutover.inventory import Inventory
 from cutover.programme import check_programme
-from cutover.core.steps import GateStep, RunbookSpec
+from cutover.core.steps import Approver, GateStep, RunbookSpec
 from cutover.runbook import LoadedRunbook, check_against, parse_runbook
 
 EXIT_FOR_STATUS = {
@@ -272,24 +273,55 @@ def check_rollback_allowed(state: RunState, to: str | None) -> None:
             hint=f"roll back to {pnr} or a later rollback point: `cutover rollback {state.run_id} --to {pnr}`")
 
 
-def approve_gate(journal: Journal, run_id: str, step_id: str, approver: str, reason: str) -> RunState:
-    """Record one approval of an open gate; returns the run's new state."""
-    state = load_run(journal, run_id)
+def open_gate(state: RunState, step_id: str, approver: str) -> tuple[GateStep, Approver]:
+    """The gate ``step_id``, open and waiting for ``approver``; InputError saying why not otherwise."""
     runbook = runbook_of(state)
     step = runbook.step(step_id)
     if not isinstance(step, GateStep):
         raise InputError(f"step {step_id!r} is not a gate", hint=_gates_hint(runbook))
+    listed = step.approver(approver)
+    if listed is None:
+        raise InputError(f"{approver!r} is not an approver of gate {step_id}",
+                         hint=f"approvers: {', '.join(f'{a.key} ({a.name})' if a.id else a.name for a in step.approvers)}")
     gate = state.gates[step_id]
     if gate.passed_at is not None:
         raise InputError(f"gate {step_id!r} was already passed at {gate.passed_at}")
     if gate.opened_at is None:
         raise InputError(f"gate {step_id!r} is not open yet: approvals are given when the run reaches it",
                          hint="`cutover status` shows where the run is")
-    if approver in gate.approvers():
-        raise InputError(f"{approver} has already approved gate {step_id!r}")
-    approval = approval_record(step, Approval(approver, reason))
-    journal.append(run_id, approval.KIND, approval.to_payload())
+    if listed.name in gate.approvers():
+        raise InputError(f"{listed.name} has already approved gate {step_id!r}")
+    return step, listed
+
+
+def approve_gate(journal: Journal, run_id: str, step_id: str, approval: Approval, inventory: Inventory) -> RunState:
+    """Record one approval of an open gate; returns the run's new state.
+
+    Outside a lab, only a signed approval is counted: it must verify against the
+    inventory's allowed signers and be for this run and gate (cutover.approvals).
+    """
+    state = load_run(journal, run_id)
+    step, listed = open_gate(state, step_id, approval.approver)
+    if approval.signature is not None:
+        approval = verified(approval, journal, run_id, step_id, listed, inventory)
+    elif not inventory.is_lab:
+        raise InputError(f"inventory {inventory.name!r} is not a lab: an approval must be signed",
+                         hint=f"`cutover approve {run_id} {step_id} --as {listed.key} --key YOUR_SSH_KEY`")
+    record = approval_record(step, approval)
+    journal.append(run_id, record.KIND, record.to_payload())
     return load_run(journal, run_id)
+
+
+def verified(approval: Approval, journal: Journal, run_id: str, step_id: str, listed: Approver,
+             inventory: Inventory) -> Approval:
+    """The approval with its proof, once its signature and statement are checked (InputError otherwise)."""
+    if listed.id is None:
+        raise InputError(f"approver {listed.name!r} of gate {step_id} has no id: a signed approval names an id",
+                         hint="give each approver an `id:` in the runbook")
+    signed = SignedApproval(approval.statement or "", approval.signature or "")
+    statement, proof = check_signed(signed, run_id=run_id, step=step_id, approver_id=listed.id,
+                                    events=journal.events(run_id), signers_file=allowed_signers_path(inventory.path))
+    return Approval(listed.id, statement.reason, proof.statement, proof.signature, proof.signers)
 
 
 def gate_is_satisfied(state: RunState, step_id: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from datetime import datetime, timezone
@@ -21,7 +22,7 @@ from cutover.core.engine import Approval, DriveOptions, Engine
 from cutover.planning import plan_cutover, to_spec
 from cutover.core.state import RunStatus
 from cutover.blast import StepReach, step_reaches
-from cutover.errors import ExitCode, InputError, JournalCorrupt, NotFound
+from cutover.errors import CutoverError, ExitCode, InputError, JournalCorrupt, NotFound
 from cutover.inventory import Inventory, load_inventory
 from cutover.core.events import VerifyReport
 from cutover.journal import open_journal_url, verify_journal_file
@@ -31,8 +32,9 @@ from cutover.programme import environment_runs, positions, programme_json
 from cutover.core.steps import GateStep
 from cutover.runbook import LoadedRunbook, check_against, load_runbook
 from cutover.runs import (EXIT_FOR_STATUS, Decision, Place, approve_gate, check_auto_approve, gate_is_satisfied,
-                          load_run, new_run_id, resume_run, roll_back_run, runs_json, start_run, wait_as_standby,
-                          status_json)
+                          load_run, new_run_id, open_gate, resume_run, roll_back_run, runs_json, start_run,
+                          status_json, verified, wait_as_standby)
+from cutover.approvals import SignedApproval, reverify, sign_for
 
 class WindowEnd(click.ParamType):
     """An ISO 8601 date-time with its UTC offset (the window's end must be unambiguous)."""
@@ -196,31 +198,57 @@ def _affects_text(reach: StepReach | None, inventory: Inventory) -> str:
 
 def _drive_options(app: App, inventory: Inventory, *, auto_approve: str | None,
                    override_window: str | None, plain: bool, until: str | None = None,
-                   measured: tuple[dict[str, float], dict[str, float]] = ({}, {})) -> DriveOptions:
+                   measured: tuple[dict[str, float], dict[str, float]] = ({}, {}),
+                   signing: tuple[Any, str] | None = None) -> DriveOptions:
+    """``signing``: the journal and run id a terminal approval's statement is signed against."""
     check_auto_approve(inventory, auto_approve)
-    prompt = None if auto_approve or not sys.stdin.isatty() else _terminal_prompt(app)
+    prompt = None
+    if signing is not None and not auto_approve and sys.stdin.isatty():
+        prompt = _terminal_prompt(app, inventory, *signing)
     return DriveOptions(auto_approve=auto_approve, prompt=prompt, override_window=override_window, until=until,
                         on_event=print_plain(app.console) if plain else None,
                         environment={"CUTOVER_ENV": inventory.name},
                         measured_p90=measured[0], measured_rollback_p90=measured[1])
 
 
-def _terminal_prompt(app: App) -> Callable[[GateStep, Any], Approval | None]:
+def _terminal_prompt(app: App, inventory: Inventory, journal: Any, run_id: str) -> Callable[[GateStep, Any], Approval | None]:
     def ask(step: GateStep, approved: Any) -> Approval | None:
         app.console.print(f"\n[bold]go/no-go: {escape(step.label)}[/]" + (f" — {escape(step.question)}" if step.question else ""))
         if step.point_of_no_return:
             app.console.print("[bold red]this is the POINT OF NO RETURN: after it, rollback to earlier steps is refused[/]")
-        names = [a.name for a in step.approvers if a.name not in approved]
-        app.console.print(f"approvers: {escape(', '.join(f'{a.name} ({a.role})' for a in step.approvers))}; "
+        names = [a.key for a in step.approvers if a.name not in approved]
+        app.console.print(f"approvers: {escape(', '.join(f'{a.key} = {a.name} ({a.role})' if a.id else f'{a.name} ({a.role})' for a in step.approvers))}; "
                           f"quorum {step.quorum}; approved so far: {escape(', '.join(approved) or 'nobody')}")
         name = click.prompt("approve as (empty: no-go / decide later)", default="", show_default=False,
                             type=click.Choice(names + [""]), show_choices=False)
         if not name:
             return None
         reason = click.prompt("reason", default="", show_default=False)
-        return Approval(name, reason)
+        if inventory.is_lab:
+            return Approval(name, reason)
+        return _signed_at_terminal(app, inventory, journal, run_id, step, name, reason)
 
     return ask
+
+
+def _signed_at_terminal(app: App, inventory: Inventory, journal: Any, run_id: str, step: GateStep, name: str,
+                        reason: str) -> Approval | None:
+    """Outside a lab the approver signs here with their key; None (decide later) if they give up."""
+    listed = step.approver(name)
+    assert listed is not None and listed.id is not None  # check_against requires ids outside a lab
+    app.console.print(f"[dim]inventory {escape(inventory.name)} is not a lab: the approval is signed. Elsewhere: "
+                      f"`cutover approve {run_id} {step.id} --as {listed.id} --key KEY`[/]")
+    default_key = os.environ.get("CUTOVER_APPROVAL_KEY", "~/.ssh/id_ed25519")
+    while True:
+        key = Path(click.prompt("SSH key to sign with (private, or public with ssh-agent)", default=default_key))
+        try:
+            signed = sign_for(run_id, step.id, listed.id, reason, journal.events(run_id), key.expanduser(), at=_now())
+            return verified(Approval(name, reason, signed.statement, signed.signature), journal, run_id, step.id,
+                            listed, inventory)
+        except CutoverError as exc:
+            app.console.print(f"[red]{escape(exc.message)}[/]" + (f" [dim]({escape(exc.hint)})[/]" if exc.hint else ""))
+            if not click.confirm("try another key?", default=True):
+                return None
 
 
 @contextmanager
@@ -295,7 +323,8 @@ def run(app: App, runbook: str, env: str, run_id: str | None, auto_approve: str 
     with open_journal(app) as journal, _display_run(app) as ready:
         options = _drive_options(app, inventory, auto_approve=auto_approve, override_window=override_window,
                                  plain=not app.console.is_terminal, until=until,
-                                 measured=measured_p90s(journal, loaded.runbook.name, inventory.name))
+                                 measured=measured_p90s(journal, loaded.runbook.name, inventory.name),
+                                 signing=(journal, run_id))
         status = start_run(journal, loaded, inventory, _place(app), options, run_id=run_id, window_end=window_end,
                            override_programme=override_programme, label=label, heartbeat=app.lease_ttl / 3,
                            engine_ready=ready, created=created)
@@ -330,7 +359,8 @@ def resume(app: App, run_id: str, auto_approve: str | None, take_over: bool, mar
         inventory = load_inventory(app.project_dir, state.env)
         options = _drive_options(app, inventory, auto_approve=auto_approve, override_window=override_window,
                                  plain=not app.console.is_terminal, until=until,
-                                 measured=measured_p90s(journal, state.runbook_name, state.env, exclude=run_id))
+                                 measured=measured_p90s(journal, state.runbook_name, state.env, exclude=run_id),
+                                 signing=(journal, run_id))
         with _display_run(app) as ready:
             status = resume_run(journal, run_id, inventory, _place(app), options, take_over=take_over,
                                 decisions=decisions, exclude=exclude, heartbeat=app.lease_ttl / 3, engine_ready=ready)
@@ -357,20 +387,54 @@ def rollback(app: App, run_id: str, to: str | None, take_over: bool) -> int:
 @click.command()
 @click.argument("run_id")
 @click.argument("step")
-@click.option("--as", "approver", required=True, help="The approver's name, as listed in the gate.")
-@click.option("--reason", default="", help="Why (recorded in the journal).")
+@click.option("--as", "approver", required=True, help="The approver's id (or, in a lab runbook without ids, name).")
+@click.option("--reason", default="", help="Why (signed, and recorded in the journal).")
+@click.option("--key", type=click.Path(dir_okay=False, path_type=Path), envvar="CUTOVER_APPROVAL_KEY", default=None,
+              help="Sign with this SSH private key (or public key, its private half in ssh-agent). "
+                   "Required outside a lab.")
+@click.option("--sign-only", is_flag=True,
+              help="With --key: write the signed approval to stdout for the controller; journal nothing.")
+@click.option("--signed", "signed_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Count a signed approval written with --sign-only (by an approver elsewhere).")
 @pass_app
-def approve(app: App, run_id: str, step: str, approver: str, reason: str) -> int:
-    """Approve the go/no-go gate STEP of RUN_ID as an approver."""
+def approve(app: App, run_id: str, step: str, approver: str, reason: str, key: Path | None, sign_only: bool,
+            signed_file: Path | None) -> int:
+    """Approve the go/no-go gate STEP of RUN_ID as an approver.
+
+    Outside a lab the approval is signed (ssh-keygen -Y sign) and counted only once
+    its signature verifies against the environment's allowed_signers.
+    """
+    if key and signed_file:
+        raise InputError("--key and --signed are exclusive", hint="sign here with --key, or bring a --signed file")
+    if sign_only and not key:
+        raise InputError("--sign-only needs --key", hint="the key signs the statement")
     with open_journal(app) as journal:
-        state = approve_gate(journal, run_id, step, approver, reason)
+        state = load_run(journal, run_id)
+        inventory = load_inventory(app.project_dir, state.env)
+        _, listed = open_gate(state, step, approver)
+        signed = SignedApproval.read(signed_file) if signed_file else None
+        if key is not None:
+            if listed.id is None:
+                raise InputError(f"approver {listed.name!r} has no id: a signed approval names an id",
+                                 hint="give each approver an `id:` in the runbook")
+            signed = sign_for(run_id, step, listed.id, reason, journal.events(run_id), key, at=_now())
+        if sign_only and signed is not None:
+            click.echo(signed.to_json(), nl=False)
+            return ExitCode.OK
+        approval = Approval(approver, reason, *((signed.statement, signed.signature) if signed else ()))
+        state = approve_gate(journal, run_id, step, approval, inventory)
+        how = "signed, verified" if signed else "unsigned (lab)"
         if gate_is_satisfied(state, step):
-            app.console.print(f"gate {step} approved by {approver}; it has its quorum: "
+            app.console.print(f"gate {step} approved by {escape(listed.name)} ({how}); it has its quorum: "
                               f"`cutover resume {run_id}` continues the run")
         else:
-            app.console.print(f"gate {step} approved by {approver}; still waiting: "
+            app.console.print(f"gate {step} approved by {escape(listed.name)} ({how}); still waiting: "
                               f"{len(state.gates[step].approvals)} approval(s) so far")
     return ExitCode.OK
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 # ---------------------------------------------------------------------- reading
@@ -493,14 +557,29 @@ def journal() -> None:
 def journal_verify(app: App, run_id: str | None, as_json: bool) -> int:
     """Check the hash chain: any edit or deletion is found and the first bad event named (read-only)."""
     report = verify_journal(app, run_id)
+    # the hash chain has no key: a forger can recompute it, not an approver's signature
+    checks = reverify(report.approvals) if report.ok else []
+    forged = [c for c in checks if not c.valid]
     if as_json:
         bad = report.first_bad
-        app.emit_json({"ok": report.ok, "events_checked": report.events_checked, "reason": report.reason or None,
-                       "first_bad": None if bad is None else {"seq": bad.seq, "run_id": bad.run_id, "kind": bad.kind}})
-    if report.ok:
+        app.emit_json({"ok": report.ok and not forged, "events_checked": report.events_checked,
+                       "reason": report.reason or None,
+                       "first_bad": None if bad is None else {"seq": bad.seq, "run_id": bad.run_id, "kind": bad.kind},
+                       "approvals": [c.to_json() for c in checks]})
+    if report.ok and not forged:
         if not as_json:
-            app.console.print(f"[green]✓[/] journal intact: {report.events_checked} events, hash chain verified")
+            signed = sum(c.signed for c in checks)
+            app.console.print(f"[green]✓[/] journal intact: {report.events_checked} events, hash chain verified; "
+                              f"{signed} signed approval(s) re-verified, {len(checks) - signed} unsigned (lab)")
         return ExitCode.OK
+    if forged:
+        first = forged[0]
+        error = JournalCorrupt(f"journal integrity failure at event {first.seq} (gate_approved of run {first.run_id}): "
+                               f"the signature of {first.approver}'s approval of {first.step} does not verify",
+                               hint="the approval was edited after it was signed; keep this file as evidence")
+        if as_json:
+            return error.exit_code
+        raise error
     bad = report.first_bad
     where = f"event {bad.seq} ({bad.kind} of run {bad.run_id})" if bad else "the journal"
     error = JournalCorrupt(f"journal integrity failure at {where}: {report.reason}",

@@ -46,8 +46,12 @@ class ExecutorMissing(CutoverError):
 
 @dataclass(frozen=True)
 class Approval:
-    approver: str
+    approver: str  # the approver's id (or name, in runbooks without ids)
     reason: str = ""
+    # a signed approval, already verified by the adapter that collected it (cutover.approvals)
+    statement: str | None = None
+    signature: str | None = None
+    signers: str | None = None
 
 
 # Asked on a terminal when a gate opens: returns an approval, or None for "no-go / not now".
@@ -478,8 +482,9 @@ def approval_record(step: GateStep, approval: Approval) -> r.GateApproved:
     approver = step.approver(approval.approver)
     if approver is None:
         raise InputError(f"{approval.approver!r} is not an approver of gate {step.id}",
-                         hint=f"approvers: {', '.join(a.name for a in step.approvers)}")
-    return r.GateApproved(step.id, approver.name, approver.role, approval.reason, auto=False)
+                         hint=f"approvers: {', '.join(f'{a.key} ({a.name})' if a.id else a.name for a in step.approvers)}")
+    return r.GateApproved(step.id, approver.name, approver.role, approval.reason, auto=False, approver_id=approver.id,
+                          statement=approval.statement, signature=approval.signature, signers=approval.signers)
 
 
 def steps_after(state: RunState, to: str | None) -> list[StepInfo]:

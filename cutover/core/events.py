@@ -84,6 +84,7 @@ class VerifyReport:
     reason: str = ""
     runs: tuple[str, ...] = field(default_factory=tuple)
     head_hash: str = ""  # the last event's hash: what a report cites as evidence
+    approvals: tuple[Event, ...] = ()  # the reported runs' gate approvals, for re-verifying their signatures
 
     @property
     def ok(self) -> bool:

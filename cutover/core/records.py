@@ -363,6 +363,12 @@ class GateApproved(Record):
     role: str = ""
     reason: str = ""
     auto: bool = False
+    # A signed approval (cutover.approvals): the approver's id, the statement signed, the
+    # SSH signature and the allowed-signers lines it was verified against.
+    approver_id: str | None = None
+    statement: str | None = None
+    signature: str | None = None
+    signers: str | None = None
 
 
 @dataclass(frozen=True)

@@ -82,6 +82,8 @@ class GateApproval:
     auto: bool
     at: str
     recorded_by: str
+    approver_id: str | None = None
+    signed: bool = False  # verified against the allowed signers when it was counted
 
 
 @dataclass
@@ -273,7 +275,8 @@ def _gate_opened(state: RunState, p: r.GateOpened, e: Event) -> None:
 
 
 def _gate_approved(state: RunState, p: r.GateApproved, e: Event) -> None:
-    state.gates[p.step].approvals.append(GateApproval(p.approver, p.role, p.reason, p.auto, e.at, e.operator))
+    state.gates[p.step].approvals.append(GateApproval(p.approver, p.role, p.reason, p.auto, e.at, e.operator,
+                                                            p.approver_id, p.signature is not None))
 
 
 def _gate_passed(state: RunState, p: r.GatePassed, e: Event) -> None:

@@ -67,6 +67,12 @@ class ActionStep:
 class Approver:
     name: str
     role: str
+    id: str | None = None  # what an approval names and an SSH key is listed for (no spaces)
+
+    @property
+    def key(self) -> str:
+        """How an approval names this approver: the id, or the name for runbooks without ids."""
+        return self.id or self.name
 
 
 @dataclass(frozen=True)
@@ -88,7 +94,9 @@ class GateStep:
         return self.title or self.id
 
     def approver(self, name: str) -> Approver | None:
-        return next((a for a in self.approvers if a.name == name), None)
+        """By id, or by name (lab runbooks, and runs created before approvers had ids)."""
+        return next((a for a in self.approvers if a.id == name), None) or \
+            next((a for a in self.approvers if a.name == name), None)
 
 
 Step = ActionStep | GateStep

@@ -70,6 +70,9 @@ def journal() -> InMemoryJournal:
     return InMemoryJournal(operator="claire")
 
 
+LAB = tiny_inventory(lab=True)
+
+
 def start(journal: InMemoryJournal, text: str = RUNBOOK, run_id: str = "r1", **create) -> str:
     loaded = parse_runbook(text, "night.yaml")
     create_run(journal, loaded, tiny_inventory(), run_id=run_id, **create)
@@ -221,18 +224,27 @@ def test_a_gate_pauses_until_its_quorum_and_roles_approve(journal):
     state = load_run(journal, "r1")
     assert state.pause_reason == "gate" and "awaits 2 approval" in state.pause_detail
     with pytest.raises(InputError, match="not an approver"):
-        approve_gate(journal, "r1", "go", "mallory", "")
-    approve_gate(journal, "r1", "go", "marc", "medical team ready")
+        approve_gate(journal, "r1", "go", Approval("mallory", ""), LAB)
+    approve_gate(journal, "r1", "go", Approval("marc", "medical team ready"), LAB)
     with pytest.raises(InputError, match="already approved"):
-        approve_gate(journal, "r1", "go", "marc", "")
+        approve_gate(journal, "r1", "go", Approval("marc", ""), LAB)
     assert drive(journal, executor, options=DriveOptions(), command="resume") is RunStatus.PAUSED
-    approve_gate(journal, "r1", "go", "claire", "go")
+    approve_gate(journal, "r1", "go", Approval("claire", "go"), LAB)
     assert drive(journal, executor, options=DriveOptions(), command="resume") is RunStatus.PAUSED  # next: the PNR gate
-    approve_gate(journal, "r1", "pnr", "claire", "verified")
+    approve_gate(journal, "r1", "pnr", Approval("claire", "verified"), LAB)
     assert drive(journal, executor, options=DriveOptions(), command="resume") is RunStatus.COMPLETED
     approvals = load_run(journal, "r1").gates["go"].approvals
     assert [(a.approver, a.reason, a.recorded_by) for a in approvals] == [
         ("marc", "medical team ready", "claire"), ("claire", "go", "claire")]
+
+
+def test_outside_a_lab_an_unsigned_approval_is_refused_and_nothing_is_journalled(journal):
+    start(journal)
+    assert drive(journal, ScriptedExecutor(), options=DriveOptions()) is RunStatus.PAUSED
+    before = len(journal.events("r1"))
+    with pytest.raises(InputError, match="must be signed"):
+        approve_gate(journal, "r1", "go", Approval("marc", "ready"), tiny_inventory(lab=False))
+    assert len(journal.events("r1")) == before
 
 
 def test_an_interactive_prompt_approves_a_gate(journal):

@@ -1,0 +1,272 @@
+"""Signed approvals: a go/no-go that proves who gave it.
+
+An approver signs a canonical *statement* with an SSH key (``ssh-keygen -Y sign``,
+namespace ``cutover-approval``; a key held by ssh-agent works too). The statement
+binds the run, the gate, the approver's id, the reason, the time and the hash of
+the run's newest journal event at signing. The controller counts it only when:
+
+- its fields name this run, this gate and this approver (a statement signed for
+  another run or gate is a replay, refused);
+- the hash it names is an event of this run recorded since the gate last opened
+  (a statement from before a rollback re-opened the gate is a replay too);
+- ``ssh-keygen -Y verify`` accepts the signature against the environment's
+  ``allowed_signers`` (OpenSSH's format, principal = approver id).
+
+The journal keeps the statement, the signature and the allowed-signers lines
+of that principal, so ``journal verify`` re-checks every approval from the
+journal alone, years later, and an edited signature is found even by a forger
+who recomputed the hash chain.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cutover.core import records as r
+from cutover.core.events import Event
+from cutover.errors import InputError, NotFound, ToolMissing
+
+NAMESPACE = "cutover-approval"
+STATEMENT_VERSION = 1
+APPROVER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]*$")
+_OPTION = re.compile(r'^(cert-authority|namespaces="[^"]*"|valid-(after|before)="?[0-9TZ]+"?)$')
+_KEY_TYPES = re.compile(r"^(ssh-(rsa|ed25519|dss)|ecdsa-sha2-nistp(256|384|521)|sk-(ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com)$")
+
+
+@dataclass(frozen=True)
+class Statement:
+    """What an approver signs: canonical JSON, so the controller rebuilds nothing by guesswork."""
+
+    run: str
+    step: str
+    approver: str
+    reason: str
+    at: str
+    head: str  # hash of the run's newest journal event when it was signed
+
+    def text(self) -> str:
+        body = {"v": STATEMENT_VERSION, "run": self.run, "step": self.step, "approver": self.approver,
+                "reason": self.reason, "at": self.at, "head": self.head}
+        return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+    @classmethod
+    def parse(cls, text: str) -> Statement:
+        try:
+            body = json.loads(text)
+            if body.get("v") != STATEMENT_VERSION:
+                raise ValueError(f"version {body.get('v')!r}")
+            statement = cls(*(str(body[k]) for k in ("run", "step", "approver", "reason", "at", "head")))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise InputError(f"the signed statement is not a cutover approval statement ({exc})",
+                             hint="sign it with `cutover approve RUN STEP --as ID --key KEY --sign-only`") from None
+        if statement.text() != text:
+            raise InputError("the signed statement is not in canonical form",
+                             hint="sign the statement exactly as `cutover approve ... --sign-only` writes it")
+        return statement
+
+
+@dataclass(frozen=True)
+class SignedApproval:
+    """A statement and its SSH signature (armoured), as carried from the approver to the controller."""
+
+    statement: str
+    signature: str
+
+    def to_json(self) -> str:
+        return json.dumps({"statement": self.statement, "signature": self.signature}, indent=2) + "\n"
+
+    @classmethod
+    def read(cls, path: Path) -> SignedApproval:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return cls(str(data["statement"]), str(data["signature"]))
+        except FileNotFoundError:
+            raise NotFound(f"signed approval file {path} does not exist") from None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise InputError(f"{path}: not a signed approval ({exc.__class__.__name__}: {exc})",
+                             hint="write it with `cutover approve RUN STEP --as ID --key KEY --sign-only > FILE`") \
+                from None
+
+
+# ---------------------------------------------------------------------- allowed signers
+
+
+def allowed_signers_path(inventory_path: Path) -> Path:
+    return inventory_path / "allowed_signers"
+
+
+def signer_lines(path: Path, principal: str) -> tuple[str, ...]:
+    """The allowed-signers lines that list ``principal``; the file is validated line by line first."""
+    if not path.is_file():
+        raise NotFound(f"no allowed signers file {path}",
+                       hint="list each approver's SSH public key there, one line each: "
+                            "`APPROVER_ID ssh-ed25519 AAAA... comment` (OpenSSH allowed-signers format)")
+    found = []
+    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        principals = _check_line(path, number, line)
+        if principal in principals:
+            found.append(line)
+    if not found:
+        raise InputError(f"approver {principal!r} has no key in {path}",
+                         hint=f"add a line `{principal} ssh-ed25519 AAAA...` with the approver's public key")
+    return tuple(found)
+
+
+def _check_line(path: Path, number: int, line: str) -> list[str]:
+    """An allowed-signers line: principals, optional options, key type, base64 key[, comment]."""
+    fields = line.split()
+    key_at = next((i for i, f in enumerate(fields) if _KEY_TYPES.match(f)), None)
+    if key_at is None or key_at == 0 or key_at + 1 >= len(fields):
+        raise InputError(f"{path}, line {number}: not an allowed-signers line",
+                         hint="write `APPROVER_ID ssh-ed25519 AAAA... [comment]` (principals, key type, key)")
+    principals = fields[0].split(",")
+    options = ",".join(fields[1:key_at]).split(",") if key_at > 1 else []
+    unknown = [o for o in options if not _OPTION.match(o)]
+    if unknown:
+        raise InputError(f"{path}, line {number}: {unknown[0]!r} is not an allowed-signers option",
+                         hint="write `APPROVER_ID ssh-ed25519 AAAA... [comment]`; approver ids have no spaces")
+    bad = [p for p in principals if not APPROVER_ID.match(p)]
+    if bad:
+        raise InputError(f"{path}, line {number}: principal {bad[0]!r} is not an approver id",
+                         hint="approver ids have no spaces: letters, digits, '.', '_', '@', '-'")
+    return principals
+
+
+# ---------------------------------------------------------------------- ssh-keygen
+
+
+def _keygen() -> str:
+    found = shutil.which("ssh-keygen")
+    if found is None:
+        raise ToolMissing("ssh-keygen is not installed: approvals are signed and verified with it",
+                          hint="install it with: apt-get install openssh-client")
+    return found
+
+
+def sign(statement: str, key: Path) -> str:
+    """Sign with a private key, or a public key whose private half ssh-agent holds."""
+    if not key.is_file():
+        raise NotFound(f"key {key} does not exist",
+                       hint="--key names your private key, or your public key when ssh-agent holds the private one")
+    result = subprocess.run([_keygen(), "-Y", "sign", "-q", "-f", str(key), "-n", NAMESPACE],
+                            input=statement.encode(), capture_output=True, timeout=120, check=False)
+    if result.returncode != 0 or b"BEGIN SSH SIGNATURE" not in result.stdout:
+        raise InputError(f"ssh-keygen could not sign with {key}: {result.stderr.decode(errors='replace').strip()}",
+                         hint="check the key (and its passphrase, or that ssh-agent holds it)")
+    return result.stdout.decode()
+
+
+def signature_valid(statement: str, signature: str, principal: str, lines: Sequence[str]) -> bool:
+    """``ssh-keygen -Y verify`` of the statement against these allowed-signers lines."""
+    with tempfile.TemporaryDirectory(prefix="cutover-approval-") as folder:
+        signers, sig = Path(folder) / "allowed_signers", Path(folder) / "statement.sig"
+        signers.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        sig.write_text(signature, encoding="utf-8")
+        result = subprocess.run([_keygen(), "-Y", "verify", "-f", str(signers), "-I", principal, "-n", NAMESPACE,
+                                 "-s", str(sig)], input=statement.encode(), capture_output=True, timeout=60,
+                                check=False)
+    return result.returncode == 0
+
+
+# ---------------------------------------------------------------------- what the controller accepts
+
+
+@dataclass(frozen=True)
+class Proof:
+    """What is journalled with a signed approval."""
+
+    statement: str
+    signature: str
+    signers: str  # the allowed-signers lines of the approver, as they were when it was counted
+
+
+def check_signed(signed: SignedApproval, *, run_id: str, step: str, approver_id: str,
+                 events: Sequence[Event], signers_file: Path) -> tuple[Statement, Proof]:
+    """Accept a signed approval for this run's gate, or raise InputError saying why not."""
+    statement = Statement.parse(signed.statement)
+    for field_name, expected in (("run", run_id), ("step", step), ("approver", approver_id)):
+        given = getattr(statement, field_name)
+        if given != expected:
+            raise InputError(f"the signed statement is for {field_name} {given!r}, not {expected!r}: refused as a replay",
+                             hint=f"sign a statement for this run and gate: `cutover approve {run_id} {step} "
+                                  f"--as {approver_id} --key KEY`")
+    _check_head(statement, events)
+    lines = signer_lines(signers_file, approver_id)
+    if not signature_valid(signed.statement, signed.signature, approver_id, lines):
+        raise InputError(f"the signature of {approver_id}'s approval of {step} does not verify against {signers_file}",
+                         hint="sign with the key listed for this approver id in allowed_signers")
+    return statement, Proof(signed.statement, signed.signature, "\n".join(lines))
+
+
+def _check_head(statement: Statement, events: Sequence[Event]) -> None:
+    """The hash signed must be an event of this run since the gate last opened."""
+    opened = max((e.seq for e in events if e.kind == r.GateOpened.KIND and e.payload.get("step") == statement.step),
+                 default=None)
+    signed_at = next((e for e in events if e.hash == statement.head), None)
+    if signed_at is None or opened is None or signed_at.seq < opened:
+        raise InputError(f"the signed statement names journal head {statement.head[:12]}…, which is not an event of "
+                         f"run {statement.run} since gate {statement.step} last opened: refused as a replay",
+                         hint="sign a fresh statement now that the gate is open")
+
+
+def sign_for(run_id: str, step: str, approver_id: str, reason: str, events: Sequence[Event], key: Path,
+             at: str) -> SignedApproval:
+    """The statement for this gate as the run stands now, signed with ``key``."""
+    if not events:
+        raise NotFound(f"run {run_id!r} has no journal events")
+    statement = Statement(run_id, step, approver_id, reason, at, events[-1].hash).text()
+    return SignedApproval(statement, sign(statement, key))
+
+
+# ---------------------------------------------------------------------- re-verification from the journal
+
+
+@dataclass(frozen=True)
+class ApprovalCheck:
+    seq: int
+    run_id: str
+    step: str
+    approver: str
+    signed: bool
+    valid: bool  # an unsigned approval is "valid" only in the sense that there is nothing to verify
+
+    def to_json(self) -> dict[str, Any]:
+        return {"seq": self.seq, "run_id": self.run_id, "step": self.step, "approver": self.approver,
+                "signed": self.signed, "valid": self.valid}
+
+
+def reverify(events: Sequence[Event]) -> list[ApprovalCheck]:
+    """Every approval in these events, each signed one re-verified from what the journal holds."""
+    checks = []
+    for event in events:
+        record = r.read(event)
+        if not isinstance(record, r.GateApproved):
+            continue
+        signed = record.signature is not None
+        checks.append(ApprovalCheck(event.seq, event.run_id, record.step, record.approver, signed,
+                                    not signed or _still_valid(event.run_id, record)))
+    return checks
+
+
+def _still_valid(run_id: str, record: r.GateApproved) -> bool:
+    assert record.statement is not None and record.signature is not None
+    try:
+        statement = Statement.parse(record.statement)
+    except InputError:
+        return False
+    principal = record.approver_id or record.approver
+    if (statement.run, statement.step, statement.approver) != (run_id, record.step, principal):
+        return False
+    lines = (record.signers or "").splitlines()
+    return bool(lines) and signature_valid(record.statement, record.signature, principal, lines)
