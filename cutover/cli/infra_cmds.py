@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 from pathlib import Path
 
 import click
@@ -14,14 +15,21 @@ from cutover.errors import ExitCode, InputError
 from cutover.infra.diff import Op, PlanDiff, diff_plans, render_markdown
 from cutover.infra.evaluate import ProgramFailed, plan_at_revision, plan_environment
 from cutover.infra.plan import Plan, load_plan
-from cutover.infra.policy import RULES, Violation, check_plan, policy_context
-from cutover.infra.stack import load_stack
+from cutover.infra.acceptance import Acceptance, record_acceptance, require_reason, update_message
+from cutover.infra.compliance import CheckInputs, CheckReport, check, check_inputs
+from cutover.infra.policy import RULES
+from cutover.infra.sarif import to_sarif
 from cutover.inventory import load_inventory
 from cutover.tenants import NewTenant, add_tenant, list_tenants
 
 GIT_PREFIX = "git:"
 ENV_OPTION = click.option("--env", "env", required=True, help="Environment: inventories/ENV and stack ENV.")
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+POLICY_OPTION = click.option("--policy", "policy_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                             help="The qualified offer's policy file.  [default: infra/policy.yaml]")
+SUPPRESSIONS_OPTION = click.option(
+    "--suppressions", "suppressions_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    help="Dated, reasoned exceptions.  [default: infra/policy-suppressions.yaml, when it exists]")
 
 
 @click.group("infra")
@@ -86,19 +94,38 @@ def _plan_from(app: App, side: str, env: str | None) -> Plan:
 @click.option("--env", "env", default=None, help="Stack to evaluate for a git:REF side.")
 @JSON_OPTION
 @click.option("--markdown", is_flag=True, help="Markdown, for a review comment.")
+@click.option("--check", "with_check", is_flag=True,
+              help="Also check NEW against the policy (needs --env), inline; exit 9 if it breaks a rule.")
+@POLICY_OPTION
+@SUPPRESSIONS_OPTION
 @pass_app
-def diff_cmd(app: App, old: str, new: str, env: str | None, as_json: bool, markdown: bool) -> int:
+def diff_cmd(app: App, old: str, new: str, env: str | None, as_json: bool, markdown: bool, with_check: bool,
+             policy_file: Path | None, suppressions_file: Path | None) -> int:
     """What changes from OLD to NEW; each is a plan file or git:REF (the plan at that revision).
 
-    Exit 0 when the plans are the same, 8 when they differ.
+    Exit 0 when the plans are the same, 8 when they differ; with --check, 9 when NEW breaks the policy.
     """
-    diff = diff_plans(_plan_from(app, old, env), _plan_from(app, new, env))
+    inputs = None
+    if with_check:
+        if env is None:
+            raise InputError("--check needs --env: the environment (its region) the new plan is checked for",
+                             hint="e.g. cutover infra diff old.json new.json --check --env production")
+        inputs = _check_inputs(app, env, policy_file, suppressions_file)
+    new_plan = _plan_from(app, new, env)
+    diff = diff_plans(_plan_from(app, old, env), new_plan)
+    report = check(inputs, new_plan) if inputs is not None else None
     if as_json:
-        app.emit_json(diff.to_json())
+        app.emit_json(diff.to_json() | ({"check": report.to_json()} if report is not None else {}))
     elif markdown:
-        click.echo(render_markdown(diff, old_label=old, new_label=new), nl=False)
+        text = render_markdown(diff, old_label=old, new_label=new)
+        click.echo(text + (_markdown_report(report) if report is not None else ""), nl=False)
     else:
         _show_diff(app, diff)
+        if report is not None:
+            app.console.print(f"\n[bold]policy check of {escape(new)}[/]")
+            _show_report(app, report)
+    if report is not None and not report.passed:
+        return int(ExitCode.POLICY_VIOLATIONS)
     return int(ExitCode.CHANGES_PRESENT if diff.has_changes else ExitCode.OK)
 
 
@@ -122,45 +149,164 @@ def _show_diff(app: App, diff: PlanDiff) -> None:
                       + (f"; [bold red]{len(diff.dangerous())} dangerous[/]" if diff.dangerous() else ""))
 
 
+def _check_inputs(app: App, env: str, policy_file: Path | None, suppressions_file: Path | None) -> CheckInputs:
+    """The stack, policy and suppressions files, validated before anything is evaluated."""
+    app.require_project()
+    return check_inputs(app.project_dir, env,
+                        policy_file=app.project_path(policy_file) if policy_file else None,
+                        suppressions_file=app.project_path(suppressions_file) if suppressions_file else None)
+
+
 @infra.command("check")
 @ENV_OPTION
+@click.option("--plan", "plan_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Check this saved plan (`infra plan --out FILE`) instead of evaluating the program.")
+@POLICY_OPTION
+@SUPPRESSIONS_OPTION
+@click.option("--sarif", "sarif_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the results as SARIF 2.1.0 to this file ('-': stdout), for PR annotations.")
 @JSON_OPTION
 @pass_app
-def check_cmd(app: App, env: str, as_json: bool) -> int:
-    """Check ENV's plan against the SecNumCloud 3.2 and HDS rules. Exit 9 when any is broken."""
-    plan = _plan(app, env)
-    inventory = load_inventory(app.project_dir, load_stack(app.project_dir, env).inventory)
-    violations = check_plan(plan, policy_context(inventory))
+def check_cmd(app: App, env: str, plan_file: Path | None, policy_file: Path | None, suppressions_file: Path | None,
+              sarif_file: Path | None, as_json: bool) -> int:
+    """Check ENV's plan against the SecNumCloud 3.2 and HDS rules. Exit 9 when any is broken.
+
+    The facts checked against (qualified regions and zones, endpoints, encrypted storage,
+    operators' networks, public services, database access) come from the policy file,
+    never from the inventory. An expired suppression breaks the check too.
+    """
+    inputs = _check_inputs(app, env, policy_file, suppressions_file)
+    plan = load_plan(app.project_path(plan_file)) if plan_file is not None else _plan(app, env)
+    report = check(inputs, plan)
+    if sarif_file is not None:
+        _write_sarif(app, sarif_file, to_sarif(report, plan))
     if as_json:
-        app.emit_json({"rules": [{"id": r.id, "clause": r.clause, "title": r.title} for r in RULES],
-                       "violations": [v.to_json() for v in violations]})
-    else:
-        _show_violations(app, env, plan, violations)
-    return int(ExitCode.POLICY_VIOLATIONS if violations else ExitCode.OK)
+        app.emit_json(report.to_json())
+    elif str(sarif_file) != "-":
+        _show_report(app, report)
+    return int(ExitCode.OK if report.passed else ExitCode.POLICY_VIOLATIONS)
 
 
-def _show_violations(app: App, env: str, plan: Plan, violations: list[Violation]) -> None:
-    if not violations:
-        app.console.print(f"[green]{env}: {len(plan)} resources pass all {len(RULES)} rules[/]")
-        for rule in RULES:
-            app.console.print(f"  [green]ok[/] {escape(rule.id)} ({escape(rule.clause)}): {escape(rule.title)}")
+def _write_sarif(app: App, target: Path, document: dict[str, object]) -> None:
+    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    if str(target) == "-":
+        click.echo(text, nl=False)
         return
-    for v in violations:
+    try:
+        app.project_path(target).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot write the SARIF file {target}: {exc.strerror or exc}",
+                         hint="pass a writable path, or '-' for stdout") from exc
+
+
+def _show_report(app: App, report: CheckReport) -> None:
+    where = f"{report.env} (region {report.region}, policy {report.policy.path} {report.policy.sha256[:12]})"
+    for v in report.violations:
         app.console.print(f"[red]✗[/] [bold]{escape(v.resource)}[/] ({escape(v.type)}) breaks "
                           f"[bold]{escape(v.rule)}[/] [{escape(v.clause)}]\n    {escape(v.message)}\n"
                           f"    [dim]fix: {escape(v.fix)}[/]")
-    app.console.print(f"[red]{len(violations)} violation(s)[/] in {env}")
+    for s in report.expired:
+        app.console.print(f"[red]✗ expired suppression[/] {escape(s.file)}:{s.line}: {escape(s.rule)} for "
+                          f"{escape(s.resource)} expired on {s.expires}\n    [dim]fix the resource, or renew the "
+                          "suppression with a new reason and expiry[/]")
+    for used in report.suppressed:
+        s, v = used.suppression, used.violation
+        app.console.print(f"[yellow]~ suppressed[/] {escape(v.resource)} {escape(v.rule)} [{escape(v.clause)}] "
+                          f"until {s.expires} ({escape(s.file)}:{s.line}): {escape(s.reason)}")
+    for s in report.unused:
+        app.console.print(f"[dim]  unused suppression {escape(s.file)}:{s.line}: {escape(s.rule)} for "
+                          f"{escape(s.resource)} matched nothing; remove it[/]")
+    suppressed = f", {len(report.suppressed)} suppressed" if report.suppressed else ""
+    if report.passed:
+        app.console.print(f"[green]{escape(where)}: {report.resources} resources pass all {len(RULES)} rules"
+                          f"{suppressed}[/]")
+        if not report.suppressed:
+            for rule in RULES:
+                app.console.print(f"  [green]ok[/] {escape(rule.id)} ({escape(rule.clause)}): {escape(rule.title)}")
+        return
+    expired = f", {len(report.expired)} expired suppression(s)" if report.expired else ""
+    app.console.print(f"[red]{len(report.violations)} violation(s){expired}[/]{suppressed} in {escape(where)}")
+
+
+def _markdown_report(report: CheckReport) -> str:
+    """The check of the new plan, for a review comment: the verdict, then the detail folded."""
+    verdict = "passes every rule" if report.passed else \
+        f"**{len(report.violations)} violation(s)**" + (f", {len(report.expired)} expired suppression(s)"
+                                                          if report.expired else "")
+    lines = ["", f"### Policy check of the new plan: {verdict}", "",
+             f"{report.resources} resources, {len(RULES)} rules, policy `{report.policy.path}` "
+             f"(`{report.policy.sha256[:12]}`), {len(report.suppressed)} suppressed.", ""]
+    rows = [f"| ✗ | `{v.rule}` | `{v.resource}` | {v.message} |" for v in report.violations[:MARKDOWN_MAX_ROWS]]
+    rows += [f"| ~ | `{s.violation.rule}` | `{s.violation.resource}` | suppressed until {s.suppression.expires}: "
+             f"{s.suppression.reason} |" for s in report.suppressed[:MARKDOWN_MAX_ROWS]]
+    rows += [f"| ✗ | `{s.rule}` | `{s.resource}` | suppression expired on {s.expires} ({s.file}:{s.line}) |"
+             for s in report.expired]
+    if rows:
+        lines += ["<details><summary>findings</summary>", "", "| | rule | resource | detail |", "|---|---|---|---|",
+                  *[row.replace("\n", " ") for row in rows]]
+        elided = max(0, len(report.violations) - MARKDOWN_MAX_ROWS) + max(0, len(report.suppressed) - MARKDOWN_MAX_ROWS)
+        if elided:
+            lines += ["", f"{elided} more not shown; run `cutover infra check` for all of them."]
+        lines += ["", "</details>", ""]
+    return "\n".join(lines) + "\n"
+
+
+MARKDOWN_MAX_ROWS = 50
+
+
+# --------------------------------------------------------------------------
+# preview / up: the policy gate
+
+
+ACCEPT_OPTION = click.option(
+    "--accept-violations", "accept_reason", default=None, metavar="REASON",
+    help="Go on despite policy violations; REASON is recorded (STATE_DIR/infra-acceptances.jsonl and the "
+         "Pulumi update's message).")
+
+
+def _policy_gate(app: App, env: str, command: str, accept_reason: str | None, policy_file: Path | None,
+                 suppressions_file: Path | None) -> tuple[bool, str | None]:
+    """Check ENV before Pulumi is called: (go on?, the update message recording an acceptance)."""
+    reason = require_reason(accept_reason) if accept_reason is not None else None
+    inputs = _check_inputs(app, env, policy_file, suppressions_file)
+    report = check(inputs, _plan(app, env))
+    if report.passed:
+        app.console.print(f"[green]policy: {report.resources} resources of {env} pass all {len(RULES)} rules[/]")
+        return True, None
+    _show_report(app, report)
+    if reason is None:
+        app.err.print(f"[bold red]error:[/] {command} of {env} refused: the plan breaks the policy")
+        app.err.print("  [dim]hint: fix it; or add a dated, reasoned exception to infra/policy-suppressions.yaml; "
+                      "or go on with --accept-violations REASON (recorded)[/]")
+        return False, None
+    acceptance = Acceptance(command=command, env=env, operator=app.operator, reason=reason)
+    path = record_acceptance(app.ensure_state_dir(), acceptance, report)
+    app.console.print(f"[yellow]violations accepted by {escape(app.operator)}: recorded in {escape(str(path))} "
+                      "and as the Pulumi update's message[/]")
+    return True, update_message(acceptance, report)
 
 
 @infra.command("preview")
 @ENV_OPTION
+@ACCEPT_OPTION
+@POLICY_OPTION
+@SUPPRESSIONS_OPTION
 @pass_app
-def preview_cmd(app: App, env: str) -> int:
-    """`pulumi preview --diff` of stack ENV through the Automation API (needs the Pulumi CLI)."""
-    from cutover.infra.automation import preview
+def preview_cmd(app: App, env: str, accept_reason: str | None, policy_file: Path | None,
+                suppressions_file: Path | None) -> int:
+    """`pulumi preview --diff` of stack ENV through the Automation API (needs the Pulumi CLI).
+
+    The policy check runs first; on a violation nothing is called (exit 9) unless --accept-violations.
+    """
+    from cutover.infra.automation import preview, validated_stack
 
     app.require_project()
-    outcome = preview(app.project_dir, env, on_output=lambda line: app.console.print(escape(line), end=""))
+    validated_stack(app.project_dir, env)
+    go_on, message = _policy_gate(app, env, "preview", accept_reason, policy_file, suppressions_file)
+    if not go_on:
+        return int(ExitCode.POLICY_VIOLATIONS)
+    outcome = preview(app.project_dir, env, on_output=lambda line: app.console.print(escape(line), end=""),
+                      message=message)
     app.console.print(f"preview of {env}: {outcome.summary}")
     return int(ExitCode.OK)
 
@@ -168,17 +314,28 @@ def preview_cmd(app: App, env: str) -> int:
 @infra.command("up")
 @ENV_OPTION
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@ACCEPT_OPTION
+@POLICY_OPTION
+@SUPPRESSIONS_OPTION
 @pass_app
-def up_cmd(app: App, env: str, yes: bool) -> int:
-    """`pulumi up` of stack ENV through the Automation API (needs the Pulumi CLI and credentials)."""
+def up_cmd(app: App, env: str, yes: bool, accept_reason: str | None, policy_file: Path | None,
+           suppressions_file: Path | None) -> int:
+    """`pulumi up` of stack ENV through the Automation API (needs the Pulumi CLI and credentials).
+
+    The policy check runs first; on a violation nothing is applied (exit 9) unless --accept-violations.
+    """
     from cutover.infra.automation import require_pulumi, up, validated_stack
 
     app.require_project()
     validated_stack(app.project_dir, env)
+    go_on, message = _policy_gate(app, env, "up", accept_reason, policy_file, suppressions_file)
+    if not go_on:
+        return int(ExitCode.POLICY_VIOLATIONS)
     require_pulumi()
     if not yes and not click.confirm(f"apply the infrastructure of {env}?", default=False):
         raise click.exceptions.Abort()
-    outcome = up(app.project_dir, env, on_output=lambda line: app.console.print(escape(line), end=""))
+    outcome = up(app.project_dir, env, on_output=lambda line: app.console.print(escape(line), end=""),
+                 message=message)
     app.console.print(f"up of {env}: {outcome.summary}")
     return int(ExitCode.OK)
 

@@ -2,7 +2,8 @@
 
 The Automation API drives the ``pulumi`` program; without it on PATH nothing
 here can run, and we say so before trying (``require_pulumi``). The stack file
-and the inventory are validated first, exactly as for ``infra plan``.
+and the inventory are validated first, exactly as for ``infra plan``; the
+policy check that gates both runs before, in ``cutover.cli.infra_cmds``.
 """
 
 from __future__ import annotations
@@ -44,19 +45,20 @@ def validated_stack(project_dir: Path, env: str) -> StackConfig:
     return stack
 
 
-def preview(project_dir: Path, env: str, on_output: Callable[[str], None]) -> StackOutcome:
+def preview(project_dir: Path, env: str, on_output: Callable[[str], None], message: str | None = None) -> StackOutcome:
     stack = _select(project_dir, env)
     try:
-        result = stack.preview(on_output=on_output, diff=True)
+        result = stack.preview(on_output=on_output, diff=True, message=message)
     except Exception as exc:  # the Automation API raises CommandError subclasses
         raise CutoverError(f"pulumi preview failed for stack {env!r}: {exc}") from exc
     return StackOutcome(env, dict(result.change_summary))
 
 
-def up(project_dir: Path, env: str, on_output: Callable[[str], None]) -> StackOutcome:
+def up(project_dir: Path, env: str, on_output: Callable[[str], None], message: str | None = None) -> StackOutcome:
+    """``message`` (an accepted violation's reason) is kept by the backend in the stack's history."""
     stack = _select(project_dir, env)
     try:
-        result = stack.up(on_output=on_output, diff=True)
+        result = stack.up(on_output=on_output, diff=True, message=message)
     except Exception as exc:
         raise CutoverError(f"pulumi up failed for stack {env!r}: {exc}",
                            hint="read the output above; `pulumi stack` shows the stack's state") from exc

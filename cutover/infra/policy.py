@@ -2,24 +2,33 @@
 
 Each rule serves a clause: SecNumCloud 3.2 (ANSSI) for the trusted cloud, or
 the HDS certification's ISO/IEC 27001:2022 controls for health data. A rule
-reads only the plan and a ``PolicyContext`` drawn from the inventory (the
-region and its zones, the admin network, the encrypted storage backends), so
-it checks what will really be created, whoever wrote the program.
+reads only the plan and a ``PolicyContext``: the facts of the qualified offer
+and the security owner's declarations, from the policy file
+(``cutover.infra.policyfile``), never from the inventory under review. So it
+checks what will really be created, whoever wrote the program.
 
 The plan carries what the rules need as inputs: networks are tagged
 ``cutover-zone=<zone>``, security groups ``cutover-role=<role>``, resources
-refer to each other as ``"<name>.id"``.
+refer to each other as ``"<name>.id"``. The same rule functions serve
+``cutover infra check`` and the Pulumi CrossGuard pack (``cutover.infra.crossguard``
+turns the pack's resources into a ``Plan``).
+
+Addresses: IPv4 and IPv6 prefixes are both parsed (``ipaddress.ip_network``).
+A prefix of length 0 (``0.0.0.0/0`` and ``::/0`` alike) *is* "anywhere", and so
+is a rule with neither a remote prefix nor a remote group (Neutron opens it to
+every address of its ethertype). A source that cannot be parsed is treated as
+anywhere: a rule must never pass because we failed to read it.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from cutover.infra.plan import Plan, PlannedResource
-from cutover.inventory import Inventory
 
 T_VOLUME = "openstack:blockstorage/volume:Volume"
 T_VOLUME_TYPE = "openstack:blockstorage/volumeTypeV3:VolumeTypeV3"
@@ -30,38 +39,84 @@ T_EXPORT = "openstack:blockstorage/volumeAttach:VolumeAttach"  # Cinder attachme
 T_NETWORK = "openstack:networking/network:Network"
 T_SUBNET = "openstack:networking/subnet:Subnet"
 T_PORT = "openstack:networking/port:Port"
+T_ROUTER = "openstack:networking/router:Router"
+T_ROUTER_INTERFACE = "openstack:networking/routerInterface:RouterInterface"
+T_RBAC = "openstack:networking/rbacPolicyV2:RbacPolicyV2"
 T_FLOATING_IP = "openstack:networking/floatingIp:FloatingIp"
 T_FLOATING_ASSOC = "openstack:networking/floatingIpAssociate:FloatingIpAssociate"
 T_SG = "openstack:networking/secGroup:SecGroup"
 T_SG_RULE = "openstack:networking/secGroupRule:SecGroupRule"
+T_OPENSTACK_PROVIDER = "pulumi:providers:openstack"
 T_TENANT = "cutover:samu:Tenant"
 T_RAC = "cutover:oracle:RacCluster"
 
 PRIVATE_ZONES = frozenset({"service", "transit", "interconnect", "storage"})  # never a public address
+NEVER_ROUTED_ZONES = ("interconnect", "storage")  # prefixes: a second interconnect (HAIP) is one too
+PORT_SECURITY_OFF_ZONES = ("interconnect",)  # HAIP and multicast cannot be listed in allowed address pairs
 ADMIN_PORTS = (22, 3389, 5985, 5986)  # SSH, RDP, WinRM
 MULTIATTACH_SPEC = "<is> True"
+SECRET_PLACEHOLDER = "[secret]"  # how a plan shows a Pulumi secret (cutover.infra.mockrun)
+UNKNOWN_PLACEHOLDER = "[unknown]"
+# Input names that carry a credential (compared without case, "_" or "-"): a literal value there is a leak.
+CREDENTIAL_WORDS = ("password", "passwd", "secret", "token", "psk", "presharedkey", "privatekey", "apikey",
+                    "credential", "adminpass")
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class PublicExposure:
+    """A service declared reachable from anywhere: groups with this role, this protocol, these ports."""
+
+    role: str
+    protocol: str
+    ports: frozenset[int]
+
+
+@dataclass(frozen=True)
+class TemporaryReach:
+    """A network outside the platform allowed to reach the databases until a date (e.g. Data Guard from legacy)."""
+
+    cidr: IPNetwork
+    until: dt.date
+    reason: str
+
+
+@dataclass(frozen=True)
+class DatabaseReach:
+    """Database ports and the only sources allowed on them."""
+
+    ports: tuple[int, ...] = (1521,)
+    zones: frozenset[str] = frozenset({"service"})
+    roles: frozenset[str] = frozenset()
+    temporary: tuple[TemporaryReach, ...] = ()
 
 
 @dataclass(frozen=True)
 class PolicyContext:
+    """What the rules check against: the qualified offer and the security owner's declarations.
+
+    ``region`` is the environment's region ("" when unknown, e.g. in the
+    CrossGuard pack without a provider region: then any qualified region's
+    zones are allowed). ``admin_networks`` empty means: the plan's own subnets
+    tagged ``cutover-zone=admin``.
+    """
+
     region: str
     availability_zones: frozenset[str]
-    admin_cidr: ipaddress.IPv4Network | None
-    operator_sources: tuple[ipaddress.IPv4Network, ...]
+    operator_sources: tuple[IPNetwork, ...]
     encrypted_backends: frozenset[str]
+    encrypted_volume_types: frozenset[str] = frozenset()
+    qualified_endpoints: Mapping[str, frozenset[str]] = field(default_factory=dict)  # region -> endpoints
+    public_services: tuple[PublicExposure, ...] = ()
+    database: DatabaseReach = DatabaseReach()
+    owner_keys: tuple[str, ...] = ("cutover-owner", "cutover-samu")
+    admin_networks: tuple[IPNetwork, ...] = ()
+    today: dt.date = field(default_factory=dt.date.today)
 
-
-def policy_context(inventory: Inventory) -> PolicyContext:
-    national = inventory.national
-    if national is None:
-        return PolicyContext("", frozenset(), None, (), frozenset())
-    return PolicyContext(
-        region=national.region,
-        availability_zones=frozenset(national.availability_zones),
-        admin_cidr=national.networks.admin if national.networks else None,
-        operator_sources=tuple(national.bastion.operator_sources) if national.bastion else (),
-        encrypted_backends=frozenset({national.storage.encrypted_backend}) if national.storage else frozenset(),
-    )
+    @property
+    def qualified_regions(self) -> frozenset[str]:
+        return frozenset(self.qualified_endpoints) or frozenset({self.region})
 
 
 @dataclass(frozen=True)
@@ -72,10 +127,15 @@ class Violation:
     type: str
     message: str
     fix: str
+    file: str | None = None  # for findings in a source file (credentials in a stack file)
+    line: int | None = None
 
-    def to_json(self) -> dict[str, str]:
-        return {"rule": self.rule, "clause": self.clause, "resource": self.resource, "type": self.type,
-                "message": self.message, "fix": self.fix}
+    def to_json(self) -> dict[str, Any]:
+        found: dict[str, Any] = {"rule": self.rule, "clause": self.clause, "resource": self.resource,
+                                 "type": self.type, "message": self.message, "fix": self.fix}
+        if self.file is not None:
+            found |= {"file": self.file, "line": self.line}
+        return found
 
 
 Finding = tuple[PlannedResource, str]  # the resource at fault, and what is wrong with it
@@ -96,7 +156,15 @@ def check_plan(plan: Plan, context: PolicyContext, rules: list[Rule] | None = No
     for rule in rules if rules is not None else RULES:
         for resource, message in rule.check(plan, context):
             violations.append(Violation(rule.id, rule.clause, resource.name, resource.type, message, rule.fix))
+    return sort_violations(violations)
+
+
+def sort_violations(violations: list[Violation]) -> list[Violation]:
     return sorted(violations, key=lambda v: (RULE_ORDER.get(v.rule, 99), v.resource, v.message))
+
+
+def rule_by_id(rule_id: str) -> Rule | None:
+    return next((rule for rule in RULES if rule.id == rule_id), None)
 
 
 # --------------------------------------------------------------------------
@@ -114,22 +182,102 @@ def _network_zone(plan: Plan, network_ref: Any) -> str | None:
     return next(iter(zones)) if zones else None
 
 
-def _cidr(value: Any) -> ipaddress.IPv4Network | None:
+def _subnet_zone(plan: Plan, subnet: PlannedResource | None) -> str | None:
+    if subnet is None:
+        return None
+    own = _tags(subnet, "cutover-zone")
+    return next(iter(own)) if own else _network_zone(plan, subnet.inputs.get("networkId"))
+
+
+def _in_zones(zone: str | None, zones: tuple[str, ...]) -> bool:
+    return zone is not None and any(zone == z or zone.startswith(f"{z}-") for z in zones)
+
+
+def parse_prefix(value: Any) -> IPNetwork | None:
+    """An IPv4 or IPv6 prefix ("10.0.0.0/8", "::/0", a bare address as /32 or /128); None if it is not one."""
+    if not isinstance(value, str) or not value.strip():
+        return None
     try:
-        return ipaddress.IPv4Network(str(value), strict=False) if value else None
+        return ipaddress.ip_network(value.strip(), strict=False)
     except ValueError:
         return None
 
 
-def _covers_admin_port(rule: PlannedResource) -> bool:
-    protocol = str(rule.inputs.get("protocol") or "").lower()
-    if protocol not in ("", "tcp", "6", "any"):
-        return False
+def _cidr(value: Any) -> IPNetwork | None:
+    return parse_prefix(value)
+
+
+def _within(prefix: IPNetwork, networks: tuple[IPNetwork, ...] | list[IPNetwork]) -> bool:
+    # subnet_of raises TypeError across versions; an IPv6 source is never inside an IPv4 network.
+    return any(prefix.version == n.version and prefix.subnet_of(n) for n in networks)  # type: ignore[arg-type]
+
+
+def _overlaps(prefix: IPNetwork, network: IPNetwork) -> bool:
+    return prefix.version == network.version and prefix.overlaps(network)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where an ingress rule lets traffic in from."""
+
+    prefix: IPNetwork | None  # None: a remote group (or an unreadable prefix)
+    group: PlannedResource | None
+    text: str
+    unreadable: bool = False
+
+    @property
+    def anywhere(self) -> bool:
+        """0.0.0.0/0 and ::/0 on purpose (length 0), and an unreadable source, which must not pass."""
+        return self.unreadable or (self.group is None and self.prefix is not None and self.prefix.prefixlen == 0)
+
+
+def rule_source(plan: Plan, rule: PlannedResource) -> Source:
+    raw, group_ref = rule.inputs.get("remoteIpPrefix"), rule.inputs.get("remoteGroupId")
+    group = plan.target(group_ref)
+    if raw in (None, ""):
+        if group_ref not in (None, ""):
+            return Source(None, group, f"security group {group.name if group else group_ref}")
+        # Neutron: neither a remote prefix nor a remote group opens the rule to every address of its ethertype.
+        everything = ipaddress.ip_network("::/0" if str(rule.inputs.get("ethertype")) == "IPv6" else "0.0.0.0/0")
+        return Source(everything, None, f"anywhere (no source given: {everything})")
+    prefix = parse_prefix(raw)
+    if prefix is None:
+        return Source(None, None, f"{raw!r} (not an IPv4 or IPv6 prefix)", unreadable=True)
+    return Source(prefix, None, str(prefix))
+
+
+def _ingress(plan: Plan) -> Iterator[PlannedResource]:
+    return (r for r in plan.of_type(T_SG_RULE) if str(r.inputs.get("direction", "ingress")).lower() == "ingress")
+
+
+def _port_range(rule: PlannedResource) -> tuple[int, int]:
     low, high = rule.inputs.get("portRangeMin"), rule.inputs.get("portRangeMax")
-    if low is None and high is None:
-        return True  # every port
-    low, high = int(low if low is not None else 1), int(high if high is not None else 65535)
-    return any(low <= port <= high for port in ADMIN_PORTS)
+    try:
+        return int(low or 1), int(high or 65535)  # absent (or 0): every port
+    except (TypeError, ValueError):
+        return 1, 65535  # unreadable: assume every port
+
+
+def _protocol(rule: PlannedResource) -> str:
+    protocol = str(rule.inputs.get("protocol") or "").lower()
+    return {"6": "tcp", "17": "udp", "any": ""}.get(protocol, protocol)
+
+
+def _covers_ports(rule: PlannedResource, ports: tuple[int, ...], protocols: tuple[str, ...] = ("", "tcp")) -> bool:
+    if _protocol(rule) not in protocols:
+        return False
+    low, high = _port_range(rule)
+    return any(low <= port <= high for port in ports)
+
+
+def _covers_admin_port(rule: PlannedResource) -> bool:
+    return _covers_ports(rule, ADMIN_PORTS)
+
+
+def _ports_text(rule: PlannedResource) -> str:
+    low, high = _port_range(rule)
+    ports = "every port" if (low, high) == (1, 65535) else (str(low) if low == high else f"{low}-{high}")
+    return f"{_protocol(rule) or 'any protocol'} {ports}"
 
 
 def _ancestor_of_type(plan: Plan, name: str, type_: str) -> str | None:
@@ -140,24 +288,59 @@ def _ancestor_of_type(plan: Plan, name: str, type_: str) -> str | None:
     return None
 
 
+def _zone_networks(plan: Plan, zones: frozenset[str] | tuple[str, ...]) -> list[IPNetwork]:
+    """The CIDRs of the plan's subnets in these network zones."""
+    found = []
+    for subnet in plan.of_type(T_SUBNET):
+        cidr = parse_prefix(subnet.inputs.get("cidr"))
+        if cidr is not None and _in_zones(_subnet_zone(plan, subnet), tuple(zones)):
+            found.append(cidr)
+    return found
+
+
+def _volume_type_problem(plan: Plan, ctx: PolicyContext, type_name: Any) -> str | None:
+    """Why a volume of this type is not known to be encrypted at rest; None when it is."""
+    if type_name in (None, ""):
+        return "no volume type: the default type is not known to be encrypted"
+    if str(type_name) in ctx.encrypted_volume_types:
+        return None
+    types = {str(t.inputs.get("name")): t for t in plan.of_type(T_VOLUME_TYPE)}
+    volume_type = types.get(str(type_name))
+    if volume_type is None:
+        return (f"volume type {type_name!r} is neither defined in this plan nor one of the offer's encrypted types "
+                f"({', '.join(sorted(ctx.encrypted_volume_types)) or 'none declared'})")
+    backend = (volume_type.inputs.get("extraSpecs") or {}).get("volume_backend_name")
+    if backend not in ctx.encrypted_backends:
+        return (f"volume type {type_name!r} uses backend {backend!r}, not one the offer encrypts "
+                f"({', '.join(sorted(ctx.encrypted_backends)) or 'none declared'})")
+    return None
+
+
 # --------------------------------------------------------------------------
 # The rules
 
 
 def _volumes_encrypted(plan: Plan, ctx: PolicyContext) -> Iterator[Finding]:
-    types = {str(t.inputs.get("name")): t for t in plan.of_type(T_VOLUME_TYPE)}
     for volume in plan.of_type(T_VOLUME):
-        type_name = volume.inputs.get("volumeType")
-        volume_type = types.get(str(type_name))
-        if type_name is None:
-            yield volume, "no volume type: the default type is not known to be encrypted"
-        elif volume_type is None:
-            yield volume, f"volume type {type_name!r} is not defined in this plan, so its encryption is unknown"
-        else:
-            backend = (volume_type.inputs.get("extraSpecs") or {}).get("volume_backend_name")
-            if backend not in ctx.encrypted_backends:
-                yield volume, (f"volume type {type_name!r} uses backend {backend!r}, not an encrypted one "
-                               f"({', '.join(sorted(ctx.encrypted_backends)) or 'none declared'})")
+        problem = _volume_type_problem(plan, ctx, volume.inputs.get("volumeType"))
+        if problem is not None:
+            yield volume, problem
+
+
+def _boot_volumes_encrypted(plan: Plan, ctx: PolicyContext) -> Iterator[Finding]:
+    for instance in plan.of_type(T_INSTANCE):
+        for i, device in enumerate(instance.inputs.get("blockDevices") or []):
+            if not isinstance(device, dict) or str(device.get("destinationType", "local")) != "volume":
+                continue  # a local disk is the node's own, not a Cinder volume
+            if device.get("sourceType") == "volume":
+                volume = plan.target(device.get("uuid"))
+                if volume is None:
+                    yield instance, (f"blockDevices[{i}] boots from volume {device.get('uuid')!r}, which is not in "
+                                     "the plan: its encryption cannot be checked")
+                continue  # a volume of the plan is checked by volume-encrypted
+            problem = _volume_type_problem(plan, ctx, device.get("volumeType"))
+            if problem is not None:
+                yield instance, f"blockDevices[{i}] creates a {device.get('sourceType', '?')} volume: {problem}"
 
 
 def _no_public_address(plan: Plan, ctx: PolicyContext) -> Iterator[Finding]:
@@ -173,27 +356,29 @@ def _no_public_address(plan: Plan, ctx: PolicyContext) -> Iterator[Finding]:
 
 
 def _admin_from_bastion(plan: Plan, ctx: PolicyContext) -> Iterator[Finding]:
-    for rule in plan.of_type(T_SG_RULE):
-        if rule.inputs.get("direction") != "ingress" or not _covers_admin_port(rule):
+    admin = ctx.admin_networks or tuple(_zone_networks(plan, ("admin",)))
+    for rule in _ingress(plan):
+        if not _covers_admin_port(rule):
             continue
         group = plan.target(rule.inputs.get("securityGroupId"))
-        source_group = plan.target(rule.inputs.get("remoteGroupId"))
-        source = _cidr(rule.inputs.get("remoteIpPrefix"))
+        source = rule_source(plan, rule)
         if "bastion" in _tags(group, "cutover-role"):
-            if source is None or not any(source.subnet_of(s) for s in ctx.operator_sources):
-                yield rule, f"SSH to the bastion from {source or 'anywhere'}, not from the operators' networks"
-        elif source_group is not None:
-            if "bastion" not in _tags(source_group, "cutover-role"):
-                yield rule, f"admin ports opened to security group {source_group.name}, not the bastion's"
-        elif source is None or ctx.admin_cidr is None or not source.subnet_of(ctx.admin_cidr):
-            yield rule, f"admin ports opened to {source or 'anywhere'}, outside the admin network {ctx.admin_cidr}"
+            if source.prefix is None or source.anywhere or not _within(source.prefix, ctx.operator_sources):
+                yield rule, (f"SSH to the bastion from {source.text}, not from the operators' networks of the "
+                             f"policy ({', '.join(map(str, ctx.operator_sources)) or 'none'})")
+        elif source.group is not None:
+            if "bastion" not in _tags(source.group, "cutover-role"):
+                yield rule, f"admin ports opened to security group {source.group.name}, not the bastion's"
+        elif source.prefix is None or source.anywhere or not _within(source.prefix, admin):
+            yield rule, (f"admin ports opened to {source.text}, outside the admin network "
+                         f"({', '.join(map(str, admin)) or 'none in the plan'})")
 
 
-def _tenant_cidrs(plan: Plan) -> dict[str, list[ipaddress.IPv4Network]]:
-    cidrs: dict[str, list[ipaddress.IPv4Network]] = {}
+def _tenant_cidrs(plan: Plan) -> dict[str, list[IPNetwork]]:
+    cidrs: dict[str, list[IPNetwork]] = {}
     for subnet in plan.of_type(T_SUBNET):
         tenant = _ancestor_of_type(plan, subnet.name, T_TENANT)
-        cidr = _cidr(subnet.inputs.get("cidr"))
+        cidr = parse_prefix(subnet.inputs.get("cidr"))
         if tenant is not None and cidr is not None:
             cidrs.setdefault(tenant, []).append(cidr)
     return cidrs
@@ -206,12 +391,12 @@ def _tenant_isolation(plan: Plan, ctx: PolicyContext) -> Iterator[Finding]:
         owner = _ancestor_of_type(plan, group.name, T_TENANT) if group is not None else None
         if owner is None:
             continue
-        source = _cidr(rule.inputs.get("remoteIpPrefix"))
+        source = rule_source(plan, rule)
         for other, networks in cidrs.items():
-            if other != owner and source is not None and any(source.overlaps(n) for n in networks):
-                yield rule, f"tenant {owner} opened to {source}, which overlaps tenant {other}'s network"
-        source_group = plan.target(rule.inputs.get("remoteGroupId"))
-        grantee = _ancestor_of_type(plan, source_group.name, T_TENANT) if source_group is not None else None
+            if other != owner and source.prefix is not None and not source.anywhere \
+                    and any(_overlaps(source.prefix, n) for n in networks):
+                yield rule, f"tenant {owner} opened to {source.prefix}, which overlaps tenant {other}'s network"
+        grantee = _ancestor_of_type(plan, source.group.name, T_TENANT) if source.group is not None else None
         if grantee is not None and grantee != owner:
             yield rule, f"tenant {owner} opened to a security group of tenant {grantee}"
 
@@ -220,11 +405,13 @@ def _zones_allowed(plan: Plan, ctx: PolicyContext) -> Iterator[Finding]:
     for resource in plan:
         zone = resource.inputs.get("availabilityZone")
         if zone is not None and zone not in ctx.availability_zones:
-            yield resource, (f"availability zone {zone!r} is not one of the region's "
-                             f"({', '.join(sorted(ctx.availability_zones))})")
+            where = (f"the qualified offer's zones of {ctx.region!r}" if ctx.region in ctx.qualified_regions
+                     else f"the offer's zones: {ctx.region!r} is not a region of the qualified offer")
+            yield resource, f"availability zone {zone!r} is not one of {where} ({', '.join(sorted(ctx.availability_zones)) or 'none'})"
         region = resource.inputs.get("region")
-        if region is not None and region != ctx.region:
-            yield resource, f"region {region!r} is not the qualified region {ctx.region!r}"
+        if region is not None and resource.type != T_OPENSTACK_PROVIDER and \
+                (region not in ctx.qualified_regions or (ctx.region and region != ctx.region)):
+            yield resource, f"region {region!r} is not the environment's qualified region {ctx.region!r}"
 
 
 def _rac_anti_affinity(plan: Plan, ctx: PolicyContext) -> Iterator[Finding]:
@@ -239,6 +426,141 @@ def _rac_anti_affinity(plan: Plan, ctx: PolicyContext) -> Iterator[Finding]:
             policies = group.inputs.get("policies") if group is not None else None
             if group is None or "anti-affinity" not in (policies if isinstance(policies, list) else [policies]):
                 yield node, "not in an anti-affinity server group"
+
+
+def _declared_public(plan: Plan, rule: PlannedResource, ctx: PolicyContext) -> bool:
+    roles = _tags(plan.target(rule.inputs.get("securityGroupId")), "cutover-role")
+    low, high = _port_range(rule)
+    return any(service.role in roles and _protocol(rule) == service.protocol
+               and all(port in service.ports for port in range(low, high + 1))
+               for service in ctx.public_services)
+
+
+def _no_ingress_from_anywhere(plan: Plan, ctx: PolicyContext) -> Iterator[Finding]:
+    for rule in _ingress(plan):
+        source = rule_source(plan, rule)
+        if source.anywhere and not _declared_public(plan, rule, ctx):
+            group = plan.target(rule.inputs.get("securityGroupId"))
+            yield rule, (f"ingress from {source.text} on {_ports_text(rule)} to "
+                         f"{group.name if group else rule.inputs.get('securityGroupId')}, "
+                         "which is not a service the policy declares public")
+
+
+def _database_source_problem(plan: Plan, ctx: PolicyContext, source: Source) -> str | None:
+    reach = ctx.database
+    if source.group is not None:
+        roles = _tags(source.group, "cutover-role")
+        return None if roles & reach.roles else f"security group {source.group.name} (roles: {sorted(roles) or 'none'})"
+    if source.prefix is None or source.anywhere:
+        return source.text
+    if _within(source.prefix, _zone_networks(plan, tuple(reach.zones))):
+        return None
+    for temporary in reach.temporary:
+        if _within(source.prefix, [temporary.cidr]):
+            return None if ctx.today <= temporary.until else f"{source.text} (allowed until {temporary.until}, expired)"
+    return source.text
+
+
+def _database_reach(plan: Plan, ctx: PolicyContext) -> Iterator[Finding]:
+    for rule in _ingress(plan):
+        if not _covers_ports(rule, ctx.database.ports):
+            continue
+        problem = _database_source_problem(plan, ctx, rule_source(plan, rule))
+        if problem is not None:
+            allowed = [f"zone {z}" for z in sorted(ctx.database.zones)] + [str(t.cidr) for t in ctx.database.temporary]
+            yield rule, (f"database port(s) {_ports_text(rule)} opened to {problem}; the policy allows "
+                         f"{', '.join(allowed) or 'nothing'}")
+
+
+def _qualified_provider(plan: Plan, ctx: PolicyContext) -> Iterator[Finding]:
+    for provider in plan:
+        if provider.type != T_OPENSTACK_PROVIDER:
+            continue
+        region = provider.inputs.get("region")
+        if region in (None, ""):
+            yield provider, "an explicit provider without a region uses whatever OS_REGION_NAME says"
+        elif region not in ctx.qualified_regions or (ctx.region and region != ctx.region):
+            yield provider, (f"region {region!r} is not the environment's qualified region "
+                             f"({ctx.region or ', '.join(sorted(ctx.qualified_regions))})")
+        url = provider.inputs.get("authUrl")
+        endpoints = {e.rstrip("/") for e in ctx.qualified_endpoints.get(str(region), frozenset())}
+        if url not in (None, "", SECRET_PLACEHOLDER) and str(url).rstrip("/") not in endpoints:
+            yield provider, (f"endpoint {url!r} is not a qualified endpoint of region {region!r} "
+                             f"({', '.join(sorted(endpoints)) or 'none declared'})")
+
+
+def _never_routed(plan: Plan, ctx: PolicyContext) -> Iterator[Finding]:
+    for subnet in plan.of_type(T_SUBNET):
+        zone = _subnet_zone(plan, subnet)
+        if _in_zones(zone, NEVER_ROUTED_ZONES) and (subnet.inputs.get("noGateway") is not True
+                                                     or subnet.inputs.get("gatewayIp")):
+            yield subnet, f"the {zone} subnet has a gateway; set no_gateway=True"
+    for interface in plan.of_type(T_ROUTER_INTERFACE):
+        on_subnet, port = plan.target(interface.inputs.get("subnetId")), plan.target(interface.inputs.get("portId"))
+        zone = _subnet_zone(plan, on_subnet) if on_subnet is not None else \
+            (_network_zone(plan, port.inputs.get("networkId")) if port is not None else None)
+        if _in_zones(zone, NEVER_ROUTED_ZONES):
+            yield interface, f"a router interface on the {zone} network, which is never routed"
+    for router in plan.of_type(T_ROUTER):
+        zone = _network_zone(plan, router.inputs.get("externalNetworkId"))
+        if _in_zones(zone, NEVER_ROUTED_ZONES):
+            yield router, f"a router gateway on the {zone} network, which is never routed"
+
+
+def _port_security_interconnect_only(plan: Plan, ctx: PolicyContext) -> Iterator[Finding]:
+    for resource in plan.of_type(T_PORT) + plan.of_type(T_NETWORK):
+        if resource.inputs.get("portSecurityEnabled") is not False:
+            continue
+        zone = _network_zone(plan, resource.inputs.get("networkId") if resource.type == T_PORT
+                             else f"{resource.name}.id")
+        if not _in_zones(zone, PORT_SECURITY_OFF_ZONES):
+            yield resource, f"port security is off on the {zone or 'untagged'} network; only the interconnect may"
+
+
+def _no_share_with_everyone(plan: Plan, ctx: PolicyContext) -> Iterator[Finding]:
+    for policy in plan.of_type(T_RBAC):
+        if str(policy.inputs.get("targetTenant", "")).strip() == "*":
+            target = plan.target(policy.inputs.get("objectId"))
+            yield policy, (f"{policy.inputs.get('objectType', 'object')} "
+                           f"{target.name if target else policy.inputs.get('objectId')} shared with every project ('*')")
+
+
+def _owned(resource: PlannedResource, keys: tuple[str, ...]) -> bool:
+    metadata = resource.inputs.get("metadata") or {}
+    tagged = any(_tags(resource, key) - {""} for key in keys)
+    return tagged or any(isinstance(metadata, dict) and str(metadata.get(key) or "").strip() for key in keys)
+
+
+def _owner_tagged(plan: Plan, ctx: PolicyContext) -> Iterator[Finding]:
+    for resource in plan.of_type(T_INSTANCE) + plan.of_type(T_VOLUME):
+        if not _owned(resource, ctx.owner_keys):
+            yield resource, f"no owner: tag or metadata {' or '.join(ctx.owner_keys)} is missing"
+
+
+def is_credential_name(name: str) -> bool:
+    flat = name.lower().replace("_", "").replace("-", "")
+    return any(word in flat for word in CREDENTIAL_WORDS)
+
+
+def _literal_credentials(value: Any, path: str) -> Iterator[str]:
+    """Paths under ``value`` where a credential-named key holds a literal (not a secret)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if is_credential_name(str(key)) and isinstance(item, str) and item.strip() \
+                    and item not in (SECRET_PLACEHOLDER, UNKNOWN_PLACEHOLDER):
+                yield where
+            else:
+                yield from _literal_credentials(item, where)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _literal_credentials(item, f"{path}[{i}]")
+
+
+def _no_credential_literal(plan: Plan, ctx: PolicyContext) -> Iterator[Finding]:
+    for resource in plan:
+        for path in _literal_credentials(dict(resource.inputs), ""):
+            yield resource, f"{path} is a literal, not a Pulumi secret: it would be stored in clear in the state"
 
 
 def _asm_everywhere(plan: Plan, ctx: PolicyContext) -> Iterator[Finding]:
@@ -307,6 +629,29 @@ RULES: list[Rule] = [
     Rule("rac-anti-affinity", "HDS (ISO/IEC 27001:2022 A.8.14)", "RAC nodes in an anti-affinity group over at least "
          "two failure domains", "put every node in the pool's anti-affinity group and spread the pool over zones",
          _rac_anti_affinity),
+    Rule("no-ingress-from-anywhere", "SecNumCloud 3.2 §13.2", "No ingress from 0.0.0.0/0 or ::/0 except to services "
+         "declared public", "narrow the source to the networks that need it, or declare the service in the policy's "
+         "public_services (role, protocol, ports, reason)", _no_ingress_from_anywhere),
+    Rule("database-reach", "SecNumCloud 3.2 §9.7, §13.2", "Database ports only from the networks that need them",
+         "open database ports (policy database.ports) only from database.from_zones, from_roles or a temporary "
+         "from_networks entry", _database_reach),
+    Rule("boot-volume-encrypted", "SecNumCloud 3.2 §10.1", "No unencrypted boot volume through block_devices",
+         "give each block device that creates a volume an encrypted volume_type of the offer", _boot_volumes_encrypted),
+    Rule("qualified-provider", "SecNumCloud 3.2 §19.2", "No explicit provider outside the qualified region and "
+         "its endpoints", "set the provider's region (and auth_url) to the environment's qualified region and one "
+         "of its qualified endpoints (policy regions)", _qualified_provider),
+    Rule("never-routed", "SecNumCloud 3.2 §13.2", "No router or gateway on a never-routed network (interconnect, "
+         "storage)", "set no_gateway=True on their subnets and attach no router to them", _never_routed),
+    Rule("port-security-interconnect-only", "SecNumCloud 3.2 §13.2", "Port security off only on the interconnect",
+         "keep port_security_enabled on (security groups apply) everywhere but the RAC interconnect",
+         _port_security_interconnect_only),
+    Rule("no-share-with-everyone", "SecNumCloud 3.2 §9.7", "No RBAC policy shares a network with every project ('*')",
+         "share with the one project that needs it (target_tenant=<project id>)", _no_share_with_everyone),
+    Rule("owner-tagged", "SecNumCloud 3.2 §8.1; HDS (ISO/IEC 27001:2022 A.5.9)", "Every instance and volume names "
+         "its owner or SAMU", "add a tag or metadata cutover-owner=<team> or cutover-samu=<code>", _owner_tagged),
+    Rule("no-credential-literal", "SecNumCloud 3.2 §10.5; HDS (ISO/IEC 27001:2022 A.5.17)", "No credential literal "
+         "in the program or the stack files", "pass credentials as Pulumi secrets: pulumi config set --secret ...; "
+         "read them with config.require_secret", _no_credential_literal),
     Rule("asm-on-every-node", "HDS (ISO/IEC 27001:2022 A.8.14)", "Every ASM volume is exported to every RAC node, "
          "one attachment at a time", "export each volume to each node with a Cinder attachment "
          "(blockstorage.VolumeAttach: the node's initiator, multipath=True), chained with depends_on, from a "

@@ -8,15 +8,16 @@ from typing import Any
 import pytest
 
 from cutover.infra.plan import Plan, PlannedResource
-from cutover.infra.policy import RULES, PolicyContext, check_plan, policy_context
-from cutover.inventory import load_inventory
+from cutover.infra.compliance import environment_region
+from cutover.infra.policy import RULES, PolicyContext, check_plan
+from cutover.infra.policyfile import load_policy, policy_context
 from tests.infra.conftest import REPO
 
 OS = "pulumi:providers:openstack::default"
 CTX = PolicyContext(
     region="fr-central",
     availability_zones=frozenset({"az1", "az2"}),
-    admin_cidr=ipaddress.IPv4Network("10.100.0.0/24"),
+    admin_networks=(ipaddress.IPv4Network("10.100.0.0/24"),),
     operator_sources=(ipaddress.IPv4Network("192.0.2.0/28"),),
     encrypted_backends=frozenset({"ceph-luks"}),
 )
@@ -30,6 +31,8 @@ def res(type_: str, logical: str, parent: str | None = None, deps: tuple[str, ..
              "subnet": "openstack:networking/subnet:Subnet", "port": "openstack:networking/port:Port",
              "fip": "openstack:networking/floatingIp:FloatingIp", "sg": "openstack:networking/secGroup:SecGroup",
              "rule": "openstack:networking/secGroupRule:SecGroupRule"}
+    if type_ in ("instance", "volume"):
+        inputs.setdefault("metadata", {"cutover-owner": "national-platform"})  # rule owner-tagged
     if type_ in short:
         return PlannedResource(short[type_], logical, inputs, parent, deps, OS)
     return PlannedResource(type_, logical, inputs, parent, deps, None)  # a component
@@ -100,24 +103,28 @@ def test_ssh_from_the_bastion_or_admin_network_passes(source):
     assert rule_ids(Plan.of([BASTION_SG, ADMIN_SG, ssh_rule("r", **source)])) == []
 
 
-@pytest.mark.parametrize("source", [{}, {"remoteIpPrefix": "0.0.0.0/0"}, {"remoteIpPrefix": "10.140.1.0/24"},
-                                    {"remoteGroupId": "admin-sg.id"}])
-def test_ssh_from_elsewhere_is_a_violation(source):
+@pytest.mark.parametrize("source, from_anywhere", [({}, True), ({"remoteIpPrefix": "0.0.0.0/0"}, True),
+                                                   ({"remoteIpPrefix": "10.140.1.0/24"}, False),
+                                                   ({"remoteGroupId": "admin-sg.id"}, False)])
+def test_ssh_from_elsewhere_is_a_violation(source, from_anywhere):
     violations = check_plan(Plan.of([BASTION_SG, ADMIN_SG, ssh_rule("r", **source)]), CTX)
-    assert [(v.rule, v.resource) for v in violations] == [("admin-from-bastion", "r")]
+    expected = [("admin-from-bastion", "r")] + ([("no-ingress-from-anywhere", "r")] if from_anywhere else [])
+    assert [(v.rule, v.resource) for v in violations] == expected
 
 
 def test_an_all_ports_rule_counts_as_opening_ssh_but_a_udp_rule_does_not():
     all_ports = res("rule", "all", direction="ingress", securityGroupId="admin-sg.id", remoteIpPrefix="10.1.0.0/16")
     udp = res("rule", "udp", direction="ingress", protocol="udp", portRangeMin=1, portRangeMax=65535,
               securityGroupId="admin-sg.id", remoteIpPrefix="10.1.0.0/16")
-    assert rule_ids(Plan.of([ADMIN_SG, all_ports, udp])) == ["admin-from-bastion"]
+    # every port includes the database listener too
+    assert rule_ids(Plan.of([ADMIN_SG, all_ports, udp])) == ["admin-from-bastion", "database-reach"]
 
 
 def test_ssh_to_the_bastion_only_from_the_operators_networks():
     ok = ssh_rule("ok", group="bastion-sg", remoteIpPrefix="192.0.2.0/28")
     wide = ssh_rule("wide", group="bastion-sg", remoteIpPrefix="0.0.0.0/0")
-    assert [v.resource for v in check_plan(Plan.of([BASTION_SG, ok, wide]), CTX)] == ["wide"]
+    found = [(v.rule, v.resource) for v in check_plan(Plan.of([BASTION_SG, ok, wide]), CTX)]
+    assert found == [("admin-from-bastion", "wide"), ("no-ingress-from-anywhere", "wide")]
 
 
 # -- tenant-isolation (SecNumCloud 9.7) -----------------------------------------------
@@ -224,11 +231,12 @@ def test_asm_volumes_on_a_type_without_multiattach_is_a_violation():
 
 
 def test_every_rule_names_its_clause():
-    assert len({r.id for r in RULES}) == len(RULES) == 7
+    assert len({r.id for r in RULES}) == len(RULES) == 16
     assert all(("SecNumCloud" in r.clause or "HDS" in r.clause) and r.fix for r in RULES)
 
 
 @pytest.mark.parametrize("env", ["rehearsal", "production"])
 def test_shipped_environments_pass_every_rule(env, request):
     plan = request.getfixturevalue(f"{env}_plan")
-    assert check_plan(plan, policy_context(load_inventory(REPO, env))) == []
+    policy = load_policy(REPO / "infra" / "policy.yaml")
+    assert check_plan(plan, policy_context(policy, environment_region(REPO, env))) == []
