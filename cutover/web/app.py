@@ -194,7 +194,16 @@ def _hhmm(moment: str | None) -> str:
     return datetime.fromisoformat(moment.replace("Z", "+00:00")).astimezone().strftime("%H:%M:%S")
 
 
+def _js_time(moment: str | None) -> str:
+    """An ISO instant every browser's Date.parse reads (UTC, milliseconds: Safari refuses microseconds)."""
+    if not moment:
+        return ""
+    instant = datetime.fromisoformat(moment.replace("Z", "+00:00")).astimezone(timezone.utc)
+    return instant.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 _TEMPLATES.filters["clock"] = _clock
+_TEMPLATES.filters["js_time"] = _js_time
 _TEMPLATES.filters["hhmm"] = _hhmm
 
 

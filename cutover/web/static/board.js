@@ -8,7 +8,12 @@
   const lang = body.dataset.lang || "fr";
   const board = document.getElementById("board");
   const live = document.getElementById("live");
-  let renderedAt = Date.now();
+  // The server's clock when it computed the board: the clocks below count on from it.
+  function renderedAt() {
+    const run = board.querySelector("[data-rendered-at]");
+    const at = run ? Date.parse(run.dataset.renderedAt) : NaN;
+    return Number.isNaN(at) ? Date.now() : at;
+  }
 
   function duration(seconds) {
     seconds = Math.max(0, Math.floor(seconds));
@@ -26,8 +31,9 @@
     board.querySelectorAll("[data-since]").forEach((el) => {
       el.textContent = duration((now - Date.parse(el.dataset.since)) / 1000);
     });
+    const since = (now - renderedAt()) / 1000;
     board.querySelectorAll("[data-clock][data-running]").forEach((el) => {
-      el.textContent = duration(Number(el.dataset.clock) + (now - renderedAt) / 1000);
+      el.textContent = duration(Number(el.dataset.clock) + since);
     });
   }
 
@@ -42,7 +48,6 @@
   stream.addEventListener("error", () => connected(false));
   stream.addEventListener("board", (event) => {
     board.innerHTML = event.data;  // HTML rendered and escaped by the server's templates
-    renderedAt = Date.now();
     body.dataset.updates = String(Number(body.dataset.updates || "0") + 1);
     tick();
   });
@@ -51,5 +56,6 @@
     live.dataset.connected = "ended";
     live.textContent = "■";
   });
+  tick();
   setInterval(tick, 1000);
 })();
