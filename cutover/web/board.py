@@ -54,7 +54,7 @@ def board_view(state: RunState, spec: RunbookSpec | None, outlook: dict[str, Any
         "rows": _rows(state, now, lang),
         "gates": _gates(state, spec),
         "latest": latest_events(events, lang),
-        "notifications": notification_failures(events),
+        "notifications": notifications(events),
         "legend": [{"state": s.value, "symbol": symbol, "word": state_word(s.value, lang)}
                    for s, (symbol, _) in STYLE.items()],
     }
@@ -202,31 +202,29 @@ def _extra(record: r.Record) -> str:
     return ""
 
 
-def notification_failures(events: Sequence[Event], limit: int = NOTIFICATION_FAILURES) -> list[dict[str, Any]]:
-    """Notification attempts that failed, newest first.
+def notifications(events: Sequence[Event], limit: int = NOTIFICATION_FAILURES) -> dict[str, Any]:
+    """What reached people and what did not: messages sent, failed attempts (newest first, at most ``limit``).
 
-    The notification records are being added by the same issue; until their
-    shape is fixed this reads any ``notification*`` event that says it failed
-    (``ok: false``, a failed status or outcome, or a kind ending in ``failed``).
-    Target URLs are journalled redacted; they are redacted again here.
+    Read from the ``notification_sent`` / ``notification_failed`` events (issue 10); an
+    attempt marked ``final`` was given up on: that message never arrived. Targets are
+    journalled redacted to their scheme and host; they are redacted again here.
     """
-    failed: list[dict[str, Any]] = []
-    for event in reversed(events):
-        if not event.kind.startswith("notif") or not _says_failed(event):
-            continue
-        payload = event.payload
-        failed.append({"at": event.at, "kind": event.kind,
-                       "event": payload.get("event") or payload.get("about"),
-                       "target": payload.get("target") or payload.get("url"),
-                       "samu": payload.get("samu"), "attempt": payload.get("attempt"),
-                       "error": payload.get("error") or payload.get("detail")})
-        if len(failed) == limit:
-            break
-    return failed
+    sent = sum(1 for event in events if event.kind == "notification_sent")
+    failed = [event for event in events if event.kind.startswith("notification") and _says_failed(event)]
+    return {"sent": sent, "failed_attempts": len(failed),
+            "undelivered": sum(1 for event in failed if event.payload.get("final")),
+            "failures": [_failure(event) for event in reversed(failed[-limit:])]}
+
+
+def _failure(event: Event) -> dict[str, Any]:
+    payload = event.payload
+    return {"at": event.at, "notice": payload.get("notice") or payload.get("event") or event.kind,
+            "target": payload.get("target") or payload.get("url"), "samu": payload.get("samu"),
+            "step": payload.get("step"), "attempt": payload.get("attempt"),
+            "final": bool(payload.get("final")), "error": payload.get("error") or payload.get("detail")}
 
 
 def _says_failed(event: Event) -> bool:
     payload = event.payload
     return (event.kind.endswith(("failed", "gave_up")) or payload.get("ok") is False
-            or str(payload.get("status", "")).lower() in ("failed", "error", "gave_up")
-            or str(payload.get("outcome", "")).lower() in ("failed", "error", "gave_up"))
+            or str(payload.get("status", "")).lower() in ("failed", "error", "gave_up"))

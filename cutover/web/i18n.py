@@ -74,7 +74,13 @@ _WORDS: dict[str, tuple[str, str]] = {
     "no_gates": ("Aucun comité dans ce runbook.", "No gate in this runbook."),
     # events and notifications
     "latest": ("Derniers événements", "Latest events"),
-    "notifications": ("Notifications non remises", "Notifications not delivered"),
+    "notifications": ("Notifications", "Notifications"),
+    "notifications_sent": ("envoyées", "sent"),
+    "failed_attempts": ("tentatives en échec", "failed attempts"),
+    "undelivered": ("jamais remises", "never delivered"),
+    "given_up": ("abandonnée, jamais remise", "given up, never delivered"),
+    "retrying": ("nouvelle tentative prévue", "will be retried"),
+    "stream_ended": ("fin du direct : la bascule est finie", "live view ended: the run is over"),
     "no_notification_failures": ("Aucun échec de notification.", "No notification failure."),
     "at": ("à", "at"),
     # errors and login

@@ -347,13 +347,14 @@ def test_secrets_stay_redacted_on_the_board_and_in_the_api(journal: InMemoryJour
     create_run(journal, parse_runbook(NIGHT, "night.yaml"), tiny_inventory(), run_id="leaky")
     drive_run(journal, "leaky", {"command": _LeakyExecutor()}, DriveOptions(auto_approve=None))
     journal.append("leaky", "notification_failed",
-                   {"event": "backup_mode", "samu": "13", "target": f"mailto://room:{SECRET}@mail.example",
-                    "attempt": 3, "error": "connection refused"})
+                   {"notice": "backup_mode", "samu": "13", "target": f"mailto://room:{SECRET}@mail.example",
+                    "attempt": 3, "error": "connection refused", "final": True})
     for path in ("/runs/leaky", "/runs/leaky?lang=en", "/api/runs/leaky", "/"):
         assert SECRET not in open_board.text(path), path
     page = open_board.text("/runs/leaky")
     assert 'data-state="failed"' in page and "********" in page
-    assert "connection refused" in page and "mailto://room:********@mail.example" in page  # the failure is shown
+    failure = re.search(r'<li class="final">(.*?)</li>', page, re.S).group(1)  # the undelivered message is shown
+    assert "connection refused" in failure and "mailto://room:********@mail.example" in failure
 
 
 def _read_events(served: Served, path: str, wanted: int, timeout: float = 10) -> list[tuple[str, str]]:

@@ -54,7 +54,7 @@
   stream.addEventListener("end", () => {
     stream.close();
     live.dataset.connected = "ended";
-    live.textContent = "■";
+    live.textContent = "■ " + live.dataset.ended;
   });
   tick();
   setInterval(tick, 1000);
