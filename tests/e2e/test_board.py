@@ -102,3 +102,40 @@ def test_the_board_follows_a_lab_night_live_in_a_real_browser(board_lab: Lab):
     assert requests and not outside, outside
     assert not errors, errors
     assert stopped == 0
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
+def test_a_browser_signs_in_with_the_token_and_keeps_only_a_cookie_that_is_not_the_token():
+    """The sign-in page's script, in a real browser: a wrong token is refused, the right one opens the board."""
+    from playwright.sync_api import sync_playwright
+
+    from cutover.testing import InMemoryJournal
+    from cutover.web.app import create_app
+    from cutover.web.security import COOKIE, Access
+    from tests.unit.test_web import TOKEN, paused_at_go_no_go, serving
+
+    journal = InMemoryJournal()
+    paused_at_go_no_go(journal)
+    with serving(create_app(journal, Access(token=TOKEN, loopback_only=False), poll_s=0.1)) as served:
+        base = f"http://127.0.0.1:{served.port}"
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), headless=True,
+                                                 args=["--no-sandbox"])
+            context = browser.new_context(viewport={"width": 390, "height": 844}, locale="en-GB")  # a phone
+            page = context.new_page()
+            urls: list[str] = []
+            page.on("request", lambda request: urls.append(request.url))
+            answer = page.goto(base + "/runs/r")
+            assert answer is not None and answer.status == 401
+            page.fill("#token", "not-the-token-at-all")
+            page.click("button[type=submit]")
+            page.wait_for_selector("#login-error:has-text('Token refused')")
+            page.fill("#token", TOKEN)
+            page.click("button[type=submit]")
+            page.wait_for_selector("#live[data-connected='yes']", timeout=10_000)
+            assert page.url == base + "/runs/r"
+            cookies = {cookie["name"]: cookie for cookie in context.cookies()}
+            browser.close()
+    assert cookies[COOKIE]["httpOnly"] and cookies[COOKIE]["sameSite"] == "Strict"
+    assert TOKEN not in cookies[COOKIE]["value"]
+    assert not [url for url in urls if TOKEN in url]  # the token never travelled in a URL

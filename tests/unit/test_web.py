@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -117,7 +118,8 @@ class Served:
         return body.decode()
 
 
-def serve(app: BoardApp) -> Iterator[Served]:
+@contextmanager
+def serving(app: BoardApp) -> Iterator[Served]:
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(16)
@@ -145,12 +147,14 @@ def journal() -> InMemoryJournal:
 @pytest.fixture
 def open_board(journal: InMemoryJournal) -> Iterator[Served]:
     """No token, loopback: anyone on this machine may read."""
-    yield from serve(create_app(journal, Access(token=None, loopback_only=True), poll_s=0.05))
+    with serving(create_app(journal, Access(token=None, loopback_only=True), poll_s=0.05)) as served:
+        yield served
 
 
 @pytest.fixture
 def token_board(journal: InMemoryJournal) -> Iterator[Served]:
-    yield from serve(create_app(journal, Access(token=TOKEN, loopback_only=False), poll_s=0.05))
+    with serving(create_app(journal, Access(token=TOKEN, loopback_only=False), poll_s=0.05)) as served:
+        yield served
 
 
 def concrete_paths(app: BoardApp) -> list[str]:
