@@ -61,6 +61,20 @@ def plain(value: Any) -> Any:
     return value
 
 
+def resource_options(request: Any) -> dict[str, Any]:
+    """The resource options a reviewer must see (only those set, so plans stay small and stable)."""
+    options: dict[str, Any] = {}
+    if request.protect:
+        options["protect"] = True
+    if request.retainOnDelete:
+        options["retainOnDelete"] = True
+    if request.deleteBeforeReplace:
+        options["deleteBeforeReplace"] = True
+    if request.ignoreChanges:
+        options["ignoreChanges"] = sorted(request.ignoreChanges)
+    return options
+
+
 def _mock_state(type_: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
     """Outputs a real provider would compute, made up deterministically from the inputs."""
     state = dict(inputs)
@@ -105,6 +119,7 @@ def _build_runtime(project: str, stack: str, config: dict[str, str]) -> Any:
                     "dependencies": list(request.dependencies),
                     "provider": request.provider,
                     "inputs": plain(json_format.MessageToDict(request.object)),
+                    "options": resource_options(request),
                 })
             return response
 

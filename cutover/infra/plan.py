@@ -3,8 +3,9 @@
 A plan is what a reviewer reads before anything is applied, and what ``diff``
 and ``policy`` work on. Each resource has its Pulumi ``type`` token, its
 logical ``name`` (unique in a plan), its ``inputs`` as the engine records them
-(camelCase), its ``parent`` and ``dependencies`` (logical names) and its
-``provider``. The JSON form is stable: resources sorted by name, keys sorted,
+(camelCase), its ``parent`` and ``dependencies`` (logical names), its
+``provider`` and the resource ``options`` that were set (``protect``,
+``ignoreChanges``, ``deleteBeforeReplace``, ``retainOnDelete``). The JSON form is stable: resources sorted by name, keys sorted,
 so that two plans of the same program and inventory are byte-identical.
 
 Under the mock runtime a resource's id is ``"<name>.id"``, so an input such as
@@ -38,6 +39,7 @@ class PlannedResource:
     parent: str | None = None
     dependencies: tuple[str, ...] = ()
     provider: str | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def is_component(self) -> bool:
@@ -45,10 +47,13 @@ class PlannedResource:
         return self.provider is None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        document = {
             "type": self.type, "name": self.name, "inputs": dict(self.inputs), "parent": self.parent,
             "dependencies": list(self.dependencies), "provider": self.provider,
         }
+        if self.options:
+            document["options"] = dict(self.options)
+        return document
 
 
 class DuplicateResourceName(InputError):
@@ -135,6 +140,7 @@ def plan_from_registrations(records: Iterable[Mapping[str, Any]]) -> Plan:
             parent=names.get(record["parent"]),
             dependencies=tuple(sorted({names[u] for u in record["dependencies"] if u in names})),
             provider=_provider_name(record["provider"], record["type"]) if record["custom"] else None,
+            options=record.get("options") or {},
         ))
     return Plan.of(resources)
 
@@ -177,6 +183,7 @@ class _ResourceModel(BaseModel):
     parent: str | None = None
     dependencies: list[str] = []
     provider: str | None = None
+    options: dict[str, Any] = {}  # absent from plan files written before options were recorded
 
 
 class _PlanModel(BaseModel):
@@ -194,8 +201,8 @@ def parse_plan(text: str, *, source: str) -> Plan:
                             hint="a plan file is what `cutover infra plan --out FILE` writes")
                     for err in exc.errors(include_url=False)]
         raise ValidationError(problems, what="plan file") from exc
-    return Plan.of(PlannedResource(r.type, r.name, r.inputs, r.parent, tuple(r.dependencies), r.provider)
-                   for r in model.resources)
+    return Plan.of(PlannedResource(r.type, r.name, r.inputs, r.parent, tuple(r.dependencies), r.provider,
+                                   r.options) for r in model.resources)
 
 
 def load_plan(path: Path) -> Plan:

@@ -38,7 +38,7 @@ def test_a_rac_node_replacement_says_so(production_plan):
     old = production_plan
     new = Plan.of(PlannedResource(r.type, r.name, {**r.inputs, "availabilityZone": "fr-central-2"}
                                   if r.name == "rac-national-node-1" else r.inputs, r.parent, r.dependencies,
-                                  r.provider) for r in old)
+                                  r.provider, r.options) for r in old)
     (change,) = diff_plans(old, new).changes
     assert change.op is Op.REPLACE and change.dangerous and "RAC node" in change.reason
 
@@ -76,7 +76,8 @@ def test_deleting_a_volume_is_dangerous_and_creating_one_is_not():
 def test_markdown_lists_every_change_and_warns_about_danger():
     text = render_markdown(diff_plans(one(INSTANCE, "node", imageName="a"), one(INSTANCE, "node", imageName="b")),
                            old_label="git:main", new_label="plan.json")
-    assert "| `+-` replace | `node` |" in text and "Warning: 1 dangerous" in text
+    assert "| `+-` replace | `node` |" in text and "Warning: 1 change(s)" in text
+    assert "destroys Instance and the data on it" in text
 
 
 def _new_tenant_resources(plan: Plan, code: str) -> set[str]:

@@ -37,6 +37,7 @@ class BareMetalPoolArgs:
     availability_zones: Sequence[str]
     nics: Sequence[Nic]
     project_id: str  # the project the private flavor is granted to (the national one)
+    protect: bool = False  # database nodes: `pulumi up` refuses to delete them while protected
     key_pair: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
 
@@ -122,5 +123,5 @@ class BareMetalPool(pulumi.ComponentResource):
             networks=[openstack.compute.InstanceNetworkArgs(port=p.id) for p in ports],
             scheduler_hints=[openstack.compute.InstanceSchedulerHintArgs(group=group.id)],
             metadata={OWNER_TAG: NATIONAL_OWNER, **self.args.metadata, "pool": self.pool_name},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[access]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[access], protect=self.args.protect or None),
         )

@@ -125,6 +125,7 @@ class RacCluster(pulumi.ComponentResource):
         return BareMetalPoolArgs(
             flavor=pool.flavor, image=pool.image, nodes=pool.nodes, availability_zones=self.args.availability_zones,
             nics=[public, *interconnects, storage], project_id=self.args.project_id, key_pair=self.args.key_pair,
+            protect=True,
             metadata={"rac-cluster": self.cluster_name},
         )
 
