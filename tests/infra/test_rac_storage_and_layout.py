@@ -1,0 +1,120 @@
+"""RAC storage on bare metal (the asm-on-every-node rule) and the national address layout (pure, no Pulumi)."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+import pytest
+
+from cutover.infra.plan import Plan, PlannedResource
+from cutover.infra.policy import check_plan
+from cutover.national import NationalCore, allocation_pools, rac_addresses
+from tests.infra.test_policy import CTX, ENCRYPTED_TYPE, res
+
+EXPORT = "openstack:blockstorage/volumeAttach:VolumeAttach"
+OS = "pulumi:providers:openstack::default"
+
+
+def _cluster(*extra: PlannedResource) -> list[PlannedResource]:
+    return [
+        ENCRYPTED_TYPE, res("cutover:oracle:RacCluster", "rac"),
+        res("cutover:compute:BareMetalPool", "pool", parent="rac"),
+        res("group", "g", parent="pool", policies="anti-affinity"),
+        *[res("instance", f"n{i}", parent="pool", name=f"n{i}", availabilityZone=f"az{i}",
+              schedulerHints=[{"group": "g.id"}]) for i in (1, 2)],
+        res("volume", "v1", parent="rac", volumeType="asm"), *extra,
+    ]
+
+
+def export(node: str, deps: tuple[str, ...] = (), **overrides: Any) -> PlannedResource:
+    inputs = {"volumeId": "v1.id", "hostName": node, "initiator": f"iqn.2026-01.test:{node}", "multipath": True,
+              "attachMode": "rw", **overrides}
+    return PlannedResource(EXPORT, f"x-{node}", inputs, "rac", deps, OS)
+
+
+def asm_findings(plan: Plan) -> list[tuple[str, str]]:
+    return [(v.resource, v.message) for v in check_plan(plan, CTX) if v.rule == "asm-on-every-node"]
+
+
+def test_iscsi_exports_to_every_node_in_one_chain_pass():
+    assert asm_findings(Plan.of(_cluster(export("n1"), export("n2", ("x-n1",))))) == []
+
+
+def test_a_nova_attachment_on_a_bare_metal_rac_node_is_a_violation():
+    nova = res("attach", "a-n1", parent="rac", volumeId="v1.id", instanceId="n1.id", multiattach=True)
+    findings = asm_findings(Plan.of(_cluster(export("n1"), export("n2", ("x-n1",)), nova)))
+    assert [name for name, _ in findings] == ["a-n1"]
+    assert "Nova's ironic driver cannot attach volumes" in findings[0][1]
+
+
+@pytest.mark.parametrize("overrides", [{"multipath": False}, {"initiator": None}, {"attachMode": "ro"}])
+def test_an_export_without_initiator_multipath_or_write_access_does_not_count(overrides):
+    findings = asm_findings(Plan.of(_cluster(export("n1"), export("n2", ("x-n1",), **overrides))))
+    assert findings == [("v1", "not exported (iSCSI initiator, multipath, read-write) to RAC node n2")]
+
+
+# -- the address layout ---------------------------------------------------------------------------------------------
+
+
+def test_each_role_keeps_its_offset_whatever_the_node_count():
+    block = ipaddress.IPv4Network("10.100.5.0/26")
+    three, four = rac_addresses(block, 3), rac_addresses(block, 4)
+    assert three.scan == four.scan == ("10.100.5.1", "10.100.5.2", "10.100.5.3")
+    assert four.nodes[:3] == three.nodes == ("10.100.5.16", "10.100.5.17", "10.100.5.18")
+    assert four.vips[:3] == three.vips and four.vips[3] == "10.100.5.35"
+
+
+def test_allocation_pools_leave_out_the_gateway_and_every_reserved_range():
+    net = ipaddress.IPv4Network("10.0.0.0/24")
+    a = ipaddress.IPv4Address
+    assert allocation_pools(net, [(a("10.0.0.16"), a("10.0.0.31"))], gateway=True) == [
+        ("10.0.0.2", "10.0.0.15"), ("10.0.0.32", "10.0.0.254")]
+    assert allocation_pools(net, [(a("10.0.0.1"), a("10.0.0.9")), (a("10.0.0.200"), a("10.0.0.254"))],
+                            gateway=False) == [("10.0.0.10", "10.0.0.199")]
+
+
+def _national(**changes: Any) -> dict[str, Any]:
+    flavor = {"name": "bm", "resource_class": "CUSTOM_BM", "vcpus": 1, "ram_mb": 1, "disk_gb": 1}
+    base: dict[str, Any] = {
+        "region": "r", "availability_zones": ["a"],
+        "networks": {"admin": "10.0.0.0/24", "transit": "10.0.1.0/24", "service": "10.0.4.0/22",
+                     "interconnect": "10.0.8.0/24", "interconnect_b": "10.0.10.0/24", "storage": "10.0.9.0/24"},
+        "dns": {"zone": "db.example.", "email": "dns@example.org"},
+        "baremetal_pools": [{"name": "rac-a", "flavor": flavor, "image": "i", "nodes": 3},
+                            {"name": "rac-b", "flavor": flavor, "image": "i", "nodes": 3}],
+        "rac_clusters": [{"name": "db-a", "pool": "rac-a", "public_block": "10.0.5.0/26",
+                          "asm": {"data_gb": 1, "fra_gb": 1, "voting_gb": 1}}],
+    }
+    return base | changes
+
+
+def test_the_reference_national_core_is_valid():
+    NationalCore.model_validate(_national())
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"dns": None}, "a Designate zone for their SCAN names"),
+    ({"networks": _national()["networks"] | {"interconnect_b": None}}, "two interconnect networks"),
+    ({"rac_clusters": [{"name": "db-a", "pool": "rac-a", "public_block": "10.0.5.0/29",
+                        "asm": {"data_gb": 1, "fra_gb": 1, "voting_gb": 1}}]}, "a /28 at least"),
+    ({"rac_clusters": [{"name": "db-a", "pool": "rac-a", "public_block": "10.0.5.0/28",
+                        "asm": {"data_gb": 1, "fra_gb": 1, "voting_gb": 1}}],
+      "baremetal_pools": [p | {"nodes": 5} for p in _national()["baremetal_pools"]]}, "holds at most 4 nodes"),
+    ({"rac_clusters": [{"name": f"db-{x}", "pool": f"rac-{x}", "public_block": block,
+                        "asm": {"data_gb": 1, "fra_gb": 1, "voting_gb": 1}}
+                       for x, block in (("a", "10.0.5.0/26"), ("b", "10.0.5.64/26"))]}, "private host ranges overlap"),
+])
+def test_a_rac_layout_that_cannot_keep_its_addresses_is_refused(change, message):
+    with pytest.raises(ValueError, match=message):
+        NationalCore.model_validate(_national(**change))
+
+
+def test_private_host_base_separates_two_clusters():
+    clusters = [{"name": f"db-{x}", "pool": f"rac-{x}", "public_block": block, "private_host_base": base,
+                 "asm": {"data_gb": 1, "fra_gb": 1, "voting_gb": 1}}
+                for x, block, base in (("a", "10.0.5.0/26", 16), ("b", "10.0.5.64/26", 32))]
+    national = NationalCore.model_validate(_national(rac_clusters=clusters))
+    reserved = national.reserved_hosts()
+    assert [(str(lo), str(hi)) for lo, hi in reserved["storage"]] == [("10.0.9.16", "10.0.9.31"),
+                                                                       ("10.0.9.32", "10.0.9.47")]
