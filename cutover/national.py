@@ -248,7 +248,16 @@ class NationalCore(_Strict):
         for cluster in self.rac_clusters:
             problems += self._rac_problems(cluster, pools, used)
         problems += self._rac_platform_problems()
+        problems += self._migration_problems()
         return problems
+
+    def _migration_problems(self) -> list[str]:
+        """The legacy networks are on premises: one of ours would route redo (and more) the wrong way."""
+        if self.migration is None or self.networks is None:
+            return []
+        return [f"migration.legacy_networks {legacy} overlaps networks.{key} {cidr}"
+                for legacy in self.migration.legacy_networks
+                for key, cidr in self.networks.by_zone().items() if legacy.overlaps(cidr)]
 
     def _rac_platform_problems(self) -> list[str]:
         """What every RAC cluster needs from the national core: HAIP, SCAN names, disjoint private ranges."""

@@ -104,6 +104,8 @@ def test_the_reference_national_core_is_valid():
     ({"rac_clusters": [{"name": f"db-{x}", "pool": f"rac-{x}", "public_block": block,
                         "asm": {"data_gb": 1, "fra_gb": 1, "voting_gb": 1}}
                        for x, block in (("a", "10.0.5.0/26"), ("b", "10.0.5.64/26"))]}, "private host ranges overlap"),
+    ({"migration": {"legacy_networks": ["10.0.4.0/24"], "legacy_vpn_peer": "198.51.100.7", "until": "2027-06-30"}},
+     "overlaps networks.service"),
 ])
 def test_a_rac_layout_that_cannot_keep_its_addresses_is_refused(change, message):
     with pytest.raises(ValueError, match=message):
