@@ -12,7 +12,7 @@ from rich.table import Table
 
 from cutover.cli.app import App, pass_app
 from cutover.errors import ExitCode, InputError
-from cutover.infra.diff import Op, PlanDiff, diff_plans, render_markdown
+from cutover.infra.diff import Change, Op, PlanDiff, diff_plans, render_markdown
 from cutover.infra.evaluate import ProgramFailed, plan_at_revision, plan_environment
 from cutover.infra.plan import Plan, load_plan
 from cutover.infra.acceptance import Acceptance, record_acceptance, require_reason, update_message
@@ -134,19 +134,27 @@ DIFF_STYLE = {Op.CREATE: ("+", "green"), Op.UPDATE: ("~", "yellow"), Op.REPLACE:
 
 
 def _show_diff(app: App, diff: PlanDiff) -> None:
-    for change in diff.changes:
-        mark, colour = DIFF_STYLE[change.op]
-        danger = " [bold red]DANGEROUS[/]" if change.dangerous else ""
-        app.console.print(f"[{colour}]{mark} {change.op.value:<8}[/] {escape(change.type)} "
-                          f"[bold]{escape(change.name)}[/]{danger}")
-        if change.reason:
-            app.console.print(f"      [dim]{escape(change.reason)}[/]")
-        for prop in change.properties:
-            forced = " [magenta](forces replacement)[/]" if prop.forces_replacement else ""
-            app.console.print(f"      {escape(prop.path)}: {escape(repr(prop.old))} => {escape(repr(prop.new))}{forced}")
-    counts = ", ".join(f"{n} to {op}" for op, n in diff.counts().items() if n)
-    app.console.print(f"{counts or 'no changes'}; {diff.unchanged} unchanged"
-                      + (f"; [bold red]{len(diff.dangerous())} dangerous[/]" if diff.dangerous() else ""))
+    """Changes grouped by SAMU tenant and national component, a count line per group, then the total."""
+    for group in diff.groups():
+        app.console.print(f"[bold]{escape(group.label)}[/] ({escape(group.name)}): {escape(group.count_line())}")
+        for change in group.changes:
+            _show_change(app, change)
+    app.console.print(f"[bold]total[/]: {escape(diff.total_line())}")
+
+
+def _show_change(app: App, change: Change) -> None:
+    mark, colour = DIFF_STYLE[change.op]
+    flags = (" [bold red]IMPOSSIBLE[/]" if change.impossible else "") + (
+        " [bold red]DANGEROUS[/]" if change.dangerous else "")
+    app.console.print(f"  [{colour}]{mark} {change.op.value:<8}[/] {escape(change.type)} "
+                      f"[bold]{escape(change.name)}[/]{flags}")
+    if change.reason:
+        app.console.print(f"        [dim]{escape(change.reason)}[/]")
+    for prop in change.properties:
+        forced = " [magenta](forces replacement)[/]" if prop.forces_replacement else ""
+        app.console.print(f"        {escape(prop.path)}: {escape(repr(prop.old))} => {escape(repr(prop.new))}{forced}")
+    if change.inputs:
+        app.console.print("        " + escape(", ".join(f"{key}={value}" for key, value in change.inputs)))
 
 
 def _check_inputs(app: App, env: str, policy_file: Path | None, suppressions_file: Path | None) -> CheckInputs:
