@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from cutover.cli.main import run_cli
+from cutover.errors import ExitCode
 from cutover.infra.diff import MARKDOWN_BUDGET, Op, diff_plans, render_markdown
 from cutover.infra.plan import Plan, PlannedResource, parse_plan
 from cutover.inventory import all_departement_codes
@@ -194,3 +196,16 @@ def test_markdown_of_a_10_to_100_samu_change_stays_under_the_budget_and_says_wha
     shown = text.count("<details>")
     assert shown + int(elided.group(1)) == len(diff.groups())
     assert text.count("| SAMU ") == 90  # every group still has its count line
+
+
+def test_the_terminal_diff_prints_a_count_line_per_group_and_a_total(tmp_path, capsys):
+    old = Plan.of([res("cutover:samu:Tenant", "samu-30"), res(VOLUME, "v", size=10)])
+    new = Plan.of([res(VOLUME, "v", size=5)])
+    (tmp_path / "old.json").write_text(old.dumps())
+    (tmp_path / "new.json").write_text(new.dumps())
+    code = run_cli(["--project-dir", str(tmp_path), "infra", "diff", str(tmp_path / "old.json"),
+                    str(tmp_path / "new.json")])
+    out = capsys.readouterr().out
+    assert code == ExitCode.CHANGES_PRESENT
+    assert "SAMU 30 (samu-30): 1 to delete" in out and "(v): 1 to update, 1 impossible" in out
+    assert "total: 1 to update, 1 to delete, 1 impossible; 0 unchanged" in out and "IMPOSSIBLE" in out
