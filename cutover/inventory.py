@@ -32,11 +32,12 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from cutover.core.notices import NoticeKind
 from cutover.errors import InputError, NotFound, Problem, ValidationError
 from cutover.national import NationalCore
 from cutover.redact import secret_values
@@ -69,6 +70,30 @@ def all_departement_codes() -> list[str]:
     return sorted(_DEPARTEMENTS, key=order)
 
 
+APPRISE_URL = r"^[A-Za-z][A-Za-z0-9+.-]*://\S+$"
+
+
+class NotifyTarget(BaseModel):
+    """One ``cutover_notify`` entry: an Apprise URL, the events it gets, for which SAMUs, in which language."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Apprise URLs carry credentials: write them as `!vault` values outside the lab
+    url: str = Field(pattern=APPRISE_URL)
+    events: list[NoticeKind] = Field(default_factory=lambda: list(get_args(NoticeKind)), min_length=1)
+    samus: list[str] | Literal["all"] = "all"
+    lang: Literal["fr", "en"] = "fr"
+
+
+class OnCall(BaseModel):
+    """One of a SAMU's on-call contacts (``samu_oncall``): told when the SAMU enters backup mode and returns."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = Field(pattern=APPRISE_URL)
+    lang: Literal["fr", "en"] = "fr"
+
+
 class SamuVars(BaseModel):
     """The ``samu_*`` variables of a SAMU host, as written in the inventory."""
 
@@ -80,6 +105,7 @@ class SamuVars(BaseModel):
     samu_telephony: dict[str, str] = Field(default_factory=dict)
     samu_vpn_peer: ipaddress.IPv4Address | None = None
     samu_site_cidr: ipaddress.IPv4Network | None = None  # the premises' network behind the VPN peer
+    samu_oncall: list[OnCall] = Field(default_factory=list)
 
     @field_validator("samu_code", mode="before")
     @classmethod
@@ -108,6 +134,9 @@ class CutoverVars(BaseModel):
     # ansible-vault password file (relative to the inventory folder): Ansible decrypts the `!vault`
     # values with it, and cutover learns their plain text only to redact it everywhere
     cutover_vault_password_file: str | None = None
+    # notifications (cutover.notify): who is told what; `--notify test` sends everything to the test target
+    cutover_notify: list[NotifyTarget] = Field(default_factory=list)
+    cutover_notify_test: str | None = Field(default=None, pattern=APPRISE_URL)
 
 
 @dataclass(frozen=True)
@@ -144,6 +173,7 @@ class Samu:
     telephony: Mapping[str, str]
     vpn_peer: ipaddress.IPv4Address | None = None
     site_cidr: ipaddress.IPv4Network | None = None
+    oncall: tuple[OnCall, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -484,7 +514,7 @@ class _InventoryReader:
             samus[name] = Samu(
                 host=name, code=parsed.samu_code, name=parsed.samu_name, cidr=parsed.samu_cidr,
                 wave=self._wave_of(host), telephony=dict(parsed.samu_telephony), vpn_peer=parsed.samu_vpn_peer,
-                site_cidr=parsed.samu_site_cidr,
+                site_cidr=parsed.samu_site_cidr, oncall=tuple(parsed.samu_oncall),
             )
         return samus
 

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from cutover.approvals import SignedApproval, allowed_signers_path, check_signed
 from cutover.core.actions import Executor, Target
 from cutover.core.engine import Approval, DriveOptions, Engine, approval_record, gate_satisfied
 from cutover.core import records as r
-from cutover.core.events import Journal, LeaseHolder
+from cutover.core.events import Event, Journal, LeaseHolder
 from cutover.core.journal_rules import lease_staleness
 from cutover.leases import current_holder, holder_alive
 from cutover.planning import plan_cutover, to_spec
@@ -29,6 +29,7 @@ from cutover.core.state import RunState, RunStatus, TargetStatus, fold
 from cutover.errors import ExitCode, InputError, LeaseHeld, NotFound
 from cutover.executors.registry import open_executors
 from cutover.inventory import Inventory
+from cutover.notify import Notifier
 from cutover.programme import check_programme
 from cutover.core.steps import Approver, GateStep, RunbookSpec
 from cutover.runbook import LoadedRunbook, check_against, parse_runbook
@@ -146,13 +147,14 @@ def _heartbeat(journal: Journal, run_id: str, holder: LeaseHolder, stop: threadi
 def drive_run(journal: Journal, run_id: str, executors: Mapping[str, Executor], options: DriveOptions, *,
               command: str = "run", take_over: bool = False, decisions: tuple[Decision, ...] = (),
               exclude: tuple[str, ...] = (), engine_ready: Any = None,
-              heartbeat: float = HEARTBEAT_SECONDS) -> RunStatus:
+              heartbeat: float = HEARTBEAT_SECONDS, notifier: Notifier | None = None) -> RunStatus:
     """Drive a run forward (run/resume) under its lease."""
     state = load_run(journal, run_id)
     _check_decisions(state, decisions)
     _check_exclusions(state, exclude)
     lost = _LostLease()
-    with driving(journal, run_id, take_over=take_over, heartbeat=heartbeat, on_lost=lost):
+    with driving(journal, run_id, take_over=take_over, heartbeat=heartbeat, on_lost=lost), \
+            notifying(journal, state, options, notifier) as options:
         engine = lost.engine = Engine(journal, run_id, runbook_of(state), executors, options)
         for decision in decisions:
             engine.record(r.InDoubtResolved(decision.step, decision.target, decision.decision, "operator decision"))
@@ -161,6 +163,27 @@ def drive_run(journal: Journal, run_id: str, executors: Mapping[str, Executor], 
         if engine_ready is not None:
             engine_ready(engine)
         return engine.drive(command)
+
+
+@contextmanager
+def notifying(journal: Journal, state: RunState, options: DriveOptions,
+              notifier: Notifier | None) -> Iterator[DriveOptions]:
+    """The drive's options with the notifier listening to its events; closed before the lease is released."""
+    if not notifier:
+        yield options
+        return
+    notifier.start(journal, state)
+    shown = options.on_event
+
+    def on_event(event: Event) -> None:
+        notifier.observe(event)
+        if shown is not None:
+            shown(event)
+
+    try:
+        yield replace(options, on_event=on_event)
+    finally:
+        notifier.close()
 
 
 def wait_as_standby(journal: Journal, run_id: str, *, stale_after: float, poll: float,
@@ -200,7 +223,7 @@ class Place:
 def start_run(journal: Journal, loaded: LoadedRunbook, inventory: Inventory, place: Place, options: DriveOptions, *,
               run_id: str, window_end: str | None = None, override_programme: str | None = None,
               label: str | None = None, heartbeat: float = HEARTBEAT_SECONDS, engine_ready: Any = None,
-              created: Callable[[str], None] = lambda _: None) -> RunStatus:
+              created: Callable[[str], None] = lambda _: None, notifier: Notifier | None = None) -> RunStatus:
     """`cutover run`: executors built and checked, the run created, driven under its lease, executors closed."""
     spec = to_spec(loaded.runbook)
     if options.until is not None:
@@ -210,39 +233,42 @@ def start_run(journal: Journal, loaded: LoadedRunbook, inventory: Inventory, pla
                    override_programme=override_programme, label=label)
         created(run_id)
         return drive_run(journal, run_id, executors, options, command="run", engine_ready=engine_ready,
-                         heartbeat=heartbeat)
+                         heartbeat=heartbeat, notifier=notifier)
 
 
 def resume_run(journal: Journal, run_id: str, inventory: Inventory, place: Place, options: DriveOptions, *,
                take_over: bool = False, decisions: tuple[Decision, ...] = (), exclude: tuple[str, ...] = (),
-               heartbeat: float = HEARTBEAT_SECONDS, engine_ready: Any = None) -> RunStatus:
+               heartbeat: float = HEARTBEAT_SECONDS, engine_ready: Any = None,
+               notifier: Notifier | None = None) -> RunStatus:
     """`cutover resume`: the run's own runbook and parameters, from its journal, driven on."""
     spec = runbook_of(load_run(journal, run_id))
     if options.until is not None:
         spec.step(options.until)
     with open_executors(place.project_dir, inventory, place.state_dir, spec) as executors:
         return drive_run(journal, run_id, executors, options, command="resume", take_over=take_over,
-                         decisions=decisions, exclude=exclude, engine_ready=engine_ready, heartbeat=heartbeat)
+                         decisions=decisions, exclude=exclude, engine_ready=engine_ready, heartbeat=heartbeat,
+                         notifier=notifier)
 
 
 def roll_back_run(journal: Journal, run_id: str, inventory: Inventory, place: Place, options: DriveOptions, *,
                   to: str | None = None, take_over: bool = False, heartbeat: float = HEARTBEAT_SECONDS,
-                  engine_ready: Any = None) -> RunStatus:
+                  engine_ready: Any = None, notifier: Notifier | None = None) -> RunStatus:
     """`cutover rollback`: undo the run's later steps, newest first, under its lease."""
     spec = runbook_of(load_run(journal, run_id))
     with open_executors(place.project_dir, inventory, place.state_dir, spec) as executors:
         return rollback_run(journal, run_id, executors, options, to=to, take_over=take_over,
-                            engine_ready=engine_ready, heartbeat=heartbeat)
+                            engine_ready=engine_ready, heartbeat=heartbeat, notifier=notifier)
 
 
 def rollback_run(journal: Journal, run_id: str, executors: Mapping[str, Executor], options: DriveOptions, *,
                  to: str | None = None, take_over: bool = False, engine_ready: Any = None,
-                 heartbeat: float = HEARTBEAT_SECONDS) -> RunStatus:
+                 heartbeat: float = HEARTBEAT_SECONDS, notifier: Notifier | None = None) -> RunStatus:
     """Roll a run back to the rollback point after step ``to`` (or to the very start)."""
     state = load_run(journal, run_id)
     check_rollback_allowed(state, to)
     lost = _LostLease()
-    with driving(journal, run_id, take_over=take_over, heartbeat=heartbeat, on_lost=lost):
+    with driving(journal, run_id, take_over=take_over, heartbeat=heartbeat, on_lost=lost), \
+            notifying(journal, state, options, notifier) as options:
         engine = lost.engine = Engine(journal, run_id, runbook_of(state), executors, options)
         if engine_ready is not None:
             engine_ready(engine)
@@ -374,9 +400,13 @@ def status_json(state: RunState) -> dict[str, Any]:
         "rollback_points": list(state.completed),
         "point_of_no_return_passed": state.point_of_no_return_passed,
         "gates": {gid: {"opened_at": g.opened_at, "passed_at": g.passed_at,
-                        "approvals": [{"approver": a.approver, "role": a.role, "reason": a.reason,
-                                       "auto": a.auto, "at": a.at} for a in g.approvals]}
+                        "approvals": [{"approver": a.approver, "approver_id": a.approver_id, "role": a.role,
+                                       "reason": a.reason, "auto": a.auto, "at": a.at, "signed": a.signed}
+                                      for a in g.approvals]}
                   for gid, g in state.gates.items()},
+        "notifications": {"sent": state.notifications_sent, "failed_attempts": state.notifications_retrying,
+                          "undelivered": [{"notice": u.notice, "target": u.target, "samu": u.samu, "error": u.error,
+                                           "at": u.at} for u in state.notifications_undelivered]},
         "steps": [
             {"id": t.step_id, "target": t.target, "state": t.status.value, "started_at": t.started_at,
              "finished_at": t.finished_at, "attempts": t.attempts, "outcome": t.outcome, "detail": t.detail}

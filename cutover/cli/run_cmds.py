@@ -35,6 +35,7 @@ from cutover.runs import (EXIT_FOR_STATUS, Decision, Place, approve_gate, check_
                           load_run, new_run_id, open_gate, resume_run, roll_back_run, runs_json, start_run,
                           status_json, verified, wait_as_standby)
 from cutover.approvals import SignedApproval, reverify, sign_for
+from cutover.notify import MODES, Notifier
 
 class WindowEnd(click.ParamType):
     """An ISO 8601 date-time with its UTC offset (the window's end must be unambiguous)."""
@@ -279,6 +280,20 @@ def _display_run(app: App) -> Iterator[Callable[[Engine], None]]:
         yield engines.append
 
 
+NOTIFY_OPTION = click.option(
+    "--notify", type=click.Choice(MODES), default="on", show_default=True,
+    help="on: the inventory's cutover_notify targets and SAMU on-call contacts; test: everything to "
+         "cutover_notify_test instead (rehearsals); off: nobody.")
+
+
+def _notifier(inventory: Inventory, mode: str, journal: Any, run_id: str) -> Notifier:
+    def end_p90() -> datetime | None:
+        outlook = live_forecast(journal, load_run(journal, run_id), now=datetime.now(timezone.utc))
+        return datetime.fromisoformat(outlook["end_p90"]) if outlook and outlook.get("end_p90") else None
+
+    return Notifier.for_inventory(inventory, mode, forecast=end_p90)
+
+
 def _place(app: App) -> Place:
     return Place(app.project_dir, app.ensure_state_dir())
 
@@ -306,13 +321,14 @@ def _finish(app: App, run_id: str, status: RunStatus) -> int:
 @click.option("--override-window", metavar="REASON", default=None, help="Start steps even past the window (journalled).")
 @click.option("--until", metavar="STEP", default=None, help="Pause once STEP is done (a rehearsal up to a point).")
 @PARAM_OPTION
+@NOTIFY_OPTION
 @click.option("--override-programme", metavar="REASON", default=None,
               help="Move SAMUs a completed live run already moved (journalled).")
 @click.option("--label", default=None, help='What people call this run, e.g. "répétition 3" (journalled).')
 @pass_app
 def run(app: App, runbook: str, env: str, run_id: str | None, auto_approve: str | None,
         window_end: str | None, override_window: str | None, until: str | None, params: tuple[str, ...],
-        override_programme: str | None, label: str | None) -> int:
+        notify: str, override_programme: str | None, label: str | None) -> int:
     """Execute RUNBOOK on ENV: checkpointed steps, gates, a rollback point after each step."""
     loaded, inventory = load_checked(app, runbook, env, params)
     run_id = run_id or new_run_id(loaded.runbook.name)
@@ -327,7 +343,8 @@ def run(app: App, runbook: str, env: str, run_id: str | None, auto_approve: str 
                                  signing=(journal, run_id))
         status = start_run(journal, loaded, inventory, _place(app), options, run_id=run_id, window_end=window_end,
                            override_programme=override_programme, label=label, heartbeat=app.lease_ttl / 3,
-                           engine_ready=ready, created=created)
+                           engine_ready=ready, created=created,
+                           notifier=_notifier(inventory, notify, journal, run_id))
     return _finish(app, run_id, status)
 
 
@@ -343,10 +360,11 @@ def run(app: App, runbook: str, env: str, run_id: str | None, auto_approve: str 
 @click.option("--until", metavar="STEP", default=None, help="Pause once STEP is done (a rehearsal up to a point).")
 @click.option("--standby", is_flag=True,
               help="Wait while another controller drives RUN_ID; take over when it is gone (journalled), then drive.")
+@NOTIFY_OPTION
 @pass_app
 def resume(app: App, run_id: str, auto_approve: str | None, take_over: bool, mark_done: tuple[str, ...],
            rerun: tuple[str, ...], exclude: tuple[str, ...], override_window: str | None, until: str | None,
-           standby: bool) -> int:
+           standby: bool, notify: str) -> int:
     """Continue RUN_ID from its journal: after a pause, a failure, an approval or a crash."""
     decisions = tuple(Decision.parse(d, "done") for d in mark_done) + tuple(Decision.parse(d, "rerun") for d in rerun)
     with open_journal(app) as journal:
@@ -363,7 +381,8 @@ def resume(app: App, run_id: str, auto_approve: str | None, take_over: bool, mar
                                  signing=(journal, run_id))
         with _display_run(app) as ready:
             status = resume_run(journal, run_id, inventory, _place(app), options, take_over=take_over,
-                                decisions=decisions, exclude=exclude, heartbeat=app.lease_ttl / 3, engine_ready=ready)
+                                decisions=decisions, exclude=exclude, heartbeat=app.lease_ttl / 3, engine_ready=ready,
+                                notifier=_notifier(inventory, notify, journal, run_id))
     return _finish(app, run_id, status)
 
 
@@ -371,8 +390,9 @@ def resume(app: App, run_id: str, auto_approve: str | None, take_over: bool, mar
 @click.argument("run_id")
 @click.option("--to", "to", metavar="STEP", default=None, help="Roll back to the rollback point after STEP [default: the start].")
 @click.option("--take-over", is_flag=True, help="Take the lease of a controller that is no longer running (journalled).")
+@NOTIFY_OPTION
 @pass_app
-def rollback(app: App, run_id: str, to: str | None, take_over: bool) -> int:
+def rollback(app: App, run_id: str, to: str | None, take_over: bool, notify: str) -> int:
     """Undo RUN_ID's completed steps after STEP, newest first, on every target."""
     with open_journal(app) as journal:
         inventory = load_inventory(app.project_dir, load_run(journal, run_id).env)
@@ -380,7 +400,8 @@ def rollback(app: App, run_id: str, to: str | None, take_over: bool) -> int:
                                environment={"CUTOVER_ENV": inventory.name})
         with _display_run(app) as ready:
             status = roll_back_run(journal, run_id, inventory, _place(app), options, to=to, take_over=take_over,
-                                   heartbeat=app.lease_ttl / 3, engine_ready=ready)
+                                   heartbeat=app.lease_ttl / 3, engine_ready=ready,
+                                   notifier=_notifier(inventory, notify, journal, run_id))
     return _finish(app, run_id, status)
 
 

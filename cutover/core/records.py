@@ -40,6 +40,8 @@ Kinds::
     lease_acquired     LeaseAcquired(holder, epoch)
     lease_taken_over   LeaseTakenOver(holder, previous_holder, epoch, reason)
     lease_released     LeaseReleased(holder)
+    notification_sent  NotificationSent(notice, target, attempt, samu?, step?)
+    notification_failed NotificationFailed(notice, target, attempt, error, final, samu?, step?)
 """
 
 from __future__ import annotations
@@ -457,11 +459,39 @@ class Unrecognised(Record):
     payload: Mapping[str, Any] = field(default_factory=dict)
 
 
+# ---------------------------------------------------------------------- notifications
+# ``target`` is the Apprise URL redacted to its scheme and host (URLs carry credentials) plus
+# a short digest of the whole URL, so two targets on one host stay apart.
+
+
+@dataclass(frozen=True)
+class NotificationSent(Record):
+    KIND: ClassVar[str] = "notification_sent"
+    notice: str
+    target: str
+    attempt: int = 1
+    samu: str | None = None
+    step: str | None = None
+
+
+@dataclass(frozen=True)
+class NotificationFailed(Record):
+    KIND: ClassVar[str] = "notification_failed"
+    notice: str
+    target: str
+    attempt: int
+    error: str
+    final: bool = False  # no more attempts: it was never delivered
+    samu: str | None = None
+    step: str | None = None
+
+
 KINDS: dict[str, type[Record]] = {cls.KIND: cls for cls in (
     RunCreated, DriveStarted, RunPaused, RunFailed, RunCompleted, TargetExcluded, WindowOverride,
     StepStarted, ActionDone, StepSucceeded, StepFailed, StepSkipped, InDoubt, InDoubtResolved, RollbackPoint,
     GateOpened, GateApproved, GatePassed, RollbackRequested, UndoStarted, UndoSucceeded, UndoFailed,
-    StepRolledBack, RunRolledBack, LeaseAcquired, LeaseTakenOver, LeaseReleased)}
+    StepRolledBack, RunRolledBack, LeaseAcquired, LeaseTakenOver, LeaseReleased, NotificationSent,
+    NotificationFailed)}
 
 
 def read(event: Event) -> Record:

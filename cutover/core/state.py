@@ -86,6 +86,17 @@ class GateApproval:
     signed: bool = False  # verified against the allowed signers when it was counted
 
 
+@dataclass(frozen=True)
+class UndeliveredNotice:
+    """A notification cutover gave up on: shown on the boards and in the report."""
+
+    notice: str
+    target: str
+    error: str
+    samu: str | None
+    at: str
+
+
 @dataclass
 class GateState:
     opened_at: str | None = None
@@ -127,6 +138,9 @@ class RunState:
     lease_holder: dict[str, Any] | None = None  # as journalled (LeaseHolder.to_payload), for status --json
     finished_at: str | None = None
     events: int = 0
+    notifications_sent: int = 0
+    notifications_undelivered: list[UndeliveredNotice] = field(default_factory=list)  # gave up on these
+    notifications_retrying: int = 0  # failed attempts so far (retried with backoff)
 
     def step(self, step_id: str) -> StepInfo:
         for info in self.steps:
@@ -351,6 +365,16 @@ def _lease_changed(state: RunState, p: r.LeaseAcquired | r.LeaseTakenOver, e: Ev
     state.lease_holder = p.holder.to_payload()
 
 
+def _notification_sent(state: RunState, p: r.NotificationSent, e: Event) -> None:
+    state.notifications_sent += 1
+
+
+def _notification_failed(state: RunState, p: r.NotificationFailed, e: Event) -> None:
+    state.notifications_retrying += 1
+    if p.final:
+        state.notifications_undelivered.append(UndeliveredNotice(p.notice, p.target, p.error, p.samu, e.at))
+
+
 def _lease_released(state: RunState, p: r.LeaseReleased, e: Event) -> None:
     state.lease_holder = None
 
@@ -382,4 +406,6 @@ _HANDLERS: dict[type[r.Record], Callable[[RunState, Any, Event], None]] = {
     r.LeaseAcquired: _lease_changed,
     r.LeaseTakenOver: _lease_changed,
     r.LeaseReleased: _lease_released,
+    r.NotificationSent: _notification_sent,
+    r.NotificationFailed: _notification_failed,
 }

@@ -11,12 +11,13 @@ import json
 import shutil
 import signal
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from cutover.testing.notify_sinks import free_port, http_sink, smtp_sink
 from tests.e2e.conftest import REPO, Project
 
 pytestmark = pytest.mark.e2e
@@ -89,8 +90,11 @@ def assert_nothing_lost(account: dict) -> None:
 
 
 def test_the_full_night_ends_with_every_samu_nominal_on_the_cloud_and_nothing_lost(lab: Lab):
+    """With notifications on: the room's webhook, each SAMU's on-call by mail, and a target that refuses."""
     before = calls(lab)["placed"]
-    result = lab.night("--auto-approve", "lab-bot", run_id="n1")
+    with smtp_sink("cutover", MAIL_PASSWORD) as (smtp, mails), http_sink(HOOK_TOKEN) as (http, hooks):
+        _notify_targets(lab, smtp, http, refused=free_port())
+        result = lab.night("--auto-approve", "lab-bot", run_id="n1")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
     assert sites(lab) == on(lab, "nominal", "cloud")
     account = calls(lab)
@@ -98,6 +102,50 @@ def test_the_full_night_ends_with_every_samu_nominal_on_the_cloud_and_nothing_lo
     assert account["placed"] - before > 50  # traffic flowed throughout the night
     assert account["answered_by"].get("local", 0) > 0 and account["answered_by"].get("cloud", 0) > 0
     lab.cutover("journal", "verify", "n1", check=0)
+    _assert_told(lab, mails.titles, hooks.titles())
+
+
+MAIL_PASSWORD, HOOK_TOKEN, REFUSED_TOKEN = "s3cret-mail-pw", "s3cret-hook-token", "s3cret-refused-token"
+
+
+def _notify_targets(lab: Lab, smtp: int, http: int, refused: int) -> None:
+    """The room's webhook gets every event; each SAMU's on-call gets its SAMU's by mail; one target refuses."""
+    inventory = lab.root / "inventories" / "lab"
+    with (inventory / "group_vars" / "all.yml").open("a") as file:
+        file.write(f"cutover_notify:\n"
+                   f"  - url: json://127.0.0.1:{http}/room/{HOOK_TOKEN}\n"
+                   f"  - url: json://127.0.0.1:{refused}/down/{REFUSED_TOKEN}\n    lang: en\n")
+    for code in lab.codes:
+        with (inventory / "host_vars" / f"samu-{code}.yml").open("a") as file:
+            file.write(f"samu_oncall:\n  - url: mailto://cutover:{MAIL_PASSWORD}@127.0.0.1:{smtp}"
+                       f"?from=cutover@lab.invalid&to=samu{code}@lab.invalid\n")
+
+
+def _assert_told(lab: Lab, mail_titles: Callable[[str], list[str]], room: list[str]) -> None:
+    for code in lab.codes:
+        told = [t for t in mail_titles(f"samu{code}@lab.invalid")]
+        assert told == [f"SAMU {code} ({lab_name(code)}) : passage en mode secours",
+                        f"SAMU {code} ({lab_name(code)}) : retour au nominal"], (code, told)
+        mine = [t for t in room if t.startswith(f"SAMU {code} ")]
+        assert [t.split(" : ")[1] for t in mine] == ["passage en mode secours", "retour au nominal"], (code, room)
+    assert room[0].startswith("Bascule n1") and room[-1] == "Bascule n1 (bigbang, lab) : terminée", room
+    assert "Point de non-retour franchi" in room
+    status = json.loads(lab.cutover("status", "n1", "--json", check=0).stdout)["notifications"]
+    assert status["undelivered"] and {u["target"].split(" #")[0] for u in status["undelivered"]} == \
+        {f"json://127.0.0.1:{_port_of(lab, 'down')}"}
+    journal = (lab.state / "journal.db").read_bytes() + b"".join(p.read_bytes() for p in lab.state.glob("journal.db-*"))
+    for secret in (MAIL_PASSWORD, HOOK_TOKEN, REFUSED_TOKEN):
+        assert secret.encode() not in journal
+
+
+def _port_of(lab: Lab, path: str) -> str:
+    text = (lab.root / "inventories" / "lab" / "group_vars" / "all.yml").read_text()
+    return text.split(f"/{path}/")[0].rsplit(":", 1)[1]
+
+
+def lab_name(code: str) -> str:
+    text = (REPO / "inventories" / "lab" / "host_vars" / f"samu-{code}.yml").read_text()
+    return next(line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("samu_name:"))
 
 
 def test_rollback_before_the_point_of_no_return_is_refused_once_it_is_passed(small_lab: Lab):

@@ -1,0 +1,108 @@
+"""What the people outside the driver's terminal are told, from the journal's events.
+
+Pure: a record and the run's state in, short notices out (French by default, English
+available), each naming the SAMU, the step and what the SAMU's team should expect.
+``cutover.notify`` routes them to Apprise targets and journals each delivery.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal, get_args
+
+from cutover.core import records as r
+from cutover.core.state import RunState
+
+# the events a notification target can subscribe to (cutover_notify[].events)
+NoticeKind = Literal["run_started", "run_paused", "run_failed", "run_completed", "run_rolled_back", "gate_waiting",
+                     "pnr_passed", "window_at_risk", "samu_backup", "samu_nominal"]
+NOTICE_KINDS: tuple[str, ...] = get_args(NoticeKind)
+
+
+@dataclass(frozen=True)
+class Notice:
+    kind: str
+    step: str | None
+    samu: str | None  # the SAMU's code, for notices about one SAMU
+    title: dict[str, str]  # lang -> text
+    body: dict[str, str]
+
+    def text(self, lang: str) -> tuple[str, str]:
+        return self.title.get(lang, self.title["fr"]), self.body.get(lang, self.body["fr"])
+
+
+def notices_for(record: r.Record, state: RunState, samu_names: dict[str, tuple[str, str]]) -> list[Notice]:
+    """``samu_names``: target host -> (code, name) for every SAMU of the inventory."""
+    run = f"{state.run_id} ({state.runbook_name}, {state.env})"
+    if isinstance(record, r.DriveStarted):
+        verb = {"run": ("démarre", "started"), "resume": ("reprend", "resumed")}.get(record.command)
+        if verb is None:
+            return []
+        return [_run_notice("run_started", None, f"Bascule {run} : {verb[0]}", f"Cutover {run}: {verb[1]}",
+                            f"Le pilote {state.created_by or ''} conduit la bascule; suivez-la sur le tableau de bord.",
+                            "The driver is running the cutover; follow it on the board.")]
+    if isinstance(record, r.RunPaused):
+        if record.reason == "gate":
+            return [_run_notice("gate_waiting", record.step, f"Comité go/no-go {record.step} : en attente",
+                                f"Go/no-go {record.step}: waiting", record.detail, record.detail)]
+        return [_run_notice("run_paused", record.step, f"Bascule {run} : en pause", f"Cutover {run}: paused",
+                            record.detail, record.detail)]
+    if isinstance(record, r.RunFailed):
+        return [_run_notice("run_failed", record.step, f"Bascule {run} : ÉCHEC, arrêtée", f"Cutover {run}: FAILED, halted",
+                            f"{record.detail}. Le pilote décide : reprise ou retour arrière.",
+                            f"{record.detail}. The driver decides: resume or rollback.")]
+    if isinstance(record, r.RunCompleted):
+        return [_run_notice("run_completed", None, f"Bascule {run} : terminée", f"Cutover {run}: completed",
+                            "Toutes les étapes sont faites.", "Every step is done.")]
+    if isinstance(record, r.RunRolledBack):
+        to = record.to or "le début / the start"
+        return [_run_notice("run_rolled_back", None, f"Bascule {run} : retour arrière terminé",
+                            f"Cutover {run}: rolled back", f"Revenu au point après {to}.",
+                            f"Back to the rollback point after {to}.")]
+    if isinstance(record, r.GatePassed) and record.point_of_no_return:
+        return [_run_notice("pnr_passed", record.step, "Point de non-retour franchi", "Point of no return passed",
+                            f"Comité {record.step} validé : plus de retour arrière avant ce point.",
+                            f"Gate {record.step} passed: no rollback before this point any more.")]
+    return _samu_notices(record, state, samu_names)
+
+
+def _samu_notices(record: r.Record, state: RunState, samu_names: dict[str, tuple[str, str]]) -> list[Notice]:
+    if not isinstance(record, (r.StepSucceeded, r.UndoSucceeded)) or record.target not in samu_names:
+        return []
+    info = next((s for s in state.steps if s.id == record.step), None)
+    mode = info.sets_mode if info is not None else None
+    if isinstance(record, r.UndoSucceeded):  # undoing the backup step returns the SAMU to nominal (on legacy)
+        mode = "nominal" if mode == "backup" else None
+    code, name = samu_names[record.target]
+    if mode == "backup":
+        return [Notice("samu_backup", record.step, code,
+                       {"fr": f"SAMU {code} ({name}) : passage en mode secours",
+                        "en": f"SAMU {code} ({name}): now in backup mode"},
+                       {"fr": f"Étape {record.step}. Les appels au 15 sont pris en local et enregistrés; "
+                              "vous serez prévenus du retour au nominal.",
+                        "en": f"Step {record.step}. Calls to the 15 are answered locally and recorded; "
+                              "you will be told when it returns to nominal."})]
+    if mode == "nominal":
+        return [Notice("samu_nominal", record.step, code,
+                       {"fr": f"SAMU {code} ({name}) : retour au nominal",
+                        "en": f"SAMU {code} ({name}): back to nominal"},
+                       {"fr": f"Étape {record.step}. La téléphonie est revenue au fonctionnement normal; "
+                              "ce qui a été enregistré en mode secours est rejoué.",
+                        "en": f"Step {record.step}. Telephony is back to normal; what was recorded in backup "
+                              "mode is replayed."})]
+    return []
+
+
+def window_at_risk(state: RunState, end_p90: datetime | None, window_end: datetime | None) -> Notice | None:
+    """The forecast's P90 end is past the window: said once, by the caller, per drive."""
+    if end_p90 is None or window_end is None or end_p90 <= window_end:
+        return None
+    late = int((end_p90 - window_end).total_seconds() // 60)
+    return _run_notice("window_at_risk", None, "Fenêtre de tir menacée", "Cutover window at risk",
+                       f"Fin prévue (P90) {end_p90:%H:%M}, {late} min après la fin de la fenêtre ({window_end:%H:%M}).",
+                       f"Forecast end (P90) {end_p90:%H:%M}, {late} min past the window's end ({window_end:%H:%M}).")
+
+
+def _run_notice(kind: str, step: str | None, title_fr: str, title_en: str, body_fr: str, body_en: str) -> Notice:
+    return Notice(kind, step, None, {"fr": title_fr, "en": title_en}, {"fr": body_fr, "en": body_en})
