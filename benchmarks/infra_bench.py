@@ -1,4 +1,4 @@
-"""Infra benchmark: `infra plan` of a 100-SAMU production inventory, and `infra diff` of two such plans.
+"""Infra benchmark: `infra plan` of a 100-SAMU production inventory, and `infra diff` between plans.
 
 Run: ``.venv/bin/python -m benchmarks.infra_bench [--samus N] [--repeat R]``. The
 inventory is the shipped production one grown to N SAMUs (département codes in
@@ -6,10 +6,15 @@ order, one /24 each) in a temporary project folder; every figure comes from
 this run on this machine. The plan is evaluated as ``cutover infra plan``
 does it: the real program under Pulumi's mock runtime, in a child interpreter.
 
-Printed: wall time and the child's peak memory for 10 and N SAMUs, time per
-resource (overall and marginal, i.e. without the interpreter's start-up and
-imports), and the time to diff two N-SAMU plans from their files (parse both,
-diff) against the 1 s budget.
+Printed, one section per entry of ``BENCHES`` (each a function of the shared
+``Plans``; add one there to time another use of the same plans):
+
+- plan: wall time and the child's peak memory for 10 and N SAMUs, time per
+  resource (overall and marginal, i.e. without start-up and imports);
+- diff: the 10 -> N SAMU change as ``infra diff OLD NEW --markdown`` does it
+  (parse both plan files, diff, render the Markdown), against the 1 s budget,
+  with the Markdown's size against the 60,000-character budget; and an N-SAMU
+  plan against a copy with replacements and deletes (parse + diff).
 """
 
 from __future__ import annotations
@@ -21,9 +26,11 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-from cutover.infra.diff import diff_plans
+from cutover.infra.diff import MARKDOWN_BUDGET, diff_plans, render_markdown
 from cutover.infra.evaluate import plan_environment
 from cutover.infra.plan import Plan, PlannedResource, load_plan
 from cutover.inventory import all_departement_codes, load_inventory
@@ -60,25 +67,103 @@ def child_peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB on Linux
 
 
+@dataclass(frozen=True)
+class Plans:
+    """What every bench works on: the 10- and N-SAMU plans, how long they took, their files."""
+
+    small: Plan
+    small_s: float
+    small_mem: float
+    big: Plan
+    big_s: float
+    big_mem: float
+    folder: Path
+    repeat: int
+
+    def file(self, name: str, plan: Plan) -> Path:
+        path = self.folder / name
+        if not path.exists():
+            path.write_text(plan.dumps(), encoding="utf-8")
+        return path
+
+
+@dataclass(frozen=True)
+class Figure:
+    line: str
+    within_budget: bool = True
+
+
 def changed_copy(plan: Plan) -> Plan:
     """The plan with every RAC node's image changed and one tenant gone: replaces and deletes to classify."""
     kept = [r for r in plan if r.name != "samu-69" and r.parent != "samu-69"]
     return Plan.of(PlannedResource(r.type, r.name, {**r.inputs, "imageName": "ol9-next"}
                                    if r.type.endswith(":Instance") and r.name.startswith("rac-") else r.inputs,
-                                   r.parent, r.dependencies, r.provider) for r in kept)
+                                   r.parent, r.dependencies, r.provider, r.options) for r in kept)
 
 
-def bench_diff(old: Plan, new: Plan, folder: Path, repeat: int) -> tuple[list[float], int]:
-    old_file, new_file = folder / "old.json", folder / "new.json"
-    old_file.write_text(old.dumps(), encoding="utf-8")
-    new_file.write_text(new.dumps(), encoding="utf-8")
-    times, changes = [], 0
+def timed(repeat: int, work: Callable[[], object]) -> list[float]:
+    times = []
     for _ in range(repeat):
         start = time.perf_counter()
-        diff = diff_plans(load_plan(old_file), load_plan(new_file))
+        work()
         times.append(time.perf_counter() - start)
-        changes = len(diff.changes)
-    return times, changes
+    return times
+
+
+def bench_plan(plans: Plans) -> list[Figure]:
+    marginal = (plans.big_s - plans.small_s) / max(1, len(plans.big) - len(plans.small))
+    samus = len(plans.big.of_type("cutover:samu:Tenant"))
+    return [
+        Figure(f"infra plan, production, {10:>3} SAMUs: {len(plans.small):>5} resources in {plans.small_s:6.2f} s, "
+               f"child peak RSS {plans.small_mem:6.1f} MiB"),
+        Figure(f"infra plan, production, {samus:>3} SAMUs: {len(plans.big):>5} resources in {plans.big_s:6.2f} s, "
+               f"child peak RSS {plans.big_mem:6.1f} MiB"),
+        Figure(f"  time per resource: {1000 * plans.big_s / len(plans.big):.2f} ms overall, {1000 * marginal:.2f} ms "
+               "marginal (start-up and imports excluded)"),
+    ]
+
+
+def bench_diff_markdown(plans: Plans) -> list[Figure]:
+    """10 -> N SAMUs, as `infra diff old.json new.json --markdown` does it."""
+    old_file, new_file = plans.file("p10.json", plans.small), plans.file("pN.json", plans.big)
+    rendered: list[str] = []
+
+    def diff_to_markdown() -> None:
+        diff = diff_plans(load_plan(old_file), load_plan(new_file))
+        rendered[:] = [render_markdown(diff, old_label="p10.json", new_label="pN.json")]
+
+    times = timed(plans.repeat, diff_to_markdown)
+    text = rendered[0]
+    fits = len(text) < MARKDOWN_BUDGET
+    return [
+        _timing(f"infra diff --markdown, 10 -> {len(plans.big.of_type('cutover:samu:Tenant'))} SAMUs "
+                "(parse, diff, render)", times),
+        Figure(f"  Markdown: {len(text):,} characters ({'within' if fits else 'OVER'} the {MARKDOWN_BUDGET:,} budget), "
+               f"{text.count('<details>')} group(s) in detail, the rest elided", fits),
+    ]
+
+
+def bench_diff_replacements(plans: Plans) -> list[Figure]:
+    old_file = plans.file("pN.json", plans.big)
+    new_file = plans.file("pN-changed.json", changed_copy(plans.big))
+    counted: list[int] = []
+
+    def diff_files() -> None:
+        counted[:] = [len(diff_plans(load_plan(old_file), load_plan(new_file)).changes)]
+
+    times = timed(plans.repeat, diff_files)
+    return [_timing(f"infra diff, N-SAMU plan against replaces and deletes ({counted[0]} changes, parse + diff)",
+                    times)]
+
+
+def _timing(what: str, times: list[float]) -> Figure:
+    within = max(times) < DIFF_BUDGET_S
+    return Figure(f"{what}: median {1000 * statistics.median(times):.0f} ms, max {1000 * max(times):.0f} ms over "
+                  f"{len(times)} runs; {'within' if within else 'OVER'} the {DIFF_BUDGET_S:.0f} s budget", within)
+
+
+# Each bench reads the shared plans and returns its printed figures; append new ones here.
+BENCHES: list[Callable[[Plans], list[Figure]]] = [bench_plan, bench_diff_markdown, bench_diff_replacements]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,19 +176,11 @@ def main(argv: list[str] | None = None) -> int:
         small_mem = child_peak_mib()
         big, big_s = timed_plan(grown_project(Path(tmp) / "pN", args.samus))
         big_mem = child_peak_mib()  # the peak over every child so far: the N-SAMU one dominates
-        diff_times, changes = bench_diff(big, changed_copy(big), Path(tmp), args.repeat)
-    marginal = (big_s - small_s) / max(1, len(big) - len(small))
-    print(f"infra plan, production, {10:>3} SAMUs: {len(small):>5} resources in {small_s:6.2f} s, "
-          f"child peak RSS {small_mem:6.1f} MiB")
-    print(f"infra plan, production, {args.samus:>3} SAMUs: {len(big):>5} resources in {big_s:6.2f} s, "
-          f"child peak RSS {big_mem:6.1f} MiB")
-    print(f"  time per resource: {1000 * big_s / len(big):.2f} ms overall, {1000 * marginal:.2f} ms marginal "
-          f"(start-up and imports excluded)")
-    median = statistics.median(diff_times)
-    verdict = "within" if max(diff_times) < DIFF_BUDGET_S else "OVER"
-    print(f"infra diff of two {args.samus}-SAMU plan files ({changes} changes): median {1000 * median:.0f} ms, "
-          f"max {1000 * max(diff_times):.0f} ms over {args.repeat} runs; {verdict} the {DIFF_BUDGET_S:.0f} s budget")
-    return 0 if verdict == "within" else 1
+        plans = Plans(small, small_s, small_mem, big, big_s, big_mem, Path(tmp), args.repeat)
+        figures = [figure for bench in BENCHES for figure in bench(plans)]
+    for figure in figures:
+        print(figure.line)
+    return 0 if all(f.within_budget for f in figures) else 1
 
 
 if __name__ == "__main__":
