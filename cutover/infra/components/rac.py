@@ -72,7 +72,7 @@ class RacCluster(pulumi.ComponentResource):
         self._scan_name()
         self.pool = BareMetalPool(args.pool.name, self._pool_args(), pulumi.ResourceOptions(parent=self))
         self.volume_ids = self._asm_volumes()
-        self._export_everywhere()
+        self.exports = self._export_everywhere()
         self.register_outputs({
             "nodeAddresses": self.node_addresses, "vipAddresses": self.vip_addresses,
             "scanAddresses": self.scan_addresses, "volumeIds": self.volume_ids,
@@ -145,11 +145,20 @@ class RacCluster(pulumi.ComponentResource):
             ids[disk_group] = volume.id
         return ids
 
-    def _export_everywhere(self) -> None:
+    def iscsi_targets(self) -> pulumi.Output[dict[str, object]]:
+        """Each export's connection info (portals, target IQN, LUN; CHAP secrets when the backend uses them).
+
+        Secret: the stack exports it for playbooks/rac_storage.yml, read with
+        ``pulumi stack output --show-secrets``.
+        """
+        return pulumi.Output.secret(pulumi.Output.all(**{name: e.data for name, e in self.exports.items()}))
+
+    def _export_everywhere(self) -> dict[str, openstack.blockstorage.VolumeAttach]:
         # Some Cinder drivers update a volume's export (target ACLs, host
         # mappings) non-atomically; chaining every attachment on the previous
         # one serialises them, at the cost of a few seconds per attachment.
         previous: openstack.blockstorage.VolumeAttach | None = None
+        exports = {}
         storage_ips = self.storage_addresses()
         for disk_group, volume_id in self.volume_ids.items():
             for node, storage_ip in enumerate(storage_ips, start=1):
@@ -160,3 +169,5 @@ class RacCluster(pulumi.ComponentResource):
                     ip_address=storage_ip, multipath=True, attach_mode="rw", os_type="linux2", platform="x86_64",
                     opts=pulumi.ResourceOptions(parent=self, depends_on=[previous] if previous else None),
                 )
+                exports[f"{disk_group}/{host}"] = previous
+        return exports
