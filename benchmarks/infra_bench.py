@@ -30,9 +30,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from cutover.infra.compliance import CheckReport, check, check_inputs
 from cutover.infra.diff import MARKDOWN_BUDGET, diff_plans, render_markdown
 from cutover.infra.evaluate import plan_environment
 from cutover.infra.plan import Plan, PlannedResource, load_plan
+from cutover.infra.policy import RULES, check_plan
 from cutover.inventory import all_departement_codes, load_inventory
 
 REPO = Path(__file__).resolve().parents[1]
@@ -162,8 +164,31 @@ def _timing(what: str, times: list[float]) -> Figure:
                   f"{len(times)} runs; {'within' if within else 'OVER'} the {DIFF_BUDGET_S:.0f} s budget", within)
 
 
+def bench_check(plans: Plans) -> list[Figure]:
+    """`infra check --plan pN.json` on the N-SAMU plan: parse, every rule, the source scan, suppressions."""
+    project = plans.folder / "pN"
+    inputs = check_inputs(project, "production")
+    plan_file = plans.file("pN.json", plans.big)
+    reports: list[CheckReport] = []
+
+    def check_saved_plan() -> None:
+        reports[:] = [check(inputs, load_plan(plan_file))]
+
+    times = timed(plans.repeat, check_saved_plan)
+    rules_only = timed(plans.repeat, lambda: check_plan(plans.big, inputs.context))
+    report = reports[0]
+    passes = report.passed
+    return [
+        _timing(f"infra check --plan, {len(plans.big.of_type('cutover:samu:Tenant'))} SAMUs ({len(plans.big)} "
+                f"resources, {len(RULES)} rules, parse + check + source scan)", times),
+        Figure(f"  the rules alone: median {1000 * statistics.median(rules_only):.0f} ms; "
+               f"{'passes' if passes else 'FAILS'} ({len(report.violations)} violation(s))", passes),
+    ]
+
+
 # Each bench reads the shared plans and returns its printed figures; append new ones here.
-BENCHES: list[Callable[[Plans], list[Figure]]] = [bench_plan, bench_diff_markdown, bench_diff_replacements]
+BENCHES: list[Callable[[Plans], list[Figure]]] = [bench_plan, bench_diff_markdown, bench_diff_replacements,
+                                                  bench_check]
 
 
 def main(argv: list[str] | None = None) -> int:
