@@ -70,7 +70,15 @@ def all_departement_codes() -> list[str]:
     return sorted(_DEPARTEMENTS, key=order)
 
 
-APPRISE_URL = r"^[A-Za-z][A-Za-z0-9+.-]*://\S+$"
+APPRISE_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://\S+$")
+
+
+def _apprise_url(value: Any) -> Any:
+    """An Apprise URL's shape; the value is never echoed (it carries credentials)."""
+    if isinstance(value, str) and not isinstance(value, VaultText) and not APPRISE_URL.match(value):
+        raise ValueError("not an Apprise URL: write SCHEME://... (e.g. mailto://user:pass@smtp.example?to=..., "
+                         "json://hooks.example/path, msteams://...), as a !vault value outside the lab")
+    return value
 
 
 class NotifyTarget(BaseModel):
@@ -79,10 +87,12 @@ class NotifyTarget(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     # Apprise URLs carry credentials: write them as `!vault` values outside the lab
-    url: str = Field(pattern=APPRISE_URL)
+    url: str
     events: list[NoticeKind] = Field(default_factory=lambda: list(get_args(NoticeKind)), min_length=1)
     samus: list[str] | Literal["all"] = "all"
     lang: Literal["fr", "en"] = "fr"
+
+    _url_shape = field_validator("url")(_apprise_url)
 
 
 class OnCall(BaseModel):
@@ -90,8 +100,10 @@ class OnCall(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    url: str = Field(pattern=APPRISE_URL)
+    url: str
     lang: Literal["fr", "en"] = "fr"
+
+    _url_shape = field_validator("url")(_apprise_url)
 
 
 class SamuVars(BaseModel):
@@ -136,7 +148,9 @@ class CutoverVars(BaseModel):
     cutover_vault_password_file: str | None = None
     # notifications (cutover.notify): who is told what; `--notify test` sends everything to the test target
     cutover_notify: list[NotifyTarget] = Field(default_factory=list)
-    cutover_notify_test: str | None = Field(default=None, pattern=APPRISE_URL)
+    cutover_notify_test: str | None = None
+
+    _url_shape = field_validator("cutover_notify_test")(_apprise_url)
 
 
 @dataclass(frozen=True)

@@ -151,10 +151,7 @@ def apprise_deliver(route: Route, title: str, body: str) -> str | None:
     ok = sender.notify(body=body, title=title, timeout=ATTEMPT_TIMEOUT_S,
                        log_callback=lambda entry, _plugin: said.append(f"{entry.level}: {entry.message}"),
                        log_level=logging.WARNING)
-    if ok:
-        return None
-    redact = Redactor.of(url_secrets(route.url))
-    return redact("; ".join(said[-3:]) or "not delivered")
+    return None if ok else "; ".join(said[-3:]) or "not delivered"  # redacted by the notifier
 
 
 # ---------------------------------------------------------------------- the notifier
@@ -268,11 +265,14 @@ class Notifier:
     def _deliver(self, route: Route, notice: Notice) -> None:
         title, body = notice.text(route.lang)
         attempts = len(self.backoff) + 1
+        redact = Redactor.of(url_secrets(route.url))  # whatever the sender says, the URL's secrets stay out
         for attempt in range(1, attempts + 1):
             try:
                 error = self.deliver(route, title, body)
             except Exception as exc:  # noqa: BLE001 - a plugin's bug is a failed delivery, not a failed night
-                error = Redactor.of(url_secrets(route.url))(f"{type(exc).__name__}: {exc}")
+                error = f"{type(exc).__name__}: {exc}"
+            if error is not None:
+                error = redact(error)[:500]
             if error is None:
                 self._record(r.NotificationSent(notice.kind, route.shown, attempt, notice.samu, notice.step))
                 return

@@ -100,6 +100,13 @@ def _footer(state: RunState) -> Text:
         text.append(f"{state.status.value}: {state.pause_reason}", style=RUN_STYLE[state.status])
         if state.pause_detail:
             text.append(f" — {state.pause_detail}")
+    if state.notifications_undelivered or state.notifications_retrying:
+        undelivered = state.notifications_undelivered
+        text.append(f"\nnotifications: {state.notifications_sent} sent, {state.notifications_retrying} failed attempt(s), "
+                    f"{len(undelivered)} never delivered", style="yellow")
+        if undelivered:
+            targets = sorted({u.target for u in undelivered})
+            text.append(f" (to {', '.join(targets)})", style="yellow")
     legend = "  ".join(f"{symbol} {status.value}" for status, (symbol, _) in STYLE.items())
     text.append(f"\n{legend}", style="dim")
     return text
