@@ -183,6 +183,8 @@ def check_cmd(app: App, env: str, plan_file: Path | None, policy_file: Path | No
     operators' networks, public services, database access) come from the policy file,
     never from the inventory. An expired suppression breaks the check too.
     """
+    if as_json and str(sarif_file) == "-":
+        raise InputError("--json and --sarif - would both write to stdout", hint="write the SARIF to a file")
     inputs = _check_inputs(app, env, policy_file, suppressions_file)
     plan = load_plan(app.project_path(plan_file)) if plan_file is not None else _plan(app, env)
     report = check(inputs, plan)

@@ -203,10 +203,6 @@ def parse_prefix(value: Any) -> IPNetwork | None:
         return None
 
 
-def _cidr(value: Any) -> IPNetwork | None:
-    return parse_prefix(value)
-
-
 def _within(prefix: IPNetwork, networks: tuple[IPNetwork, ...] | list[IPNetwork]) -> bool:
     # subnet_of raises TypeError across versions; an IPv6 source is never inside an IPv4 network.
     return any(prefix.version == n.version and prefix.subnet_of(n) for n in networks)  # type: ignore[arg-type]
@@ -407,7 +403,8 @@ def _zones_allowed(plan: Plan, ctx: PolicyContext) -> Iterator[Finding]:
         if zone is not None and zone not in ctx.availability_zones:
             where = (f"the qualified offer's zones of {ctx.region!r}" if ctx.region in ctx.qualified_regions
                      else f"the offer's zones: {ctx.region!r} is not a region of the qualified offer")
-            yield resource, f"availability zone {zone!r} is not one of {where} ({', '.join(sorted(ctx.availability_zones)) or 'none'})"
+            allowed = ", ".join(sorted(ctx.availability_zones)) or "none"
+            yield resource, f"availability zone {zone!r} is not one of {where} ({allowed})"
         region = resource.inputs.get("region")
         if region is not None and resource.type != T_OPENSTACK_PROVIDER and \
                 (region not in ctx.qualified_regions or (ctx.region and region != ctx.region)):
@@ -521,8 +518,8 @@ def _no_share_with_everyone(plan: Plan, ctx: PolicyContext) -> Iterator[Finding]
     for policy in plan.of_type(T_RBAC):
         if str(policy.inputs.get("targetTenant", "")).strip() == "*":
             target = plan.target(policy.inputs.get("objectId"))
-            yield policy, (f"{policy.inputs.get('objectType', 'object')} "
-                           f"{target.name if target else policy.inputs.get('objectId')} shared with every project ('*')")
+            shared = target.name if target else policy.inputs.get("objectId")
+            yield policy, f"{policy.inputs.get('objectType', 'object')} {shared} shared with every project ('*')"
 
 
 def _owned(resource: PlannedResource, keys: tuple[str, ...]) -> bool:
