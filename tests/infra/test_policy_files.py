@@ -196,3 +196,26 @@ def test_sarif_has_the_2_1_0_shape_with_rules_locations_and_suppressions(tmp_pat
     assert suppressed["suppressions"][0]["status"] == "accepted" and "CHG-2041" in \
         suppressed["suppressions"][0]["justification"]
     assert ("no-ingress-from-anywhere", "infra/policy-suppressions.yaml", 6) in by_resource  # the expired one
+
+
+# -- the acceptance record ------------------------------------------------------------------------
+
+
+def test_acceptances_are_chained_so_an_edited_or_removed_line_is_detected(tmp_path):
+    from cutover.errors import JournalCorrupt
+    from cutover.infra.acceptance import Acceptance, read_acceptances, record_acceptance
+
+    report = check(check_inputs(REPO, "production", today=TODAY), Plan.of([
+        PlannedResource("openstack:compute/instance:Instance", "stray", {}, None, (), "p")]))
+    for reason in ("CHG-1: first accepted decision", "CHG-2: second accepted decision"):
+        record_acceptance(tmp_path, Acceptance("up", "production", "claire.martin", reason), report)
+    assert [e["reason"] for e in read_acceptances(tmp_path)] == ["CHG-1: first accepted decision",
+                                                                 "CHG-2: second accepted decision"]
+    audit = tmp_path / "infra-acceptances.jsonl"
+    lines = audit.read_text().splitlines()
+    audit.write_text(lines[0].replace("CHG-1", "CHG-9") + "\n" + lines[1] + "\n")
+    with pytest.raises(JournalCorrupt, match=":2:"):
+        read_acceptances(tmp_path)
+    audit.write_text(lines[1] + "\n")
+    with pytest.raises(JournalCorrupt, match=":1:"):
+        read_acceptances(tmp_path)
