@@ -246,9 +246,10 @@ def _markdown_report(report: CheckReport) -> str:
     lines = ["", f"### Policy check of the new plan: {verdict}", "",
              f"{report.resources} resources, {len(RULES)} rules, policy `{report.policy.path}` "
              f"(`{report.policy.sha256[:12]}`), {len(report.suppressed)} suppressed.", ""]
-    rows = [f"| ✗ | `{v.rule}` | `{v.resource}` | {v.message} |" for v in report.violations[:MARKDOWN_MAX_ROWS]]
+    shown = report.violations[:MARKDOWN_MAX_ROWS]
+    rows = [f"| ✗ | `{v.rule}` | `{v.resource}` | {_cell(v.message)} |" for v in shown]
     rows += [f"| ~ | `{s.violation.rule}` | `{s.violation.resource}` | suppressed until {s.suppression.expires}: "
-             f"{s.suppression.reason} |" for s in report.suppressed[:MARKDOWN_MAX_ROWS]]
+             f"{_cell(s.suppression.reason)} |" for s in report.suppressed[:MARKDOWN_MAX_ROWS]]
     rows += [f"| ✗ | `{s.rule}` | `{s.resource}` | suppression expired on {s.expires} ({s.file}:{s.line}) |"
              for s in report.expired]
     if rows:
@@ -262,6 +263,11 @@ def _markdown_report(report: CheckReport) -> str:
 
 
 MARKDOWN_MAX_ROWS = 50
+
+
+def _cell(text: str) -> str:
+    """Text inside a Markdown table cell: a '|' would end the cell, a newline the row."""
+    return text.replace("|", "\\|").replace("\n", " ")
 
 
 # --------------------------------------------------------------------------
