@@ -174,9 +174,11 @@ def test_an_inventory_naming_what_the_offer_does_not_qualify_fails(tmp_path, cha
 def test_a_broken_policy_file_is_invalid_input_with_file_and_line(tmp_path):
     project = copy_project(tmp_path / "p")
     policy = project / "infra" / "policy.yaml"
-    policy.write_text(policy.read_text().replace("encrypted_backends:", "encrypted_backendz:"))
+    text = policy.read_text().replace("encrypted_backends:", "encrypted_backendz:")
+    policy.write_text(text)
+    line = text.splitlines().index("  encrypted_backendz: [ceph-luks]") + 1
     done = cutover(project, "infra", "check", "--env", "production")
-    assert done.returncode == 2 and "infra/policy.yaml:21" in done.stderr and "Traceback" not in done.stderr
+    assert done.returncode == 2 and f"infra/policy.yaml:{line}" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_diff_check_adds_the_new_plans_policy_results_inline(project, saved_plan, bad_plan):
