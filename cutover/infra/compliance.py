@@ -23,8 +23,10 @@ from cutover.infra.suppressions import (Suppressed, Suppression, apply_suppressi
                                         suppressions_path)
 from cutover.infra.validate import require_infrastructure
 from cutover.inventory import load_inventory
+from cutover.yamlsource import load_yaml
 
 CREDENTIAL_RULE = "no-credential-literal"
+PROVIDER_RULE = "qualified-provider"
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,8 @@ def check_inputs(project_dir: Path, env: str, *, policy_file: Path | None = None
 
 
 def check(inputs: CheckInputs, plan: Plan) -> CheckReport:
-    violations = check_plan(plan, inputs.context) + source_violations(inputs.project_dir)
+    violations = check_plan(plan, inputs.context) + source_violations(inputs.project_dir) \
+        + stack_provider_violations(inputs.project_dir, inputs.env, inputs.context)
     outcome = apply_suppressions(sort_violations(violations), inputs.suppressions, inputs.context.today)
     return CheckReport(inputs.env, inputs.context.region, inputs.policy, len(plan), outcome.violations,
                        outcome.suppressed, outcome.expired, outcome.unused, inputs.suppressions_file)
@@ -103,6 +106,25 @@ def source_violations(project_dir: Path) -> list[Violation]:
     return [Violation(rule.id, rule.clause, f"{found.file}:{found.line}", found.where, found.message(), rule.fix,
                       file=found.file, line=found.line)
             for found in scan_project(project_dir)]
+
+
+def stack_provider_violations(project_dir: Path, env: str, context: PolicyContext) -> list[Violation]:
+    """The default provider is configured by the stack file: its region and endpoint must be qualified too."""
+    rule = rule_by_id(PROVIDER_RULE)
+    assert rule is not None
+    stack = load_stack(project_dir, env)
+    doc = load_yaml(Path(stack.source), display=_display(Path(stack.source), project_dir))
+    found = []
+    region, url = stack.values.get("openstack:region"), stack.values.get("openstack:authUrl")
+    if region is not None and region not in context.qualified_regions:
+        found.append((("config", "openstack:region"), f"openstack:region {region!r} is not a region of the "
+                      f"qualified offer ({', '.join(sorted(context.qualified_regions))})"))
+    endpoints = {e.rstrip("/") for e in context.qualified_endpoints.get(region or context.region, frozenset())}
+    if url is not None and url.rstrip("/") not in endpoints:
+        found.append((("config", "openstack:authUrl"), f"openstack:authUrl {url!r} is not a qualified endpoint "
+                      f"of {region or context.region!r} ({', '.join(sorted(endpoints)) or 'none declared'})"))
+    return [Violation(rule.id, rule.clause, f"{doc.path}:{doc.line_of(loc) or 1}", "stack file", message, rule.fix,
+                      file=doc.path, line=doc.line_of(loc) or 1) for loc, message in found]
 
 
 def _display(path: Path, project_dir: Path) -> str:

@@ -238,3 +238,17 @@ def test_a_reason_too_short_to_judge_is_refused(violating_project):
                            "production", "--accept-violations", "ok"], capture_output=True, text=True, timeout=300,
                           env=no_pulumi_env(violating_project))
     assert done.returncode == 2 and "reason" in done.stderr
+
+
+def test_the_stack_files_provider_settings_must_be_qualified_too(tmp_path, saved_plan):
+    project = copy_project(tmp_path / "p")
+    stack = project / "infra" / "Pulumi.production.yaml"
+    stack.write_text(stack.read_text() + "  openstack:authUrl: https://keystone.elsewhere.example/v3\n")
+    done = cutover(project, "infra", "check", "--env", "production", "--plan", str(saved_plan), "--json")
+    assert done.returncode == 9, done.stderr
+    [violation] = json.loads(done.stdout)["violations"]
+    line = len(stack.read_text().splitlines())
+    assert (violation["rule"], violation["file"], violation["line"]) == ("qualified-provider",
+                                                                         "infra/Pulumi.production.yaml", line)
+    stack.write_text(stack.read_text().replace("keystone.elsewhere.example", "identity.fr-central.cloud.example"))
+    assert cutover(project, "infra", "check", "--env", "production", "--plan", str(saved_plan)).returncode == 0
