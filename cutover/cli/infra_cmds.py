@@ -287,7 +287,8 @@ def _policy_gate(app: App, env: str, command: str, accept_reason: str | None, po
     inputs = _check_inputs(app, env, policy_file, suppressions_file)
     report = check(inputs, _plan(app, env))
     if report.passed:
-        app.console.print(f"[green]policy: {report.resources} resources of {env} pass all {len(RULES)} rules[/]")
+        app.console.print(f"[green]policy: {report.resources} resources of {env} pass all {len(RULES)} rules[/]"
+                          + (" (nothing to accept; nothing recorded)" if reason is not None else ""))
         return True, None
     _show_report(app, report)
     if reason is None:
