@@ -6,6 +6,7 @@ before routing):
 ``/``                          the runs in the journal
 ``/runs/RUN_ID``               the live board (updated through the event stream)
 ``/runs/RUN_ID/report``        the HTML report, as ``cutover report`` writes it
+``/api/runs``                  the runs, as ``cutover runs --json`` prints them
 ``/api/runs/RUN_ID``           the status JSON, as ``cutover status --json`` prints it
 ``/api/runs/RUN_ID/events``    server-sent events: ``status`` (the JSON above) at each change,
                                or ``board`` (the board's HTML) with ``?view=board``; ``end``
@@ -160,6 +161,7 @@ def create_app(journal: Journal, access: Access, *, report: ReportBuilder = defa
         Route("/", pages.runs, methods=["GET"], name="runs"),
         Route("/runs/{run_id}", pages.board, methods=["GET"], name="board"),
         Route("/runs/{run_id}/report", pages.report, methods=["GET"], name="report"),
+        Route("/api/runs", pages.runs_api, methods=["GET"], name="runs_api"),
         Route("/api/runs/{run_id}", pages.status, methods=["GET"], name="status"),
         Route("/api/runs/{run_id}/events", pages.events, methods=["GET"], name="events"),
         Route("/login", pages.login, methods=["GET"], name="login"),
@@ -223,6 +225,9 @@ class _Pages:
         for row in rows:
             row["state_word"], row["kind_word"] = state_word(row["state"], lang), state_word(row["kind"], lang)
         return self._page("runs.html.j2", request, runs=redacted(list(reversed(rows))))
+
+    async def runs_api(self, request: Request) -> Response:
+        return JSONBody(redacted(await anyio.to_thread.run_sync(runs_json, self.journal)))
 
     async def board(self, request: Request) -> Response:
         run_id = request.path_params["run_id"]

@@ -175,7 +175,7 @@ WRITE_METHODS = ("POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE")
 def test_every_route_refuses_every_method_but_get_and_head(board: str, request: pytest.FixtureRequest):
     served: Served = request.getfixturevalue(board)
     paths = concrete_paths(served.app)
-    assert {"/", "/runs/r", "/runs/r/report", "/api/runs/r", "/api/runs/r/events", "/login"} <= set(paths)
+    assert {"/", "/runs/r", "/runs/r/report", "/api/runs", "/api/runs/r", "/api/runs/r/events", "/login"} <= set(paths)
     for path in [*paths, "/no-such-route"]:
         for method in WRITE_METHODS:
             status, headers, _ = served.request(path, method, headers=BEARER)
@@ -297,6 +297,7 @@ def test_the_status_api_is_what_status_json_prints(journal: InMemoryJournal, ope
     assert "forecast" in served
     assert {k: v for k, v in served.items() if k != "forecast"} == expected
     assert served["forecast"]["source"] == "expected_duration"
+    assert [run["run_id"] for run in json.loads(open_board.text("/api/runs"))] == ["r"]
 
 
 def test_the_board_shows_samus_by_steps_backup_clocks_and_the_gate_waiting_with_its_approvers(
