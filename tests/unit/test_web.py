@@ -356,43 +356,45 @@ def test_secrets_stay_redacted_on_the_board_and_in_the_api(journal: InMemoryJour
     assert "connection refused" in failure and "mailto://room:********@mail.example" in failure
 
 
-def _read_events(served: Served, path: str, wanted: int, timeout: float = 10) -> list[tuple[str, str]]:
-    """The first ``wanted`` server-sent events of ``path``, as (event, data)."""
+@contextmanager
+def event_stream(served: Served, path: str, timeout: float = 10) -> Iterator[Iterator[tuple[str, str]]]:
+    """The server-sent events of ``path`` as they arrive, each as (event, data)."""
     conn = http.client.HTTPConnection("127.0.0.1", served.port, timeout=timeout)
     conn.request("GET", path)
     answer = conn.getresponse()
     assert answer.status == 200 and answer.getheader("content-type").startswith("text/event-stream")
-    events: list[tuple[str, str]] = []
-    kind, data = "", []
-    try:
-        while len(events) < wanted:
+
+    def events() -> Iterator[tuple[str, str]]:
+        kind, data = "", []
+        while True:
             line = answer.fp.readline().decode().rstrip("\n")
             if line.startswith("event: "):
                 kind = line[7:]
             elif line.startswith("data: "):
                 data.append(line[6:])
             elif line == "" and kind:
-                events.append((kind, "\n".join(data)))
+                yield kind, "\n".join(data)
                 kind, data = "", []
+
+    try:
+        yield events()
     finally:
         conn.close()
-    return events
 
 
 def test_the_event_stream_pushes_the_run_as_it_changes(journal: InMemoryJournal, open_board: Served):
-    def approve_soon() -> None:
-        time.sleep(0.3)
-        approve(journal, "Dr Marc Petit", "samu_medical_lead")
-
-    threading.Thread(target=approve_soon, daemon=True).start()
-    (_, first), (_, second) = _read_events(open_board, "/api/runs/r/events", 2)
-    before, after = json.loads(first), json.loads(second)
-    assert before["gates"]["go-no-go"]["approvals"] == []
-    assert [a["approver"] for a in after["gates"]["go-no-go"]["approvals"]] == ["Dr Marc Petit"]
+    with event_stream(open_board, "/api/runs/r/events") as events:
+        kind, first = next(events)
+        assert kind == "status" and json.loads(first)["gates"]["go-no-go"]["approvals"] == []
+        approve(journal, "Dr Marc Petit", "samu_medical_lead")  # as `cutover approve` would, meanwhile
+        kind, second = next(events)
+    assert kind == "status"
+    assert [a["approver"] for a in json.loads(second)["gates"]["go-no-go"]["approvals"]] == ["Dr Marc Petit"]
 
 
 def test_the_board_stream_sends_html_and_ends_with_the_run(journal: InMemoryJournal, open_board: Served):
     drive_run(journal, "r", {"command": ScriptedExecutor()}, DriveOptions(auto_approve="lab-bot"))
-    (kind, fragment), (end, state) = _read_events(open_board, "/api/runs/r/events?view=board&lang=en", 2)
+    with event_stream(open_board, "/api/runs/r/events?view=board&lang=en") as events:
+        (kind, fragment), (end, state) = next(events), next(events)
     assert kind == "board" and 'data-run-state="completed"' in fragment and "<script" not in fragment
     assert (end, state) == ("end", "completed")
