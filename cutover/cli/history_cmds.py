@@ -129,11 +129,9 @@ def forecast(app: App, runbook: str, env: str, from_env: str | None, last: int |
 @pass_app
 def report(app: App, run_id: str, fmt: str, out: Path | None) -> int:
     """The sign-off record (PV de recette) of RUN_ID: one self-contained HTML file, Markdown or JSON."""
-    verified = verify_journal(app)
     with open_journal(app) as journal:
         load_run(journal, run_id)
-        evidence = Evidence(verified.ok, verified.events_checked, verified.head_hash, verified.reason)
-        text = render(report_data(journal, run_id, evidence, _lab_calls(app, journal, run_id)), fmt)
+        text = report_text(app, journal, run_id, fmt)
     if out is not None and str(out) == "-":
         click.echo(text)
         return ExitCode.OK
@@ -143,6 +141,13 @@ def report(app: App, run_id: str, fmt: str, out: Path | None) -> int:
     target.chmod(0o600)
     app.console.print(f"report of {run_id} ({fmt}): {target}")
     return ExitCode.OK
+
+
+def report_text(app: App, journal: Any, run_id: str, fmt: str) -> str:
+    """The report as `cutover report` and the web board give it: the journal verified read-only, the lab's calls."""
+    verified = verify_journal(app)
+    evidence = Evidence(verified.ok, verified.events_checked, verified.head_hash, verified.reason)
+    return render(report_data(journal, run_id, evidence, _lab_calls(app, journal, run_id)), fmt)
 
 
 def _lab_calls(app: App, journal: Any, run_id: str) -> dict[str, Any] | None:

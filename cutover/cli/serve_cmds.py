@@ -16,10 +16,9 @@ from typing import Any
 import click
 
 from cutover.cli.app import App, pass_app
-from cutover.cli.run_cmds import journal_url, open_journal, verify_journal
+from cutover.cli.run_cmds import journal_url, open_journal
 from cutover.core.events import Journal
 from cutover.errors import CutoverError, ExitCode, InputError
-from cutover.report import Evidence, render, report_data
 
 DEFAULT_BIND = "127.0.0.1:8315"
 GRACEFUL_SHUTDOWN_S = 2  # open event streams never end by themselves: Ctrl-C closes them after this
@@ -116,12 +115,10 @@ def _shown(url: str) -> str:
 
 def _report_builder(app: App) -> Any:
     """The report exactly as `cutover report` builds it: the file verified read-only, the lab's call account."""
-    from cutover.cli.history_cmds import _lab_calls
+    from cutover.cli.history_cmds import report_text
 
     def build(journal: Journal, run_id: str) -> str:
-        verified = verify_journal(app)
-        evidence = Evidence(verified.ok, verified.events_checked, verified.head_hash, verified.reason)
-        return render(report_data(journal, run_id, evidence, _lab_calls(app, journal, run_id)), "html")
+        return report_text(app, journal, run_id, "html")
 
     return build
 
