@@ -179,6 +179,7 @@ class Notifier:
         self._lock = threading.Lock()  # journal appends vs. the end of the drive
         self._silenced = False
         self._window_said = False
+        self.auto_approved = False
         self.journal: Journal | None = None
         self.state: RunState | None = None
         self.samu_names = samu_names or {}  # target host -> (SAMU code, name)
@@ -191,8 +192,8 @@ class Notifier:
     def __bool__(self) -> bool:
         return bool(self.routes)
 
-    def start(self, journal: Journal, state: RunState) -> None:
-        self.journal, self.state = journal, state
+    def start(self, journal: Journal, state: RunState, *, auto_approved: bool = False) -> None:
+        self.journal, self.state, self.auto_approved = journal, state, auto_approved
         for route in self.routes:
             self._queues[route] = queue.Queue()
             self._current[route] = None
@@ -207,7 +208,7 @@ class Notifier:
             return
         try:
             record = r.read(event)
-            self._queue(notices_for(record, self.state, self.samu_names))
+            self._queue(notices_for(record, self.state, self.samu_names, auto_approved=self.auto_approved))
             if isinstance(record, r.RollbackPoint) and self._window_watch():
                 # the forecast reads the journal: measured in the background, not on the engine's thread
                 threading.Thread(target=self._check_window, daemon=True, name="notify window").start()

@@ -172,7 +172,7 @@ def notifying(journal: Journal, state: RunState, options: DriveOptions,
     if not notifier:
         yield options
         return
-    notifier.start(journal, state)
+    notifier.start(journal, state, auto_approved=bool(options.auto_approve))
     shown = options.on_event
 
     def on_event(event: Event) -> None:

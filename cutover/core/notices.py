@@ -32,8 +32,13 @@ class Notice:
         return self.title.get(lang, self.title["fr"]), self.body.get(lang, self.body["fr"])
 
 
-def notices_for(record: r.Record, state: RunState, samu_names: dict[str, tuple[str, str]]) -> list[Notice]:
-    """``samu_names``: target host -> (code, name) for every SAMU of the inventory."""
+def notices_for(record: r.Record, state: RunState, samu_names: dict[str, tuple[str, str]], *,
+                auto_approved: bool = False) -> list[Notice]:
+    """``samu_names``: target host -> (code, name) for every SAMU of the inventory.
+
+    ``auto_approved``: the drive approves its gates itself (a lab's --auto-approve), so
+    a gate opening is not news for anyone.
+    """
     run = f"{state.run_id} ({state.runbook_name}, {state.env})"
     if isinstance(record, r.DriveStarted):
         verb = {"run": ("démarre", "started"), "resume": ("reprend", "resumed")}.get(record.command)
@@ -42,10 +47,17 @@ def notices_for(record: r.Record, state: RunState, samu_names: dict[str, tuple[s
         return [_run_notice("run_started", None, f"Bascule {run} : {verb[0]}", f"Cutover {run}: {verb[1]}",
                             f"Le pilote {state.created_by or ''} conduit la bascule; suivez-la sur le tableau de bord.",
                             "The driver is running the cutover; follow it on the board.")]
+    if isinstance(record, r.GateOpened):
+        if auto_approved:
+            return []
+        # said when the gate opens, whether the driver's terminal asks or the run pauses for `cutover approve`
+        return [_run_notice("gate_waiting", record.step, f"Comité go/no-go {record.step} : en attente",
+                            f"Go/no-go {record.step}: waiting",
+                            f"Le run {state.run_id} attend les approbations du comité {record.step}.",
+                            f"Run {state.run_id} waits for the approvals of gate {record.step}.")]
     if isinstance(record, r.RunPaused):
         if record.reason == "gate":
-            return [_run_notice("gate_waiting", record.step, f"Comité go/no-go {record.step} : en attente",
-                                f"Go/no-go {record.step}: waiting", record.detail, record.detail)]
+            return []  # told when the gate opened
         return [_run_notice("run_paused", record.step, f"Bascule {run} : en pause", f"Cutover {run}: paused",
                             record.detail, record.detail)]
     if isinstance(record, r.RunFailed):

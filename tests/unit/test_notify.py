@@ -204,3 +204,16 @@ def test_notify_test_replaces_every_target_and_on_call_by_the_test_target(tmp_pa
     rehearsal = routes_for(loaded, "test")
     assert [(r.shown.split(" #")[0], r.kinds, r.samus) for r in rehearsal] == [
         ("json://rehearsal.example", frozenset(NOTICE_KINDS), None)]
+
+
+def test_a_gate_opening_is_told_when_people_must_approve_not_when_the_lab_approves_itself():
+    journal = InMemoryJournal(operator="claire")
+    create_run(journal, parse_runbook(RUNBOOK, "night.yaml"), tiny_inventory(), run_id="r1")
+    outbox = Outbox()
+    status = drive_run(journal, "r1", {"command": ScriptedExecutor()}, DriveOptions(),
+                       notifier=samu_notifier([ROOM], outbox))
+    assert status is RunStatus.PAUSED
+    assert outbox.sent[ROOM.shown][-1] == "Comité go/no-go pnr : en attente"
+    outbox = Outbox()
+    night(samu_notifier([ROOM], outbox))  # --auto-approve
+    assert not any("go/no-go" in title for title in outbox.sent[ROOM.shown])
