@@ -155,3 +155,44 @@ def _rechain(conn: sqlite3.Connection) -> None:
         conn.execute("UPDATE events SET prev_hash = ?, hash = ? WHERE seq = ?", (previous, digest, seq))
         previous = digest
     conn.execute("UPDATE head SET hash = ?", (previous,))
+
+
+def test_on_a_terminal_the_gate_asks_for_the_key_and_signs(project: Project, signed: dict[str, Path]):
+    """The driver's terminal (a real pseudo-terminal): approver id, reason, key; the approvals are signed."""
+    import os
+    import pty
+    import select
+    import time
+
+    from tests.e2e.conftest import CUTOVER
+
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen([CUTOVER, "--project-dir", str(project.root), "--state-dir", str(project.state),
+                                "run", "gated", "--env", "staging", "--run-id", "t1"],
+                               stdin=terminal, stdout=terminal, stderr=terminal, close_fds=True)
+    os.close(terminal)
+    answers = [("approve as", "cm-duty-1"), ("reason", "all green"), ("SSH key", str(signed["claire"])),
+               ("approve as", "samu-med-1"), ("reason", ""), ("SSH key", str(signed["marc"])),
+               ("approve as", "")]  # the second gate: decide later
+    seen, deadline = b"", time.monotonic() + 60
+    try:
+        while answers and time.monotonic() < deadline:
+            ready, _, _ = select.select([controller], [], [], 0.5)
+            if ready:
+                try:
+                    seen += os.read(controller, 65536)
+                except OSError:
+                    break
+            question, answer = answers[0]
+            if question.encode() in seen:
+                seen = b""
+                os.write(controller, answer.encode() + b"\r")
+                answers.pop(0)
+        assert process.wait(timeout=60) == 3  # paused at the second gate
+    finally:
+        process.kill()
+        os.close(controller)
+    assert not answers
+    checks = json.loads(project.cutover("journal", "verify", "t1", "--json", check=0).stdout)["approvals"]
+    assert [(c["approver"], c["signed"], c["valid"]) for c in checks] == [("Claire Martin", True, True),
+                                                                          ("Dr Marc Petit", True, True)]
