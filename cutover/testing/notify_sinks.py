@@ -6,6 +6,7 @@ Both bind loopback on a free port and record what they receive, in arrival order
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import threading
 import warnings
@@ -58,11 +59,12 @@ def smtp_sink(user: str, password: str) -> Iterator[tuple[int, Received]]:
         return AuthResult(success=ok)
 
     port = free_port()
-    with warnings.catch_warnings():  # AUTH without TLS: on loopback, in a test, on purpose
-        warnings.simplefilter("ignore")
-        controller = Controller(Handler(), hostname="127.0.0.1", port=port, authenticator=authenticate,
-                                auth_require_tls=False, auth_required=True)
-        controller.start()
+    # AUTH without TLS: on loopback, in a test, on purpose; aiosmtpd warns of it at every session
+    warnings.filterwarnings("ignore", message="Requiring AUTH while not requiring TLS")
+    logging.getLogger("mail.log").setLevel(logging.ERROR)
+    controller = Controller(Handler(), hostname="127.0.0.1", port=port, authenticator=authenticate,
+                            auth_require_tls=False, auth_required=True)
+    controller.start()
     try:
         yield port, received
     finally:
