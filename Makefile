@@ -9,25 +9,31 @@ STAMP   := $(VENV)/.installed-stamp
 # chromium (the report is opened in a real headless browser; nothing downloads one) and
 # PostgreSQL's server binaries (the journal's tests start their own server).
 
-.PHONY: night test proof bench system-deps venv lint clean
+.PHONY: night test proof bench system-deps venv bytecode lint clean
 
 ## night: run the whole big-bang night in the local lab, end to end
-night: system-deps $(STAMP)
+night: system-deps $(STAMP) bytecode
 	$(BIN)/python -m cutover.demo
 
 ## test: run the whole test suite (unit, integration, end-to-end)
-test: system-deps $(STAMP)
+test: system-deps $(STAMP) bytecode
 	$(BIN)/python -m pytest -q
 
 ## proof: the longer proofs (a 30-SAMU lab in three waves, three nights in sequence); prints what it proved
-proof: system-deps $(STAMP)
+proof: system-deps $(STAMP) bytecode
 	$(BIN)/python -m cutover.proof
 
 ## bench: run the benchmarks and print ratios against their baselines
-bench: system-deps $(STAMP)
+bench: system-deps $(STAMP) bytecode
 	$(BIN)/python -m benchmarks
 
 venv: $(STAMP)
+
+# Every `cutover` process would otherwise compile the package from source at start-up where
+# PYTHONDONTWRITEBYTECODE is set (as on the CI machines): 0.9 s instead of 0.45 s per command,
+# hundreds of commands in the tests. compileall writes the bytecode anyway; only changed files.
+bytecode: $(STAMP)
+	@$(BIN)/python -m compileall -q -j 0 cutover tests benchmarks >/dev/null
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
