@@ -136,3 +136,6 @@ def ssh_inventory(sshd: LoopbackSshd, make_inventory: MakeInventory) -> Inventor
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--fuzz-examples", type=int, default=None,
                      help="How many examples each fuzz test tries (default: a fixed number for make test).")
+    parser.addoption("--every-rollback-point", action="store_true", default=False,
+                     help="Roll the wave-2 night back from each of its 7 rollback points (make proof), "
+                          "not only the first two and the deepest (make test).")

@@ -80,7 +80,17 @@ def test_the_wave1_night_moves_wave1_and_leaves_every_other_samu_taking_calls_on
     assert status["params"] == {"wave": "wave1"} and status["wave"]["samus"] == ["samu-01", "samu-02"]
 
 
-@pytest.mark.parametrize("point", POINTS_BEFORE_PNR)
+# make test rolls back from the first two points and the deepest one (whose rollback undoes every
+# step before it); make proof, with --every-rollback-point, from each of the seven.
+IN_MAKE_TEST = ("preflight", "go-no-go", "verify-cloud")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "point" in metafunc.fixturenames:
+        every = metafunc.config.getoption("--every-rollback-point")
+        metafunc.parametrize("point", [p for p in POINTS_BEFORE_PNR if every or p in IN_MAKE_TEST])
+
+
 def test_rolling_back_the_wave2_night_from_each_point_leaves_wave1_on_the_cloud_and_the_rest_on_legacy(
         programme_lab: Lab, point: str):
     lab = programme_lab
