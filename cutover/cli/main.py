@@ -6,6 +6,7 @@ This is the one place where exceptions become stderr text and an exit status
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import traceback
@@ -20,7 +21,30 @@ from cutover.cli.app import App, default_operator
 from cutover.errors import CutoverError, ExitCode, ValidationError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class LazyGroup(click.Group):
+    """Commands whose modules are imported when they are used.
+
+    Every `cutover` process pays for what it imports: the run, the resume or a
+    crash-test subprocess need not load the infrastructure tooling or the web board.
+    """
+
+    # command name -> "module:attribute"
+    LAZY = {"timings": "cutover.cli.history_cmds:timings", "compare": "cutover.cli.history_cmds:compare",
+            "forecast": "cutover.cli.history_cmds:forecast", "report": "cutover.cli.history_cmds:report",
+            "lab": "cutover.cli.lab_cmds:lab", "serve": "cutover.cli.serve_cmds:serve",
+            "infra": "cutover.cli.infra_cmds:infra", "tenant": "cutover.cli.infra_cmds:tenant"}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.LAZY})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.LAZY and cmd_name not in self.commands:
+            module, attribute = self.LAZY[cmd_name].split(":")
+            self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="cutover")
 @click.option("--project-dir", type=click.Path(file_okay=False, path_type=Path), envvar="CUTOVER_PROJECT_DIR",
               default=".", show_default=True,
@@ -57,22 +81,7 @@ def _register_commands() -> None:
 
     for command in run_cmds.COMMANDS:
         cli.add_command(command)
-    from cutover.cli import history_cmds
-
-    for command in history_cmds.COMMANDS:
-        cli.add_command(command)
-    from cutover.cli import lab_cmds
-
-    for command in lab_cmds.COMMANDS:
-        cli.add_command(command)
-    from cutover.cli import serve_cmds
-
-    for command in serve_cmds.COMMANDS:
-        cli.add_command(command)
-    from cutover.cli import infra_cmds
-
-    cli.add_command(infra_cmds.infra)
-    cli.add_command(infra_cmds.tenant)
+    # the others (LazyGroup.LAZY) are imported when named
 
 
 _register_commands()

@@ -2,34 +2,52 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from cutover.blast import playbook_hosts
 from cutover.core.actions import Executor
 from cutover.core.steps import Action, ActionStep, RunbookSpec
-from cutover.executors.ansible import AnsibleExecutor
 from cutover.executors.local import LocalExecutor
-from cutover.executors.ssh import SshExecutor
 from cutover.inventory import Inventory
 from cutover.redact import Redactor
 
+KINDS = frozenset({"command", "ssh", "playbook"})
 
-def build_executors(project_dir: Path, inventory: Inventory, state_dir: Path) -> dict[str, Executor]:
+
+def build_executors(project_dir: Path, inventory: Inventory, state_dir: Path,
+                    kinds: Iterable[str] = KINDS) -> dict[str, Executor]:
+    """The executors of these action kinds (playbooks reach hosts over SSH: they bring the SSH one).
+
+    Only what is needed is imported: paramiko alone is a quarter of a command's start-up.
+    """
+    wanted = set(kinds)
     redactor = Redactor.of(inventory.secrets)
-    return {
-        "command": LocalExecutor(project_dir, inventory, redactor),
-        "ssh": SshExecutor(inventory, redactor),
-        "playbook": AnsibleExecutor(project_dir, inventory, redactor, state_dir),
-    }
+    executors: dict[str, Executor] = {}
+    if "command" in wanted:
+        executors["command"] = LocalExecutor(project_dir, inventory, redactor)
+    if wanted & {"ssh", "playbook"}:
+        from cutover.executors.ssh import SshExecutor
+
+        executors["ssh"] = SshExecutor(inventory, redactor)
+    if "playbook" in wanted:
+        from cutover.executors.ansible import AnsibleExecutor
+
+        executors["playbook"] = AnsibleExecutor(project_dir, inventory, redactor, state_dir)
+    return executors
+
+
+def action_kinds(runbook: RunbookSpec) -> set[str]:
+    return {action.kind for step in runbook.steps if isinstance(step, ActionStep)
+            for action in (step.action, step.verify, step.rollback) if action is not None}
 
 
 @contextmanager
 def open_executors(project_dir: Path, inventory: Inventory, state_dir: Path,
                    runbook: RunbookSpec) -> Iterator[dict[str, Executor]]:
     """The executors a runbook needs, checked ready before anything is journalled, closed afterwards."""
-    executors = build_executors(project_dir, inventory, state_dir)
+    executors = build_executors(project_dir, inventory, state_dir, action_kinds(runbook))
     try:
         check_ready(executors, runbook, inventory, project_dir)
         yield executors
@@ -51,12 +69,19 @@ def check_ready(executors: dict[str, Executor], runbook: RunbookSpec, inventory:
     """
     actions = [(step, action) for step in runbook.steps if isinstance(step, ActionStep)
                for action in (step.action, step.verify, step.rollback) if action is not None]
-    kinds = {action.kind for _, action in actions}
-    ssh = executors.get("ssh")
-    if kinds & {"ssh", "playbook"} and isinstance(ssh, SshExecutor):
-        ssh.ready()
-    ansible = executors.get("playbook")
-    if "playbook" in kinds and isinstance(ansible, AnsibleExecutor):
+    kinds = action_kinds(runbook)
+    if kinds & {"ssh", "playbook"}:
+        from cutover.executors.ssh import SshExecutor
+
+        ssh = executors.get("ssh")
+        if isinstance(ssh, SshExecutor):
+            ssh.ready()
+    if "playbook" in kinds:
+        from cutover.executors.ansible import AnsibleExecutor
+
+        ansible = executors.get("playbook")
+        if not isinstance(ansible, AnsibleExecutor):
+            return
         hosts: set[str] = set()
         for step, action in actions:
             if action.kind == "playbook":
