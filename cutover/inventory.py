@@ -307,7 +307,7 @@ def _holds_vault(variables: Mapping[str, Any]) -> bool:
     return any(isinstance(v, VaultText) or (isinstance(v, Mapping) and _holds_vault(v)) for v in variables.values())
 
 
-def _vault_reader(password_file: Path | None) -> Callable[[str], str | None]:
+def vault_reader(password_file: Path | None) -> Callable[[str], str | None]:
     """Decrypts vault values with the inventory's password file (None without one, or on a wrong password)."""
     if password_file is None or not password_file.is_file():
         return lambda _: None
@@ -365,7 +365,7 @@ class _InventoryReader:
             settings=settings or CutoverVars(),
             ssh_key=self._path_var(all_vars.get("ansible_ssh_private_key_file")),
             known_hosts=self._path_var(settings.cutover_known_hosts if settings else None),
-            secrets=tuple(secret_values(every_var, reveal=_vault_reader(vault_file))),
+            secrets=tuple(secret_values(every_var, reveal=vault_reader(vault_file))),
             vault_password_file=vault_file,
             has_vault_values=_holds_vault(every_var),
         )

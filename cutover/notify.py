@@ -32,7 +32,7 @@ from cutover.core.events import Event, Journal, parse_time
 from cutover.core.notices import NOTICE_KINDS, Notice, notices_for, window_at_risk
 from cutover.core.state import RunState
 from cutover.errors import InputError
-from cutover.inventory import Inventory
+from cutover.inventory import Inventory, vault_reader
 from cutover.redact import Redactor
 from cutover.yamlsource import VaultText
 
@@ -116,9 +116,7 @@ def routes_for(inventory: Inventory, mode: str) -> list[Route]:
 
 
 def _revealer(inventory: Inventory) -> Callable[[str, str], str]:
-    from cutover.inventory import _vault_reader  # the inventory's own vault decryption
-
-    decrypt = _vault_reader(inventory.vault_password_file)
+    decrypt = vault_reader(inventory.vault_password_file)  # the inventory's own vault decryption
 
     def reveal(value: str, where: str) -> str:
         url = decrypt(value) if isinstance(value, VaultText) else value
