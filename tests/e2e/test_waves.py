@@ -197,7 +197,7 @@ def test_timings_compare_and_forecast_come_from_the_measured_nights(programme_la
 
 def test_the_report_of_each_kind_of_night_opens_in_a_real_browser_with_nothing_fetched(programme_lab: Lab):
     lab = programme_lab
-    rolled_back = "wave2-rb-migrate"
+    rolled_back = "wave2-rb-verify-cloud"  # rolled back in make test too (IN_MAKE_TEST)
     for run_id, state in (("wave3-night", "completed"), (rolled_back, "rolled_back"), ("again", "paused")):
         data = json.loads(lab.cutover("report", run_id, "--format", "json", "--out", "-", check=0).stdout)
         assert data["state"] == state and data["journal"]["verified"] and len(data["journal"]["head_hash"]) == 64
