@@ -26,6 +26,7 @@ from cutover.core.forecast import backup_mode_seconds
 from cutover.core.state import RunState, fold
 from cutover.core.timings import measure_run, summarise
 from cutover.history import select_runs
+from cutover.runs import notifications_json
 
 FORMATS = ("html", "markdown", "json")
 
@@ -57,9 +58,7 @@ def report_data(journal: Any, run_id: str, evidence: Evidence, calls: dict[str, 
         "timeline": _timeline(events),
         "backup_mode_s": {t: round(s, 1) for t, s in sorted(backup_mode_seconds(state, now).items())},
         "approvals": _approvals(events),
-        "notifications": {"sent": state.notifications_sent, "failed_attempts": state.notifications_retrying,
-                          "undelivered": [{"notice": u.notice, "target": u.target, "samu": u.samu, "error": u.error,
-                                           "at": u.at} for u in state.notifications_undelivered]},
+        "notifications": notifications_json(state),
         "interventions": _interventions(events),
         "rehearsals": [m.run_id for m in rehearsals],
         "calls": calls,

@@ -308,7 +308,7 @@ def open_gate(state: RunState, step_id: str, approver: str) -> tuple[GateStep, A
     listed = step.approver(approver)
     if listed is None:
         raise InputError(f"{approver!r} is not an approver of gate {step_id}",
-                         hint=f"approvers: {', '.join(f'{a.key} ({a.name})' if a.id else a.name for a in step.approvers)}")
+                         hint=f"approvers: {', '.join(a.label for a in step.approvers)}")
     gate = state.gates[step_id]
     if gate.passed_at is not None:
         raise InputError(f"gate {step_id!r} was already passed at {gate.passed_at}")
@@ -404,15 +404,20 @@ def status_json(state: RunState) -> dict[str, Any]:
                                        "reason": a.reason, "auto": a.auto, "at": a.at, "signed": a.signed}
                                       for a in g.approvals]}
                   for gid, g in state.gates.items()},
-        "notifications": {"sent": state.notifications_sent, "failed_attempts": state.notifications_retrying,
-                          "undelivered": [{"notice": u.notice, "target": u.target, "samu": u.samu, "error": u.error,
-                                           "at": u.at} for u in state.notifications_undelivered]},
+        "notifications": notifications_json(state),
         "steps": [
             {"id": t.step_id, "target": t.target, "state": t.status.value, "started_at": t.started_at,
              "finished_at": t.finished_at, "attempts": t.attempts, "outcome": t.outcome, "detail": t.detail}
             for info in state.steps for t in state.step_targets(info.id)
         ],
     }
+
+
+def notifications_json(state: RunState) -> dict[str, Any]:
+    """What the run's notifications came to, for status --json, the web board and the report."""
+    return {"sent": state.notifications_sent, "failed_attempts": state.notifications_retrying,
+            "undelivered": [{"notice": u.notice, "target": u.target, "samu": u.samu, "error": u.error, "at": u.at}
+                            for u in state.notifications_undelivered]}
 
 
 def runs_json(journal: Journal) -> list[dict[str, Any]]:

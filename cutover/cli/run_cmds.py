@@ -218,7 +218,7 @@ def _terminal_prompt(app: App, inventory: Inventory, journal: Any, run_id: str) 
         if step.point_of_no_return:
             app.console.print("[bold red]this is the POINT OF NO RETURN: after it, rollback to earlier steps is refused[/]")
         names = [a.key for a in step.approvers if a.name not in approved]
-        app.console.print(f"approvers: {escape(', '.join(f'{a.key} = {a.name} ({a.role})' if a.id else f'{a.name} ({a.role})' for a in step.approvers))}; "
+        app.console.print(f"approvers: {escape(', '.join(f'{a.label}, {a.role}' for a in step.approvers))}; "
                           f"quorum {step.quorum}; approved so far: {escape(', '.join(approved) or 'nobody')}")
         name = click.prompt("approve as (empty: no-go / decide later)", default="", show_default=False,
                             type=click.Choice(names + [""]), show_choices=False)
@@ -287,8 +287,13 @@ NOTIFY_OPTION = click.option(
 
 
 def _notifier(inventory: Inventory, mode: str, journal: Any, run_id: str) -> Notifier:
+    history: list[Any] = []  # the past runs do not change during the night: measured at the first check
+
     def end_p90() -> datetime | None:
-        outlook = live_forecast(journal, load_run(journal, run_id), now=datetime.now(timezone.utc))
+        state = load_run(journal, run_id)
+        if not history:
+            history.append(past_runs(journal, state))
+        outlook = live_forecast(journal, state, now=datetime.now(timezone.utc), runs=history[0])
         return datetime.fromisoformat(outlook["end_p90"]) if outlook and outlook.get("end_p90") else None
 
     return Notifier.for_inventory(inventory, mode, forecast=end_p90)

@@ -482,7 +482,7 @@ def approval_record(step: GateStep, approval: Approval) -> r.GateApproved:
     approver = step.approver(approval.approver)
     if approver is None:
         raise InputError(f"{approval.approver!r} is not an approver of gate {step.id}",
-                         hint=f"approvers: {', '.join(f'{a.key} ({a.name})' if a.id else a.name for a in step.approvers)}")
+                         hint=f"approvers: {', '.join(a.label for a in step.approvers)}")
     return r.GateApproved(step.id, approver.name, approver.role, approval.reason, auto=False, approver_id=approver.id,
                           statement=approval.statement, signature=approval.signature, signers=approval.signers)
 

@@ -74,6 +74,11 @@ class Approver:
         """How an approval names this approver: the id, or the name for runbooks without ids."""
         return self.id or self.name
 
+    @property
+    def label(self) -> str:
+        """How a hint or a prompt shows the approver: ``cm-duty-1 (Claire Martin)``, or the name alone."""
+        return f"{self.id} ({self.name})" if self.id else self.name
+
 
 @dataclass(frozen=True)
 class GateStep:
