@@ -61,15 +61,19 @@ def open_executors(project_dir: Path, inventory: Inventory, state_dir: Path,
 def check_ready(executors: dict[str, Executor], runbook: RunbookSpec, inventory: Inventory, project_dir: Path) -> None:
     """Refuse to start (exit 2), before anything is journalled, what the executors can already tell is wrong.
 
-    SSH material (key, known_hosts), the ``ansible-playbook`` program, an
-    explicit Python interpreter on every host a playbook will run on, and the
-    vault password file when the inventory holds vault values. Found during a
+    Waiting for commands through pidfds (Linux 5.3+), SSH material (key,
+    known_hosts), the ``ansible-playbook`` program, an explicit Python
+    interpreter on every host a playbook will run on, and the vault password
+    file when the inventory holds vault values. Found during a
     step, the same problem would leave its targets failed or in doubt for what
     is only a set-up mistake.
     """
     actions = [(step, action) for step in runbook.steps if isinstance(step, ActionStep)
                for action in (step.action, step.verify, step.rollback) if action is not None]
     kinds = action_kinds(runbook)
+    local = executors.get("command")
+    if isinstance(local, LocalExecutor):
+        local.ready()
     if kinds & {"ssh", "playbook"}:
         from cutover.executors.ssh import SshExecutor
 

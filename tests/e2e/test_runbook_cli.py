@@ -207,6 +207,46 @@ steps:
 """
 
 
+ORPHANS = """name: orphans
+steps:
+  - id: long
+    kind: command
+    for_each: wave1
+    concurrency: 2
+    # the command and a background child it started, both in the command's process group
+    run: sleep 60 & echo $! > "bg-$CUTOVER_TARGET.pid"; echo $$ > "sh-$CUTOVER_TARGET.pid"; wait
+    rollback: none
+    rollback_reason: test
+"""
+
+
+def _alive(pid: int) -> bool:
+    """Running, as opposed to gone or a zombie nobody reaped (a container's init may not)."""
+    try:
+        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state not in ("Z", "X")
+
+
+def test_a_killed_controller_takes_its_running_commands_and_their_children_with_it(project: Project):
+    project.write_runbook("orphans", ORPHANS)
+    controller = project.spawn("run", "orphans", "--env", "lab", "--run-id", "o1")
+    deadline = time.monotonic() + 30
+    while len(list(project.root.glob("*.pid"))) < 4:  # two targets running, each with its child
+        assert time.monotonic() < deadline, "the commands never started"
+        time.sleep(0.02)
+    time.sleep(0.1)  # the pid files are written: let both commands reach `wait`
+    pids = [int(path.read_text()) for path in project.root.glob("*.pid")]
+    assert all(_alive(pid) for pid in pids)
+    controller.send_signal(signal.SIGKILL)
+    controller.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in pids):
+        assert time.monotonic() < deadline, f"still running after their controller died: {[p for p in pids if _alive(p)]}"
+        time.sleep(0.05)
+
+
 def test_a_second_driver_is_refused_while_a_run_is_being_driven(project: Project):
     project.write_runbook("slow", SLOW)
     controller = project.spawn("run", "slow", "--env", "lab", "--run-id", "l1")
