@@ -105,8 +105,7 @@ def load_yaml(path: Path, *, display: str | None = None) -> YamlDocument:
 
 def parse_yaml(text: str, display: str) -> YamlDocument:
     try:
-        root = yaml.compose(text, Loader=_UniqueKeyLoader)
-        data = yaml.load(text, Loader=_UniqueKeyLoader)
+        root, data = _compose_and_construct(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -120,6 +119,16 @@ def parse_yaml(text: str, display: str) -> YamlDocument:
     except yaml.YAMLError as exc:
         raise ValidationError([Problem(display, f"YAML error: {exc}")]) from exc
     return YamlDocument(display, data, root)
+
+
+def _compose_and_construct(text: str) -> tuple[yaml.Node | None, Any]:
+    """The node tree, then the data built from it: what yaml.compose and yaml.load give, parsing once."""
+    loader = _UniqueKeyLoader(text)
+    try:
+        root = loader.get_single_node()
+        return root, (loader.construct_document(root) if root is not None else None)
+    finally:
+        loader.dispose()
 
 
 def _at(data: Any, loc: Sequence[str | int]) -> Any:

@@ -304,10 +304,9 @@ def _place(app: App) -> Place:
 
 
 def _finish(app: App, run_id: str, status: RunStatus) -> int:
-    with open_journal(app) as journal:
-        state = load_run(journal, run_id)
     if not app.console.is_terminal:
-        app.console.print(f"run {run_id}: {status.value}" + (f" ({state.pause_detail})" if state.pause_detail else ""))
+        detail = _why_stopped(app, run_id, status)
+        app.console.print(f"run {run_id}: {status.value}" + (f" ({detail})" if detail else ""))
     else:
         app.console.print(f"run [bold]{run_id}[/]: {status.value}")
     hints = {RunStatus.PAUSED: f"continue with `cutover resume {run_id}` (or `cutover rollback {run_id}`)",
@@ -315,6 +314,14 @@ def _finish(app: App, run_id: str, status: RunStatus) -> int:
     if status in hints:
         app.console.print(f"[dim]next: {escape(hints[status])}[/]")
     return EXIT_FOR_STATUS[status]
+
+
+def _why_stopped(app: App, run_id: str, status: RunStatus) -> str:
+    """Why the run paused or failed, from its journal (read again only then: a long run's fold is not free)."""
+    if status not in (RunStatus.PAUSED, RunStatus.FAILED):
+        return ""
+    with open_journal(app) as journal:
+        return load_run(journal, run_id).pause_detail or ""
 
 
 @click.command()
