@@ -7,6 +7,13 @@
    run` (journal, fsyncs, process start-up included), against the same
    STEPS x TARGETS commands run with the same parallelism by `xargs -P`.
    Target (issue 12): at most 1.05x.
+   A third contender places the floor: the same commands started by
+   CONCURRENCY Python threads, one step after the other as a runbook's steps
+   must be (each waits for its slowest command), with no journal and no
+   start-up. The runs are interleaved (xargs, floor, cutover, then again), so
+   a machine that slows down mid-benchmark slows all three alike. The
+   journal then splits cutover's time: start-up (process start to the first
+   command), the steps, and the end (last event to exit).
 2. Folding: 100,000 journal events into a run state (the pure fold),
    and the same events read back from a real SQLite journal then folded.
    Target: the fold under 1 s.
@@ -19,11 +26,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
-from cutover.core.events import GENESIS, Event, event_hash
+from cutover.core.events import GENESIS, Event, event_hash, parse_time
 from cutover.core.state import StepInfo, fold
+from cutover.journal import SqliteJournal
 
 CUTOVER = str(Path(sys.executable).parent / "cutover")
 SLEEP = 0.05
@@ -43,15 +52,21 @@ def write_project(root: Path, steps: int, targets: int, concurrency: int) -> Non
     (root / "runbooks" / "bench.yaml").write_text(f"name: bench\nsteps:\n{step_text}")
 
 
-def time_cutover(root: Path, run: int) -> float:
+def time_cutover(root: Path, run: int) -> tuple[float, float, float]:
+    """Wall time of `cutover run`, and its start-up and end as its journal dates them."""
     state = root / f"state-{run}"
-    started = time.perf_counter()
+    started_at, started = time.time(), time.perf_counter()
     result = subprocess.run([CUTOVER, "--project-dir", str(root), "--state-dir", str(state), "run", "bench",
                              "--env", "bench", "--run-id", f"bench-{run}"], capture_output=True, text=True)
     elapsed = time.perf_counter() - started
     if result.returncode != 0:
         raise SystemExit(f"cutover run failed ({result.returncode}):\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
-    return elapsed
+    journal = SqliteJournal(state / "journal.db", "bench")
+    events = journal.events(f"bench-{run}")
+    journal.close()
+    first_action = next(parse_time(e.at).timestamp() for e in events if e.kind == "step_started")
+    last_event = parse_time(events[-1].at).timestamp()
+    return elapsed, first_action - started_at, started_at + elapsed - last_event
 
 
 def time_xargs(steps: int, targets: int, concurrency: int) -> float:
@@ -62,19 +77,51 @@ def time_xargs(steps: int, targets: int, concurrency: int) -> float:
     return time.perf_counter() - started
 
 
+def time_threads(steps: int, targets: int, concurrency: int) -> float:
+    """The floor: CONCURRENCY threads start the commands, step after step, and nothing else."""
+    def slot(pending: list[int], lock: threading.Lock) -> None:
+        while True:
+            with lock:
+                if not pending:
+                    return
+                pending.pop()
+            subprocess.run(["/bin/sh", "-c", f"sleep {SLEEP}"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, start_new_session=True, check=True)
+
+    started = time.perf_counter()
+    for _ in range(steps):
+        pending, lock = list(range(targets)), threading.Lock()
+        slots = [threading.Thread(target=slot, args=(pending, lock)) for _ in range(concurrency)]
+        for thread in slots:
+            thread.start()
+        for thread in slots:
+            thread.join()
+    return time.perf_counter() - started
+
+
 def bench_overhead(steps: int, targets: int, concurrency: int, repeat: int) -> None:
+    base, floor, ours, start_up, end = [], [], [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         write_project(root, steps, targets, concurrency)
-        ours = [time_cutover(root, n) for n in range(repeat)]
-        base = [time_xargs(steps, targets, concurrency) for _ in range(repeat)]
+        for n in range(repeat):
+            base.append(time_xargs(steps, targets, concurrency))
+            floor.append(time_threads(steps, targets, concurrency))
+            wall, head, tail = time_cutover(root, n)
+            ours.append(wall)
+            start_up.append(head)
+            end.append(tail)
     ideal = steps * targets * SLEEP / concurrency
-    o, b = statistics.median(ours), statistics.median(base)
+    b, f, o = statistics.median(base), statistics.median(floor), statistics.median(ours)
+    head, tail = statistics.median(start_up), statistics.median(end)
     print(f"engine overhead: {steps} steps x {targets} targets, concurrency {concurrency} "
-          f"({steps * targets} commands of sleep {SLEEP}s; ideal {ideal:.2f}s)")
-    print(f"  cutover run (median of {repeat})   {o:7.2f} s")
-    print(f"  xargs -P {concurrency:<3} (median of {repeat})  {b:7.2f} s")
-    print(f"  ratio                         {o / b:7.3f}   (target <= 1.05)")
+          f"({steps * targets} commands of sleep {SLEEP}s; ideal {ideal:.2f}s), medians of {repeat} interleaved runs")
+    print(f"  xargs -P {concurrency:<3}                     {b:7.2f} s")
+    print(f"  Python threads, step by step    {f:7.2f} s   {f / b:6.3f}x xargs (the floor: no journal, no start-up)")
+    print(f"  cutover run                     {o:7.2f} s   {o / b:6.3f}x xargs (target <= 1.05)   {o / f:6.3f}x the floor")
+    print(f"    start-up, to the first command {head:6.2f} s")
+    print(f"    the steps                      {o - head - tail:6.2f} s   {(o - head - tail) / f:6.3f}x the floor")
+    print(f"    the end, last event to exit    {tail:6.2f} s")
 
 
 def synthetic_events(count: int) -> list[Event]:
@@ -99,8 +146,6 @@ def synthetic_events(count: int) -> list[Event]:
 
 
 def bench_fold(count: int) -> None:
-    from cutover.journal import SqliteJournal
-
     events = synthetic_events(count)
     times = []
     for _ in range(5):

@@ -72,6 +72,7 @@ import re
 import shlex
 import shutil
 import stat
+import subprocess
 import sys
 import tempfile
 import threading
@@ -321,9 +322,11 @@ class AnsibleExecutor:
             shutil.rmtree(folder, ignore_errors=True)
 
     def ready(self, hosts: Iterable[str]) -> None:
-        """Raise now, before anything is journalled: ansible-playbook missing, a host without its Python,
-        vault values without their password file."""
+        """Raise now, before anything is journalled: ansible-playbook missing, SSH material missing or
+        not usable unattended, a host without its Python, vault values without their password file."""
         _playbook_binary()
+        self.inventory.require_known_hosts()
+        _check_unattended_key(self.inventory.require_ssh_key())
         self._check_interpreters(hosts)
         self.inventory.require_vault_password()
 
@@ -556,6 +559,23 @@ def _playbook_binary() -> Path:
         raise ToolMissing(f"ansible-playbook not found next to this Python ({binary})",
                           hint=f"install ansible-core in the same environment: {sys.executable} -m pip install ansible-core")
     return binary
+
+
+def _check_unattended_key(path: Path) -> None:
+    """The key must open without a passphrase (nobody types one at 3 a.m.): asked of OpenSSH, which Ansible uses."""
+    keygen = shutil.which("ssh-keygen")
+    if keygen is None:
+        raise ToolMissing("ssh-keygen not found (OpenSSH client)", hint="install openssh-client: Ansible needs it too")
+    check = subprocess.run([keygen, "-y", "-P", "", "-f", str(path)], stdin=subprocess.DEVNULL,
+                           capture_output=True, text=True)
+    if check.returncode == 0:
+        return
+    said = " ".join(check.stderr.split())
+    if "passphrase" in said:
+        raise InputError(f"SSH key {path} is protected by a passphrase",
+                         hint="the controller needs a key it can use unattended")
+    raise InputError(f"cannot read SSH key {path}: {said or f'ssh-keygen exit status {check.returncode}'}",
+                     hint="set ansible_ssh_private_key_file to a private key file OpenSSH can read")
 
 
 def _tune(runner: Any, binary: Path, keep: Iterable[str]) -> None:

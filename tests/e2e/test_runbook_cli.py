@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import sqlite3
+import subprocess
 import time
 
 import pytest
@@ -291,6 +292,43 @@ steps:
     assert result.returncode == 2, result.stderr
     assert "known_hosts" in result.stderr and "cutover lab up" in result.stderr
     assert project.journal_kinds("s1") == []
+
+
+PLAYBOOK_ONLY = """name: remote
+steps:
+  - id: preflight
+    kind: playbook
+    playbook: ping.yml
+    for_each: wave1
+    rollback: none
+    rollback_reason: read-only
+"""
+
+
+def test_a_playbook_runbook_checks_its_ssh_material_before_anything_is_journalled(project: Project):
+    """Without the SSH executor (no paramiko for playbooks), the same checks, asked of OpenSSH."""
+    project.write_runbook("remote", PLAYBOOK_ONLY)
+    (project.root / "playbooks").mkdir(exist_ok=True)
+    (project.root / "playbooks" / "ping.yml").write_text("- hosts: all\n  tasks:\n    - ping:\n")
+    missing = project.cutover("run", "remote", "--env", "lab", "--run-id", "p1")
+    assert missing.returncode == 2, missing.stderr
+    assert "known_hosts" in missing.stderr and "cutover lab up" in missing.stderr
+
+    material = project.root / "inventories" / "lab" / "lab-ssh"  # the inventory's paths are relative to it
+    material.mkdir(exist_ok=True)
+    (material / "known_hosts").write_text("")
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "a passphrase", "-f", str(material / "id_ed25519")],
+                   check=True)
+    locked = project.cutover("run", "remote", "--env", "lab", "--run-id", "p2")
+    assert locked.returncode == 2, locked.stderr
+    assert "protected by a passphrase" in locked.stderr and "unattended" in locked.stderr
+
+    (material / "id_ed25519").write_text("not a key\n")
+    broken = project.cutover("run", "remote", "--env", "lab", "--run-id", "p3")
+    assert broken.returncode == 2, broken.stderr
+    assert f"cannot read SSH key {material / 'id_ed25519'}" in broken.stderr
+    assert "Traceback" not in missing.stderr + locked.stderr + broken.stderr
+    assert all(project.journal_kinds(run) == [] for run in ("p1", "p2", "p3"))
 
 
 INTERRUPTIBLE = """name: interruptible
