@@ -118,7 +118,8 @@ def bench_overhead(steps: int, targets: int, concurrency: int, repeat: int) -> N
           f"({steps * targets} commands of sleep {SLEEP}s; ideal {ideal:.2f}s), medians of {repeat} interleaved runs")
     print(f"  xargs -P {concurrency:<3}                     {b:7.2f} s")
     print(f"  Python threads, step by step    {f:7.2f} s   {f / b:6.3f}x xargs (the floor: no journal, no start-up)")
-    print(f"  cutover run                     {o:7.2f} s   {o / b:6.3f}x xargs (target <= 1.05)   {o / f:6.3f}x the floor")
+    print(f"  cutover run                     {o:7.2f} s   {o / b:6.3f}x xargs (target <= 1.05), "
+          f"{o / f:.3f}x the floor")
     print(f"    start-up, to the first command {head:6.2f} s")
     print(f"    the steps                      {o - head - tail:6.2f} s   {(o - head - tail) / f:6.3f}x the floor")
     print(f"    the end, last event to exit    {tail:6.2f} s")

@@ -487,7 +487,6 @@ class _Slots:
             self._failures += failures
 
 
-
 def _wait_interruptibly(futures: set[Future[int]], cancel: threading.Event) -> tuple[set[Future[int]], set[Future[int]]]:
     """Wait for at least one future, waking regularly so Ctrl-C reaches the main thread."""
     try:

@@ -49,7 +49,7 @@ class LocalExecutor:
         self._reaper = GroupReaper()
 
     def ready(self) -> None:
-        """Refuse before anything is journalled on a kernel without pidfds (Linux < 5.3): commands could not be waited for."""
+        """Refuse, before anything is journalled, a kernel without pidfds (Linux < 5.3): commands could not be waited for."""
         try:
             os.close(os.pidfd_open(os.getpid()))
         except (AttributeError, OSError) as exc:

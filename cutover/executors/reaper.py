@@ -75,13 +75,18 @@ class GroupReaper:
         """Under the lock. A watcher that died (killed by hand) is replaced, and told every live group."""
         if self._watcher is not None:
             try:
-                os.write(self._watcher.stdin.fileno(), line.encode())  # type: ignore[union-attr]
+                _write(self._watcher, line)
                 return
             except OSError:  # BrokenPipeError: the watcher is gone
                 self._watcher.wait()
         self._watcher = _start_watcher()
         if self._live:
-            os.write(self._watcher.stdin.fileno(), "".join(f"+{g}\n" for g in self._live).encode())  # type: ignore[union-attr]
+            _write(self._watcher, "".join(f"+{group}\n" for group in self._live))
+
+
+def _write(watcher: subprocess.Popen[bytes], lines: str) -> None:
+    assert watcher.stdin is not None
+    os.write(watcher.stdin.fileno(), lines.encode())  # unbuffered: the watcher knows as soon as we return
 
 
 def _start_watcher() -> subprocess.Popen[bytes]:

@@ -244,7 +244,8 @@ def test_a_killed_controller_takes_its_running_commands_and_their_children_with_
     controller.wait(timeout=10)
     deadline = time.monotonic() + 10
     while any(_alive(pid) for pid in pids):
-        assert time.monotonic() < deadline, f"still running after their controller died: {[p for p in pids if _alive(p)]}"
+        survivors = [pid for pid in pids if _alive(pid)]
+        assert time.monotonic() < deadline, f"still running after their controller died: {survivors}"
         time.sleep(0.05)
 
 

@@ -27,7 +27,8 @@ print(",".join(sorted(executors)), "paramiko" in sys.modules)
     ("command,playbook", "command,playbook", False),
     ("ssh,playbook", "playbook,ssh", True),
 ])
-def test_only_the_executors_a_runbook_uses_are_built_and_imported(tmp_path: Path, kinds: str, built: str, paramiko: bool):
+def test_only_the_executors_a_runbook_uses_are_built_and_imported(tmp_path: Path, kinds: str, built: str,
+                                                                    paramiko: bool):
     probe = subprocess.run([sys.executable, "-c", PROBE, str(ROOT), str(tmp_path), kinds],
                            capture_output=True, text=True, cwd=ROOT)
     assert probe.returncode == 0, probe.stderr

@@ -81,7 +81,8 @@ def test_cancel_stops_a_running_command(tmp_path: Path):
     executor, cancel = LocalExecutor(tmp_path), threading.Event()
     threading.Timer(0.3, cancel.set).start()
     try:
-        result = executor.run(request("trap '' TERM; sleep 60", cancel=cancel))["t1"]  # ignores SIGTERM: SIGKILL follows
+        # it ignores SIGTERM: SIGKILL follows
+        result = executor.run(request("trap '' TERM; sleep 60", cancel=cancel))["t1"]
     finally:
         executor.close()
     assert result.outcome is Outcome.CANCELLED and result.duration < 15
