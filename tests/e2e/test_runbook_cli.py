@@ -12,6 +12,7 @@ import time
 import pytest
 
 from tests.e2e.conftest import Project
+from tests.processes import alive, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -221,32 +222,18 @@ steps:
 """
 
 
-def _alive(pid: int) -> bool:
-    """Running, as opposed to gone or a zombie nobody reaped (a container's init may not)."""
-    try:
-        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state not in ("Z", "X")
-
-
 def test_a_killed_controller_takes_its_running_commands_and_their_children_with_it(project: Project):
     project.write_runbook("orphans", ORPHANS)
     controller = project.spawn("run", "orphans", "--env", "lab", "--run-id", "o1")
-    deadline = time.monotonic() + 30
-    while len(list(project.root.glob("*.pid"))) < 4:  # two targets running, each with its child
-        assert time.monotonic() < deadline, "the commands never started"
-        time.sleep(0.02)
+    # two targets running, each with its child
+    assert wait_until(lambda: len(list(project.root.glob("*.pid"))) == 4, 30), "the commands never started"
     time.sleep(0.1)  # the pid files are written: let both commands reach `wait`
     pids = [int(path.read_text()) for path in project.root.glob("*.pid")]
-    assert all(_alive(pid) for pid in pids)
+    assert all(alive(pid) for pid in pids)
     controller.send_signal(signal.SIGKILL)
     controller.wait(timeout=10)
-    deadline = time.monotonic() + 10
-    while any(_alive(pid) for pid in pids):
-        survivors = [pid for pid in pids if _alive(pid)]
-        assert time.monotonic() < deadline, f"still running after their controller died: {survivors}"
-        time.sleep(0.05)
+    assert wait_until(lambda: not any(alive(pid) for pid in pids)), \
+        f"still running after their controller died: {[pid for pid in pids if alive(pid)]}"
 
 
 def test_a_second_driver_is_refused_while_a_run_is_being_driven(project: Project):
