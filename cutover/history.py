@@ -121,11 +121,28 @@ def past_runs(journal: Journal, state: RunState) -> list[RunMeasure]:
     return [m for m in select_runs(journal, state.runbook_name, state.env) if m.run_id != state.run_id]
 
 
+class LiveForecasts:
+    """Live forecasts asked again and again (a board, the notifier): each run's past runs are measured once.
+
+    The runs a forecast draws from do not change while a run goes on;
+    measuring them reads and folds every one of them.
+    """
+
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+        self._past: dict[str, list[RunMeasure]] = {}
+
+    def of(self, state: RunState, *, now: datetime) -> dict[str, Any] | None:
+        if state.run_id not in self._past:
+            self._past[state.run_id] = past_runs(self.journal, state)
+        return live_forecast(self.journal, state, now=now, runs=self._past[state.run_id])
+
+
 def live_forecast(journal: Journal, state: RunState, *, now: datetime, samples: int = 1000,
                   runs: list[RunMeasure] | None = None) -> dict[str, Any] | None:
     """The rest of a run under way, forecast from measurements: what is done is done, the remainder is drawn.
 
-    ``runs`` (from ``past_runs``) lets a board that refreshes measure the past runs once: they do not change.
+    ``runs`` (from ``past_runs``): the past runs already measured (``LiveForecasts`` keeps them).
     """
     if state.is_finished():
         return None

@@ -27,7 +27,7 @@ from cutover.inventory import Inventory, load_inventory
 from cutover.core.events import VerifyReport
 from cutover.journal import open_journal_url, verify_journal_file
 from cutover.transfer import export_lines, import_lines
-from cutover.history import live_forecast, measured_p90s, past_runs
+from cutover.history import LiveForecasts, live_forecast, measured_p90s
 from cutover.programme import environment_runs, positions, programme_json
 from cutover.core.steps import GateStep
 from cutover.runbook import LoadedRunbook, check_against, load_runbook
@@ -253,13 +253,14 @@ def _signed_at_terminal(app: App, inventory: Inventory, journal: Any, run_id: st
 
 
 @contextmanager
-def _display_run(app: App) -> Iterator[Callable[[Engine], None]]:
+def _display_run(app: App, journal: Any) -> Iterator[Callable[[Engine], None]]:
     """A live board on a terminal; plain lines (set up in the options) otherwise."""
     if not app.console.is_terminal:
         yield lambda engine: None
         return
     engines: list[Engine] = []
-    outlook: dict[str, Any] = {"at": 0.0, "forecast": None, "runs": None}
+    forecasts = LiveForecasts(journal)
+    outlook: dict[str, Any] = {"at": 0.0, "forecast": None}
 
     def board() -> Any:
         if not engines:
@@ -268,10 +269,7 @@ def _display_run(app: App) -> Iterator[Callable[[Engine], None]]:
         if time.monotonic() - outlook["at"] > FORECAST_REFRESH_S:  # the board redraws 4 times a second
             outlook["at"] = time.monotonic()
             try:
-                if outlook["runs"] is None:  # the past runs do not change during the night: measured once
-                    outlook["runs"] = past_runs(engine.journal, engine.state)
-                outlook["forecast"] = live_forecast(engine.journal, engine.state, now=datetime.now(timezone.utc),
-                                                    runs=outlook["runs"])
+                outlook["forecast"] = forecasts.of(engine.state, now=datetime.now(timezone.utc))
             except Exception:  # noqa: BLE001 - the board must never stop the night; the expected durations remain
                 outlook["forecast"] = None
         return status_board(engine.state, outlook=outlook["forecast"])
@@ -287,13 +285,10 @@ NOTIFY_OPTION = click.option(
 
 
 def _notifier(inventory: Inventory, mode: str, journal: Any, run_id: str) -> Notifier:
-    history: list[Any] = []  # the past runs do not change during the night: measured at the first check
+    forecasts = LiveForecasts(journal)
 
     def end_p90() -> datetime | None:
-        state = load_run(journal, run_id)
-        if not history:
-            history.append(past_runs(journal, state))
-        outlook = live_forecast(journal, state, now=datetime.now(timezone.utc), runs=history[0])
+        outlook = forecasts.of(load_run(journal, run_id), now=datetime.now(timezone.utc))
         return datetime.fromisoformat(outlook["end_p90"]) if outlook and outlook.get("end_p90") else None
 
     return Notifier.for_inventory(inventory, mode, forecast=end_p90)
@@ -348,7 +343,7 @@ def run(app: App, runbook: str, env: str, run_id: str | None, auto_approve: str 
     def created(run: str) -> None:
         app.console.print(f"run [bold]{run}[/] created ({len(loaded.runbook.steps)} steps, env {inventory.name})")
 
-    with open_journal(app) as journal, _display_run(app) as ready:
+    with open_journal(app) as journal, _display_run(app, journal) as ready:
         options = _drive_options(app, inventory, auto_approve=auto_approve, override_window=override_window,
                                  plain=not app.console.is_terminal, until=until,
                                  measured=measured_p90s(journal, loaded.runbook.name, inventory.name),
@@ -391,7 +386,7 @@ def resume(app: App, run_id: str, auto_approve: str | None, take_over: bool, mar
                                  plain=not app.console.is_terminal, until=until,
                                  measured=measured_p90s(journal, state.runbook_name, state.env, exclude=run_id),
                                  signing=(journal, run_id))
-        with _display_run(app) as ready:
+        with _display_run(app, journal) as ready:
             status = resume_run(journal, run_id, inventory, _place(app), options, take_over=take_over,
                                 decisions=decisions, exclude=exclude, heartbeat=app.lease_ttl / 3, engine_ready=ready,
                                 notifier=_notifier(inventory, notify, journal, run_id))
@@ -410,7 +405,7 @@ def rollback(app: App, run_id: str, to: str | None, take_over: bool, notify: str
         inventory = load_inventory(app.project_dir, load_run(journal, run_id).env)
         options = DriveOptions(on_event=None if app.console.is_terminal else print_plain(app.console),
                                environment={"CUTOVER_ENV": inventory.name})
-        with _display_run(app) as ready:
+        with _display_run(app, journal) as ready:
             status = roll_back_run(journal, run_id, inventory, _place(app), options, to=to, take_over=take_over,
                                    heartbeat=app.lease_ttl / 3, engine_ready=ready,
                                    notifier=_notifier(inventory, notify, journal, run_id))
@@ -501,11 +496,11 @@ def status(app: App, run_id: str | None, as_json: bool, watch: bool, every: floa
 
 def _watch(app: App, journal: Any, run_id: str, every: float) -> int:
     """A watcher's board: it only reads, so any number of them can follow a night from anywhere."""
-    history = past_runs(journal, load_run(journal, run_id))  # the past runs do not change: measured once
+    forecasts = LiveForecasts(journal)
 
     def board() -> Any:
         state = load_run(journal, run_id)
-        outlook = live_forecast(journal, state, now=datetime.now(timezone.utc), runs=history)
+        outlook = forecasts.of(state, now=datetime.now(timezone.utc))
         return state, status_board(state, outlook=outlook)
 
     state, view = board()

@@ -124,7 +124,7 @@ class _Running:
         self.process.stdout.close()
 
     def wait(self, seconds: float, *, for_output: bool = True) -> bool:
-        """Read output for up to ``seconds``; True once the command has exited (and, ``for_output``, closed its output).
+        """Read output for up to ``seconds``; True once the command has exited and, ``for_output``, its output ended.
 
         Waiting for the end of the output too, as ``communicate`` does, keeps
         what a command's last child writes; a stopped command is only waited

@@ -40,9 +40,14 @@ def build_executors(project_dir: Path, inventory: Inventory, state_dir: Path,
     return executors
 
 
+def runbook_actions(runbook: RunbookSpec) -> list[tuple[ActionStep, Action]]:
+    """Every action of the runbook (its steps' actions, verifications and rollbacks), with its step."""
+    return [(step, action) for step in runbook.steps if isinstance(step, ActionStep)
+            for action in (step.action, step.verify, step.rollback) if action is not None]
+
+
 def action_kinds(runbook: RunbookSpec) -> set[str]:
-    return {action.kind for step in runbook.steps if isinstance(step, ActionStep)
-            for action in (step.action, step.verify, step.rollback) if action is not None}
+    return {action.kind for _, action in runbook_actions(runbook)}
 
 
 @contextmanager
@@ -66,13 +71,12 @@ def check_ready(executors: dict[str, Executor], runbook: RunbookSpec, inventory:
     Waiting for commands through pidfds (Linux 5.3+), SSH material (key,
     known_hosts), the ``ansible-playbook`` program, an explicit Python
     interpreter on every host a playbook will run on, and the vault password
-    file when the inventory holds vault values. Found during a
-    step, the same problem would leave its targets failed or in doubt for what
-    is only a set-up mistake.
+    file when the inventory holds vault values. Found during a step, the same
+    problem would leave its targets failed or in doubt for what is only a
+    set-up mistake.
     """
-    actions = [(step, action) for step in runbook.steps if isinstance(step, ActionStep)
-               for action in (step.action, step.verify, step.rollback) if action is not None]
-    kinds = action_kinds(runbook)
+    actions = runbook_actions(runbook)
+    kinds = {action.kind for _, action in actions}
     local = executors.get("command")
     if isinstance(local, LocalExecutor):
         local.ready()

@@ -42,9 +42,8 @@ from starlette.staticfiles import StaticFiles
 from cutover.core.events import Event, Journal
 from cutover.core.state import RunState, fold
 from cutover.core.steps import RunbookSpec
-from cutover.core.timings import RunMeasure
 from cutover.errors import CutoverError, NotFound
-from cutover.history import live_forecast, past_runs
+from cutover.history import LiveForecasts
 from cutover.report import Evidence, render, report_data
 from cutover.runs import runbook_of, runs_json, status_json
 from cutover.web.board import board_view, redacted
@@ -86,8 +85,11 @@ class Snapshots:
     forecast_s: float = FORECAST_REFRESH_S
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _latest: dict[str, Snapshot] = field(default_factory=dict)
-    _history: dict[str, list[RunMeasure]] = field(default_factory=dict)
+    _forecasts: LiveForecasts = field(init=False)
     _specs: dict[str, RunbookSpec | None] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._forecasts = LiveForecasts(self.journal)
 
     def get(self, run_id: str) -> Snapshot:
         with self._lock:
@@ -111,9 +113,7 @@ class Snapshots:
         spec = self._spec(run_id, state)
         outlook = None
         if spec is not None:
-            if run_id not in self._history:  # the past runs do not change: measured once, as status --watch does
-                self._history[run_id] = past_runs(self.journal, state)
-            outlook = live_forecast(self.journal, state, now=now, runs=self._history[run_id])
+            outlook = self._forecasts.of(state, now=now)
         return Snapshot(state, events, spec, outlook, now, clock, clock)
 
     def _spec(self, run_id: str, state: RunState) -> RunbookSpec | None:

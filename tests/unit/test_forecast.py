@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 from cutover.core.engine import DriveOptions
+from cutover.core.events import Event
 from cutover.core.forecast import backup_mode_seconds, forecast
+from cutover.history import LiveForecasts
 from cutover.runbook import parse_runbook
 from cutover.runs import create_run, drive_run, load_run
 from cutover.testing import InMemoryJournal, ScriptedExecutor, tiny_inventory
@@ -71,3 +74,29 @@ def test_the_pnr_deadline_leaves_time_to_undo_what_precedes_it():
     # window end 05:00 UTC, minus 10 min (undo backup) and 30 min (undo migrate)
     assert outlook.pnr_deadline == datetime(2026, 11, 29, 4, 20, tzinfo=timezone.utc)
     assert outlook.predicted_end == datetime(2026, 11, 28, 23, 15, tzinfo=timezone.utc)  # nominal remains
+
+
+def test_live_forecasts_measure_the_past_runs_once_per_run():
+    """A board or the notifier asks again and again; the past runs it draws from are read and folded once."""
+
+    class CountingJournal(InMemoryJournal):
+        def __init__(self) -> None:
+            super().__init__()
+            self.reads: Counter[str] = Counter()
+
+        def events(self, run_id: str) -> list[Event]:
+            self.reads[run_id] += 1
+            return super().events(run_id)
+
+    journal = CountingJournal()
+    for run_id, approver in (("before", "bot"), ("r", None)):  # a measured night, then one under way
+        create_run(journal, parse_runbook(NIGHT, "night.yaml"), tiny_inventory(), run_id=run_id)
+        drive_run(journal, run_id, {"command": ScriptedExecutor()}, DriveOptions(auto_approve=approver))
+    forecasts, state = LiveForecasts(journal), load_run(journal, "r")
+    now = datetime.now(timezone.utc)
+    first = forecasts.of(state, now=now)
+    reads = journal.reads["before"]
+    second = forecasts.of(state, now=now)
+    assert first is not None and second is not None
+    assert first["source"] == second["source"] == "measured (1 run(s))"
+    assert reads >= 1 and journal.reads["before"] == reads
