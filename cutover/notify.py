@@ -146,7 +146,8 @@ def apprise_deliver(route: Route, title: str, body: str) -> str | None:
     if not sender.add(route.url):
         return "Apprise refused the URL"
     said: list[str] = []
-    ok = sender.notify(body=body, title=title, timeout=ATTEMPT_TIMEOUT_S,
+    # plain text: a target that renders HTML or Markdown escapes it, so no detail becomes markup there
+    ok = sender.notify(body=body, title=title, timeout=ATTEMPT_TIMEOUT_S, body_format=apprise.NotifyFormat.TEXT,
                        log_callback=lambda entry, _plugin: said.append(f"{entry.level}: {entry.message}"),
                        log_level=logging.WARNING)
     return None if ok else "; ".join(said[-3:]) or "not delivered"  # redacted by the notifier

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from cutover.yamlsource import VaultText
 
@@ -81,3 +82,18 @@ def _mask(match: re.Match[str]) -> str:
     if groups.get("key") is not None:
         return f"{groups['key']}{PLACEHOLDER}"
     return PLACEHOLDER
+
+
+SHAPES_ONLY = Redactor()  # passwords in URLs, key=value secrets, PEM keys: what any reader's output is passed through
+
+
+def redacted(value: Any, redact: Callable[[str], str] = SHAPES_ONLY) -> Any:
+    """``value`` with every string in it (keys of mappings too) passed through ``redact``, for JSON and pages alike."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, Mapping):
+        return {redacted(key, redact) if isinstance(key, str) else key: redacted(item, redact)
+                for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redacted(item, redact) for item in value]
+    return value

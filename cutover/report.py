@@ -6,26 +6,31 @@ rehearsals of the same runbook for the P50-P90 band beside each duration, and
 the journal's own verification (event count, head hash) as evidence. In the
 lab, the call account is added. Three renderings of the same facts: one
 self-contained HTML file (inline CSS and SVG, no script, nothing fetched,
-printable), Markdown for a ticket, JSON for tools. Text is autoescaped, and
-outputs were redacted before they were journalled.
+printable), Markdown for a ticket, JSON for tools. Every template autoescapes
+(HTML) or escapes for Markdown whatever it interpolates, and outputs were
+redacted before they were journalled (and are again here, see ``redacted``).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 import jinja2
+import markupsafe
 
 from cutover.approvals import reverify
 from cutover.core import records as r
 from cutover.core.events import Event, parse_time
 from cutover.core.forecast import backup_mode_seconds
 from cutover.core.state import RunState, fold
+from cutover.core.text import visible
 from cutover.core.timings import measure_run, summarise
 from cutover.history import select_runs
+from cutover.redact import redacted
 from cutover.runs import notifications_json
 
 FORMATS = ("html", "markdown", "json")
@@ -42,6 +47,11 @@ class Evidence:
 
 
 def report_data(journal: Any, run_id: str, evidence: Evidence, calls: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The report's facts, every text in them passed through the redactor once more (as the board's API is)."""
+    return dict(redacted(_facts(journal, run_id, evidence, calls)))
+
+
+def _facts(journal: Any, run_id: str, evidence: Evidence, calls: dict[str, Any] | None) -> dict[str, Any]:
     events = journal.events(run_id)
     state = fold(events)
     measure = measure_run(events, state.status.value, state.finished_at)
@@ -164,16 +174,40 @@ def _intervention(record: r.Record) -> dict[str, Any] | None:
 # ---------------------------------------------------------------------- rendering
 
 
-_ENV = jinja2.Environment(loader=jinja2.PackageLoader("cutover", "templates"), autoescape=jinja2.select_autoescape(
-    enabled_extensions=("html",), default_for_string=False), trim_blocks=True, lstrip_blocks=True,
-    undefined=jinja2.StrictUndefined)
+def markdown_text(value: object) -> str:
+    """``value`` as literal Markdown text: nothing in it can make a link, an image, HTML, a code span or a table cell.
+
+    Every interpolation of the Markdown template passes through here (the
+    environment's ``finalize``), so a template cannot forget it.
+    """
+    text = visible(str(value), breaks=False)
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = _MARKDOWN_SPECIAL.sub(lambda m: "\\" + m.group(), text)
+    return text.replace("://", ":\\/\\/").replace("www.", "www\\.")  # no autolink either
+
+
+def shown(value: Any) -> Any:
+    """What an HTML template interpolates: text made visible (``cutover.core.text``), then autoescaped."""
+    if isinstance(value, str) and not isinstance(value, markupsafe.Markup):
+        return visible(value)
+    return value
+
+
+_MARKDOWN_SPECIAL = re.compile(r"[\\`*_{}\[\]()#+!|~]")
+# Autoescape is on for every template whatever its name (report.html.j2 once missed a `.html`-only rule).
+_ENV = jinja2.Environment(loader=jinja2.PackageLoader("cutover", "templates"), autoescape=True, finalize=shown,
+                          trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+_MARKDOWN = jinja2.Environment(loader=jinja2.PackageLoader("cutover", "templates"), autoescape=False,
+                               finalize=markdown_text, trim_blocks=True, lstrip_blocks=True,
+                               undefined=jinja2.StrictUndefined)
 
 
 def render(data: dict[str, Any], fmt: str) -> str:
     if fmt == "json":
-        return json.dumps(data, indent=2, ensure_ascii=False)
-    template = _ENV.get_template("report.html.j2" if fmt == "html" else "report.md.j2")
-    return template.render(report=data, gantt=_gantt(data))
+        return visible(json.dumps(data, indent=2, ensure_ascii=False))  # the same JSON, never a raw override
+    if fmt == "html":
+        return _ENV.get_template("report.html.j2").render(report=data, gantt=_gantt(data))
+    return _MARKDOWN.get_template("report.md.j2").render(report=data)
 
 
 def _gantt(data: dict[str, Any]) -> dict[str, Any]:

@@ -11,8 +11,24 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.segment import Segment
 
+from cutover.core.text import visible
 from cutover.errors import InputError
+
+
+class TerminalConsole(Console):
+    """A rich Console that never lets a control character or a direction override of the text reach the terminal.
+
+    Labels, reasons and command outputs come from people and programs: an
+    escape sequence in one could rewrite the screen an operator decides on.
+    Only the text is rewritten (``cutover.core.text.visible``); rich's own
+    styling codes are control segments and pass.
+    """
+
+    def _render_buffer(self, buffer: Any) -> str:
+        return super()._render_buffer(
+            Segment(visible(seg.text), seg.style, seg.control) if not seg.control else seg for seg in buffer)
 
 
 def default_operator() -> str:
@@ -30,8 +46,8 @@ class App:
     debug: bool = False
     lease_ttl: float = 30.0  # seconds; a driver heartbeats every third of it
     journal_url: str | None = None  # sqlite:///PATH or postgresql://...; None: sqlite in the state directory
-    console: Console = field(default_factory=lambda: Console(highlight=False))
-    err: Console = field(default_factory=lambda: Console(stderr=True, highlight=False, soft_wrap=True))
+    console: Console = field(default_factory=lambda: TerminalConsole(highlight=False))
+    err: Console = field(default_factory=lambda: TerminalConsole(stderr=True, highlight=False, soft_wrap=True))
 
     def ensure_state_dir(self) -> Path:
         """The state directory, created owner-only (it holds the journal and artifacts)."""
@@ -40,8 +56,11 @@ class App:
         return self.state_dir
 
     def emit_json(self, data: Any) -> None:
-        """Machine-readable output: plain JSON on stdout, nothing else."""
-        click.echo(json.dumps(data, indent=2, sort_keys=False, default=str, ensure_ascii=False))
+        """Machine-readable output: plain JSON on stdout, nothing else.
+
+        A control character or direction override stays a ``\\uXXXX`` escape (the same JSON value), never raw.
+        """
+        click.echo(visible(json.dumps(data, indent=2, sort_keys=False, default=str, ensure_ascii=False)))
 
     def project_path(self, value: str | Path) -> Path:
         path = Path(value).expanduser()

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from cutover import __version__
-from cutover.cli.app import App, default_operator
+from cutover.cli.app import App, TerminalConsole, default_operator
 from cutover.errors import CutoverError, ExitCode, ValidationError
 
 
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def run_cli(args: list[str], *, debug: bool = False) -> int:
-    err = Console(stderr=True, highlight=False, soft_wrap=True)  # an error line must stay one line
+    err = TerminalConsole(stderr=True, highlight=False, soft_wrap=True)  # an error line must stay one line
     try:
         result = cli.main(args=args, prog_name="cutover", standalone_mode=False)
     except click.exceptions.Exit as exc:

@@ -13,6 +13,7 @@ from typing import Literal, get_args
 
 from cutover.core import records as r
 from cutover.core.state import RunState
+from cutover.core.text import visible
 
 # the events a notification target can subscribe to (cutover_notify[].events)
 NoticeKind = Literal["run_started", "run_paused", "run_failed", "run_completed", "run_rolled_back", "gate_waiting",
@@ -29,7 +30,9 @@ class Notice:
     body: dict[str, str]
 
     def text(self, lang: str) -> tuple[str, str]:
-        return self.title.get(lang, self.title["fr"]), self.body.get(lang, self.body["fr"])
+        """Title and body in ``lang``; a detail from a command or a person never carries a raw control character."""
+        return (visible(self.title.get(lang, self.title["fr"]), breaks=False),
+                visible(self.body.get(lang, self.body["fr"])))
 
 
 def notices_for(record: r.Record, state: RunState, samu_names: dict[str, tuple[str, str]], *,

@@ -42,13 +42,14 @@ from starlette.staticfiles import StaticFiles
 from cutover.core.events import Event, Journal
 from cutover.core.state import RunState, fold
 from cutover.core.steps import RunbookSpec
+from cutover.core.text import visible
 from cutover.errors import CutoverError, NotFound
 from cutover.history import LiveForecasts
-from cutover.report import Evidence, render, report_data
+from cutover.report import Evidence, render, report_data, shown
 from cutover.runs import runbook_of, runs_json, status_json
 from cutover.web.board import board_view, redacted
 from cutover.web.i18n import LANGUAGES, pick_language, state_word, words
-from cutover.web.security import REPORT_CSP, Access, Guard, Scope
+from cutover.web.security import REPORT_CSP, Access, Guard, Scope, local_path
 
 HERE = Path(__file__).parent
 POLL_S = 1.0  # how often a run's journal is re-read for its viewers
@@ -141,7 +142,7 @@ class JSONBody(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return json.dumps(content, indent=2, ensure_ascii=False, default=str).encode("utf-8")
+        return visible(json.dumps(content, indent=2, ensure_ascii=False, default=str)).encode("utf-8")
 
 
 class BoardApp(Starlette):
@@ -173,9 +174,9 @@ def create_app(journal: Journal, access: Access, *, report: ReportBuilder = defa
     return app
 
 
+# Autoescape whatever a template's name; every interpolated text is made visible (no direction override).
 _TEMPLATES = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(HERE / "templates"),
-    autoescape=jinja2.select_autoescape(enabled_extensions=("html", "j2"), default_for_string=True),
+    loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True, finalize=shown,
     trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
 
 
@@ -271,8 +272,7 @@ class _Pages:
     def login_page(self, scope: Scope) -> bytes:
         request = Request(scope)
         target = request.url.path if request.url.path != "/login" else request.query_params.get("next", "/")
-        safe_next = target if target.startswith("/") and not target.startswith("//") else "/"
-        return self._render("login.html.j2", request, next=safe_next).encode("utf-8")
+        return self._render("login.html.j2", request, next=local_path(target) or "/").encode("utf-8")
 
     # -- the live stream --
 
@@ -335,7 +335,7 @@ class _Pages:
         lang = _lang(request)
         other = next(code for code in LANGUAGES if code != lang)
         return _TEMPLATES.get_template(name).render(
-            t=words(lang), lang=lang, other_lang=other, path=request.url.path,
+            t=words(lang), lang=lang, other_lang=other, path=local_path(request.url.path) or "/",
             signed_in=self.access.token is not None, **context)
 
 

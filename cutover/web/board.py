@@ -24,23 +24,16 @@ from cutover.core.events import Event, parse_time
 from cutover.core.forecast import backup_mode_seconds, forecast
 from cutover.core.state import GateApproval, RunState, RunStatus, TargetStatus
 from cutover.core.steps import Approver, GateStep, RunbookSpec
-from cutover.redact import Redactor
+from cutover.redact import redacted as redacted_with
 from cutover.web.i18n import event_word, state_word
 
 LATEST_EVENTS = 15
 NOTIFICATION_FAILURES = 20
-_REDACT = Redactor.of(())  # shapes only: passwords in URLs, key=value secrets, PEM keys
 
 
 def redacted(value: Any) -> Any:
-    """``value`` with every string in it passed through the redactor (for JSON and pages alike)."""
-    if isinstance(value, str):
-        return _REDACT(value)
-    if isinstance(value, Mapping):
-        return {key: redacted(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [redacted(item) for item in value]
-    return value
+    """``value`` with every string in it passed through the redactor's shapes (for JSON and pages alike)."""
+    return redacted_with(value)
 
 
 def board_view(state: RunState, spec: RunbookSpec | None, outlook: dict[str, Any] | None,

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from cutover.errors import InputError
 
@@ -65,6 +66,32 @@ SECURITY_HEADERS = (
     ("cache-control", "no-store"),
 )
 PUBLIC_PATHS = ("/login", "/static/")  # what a browser without the token needs to sign in
+_EXPIRY = re.compile(r"^[0-9]{1,12}$")
+_UNSAFE_IN_PATH = re.compile(r"[\\\x00-\x20\x7f-\x9f]")
+
+
+def local_path(target: str | None) -> str | None:
+    """``target`` when it is a path of this site, else None (for ``next`` and every link built from a request).
+
+    A path of this site has one leading ``/`` and, decoded as often as a
+    browser or a proxy might, no ``\\``, no control character or space, and
+    no scheme or authority: ``//host``, ``/\\host`` and ``/%09/host`` all
+    lead a browser to another origin.
+    """
+    if not target:
+        return None
+    text = target
+    for _ in range(4):  # each round undoes one layer of percent-encoding
+        if not text.startswith("/") or text.startswith("//") or _UNSAFE_IN_PATH.search(text):
+            return None
+        parts = urlsplit(text)
+        if parts.scheme or parts.netloc:
+            return None
+        decoded = unquote(text)
+        if decoded == text:
+            return target
+        text = decoded
+    return None
 
 
 def read_token_file(path: Path) -> str:
@@ -127,7 +154,8 @@ class Access:
         if self.token is None or not value:
             return False
         expires, _, signature = value.partition(".")
-        if not expires.isdigit() or int(expires) < (now or time.time()):
+        # ASCII digits only: str.isdigit() also says yes to '²', which int() refuses
+        if not _EXPIRY.match(expires) or int(expires) < (now or time.time()):
             return False
         return hmac.compare_digest(signature.encode(), self._sign(expires).encode())
 
@@ -166,6 +194,12 @@ class Guard:
         await self.app(scope, receive, send)
 
     def _admitted(self, scope: Scope, headers: dict[str, str]) -> bool:
+        try:
+            return self._presents_credentials(scope, headers)
+        except Exception:  # noqa: BLE001 - whatever a crafted header breaks, it admits nobody (401, not 500)
+            return False
+
+    def _presents_credentials(self, scope: Scope, headers: dict[str, str]) -> bool:
         path = scope["path"]
         if path == PUBLIC_PATHS[0] or path.startswith(PUBLIC_PATHS[1]):
             return True

@@ -15,7 +15,8 @@
     });
     if (answer.status === 204) {
       const next = form.dataset.next || "/";
-      window.location.assign(next.startsWith("/") && !next.startsWith("//") ? next : "/");
+      // The server sent a path of this site; checked again: one leading "/", no "\\", no control character.
+      window.location.assign(/^\/(?![\/\\])[^\\\x00-\x1f\x7f]*$/.test(next) ? next : "/");
     } else {
       error.textContent = form.dataset.refused;
       input.value = "";

@@ -1,0 +1,291 @@
+"""One hostile-text corpus through every field a person or a command controls, and every output.
+
+The corpus (``HOSTILE``) holds what a careless or malicious label, parameter,
+step title, approver name, approval reason, command output or notification
+error could carry: ``<script>``, ``<img onerror>``, an attribute break-out
+(``"><b id=x>``), ``<style>`` that hides tables, ``<meta http-equiv=refresh>``
+that sends the browser away, ``javascript:`` and Markdown links, Markdown
+table and heading syntax, terminal escape sequences and other control
+characters, the right-to-left override U+202E, and a very long string.
+
+One run carries it, built once in a real SQLite journal (no lab: a scripted
+command executor prints it), and every output is rendered from that journal:
+
+- the terminal (``cutover status``, ``runs``, ``report --format markdown --out -``, ``status --json``):
+  no control character or direction override reaches it;
+- the HTML report, opened as a file in headless Chromium, and served at ``/runs/ID/report``:
+  nothing injected in the DOM, the outcome and approval tables visible, no request leaves the page;
+- the board's pages (``/``, ``/runs/ID``) in Chromium: nothing injected, no request to another origin;
+- the board's server-sent fragments (``?view=board``) and the JSON API;
+- the Markdown report, rendered by a CommonMark parser: no link, image, HTML or extra table cell;
+- the JSON report: the very same strings back, escaped;
+- the notifications the run's records produce.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cutover.cli.main import run_cli
+from cutover.core import records
+from cutover.core.actions import ActionRequest, ActionResult, Outcome, Target
+from cutover.core.engine import DriveOptions
+from cutover.core.notices import notices_for
+from cutover.core.state import fold
+from cutover.journal import SqliteJournal
+from cutover.report import Evidence, render, report_data
+from cutover.runbook import parse_runbook
+from cutover.runs import create_run, drive_run
+from cutover.testing import tiny_inventory
+from cutover.web.app import create_app
+from cutover.web.security import Access
+from tests.unit.test_web import Served, event_stream, serving
+
+ELSEWHERE = "http://127.0.0.1:9"  # where an injected element would send the browser (nothing listens there)
+HOSTILE = " ".join([
+    "<script>window.pwned = 1</script>",
+    f'<img src="{ELSEWHERE}/img" onerror="window.pwned = 2">',
+    '"><b id=x>injected</b>',
+    "<style>table, svg { display: none !important }</style>",
+    f'<meta http-equiv="refresh" content="0;url={ELSEWHERE}/meta">',
+    f"<form action='{ELSEWHERE}/form'><button>go</button></form>",
+    "[click me](javascript:alert(1)) ![pic](javascript:alert(2)) <javascript:alert(3)>",
+    "| extra | cells | ` code ` *bold* _em_",
+    "\n# heading\n",
+    "\x1b[2J\x1b]0;title\x07 bell\x07 back\x08space carriage\rreturn del\x7f c1\x9b",
+    "\u202eexe.txt\u2066 isolate\u2069",
+    "z" * 3000,
+])
+# What must never reach a terminal, raw.
+UNSEEN = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# The corpus's markup, as it would appear if it were not escaped.
+RAW_MARKUP = ("<script>window", "<img src=", "<b id=x>", "<style>table", "<meta http-equiv=\"refresh\"", "<form action")
+
+RUNBOOK = """
+name: hostile
+params:
+  note: {description: free text}
+steps:
+  - id: prepare
+    title: "Prepare ((note))"
+    kind: command
+    run: prepare
+    for_each: wave1
+    sets_mode: backup
+    rollback: {run: undo}
+  - id: go
+    kind: gate
+    title: "Go ((note))"
+    question: "((note))"
+    approvers: [{name: "((note))", role: change_manager}]
+  - id: break
+    title: "((note))"
+    kind: command
+    run: break
+    rollback: none
+    rollback_reason: "((note))"
+"""
+
+
+class _Printer:
+    """A command executor whose commands print the corpus; the `break` step fails with it."""
+
+    batched = False
+
+    def run(self, request: ActionRequest) -> Mapping[Target, ActionResult]:
+        failing = request.step_id == "break"
+        return {t: ActionResult(Outcome.FAILED if failing else Outcome.OK, output=HOSTILE,
+                                detail=HOSTILE if failing else "", exit_status=1 if failing else 0)
+                for t in request.targets}
+
+
+@pytest.fixture(scope="module")
+def hostile_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, SqliteJournal]]:
+    """A state directory whose journal holds run `h1`: the corpus in every field, failed at `break`."""
+    state = tmp_path_factory.mktemp("hostile-state")
+    journal = SqliteJournal(state / "journal.db", HOSTILE)  # the operator's name too
+    loaded = parse_runbook(RUNBOOK, "hostile.yaml", params={"note": HOSTILE})
+    create_run(journal, loaded, tiny_inventory(), run_id="h1", label=HOSTILE)
+    executors = {"command": _Printer()}
+    drive_run(journal, "h1", executors, DriveOptions(auto_approve=None))  # paused at the gate
+    approval = records.GateApproved(step="go", approver=HOSTILE, role=HOSTILE, reason=HOSTILE)
+    journal.append("h1", approval.KIND, approval.to_payload())
+    drive_run(journal, "h1", executors, DriveOptions(auto_approve=None))  # fails at `break`
+    failure = records.NotificationFailed(notice=HOSTILE, target=HOSTILE, attempt=4, error=HOSTILE, final=True,
+                                         samu=HOSTILE)
+    journal.append("h1", failure.KIND, failure.to_payload())
+    try:
+        yield state, journal
+    finally:
+        journal.close()
+
+
+@pytest.fixture(scope="module")
+def board(hostile_run: tuple[Path, SqliteJournal]) -> Iterator[Served]:
+    with serving(create_app(hostile_run[1], Access(token=None, loopback_only=True), poll_s=0.05)) as served:
+        yield served
+
+
+def _report(journal: SqliteJournal, fmt: str) -> str:
+    return render(report_data(journal, "h1", Evidence(True, 1, "0" * 64)), fmt)
+
+
+def _no_raw_markup(text: str, where: str) -> None:
+    found = [marker for marker in RAW_MARKUP if marker in text]
+    assert not found, f"{where}: unescaped {found}"
+    assert not UNSEEN.search(text), f"{where}: raw control character or direction override"
+
+
+def test_the_run_really_carries_the_corpus_in_every_field(hostile_run: tuple[Path, SqliteJournal]):
+    """Guards the other tests: each field of the journalled run holds the corpus (or its visible form)."""
+    state = fold(hostile_run[1].events("h1"))
+    assert "<script>" in (state.label or "") and "<script>" in state.params["note"]
+    assert "<script>" in state.step("break").title and state.status.value == "failed"
+    data = report_data(hostile_run[1], "h1", Evidence(True, 1, "0" * 64))
+    assert "<script>" in data["approvals"][0]["approver"] and "<script>" in data["approvals"][0]["reason"]
+    assert any("<script>" in (i.get("output") or "") for i in data["interventions"])
+    assert "<script>" in data["notifications"]["undelivered"][0]["error"]
+
+
+# ---------------------------------------------------------------------- terminal
+
+
+@pytest.mark.parametrize("args", [("status", "h1"), ("runs",), ("status", "h1", "--json"), ("runs", "--json"),
+                                  ("report", "h1", "--format", "markdown", "--out", "-")])
+def test_no_control_character_or_direction_override_reaches_the_terminal(
+        hostile_run: tuple[Path, SqliteJournal], args: tuple[str, ...], capfd: pytest.CaptureFixture[str]):
+    code = run_cli(["--state-dir", str(hostile_run[0]), *args])
+    out, err = capfd.readouterr()
+    assert code == 0, err
+    assert "exe.txt" in out  # the corpus is shown...
+    assert not UNSEEN.search(out + err), repr(UNSEEN.search(out + err))  # ...never as raw control characters
+
+
+# ---------------------------------------------------------------------- HTML in a real browser
+
+
+needs_chromium = pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    """One headless Chromium for every page of this module (starting it is most of the cost)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), headless=True,
+                                             args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+def _open_in_chromium(browser: Any, url: str, origin: str | None) -> dict[str, Any]:
+    """Open ``url`` in a fresh page; what the page holds and every request it made."""
+    page = browser.new_page()
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.goto(url)
+    page.wait_for_timeout(400)  # a meta refresh of 0 s or an image error would have fired by now
+    found: dict[str, Any] = page.evaluate("""() => ({
+        url: location.href,
+        pwned: window.pwned === undefined ? null : window.pwned,
+        injected: document.querySelectorAll('#x, img, form, meta[http-equiv="refresh" i], body style, '
+                                            + 'a[href^="javascript" i], [onerror]').length,
+        scripts: [...document.scripts].map(s => s.src),
+        styles: document.querySelectorAll('style').length,
+        hiddenTables: [...document.querySelectorAll('table')].filter(t => t.offsetParent === null).length,
+        text: document.body.innerText,
+    })""")
+    page.close()
+    found["outside"] = [u for u in requests if not u.startswith("data:")
+                        and not (u == url or (origin is not None and u.startswith(origin + "/")))]
+    return found
+
+
+@needs_chromium
+def test_the_html_report_file_shows_the_corpus_as_text_in_chromium(hostile_run: tuple[Path, SqliteJournal],
+                                                                   tmp_path: Path, chromium: Any):
+    html = _report(hostile_run[1], "html")
+    _no_raw_markup(html, "report.html")
+    path = tmp_path / "h1.html"
+    path.write_text(html, encoding="utf-8")
+    found = _open_in_chromium(chromium, path.as_uri(), None)
+    assert found["url"] == path.as_uri() and found["pwned"] is None
+    assert found["injected"] == 0 and found["scripts"] == [] and found["styles"] == 1
+    assert found["hiddenTables"] == 0 and not found["outside"], found["outside"]
+    assert "<b id=x>" in found["text"] and "\u202e" not in found["text"]  # shown as text, override made visible
+
+
+@needs_chromium
+@pytest.mark.parametrize("path", ["/runs/h1/report", "/runs/h1", "/"])
+def test_the_served_report_and_board_pages_show_the_corpus_as_text_in_chromium(board: Served, path: str,
+                                                                               chromium: Any):
+    origin = f"http://127.0.0.1:{board.port}"
+    found = _open_in_chromium(chromium, origin + path, origin)
+    assert found["url"] == origin + path and found["pwned"] is None
+    assert found["injected"] == 0 and found["hiddenTables"] == 0
+    assert all(src.startswith(origin + "/static/") for src in found["scripts"]), found["scripts"]
+    assert not found["outside"], found["outside"]
+    assert "exe.txt" in found["text"] and "\u202e" not in found["text"]
+
+
+# ---------------------------------------------------------------------- the board without a browser
+
+
+def test_the_board_pages_api_and_event_fragments_carry_the_corpus_escaped(board: Served):
+    for path in ("/", "/runs/h1", "/runs/h1?lang=en", "/runs/h1/report"):
+        _no_raw_markup(board.text(path), path)
+    for path in ("/api/runs", "/api/runs/h1"):
+        text = board.text(path)
+        assert not UNSEEN.search(text), path
+        assert "<script>" in json.dumps(json.loads(text))  # the API gives the text back, as data
+    with event_stream(board, "/api/runs/h1/events?view=board") as events:
+        kind, fragment = next(events)
+    assert kind == "board" and "exe.txt" in fragment
+    _no_raw_markup(fragment, "board fragment")
+
+
+# ---------------------------------------------------------------------- Markdown and JSON
+
+
+def test_the_markdown_report_is_literal_text_under_a_commonmark_parser(hostile_run: tuple[Path, SqliteJournal]):
+    from markdown_it import MarkdownIt
+
+    text = _report(hostile_run[1], "markdown")
+    assert not UNSEEN.search(text)
+    html = MarkdownIt("commonmark").enable("table").render(text)
+    assert not [m for m in RAW_MARKUP if m in html], html[:2000]
+    assert "<a " not in html and "<img" not in html and "<em>" not in html
+    assert html.count("<code>") == 1  # the head hash's own code span only
+    headings = re.findall(r"<h[1-6]>", html)
+    assert len(headings) == text.count("\n## ") + 1  # the report's own headings, and only them
+    steps = re.search(r"<table>(.*?)</table>", html, re.S).group(1)
+    for row in re.findall(r"<tr>(.*?)</tr>", steps, re.S):
+        assert len(re.findall(r"<t[hd]", row)) == 4, row  # no cell added by a pipe in a title
+
+
+def test_the_json_report_gives_the_very_strings_back_escaped(hostile_run: tuple[Path, SqliteJournal]):
+    text = _report(hostile_run[1], "json")
+    assert not UNSEEN.search(text)
+    data = json.loads(text)
+    assert data["label"] == HOSTILE and data["params"]["note"] == HOSTILE
+
+
+# ---------------------------------------------------------------------- notifications
+
+
+def test_notifications_carry_no_control_character_or_override(hostile_run: tuple[Path, SqliteJournal]):
+    events = hostile_run[1].events("h1")
+    state = fold(events)
+    texts = [text for event in events
+             for notice in notices_for(records.read(event), state, {"samu-13": ("13", HOSTILE)})
+             for lang in ("fr", "en") for text in notice.text(lang)]
+    assert any("exe.txt" in text for text in texts)  # the failure's detail is told...
+    assert not [t for t in texts if UNSEEN.search(t)]  # ...never with a raw control character
