@@ -32,6 +32,7 @@ from cutover.inventory import Inventory
 from cutover.notify import Notifier
 from cutover.programme import check_programme
 from cutover.core.steps import Approver, GateStep, RunbookSpec
+from cutover.core.text import as_name, name_problem
 from cutover.runbook import LoadedRunbook, check_against, parse_runbook
 
 EXIT_FOR_STATUS = {
@@ -47,13 +48,22 @@ HEARTBEAT_SECONDS = 10.0
 
 def new_run_id(runbook_name: str) -> str:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    return f"{runbook_name}-{stamp}-{secrets.token_hex(2)}"
+    return f"{as_name(runbook_name)}-{stamp}-{secrets.token_hex(2)}"
+
+
+def check_run_id(run_id: str) -> str:
+    """``run_id`` when it is a name (``cutover.core.text``); refused (exit 2) before it can become a path."""
+    problem = name_problem(run_id)
+    if problem is not None:
+        raise InputError(problem, hint="a run id is a name, never a path; `cutover runs` lists the runs")
+    return run_id
 
 
 def create_run(journal: Journal, loaded: LoadedRunbook, inventory: Inventory, *, run_id: str,
                window_end: str | None = None, project_dir: Path | None = None,
                override_programme: str | None = None, label: str | None = None) -> None:
     """Validate against the inventory, freeze the plan, and journal the run's creation."""
+    check_run_id(run_id)
     if run_id in journal.runs():
         raise InputError(f"run {run_id!r} already exists", hint=f"continue it with `cutover resume {run_id}`")
     check_against(loaded, inventory, project_dir)

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from cutover.core.events import Event, Journal, canonical_json
+from cutover.core.text import name_problem
 from cutover.errors import InputError, NotFound
 
 FORMAT, VERSION = "cutover-run-export", 1
@@ -47,6 +48,9 @@ def import_lines(journal: Journal, lines: Iterable[str], source: str) -> str:
     if header.get("format") != FORMAT or header.get("version") != VERSION:
         raise _refused(source, f"line 1 is not a {FORMAT} version {VERSION} header")
     run_id = str(header.get("run_id"))
+    problem = name_problem(run_id)
+    if problem is not None:  # it becomes file names (reports) and URLs (the board)
+        raise _refused(source, problem)
     if header.get("events") != len(body):
         raise _refused(source, f"the header announces {header.get('events')} events, the file holds {len(body)}")
     if trailer.get("digest") != _digest(body):
@@ -69,6 +73,10 @@ def _check_run(events: list[Event], run_id: str, source: str) -> None:
         last = event.seq
     if events[0].kind != "run_created":
         raise _refused(source, "the run does not start with its creation")
+    for step in events[0].payload.get("steps") or ():
+        problem = name_problem(step.get("id") if isinstance(step, dict) else step, "step id")
+        if problem is not None:
+            raise _refused(source, problem)
 
 
 def _event_json(event: Event) -> dict[str, Any]:

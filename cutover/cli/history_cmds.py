@@ -11,10 +11,10 @@ from rich.table import Table
 
 from cutover.cli.app import App, pass_app
 from cutover.cli.run_cmds import ENV_HELP, PARAM_OPTION, WindowEnd, load_checked, open_journal, verify_journal
-from cutover.errors import ExitCode
+from cutover.errors import ExitCode, InputError
 from cutover.history import compare_json, forecast_json, select_runs, timings_json
 from cutover.report import FORMATS, Evidence, render, report_data
-from cutover.runs import load_run
+from cutover.runs import check_run_id, load_run
 
 
 def _seconds(value: float | None) -> str:
@@ -129,6 +129,7 @@ def forecast(app: App, runbook: str, env: str, from_env: str | None, last: int |
 @pass_app
 def report(app: App, run_id: str, fmt: str, out: Path | None) -> int:
     """The sign-off record (PV de recette) of RUN_ID: one self-contained HTML file, Markdown or JSON."""
+    check_run_id(run_id)  # it becomes a file name under the state directory
     with open_journal(app) as journal:
         load_run(journal, run_id)
         text = report_text(app, journal, run_id, fmt)
@@ -136,6 +137,9 @@ def report(app: App, run_id: str, fmt: str, out: Path | None) -> int:
         click.echo(text)
         return ExitCode.OK
     target = out or app.state_dir / "reports" / f"{run_id}.{ {'html': 'html', 'markdown': 'md', 'json': 'json'}[fmt] }"
+    if out is None and target.resolve().parent != (app.state_dir / "reports").resolve():  # a link, say
+        raise InputError(f"the report of {run_id} would be written outside {app.state_dir / 'reports'}",
+                         hint="give the file with --out")
     target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     target.write_text(text, encoding="utf-8")
     target.chmod(0o600)

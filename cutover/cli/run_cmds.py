@@ -31,7 +31,8 @@ from cutover.history import LiveForecasts, live_forecast, measured_p90s
 from cutover.programme import environment_runs, positions, programme_json
 from cutover.core.steps import GateStep
 from cutover.runbook import LoadedRunbook, check_against, load_runbook
-from cutover.runs import (EXIT_FOR_STATUS, Decision, Place, approve_gate, check_auto_approve, gate_is_satisfied,
+from cutover.runs import (EXIT_FOR_STATUS, Decision, Place, approve_gate, check_auto_approve, check_run_id,
+                          gate_is_satisfied,
                           load_run, new_run_id, open_gate, resume_run, roll_back_run, runs_json, start_run,
                           status_json, verified, wait_as_standby)
 from cutover.approvals import SignedApproval, reverify, sign_for
@@ -337,6 +338,8 @@ def run(app: App, runbook: str, env: str, run_id: str | None, auto_approve: str 
         window_end: str | None, override_window: str | None, until: str | None, params: tuple[str, ...],
         notify: str, override_programme: str | None, label: str | None) -> int:
     """Execute RUNBOOK on ENV: checkpointed steps, gates, a rollback point after each step."""
+    if run_id is not None:
+        check_run_id(run_id)  # a name (it becomes file names and URLs), refused before anything is read
     loaded, inventory = load_checked(app, runbook, env, params)
     run_id = run_id or new_run_id(loaded.runbook.name)
 
@@ -653,7 +656,7 @@ def journal_copy(app: App, source: str, destination: str, run_ids: tuple[str, ..
         if not report.ok:
             raise JournalCorrupt(f"the source journal fails verification: {report.reason}",
                                  hint="nothing was copied; keep the source as evidence")
-        chosen = list(run_ids) or src.runs()
+        chosen = [check_run_id(run_id) for run_id in run_ids] or src.runs()
         for run_id in chosen:
             import_lines(dst, list(export_lines(src, run_id)), f"run {run_id}")
     app.console.print(f"copied {len(chosen)} run(s)")

@@ -42,7 +42,7 @@ from starlette.staticfiles import StaticFiles
 from cutover.core.events import Event, Journal
 from cutover.core.state import RunState, fold
 from cutover.core.steps import RunbookSpec
-from cutover.core.text import visible
+from cutover.core.text import is_name, visible
 from cutover.errors import CutoverError, NotFound
 from cutover.history import LiveForecasts
 from cutover.report import Evidence, render, report_data, shown
@@ -98,7 +98,7 @@ class Snapshots:
             cached = self._latest.get(run_id)
             if cached is not None and clock - cached.taken_at < self.fresh_s:
                 return cached
-            events = self.journal.events(run_id)
+            events = self.journal.events(run_id) if is_name(run_id) else []  # a path is no run: 404
             if not events:
                 raise NotFound(f"no run {run_id!r} in this journal")
             if cached is not None and len(events) == len(cached.events) and clock - cached.forecast_at < self.forecast_s:
