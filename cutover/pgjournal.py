@@ -28,13 +28,14 @@ import threading
 from collections.abc import Iterator, Mapping
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from cutover.core.events import Event, LeaseHolder, VerifyReport, canonical_json, event_hash, utc_now
 from cutover.core.journal_rules import (STALE_AFTER, check_fence, decide_lease, lease_payload, lost_lease,
                                         same_holder, takeover_reason, verify_chain)
 from cutover.errors import CutoverError, InputError, JournalCorrupt, NotFound
 from cutover.leases import holder_alive
+from cutover.redact import PLACEHOLDER, SECRET_NAME, Redactor
 
 GENESIS_HEAD = (0, "0" * 64)
 _COLUMNS = "seq, run_id, kind, at, operator, payload, prev_hash, hash"
@@ -66,12 +67,32 @@ CREATE TRIGGER cutover_head_forward_only BEFORE UPDATE ON cutover_head
 
 
 def redacted_url(url: str) -> str:
-    """The URL with its password replaced, for every message and log."""
+    """The URL with its passwords replaced (``user:PASSWORD@`` and ``?password=``), for every message and log."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":********@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = netloc.replace(f":{parts.password}@", f":{PLACEHOLDER}@", 1)
+    query = "&".join(_redacted_query_item(item) for item in parts.query.split("&")) if parts.query else ""
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def redacted_for(url: str, text: str) -> str:
+    """``text`` (a driver's error) with the URL's passwords removed, wherever the driver quoted them."""
+    parts = urlsplit(url)
+    secrets = [parts.password or "", *(unquote(v) for k, _, v in (i.partition("=") for i in parts.query.split("&"))
+                                       if _secret_param(k))]
+    return Redactor.of([s for s in secrets if s])(text)
+
+
+def _secret_param(name: str) -> bool:
+    name = unquote(name)
+    return bool(SECRET_NAME.search(name)) and not name.endswith(("file", "_path"))
+
+
+def _redacted_query_item(item: str) -> str:
+    """``name=value`` with the value masked when the name says it is a secret (``password``, ``sslpassword``...)."""
+    name, equals, value = item.partition("=")
+    return f"{name}{equals}{PLACEHOLDER}" if _secret_param(name) and value else item
 
 
 def init_schema(url: str, *, controller_password: str | None = None, watcher_password: str | None = None) -> None:
@@ -99,7 +120,7 @@ def _connect(url: str) -> Any:
     try:
         conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
     except psycopg.Error as exc:
-        raise CutoverError(f"cannot connect to the journal {redacted_url(url)}: {str(exc).strip()}",
+        raise CutoverError(f"cannot connect to the journal {redacted_url(url)}: {redacted_for(url, str(exc).strip())}",
                            hint="check the URL, the server, and the credentials (.pgpass and PG* variables work)") \
             from None
     conn.execute("SET synchronous_commit = on")  # an append returns only once its commit is durable

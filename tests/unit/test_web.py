@@ -231,6 +231,52 @@ def test_the_sign_in_page_exchanges_the_token_for_a_signed_http_only_strict_cook
     assert token_board.request("/runs/r", headers={"Cookie": f"{COOKIE}=garbage"})[0] == 401
 
 
+def test_a_crafted_cookie_is_a_401_with_the_security_headers_never_a_500(token_board: Served):
+    for cookie in (f'{COOKIE}="\xb2.abc"', f"{COOKIE}=\u00b2\u00b2.abc", f'{COOKIE}="\\262.abc"', f"{COOKIE}=1.2.3",
+                   f"{COOKIE}={'9' * 400}.x"):
+        status, headers, _ = token_board.request("/runs/r", headers={"Cookie": cookie})
+        assert status == 401, cookie
+        assert headers["x-frame-options"] == "DENY" and "content-security-policy" in headers, cookie
+
+
+@pytest.mark.parametrize("target", ["/%5C127.0.0.1:9/x", "/%09/127.0.0.1:9/x", "//127.0.0.1:9/x", "/\\127.0.0.1:9/x",
+                                    "/%2F127.0.0.1:9/x", "/%255C127.0.0.1:9/x", "https://127.0.0.1:9/x",
+                                    "javascript:alert(1)", "/%0a/127.0.0.1:9/x", " /x", ""])
+def test_sign_in_returns_only_to_a_path_of_this_site(token_board: Served, target: str):
+    from urllib.parse import quote
+
+    status, _, page = token_board.request(f"/login?next={quote(target, safe='')}")
+    assert status == 200
+    assert re.search(rb'data-next="([^"]*)"', page).group(1) == b"/", target
+
+
+def test_sign_in_keeps_a_path_of_this_site(token_board: Served):
+    status, _, page = token_board.request("/login?next=%2Fruns%2Fr%3Flang%3Den")
+    assert status == 200 and re.search(rb'data-next="([^"]*)"', page).group(1) == b"/runs/r?lang=en"
+    status, _, page = token_board.request("/runs/r?lang=en")  # the page asked for, sent back to after sign-in
+    assert status == 401 and b'data-next="/runs/r"' in page
+
+
+def test_a_request_for_another_host_renders_no_link_off_site(open_board: Served):
+    for path in ("//127.0.0.1:9/x", "//evil.example/x", "/\\evil.example/x"):
+        status, _, page = open_board.request(path)
+        assert status == 404, path
+        links = [link for link in re.findall(rb'href="([^"]*)"', page) if link != b"data:,"]  # but the empty icon
+        assert links and all(link.startswith(b"/") and not link.startswith((b"//", b"/\\")) for link in links), links
+
+
+def test_a_journal_url_never_shows_its_password_even_in_the_query(capfd: pytest.CaptureFixture[str]):
+    from cutover.cli.main import run_cli
+    from cutover.pgjournal import redacted_url
+
+    url = "postgresql://ctl@127.0.0.1:1/j?sslmode=disable&password=hunter2hunter2&connect_timeout=1"
+    assert "hunter2" not in redacted_url(url) and "sslmode=disable" in redacted_url(url)
+    assert "hunter2" not in redacted_url("postgresql://ctl:hunter2hunter2@h/j?sslpassword=hunter2x")
+    assert run_cli(["--journal", url, "runs"]) != 0
+    out, err = capfd.readouterr()
+    assert "cannot connect" in err and "hunter2" not in out + err, err
+
+
 def test_a_cookie_expires_and_dies_with_a_new_token():
     access = Access(token=TOKEN, loopback_only=False)
     value = access.cookie_value(now=1000.0)
