@@ -38,11 +38,13 @@ def _step(step: Any) -> Step:
 
 
 def _action(action: Any) -> Action:
+    env = dict(action.env)
     if isinstance(action, model.PlaybookAction):
-        return Action("playbook", playbook=action.playbook, extra_vars=dict(action.extra_vars), tags=tuple(action.tags))
+        return Action("playbook", playbook=action.playbook, extra_vars=dict(action.extra_vars), tags=tuple(action.tags),
+                      env=env)
     if isinstance(action, model.SshAction):
-        return Action("ssh", command=action.command)
-    return Action("command", run=action.run)
+        return Action("ssh", command=action.command, env=env)
+    return Action("command", run=action.run, env=env)
 
 
 def _optional(action: Any) -> Action | None:

@@ -73,6 +73,30 @@ def parse_duration(value: Any) -> float:
 
 
 Duration = Annotated[float, pydantic.BeforeValidator(parse_duration)]
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def check_env(value: Any) -> dict[str, str]:
+    """A step's or action's ``env:``: variable names to text, added to what its command inherits.
+
+    Commands inherit only an allow-list of the controller's environment
+    (``cutover.executors.environment``); what else they need is declared here.
+    """
+    if not isinstance(value, dict):
+        raise ValueError("`env` is a mapping of environment variable names to values")
+    checked: dict[str, str] = {}
+    for name, item in value.items():
+        if not isinstance(name, str) or not ENV_NAME.match(name):
+            raise ValueError(f"environment variable name {name!r} must be letters, digits or '_', not first a digit")
+        if name.upper().startswith("CUTOVER_"):
+            raise ValueError(f"{name}: the CUTOVER_* variables are set by cutover itself")
+        if isinstance(item, bool) or not isinstance(item, (str, int, float)) or "\x00" in str(item):
+            raise ValueError(f"{name}: give a text or a number (write true/false in quotes)")
+        checked[name] = str(item)
+    return checked
+
+
+Env = Annotated[dict[str, str], pydantic.BeforeValidator(check_env)]
 
 
 class _Model(BaseModel):
@@ -91,6 +115,7 @@ class CommandAction(_Model):
 
     kind: Literal["command"] = "command"
     run: str = Field(min_length=1)
+    env: Env = Field(default_factory=dict)
 
     def describe(self) -> str:
         return self.run
@@ -101,6 +126,7 @@ class SshAction(_Model):
 
     kind: Literal["ssh"] = "ssh"
     command: str = Field(min_length=1)
+    env: Env = Field(default_factory=dict)
 
     def describe(self) -> str:
         return self.command
@@ -117,6 +143,7 @@ class PlaybookAction(_Model):
     playbook: str = Field(min_length=1)
     extra_vars: dict[str, Any] = Field(default_factory=dict)
     tags: list[str] = Field(default_factory=list)
+    env: Env = Field(default_factory=dict)
 
     @field_validator("playbook")
     @classmethod
@@ -176,18 +203,23 @@ class _ActionStep(_StepBase):
     # the mode a SAMU is in once this step succeeded on it: the live view and the
     # reports measure each SAMU's time in backup mode from these marks
     sets_mode: Literal["backup", "nominal"] | None = None
+    # added to the environment of the step's action, verification and rollback (each may add its own)
+    env: Env = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
     def _default_action_kinds(cls, data: Any) -> Any:
-        """verify/rollback are actions of the step's own kind unless they say otherwise."""
+        """verify/rollback are actions of the step's own kind unless they say otherwise, with the step's env."""
         if not isinstance(data, dict):
             return data
         data = dict(data)
         for name in ("verify", "rollback"):
             value = data.get(name)
             if isinstance(value, dict) and "kind" not in value:
-                data[name] = {"kind": data.get("kind"), **value}
+                data[name] = value = {"kind": data.get("kind"), **value}
+            step_env, own_env = data.get("env"), value.get("env", {}) if isinstance(value, dict) else None
+            if isinstance(value, dict) and isinstance(step_env, dict) and isinstance(own_env, dict):
+                data[name] = {**value, "env": {**step_env, **own_env}}
             if name == "rollback" and isinstance(value, str) and value.strip().lower() == "none":
                 data[name] = None
         return data
@@ -213,7 +245,7 @@ class CommandStep(_ActionStep):
     run: str = Field(min_length=1)
 
     def action(self) -> CommandAction:
-        return CommandAction(run=self.run)
+        return CommandAction(run=self.run, env=self.env)
 
 
 class SshStep(_ActionStep):
@@ -227,7 +259,7 @@ class SshStep(_ActionStep):
         return self
 
     def action(self) -> SshAction:
-        return SshAction(command=self.command)
+        return SshAction(command=self.command, env=self.env)
 
 
 class PlaybookStep(_ActionStep):
@@ -237,7 +269,7 @@ class PlaybookStep(_ActionStep):
     tags: list[str] = Field(default_factory=list)
 
     def action(self) -> PlaybookAction:
-        return PlaybookAction(playbook=self.playbook, extra_vars=self.extra_vars, tags=self.tags)
+        return PlaybookAction(playbook=self.playbook, extra_vars=self.extra_vars, tags=self.tags, env=self.env)
 
 
 class GateStep(_StepBase):

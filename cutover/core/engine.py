@@ -319,7 +319,7 @@ class Engine:
         request = ActionRequest(
             run_id=self.run_id, step_id=step.id, phase=phase, action=action, targets=tuple(keys),
             timeout=step.timeout, cancel=self.cancel, concurrency=step.concurrency,
-            environment={**self.options.environment, "CUTOVER_RUN_ID": self.run_id,
+            environment={**self.options.environment, **action.env, "CUTOVER_RUN_ID": self.run_id,
                          "CUTOVER_STEP": step.id, "CUTOVER_PHASE": phase.value},
         )
         results = self._run_executor(self._executor(action.kind), request)

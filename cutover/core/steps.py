@@ -29,6 +29,7 @@ class Action:
     playbook: str = ""  # playbook
     extra_vars: Mapping[str, Any] = field(default_factory=dict)
     tags: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)  # the runbook's `env:`, added to the command's environment
 
     def describe(self) -> str:
         if self.kind == "playbook":

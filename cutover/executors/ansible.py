@@ -88,6 +88,7 @@ from typing import Any
 from cutover.core.actions import ActionRequest, ActionResult, Outcome, Target, clip
 from cutover.errors import InputError, NotFound, ToolMissing
 from cutover.inventory import HOSTS_FILES, Inventory
+from cutover.executors.environment import INHERITED
 from cutover.redact import PLACEHOLDER, SECRET_NAME, Redactor
 
 KEEP_RUNS = 20  # run folders of artifacts kept under <state_dir>/ansible
@@ -101,10 +102,10 @@ _REFUSAL = re.compile(r"host key verification failed|remote host identification 
                       r"no \w+ host key is known|permission denied \(|too many authentication failures", re.I)
 _ERROR_LINE = re.compile(r"^\s*(?:\[ERROR\]|ERROR!)", re.M)
 
-# Inherited from the controller's environment; everything else is dropped (see the module docstring).
+# Inherited from the controller's environment: what every command inherits (cutover.executors.environment),
+# and Ansible's proxies and vault settings; everything else is dropped (see the module docstring).
 _ENV_ALLOW = re.compile(
-    r"^(PATH|HOME|USER|LOGNAME|LANG|LANGUAGE|LC_\w+|TZ|TMPDIR|TERM|"
-    r"(?i:https?_proxy|no_proxy)|ANSIBLE_VAULT_PASSWORD_FILE|ANSIBLE_VAULT_IDENTITY_LIST)$"
+    rf"{INHERITED.pattern}|^((?i:https?_proxy|no_proxy)|ANSIBLE_VAULT_PASSWORD_FILE|ANSIBLE_VAULT_IDENTITY_LIST)$"
 )
 # Set by ansible-runner itself; kept when the environment is cut down.
 _RUNNER_ENV = ("ANSIBLE_CALLBACK_PLUGINS", "ANSIBLE_STDOUT_CALLBACK", "ANSIBLE_RETRY_FILES_ENABLED",

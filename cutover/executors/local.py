@@ -2,7 +2,10 @@
 
 Fanned out, the command runs once per target with ``CUTOVER_TARGET`` (and
 ``CUTOVER_SAMU_CODE`` for a SAMU) in its environment, so a runbook can say
-``run: ./scripts/check.sh "$CUTOVER_TARGET"`` without any templating.
+``run: ./scripts/check.sh "$CUTOVER_TARGET"`` without any templating. The rest
+of its environment is an allow-list of the controller's (PATH, HOME, locale...),
+the run's ``CUTOVER_*`` variables and the runbook's ``env:``, never the
+operator's secrets (``cutover.executors.environment``).
 
 Each command runs in its own process group (so a timeout or Ctrl-C stops the
 whole pipeline it started) and is killed, group and all, if the controller dies
@@ -26,6 +29,7 @@ from pathlib import Path
 
 from cutover.core.actions import ActionRequest, ActionResult, Outcome, Target, clip
 from cutover.errors import ToolMissing
+from cutover.executors.environment import inherited
 from cutover.executors.reaper import GroupReaper
 from cutover.inventory import Inventory
 from cutover.redact import Redactor
@@ -42,9 +46,10 @@ class LocalExecutor:
         self.project_dir = project_dir
         self.inventory = inventory
         self.redact = redactor or Redactor()
-        # The controller's environment, encoded once: copying and encoding os.environ for each
+        # The allow-listed part of the controller's environment (never its secrets: see
+        # cutover.executors.environment), encoded once: copying and encoding os.environ for each
         # command was a third of the engine's CPU per command (measured with yappi, 2,000 commands).
-        self._base_env = {os.fsencode(k): os.fsencode(v) for k, v in os.environ.items()}
+        self._base_env = {os.fsencode(k): os.fsencode(v) for k, v in inherited().items()}
         self._base_env[b"CUTOVER_PROJECT_DIR"] = os.fsencode(str(project_dir))
         self._reaper = GroupReaper()
 

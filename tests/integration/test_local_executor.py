@@ -95,3 +95,45 @@ def test_a_command_that_ended_is_not_killed_later_under_a_reused_id():
     assert alive(pid)
     os.kill(pid, signal.SIGKILL)
     os.waitpid(pid, 0)
+
+
+def test_a_command_gets_the_allow_list_the_run_and_the_runbook_env_never_the_controllers_secrets(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """`PGPASSWORD` (the docs' way to reach a PostgreSQL journal) is in the controller's environment, not the command's."""
+    from cutover.core import records
+    from cutover.core.engine import DriveOptions
+    from cutover.runbook import parse_runbook
+    from cutover.runs import create_run, drive_run
+    from cutover.testing import InMemoryJournal, tiny_inventory
+
+    monkeypatch.setenv("PGPASSWORD", "pg-secret-in-the-shell")
+    monkeypatch.setenv("CUTOVER_JOURNAL", "postgresql://ctl:pw-in-url@db/j")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "aws-secret-in-the-shell")
+    monkeypatch.setenv("LC_ALL", "C.UTF-8")
+    runbook = parse_runbook("""
+name: envs
+steps:
+  - id: show
+    kind: command
+    run: env | sort; exit 1
+    env: {DB_HOST: db.samu.example, DB_PORT: 5432}
+    rollback: none
+    rollback_reason: it only prints
+""", "envs.yaml")
+    journal = InMemoryJournal()
+    create_run(journal, runbook, tiny_inventory(), run_id="e1")
+    local = LocalExecutor(tmp_path)
+    try:
+        drive_run(journal, "e1", {"command": local}, DriveOptions(auto_approve=None, environment={"CUTOVER_ENV": "unit"}))
+    finally:
+        local.close()
+    failed = next(rec for rec in map(records.read, journal.events("e1")) if isinstance(rec, records.StepFailed))
+    names = {line.split("=", 1)[0]: line.split("=", 1)[1] for line in failed.result.output.splitlines() if "=" in line}
+    assert "pg-secret" not in failed.result.output and "aws-secret" not in failed.result.output
+    assert "PGPASSWORD" not in names and "CUTOVER_JOURNAL" not in names and "AWS_SECRET_ACCESS_KEY" not in names
+    assert names["DB_HOST"] == "db.samu.example" and names["DB_PORT"] == "5432"  # the runbook's env
+    assert names["CUTOVER_RUN_ID"] == "e1" and names["CUTOVER_ENV"] == "unit" and names["CUTOVER_STEP"] == "show"
+    assert names["LC_ALL"] == "C.UTF-8" and names["PATH"] == os.environ["PATH"]  # the allow-list
+    assert set(names) - {"PWD", "SHLVL", "_", "OLDPWD"} <= {
+        "DB_HOST", "DB_PORT", "PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM",
+        *(n for n in names if n.startswith(("LC_", "CUTOVER_")))}, sorted(names)
