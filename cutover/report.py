@@ -60,7 +60,7 @@ def _facts(journal: Any, run_id: str, evidence: Evidence, calls: dict[str, Any] 
     now = parse_time(state.finished_at or state.updated_at)
     return {
         "run_id": run_id, "state": state.status.value, "env": state.env, "kind": state.kind, "label": state.label,
-        "runbook": state.runbook_name, "params": state.params, "window_end": state.window_end,
+        "runbook": state.runbook_name, "params": state.shown_params, "window_end": state.window_end,
         "started_at": state.created_at, "finished_at": state.finished_at,
         "point_of_no_return_passed_at": _pnr_at(state),
         "pause": {"reason": state.pause_reason, "detail": state.pause_detail} if state.pause_reason else None,

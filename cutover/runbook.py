@@ -40,6 +40,7 @@ from typing import Annotated, Any, Literal, Union
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from cutover.core.state import MASKED
 from cutover.errors import InputError, NotFound, Problem, ValidationError
 from cutover.inventory import Inventory
 from cutover.yamlsource import YamlDocument, field_path, parse_yaml, problems_from_pydantic
@@ -337,11 +338,15 @@ class Param(_Model):
     default: str | int | bool | None = None
     # for ``group``: the inventory groups allowed, as shell-style patterns (e.g. wave*)
     groups: list[str] | None = None
+    # a credential: journalled as a digest, shown masked, given again with --param at each resume or rollback
+    secret: bool = False
 
     @model_validator(mode="after")
     def _consistent(self) -> Param:
         if self.groups is not None and self.type != "group":
             raise ValueError("`groups` is only for parameters of type group")
+        if self.secret and (self.type != "string" or self.default is not None):
+            raise ValueError("a `secret` parameter is a string without a default (a default is no secret)")
         if self.default is not None:
             coerce_param(self, self.default)
         return self
@@ -392,6 +397,20 @@ class LoadedRunbook:
     @property
     def path(self) -> str:
         return self.document.path
+
+    @property
+    def secret_names(self) -> tuple[str, ...]:
+        """The parameters declared ``secret: true``."""
+        return tuple(name for name, param in self.runbook.params.items() if param.secret)
+
+    @property
+    def shown_params(self) -> dict[str, Any]:
+        """The parameters as outputs show them: secret ones masked."""
+        return {name: MASKED if name in self.secret_names else value for name, value in self.params.items()}
+
+    def masked(self) -> LoadedRunbook:
+        """The runbook with each secret parameter masked: what is shown and journalled of its steps."""
+        return parse_runbook(self.text, self.path, params=self.shown_params) if self.secret_names else self
 
 
 def load_runbook(path: Path, *, display: str | None = None, params: Mapping[str, Any] | None = None) -> LoadedRunbook:

@@ -7,6 +7,7 @@ the point of no return, who may approve); the engine holds *how* it happens.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import threading
 import time
@@ -25,12 +26,13 @@ from cutover.core.events import Event, Journal, LeaseHolder
 from cutover.core.journal_rules import lease_staleness
 from cutover.leases import current_holder, holder_alive
 from cutover.planning import plan_cutover, to_spec
-from cutover.core.state import RunState, RunStatus, TargetStatus, fold
+from cutover.core.state import MASKED, RunState, RunStatus, TargetStatus, fold
 from cutover.errors import ExitCode, InputError, LeaseHeld, NotFound
 from cutover.executors.registry import open_executors
 from cutover.inventory import Inventory
 from cutover.notify import Notifier
 from cutover.programme import check_programme
+from cutover.redact import Redactor
 from cutover.core.steps import Approver, GateStep, RunbookSpec
 from cutover.core.text import as_name, name_problem
 from cutover.runbook import LoadedRunbook, check_against, parse_runbook
@@ -67,16 +69,49 @@ def create_run(journal: Journal, loaded: LoadedRunbook, inventory: Inventory, *,
     if run_id in journal.runs():
         raise InputError(f"run {run_id!r} already exists", hint=f"continue it with `cutover resume {run_id}`")
     check_against(loaded, inventory, project_dir)
+    redact = Redactor.of(inventory.secrets)
+    _check_no_secret_journalled(loaded, redact)
     runbook = loaded.runbook
     end = window_end or (runbook.window.end if runbook.window else None)
     wave = r.WaveRef(runbook.wave, tuple(inventory.groups[runbook.wave])) if runbook.wave else None
     override = check_programme(journal, inventory, wave.samus if wave else (), override_programme)
+    secret = loaded.secret_names
+    # the plan journalled (its titles) is made with each secret parameter masked, never its value
+    steps = tuple(replace(planned.info, title=redact(planned.info.title))
+                  for planned in plan_cutover(to_spec(loaded.masked().runbook), inventory))
+    params = {name: secret_digest(run_id, name, str(value)) if name in secret else value
+              for name, value in loaded.params.items()}
     created = r.RunCreated(
         runbook=r.RunbookRef(runbook.name, loaded.path, loaded.sha256, loaded.text),
-        env=inventory.name, steps=tuple(planned.info for planned in plan_cutover(to_spec(runbook), inventory)),
-        window_end=end, kind=inventory.run_kind, params=dict(loaded.params), wave=wave, programme_override=override,
-        label=label)
+        env=inventory.name, steps=steps, window_end=end, kind=inventory.run_kind, params=params, wave=wave,
+        programme_override=override, label=redact(label) if label else label, secret_params=secret or None)
     journal.append(run_id, created.KIND, created.to_payload())
+
+
+def secret_digest(run_id: str, name: str, value: str) -> str:
+    """What the journal keeps of a secret parameter: enough to check the value given again, not to show it."""
+    return "sha256:" + hashlib.sha256(f"cutover secret parameter\0{run_id}\0{name}\0{value}".encode()).hexdigest()
+
+
+def _check_no_secret_journalled(loaded: LoadedRunbook, redact: Redactor) -> None:
+    """Refuse a run whose runbook text or plain parameters hold a secret: the journal keeps both verbatim.
+
+    They are kept to re-run exactly the same commands at resume, so they cannot
+    be redacted: the inventory's secret values are refused in the text, and
+    anything the redactor would mask (a vault value, ``password=...``) in a
+    parameter not declared ``secret: true``.
+    """
+    leaked = [value for value in redact.secrets if value in loaded.text]
+    if leaked:
+        raise InputError(f"runbook {loaded.path} holds the value of a secret inventory variable",
+                         hint="name the variable instead (a playbook's extra vars), or pass it as a `secret: true` "
+                              "parameter")
+    for name, value in loaded.params.items():
+        if name not in loaded.secret_names and redact(str(value)) != str(value):
+            raise InputError(f"parameter {name!r} holds a secret (a vault value or a credential's shape), and "
+                             "parameters are journalled",
+                             hint=f"declare it `secret: true` under the runbook's params: (journalled as a digest, "
+                                  f"given again with --param {name}=VALUE at resume and rollback)")
 
 
 def load_run(journal: Journal, run_id: str) -> RunState:
@@ -88,10 +123,35 @@ def load_run(journal: Journal, run_id: str) -> RunState:
     return fold(events)
 
 
-def runbook_of(state: RunState) -> RunbookSpec:
-    """The runbook exactly as it was when the run was created (kept in the journal), with its parameters."""
-    return to_spec(parse_runbook(state.runbook_text, state.runbook_path or state.runbook_name,
-                                 params=state.params).runbook)
+def runbook_of(state: RunState, secrets: Mapping[str, str] | None = None) -> RunbookSpec:
+    """The runbook exactly as it was when the run was created (kept in the journal), with its parameters.
+
+    Secret parameters are masked unless ``secrets`` gives them again (to drive
+    the run): then each must match its journalled digest.
+    """
+    params = {**state.params, **_secret_values(state, secrets)}
+    return to_spec(parse_runbook(state.runbook_text, state.runbook_path or state.runbook_name, params=params).runbook)
+
+
+def _secret_values(state: RunState, given: Mapping[str, str] | None) -> dict[str, str]:
+    if given is None:
+        return {name: MASKED for name in state.secret_params}
+    others = sorted(set(given) - set(state.secret_params))
+    if others:
+        raise InputError(f"run {state.run_id} keeps the parameters it was created with; only secret ones are given "
+                         f"again (not {', '.join(others)})", hint="drop those --param options")
+    again = " ".join(f"--param {name}=VALUE" for name in state.secret_params)
+    missing = [name for name in state.secret_params if name not in given]
+    if missing:
+        raise InputError(f"run {state.run_id} has secret parameter(s) {', '.join(missing)}: the journal keeps only "
+                         "their digest", hint=f"give them again: {again}")
+    values = {name: given[name].strip() for name in state.secret_params}  # as parameters are read at creation
+    wrong = [name for name, value in values.items()
+             if secret_digest(state.run_id, name, value) != state.params.get(name)]
+    if wrong:
+        raise InputError(f"secret parameter(s) {', '.join(wrong)} differ from the value(s) run {state.run_id} "
+                         "was created with", hint=f"give the same values: {again}")
+    return values
 
 
 def check_auto_approve(inventory: Inventory, name: str | None) -> None:
@@ -165,7 +225,7 @@ def drive_run(journal: Journal, run_id: str, executors: Mapping[str, Executor], 
     lost = _LostLease()
     with driving(journal, run_id, take_over=take_over, heartbeat=heartbeat, on_lost=lost), \
             notifying(journal, state, options, notifier) as options:
-        engine = lost.engine = Engine(journal, run_id, runbook_of(state), executors, options)
+        engine = lost.engine = Engine(journal, run_id, runbook_of(state, options.secret_params), executors, options)
         for decision in decisions:
             engine.record(r.InDoubtResolved(decision.step, decision.target, decision.decision, "operator decision"))
         for target in exclude:
@@ -238,7 +298,9 @@ def start_run(journal: Journal, loaded: LoadedRunbook, inventory: Inventory, pla
     spec = to_spec(loaded.runbook)
     if options.until is not None:
         spec.step(options.until)  # an unknown step is refused before anything runs
-    with open_executors(place.project_dir, inventory, place.state_dir, spec) as executors:
+    options = replace(options, secret_params={name: str(loaded.params[name]) for name in loaded.secret_names})
+    with open_executors(place.project_dir, inventory, place.state_dir, spec,
+                        secrets=options.secret_params.values()) as executors:
         create_run(journal, loaded, inventory, run_id=run_id, window_end=window_end, project_dir=place.project_dir,
                    override_programme=override_programme, label=label)
         created(run_id)
@@ -251,10 +313,11 @@ def resume_run(journal: Journal, run_id: str, inventory: Inventory, place: Place
                heartbeat: float = HEARTBEAT_SECONDS, engine_ready: Any = None,
                notifier: Notifier | None = None) -> RunStatus:
     """`cutover resume`: the run's own runbook and parameters, from its journal, driven on."""
-    spec = runbook_of(load_run(journal, run_id))
+    spec = runbook_of(load_run(journal, run_id), options.secret_params)  # a secret parameter missing: refused here
     if options.until is not None:
         spec.step(options.until)
-    with open_executors(place.project_dir, inventory, place.state_dir, spec) as executors:
+    with open_executors(place.project_dir, inventory, place.state_dir, spec,
+                        secrets=options.secret_params.values()) as executors:
         return drive_run(journal, run_id, executors, options, command="resume", take_over=take_over,
                          decisions=decisions, exclude=exclude, engine_ready=engine_ready, heartbeat=heartbeat,
                          notifier=notifier)
@@ -264,8 +327,9 @@ def roll_back_run(journal: Journal, run_id: str, inventory: Inventory, place: Pl
                   to: str | None = None, take_over: bool = False, heartbeat: float = HEARTBEAT_SECONDS,
                   engine_ready: Any = None, notifier: Notifier | None = None) -> RunStatus:
     """`cutover rollback`: undo the run's later steps, newest first, under its lease."""
-    spec = runbook_of(load_run(journal, run_id))
-    with open_executors(place.project_dir, inventory, place.state_dir, spec) as executors:
+    spec = runbook_of(load_run(journal, run_id), options.secret_params)
+    with open_executors(place.project_dir, inventory, place.state_dir, spec,
+                        secrets=options.secret_params.values()) as executors:
         return rollback_run(journal, run_id, executors, options, to=to, take_over=take_over,
                             engine_ready=engine_ready, heartbeat=heartbeat, notifier=notifier)
 
@@ -279,7 +343,7 @@ def rollback_run(journal: Journal, run_id: str, executors: Mapping[str, Executor
     lost = _LostLease()
     with driving(journal, run_id, take_over=take_over, heartbeat=heartbeat, on_lost=lost), \
             notifying(journal, state, options, notifier) as options:
-        engine = lost.engine = Engine(journal, run_id, runbook_of(state), executors, options)
+        engine = lost.engine = Engine(journal, run_id, runbook_of(state, options.secret_params), executors, options)
         if engine_ready is not None:
             engine_ready(engine)
         return engine.roll_back(to)
@@ -396,7 +460,7 @@ def status_json(state: RunState) -> dict[str, Any]:
         "env": state.env,
         "kind": state.kind,
         "label": state.label,
-        "params": state.params,
+        "params": state.shown_params,
         "wave": {"group": state.wave_group, "samus": list(state.wave_samus)} if state.wave_group else None,
         "state": state.status.value,
         "mode": state.mode,
@@ -436,7 +500,7 @@ def runs_json(journal: Journal) -> list[dict[str, Any]]:
         state = fold(journal.events(run_id))
         rows.append({"run_id": run_id, "runbook": state.runbook_name, "env": state.env, "kind": state.kind,
                      "label": state.label,
-                     "params": state.params, "wave": state.wave_group, "state": state.status.value,
+                     "params": state.shown_params, "wave": state.wave_group, "state": state.status.value,
                      "started_at": state.created_at, "finished_at": state.finished_at,
                      "created_at": state.created_at, "updated_at": state.updated_at})
     return rows

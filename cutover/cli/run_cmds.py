@@ -112,6 +112,9 @@ def parse_params(given: tuple[str, ...]) -> dict[str, str]:
 
 PARAM_OPTION = click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
                             help="A value for one of the runbook's params (repeatable), e.g. wave=wave2.")
+SECRET_PARAM_OPTION = click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
+                                   help="A `secret: true` parameter of the run, given again (the journal keeps only "
+                                        "its digest); repeatable.")
 
 
 def _display(app: App, path: Path) -> str:
@@ -148,17 +151,17 @@ def validate(app: App, runbook: str, env: str, params: tuple[str, ...]) -> int:
 def plan(app: App, runbook: str, env: str, as_json: bool, params: tuple[str, ...]) -> int:
     """Show every step x target of RUNBOOK in execution order, with its rollback and the SAMUs it can affect."""
     loaded, inventory = load_checked(app, runbook, env, params)
-    steps = plan_cutover(to_spec(loaded.runbook), inventory)
+    steps = plan_cutover(to_spec(loaded.masked().runbook), inventory)  # a secret parameter is shown masked
     reaches = {r.step: r for r in step_reaches(loaded, inventory, app.project_dir)}
     if as_json:
-        app.emit_json({"runbook": loaded.runbook.name, "env": inventory.name, "params": dict(loaded.params),
+        app.emit_json({"runbook": loaded.runbook.name, "env": inventory.name, "params": loaded.shown_params,
                        "wave": loaded.runbook.wave,
                        "steps": [{**s.to_json(inventory), "affects": _affects_json(reaches, s.info.id, inventory)}
                                  for s in steps]})
         return ExitCode.OK
     title = f"{loaded.runbook.name} on {inventory.name}"
     if loaded.params:
-        title += " (" + ", ".join(f"{k}={v}" for k, v in loaded.params.items()) + ")"
+        title += " (" + ", ".join(f"{k}={v}" for k, v in loaded.shown_params.items()) + ")"
     table = Table(title=title, header_style="bold")
     for column in ("#", "step", "kind", "targets", "action", "verify", "rollback", "can affect"):
         table.add_column(column, overflow="fold")
@@ -201,7 +204,7 @@ def _affects_text(reach: StepReach | None, inventory: Inventory) -> str:
 def _drive_options(app: App, inventory: Inventory, *, auto_approve: str | None,
                    override_window: str | None, plain: bool, until: str | None = None,
                    measured: tuple[dict[str, float], dict[str, float]] = ({}, {}),
-                   signing: tuple[Any, str] | None = None) -> DriveOptions:
+                   signing: tuple[Any, str] | None = None, secret_params: tuple[str, ...] = ()) -> DriveOptions:
     """``signing``: the journal and run id a terminal approval's statement is signed against."""
     check_auto_approve(inventory, auto_approve)
     prompt = None
@@ -209,7 +212,7 @@ def _drive_options(app: App, inventory: Inventory, *, auto_approve: str | None,
         prompt = _terminal_prompt(app, inventory, *signing)
     return DriveOptions(auto_approve=auto_approve, prompt=prompt, override_window=override_window, until=until,
                         on_event=print_plain(app.console) if plain else None,
-                        environment={"CUTOVER_ENV": inventory.name},
+                        environment={"CUTOVER_ENV": inventory.name}, secret_params=parse_params(secret_params),
                         measured_p90=measured[0], measured_rollback_p90=measured[1])
 
 
@@ -370,11 +373,12 @@ def run(app: App, runbook: str, env: str, run_id: str | None, auto_approve: str 
 @click.option("--until", metavar="STEP", default=None, help="Pause once STEP is done (a rehearsal up to a point).")
 @click.option("--standby", is_flag=True,
               help="Wait while another controller drives RUN_ID; take over when it is gone (journalled), then drive.")
+@SECRET_PARAM_OPTION
 @NOTIFY_OPTION
 @pass_app
 def resume(app: App, run_id: str, auto_approve: str | None, take_over: bool, mark_done: tuple[str, ...],
            rerun: tuple[str, ...], exclude: tuple[str, ...], override_window: str | None, until: str | None,
-           standby: bool, notify: str) -> int:
+           standby: bool, params: tuple[str, ...], notify: str) -> int:
     """Continue RUN_ID from its journal: after a pause, a failure, an approval or a crash."""
     decisions = tuple(Decision.parse(d, "done") for d in mark_done) + tuple(Decision.parse(d, "rerun") for d in rerun)
     with open_journal(app) as journal:
@@ -388,7 +392,7 @@ def resume(app: App, run_id: str, auto_approve: str | None, take_over: bool, mar
         options = _drive_options(app, inventory, auto_approve=auto_approve, override_window=override_window,
                                  plain=not app.console.is_terminal, until=until,
                                  measured=measured_p90s(journal, state.runbook_name, state.env, exclude=run_id),
-                                 signing=(journal, run_id))
+                                 signing=(journal, run_id), secret_params=params)
         with _display_run(app, journal) as ready:
             status = resume_run(journal, run_id, inventory, _place(app), options, take_over=take_over,
                                 decisions=decisions, exclude=exclude, heartbeat=app.lease_ttl / 3, engine_ready=ready,
@@ -400,14 +404,15 @@ def resume(app: App, run_id: str, auto_approve: str | None, take_over: bool, mar
 @click.argument("run_id")
 @click.option("--to", "to", metavar="STEP", default=None, help="Roll back to the rollback point after STEP [default: the start].")
 @click.option("--take-over", is_flag=True, help="Take the lease of a controller that is no longer running (journalled).")
+@SECRET_PARAM_OPTION
 @NOTIFY_OPTION
 @pass_app
-def rollback(app: App, run_id: str, to: str | None, take_over: bool, notify: str) -> int:
+def rollback(app: App, run_id: str, to: str | None, take_over: bool, params: tuple[str, ...], notify: str) -> int:
     """Undo RUN_ID's completed steps after STEP, newest first, on every target."""
     with open_journal(app) as journal:
         inventory = load_inventory(app.project_dir, load_run(journal, run_id).env)
         options = DriveOptions(on_event=None if app.console.is_terminal else print_plain(app.console),
-                               environment={"CUTOVER_ENV": inventory.name})
+                               environment={"CUTOVER_ENV": inventory.name}, secret_params=parse_params(params))
         with _display_run(app, journal) as ready:
             status = roll_back_run(journal, run_id, inventory, _place(app), options, to=to, take_over=take_over,
                                    heartbeat=app.lease_ttl / 3, engine_ready=ready,

@@ -70,6 +70,8 @@ class DriveOptions:
     measured_p90: Mapping[str, float] = field(default_factory=dict)
     measured_rollback_p90: Mapping[str, float] = field(default_factory=dict)
     environment: Mapping[str, str] = field(default_factory=dict)
+    # the values of the run's `secret: true` parameters, given again at each drive (never journalled)
+    secret_params: Mapping[str, str] = field(default_factory=dict)
     on_event: Callable[[Event], None] | None = None  # progress display; must not raise
     clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
 

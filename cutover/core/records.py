@@ -231,6 +231,8 @@ class RunCreated(Record):
     wave: WaveRef | None = None
     programme_override: ProgrammeOverride | None = None
     label: str | None = None  # e.g. "répétition 3": how people name a rehearsal
+    # parameters declared `secret: true`: journalled in `params` as a digest, given again at each drive
+    secret_params: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)

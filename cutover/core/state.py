@@ -22,6 +22,8 @@ from cutover.core.events import Event
 from cutover.core import records as r
 from cutover.core.records import StepInfo
 
+MASKED = "********"  # how a secret parameter is shown (the redactor's placeholder)
+
 
 class RunStatus(str, enum.Enum):
     RUNNING = "running"
@@ -118,6 +120,7 @@ class RunState:
     kind: str = "rehearsal"  # live (production inventory) or rehearsal
     label: str | None = None
     params: dict[str, Any] = field(default_factory=dict)  # resolved runbook parameters, fixed at creation
+    secret_params: tuple[str, ...] = ()  # those journalled as a digest (`secret: true`)
     wave_group: str | None = None  # the inventory group the run moves
     wave_samus: tuple[str, ...] = ()  # its SAMU hosts, frozen at creation
     created_at: str = ""
@@ -141,6 +144,11 @@ class RunState:
     notifications_sent: int = 0
     notifications_undelivered: list[UndeliveredNotice] = field(default_factory=list)  # gave up on these
     notifications_retrying: int = 0  # failed attempts so far (retried with backoff)
+
+    @property
+    def shown_params(self) -> dict[str, Any]:
+        """The parameters as every output shows them: a secret one masked, not even its digest."""
+        return {name: MASKED if name in self.secret_params else value for name, value in self.params.items()}
 
     def step(self, step_id: str) -> StepInfo:
         for info in self.steps:
@@ -212,6 +220,7 @@ def _run_created(state: RunState, p: r.RunCreated, e: Event) -> None:
     state.status, state.pause_reason = RunStatus.PAUSED, "not_started"
     state.pause_detail = f"created but not started: `cutover resume {e.run_id}` starts it"
     state.window_end, state.kind, state.params, state.label = p.window_end, p.kind, dict(p.params), p.label
+    state.secret_params = tuple(p.secret_params or ())
     state.wave_group, state.wave_samus = (p.wave.group, p.wave.samus) if p.wave else (None, ())
     state.steps = list(p.steps)
     for info in state.steps:

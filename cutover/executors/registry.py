@@ -17,7 +17,7 @@ KINDS = frozenset({"command", "ssh", "playbook"})
 
 
 def build_executors(project_dir: Path, inventory: Inventory, state_dir: Path,
-                    kinds: Iterable[str] = KINDS) -> dict[str, Executor]:
+                    kinds: Iterable[str] = KINDS, secrets: Iterable[str] = ()) -> dict[str, Executor]:
     """The executors of these action kinds.
 
     Only what is needed is imported: paramiko alone is a quarter of a command's
@@ -25,7 +25,7 @@ def build_executors(project_dir: Path, inventory: Inventory, state_dir: Path,
     own SSH; its executor checks the SSH material with OpenSSH's tools).
     """
     wanted = set(kinds)
-    redactor = Redactor.of(inventory.secrets)
+    redactor = Redactor.of([*inventory.secrets, *secrets])  # and the run's secret parameters
     executors: dict[str, Executor] = {}
     if "command" in wanted:
         executors["command"] = LocalExecutor(project_dir, inventory, redactor)
@@ -52,9 +52,12 @@ def action_kinds(runbook: RunbookSpec) -> set[str]:
 
 @contextmanager
 def open_executors(project_dir: Path, inventory: Inventory, state_dir: Path,
-                   runbook: RunbookSpec) -> Iterator[dict[str, Executor]]:
-    """The executors a runbook needs, checked ready before anything is journalled, closed afterwards."""
-    executors = build_executors(project_dir, inventory, state_dir, action_kinds(runbook))
+                   runbook: RunbookSpec, secrets: Iterable[str] = ()) -> Iterator[dict[str, Executor]]:
+    """The executors a runbook needs, checked ready before anything is journalled, closed afterwards.
+
+    What they print is redacted of the inventory's secrets and of ``secrets`` (the run's secret parameters).
+    """
+    executors = build_executors(project_dir, inventory, state_dir, action_kinds(runbook), secrets)
     try:
         check_ready(executors, runbook, inventory, project_dir)
         yield executors

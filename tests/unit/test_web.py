@@ -394,8 +394,10 @@ def test_secrets_stay_redacted_on_the_board_and_in_the_api(journal: InMemoryJour
     journal.append("leaky", "notification_failed",
                    {"notice": "backup_mode", "samu": "13", "target": f"mailto://room:{SECRET}@mail.example",
                     "attempt": 3, "error": "connection refused", "final": True})
-    for path in ("/runs/leaky", "/runs/leaky?lang=en", "/api/runs/leaky", "/"):
+    for path in ("/runs/leaky", "/runs/leaky?lang=en", "/api/runs/leaky", "/", "/runs/leaky/report"):
         assert SECRET not in open_board.text(path), path
+    report = open_board.text("/runs/leaky/report")  # redacted like the API, not only as it was journalled
+    assert "postgresql://cutover:********@db.samu.example/x password=********" in report
     page = open_board.text("/runs/leaky")
     assert 'data-state="failed"' in page and "********" in page
     failure = re.search(r'<li class="final">(.*?)</li>', page, re.S).group(1)  # the undelivered message is shown
