@@ -305,7 +305,7 @@ def _place(app: App) -> Place:
 def _finish(app: App, run_id: str, status: RunStatus) -> int:
     if not app.console.is_terminal:
         detail = _why_stopped(app, run_id, status)
-        app.console.print(f"run {run_id}: {status.value}" + (f" ({detail})" if detail else ""))
+        app.console.print(f"run {run_id}: {status.value}" + (f" ({escape(detail)})" if detail else ""))
     else:
         app.console.print(f"run [bold]{run_id}[/]: {status.value}")
     hints = {RunStatus.PAUSED: f"continue with `cutover resume {run_id}` (or `cutover rollback {run_id}`)",

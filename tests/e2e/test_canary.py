@@ -1,6 +1,6 @@
-"""A canary secret goes in three ways and must come out nowhere.
+"""A canary secret goes in five ways and must come out nowhere.
 
-In a real lab (2 SAMUs), three canaries:
+In a real lab (2 SAMUs), five canaries:
 
 - a vault-encrypted inventory variable (ansible-vault, with the password file
   `cutover lab up` writes), printed by a playbook task;
@@ -8,11 +8,14 @@ In a real lab (2 SAMUs), three canaries:
   printed by a playbook task;
 - a command step that prints a file holding the secret-named variable's value,
   and another printed as `db_password=...` (redacted by its shape), and fails,
-  so its output lands in the journal's failure record.
+  so its output lands in the journal's failure record;
+- the vaulted value and a `db_password=...` in the run's label (`--label`);
+- a parameter declared `secret: true` (`--param api_token=...`), used in a step's
+  title and printed by its command.
 
 Then not one canary byte may be found in any file under the state directory
-(journal, Ansible artifacts, logs, the lab's own files), nor in any `--json`
-output.
+(journal, Ansible artifacts, logs, the lab's own files, the HTML report), nor
+in any `--json` output, the Markdown report, or the report and API the board serves.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ pytestmark = pytest.mark.e2e
 VAULTED = "canary-vaulted-7f3a9c"
 TOKEN = "canary-token-51be02"
 PRINTED = "canary-printed-c4d8e6"
+LABELLED = "canary-labelled-93ad0b"  # known to nobody: caught by its secret shape in the label
+PARAM = "canary-param-5f20e7"  # a `secret: true` parameter's value
 
 PLAYBOOK = """\
 ---
@@ -51,7 +56,16 @@ PLAYBOOK = """\
 
 RUNBOOK = """\
 name: canary
+params:
+  api_token: {description: the platform's API token, secret: true}
 steps:
+  - id: print-param
+    title: "Use the token ((api_token))"
+    kind: command
+    run: echo "token ((api_token)) and $API_TOKEN"
+    env: {API_TOKEN: ((api_token))}
+    rollback: none
+    rollback_reason: it only prints
   - id: print-in-playbook
     kind: playbook
     playbook: canary.yml
@@ -88,15 +102,20 @@ def test_no_canary_reaches_a_file_of_the_state_directory_or_a_json_output(tmp_pa
     project.cutover("lab", "up", "--samus", "2", "--rate", "2", check=0)
     try:
         env = str(project.state / "lab" / "inventory")
-        result = project.cutover("run", "canary", "--env", env, "--run-id", "c1", timeout=180)
+        result = project.cutover("run", "canary", "--env", env, "--run-id", "c1", "--param", f"api_token={PARAM}",
+                                 "--label", f"répétition {VAULTED} db_password={LABELLED}", timeout=180)
         # the playbook step runs (Ansible decrypted the vault value), then the command step fails
         assert result.returncode == 4, result.stdout + result.stderr
         outputs = [result.stdout, result.stderr]
-        for args in (("status", "c1", "--json"), ("runs", "--json"), ("plan", "canary", "--env", env, "--json"),
-                     ("lab", "status", "--json")):
+        for args in (("status", "c1", "--json"), ("runs", "--json"),
+                     ("plan", "canary", "--env", env, "--json", "--param", f"api_token={PARAM}"),
+                     ("lab", "status", "--json"), ("report", "c1", "--format", "markdown", "--out", "-"),
+                     ("report", "c1")):
             outputs.append(project.cutover(*args, check=0).stdout)
         status = outputs[2]
         assert '"print-in-playbook"' in status and '"succeeded"' in status
+        assert '"api_token": "********"' in status and "répétition ********" in status
+        outputs += _served(project.state / "journal.db", "c1")
         with sqlite3.connect(f"file:{project.state / 'journal.db'}?mode=ro", uri=True) as conn:
             (output,) = conn.execute("SELECT json_extract(payload, '$.result.output') FROM events "
                                      "WHERE kind = 'step_failed'").fetchone()
@@ -104,7 +123,7 @@ def test_no_canary_reaches_a_file_of_the_state_directory_or_a_json_output(tmp_pa
     finally:
         project.cutover("lab", "down")
 
-    canaries = [c.encode() for c in (VAULTED, TOKEN, PRINTED)]
+    canaries = [c.encode() for c in (VAULTED, TOKEN, PRINTED, LABELLED, PARAM)]
     # the generated lab inventory is the user's own group_vars copied verbatim (an input, 0700), not an output
     generated_inventory = project.state / "lab" / "inventory"
     leaks = [str(path) for path in project.state.rglob("*") if path.is_file()
@@ -114,3 +133,19 @@ def test_no_canary_reaches_a_file_of_the_state_directory_or_a_json_output(tmp_pa
         assert not any(c.decode() in text for c in canaries), text
     files = [p for p in project.state.rglob("*") if p.is_file()]
     assert any(p.name == "journal.db" for p in files) and any("ansible" in p.parts for p in files)
+    assert any(p.name == "c1.html" for p in files)  # the report was written, and scanned
+
+
+def _served(journal_file: Path, run_id: str) -> list[str]:
+    """What `cutover serve` gives of the run: its report, its board and its API."""
+    from cutover.journal import SqliteJournal
+    from cutover.web.app import create_app
+    from cutover.web.security import Access
+    from tests.unit.test_web import serving
+
+    with SqliteJournal(journal_file, "auditor") as journal, \
+            serving(create_app(journal, Access(token=None, loopback_only=True))) as board:
+        pages = [board.text(f"/runs/{run_id}/report"), board.text(f"/runs/{run_id}"),
+                 board.text(f"/api/runs/{run_id}"), board.text("/")]
+    assert "Use the token ********" in pages[0]
+    return pages
