@@ -46,8 +46,9 @@ from cutover.core.text import is_name, visible
 from cutover.errors import CutoverError, NotFound
 from cutover.history import LiveForecasts
 from cutover.report import Evidence, render, report_data, shown
+from cutover.redact import redacted
 from cutover.runs import runbook_of, runs_json, status_json
-from cutover.web.board import board_view, redacted
+from cutover.web.board import board_view
 from cutover.web.i18n import LANGUAGES, pick_language, state_word, words
 from cutover.web.security import REPORT_CSP, Access, Guard, Scope, local_path
 
@@ -287,7 +288,7 @@ class _Pages:
                 if as_board:
                     yield _sse("board", self._render_fragment(snapshot, lang))
                 else:
-                    yield _sse("status", json.dumps(status_document(snapshot), ensure_ascii=False, default=str))
+                    yield _sse("status", visible(json.dumps(status_document(snapshot), ensure_ascii=False, default=str)))
             elif quiet >= KEEPALIVE_S:
                 quiet = 0.0
                 yield ": keep-alive\n\n"

@@ -14,7 +14,7 @@ missed one first appears.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,16 +24,11 @@ from cutover.core.events import Event, parse_time
 from cutover.core.forecast import backup_mode_seconds, forecast
 from cutover.core.state import GateApproval, RunState, RunStatus, TargetStatus
 from cutover.core.steps import Approver, GateStep, RunbookSpec
-from cutover.redact import redacted as redacted_with
+from cutover.redact import redacted
 from cutover.web.i18n import event_word, state_word
 
 LATEST_EVENTS = 15
 NOTIFICATION_FAILURES = 20
-
-
-def redacted(value: Any) -> Any:
-    """``value`` with every string in it passed through the redactor's shapes (for JSON and pages alike)."""
-    return redacted_with(value)
 
 
 def board_view(state: RunState, spec: RunbookSpec | None, outlook: dict[str, Any] | None,

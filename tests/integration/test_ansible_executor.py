@@ -269,3 +269,27 @@ def test_engine_fans_a_playbook_step_out_with_per_site_states(sites, ansible_pro
     assert status is RunStatus.PAUSED  # within the failure budget: a decision, not an abort
     failed = [e for e in journal.events("r1") if e.kind == "step_failed"]
     assert failed[0].payload["result"]["summary"]["failed_tasks"] == ["switch to backup mode"]
+
+
+ENVIRONMENT = """\
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: Say what the controller's process environment holds
+      ansible.builtin.debug:
+        msg: "pg=[{{ lookup('env', 'PGPASSWORD') }}] db=[{{ lookup('env', 'DB_HOST') }}]"
+"""
+
+
+def test_ansible_gets_the_runbook_env_never_the_controllers_secrets(sites, ansible_project: Path, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """`PGPASSWORD` in the operator's shell does not reach ansible-playbook; the step's `env:` does."""
+    from dataclasses import replace
+
+    monkeypatch.setenv("PGPASSWORD", "pg-secret-in-the-shell")
+    _, inventory = sites
+    asked = replace(request(write(ansible_project, "environment.yml", ENVIRONMENT), ["samu-01"]),
+                    environment={"DB_HOST": "db.samu.example", "CUTOVER_RUN_ID": "night-1"})
+    result = executor(ansible_project, inventory, tmp_path / "state").run(asked)["samu-01"]
+    assert result.ok, result
+    assert "db=[db.samu.example]" in result.output and "pg=[]" in result.output, result.output

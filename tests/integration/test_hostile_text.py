@@ -250,6 +250,10 @@ def test_the_board_pages_api_and_event_fragments_carry_the_corpus_escaped(board:
         kind, fragment = next(events)
     assert kind == "board" and "exe.txt" in fragment
     _no_raw_markup(fragment, "board fragment")
+    with event_stream(board, "/api/runs/h1/events") as events:
+        kind, status = next(events)
+    assert kind == "status" and not UNSEEN.search(status)
+    assert json.loads(status)["label"] == HOSTILE  # the same text, as data
 
 
 # ---------------------------------------------------------------------- Markdown and JSON
