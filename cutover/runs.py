@@ -313,6 +313,7 @@ def resume_run(journal: Journal, run_id: str, inventory: Inventory, place: Place
                heartbeat: float = HEARTBEAT_SECONDS, engine_ready: Any = None,
                notifier: Notifier | None = None) -> RunStatus:
     """`cutover resume`: the run's own runbook and parameters, from its journal, driven on."""
+    check_run_id(run_id)  # its executors name their artifacts after it
     spec = runbook_of(load_run(journal, run_id), options.secret_params)  # a secret parameter missing: refused here
     if options.until is not None:
         spec.step(options.until)
@@ -327,6 +328,7 @@ def roll_back_run(journal: Journal, run_id: str, inventory: Inventory, place: Pl
                   to: str | None = None, take_over: bool = False, heartbeat: float = HEARTBEAT_SECONDS,
                   engine_ready: Any = None, notifier: Notifier | None = None) -> RunStatus:
     """`cutover rollback`: undo the run's later steps, newest first, under its lease."""
+    check_run_id(run_id)  # its executors name their artifacts after it
     spec = runbook_of(load_run(journal, run_id), options.secret_params)
     with open_executors(place.project_dir, inventory, place.state_dir, spec,
                         secrets=options.secret_params.values()) as executors:
