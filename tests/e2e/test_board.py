@@ -135,7 +135,16 @@ def test_a_browser_signs_in_with_the_token_and_keeps_only_a_cookie_that_is_not_t
             page.wait_for_selector("#live[data-connected='yes']", timeout=10_000)
             assert page.url == base + "/runs/r"
             cookies = {cookie["name"]: cookie for cookie in context.cookies()}
+            landed = []
+            for target in ("/%5C127.0.0.1:9/x", "/%09/127.0.0.1:9/x"):  # a browser reads both as //127.0.0.1:9/x
+                elsewhere = browser.new_context().new_page()
+                elsewhere.goto(f"{base}/login?next={target}")
+                elsewhere.fill("#token", TOKEN)
+                elsewhere.click("button[type=submit]")
+                elsewhere.wait_for_url(lambda url: "/login" not in url, timeout=10_000)
+                landed.append(elsewhere.url)
             browser.close()
+    assert landed == [base + "/", base + "/"]  # signed in, and still on this board
     assert cookies[COOKIE]["httpOnly"] and cookies[COOKIE]["sameSite"] == "Strict"
     assert TOKEN not in cookies[COOKIE]["value"]
     assert not [url for url in urls if TOKEN in url]  # the token never travelled in a URL
