@@ -203,7 +203,8 @@ SLOW = """name: slow
 steps:
   - id: wait
     kind: command
-    run: sleep 2
+    # holds until the test has tried to take it over (a fixed sleep lost that race on a loaded machine)
+    run: until [ -e release ]; do sleep 0.05; done
     rollback: none
     rollback_reason: test
 """
@@ -241,6 +242,7 @@ def test_a_second_driver_is_refused_while_a_run_is_being_driven(project: Project
     controller = project.spawn("run", "slow", "--env", "lab", "--run-id", "l1")
     project.wait_for_event("l1", "step_started", "wait")
     second = project.cutover("resume", "l1", "--take-over")
+    (project.root / "release").touch()
     assert second.returncode == 6, second.stderr
     assert f"pid {controller.pid}" in second.stderr and "still running" in second.stderr.lower() or \
         f"pid {controller.pid}" in second.stderr
