@@ -6,6 +6,10 @@ nothing acted on yet) its N-th journal append, lease events included. The
 tests use it to crash a run at every boundary and check that ``resume``
 reaches the state it would have reached without the crash. Unset, it costs
 one attribute check per append. Never set it on a real night.
+
+``CUTOVER_CRASH_AT=N:held`` (PostgreSQL journal only) instead stops the
+process with SIGSTOP inside its N-th append's transaction, the journal head
+still locked: a frozen controller, for the tests of the journal's stall bound.
 """
 
 from __future__ import annotations
@@ -40,6 +44,11 @@ class CrashPoint:
         if ordinal == self.at and self.when == "after":
             _die()
 
+    def inside_append(self, ordinal: int) -> None:
+        """Inside the append's transaction: freeze here (SIGSTOP) when it is the N-th and ``held`` was asked."""
+        if ordinal == self.at and self.when == "held":
+            os.kill(os.getpid(), signal.SIGSTOP)
+
 
 def _parse(spec: str | None) -> tuple[int, str]:
     if not spec:
@@ -48,9 +57,9 @@ def _parse(spec: str | None) -> tuple[int, str]:
     try:
         at = int(number)
     except ValueError:
-        raise ValueError(f"{VARIABLE}={spec!r}: expected N[:before|after]") from None
-    if when not in ("", "before", "after") or at < 1:
-        raise ValueError(f"{VARIABLE}={spec!r}: expected N[:before|after] with N >= 1")
+        raise ValueError(f"{VARIABLE}={spec!r}: expected N[:before|after|held]") from None
+    if when not in ("", "before", "after", "held") or at < 1:
+        raise ValueError(f"{VARIABLE}={spec!r}: expected N[:before|after|held] with N >= 1")
     return at, when or "after"
 
 

@@ -7,17 +7,30 @@ in the hosting teams' own PostgreSQL. Same semantics as ``SqliteJournal``:
   TRUNCATE, even to the owner; each event is hash-chained to the previous one
   (``cutover.core.events.event_hash``, byte for byte the SQLite journal's), and
   ``cutover_head`` records the last one so deleting the newest is detected;
+- events are written only by ``cutover_append``, a ``SECURITY DEFINER``
+  function owned by the tables' owner: it takes the head, numbers the events
+  and computes their chain itself, so the controller role, which may call it
+  but neither INSERT nor UPDATE the tables, cannot write a forged history
+  (the client recomputes each hash and refuses a difference: same bytes as
+  SQLite, so ``journal copy`` keeps chains verifiable both ways);
 - an append is durable when it returns (``synchronous_commit = on``, set per
   session), and appends are group-committed: concurrent callers ride in one
   transaction; the head row is locked (``FOR UPDATE``) for the transaction,
   so the chain stays linear across processes and machines;
+- no writer can stall the others for long: the roles' sessions are ended by
+  the server after ``STALL_BOUND`` seconds idle inside a transaction (a
+  controller frozen or partitioned in the middle of an append), and stop
+  waiting for a lock after ``LOCK_WAIT`` seconds; a controller whose session
+  was ended treats it as a lost lease (``LeaseLost``, exit 6);
 - ``cutover_leases`` holds one row per driven run with its holder, heartbeat
   and epoch; every append of a fenced run checks holder and epoch in its own
   transaction (``cutover.core.journal_rules``).
 
 ``init_schema`` (``cutover journal init URL``) creates the tables, the
-triggers and two roles: a controller role that may only INSERT and SELECT
-events and write lease rows, and a read-only role for watchers.
+triggers, the append function and two roles: a controller role that may read
+events, append through ``cutover_append`` and write lease rows, and a
+read-only role for watchers. Neither owns anything: the tables belong to the
+account that ran ``journal init``, which should never drive runs.
 """
 
 from __future__ import annotations
@@ -33,11 +46,17 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 from cutover.core.events import Event, LeaseHolder, VerifyReport, canonical_json, event_hash, utc_now
 from cutover.core.journal_rules import (STALE_AFTER, check_fence, decide_lease, lease_payload, lost_lease,
                                         same_holder, takeover_reason, verify_chain)
-from cutover.errors import CutoverError, InputError, JournalCorrupt, NotFound
+from cutover import crashpoint
+from cutover.errors import CutoverError, InputError, JournalCorrupt, LeaseLost, NotFound
 from cutover.leases import holder_alive
 from cutover.redact import PLACEHOLDER, SECRET_NAME, Redactor
 
 GENESIS_HEAD = (0, "0" * 64)
+STALL_BOUND = 10  # seconds a session may sit idle inside a transaction before the server ends it
+LOCK_WAIT_FACTOR = 3  # a writer waits at most this many stall bounds for the head (then: lost lease)
+ROLES = ("cutover_controller", "cutover_watcher")
+# TCP keepalives, unless the URL sets them: a controller waiting on a vanished server notices in ~25 s
+KEEPALIVES = {"keepalives": "1", "keepalives_idle": "10", "keepalives_interval": "5", "keepalives_count": "3"}
 _COLUMNS = "seq, run_id, kind, at, operator, payload, prev_hash, hash"
 
 SCHEMA = """
@@ -63,6 +82,49 @@ CREATE TRIGGER cutover_events_no_truncate BEFORE TRUNCATE ON cutover_events
 DROP TRIGGER IF EXISTS cutover_head_forward_only ON cutover_head;
 CREATE TRIGGER cutover_head_forward_only BEFORE UPDATE ON cutover_head
     FOR EACH ROW EXECUTE FUNCTION cutover_head_forward();
+"""
+
+# The only way the roles that drive runs write history. The hashed body is
+# canonical_json([seq, run_id, kind, at, operator, payload, prev_hash]) as
+# cutover.core.events.event_hash builds it: to_json(text) escapes exactly as
+# Python's json.dumps(ensure_ascii=False) does (\" \\ \b \f \n \r \t, other
+# controls as \u00xx), and the payload arrives already in canonical JSON.
+APPEND_FUNCTION = """
+CREATE OR REPLACE FUNCTION cutover_append(run_ids TEXT[], kinds TEXT[], ats TEXT[], operators TEXT[],
+                                          payloads TEXT[])
+RETURNS TABLE (event_seq BIGINT, event_prev TEXT, event_hash TEXT)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = {schema}, pg_temp AS $$
+DECLARE
+    n INT := coalesce(array_length(run_ids, 1), 0);
+    last_seq BIGINT;
+    last_hash TEXT;
+    body TEXT;
+BEGIN
+    IF coalesce(array_length(kinds, 1), 0) <> n OR coalesce(array_length(ats, 1), 0) <> n
+       OR coalesce(array_length(operators, 1), 0) <> n OR coalesce(array_length(payloads, 1), 0) <> n THEN
+        RAISE EXCEPTION 'cutover_append: the five arrays must have the same length';
+    END IF;
+    SELECT h.seq, h.hash INTO last_seq, last_hash FROM cutover_head h WHERE h.id = 1 FOR UPDATE;
+    FOR i IN 1 .. n LOOP
+        IF json_typeof(payloads[i]::json) IS DISTINCT FROM 'object' THEN
+            RAISE EXCEPTION 'cutover_append: a payload must be a JSON object';
+        END IF;
+        body := '[' || (last_seq + 1)::text || ',' || to_json(run_ids[i])::text || ',' || to_json(kinds[i])::text
+                || ',' || to_json(ats[i])::text || ',' || to_json(operators[i])::text || ',' || payloads[i]
+                || ',' || to_json(last_hash)::text || ']';
+        event_seq := last_seq + 1;
+        event_prev := last_hash;
+        event_hash := encode(sha256(convert_to(body, 'UTF8')), 'hex');
+        INSERT INTO cutover_events (seq, run_id, kind, at, operator, payload, prev_hash, hash)
+            VALUES (event_seq, run_ids[i], kinds[i], ats[i], operators[i], payloads[i], event_prev, event_hash);
+        RETURN NEXT;
+        last_seq := event_seq;
+        last_hash := event_hash;
+    END LOOP;
+    IF n > 0 THEN
+        UPDATE cutover_head SET seq = last_seq, hash = last_hash WHERE id = 1;
+    END IF;
+END $$;
 """
 
 
@@ -95,36 +157,84 @@ def _redacted_query_item(item: str) -> str:
     return f"{name}{equals}{PLACEHOLDER}" if _secret_param(name) and value else item
 
 
-def init_schema(url: str, *, controller_password: str | None = None, watcher_password: str | None = None) -> None:
-    """Tables, triggers and the two least-privilege roles (``cutover_controller``, ``cutover_watcher``)."""
+def init_schema(url: str, *, controller_password: str | None = None, watcher_password: str | None = None,
+                stall_bound: int = STALL_BOUND) -> None:
+    """Tables, triggers, the append function and the two least-privilege roles (``cutover_controller``, ``cutover_watcher``).
+
+    Run again on an existing journal, it brings an older one to the same
+    privileges (the controller loses direct INSERT on events and UPDATE on the head).
+    """
     from psycopg import sql
 
     with _connect(url) as conn:
+        encoding = conn.execute("SHOW server_encoding").fetchone()[0]
+        if encoding.upper() not in ("UTF8", "UTF-8"):
+            raise InputError(f"the journal's database uses encoding {encoding}, not UTF8",
+                             hint="create it with ENCODING 'UTF8': the chain hashes UTF-8 bytes")
         conn.execute(SCHEMA)
-        for role, password in (("cutover_controller", controller_password), ("cutover_watcher", watcher_password)):
-            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
-            if exists is None:
-                conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
-            if password is not None:
-                conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(role), sql.Literal(password)))
-        conn.execute("REVOKE ALL ON cutover_events, cutover_head, cutover_leases FROM PUBLIC")
-        conn.execute("GRANT SELECT, INSERT ON cutover_events TO cutover_controller")
-        conn.execute("GRANT SELECT, UPDATE ON cutover_head TO cutover_controller")
-        conn.execute("GRANT SELECT, INSERT, UPDATE ON cutover_leases TO cutover_controller")
-        conn.execute("GRANT SELECT ON cutover_events, cutover_head, cutover_leases TO cutover_watcher")
+        schema = conn.execute("SELECT current_schema()").fetchone()[0]
+        conn.execute(sql.SQL(APPEND_FUNCTION.replace("{schema}", "{}")).format(sql.Identifier(schema)))
+        database = conn.execute("SELECT current_database()").fetchone()[0]
+        for role, password in zip(ROLES, (controller_password, watcher_password), strict=True):
+            _create_role(conn, role, password, database, stall_bound)
+        _grant(conn)
+
+
+def _create_role(conn: Any, role: str, password: str | None, database: str, stall_bound: int) -> None:
+    """A login role whose sessions on this journal cannot hold a transaction, or wait for a lock, for long."""
+    from psycopg import sql
+
+    name = sql.Identifier(role)
+    if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone() is None:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(name))
+    if password is not None:
+        conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(name, sql.Literal(password)))
+    for setting, seconds in (("idle_in_transaction_session_timeout", stall_bound),
+                             ("lock_timeout", stall_bound * LOCK_WAIT_FACTOR)):
+        conn.execute(sql.SQL("ALTER ROLE {} IN DATABASE {} SET {} = {}").format(
+            name, sql.Identifier(database), sql.Identifier(setting), sql.Literal(f"{seconds}s")))
+
+
+def _grant(conn: Any) -> None:
+    """Who may do what: the tables' owner (whoever ran init) alone writes them directly."""
+    conn.execute("REVOKE ALL ON cutover_events, cutover_head, cutover_leases FROM PUBLIC")
+    conn.execute("REVOKE ALL ON cutover_events, cutover_head, cutover_leases FROM cutover_controller, cutover_watcher")
+    conn.execute("GRANT SELECT ON cutover_events, cutover_head TO cutover_controller")
+    conn.execute("GRANT SELECT, INSERT, UPDATE ON cutover_leases TO cutover_controller")
+    conn.execute("GRANT SELECT ON cutover_events, cutover_head, cutover_leases TO cutover_watcher")
+    signature = "cutover_append(TEXT[], TEXT[], TEXT[], TEXT[], TEXT[])"
+    conn.execute(f"REVOKE ALL ON FUNCTION {signature} FROM PUBLIC")
+    conn.execute(f"GRANT EXECUTE ON FUNCTION {signature} TO cutover_controller")
 
 
 def _connect(url: str) -> Any:
     import psycopg
+    from psycopg.conninfo import conninfo_to_dict
 
     try:
-        conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
+        given = conninfo_to_dict(url)
+        conn = psycopg.connect(url, autocommit=True, connect_timeout=10,
+                               **{k: v for k, v in KEEPALIVES.items() if k not in given})
     except psycopg.Error as exc:
         raise CutoverError(f"cannot connect to the journal {redacted_url(url)}: {redacted_for(url, str(exc).strip())}",
                            hint="check the URL, the server, and the credentials (.pgpass and PG* variables work)") \
             from None
     conn.execute("SET synchronous_commit = on")  # an append returns only once its commit is durable
+    # the roles carry the stall bound (journal init); a session without it (an older init, the owner) gets it here
+    for setting, seconds in (("idle_in_transaction_session_timeout", STALL_BOUND),
+                             ("lock_timeout", STALL_BOUND * LOCK_WAIT_FACTOR)):
+        conn.execute("SELECT set_config(%s, %s, false) WHERE current_setting(%s) = '0'",
+                     (setting, f"{seconds}s", setting))
     return conn
+
+
+def _session_lost(url: str, exc: Exception) -> LeaseLost:
+    return LeaseLost(f"this controller's session on the journal {redacted_url(url)} ended in the middle of a "
+                     f"transaction ({str(exc).strip() or exc.__class__.__name__}): it held it open past the "
+                     "journal's stall bound (frozen, stopped or cut off) or waited too long for the head; "
+                     "it stopped and starts nothing more",
+                     hint="nothing of that transaction was written; check `cutover status RUN`, then "
+                          "`cutover resume RUN` (the lease of a controller that is gone is taken over)")
 
 
 class _Item:
@@ -132,6 +242,7 @@ class _Item:
         self.payload_json = canonical_json(dict(payload))
         self.payload: dict[str, Any] = json.loads(self.payload_json)
         self.run_id, self.kind, self.operator, self.at = run_id, kind, operator, at
+        self.ordinal = 0  # its rank among this process's appends, for the test-only crash point
         self.done = False
         self.event: Event | None = None
         self.error: Exception | None = None
@@ -148,6 +259,7 @@ class PostgresJournal:
         self._queue: list[_Item] = []
         self._leading = False
         self._fences: dict[str, tuple[LeaseHolder, int]] = {}
+        self._crash = crashpoint.from_environment()  # test-only fault hook (cutover/crashpoint.py)
         self._check_schema()
 
     def _check_schema(self) -> None:
@@ -160,6 +272,13 @@ class PostgresJournal:
 
     def append(self, run_id: str, kind: str, payload: Mapping[str, Any]) -> Event:
         item = _Item(run_id, kind, payload, self.operator)
+        item.ordinal = self._crash.before_append() if self._crash.armed else 0
+        event = self._append(item)
+        if item.ordinal:
+            self._crash.after_append(item.ordinal)
+        return event
+
+    def _append(self, item: _Item) -> Event:
         with self._cond:
             item.at = utc_now()
             self._queue.append(item)
@@ -197,17 +316,20 @@ class PostgresJournal:
             check_fence(run_id, self._fences[run_id], current, epoch)
 
     def _insert(self, conn: Any, items: list[_Item]) -> None:
-        seq, prev = conn.execute("SELECT seq, hash FROM cutover_head WHERE id = 1 FOR UPDATE").fetchone()
-        rows = []
+        """Append through ``cutover_append``, which chains the events; check it chained them as we would."""
+        rows = conn.execute("SELECT event_seq, event_prev, event_hash FROM cutover_append(%s, %s, %s, %s, %s)",
+                            ([i.run_id for i in items], [i.kind for i in items], [i.at for i in items],
+                             [i.operator for i in items], [i.payload_json for i in items])).fetchall()
+        for item, (seq, prev, digest) in zip(items, rows, strict=True):
+            expected = event_hash(seq, item.run_id, item.kind, item.at, item.operator, item.payload, prev)
+            if digest != expected:  # the transaction is rolled back: nothing unverifiable is written
+                raise JournalCorrupt(f"the journal's append function hashed event {seq} as {digest[:12]}…, "
+                                     f"not {expected[:12]}… as every cutover journal does",
+                                     hint="re-run `cutover journal init URL` to restore cutover_append")
+            item.event = Event(int(seq), item.run_id, item.kind, item.at, item.operator, item.payload, prev, digest)
         for item in items:
-            seq += 1
-            digest = event_hash(seq, item.run_id, item.kind, item.at, item.operator, item.payload, prev)
-            item.event = Event(seq, item.run_id, item.kind, item.at, item.operator, item.payload, prev, digest)
-            rows.append((seq, item.run_id, item.kind, item.at, item.operator, item.payload_json, prev, digest))
-            prev = digest
-        with conn.cursor() as cursor:
-            cursor.executemany(f"INSERT INTO cutover_events ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", rows)
-        conn.execute("UPDATE cutover_head SET seq = %s, hash = %s WHERE id = 1", (seq, prev))
+            if item.ordinal:
+                self._crash.inside_append(item.ordinal)  # test-only: may stop us here, the head still locked
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[Any]:
@@ -217,14 +339,24 @@ class PostgresJournal:
             try:
                 with self._conn.transaction():
                     yield self._conn
+            except (psycopg.OperationalError, psycopg.errors.IdleInTransactionSessionTimeout) as exc:
+                raise _session_lost(self.url, exc) from None
             except psycopg.Error as exc:
                 raise CutoverError(f"the journal {redacted_url(self.url)} could not write: {str(exc).strip()}",
                                    hint="check the server and the controller role's privileges") from None
 
     @contextlib.contextmanager
     def _reading(self) -> Iterator[Any]:
+        import psycopg
+
         with self._db:
-            yield self._conn
+            try:
+                yield self._conn
+            except psycopg.OperationalError as exc:
+                if self._conn.broken:  # the server ended this session (see _transaction)
+                    raise _session_lost(self.url, exc) from None
+                raise CutoverError(f"the journal {redacted_url(self.url)} could not be read: {str(exc).strip()}",
+                                   hint="check the server and the role's privileges") from None
 
     # -- reading --
 

@@ -26,6 +26,7 @@ from cutover.errors import CutoverError, ExitCode, InputError, JournalCorrupt, N
 from cutover.inventory import Inventory, load_inventory
 from cutover.core.events import VerifyReport
 from cutover.journal import open_journal_url, verify_journal_file
+from cutover.pgjournal import STALL_BOUND
 from cutover.transfer import export_lines, import_lines
 from cutover.history import LiveForecasts, live_forecast, measured_p90s
 from cutover.programme import environment_runs, positions, programme_json
@@ -633,17 +634,23 @@ def journal_verify(app: App, run_id: str | None, as_json: bool) -> int:
               default=None, help="Set the cutover_controller role's password from this file.")
 @click.option("--watcher-password-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="Set the cutover_watcher role's password from this file.")
+@click.option("--stall-bound", type=click.IntRange(1, 3600), default=STALL_BOUND, show_default=True,
+              metavar="SECONDS", help="End a role's session idle this long inside a transaction (a frozen "
+                                      "controller); writers wait at most 3x this for the journal head.")
 @pass_app
-def journal_init(app: App, url: str, controller_password_file: Path | None, watcher_password_file: Path | None) -> int:
+def journal_init(app: App, url: str, controller_password_file: Path | None, watcher_password_file: Path | None,
+                 stall_bound: int) -> int:
     """Create the journal in a PostgreSQL database: tables, append-only triggers, controller and watcher roles."""
     from cutover.pgjournal import init_schema, redacted_url
 
     if not url.startswith(("postgresql://", "postgres://")):
         raise InputError("journal init is for PostgreSQL URLs", hint="a SQLite journal is created on first use")
     read = (lambda f: f.read_text().strip() if f else None)
-    init_schema(url, controller_password=read(controller_password_file), watcher_password=read(watcher_password_file))
-    app.console.print(f"journal ready at {escape(redacted_url(url))}: roles cutover_controller (append, leases) "
-                      "and cutover_watcher (read-only)")
+    init_schema(url, controller_password=read(controller_password_file), watcher_password=read(watcher_password_file),
+                stall_bound=stall_bound)
+    app.console.print(f"journal ready at {escape(redacted_url(url))}: roles cutover_controller (appends through "
+                      "cutover_append, leases) and cutover_watcher (read-only); stall bound "
+                      f"{stall_bound} s. Do not drive runs as the account that ran init: it owns the tables")
     return ExitCode.OK
 
 

@@ -96,6 +96,38 @@ def test_the_roles_may_do_what_they_must_and_nothing_more(urls):
             conn.execute("INSERT INTO cutover_leases VALUES ('x', 'y', 'z', 1)")
 
 
+def test_the_controller_role_cannot_write_a_forged_history(urls):
+    """It may append only through cutover_append, which chains the event itself; it owns nothing."""
+    from cutover.core.events import canonical_json, event_hash
+
+    with psycopg.connect(urls["controller"], autocommit=True) as conn:
+        seq, prev = conn.execute("SELECT seq, hash FROM cutover_head WHERE id = 1").fetchone()
+        payload = {"step": "point-of-no-return", "approver": "forged", "auto": True}
+        at, forged = "2026-01-01T00:00:00.000000Z", seq + 1
+        digest = event_hash(forged, "pg1", "gate_approved", at, "mallory", payload, prev)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):  # a correctly chained event, inserted directly
+            conn.execute("INSERT INTO cutover_events VALUES (%s, 'pg1', 'gate_approved', %s, 'mallory', %s, %s, %s)",
+                         (forged, at, canonical_json(payload), prev, digest))
+        for statement in ("UPDATE cutover_head SET seq = seq + 1",
+                          "ALTER TABLE cutover_events DISABLE TRIGGER USER",
+                          "ALTER TABLE cutover_events DISABLE TRIGGER cutover_events_no_change"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement)
+        owners = conn.execute("SELECT DISTINCT tableowner FROM pg_tables WHERE tablename LIKE 'cutover_%'").fetchall()
+        assert owners and all(owner not in ("cutover_controller", "cutover_watcher") for (owner,) in owners)
+        # the function appends, chained exactly as the Python side chains (rolled back: no stray run)
+        with conn.transaction(force_rollback=True):
+            row = conn.execute("SELECT * FROM cutover_append(ARRAY['pg-note'], ARRAY['note'], ARRAY[%s], "
+                               "ARRAY['ctl'], ARRAY['{}'])", (at,)).fetchone()
+        assert row[2] == event_hash(row[0], "pg-note", "note", at, "ctl", {}, row[1])
+    with psycopg.connect(urls["watcher"], autocommit=True) as conn:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SELECT * FROM cutover_append(ARRAY['x'], ARRAY['note'], ARRAY['t'], ARRAY['w'], ARRAY['{}'])")
+    with psycopg.connect(urls["owner"], autocommit=True) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM cutover_events WHERE kind = 'gate_approved' "
+                            "AND operator = 'mallory'").fetchone()[0] == 0
+
+
 def test_runs_copy_between_sqlite_and_postgresql_with_their_chains_intact(project: Project, urls, tmp_path: Path):
     project.write_runbook("pgnight", NIGHT)
     assert project.cutover("run", "pgnight", "--env", "lab", "--run-id", "local1").returncode == 0

@@ -57,7 +57,7 @@ def _pg_raw(journal: PostgresJournal, statement: str, *args: Any) -> None:
     """As the database owner would, triggers off: what the journal cannot prevent, only detect."""
     import psycopg
 
-    with psycopg.connect(journal.url, autocommit=True) as conn:
+    with psycopg.connect(_OWNERS[journal.url], autocommit=True) as conn:
         conn.execute("ALTER TABLE cutover_events DISABLE TRIGGER USER")
         conn.execute(statement, args)
         conn.execute("ALTER TABLE cutover_events ENABLE TRIGGER USER")
@@ -77,17 +77,22 @@ def postgres() -> Iterator[PostgresServer]:
 
 
 def _fresh_database(server: PostgresServer) -> str:
+    """A new journal database; the journal under test writes through the controller role, as a night does."""
     import psycopg
 
     name = f"journal_{next(_DATABASES)}"
     with psycopg.connect(server.url, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
-    url = server.url.replace("/postgres?", f"/{name}?")
-    init_schema(url)
-    return url
+    owner = server.url.replace("/postgres?", f"/{name}?")
+    init_schema(owner, controller_password=_CONTROLLER_PW)
+    controller = server.url_for("cutover_controller", _CONTROLLER_PW, name)
+    _OWNERS[controller] = owner
+    return controller
 
 
 _DATABASES = itertools.count(1)
+_CONTROLLER_PW = "contract-controller-pw"
+_OWNERS: dict[str, str] = {}  # controller URL -> owner URL of the same database (for the tampering helpers)
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgres"])
@@ -163,6 +168,20 @@ def test_payload_is_stored_as_canonical_json(journal: Journal) -> None:
     event = journal.append("r", "note", {"b": (1, 2), "a": "é"})
     assert event.payload == {"a": "é", "b": [1, 2]}
     assert journal.events("r") == [event]
+
+
+HOSTILE_TEXT = ['quote " backslash \\ slash /', "controls \x01\x07\x08\x0c\n\r\t\x1b\x1f\x7f", "é ß 中文 😀 \u2028\u2029",
+                "\u202e right-to-left", "</script><b>", "\\u0041 not an escape", "\ud7ff\ue000\uffff"]
+
+
+def test_text_that_json_escapes_hashes_the_same_in_every_journal(journal: Journal) -> None:
+    """PostgreSQL's append function chains in SQL: its bytes must be Python's, or copies stop verifying."""
+    for text in HOSTILE_TEXT:
+        event = journal.append(f"run {text}", f"kind {text}", {text: [text, 1.5, -2, None, True], "n": {text: text}})
+        assert event.hash == event_hash(event.seq, f"run {text}", f"kind {text}", event.at, "alice",
+                                        event.payload, event.prev_hash)
+    report = journal.verify()
+    assert (report.ok, report.events_checked) == (True, len(HOSTILE_TEXT))
 
 
 def test_a_payload_that_is_not_json_fails_alone(journal: Journal) -> None:
