@@ -47,7 +47,9 @@ class CrashPoint:
     def inside_append(self, ordinal: int) -> None:
         """Inside the append's transaction: freeze here (SIGSTOP) when it is the N-th and ``held`` was asked."""
         if ordinal == self.at and self.when == "held":
-            os.kill(os.getpid(), signal.SIGSTOP)
+            # to this thread: a signal to the process may be taken by another thread, and this one
+            # would commit before the group stops
+            signal.pthread_kill(threading.get_ident(), signal.SIGSTOP)
 
 
 def _parse(spec: str | None) -> tuple[int, str]:

@@ -229,3 +229,72 @@ def test_a_zombie_controller_on_another_host_is_fenced_by_postgresql(project: Pr
     assert after == before
     effects = (project.root / "effects.log").read_text().split()
     assert effects.count("s1") == 1 and effects.count("s3") == 1
+
+
+STALL_BOUND_S = 2  # this test's journal: a session idle 2 s inside a transaction is ended by the server
+
+
+@pytest.fixture(scope="module")
+def stall_urls(server: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A second journal database, initialised with a short stall bound (the roles' settings are per database)."""
+    with psycopg.connect(server.url, autocommit=True) as conn:
+        conn.execute("CREATE DATABASE stall")
+    folder = tmp_path_factory.mktemp("stallpw")
+    (folder / "controller").write_text(CONTROLLER_PW)
+    owner = server.url.replace("/postgres?", "/stall?")
+    result = subprocess.run([*Project(folder, folder / "state").base(), "journal", "init", owner,
+                             "--controller-password-file", str(folder / "controller"),
+                             "--stall-bound", str(STALL_BOUND_S)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return {"owner": owner, "controller": server.url_for("cutover_controller", CONTROLLER_PW, "stall")}
+
+
+def _stopped(pid: int) -> bool:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T"
+
+
+def test_a_controller_frozen_inside_an_append_stalls_other_runs_only_up_to_the_bound(project: Project, stall_urls):
+    """SIGSTOP with the head locked: another run appends within the bound; the frozen one, continued, exits 6."""
+    import os
+    import signal
+    import threading
+    import time
+
+    from cutover.pgjournal import PostgresJournal
+
+    project.write_runbook("pgnight", NIGHT)
+    frozen = subprocess.Popen([*project.base(), "--journal", stall_urls["controller"], "run", "pgnight",
+                               "--env", "lab", "--run-id", "frozen1"],
+                              env={**os.environ, "CUTOVER_CRASH_AT": "3:held"}, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    other: dict[str, float] = {}
+    try:
+        deadline = time.monotonic() + 60
+        while not _stopped(frozen.pid):
+            assert frozen.poll() is None and time.monotonic() < deadline, "the controller never froze"
+            time.sleep(0.05)
+
+        def appends() -> None:
+            with PostgresJournal(stall_urls["controller"], "bob") as journal:
+                started = time.monotonic()
+                for i in range(3):
+                    journal.append("other-run", "note", {"i": i})
+                other["seconds"] = time.monotonic() - started
+
+        writer = threading.Thread(target=appends, daemon=True)
+        writer.start()
+        writer.join(timeout=STALL_BOUND_S + 15)
+        assert "seconds" in other, "another run's appends waited on the frozen controller past the bound"
+        assert other["seconds"] < STALL_BOUND_S + 6
+    finally:
+        os.kill(frozen.pid, signal.SIGCONT)
+    out, err = frozen.communicate(timeout=60)
+    assert frozen.returncode == 6, (out, err)
+    assert "ended in the middle of a transaction" in err and "cutover resume" in err
+    with psycopg.connect(stall_urls["owner"], autocommit=True) as conn:
+        kinds = {run: [k for (k,) in conn.execute("SELECT kind FROM cutover_events WHERE run_id = %s ORDER BY seq",
+                                                  (run,))] for run in ("other-run", "frozen1")}
+    assert kinds["other-run"] == ["note"] * 3
+    # its third append (the first step's start) died with its transaction: nothing of it was written
+    assert kinds["frozen1"] == ["run_created", "lease_acquired", "drive_started"]
+    assert project.cutover("--journal", stall_urls["controller"], "journal", "verify").returncode == 0
