@@ -154,12 +154,12 @@ def _keygen() -> str:
     return found
 
 
-def sign(statement: str, key: Path) -> str:
+def sign(statement: str, key: Path, namespace: str = NAMESPACE) -> str:
     """Sign with a private key, or a public key whose private half ssh-agent holds."""
     if not key.is_file():
         raise NotFound(f"key {key} does not exist",
                        hint="--key names your private key, or your public key when ssh-agent holds the private one")
-    result = subprocess.run([_keygen(), "-Y", "sign", "-q", "-f", str(key), "-n", NAMESPACE],
+    result = subprocess.run([_keygen(), "-Y", "sign", "-q", "-f", str(key), "-n", namespace],
                             input=statement.encode(), capture_output=True, timeout=120, check=False)
     if result.returncode != 0 or b"BEGIN SSH SIGNATURE" not in result.stdout:
         raise InputError(f"ssh-keygen could not sign with {key}: {result.stderr.decode(errors='replace').strip()}",
@@ -167,13 +167,14 @@ def sign(statement: str, key: Path) -> str:
     return result.stdout.decode()
 
 
-def signature_valid(statement: str, signature: str, principal: str, lines: Sequence[str]) -> bool:
+def signature_valid(statement: str, signature: str, principal: str, lines: Sequence[str],
+                    namespace: str = NAMESPACE) -> bool:
     """``ssh-keygen -Y verify`` of the statement against these allowed-signers lines."""
     with tempfile.TemporaryDirectory(prefix="cutover-approval-") as folder:
         signers, sig = Path(folder) / "allowed_signers", Path(folder) / "statement.sig"
         signers.write_text("\n".join(lines) + "\n", encoding="utf-8")
         sig.write_text(signature, encoding="utf-8")
-        result = subprocess.run([_keygen(), "-Y", "verify", "-f", str(signers), "-I", principal, "-n", NAMESPACE,
+        result = subprocess.run([_keygen(), "-Y", "verify", "-f", str(signers), "-I", principal, "-n", namespace,
                                  "-s", str(sig)], input=statement.encode(), capture_output=True, timeout=60,
                                 check=False)
     return result.returncode == 0

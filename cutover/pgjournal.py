@@ -213,8 +213,8 @@ def _connect(url: str) -> Any:
 
     try:
         given = conninfo_to_dict(url)
-        conn = psycopg.connect(url, autocommit=True, connect_timeout=10,
-                               **{k: v for k, v in KEEPALIVES.items() if k not in given})
+        keepalives: dict[str, Any] = {k: v for k, v in KEEPALIVES.items() if k not in given}
+        conn = psycopg.connect(url, autocommit=True, connect_timeout=10, **keepalives)
     except psycopg.Error as exc:
         raise CutoverError(f"cannot connect to the journal {redacted_url(url)}: {redacted_for(url, str(exc).strip())}",
                            hint="check the URL, the server, and the credentials (.pgpass and PG* variables work)") \

@@ -22,6 +22,7 @@ from typing import Any
 import jinja2
 import markupsafe
 
+from cutover.anchors import latest_anchor
 from cutover.approvals import reverify
 from cutover.core import records as r
 from cutover.core.events import Event, parse_time
@@ -74,6 +75,7 @@ def _facts(journal: Any, run_id: str, evidence: Evidence, calls: dict[str, Any] 
         "calls": calls,
         "journal": {"verified": evidence.verified, "events": evidence.events, "head_hash": evidence.head_hash,
                     "reason": evidence.reason or None},
+        "anchor": latest_anchor(events),  # None: unanchored (the controller had no --anchor-key)
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 

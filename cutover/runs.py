@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from cutover.anchors import anchor_run
 from cutover.approvals import SignedApproval, allowed_signers_path, check_signed
 from cutover.core.actions import Executor, Target
 from cutover.core.engine import Approval, DriveOptions, Engine, approval_record, gate_satisfied
@@ -177,12 +178,15 @@ class Decision:
 
 @contextmanager
 def driving(journal: Journal, run_id: str, *, take_over: bool = False, heartbeat: float = HEARTBEAT_SECONDS,
-            on_lost: Callable[[LeaseHeld], None] = lambda _: None) -> Iterator[LeaseHolder]:
+            on_lost: Callable[[LeaseHeld], None] = lambda _: None,
+            anchor_key: str | None = None) -> Iterator[LeaseHolder]:
     """Hold the run's lease for the duration of a drive: fenced appends, a heartbeat, released at the end.
 
     Fencing makes the journal refuse this controller's appends once another has
     taken the run over; the heartbeat notices it sooner and calls ``on_lost``
-    (the engine then starts nothing more and cancels what it runs).
+    (the engine then starts nothing more and cancels what it runs). A drive
+    that ends with an outcome is anchored with ``anchor_key`` (cutover.anchors)
+    while the lease is still held, so a fenced zombie cannot anchor.
     """
     holder = current_holder(journal.operator)
     epoch = journal.acquire_lease(run_id, holder, take_over=take_over)
@@ -193,6 +197,8 @@ def driving(journal: Journal, run_id: str, *, take_over: bool = False, heartbeat
     thread.start()
     try:
         yield holder
+        if anchor_key is not None:
+            anchor_run(journal, run_id, Path(anchor_key))
     finally:
         stop.set()
         thread.join(timeout=2)
@@ -223,7 +229,8 @@ def drive_run(journal: Journal, run_id: str, executors: Mapping[str, Executor], 
     _check_decisions(state, decisions)
     _check_exclusions(state, exclude)
     lost = _LostLease()
-    with driving(journal, run_id, take_over=take_over, heartbeat=heartbeat, on_lost=lost), \
+    with driving(journal, run_id, take_over=take_over, heartbeat=heartbeat, on_lost=lost,
+                 anchor_key=options.anchor_key), \
             notifying(journal, state, options, notifier) as options:
         engine = lost.engine = Engine(journal, run_id, runbook_of(state, options.secret_params), executors, options)
         for decision in decisions:
@@ -343,7 +350,8 @@ def rollback_run(journal: Journal, run_id: str, executors: Mapping[str, Executor
     state = load_run(journal, run_id)
     check_rollback_allowed(state, to)
     lost = _LostLease()
-    with driving(journal, run_id, take_over=take_over, heartbeat=heartbeat, on_lost=lost), \
+    with driving(journal, run_id, take_over=take_over, heartbeat=heartbeat, on_lost=lost,
+                 anchor_key=options.anchor_key), \
             notifying(journal, state, options, notifier) as options:
         engine = lost.engine = Engine(journal, run_id, runbook_of(state, options.secret_params), executors, options)
         if engine_ready is not None:

@@ -58,10 +58,14 @@ class LazyGroup(click.Group):
                    "drivers beat every third of it.")
 @click.option("--journal", "journal_url", envvar="CUTOVER_JOURNAL", default=None, metavar="URL",
               help="sqlite:///PATH or postgresql://user@host:port/db?sslmode=...  [default: sqlite:///STATE_DIR/journal.db]")
+@click.option("--anchor-key", type=click.Path(dir_okay=False, path_type=Path), envvar="CUTOVER_ANCHOR_KEY",
+              default=None, metavar="KEY",
+              help="The controller's SSH key: each drive's end signs the run's journal head (namespace "
+                   "cutover-anchor), checked by `journal verify --anchors`.  [default: none, runs are unanchored]")
 @click.option("--debug", is_flag=True, envvar="CUTOVER_DEBUG", help="Show tracebacks.")
 @click.pass_context
 def cli(ctx: click.Context, project_dir: Path, state_dir: Path | None, operator: str | None, lease_ttl: float,
-        journal_url: str | None, debug: bool) -> None:
+        journal_url: str | None, anchor_key: Path | None, debug: bool) -> None:
     """Orchestrate the SAMU big-bang cutover: runbooks, journal, lab and infrastructure.
 
     Exit codes: 0 completed, 1 other error, 2 invalid input (nothing executed),
@@ -72,7 +76,7 @@ def cli(ctx: click.Context, project_dir: Path, state_dir: Path | None, operator:
     project = project_dir.expanduser().resolve()
     state = (state_dir.expanduser() if state_dir else project / ".cutover").resolve()
     ctx.obj = App(project_dir=project, state_dir=state, operator=operator or default_operator(), debug=debug,
-                  lease_ttl=lease_ttl, journal_url=journal_url)
+                  lease_ttl=lease_ttl, journal_url=journal_url, anchor_key=anchor_key)
 
 
 def _register_commands() -> None:

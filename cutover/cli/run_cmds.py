@@ -36,6 +36,7 @@ from cutover.runs import (EXIT_FOR_STATUS, Decision, Place, approve_gate, check_
                           gate_is_satisfied,
                           load_run, new_run_id, open_gate, resume_run, roll_back_run, runs_json, start_run,
                           status_json, verified, wait_as_standby)
+from cutover.anchors import AnchorCheck, check_anchors, check_key, signers_for_runs
 from cutover.approvals import SignedApproval, reverify, sign_for
 from cutover.notify import MODES, Notifier
 
@@ -211,8 +212,9 @@ def _drive_options(app: App, inventory: Inventory, *, auto_approve: str | None,
     prompt = None
     if signing is not None and not auto_approve and sys.stdin.isatty():
         prompt = _terminal_prompt(app, inventory, *signing)
+    anchor_key = str(check_key(app.project_path(app.anchor_key))) if app.anchor_key else None
     return DriveOptions(auto_approve=auto_approve, prompt=prompt, override_window=override_window, until=until,
-                        on_event=print_plain(app.console) if plain else None,
+                        on_event=print_plain(app.console) if plain else None, anchor_key=anchor_key,
                         environment={"CUTOVER_ENV": inventory.name}, secret_params=parse_params(secret_params),
                         measured_p90=measured[0], measured_rollback_p90=measured[1])
 
@@ -590,25 +592,46 @@ def journal() -> None:
 @journal.command("verify")
 @click.argument("run_id", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--anchors", "with_anchors", is_flag=True,
+              help="Also check each run's anchors (its head signed by the controller's key): catches a chain "
+                   "recomputed by whoever can write the storage; a run without one fails.")
+@click.option("--allowed-signers", "allowed_signers", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              metavar="FILE", help="The auditor's own allowed-signers file to check signatures against "
+                                   "[default: each run's environment's inventories/ENV/allowed_signers].")
 @pass_app
-def journal_verify(app: App, run_id: str | None, as_json: bool) -> int:
+def journal_verify(app: App, run_id: str | None, as_json: bool, with_anchors: bool, allowed_signers: Path | None) -> int:
     """Check the hash chain: any edit or deletion is found and the first bad event named (read-only)."""
     report = verify_journal(app, run_id)
     # the hash chain has no key: a forger can recompute it, not an approver's signature
     checks = reverify(report.approvals) if report.ok else []
     forged = [c for c in checks if not c.valid]
+    anchors = _anchor_checks(app, report, allowed_signers) if with_anchors and report.ok and not forged else []
+    unanchored = [a for a in anchors if not a.valid]
     if as_json:
         bad = report.first_bad
-        app.emit_json({"ok": report.ok and not forged, "events_checked": report.events_checked,
-                       "reason": report.reason or None,
-                       "first_bad": None if bad is None else {"seq": bad.seq, "run_id": bad.run_id, "kind": bad.kind},
-                       "approvals": [c.to_json() for c in checks]})
-    if report.ok and not forged:
+        data = {"ok": report.ok and not forged and not unanchored, "events_checked": report.events_checked,
+                "reason": report.reason or None,
+                "first_bad": None if bad is None else {"seq": bad.seq, "run_id": bad.run_id, "kind": bad.kind},
+                "approvals": [c.to_json() for c in checks]}
+        app.emit_json({**data, "anchors": [a.to_json() for a in anchors]} if with_anchors else data)
+    if report.ok and not forged and not unanchored:
         if not as_json:
             signed = sum(c.signed for c in checks)
+            anchored = f"; {len(anchors)} anchor(s) verified" if with_anchors else ""
             app.console.print(f"[green]✓[/] journal intact: {report.events_checked} events, hash chain verified; "
-                              f"{signed} signed approval(s) re-verified, {len(checks) - signed} unsigned (lab)")
+                              f"{signed} signed approval(s) re-verified, {len(checks) - signed} unsigned (lab)"
+                              f"{escape(anchored)}")
         return ExitCode.OK
+    if unanchored:
+        failed = unanchored[0]
+        where = f"anchor at event {failed.seq} of run {failed.run_id}" if failed.seq else f"run {failed.run_id}"
+        error = JournalCorrupt(f"journal anchor failure: {where}: {failed.reason}"
+                               + (f" (and {len(unanchored) - 1} more)" if len(unanchored) > 1 else ""),
+                               hint="an unanchored run was driven without --anchor-key, or its anchor was removed; "
+                                    "a failed anchor means the history was rewritten: keep the journal as evidence")
+        if as_json:
+            return error.exit_code
+        raise error
     if forged:
         first = forged[0]
         error = JournalCorrupt(f"journal integrity failure at event {first.seq} (gate_approved of run {first.run_id}): "
@@ -626,6 +649,16 @@ def journal_verify(app: App, run_id: str | None, as_json: bool) -> int:
     raise error
 
 
+
+
+def _anchor_checks(app: App, report: VerifyReport, allowed_signers: Path | None) -> list[AnchorCheck]:
+    """The reported runs' anchors, against the auditor's file or each run's environment's."""
+    envs: dict[str, str] = {}
+    if allowed_signers is None:
+        with open_journal(app) as store:
+            envs = {run: str(events[0].payload.get("env")) for run in report.runs if (events := store.events(run))}
+    signers = signers_for_runs(app.project_path(allowed_signers) if allowed_signers else None, app.project_dir, envs)
+    return check_anchors(report.runs, report.anchors, report.chain_hashes, signers)
 
 
 @journal.command("init")

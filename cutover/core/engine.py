@@ -73,6 +73,7 @@ class DriveOptions:
     # the values of the run's `secret: true` parameters, given again at each drive (never journalled)
     secret_params: Mapping[str, str] = field(default_factory=dict)
     on_event: Callable[[Event], None] | None = None  # progress display; must not raise
+    anchor_key: str | None = None  # the controller's SSH key: the run's head is signed when a drive ends
     clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
 
 

@@ -85,6 +85,9 @@ class VerifyReport:
     runs: tuple[str, ...] = field(default_factory=tuple)
     head_hash: str = ""  # the last event's hash: what a report cites as evidence
     approvals: tuple[Event, ...] = ()  # the reported runs' gate approvals, for re-verifying their signatures
+    anchors: tuple[Event, ...] = ()  # the reported runs' signed anchors (run_anchored), for `verify --anchors`
+    # seq -> hash of the reported runs' events, as the chain now holds them: what an anchor is checked against
+    chain_hashes: Mapping[int, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
 from cutover.core.events import GENESIS, Event, LeaseHolder, VerifyReport, parse_time, utc_now
-from cutover.core.records import GateApproved, LeaseAcquired, LeaseReleased, LeaseTakenOver, Record
+from cutover.core.records import GateApproved, LeaseAcquired, LeaseReleased, LeaseTakenOver, Record, RunAnchored
 from cutover.errors import LeaseHeld, LeaseLost
 
 STALE_AFTER = 30.0  # seconds without a heartbeat before a holder on another host is stale (--lease-ttl)
@@ -25,17 +25,22 @@ Liveness = Callable[[LeaseHolder], "bool | None"]
 def verify_chain(events: Iterable[Event], head: tuple[int, str], runs: tuple[str, ...]) -> VerifyReport:
     """Check seqs are 1..n, each event links to its predecessor and matches its hash, and the head is the last."""
     checked, last_seq, last_hash = 0, 0, GENESIS
-    approvals = []
+    approvals, anchors, hashes = [], [], {}
+    reported = set(runs)
     for event in events:
         checked += 1
         reason = _link_fault(event, last_seq, last_hash)
         if reason:
             return VerifyReport(checked, event, reason, runs)
         last_seq, last_hash = event.seq, event.hash
-        if event.kind == GateApproved.KIND and event.run_id in runs:
-            approvals.append(event)
+        if event.run_id in reported:
+            hashes[event.seq] = event.hash
+            if event.kind == GateApproved.KIND:
+                approvals.append(event)
+            elif event.kind == RunAnchored.KIND:
+                anchors.append(event)
     reason = _head_fault(head, last_seq, last_hash)
-    return VerifyReport(checked, None, reason, runs, last_hash, tuple(approvals))
+    return VerifyReport(checked, None, reason, runs, last_hash, tuple(approvals), tuple(anchors), hashes)
 
 
 def _link_fault(event: Event, last_seq: int, last_hash: str) -> str:

@@ -42,6 +42,7 @@ Kinds::
     lease_released     LeaseReleased(holder)
     notification_sent  NotificationSent(notice, target, attempt, samu?, step?)
     notification_failed NotificationFailed(notice, target, attempt, error, final, samu?, step?)
+    run_anchored       RunAnchored(statement, signature, key)
 """
 
 from __future__ import annotations
@@ -488,12 +489,26 @@ class NotificationFailed(Record):
     step: str | None = None
 
 
+@dataclass(frozen=True)
+class RunAnchored(Record):
+    """The run's newest event (seq and hash) signed with the controller's SSH key when a drive ended.
+
+    The statement is canonical JSON (cutover.anchors); ``key`` is the signing key's fingerprint, for
+    people: verification uses an allowed-signers file, never anything stored here.
+    """
+
+    KIND: ClassVar[str] = "run_anchored"
+    statement: str
+    signature: str
+    key: str = ""
+
+
 KINDS: dict[str, type[Record]] = {cls.KIND: cls for cls in (
     RunCreated, DriveStarted, RunPaused, RunFailed, RunCompleted, TargetExcluded, WindowOverride,
     StepStarted, ActionDone, StepSucceeded, StepFailed, StepSkipped, InDoubt, InDoubtResolved, RollbackPoint,
     GateOpened, GateApproved, GatePassed, RollbackRequested, UndoStarted, UndoSucceeded, UndoFailed,
     StepRolledBack, RunRolledBack, LeaseAcquired, LeaseTakenOver, LeaseReleased, NotificationSent,
-    NotificationFailed)}
+    NotificationFailed, RunAnchored)}
 
 
 def read(event: Event) -> Record:
