@@ -298,3 +298,35 @@ def test_a_controller_frozen_inside_an_append_stalls_other_runs_only_up_to_the_b
     # its third append (the first step's start) died with its transaction: nothing of it was written
     assert kinds["frozen1"] == ["run_created", "lease_acquired", "drive_started"]
     assert project.cutover("--journal", stall_urls["controller"], "journal", "verify").returncode == 0
+
+
+def test_a_chain_the_table_owner_recomputes_passes_verify_but_not_its_anchor(project: Project, urls, tmp_path: Path):
+    """The owner can still rewrite history (triggers off, hashes recomputed); the anchor catches it."""
+    from cutover.core.events import canonical_json, event_hash
+    from tests.e2e.test_anchors import _controller_key
+
+    key, signers = _controller_key(tmp_path)
+    project.write_runbook("pgnight", NIGHT)
+    project.cutover("--journal", urls["controller"], "--anchor-key", str(key), "run", "pgnight", "--env", "lab",
+                    "--run-id", "pga", check=0)
+    anchored = ["--journal", urls["watcher"], "journal", "verify", "pga", "--anchors", "--allowed-signers", str(signers)]
+    project.cutover(*anchored, check=0)
+    with psycopg.connect(urls["owner"], autocommit=True) as conn, conn.transaction():
+        conn.execute("ALTER TABLE cutover_events DISABLE TRIGGER USER")
+        seq, payload = conn.execute("SELECT seq, payload FROM cutover_events WHERE run_id = 'pga' "
+                                    "AND kind = 'step_succeeded' ORDER BY seq LIMIT 1").fetchone()
+        edited = json.loads(payload)
+        edited["result"]["output"] = "rewritten by the owner\n"
+        conn.execute("UPDATE cutover_events SET payload = %s WHERE seq = %s", (canonical_json(edited), seq))
+        prev = conn.execute("SELECT hash FROM cutover_events WHERE seq = %s", (seq - 1,)).fetchone()[0]
+        for number, run_id, kind, at, operator, text in conn.execute(
+                "SELECT seq, run_id, kind, at, operator, payload FROM cutover_events WHERE seq >= %s ORDER BY seq",
+                (seq,)).fetchall():
+            digest = event_hash(number, run_id, kind, at, operator, json.loads(text), prev)
+            conn.execute("UPDATE cutover_events SET prev_hash = %s, hash = %s WHERE seq = %s", (prev, digest, number))
+            prev = digest
+        conn.execute("UPDATE cutover_head SET hash = %s WHERE id = 1", (prev,))
+        conn.execute("ALTER TABLE cutover_events ENABLE TRIGGER USER")
+    project.cutover("--journal", urls["watcher"], "journal", "verify", check=0)  # the chain alone is consistent
+    caught = project.cutover(*anchored, check=7)
+    assert "no longer has the hash the controller signed" in caught.stderr
