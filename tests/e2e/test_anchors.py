@@ -83,7 +83,7 @@ def test_a_chain_recomputed_after_an_edit_passes_verify_but_not_its_anchor(proje
                                  "ORDER BY seq LIMIT 1").fetchone()
     conn.close()
     edited = json.loads(text)
-    edited["result"]["output"] = "rewritten after the night\n"
+    edited["detail"] = "rewritten after the night"  # any change: the hashes are recomputed
     recompute_chain_after_edit(journal, seq, edited)
 
     project.cutover("journal", "verify", check=0)  # the chain alone is consistent again

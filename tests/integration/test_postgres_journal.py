@@ -316,7 +316,7 @@ def test_a_chain_the_table_owner_recomputes_passes_verify_but_not_its_anchor(pro
         seq, payload = conn.execute("SELECT seq, payload FROM cutover_events WHERE run_id = 'pga' "
                                     "AND kind = 'step_succeeded' ORDER BY seq LIMIT 1").fetchone()
         edited = json.loads(payload)
-        edited["result"]["output"] = "rewritten by the owner\n"
+        edited["detail"] = "rewritten after the night"  # any change: the hashes are recomputed
         conn.execute("UPDATE cutover_events SET payload = %s WHERE seq = %s", (canonical_json(edited), seq))
         prev = conn.execute("SELECT hash FROM cutover_events WHERE seq = %s", (seq - 1,)).fetchone()[0]
         for number, run_id, kind, at, operator, text in conn.execute(
