@@ -17,11 +17,12 @@ in the hosting teams' own PostgreSQL. Same semantics as ``SqliteJournal``:
   session), and appends are group-committed: concurrent callers ride in one
   transaction; the head row is locked (``FOR UPDATE``) for the transaction,
   so the chain stays linear across processes and machines;
-- no writer can stall the others for long: the roles' sessions are ended by
-  the server after ``STALL_BOUND`` seconds idle inside a transaction (a
-  controller frozen or partitioned in the middle of an append), and stop
-  waiting for a lock after ``LOCK_WAIT`` seconds; a controller whose session
-  was ended treats it as a lost lease (``LeaseLost``, exit 6);
+- no writer can stall the others for long: the server ends a role's session
+  idle inside a transaction for longer than the stall bound (``journal init
+  --stall-bound``, default ``STALL_BOUND``; a controller frozen or cut off in
+  the middle of an append), and a writer stops waiting for the head after
+  ``LOCK_WAIT_FACTOR`` stall bounds; a controller whose transaction was
+  ended treats it as a lost lease (``LeaseLost``, exit 6);
 - ``cutover_leases`` holds one row per driven run with its holder, heartbeat
   and epoch; every append of a fenced run checks holder and epoch in its own
   transaction (``cutover.core.journal_rules``).
@@ -159,7 +160,7 @@ def _redacted_query_item(item: str) -> str:
 
 def init_schema(url: str, *, controller_password: str | None = None, watcher_password: str | None = None,
                 stall_bound: int = STALL_BOUND) -> None:
-    """Tables, triggers, the append function and the two least-privilege roles (``cutover_controller``, ``cutover_watcher``).
+    """Tables, triggers, the append function and the roles (``cutover_controller``, ``cutover_watcher``).
 
     Run again on an existing journal, it brings an older one to the same
     privileges (the controller loses direct INSERT on events and UPDATE on the head).
@@ -173,7 +174,7 @@ def init_schema(url: str, *, controller_password: str | None = None, watcher_pas
                              hint="create it with ENCODING 'UTF8': the chain hashes UTF-8 bytes")
         conn.execute(SCHEMA)
         schema = conn.execute("SELECT current_schema()").fetchone()[0]
-        conn.execute(sql.SQL(APPEND_FUNCTION.replace("{schema}", "{}")).format(sql.Identifier(schema)))
+        conn.execute(sql.SQL(APPEND_FUNCTION).format(schema=sql.Identifier(schema)))
         database = conn.execute("SELECT current_database()").fetchone()[0]
         for role, password in zip(ROLES, (controller_password, watcher_password), strict=True):
             _create_role(conn, role, password, database, stall_bound)

@@ -24,6 +24,7 @@ from cutover.core.state import RunStatus
 from cutover.blast import StepReach, step_reaches
 from cutover.errors import CutoverError, ExitCode, InputError, JournalCorrupt, NotFound
 from cutover.inventory import Inventory, load_inventory
+from cutover.core import records
 from cutover.core.events import VerifyReport
 from cutover.journal import open_journal_url, verify_journal_file
 from cutover.pgjournal import STALL_BOUND
@@ -599,7 +600,8 @@ def journal() -> None:
               metavar="FILE", help="The auditor's own allowed-signers file to check signatures against "
                                    "[default: each run's environment's inventories/ENV/allowed_signers].")
 @pass_app
-def journal_verify(app: App, run_id: str | None, as_json: bool, with_anchors: bool, allowed_signers: Path | None) -> int:
+def journal_verify(app: App, run_id: str | None, as_json: bool, with_anchors: bool,
+                   allowed_signers: Path | None) -> int:
     """Check the hash chain: any edit or deletion is found and the first bad event named (read-only)."""
     report = verify_journal(app, run_id)
     # the hash chain has no key: a forger can recompute it, not an approver's signature
@@ -653,10 +655,11 @@ def journal_verify(app: App, run_id: str | None, as_json: bool, with_anchors: bo
 
 def _anchor_checks(app: App, report: VerifyReport, allowed_signers: Path | None) -> list[AnchorCheck]:
     """The reported runs' anchors, against the auditor's file or each run's environment's."""
-    envs: dict[str, str] = {}
+    created: dict[str, records.Record] = {}
     if allowed_signers is None:
         with open_journal(app) as store:
-            envs = {run: str(events[0].payload.get("env")) for run in report.runs if (events := store.events(run))}
+            created = {run: records.read(events[0]) for run in report.runs if (events := store.events(run))}
+    envs = {run: record.env for run, record in created.items() if isinstance(record, records.RunCreated)}
     signers = signers_for_runs(app.project_path(allowed_signers) if allowed_signers else None, app.project_dir, envs)
     return check_anchors(report.runs, report.anchors, report.chain_hashes, signers)
 
