@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import pytest
 from cutover.testing.postgres import PostgresServer, start_postgres
 from tests.e2e.conftest import Project, project  # noqa: F401 - the e2e project fixture, reused here
 from tests.e2e.test_hardening import SLOW
+from tests.processes import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -170,18 +172,27 @@ def test_a_standby_takes_over_a_dead_driver_while_watchers_follow(project: Proje
     import signal
     import time
 
-    project.write_runbook("slow", SLOW)
+    # s2 holds until released, so the run cannot finish before the standby has seen its driver
+    held = SLOW.replace("sleep 4", "until [ -e release ]; do sleep 0.05; done")
+    assert held != SLOW
+    project.write_runbook("slow", held)
     driver = project.spawn("--journal", urls["controller"], "run", "slow", "--env", "lab", "--run-id", "sb1")
     try:
         _wait_for(urls["watcher"], "sb1", "step_started", "s2")
         standby = project.spawn("--journal", urls["controller"], "--lease-ttl", "3", "resume", "sb1", "--standby")
         watcher = project.spawn("--journal", urls["watcher"], "status", "sb1", "--watch", "--every", "0.3")
-        time.sleep(1.5)
+        said: list[str] = []
+        reader = threading.Thread(target=lambda: said.extend(standby.stderr), daemon=True)
+        reader.start()
+        # the standby has seen the driver alive (a fixed sleep lost that race on a loaded machine)
+        assert wait_until(lambda: any("drives run sb1" in line for line in said), 60), said
         assert standby.poll() is None  # the driver is alive: the standby waits
         driver.send_signal(signal.SIGKILL)
         driver.wait(timeout=10)
-        assert standby.wait(timeout=60) == 0, standby.stderr.read()
-        standby_err = standby.stderr.read()
+        (project.root / "release").touch()
+        assert standby.wait(timeout=60) == 0, "".join(said)
+        reader.join(timeout=10)
+        standby_err = "".join(said)
         assert "standby: " in standby_err and "drives run sb1" in standby_err and "taking over" in standby_err
         assert watcher.wait(timeout=30) == 0
         assert watcher.stdout.read().strip().splitlines()[-1].startswith("run sb1: completed")
