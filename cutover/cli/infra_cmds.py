@@ -19,6 +19,7 @@ from cutover.infra.acceptance import Acceptance, record_acceptance, require_reas
 from cutover.infra.compliance import CheckInputs, CheckReport, check, check_inputs
 from cutover.infra.policy import RULES
 from cutover.infra.sarif import to_sarif
+from cutover.infra.stack import CUSTOMER, PROVIDER, program_dir
 from cutover.inventory import load_inventory
 from cutover.tenants import NewTenant, add_tenant, list_tenants
 
@@ -40,24 +41,36 @@ def infra() -> None:
     """
 
 
-def _plan(app: App, env: str) -> Plan:
+SIDE_OPTION = click.option("--side", type=click.Choice([CUSTOMER, PROVIDER]), default=CUSTOMER, show_default=True,
+                           help="Which program: ours (infra/), or what the provider creates (infra/provider/).")
+
+
+def _plan(app: App, env: str, side: str = CUSTOMER) -> Plan:
     app.require_project()
     try:
-        return plan_environment(app.project_dir, env)
+        return plan_environment(app.project_dir, env, side)
     except ProgramFailed as exc:
         if app.debug and exc.detail:
             app.err.print(escape(exc.detail))
         raise
 
 
+def _provider_plan(app: App, env: str) -> Plan | None:
+    """The provider-side plan the customer's reads by name; None when the project has no infra/provider."""
+    if not (program_dir(app.project_dir, PROVIDER) / "Pulumi.yaml").is_file():
+        return None
+    return _plan(app, env, PROVIDER)
+
+
 @infra.command("plan")
 @ENV_OPTION
+@SIDE_OPTION
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), help="Write the plan (JSON) here.")
 @JSON_OPTION
 @pass_app
-def plan_cmd(app: App, env: str, out: Path | None, as_json: bool) -> int:
+def plan_cmd(app: App, env: str, side: str, out: Path | None, as_json: bool) -> int:
     """Every resource the program would create for ENV: type, name, inputs, parent, dependencies."""
-    plan = _plan(app, env)
+    plan = _plan(app, env, side)
     if out is not None:
         app.project_path(out).write_text(plan.dumps(), encoding="utf-8")
     if as_json:
@@ -113,7 +126,7 @@ def diff_cmd(app: App, old: str, new: str, env: str | None, as_json: bool, markd
         inputs = _check_inputs(app, env, policy_file, suppressions_file)
     new_plan = _plan_from(app, new, env)
     diff = diff_plans(_plan_from(app, old, env), new_plan)
-    report = check(inputs, new_plan) if inputs is not None else None
+    report = check(inputs, new_plan, _provider_plan(app, env)) if inputs is not None and env else None
     if as_json:
         app.emit_json(diff.to_json() | ({"check": report.to_json()} if report is not None else {}))
     elif markdown:
@@ -187,7 +200,7 @@ def check_cmd(app: App, env: str, plan_file: Path | None, policy_file: Path | No
         raise InputError("--json and --sarif - would both write to stdout", hint="write the SARIF to a file")
     inputs = _check_inputs(app, env, policy_file, suppressions_file)
     plan = load_plan(app.project_path(plan_file)) if plan_file is not None else _plan(app, env)
-    report = check(inputs, plan)
+    report = check(inputs, plan, _provider_plan(app, env))
     if sarif_file is not None:
         _write_sarif(app, sarif_file, to_sarif(report, plan))
     if as_json:
@@ -285,7 +298,7 @@ def _policy_gate(app: App, env: str, command: str, accept_reason: str | None, po
     """Check ENV before Pulumi is called: (go on?, the update message recording an acceptance)."""
     reason = require_reason(accept_reason) if accept_reason is not None else None
     inputs = _check_inputs(app, env, policy_file, suppressions_file)
-    report = check(inputs, _plan(app, env))
+    report = check(inputs, _plan(app, env), _provider_plan(app, env))
     if report.passed:
         app.console.print(f"[green]policy: {report.resources} resources of {env} pass all {len(RULES)} rules[/]"
                           + (" (nothing to accept; nothing recorded)" if reason is not None else ""))

@@ -16,7 +16,7 @@ from typing import Any
 
 from cutover.infra.credentials import scan_project
 from cutover.infra.plan import Plan
-from cutover.infra.policy import RULES, PolicyContext, Violation, check_plan, rule_by_id, sort_violations
+from cutover.infra.policy import RULES, PolicyContext, Violation, check_plans, rule_by_id, sort_violations
 from cutover.infra.policyfile import PolicyFile, load_policy, policy_context, policy_path
 from cutover.infra.stack import load_stack
 from cutover.infra.suppressions import (Suppressed, Suppression, apply_suppressions, load_suppressions,
@@ -91,8 +91,13 @@ def check_inputs(project_dir: Path, env: str, *, policy_file: Path | None = None
                        policy_context(policy, region, today=day))
 
 
-def check(inputs: CheckInputs, plan: Plan) -> CheckReport:
-    violations = check_plan(plan, inputs.context) + source_violations(inputs.project_dir) \
+def check(inputs: CheckInputs, plan: Plan, provider_plan: Plan | None = None) -> CheckReport:
+    """The rules over the customer's plan and, when given, the provider-side plan it reads by name.
+
+    Both plans are checked as one (a volume's type is the provider's, its backend
+    decides), except ``customer-rights-only``, which reads the customer's alone.
+    """
+    violations = check_plans(plan, provider_plan, inputs.context) + source_violations(inputs.project_dir) \
         + stack_provider_violations(inputs.project_dir, inputs.env, inputs.context)
     outcome = apply_suppressions(sort_violations(violations), inputs.suppressions, inputs.context.today)
     return CheckReport(inputs.env, inputs.context.region, inputs.policy, len(plan), outcome.violations,

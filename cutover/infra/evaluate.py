@@ -24,7 +24,7 @@ from typing import Any
 from cutover.errors import CutoverError, NotFound, Problem, ToolMissing, ValidationError
 from cutover.infra import mockrun
 from cutover.infra.plan import Plan, plan_from_registrations
-from cutover.infra.stack import NAMESPACE, StackConfig, check_region, load_stack
+from cutover.infra.stack import CUSTOMER, NAMESPACE, StackConfig, check_region, load_stack
 from cutover.infra.validate import require_infrastructure
 from cutover.inventory import load_inventory
 
@@ -41,9 +41,9 @@ class ProgramFailed(CutoverError):
         self.detail = detail
 
 
-def plan_environment(project_dir: Path, env: str) -> Plan:
-    """The plan of stack ``env`` as the working tree describes it."""
-    stack = load_stack(project_dir, env)
+def plan_environment(project_dir: Path, env: str, side: str = CUSTOMER) -> Plan:
+    """The plan of stack ``env`` as the working tree describes it (the customer's program, or the provider's)."""
+    stack = load_stack(project_dir, env, side)
     inventory = load_inventory(project_dir, stack.inventory)
     check_region(stack, require_infrastructure(inventory).region)
     return plan_from_registrations(run_program(stack))

@@ -86,6 +86,23 @@ def _mock_state(type_: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]
     return state
 
 
+# The customer stack reads what the provider owns by name (cutover.infra.components.provider):
+# a lookup of NAME answers "<kind>-NAME.id", the logical name the provider-side program
+# gives that resource, so a check of both plans follows the reference across.
+LOOKUP_KINDS = {"getAuthScope": "project", "getFlavor": "flavor", "getNetwork": "network", "getSubnet": "subnet",
+                "getProject": "project"}
+
+
+def lookup_result(token: str, args: dict[str, Any]) -> dict[str, Any]:
+    """What a data source (``get_*``) returns under mocks: the arguments, and a predictable id."""
+    function = token.rsplit(":", 1)[-1]
+    reference = f"{LOOKUP_KINDS.get(function, function)}-{args.get('name', '')}.id"
+    result = {**args, "id": reference}
+    if function == "getAuthScope":
+        result |= {"projectId": reference, "projectName": args.get("name", "")}
+    return result
+
+
 def _build_runtime(project: str, stack: str, config: dict[str, str]) -> Any:
     import pulumi
     from google.protobuf import json_format
@@ -98,7 +115,7 @@ def _build_runtime(project: str, stack: str, config: dict[str, str]) -> Any:
             return f"{args.name}.id", _mock_state(args.typ, args.name, args.inputs)
 
         def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list]:
-            return {}, []
+            return lookup_result(args.token, dict(args.args)), []
 
     class RecordingMonitor(pulumi_mocks.MockMonitor):
         """The SDK's mock monitor, plus a record of parent, dependencies and provider."""

@@ -166,7 +166,7 @@ def _provider_name(reference: str, type_: str) -> str:
     parts = reference.split("::")
     if len(parts) < 4:
         return reference
-    type_, name = parts[2], parts[3]
+    type_, name = parts[2].rsplit("$", 1)[-1], parts[3]  # a provider under a component: "parent$pulumi:providers:..."
     return f"{type_}::{DEFAULT_PROVIDER_PREFIX if name.startswith(DEFAULT_PROVIDER_PREFIX) else name}"
 
 

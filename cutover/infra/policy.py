@@ -48,6 +48,30 @@ T_SG = "openstack:networking/secGroup:SecGroup"
 T_SG_RULE = "openstack:networking/secGroupRule:SecGroupRule"
 T_OPENSTACK_PROVIDER = "pulumi:providers:openstack"
 T_TENANT = "cutover:samu:Tenant"
+T_ROUTER_ROUTE = "openstack:networking/routerRoute:RouterRoute"
+T_FLAVOR = "openstack:compute/flavor:Flavor"
+T_ENDPOINT_GROUP = "openstack:vpnaas/endpointGroup:EndpointGroup"
+T_BAREMETAL_POOL = "cutover:compute:BareMetalPool"
+# Only a cloud administrator may create these (OpenStack's default policies): they belong to the
+# provider-side program (infra/provider), never to the customer stack.
+ADMIN_ONLY_TYPES = {
+    "openstack:identity/project:Project": "a Keystone project",
+    "openstack:identity/roleAssignment:RoleAssignment": "a role assignment",
+    "openstack:identity/user:User": "a Keystone user",
+    "openstack:identity/group:Group": "a Keystone group",
+    T_FLAVOR: "a flavor",
+    "openstack:compute/flavorAccess:FlavorAccess": "a flavor's access list",
+    "openstack:compute/quotaSetV2:QuotaSetV2": "a Nova quota",
+    "openstack:compute/aggregateV2:AggregateV2": "a host aggregate",
+    T_VOLUME_TYPE: "a volume type (it names a Cinder backend)",
+    "openstack:blockstorage/volumeTypeAccessV3:VolumeTypeAccessV3": "a volume type's access list",
+    "openstack:blockstorage/quotasetV3:QuotasetV3": "a Cinder quota",
+    "openstack:networking/quotaV2:QuotaV2": "a Neutron quota",
+}
+# Network inputs only an administrator may set: a provider (physical) network, or one shared with all.
+ADMIN_ONLY_NETWORK_INPUTS = ("external", "shared", "segments")
+# Inputs that create a resource in another project than the credentials' own (admin-only).
+OTHER_PROJECT_INPUTS = ("tenantId", "projectId")
 T_RAC = "cutover:oracle:RacCluster"
 
 PRIVATE_ZONES = frozenset({"service", "transit", "interconnect", "storage"})  # never a public address
@@ -107,6 +131,7 @@ class PolicyContext:
     operator_sources: tuple[IPNetwork, ...]
     encrypted_backends: frozenset[str]
     encrypted_volume_types: frozenset[str] = frozenset()
+    multiattach_volume_types: frozenset[str] = frozenset()
     qualified_endpoints: Mapping[str, frozenset[str]] = field(default_factory=dict)  # region -> endpoints
     public_services: tuple[PublicExposure, ...] = ()
     database: DatabaseReach = DatabaseReach()
@@ -295,14 +320,19 @@ def _zone_networks(plan: Plan, zones: frozenset[str] | tuple[str, ...]) -> list[
 
 
 def _volume_type_problem(plan: Plan, ctx: PolicyContext, type_name: Any) -> str | None:
-    """Why a volume of this type is not known to be encrypted at rest; None when it is."""
+    """Why a volume of this type is not known to be encrypted at rest; None when it is.
+
+    A type defined in the plan (ours, or the provider-side plan checked with it) is
+    judged by its backend, whatever its name says: a type named like one of the
+    offer's encrypted types does not inherit their encryption.
+    """
     if type_name in (None, ""):
         return "no volume type: the default type is not known to be encrypted"
-    if str(type_name) in ctx.encrypted_volume_types:
-        return None
     types = {str(t.inputs.get("name")): t for t in plan.of_type(T_VOLUME_TYPE)}
     volume_type = types.get(str(type_name))
     if volume_type is None:
+        if str(type_name) in ctx.encrypted_volume_types:
+            return None
         return (f"volume type {type_name!r} is neither defined in this plan nor one of the offer's encrypted types "
                 f"({', '.join(sorted(ctx.encrypted_volume_types)) or 'none declared'})")
     backend = (volume_type.inputs.get("extraSpecs") or {}).get("volume_backend_name")
@@ -576,7 +606,7 @@ def _asm_everywhere(plan: Plan, ctx: PolicyContext) -> Iterator[Finding]:
                         if e.inputs.get("volumeId") == f"{volume.name}.id" and _is_iscsi_multipath(e)}
             for node in sorted(nodes - exported):
                 yield volume, f"not exported (iSCSI initiator, multipath, read-write) to RAC node {node}"
-            if not _is_multiattach_type(plan, volume):
+            if not _is_multiattach_type(plan, ctx, volume):
                 yield volume, f"volume type {volume.inputs.get('volumeType')!r} is not multi-attach"
         yield from _unchained(cluster, exports)
 
@@ -588,11 +618,12 @@ def _is_iscsi_multipath(export: PlannedResource) -> bool:
     return bool(inputs.get("initiator")) and inputs.get("multipath") is True and writable
 
 
-def _is_multiattach_type(plan: Plan, volume: PlannedResource) -> bool:
+def _is_multiattach_type(plan: Plan, ctx: PolicyContext, volume: PlannedResource) -> bool:
+    """The type's extra spec when the plan defines it; else the offer's word (policy multiattach_volume_types)."""
     for volume_type in plan.of_type(T_VOLUME_TYPE):
         if volume_type.inputs.get("name") == volume.inputs.get("volumeType"):
             return (volume_type.inputs.get("extraSpecs") or {}).get("multiattach") == MULTIATTACH_SPEC
-    return False
+    return str(volume.inputs.get("volumeType")) in ctx.multiattach_volume_types
 
 
 def _unchained(cluster: PlannedResource, attachments: list[PlannedResource]) -> Iterator[Finding]:
@@ -608,6 +639,25 @@ def _unchained(cluster: PlannedResource, attachments: list[PlannedResource]) -> 
     for name, count in sorted(waited_on.items()):
         if count > 1:
             yield cluster, f"{count} ASM attachments run in parallel after {name}; chain them"
+
+
+def _customer_rights_only(plan: Plan, ctx: PolicyContext) -> Iterator[Finding]:
+    for resource in plan:
+        what = ADMIN_ONLY_TYPES.get(resource.type)
+        if what is not None:
+            yield resource, f"{what} needs cloud-admin rights: it belongs to the provider-side program (infra/provider)"
+            continue
+        if resource.type == T_NETWORK:
+            for key in ADMIN_ONLY_NETWORK_INPUTS:
+                if resource.inputs.get(key) not in (None, False, []):
+                    yield resource, f"a network with {key!r} set is a provider network: only the provider creates it"
+            specs = resource.inputs.get("valueSpecs") or {}
+            if isinstance(specs, dict) and any(str(k).startswith("provider:") for k in specs):
+                yield resource, "provider:* value specs (physical network, VLAN) need cloud-admin rights"
+        for key in OTHER_PROJECT_INPUTS:
+            if resource.inputs.get(key) not in (None, ""):
+                yield resource, (f"{key} creates it in another project, which needs cloud-admin rights; create it "
+                                 "through a provider scoped to that project")
 
 
 RULES: list[Rule] = [
@@ -653,5 +703,23 @@ RULES: list[Rule] = [
          "one attachment at a time", "export each volume to each node with a Cinder attachment "
          "(blockstorage.VolumeAttach: the node's initiator, multipath=True), chained with depends_on, from a "
          "multi-attach volume type; never a Nova attachment on bare metal", _asm_everywhere),
+    Rule("customer-rights-only", "SecNumCloud 3.2 §9.2", "The customer stack needs no cloud-admin right",
+         "move projects, flavors and their access, volume types and their access, quotas and provider networks "
+         "to infra/provider (the provider's program); read them by name (get_flavor, get_network...); create a "
+         "tenant's resources through a provider scoped to its project, not with tenant_id", _customer_rights_only),
 ]
+# Rules that read only the customer's plan: the provider-side plan is admin by nature.
+CUSTOMER_ONLY_RULES = frozenset({"customer-rights-only"})
+SHARED_RULES = [rule for rule in RULES if rule.id not in CUSTOMER_ONLY_RULES]
+
+
+def check_plans(customer: Plan, provider: Plan | None, context: PolicyContext) -> list[Violation]:
+    """The customer's plan and the provider-side plan it reads by name, checked as one.
+
+    A volume's type is the provider's, and its backend decides whether the volume is
+    encrypted; ``customer-rights-only`` alone reads the customer's plan by itself.
+    """
+    both = Plan.of([*customer, *provider]) if provider is not None else customer
+    own = [rule for rule in RULES if rule.id in CUSTOMER_ONLY_RULES]
+    return sort_violations(check_plan(both, context, SHARED_RULES) + check_plan(customer, context, own))
 RULE_ORDER = {rule.id: i for i, rule in enumerate(RULES)}

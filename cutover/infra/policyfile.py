@@ -56,6 +56,8 @@ class EncryptedStorage(_Strict):
 
     encrypted_backends: list[str] = Field(default_factory=list)
     encrypted_volume_types: list[str] = Field(default_factory=list)
+    # The provider's multi-attach types (Oracle ASM disks shared by every RAC node).
+    multiattach_volume_types: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _something(self) -> EncryptedStorage:
@@ -162,6 +164,7 @@ def policy_context(policy: PolicyFile, region: str, *, today: dt.date | None = N
         operator_sources=tuple(model.operator_networks),
         encrypted_backends=frozenset(model.storage.encrypted_backends),
         encrypted_volume_types=frozenset(model.storage.encrypted_volume_types),
+        multiattach_volume_types=frozenset(model.storage.multiattach_volume_types),
         qualified_endpoints={name: frozenset(r.endpoints) for name, r in model.regions.items()},
         public_services=tuple(PublicExposure(s.role, s.protocol, frozenset(s.ports)) for s in model.public_services),
         database=DatabaseReach(

@@ -17,6 +17,9 @@ from cutover.yamlsource import YamlDocument, load_yaml
 
 INFRA_DIR = "infra"
 PROJECT_FILE = "Pulumi.yaml"
+# Two programs, two owners: the customer stack (infra/) and what needs cloud-admin rights (infra/provider/).
+CUSTOMER, PROVIDER = "customer", "provider"
+SIDES = {CUSTOMER: ".", PROVIDER: "provider"}
 NAMESPACE = "cutover-samu"
 OUR_KEYS = {"inventory": str, "vpnPresharedKeys": dict}
 STACK_TOP_KEYS = {"config", "secretsprovider", "encryptionsalt", "encryptedkey", "environment"}
@@ -33,17 +36,19 @@ class StackConfig:
     values: dict[str, str]
     region: str | None
     source: str
+    side: str = CUSTOMER
+    secrets_provider: str | None = None
 
     def mock_config(self, extra: dict[str, str]) -> dict[str, str]:
         return {**self.values, **extra}
 
 
-def program_dir(project_dir: Path) -> Path:
-    return project_dir / INFRA_DIR
+def program_dir(project_dir: Path, side: str = CUSTOMER) -> Path:
+    return project_dir / INFRA_DIR if side == CUSTOMER else project_dir / INFRA_DIR / SIDES[side]
 
 
-def load_stack(project_dir: Path, stack: str) -> StackConfig:
-    infra = program_dir(project_dir)
+def load_stack(project_dir: Path, stack: str, side: str = CUSTOMER) -> StackConfig:
+    infra = program_dir(project_dir, side)
     project = _project_name(infra)
     path = infra / f"Pulumi.{stack}.yaml"
     if not path.is_file():
@@ -56,7 +61,18 @@ def load_stack(project_dir: Path, stack: str) -> StackConfig:
     if problems:
         raise ValidationError(problems, what=f"stack file {doc.path}")
     inventory = values.get(f"{NAMESPACE}:inventory", stack)
-    return StackConfig(project, stack, inventory, infra, values, values.get("openstack:region"), doc.path)
+    secrets = doc.data.get("secretsprovider") if isinstance(doc.data, dict) else None
+    return StackConfig(project, stack, inventory, infra, values, values.get("openstack:region"), doc.path, side,
+                       str(secrets) if secrets is not None else None)
+
+
+def project_backend(project_dir: Path, side: str = CUSTOMER) -> tuple[str | None, str, int | None]:
+    """The project file's ``backend.url`` (None when not declared), the file, and the line."""
+    path = program_dir(project_dir, side) / PROJECT_FILE
+    doc = load_yaml(path, display=_display(path))
+    backend = doc.data.get("backend") if isinstance(doc.data, dict) else None
+    url = backend.get("url") if isinstance(backend, dict) else None
+    return (str(url) if url else None), doc.path, doc.line_of(("backend", "url")) or doc.line_of(("name",)) or 1
 
 
 def _project_name(infra: Path) -> str:

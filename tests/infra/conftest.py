@@ -16,6 +16,7 @@ import pytest
 
 from cutover.infra.evaluate import plan_environment
 from cutover.infra.plan import Plan
+from cutover.infra.stack import PROVIDER
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -28,6 +29,16 @@ def production_plan() -> Plan:
 @pytest.fixture(scope="session")
 def rehearsal_plan() -> Plan:
     return plan_environment(REPO, "rehearsal")
+
+
+@pytest.fixture(scope="session")
+def production_provider_plan() -> Plan:
+    return plan_environment(REPO, "production", PROVIDER)
+
+
+@pytest.fixture(scope="session")
+def rehearsal_provider_plan() -> Plan:
+    return plan_environment(REPO, "rehearsal", PROVIDER)
 
 
 def copy_project(target: Path) -> Path:

@@ -32,8 +32,11 @@ def test_every_resource_but_the_top_components_has_a_parent_and_custom_resources
             assert resource.type.startswith("cutover:")
             continue
         assert resource.parent is not None and production_plan.get(resource.parent) is not None, resource.name
-        if not resource.is_component:
-            assert resource.provider == "pulumi:providers:openstack::default"
+        if not resource.is_component and not resource.type.startswith("pulumi:providers:"):
+            tenant = next((a for a in production_plan.ancestors(resource.name) if a.startswith("samu-")), None)
+            # A tenant's own resources go through the provider scoped to its project; the rest, the default one.
+            assert resource.provider in ("pulumi:providers:openstack::default",
+                                         f"pulumi:providers:openstack::{tenant}-provider"), resource.name
 
 
 def test_national_core_has_six_networks_and_only_routed_zones_reach_the_router(production_plan):
@@ -59,7 +62,13 @@ def test_a_tenant_owns_its_project_network_router_vpn_and_reaches_national_servi
     resources = {r.name: r for r in production_plan.within("samu-30")}
     assert len(resources) == 27  # + 2 routes back (admin, service), the premises route, 3 SIP/RTP rules to telephony
     assert resources["samu-30-subnet"].inputs["cidr"] == "10.140.4.0/24"
-    assert resources["samu-30-net"].inputs["tenantId"] == "samu-30-project.id"
+    # Created in the SAMU's project through a provider scoped to it (no tenant_id: that needs cloud admin).
+    assert "tenantId" not in resources["samu-30-net"].inputs
+    assert resources["samu-30-net"].provider == "pulumi:providers:openstack::samu-30-provider"
+    assert resources["samu-30-provider"].inputs == {"region": "fr-central", "tenantName": "samu-30"}
+    # The national project shares transit with the SAMU's project, read from its scoped token.
+    assert resources["samu-30-transit-share"].inputs["targetTenant"] == "project-samu-30.id"
+    assert resources["samu-30-transit-share"].provider == "pulumi:providers:openstack::default"
     site = resources["samu-30-vpn-site"].inputs
     assert site["peerAddress"] == "203.0.113.4" and site["psk"] == "[secret]"
     assert resources["samu-30-vpn-premises"].inputs["endpoints"] == ["172.16.4.0/24"]
@@ -122,20 +131,20 @@ def test_data_guard_redo_comes_from_the_legacy_networks_to_the_rac_listener_thro
         assert "dataguard-redo-sg.id" not in port.inputs["securityGroupIds"]
 
 
-def test_bare_metal_pool_flavor_carries_the_resource_class_and_nodes_spread_over_zones(production_plan):
-    flavor = production_plan.get("telephony-flavor").inputs
+def test_bare_metal_pool_flavor_carries_the_resource_class_and_nodes_spread_over_zones(production_plan,
+                                                                                      production_provider_plan):
+    flavor = production_provider_plan.get("flavor-bm.app.m").inputs  # the provider's, not ours
     assert flavor["extraSpecs"]["resources:CUSTOM_BAREMETAL_APP_M"] == "1"
     assert flavor["extraSpecs"]["resources:VCPU"] == "0" and flavor["isPublic"] is False
-    access = production_plan.get("telephony-flavor-access").inputs
-    assert access == {"flavorId": "telephony-flavor.id", "tenantId": "2c9d4e7a6b1f4c03a8e5d1f0b7a93e64"}
+    access = production_provider_plan.get("flavor-bm.app.m-access").inputs
+    assert access == {"flavorId": "flavor-bm.app.m.id", "tenantId": "2c9d4e7a6b1f4c03a8e5d1f0b7a93e64"}
     nodes = children(production_plan, "telephony", T["instance"])
     assert [n.inputs["availabilityZone"] for n in sorted(nodes, key=lambda n: n.name)] == [
         "fr-central-1", "fr-central-2", "fr-central-3", "fr-central-1"]
     for node in nodes:
         assert node.inputs["schedulerHints"] == [{"group": "telephony-anti-affinity.id"}]
-        # The private flavor by id, once it is granted to the project.
-        assert node.inputs["flavorId"] == "telephony-flavor.id" and "flavorName" not in node.inputs
-        assert "telephony-flavor-access" in node.dependencies
+        # The provider's private flavor, looked up by name, used by id.
+        assert node.inputs["flavorId"] == "flavor-bm.app.m.id" and "flavorName" not in node.inputs
     assert production_plan.get("telephony-anti-affinity").inputs["policies"] == "anti-affinity"
 
 
@@ -156,7 +165,7 @@ def test_bare_metal_nodes_have_no_nova_volume_attachment(production_plan, rehear
     assert production_plan.of_type(T["attach"]) == [] and rehearsal_plan.of_type(T["attach"]) == []
 
 
-def test_every_asm_volume_is_exported_over_iscsi_to_every_rac_node(production_plan):
+def test_every_asm_volume_is_exported_over_iscsi_to_every_rac_node(production_plan, production_provider_plan):
     volumes = children(production_plan, RAC, T["volume"])
     nodes = {n.inputs["name"]: n for n in children(production_plan, RAC, T["instance"])}
     exports = children(production_plan, RAC, T["export"])
@@ -172,7 +181,7 @@ def test_every_asm_volume_is_exported_over_iscsi_to_every_rac_node(production_pl
     for volume in volumes:
         assert "multiattach" not in volume.inputs  # Volume has no such argument; the type carries it
         assert volume.inputs["volumeType"] == "rac-asm-multiattach"
-    spec = production_plan.get("national-asm-volume-type").inputs["extraSpecs"]
+    spec = production_provider_plan.get("volume-type-rac-asm-multiattach").inputs["extraSpecs"]
     assert spec == {"multiattach": "<is> True", "volume_backend_name": "ceph-luks"}
 
 
@@ -248,11 +257,11 @@ def test_scan_name_resolves_to_the_three_scan_addresses_in_designate(production_
     assert production_plan.get("national-dns-zone").inputs["name"] == "db.production.samu.example."
 
 
-def test_rac_nodes_use_the_private_flavor_by_id_after_it_is_granted(production_plan):
+def test_rac_nodes_use_the_providers_private_flavor_by_id(production_plan, production_provider_plan):
     for node in children(production_plan, RAC, T["instance"]):
-        assert node.inputs["flavorId"] == f"{POOL}-flavor.id"
-        assert f"{POOL}-flavor-access" in node.dependencies
-    assert production_plan.get(f"{POOL}-flavor").inputs["isPublic"] is False
+        assert node.inputs["flavorId"] == "flavor-bm.rac.xl.id"
+    assert production_provider_plan.get("flavor-bm.rac.xl").inputs["isPublic"] is False
+    assert production_plan.get("flavor-bm.rac.xl") is None
 
 
 def test_interconnect_ports_have_port_security_off_with_no_security_groups(production_plan):

@@ -9,7 +9,7 @@ import pytest
 
 from cutover.infra.plan import Plan, PlannedResource
 from cutover.infra.compliance import environment_region
-from cutover.infra.policy import RULES, PolicyContext, check_plan
+from cutover.infra.policy import RULES, SHARED_RULES, PolicyContext, check_plan, check_plans
 from cutover.infra.policyfile import load_policy, policy_context
 from tests.infra.conftest import REPO
 
@@ -39,7 +39,7 @@ def res(type_: str, logical: str, parent: str | None = None, deps: tuple[str, ..
 
 
 def rule_ids(plan: Plan) -> list[str]:
-    return [v.rule for v in check_plan(plan, CTX)]
+    return [v.rule for v in check_plan(plan, CTX, SHARED_RULES)]
 
 
 def ssh_rule(name: str, group: str = "admin-sg", **source: Any) -> PlannedResource:
@@ -61,7 +61,7 @@ def test_volume_on_an_encrypted_backend_passes():
 def test_volume_without_an_encrypted_type_is_a_violation(volume_type, backend):
     plain = res("vtype", "vt-plain", name="plain", extraSpecs={"volume_backend_name": backend})
     inputs = {"size": 1} | ({"volumeType": volume_type} if volume_type else {})
-    violations = check_plan(Plan.of([plain, res("volume", "v", **inputs)]), CTX)
+    violations = check_plan(Plan.of([plain, res("volume", "v", **inputs)]), CTX, SHARED_RULES)
     assert [(v.rule, v.clause, v.resource) for v in violations] == [("volume-encrypted", "SecNumCloud 3.2 §10.1", "v")]
 
 
@@ -82,7 +82,7 @@ def test_floating_ip_on_the_admin_network_is_allowed():
 
 @pytest.mark.parametrize("zone", ["service", "interconnect", "storage"])
 def test_floating_ip_on_a_data_network_is_a_violation(zone):
-    violations = check_plan(_network_with_floating_ip(zone), CTX)
+    violations = check_plan(_network_with_floating_ip(zone), CTX, SHARED_RULES)
     assert [(v.rule, v.resource) for v in violations] == [("no-public-address", "f")]
     assert zone in violations[0].message
 
@@ -107,7 +107,7 @@ def test_ssh_from_the_bastion_or_admin_network_passes(source):
                                                    ({"remoteIpPrefix": "10.140.1.0/24"}, False),
                                                    ({"remoteGroupId": "admin-sg.id"}, False)])
 def test_ssh_from_elsewhere_is_a_violation(source, from_anywhere):
-    violations = check_plan(Plan.of([BASTION_SG, ADMIN_SG, ssh_rule("r", **source)]), CTX)
+    violations = check_plan(Plan.of([BASTION_SG, ADMIN_SG, ssh_rule("r", **source)]), CTX, SHARED_RULES)
     expected = [("admin-from-bastion", "r")] + ([("no-ingress-from-anywhere", "r")] if from_anywhere else [])
     assert [(v.rule, v.resource) for v in violations] == expected
 
@@ -123,7 +123,7 @@ def test_an_all_ports_rule_counts_as_opening_ssh_but_a_udp_rule_does_not():
 def test_ssh_to_the_bastion_only_from_the_operators_networks():
     ok = ssh_rule("ok", group="bastion-sg", remoteIpPrefix="192.0.2.0/28")
     wide = ssh_rule("wide", group="bastion-sg", remoteIpPrefix="0.0.0.0/0")
-    found = [(v.rule, v.resource) for v in check_plan(Plan.of([BASTION_SG, ok, wide]), CTX)]
+    found = [(v.rule, v.resource) for v in check_plan(Plan.of([BASTION_SG, ok, wide]), CTX, SHARED_RULES)]
     assert found == [("admin-from-bastion", "wide"), ("no-ingress-from-anywhere", "wide")]
 
 
@@ -153,7 +153,7 @@ def test_tenant_rule_from_its_own_network_or_premises_passes():
 def test_tenant_rule_open_to_another_tenant_is_a_violation(source):
     rule = res("rule", "leak", parent="samu-01", direction="ingress", protocol="tcp", portRangeMin=443,
                portRangeMax=443, securityGroupId="sg1.id", **source)
-    violations = check_plan(_two_tenants(rule), CTX)
+    violations = check_plan(_two_tenants(rule), CTX, SHARED_RULES)
     assert [(v.rule, v.resource) for v in violations] == [("tenant-isolation", "leak")]
     assert "samu-02" in violations[0].message
 
@@ -167,7 +167,7 @@ def test_instances_in_the_region_zones_pass():
 
 @pytest.mark.parametrize("inputs", [{"availabilityZone": "eu-west-1a"}, {"region": "us-east"}])
 def test_a_zone_or_region_outside_the_qualified_one_is_a_violation(inputs):
-    violations = check_plan(Plan.of([res("volume", "v", volumeType="asm", **inputs), ENCRYPTED_TYPE]), CTX)
+    violations = check_plan(Plan.of([res("volume", "v", volumeType="asm", **inputs), ENCRYPTED_TYPE]), CTX, SHARED_RULES)
     assert [(v.rule, v.clause) for v in violations] == [("allowed-zones", "SecNumCloud 3.2 §19.2")]
 
 
@@ -207,7 +207,7 @@ def test_rac_nodes_without_anti_affinity_is_a_violation():
 
 def test_an_asm_volume_missing_on_a_node_is_a_violation():
     plan = _rac(attachments=[("v1", "n1", ()), ("v1", "n2", ("a-v1-n1",)), ("v2", "n1", ("a-v1-n2",))])
-    violations = check_plan(plan, CTX)
+    violations = check_plan(plan, CTX, SHARED_RULES)
     assert [(v.rule, v.resource) for v in violations] == [("asm-on-every-node", "v2")]
     assert "n2" in violations[0].message
 
@@ -215,7 +215,7 @@ def test_an_asm_volume_missing_on_a_node_is_a_violation():
 def test_parallel_asm_attachments_are_a_violation():
     plan = _rac(attachments=[("v1", "n1", ()), ("v1", "n2", ()), ("v2", "n1", ("a-v1-n2",)),
                              ("v2", "n2", ("a-v1-n2",))])
-    messages = [v.message for v in check_plan(plan, CTX) if v.rule == "asm-on-every-node"]
+    messages = [v.message for v in check_plan(plan, CTX, SHARED_RULES) if v.rule == "asm-on-every-node"]
     assert len(messages) == 2
     assert any("start at once" in m for m in messages)
     assert any("in parallel after a-v1-n2" in m for m in messages)
@@ -231,12 +231,12 @@ def test_asm_volumes_on_a_type_without_multiattach_is_a_violation():
 
 
 def test_every_rule_names_its_clause():
-    assert len({r.id for r in RULES}) == len(RULES) == 16
+    assert len({r.id for r in RULES}) == len(RULES) == 17
     assert all(("SecNumCloud" in r.clause or "HDS" in r.clause) and r.fix for r in RULES)
 
 
 @pytest.mark.parametrize("env", ["rehearsal", "production"])
 def test_shipped_environments_pass_every_rule(env, request):
-    plan = request.getfixturevalue(f"{env}_plan")
+    plan, provider = request.getfixturevalue(f"{env}_plan"), request.getfixturevalue(f"{env}_provider_plan")
     policy = load_policy(REPO / "infra" / "policy.yaml")
-    assert check_plan(plan, policy_context(policy, environment_region(REPO, env))) == []
+    assert check_plans(plan, provider, policy_context(policy, environment_region(REPO, env))) == []

@@ -30,11 +30,18 @@ TODAY = dt.date(2026, 11, 30)
 
 def engine_resources(plan: Plan, *, preview: bool, region: str = "fr-central") -> list[PolicyResource]:
     """What the engine hands a stack policy for ``plan``: ids after an update, unknowns in a preview."""
-    provider = PolicyProviderResource("pulumi:providers:openstack", {"region": region},
-                                      "urn:pulumi:production::cutover-samu::pulumi:providers:openstack::default",
-                                      "default")
+    if region != "fr-central":  # the tenants' explicit providers follow the stack's region too
+        plan = Plan.of([r if r.type != "pulumi:providers:openstack" else
+                        PlannedResource(r.type, r.name, {**r.inputs, "region": region}, r.parent, r.dependencies,
+                                        r.provider, r.options) for r in plan])
+    providers = {}  # the default provider, and each tenant's project-scoped one, all in ``region``
+    for r in plan:
+        if r.provider and r.provider not in providers:
+            type_, name = r.provider.split("::")
+            providers[r.provider] = PolicyProviderResource(
+                type_, {"region": region}, f"urn:pulumi:production::cutover-samu::{type_}::{name}", name)
     objects = {r.name: PolicyResource(r.type, {}, f"urn:pulumi:production::cutover-samu::{r.type}::{r.name}", r.name,
-                                      _options(r), provider if r.provider else None, None, [], {}) for r in plan}
+                                      _options(r), providers.get(r.provider or ""), None, [], {}) for r in plan}
     for r in plan:
         engine = objects[r.name]
         engine.parent = objects.get(r.parent) if r.parent else None

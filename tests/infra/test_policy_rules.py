@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from cutover.infra.plan import Plan, PlannedResource
-from cutover.infra.policy import (DatabaseReach, PolicyContext, PublicExposure, TemporaryReach, check_plan,
+from cutover.infra.policy import (SHARED_RULES, DatabaseReach, PolicyContext, PublicExposure, TemporaryReach,
+                                  check_plan,
                                   parse_prefix, rule_source)
 
 OS = "pulumi:providers:openstack::default"
@@ -44,7 +45,7 @@ def res(kind: str, logical: str, **inputs: Any) -> PlannedResource:
 
 
 def found(plan: Plan, ctx: PolicyContext = CTX) -> list[tuple[str, str]]:
-    return [(v.rule, v.resource) for v in check_plan(plan, ctx)]
+    return [(v.rule, v.resource) for v in check_plan(plan, ctx, SHARED_RULES)]
 
 
 def networks(*zones: str) -> list[PlannedResource]:
@@ -156,7 +157,7 @@ def test_the_legacy_network_is_refused_once_the_migration_period_is_over():
     plan = Plan.of([SERVICE_SG, *networks("service"),
                     ingress("redo", "service-sg", ports=(1521, 1521), remoteIpPrefix="10.20.0.0/24")])
     later = PolicyContext(**{**CTX.__dict__, "today": dt.date(2027, 7, 1)})
-    violations = check_plan(plan, later)
+    violations = check_plan(plan, later, SHARED_RULES)
     assert [(v.rule, v.resource) for v in violations] == [("database-reach", "redo")]
     assert "expired" in violations[0].message
 
@@ -249,7 +250,7 @@ def test_sharing_the_transit_network_with_one_project_passes():
 def test_sharing_a_network_with_every_project_is_a_violation():
     rbac = res("rbac", "share", action="access_as_shared", objectType="network", objectId="transit-net.id",
                targetTenant="*")
-    violations = check_plan(Plan.of([*networks("transit"), rbac]), CTX)
+    violations = check_plan(Plan.of([*networks("transit"), rbac]), CTX, SHARED_RULES)
     assert [(v.rule, v.resource) for v in violations] == [("no-share-with-everyone", "share")]
     assert "transit-net" in violations[0].message
 

@@ -12,6 +12,7 @@ from cutover.infra.components.platform import (
     PSK_CONFIG_KEY,
     Platform,
     build_platform,
+    build_provider_grants,
     tenant_name,
     vpn_psk_source,
 )
@@ -22,5 +23,5 @@ __all__ = [
     "CONFIG_NAMESPACE", "OFFLINE_CONFIG_KEY", "PSK_CONFIG_KEY",
     "BareMetalPool", "BareMetalPoolArgs", "Nic", "NationalCore", "NationalCoreArgs", "Platform",
     "RacCluster", "RacClusterArgs", "RacNetworks", "NationalAccess", "SamuTenant", "SamuTenantArgs",
-    "build_platform", "tenant_name", "vpn_psk_source",
+    "build_platform", "build_provider_grants", "tenant_name", "vpn_psk_source",
 ]

@@ -36,14 +36,17 @@ class BareMetalPoolArgs:
     nodes: int
     availability_zones: Sequence[str]
     nics: Sequence[Nic]
-    project_id: str  # the project the private flavor is granted to (the national one)
     protect: bool = False  # database nodes: `pulumi up` refuses to delete them while protected
     key_pair: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
 
 
 class BareMetalPool(pulumi.ComponentResource):
-    """A private flavor carrying the Ironic resource class, granted to the project; an anti-affinity group; N nodes."""
+    """N nodes of the provider's private flavor (read by name), kept apart by an anti-affinity group.
+
+    The flavor and its access are the provider's (``infra/provider``): creating
+    them needs cloud-admin rights a customer of a qualified cloud does not have.
+    """
 
     instance_ids: list[pulumi.Output[str]]
     server_group_id: pulumi.Output[str]
@@ -52,13 +55,13 @@ class BareMetalPool(pulumi.ComponentResource):
         super().__init__("cutover:compute:BareMetalPool", name, None, opts)
         self.pool_name = name
         self.args = args
-        flavor, access = self._flavor()
+        flavor_id = self._flavor_id()
         group = openstack.compute.ServerGroup(
             f"{name}-anti-affinity", name=f"{name}-anti-affinity", policies="anti-affinity",  # pulumi-openstack 5.x types it as one string
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.server_group_id = group.id
-        self.instances = [self._node(i, flavor, access, group) for i in range(1, args.nodes + 1)]
+        self.instances = [self._node(i, flavor_id, group) for i in range(1, args.nodes + 1)]
         self.instance_ids = [instance.id for instance in self.instances]
         self.register_outputs({"instanceIds": self.instance_ids, "serverGroupId": self.server_group_id})
 
@@ -70,26 +73,10 @@ class BareMetalPool(pulumi.ComponentResource):
     def node_name(self, node: int) -> str:
         return f"{self.pool_name}-node-{node}"
 
-    def _flavor(self) -> tuple[openstack.compute.Flavor, openstack.compute.FlavorAccess]:
-        spec = self.args.flavor
-        # Ironic scheduling: ask for one unit of the node's resource class and
-        # zero of the standard ones, so Nova places the flavor on that hardware only.
-        extra_specs = {
-            f"resources:{spec.resource_class}": "1",
-            "resources:VCPU": "0",
-            "resources:MEMORY_MB": "0",
-            "resources:DISK_GB": "0",
-        }
-        flavor = openstack.compute.Flavor(
-            f"{self.pool_name}-flavor", name=spec.name, vcpus=spec.vcpus, ram=spec.ram_mb, disk=spec.disk_gb,
-            is_public=False, extra_specs=extra_specs, opts=pulumi.ResourceOptions(parent=self),
-        )
-        # A private flavor is usable only by the projects granted access to it.
-        access = openstack.compute.FlavorAccess(
-            f"{self.pool_name}-flavor-access", flavor_id=flavor.id, tenant_id=self.args.project_id,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        return flavor, access
+    def _flavor_id(self) -> pulumi.Output[str]:
+        # By id: a flavor name is not unique across projects; a private one is
+        # listed to the national project only once the provider granted access.
+        return openstack.compute.get_flavor_output(name=self.args.flavor.name, is_public=False).id
 
     def _port(self, node: int, nic: Nic) -> openstack.networking.Port:
         fixed = nic.fixed_ips[node - 1] if nic.fixed_ips else None
@@ -108,20 +95,18 @@ class BareMetalPool(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
 
-    def _node(self, node: int, flavor: openstack.compute.Flavor, access: openstack.compute.FlavorAccess,
+    def _node(self, node: int, flavor_id: pulumi.Output[str],
               group: openstack.compute.ServerGroup) -> openstack.compute.Instance:
         ports = [self._port(node, nic) for nic in self.args.nics]
         return openstack.compute.Instance(
             self.node_name(node),
             name=self.node_name(node),
-            # By id: a flavor name is not unique across projects, and a private one
-            # is not listed to a project until the access exists.
-            flavor_id=flavor.id,
+            flavor_id=flavor_id,
             image_name=self.args.image,
             key_pair=self.args.key_pair,
             availability_zone=self.zone_of(node),
             networks=[openstack.compute.InstanceNetworkArgs(port=p.id) for p in ports],
             scheduler_hints=[openstack.compute.InstanceSchedulerHintArgs(group=group.id)],
             metadata={OWNER_TAG: NATIONAL_OWNER, **self.args.metadata, "pool": self.pool_name},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[access], protect=self.args.protect or None),
+            opts=pulumi.ResourceOptions(parent=self, protect=self.args.protect or None),
         )

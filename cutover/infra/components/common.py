@@ -37,7 +37,7 @@ def add_ingress(
     security_group_id: pulumi.Input[str],
     rule: Ingress,
     *,
-    tenant_id: pulumi.Input[str] | None = None,
+    provider: pulumi.ProviderResource | None = None,
 ) -> openstack.networking.SecGroupRule:
     low, high = rule.ports if rule.ports else (None, None)
     return openstack.networking.SecGroupRule(
@@ -50,9 +50,8 @@ def add_ingress(
         remote_ip_prefix=rule.source_cidr,
         remote_group_id=rule.source_group_id,
         security_group_id=security_group_id,
-        tenant_id=tenant_id,
         description=rule.name,
-        opts=pulumi.ResourceOptions(parent=owner),
+        opts=pulumi.ResourceOptions(parent=owner, provider=provider),
     )
 
 
@@ -72,38 +71,39 @@ class IpsecSite:
     peer_address: str
     peer_cidrs: list[str]
     psk: pulumi.Input[str] | None
-    tenant_id: pulumi.Input[str] | None = None
+    # A tenant's VPN is created in the tenant's project, through its project-scoped provider.
+    provider: pulumi.ProviderResource | None = None
     peer_label: str = "premises"
 
 
 def add_ipsec_site(owner: pulumi.Resource, site: IpsecSite) -> openstack.vpnaas.SiteConnection:
     """IKEv2, AES-256/SHA-256, PFS group 14, one-hour lifetimes, dead-peer detection."""
-    prefix, tenant = site.prefix, site.tenant_id
-    child = pulumi.ResourceOptions(parent=owner)
+    prefix = site.prefix
+    child = pulumi.ResourceOptions(parent=owner, provider=site.provider)
     lifetime: dict[str, Any] = {"units": "seconds", "value": 3600}
     ike = openstack.vpnaas.IkePolicy(
-        f"{prefix}-ike", name=f"{prefix}-ike", tenant_id=tenant, ike_version="v2",
+        f"{prefix}-ike", name=f"{prefix}-ike", ike_version="v2",
         encryption_algorithm="aes-256", auth_algorithm="sha256", pfs="group14",
         lifetimes=[openstack.vpnaas.IkePolicyLifetimeArgs(**lifetime)], opts=child,
     )
     ipsec = openstack.vpnaas.IpSecPolicy(
-        f"{prefix}-ipsec", name=f"{prefix}-ipsec", tenant_id=tenant, encryption_algorithm="aes-256",
+        f"{prefix}-ipsec", name=f"{prefix}-ipsec", encryption_algorithm="aes-256",
         auth_algorithm="sha256", pfs="group14", transform_protocol="esp", encapsulation_mode="tunnel",
         lifetimes=[openstack.vpnaas.IpSecPolicyLifetimeArgs(**lifetime)], opts=child,
     )
     service = openstack.vpnaas.Service(
-        f"{prefix}-vpn", name=prefix, tenant_id=tenant, router_id=site.router_id, opts=child,
+        f"{prefix}-vpn", name=prefix, router_id=site.router_id, opts=child,
     )
     local = openstack.vpnaas.EndpointGroup(
-        f"{prefix}-vpn-local", name=f"{prefix}-local", tenant_id=tenant, type="subnet",
+        f"{prefix}-vpn-local", name=f"{prefix}-local", type="subnet",
         endpoints=site.local_subnet_ids, opts=child,
     )
     peer = openstack.vpnaas.EndpointGroup(
-        f"{prefix}-vpn-{site.peer_label}", name=f"{prefix}-{site.peer_label}", tenant_id=tenant, type="cidr",
+        f"{prefix}-vpn-{site.peer_label}", name=f"{prefix}-{site.peer_label}", type="cidr",
         endpoints=site.peer_cidrs, opts=child,
     )
     return openstack.vpnaas.SiteConnection(
-        f"{prefix}-vpn-site", name=f"{prefix}-{site.peer_label}", tenant_id=tenant,
+        f"{prefix}-vpn-site", name=f"{prefix}-{site.peer_label}",
         ikepolicy_id=ike.id, ipsecpolicy_id=ipsec.id, vpnservice_id=service.id,
         local_ep_group_id=local.id, peer_ep_group_id=peer.id,
         peer_address=site.peer_address, peer_id=site.peer_address, psk=site.psk,

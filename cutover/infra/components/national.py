@@ -48,7 +48,7 @@ class NationalCore(pulumi.ComponentResource):
     subnet_ids: dict[str, pulumi.Output[str]]
     router_id: pulumi.Output[str]
     security_group_ids: dict[str, pulumi.Output[str]]
-    asm_volume_type: pulumi.Output[str]
+    asm_volume_type: str
     dns_zone_id: pulumi.Output[str] | None
 
     def __init__(self, name: str, args: NationalCoreArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -148,16 +148,10 @@ class NationalCore(pulumi.ComponentResource):
             networks=[openstack.compute.InstanceNetworkArgs(port=port.id)], opts=self._child(),
         )
 
-    def _asm_volume_type(self) -> pulumi.Output[str]:
-        # Volume has no `multiattach` argument: sharing comes from the type's extra
-        # spec, and Cinder refuses a second attachment (one per RAC node) without it.
-        volume_type = openstack.blockstorage.VolumeTypeV3(
-            "national-asm-volume-type", name=self.args.storage.asm_volume_type,
-            description="Oracle ASM disks: multi-attach, on the encrypted backend", is_public=False,
-            extra_specs={"multiattach": "<is> True", "volume_backend_name": self.args.storage.encrypted_backend},
-            opts=self._child(),
-        )
-        return volume_type.name
+    def _asm_volume_type(self) -> str:
+        # The provider's (infra/provider): a volume type naming a Cinder backend
+        # needs cloud-admin rights. Volumes name it; Cinder resolves the name.
+        return self.args.storage.asm_volume_type
 
     def _dns_zone(self) -> pulumi.Output[str] | None:
         spec = self.args.dns

@@ -10,6 +10,7 @@ import pulumi
 from cutover.infra.components.baremetal import BareMetalPool, BareMetalPoolArgs, Nic
 from cutover.infra.components.migration import PSK_KEY, DataGuardPath, DataGuardPathArgs
 from cutover.infra.components.national import NationalCore, NationalCoreArgs
+from cutover.infra.components.provider import ProviderGrants, ProviderGrantsArgs, Quotas
 from cutover.infra.components.rac import RacCluster, RacClusterArgs, RacNetworks
 from cutover.infra.components.tenant import NationalAccess, SamuTenant, SamuTenantArgs
 from cutover.infra.validate import require_infrastructure
@@ -101,7 +102,7 @@ def _data_guard(national: NationalSpec, core: NationalCore, psk: PskSource) -> D
 def _tenant(samu: Samu, national: NationalSpec, core: NationalCore, psk: PskSource) -> SamuTenant:
     assert national.networks is not None and national.external_network_id is not None
     access = NationalAccess(
-        external_network_id=national.external_network_id,
+        region=national.region, external_network_id=national.external_network_id,
         transit_network_id=core.network_ids["transit"], transit_subnet_id=core.subnet_ids["transit"],
         national_router_id=core.router_id,
         national_router_transit_address=national_router_transit_address(national.networks.transit),
@@ -122,7 +123,7 @@ def _tenant(samu: Samu, national: NationalSpec, core: NationalCore, psk: PskSour
 def _rac(name: str, national: NationalSpec, core: NationalCore, extra_groups: list[pulumi.Output[str]]) -> RacCluster:
     cluster = next(c for c in national.rac_clusters if c.name == name)
     pool = national.pool(cluster.pool)
-    assert national.networks is not None and national.storage is not None and national.project_id is not None
+    assert national.networks is not None and national.storage is not None
     sg, nets, subnets = core.security_group_ids, core.network_ids, core.subnet_ids
     networks = RacNetworks(
         public_network_id=nets["service"], public_subnet_id=subnets["service"],
@@ -133,7 +134,7 @@ def _rac(name: str, national: NationalSpec, core: NationalCore, extra_groups: li
     )
     return RacCluster(name, RacClusterArgs(
         cluster=cluster, pool=pool, availability_zones=national.zones_of(pool), networks=networks,
-        asm_volume_type=core.asm_volume_type, storage=national.storage, project_id=national.project_id,
+        asm_volume_type=core.asm_volume_type, storage=national.storage,
         dns=national.dns, dns_zone_id=core.dns_zone_id,
         key_pair=national.bastion.key_pair if national.bastion else None,
     ))
@@ -141,12 +142,47 @@ def _rac(name: str, national: NationalSpec, core: NationalCore, extra_groups: li
 
 def _service_pool(name: str, national: NationalSpec, core: NationalCore) -> BareMetalPool:
     pool = national.pool(name)
-    assert national.project_id is not None
     sg = core.security_group_ids
     groups = [sg["service"], sg["admin"], *([sg["telephony"]] if pool.role == "telephony" else [])]
     service = Nic("service", core.network_ids["service"], core.subnet_ids["service"], groups)
     return BareMetalPool(name, BareMetalPoolArgs(
         flavor=pool.flavor, image=pool.image, nodes=pool.nodes, availability_zones=national.zones_of(pool),
-        nics=[service], project_id=national.project_id,
+        nics=[service],
         key_pair=national.bastion.key_pair if national.bastion else None,
     ))
+
+
+# --------------------------------------------------------------------------
+# The provider-side program (infra/provider): what needs cloud-admin rights
+
+
+def build_provider_grants(inventory: Inventory) -> ProviderGrants:
+    """Projects, flavors and their access, the ASM volume type and its access, quotas: the provider's."""
+    national = require_infrastructure(inventory)
+    assert national.project_id is not None and national.storage is not None
+    projects = {tenant_name(s.code): f"SAMU {s.code} {s.name}" for s in _in_code_order(inventory)}
+    flavors = list({p.flavor.name: p.flavor for p in national.baremetal_pools}.values())
+    return ProviderGrants("provider", ProviderGrantsArgs(
+        national_project_id=national.project_id, tenant_projects=projects, flavors=flavors,
+        storage=national.storage, quotas=national_quotas(national, len(projects)), region=national.region,
+    ))
+
+
+def national_quotas(national: NationalSpec, samus: int) -> Quotas:
+    """The national project's quotas, with room to grow: Nova's and Neutron's defaults are far too low.
+
+    Per SAMU the national project holds a route (not a quota), an HTTPS rule on the
+    service group, three SIP/RTP rules on the telephony group and an RBAC share.
+    """
+    nodes = sum(p.nodes for p in national.baremetal_pools)
+    rac_ports = sum(national.pool(c.pool).nodes * 2 + SCAN_PORTS for c in national.rac_clusters)
+    nics = 5  # public, two interconnects, storage; service pools have one
+    return Quotas(
+        instances=2 * (nodes + 1), server_groups=2 * len(national.baremetal_pools) + 2,
+        server_group_members=2 * max((p.nodes for p in national.baremetal_pools), default=1),
+        routers=10, ports=max(500, 2 * (nodes * nics + rac_ports + samus)),
+        security_groups=20, security_group_rules=max(100, 2 * (30 + 4 * samus)), subnets=20, networks=20,
+    )
+
+
+SCAN_PORTS = 3

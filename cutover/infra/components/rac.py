@@ -47,7 +47,6 @@ class RacClusterArgs:
     networks: RacNetworks
     asm_volume_type: pulumi.Input[str]
     storage: Storage
-    project_id: str
     dns: DnsZone | None = None
     dns_zone_id: pulumi.Input[str] | None = None
     key_pair: str | None = None
@@ -124,7 +123,7 @@ class RacCluster(pulumi.ComponentResource):
                       fixed_ips=self.storage_addresses())
         return BareMetalPoolArgs(
             flavor=pool.flavor, image=pool.image, nodes=pool.nodes, availability_zones=self.args.availability_zones,
-            nics=[public, *interconnects, storage], project_id=self.args.project_id, key_pair=self.args.key_pair,
+            nics=[public, *interconnects, storage], key_pair=self.args.key_pair,
             protect=True,
             metadata={"rac-cluster": self.cluster_name},
         )

@@ -6,6 +6,12 @@ tenant's network (and its premises) to the tenant router's transit port,
 and the tenant router routes the national admin and service networks back
 to the national router's transit address. Without the second half, replies
 to the SSH and HTTPS the rules allow would leave by the external gateway.
+
+The tenant's project is the provider's (``infra/provider``: creating a Keystone
+project needs cloud-admin rights). Everything the tenant owns is created *in*
+that project through a provider scoped to it (``tenant_name``), never with
+``tenant_id`` set from the national project, which is admin-only too; the
+project's id is read from the scoped token (``get_auth_scope``).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ HTTPS = (443, 443)
 class NationalAccess:
     """What a tenant needs from the national core (outputs of ``NationalCore``)."""
 
+    region: str
     external_network_id: str
     transit_network_id: pulumi.Input[str]
     transit_subnet_id: pulumi.Input[str]
@@ -64,11 +71,13 @@ class SamuTenant(pulumi.ComponentResource):
         self.prefix = name
         self.args = args
         tags = zone_tags("tenant", f"{SAMU_TAG}={args.code}")
-        project = openstack.identity.Project(
-            f"{name}-project", name=name, description=f"SAMU {args.code} {args.display_name}", tags=tags,
-            opts=self._child(),
+        # Credentials come from the environment (OS_* / clouds.yaml), as for the default provider;
+        # only the project scope differs. The region is explicit: the policy checks it.
+        self.provider = openstack.Provider(
+            f"{name}-provider", region=args.national.region, tenant_name=name, opts=pulumi.ResourceOptions(parent=self),
         )
-        self.project_id = project.id
+        self.project_id = openstack.identity.get_auth_scope_output(
+            name=name, opts=pulumi.InvokeOptions(provider=self.provider)).project_id
         network, subnet = self._network(tags)
         router = self._router(subnet)
         self._join_transit(router)
@@ -79,15 +88,20 @@ class SamuTenant(pulumi.ComponentResource):
         self.register_outputs({"projectId": self.project_id, "networkId": self.network_id, "subnetId": self.subnet_id})
 
     def _child(self, depends_on: list[pulumi.Resource] | None = None) -> pulumi.ResourceOptions:
+        """A resource of the tenant's own project."""
+        return pulumi.ResourceOptions(parent=self, depends_on=depends_on, provider=self.provider)
+
+    def _national_child(self, depends_on: list[pulumi.Resource] | None = None) -> pulumi.ResourceOptions:
+        """A resource of the national project made for this tenant (a route, a share, a rule on a national group)."""
         return pulumi.ResourceOptions(parent=self, depends_on=depends_on)
 
     def _network(self, tags: list[str]) -> tuple[openstack.networking.Network, openstack.networking.Subnet]:
         network = openstack.networking.Network(
-            f"{self.prefix}-net", name=self.prefix, tenant_id=self.project_id, admin_state_up=True, tags=tags,
+            f"{self.prefix}-net", name=self.prefix, admin_state_up=True, tags=tags,
             opts=self._child(),
         )
         subnet = openstack.networking.Subnet(
-            f"{self.prefix}-subnet", name=self.prefix, network_id=network.id, tenant_id=self.project_id,
+            f"{self.prefix}-subnet", name=self.prefix, network_id=network.id,
             cidr=str(self.args.cidr), ip_version=4, enable_dhcp=True,
             dns_nameservers=self.args.dns_nameservers or None, tags=tags, opts=self._child(),
         )
@@ -96,7 +110,7 @@ class SamuTenant(pulumi.ComponentResource):
     def _router(self, subnet: openstack.networking.Subnet) -> openstack.networking.Router:
         # The external gateway carries the IPsec tunnel to the SAMU's premises.
         router = openstack.networking.Router(
-            f"{self.prefix}-router", name=self.prefix, tenant_id=self.project_id, admin_state_up=True,
+            f"{self.prefix}-router", name=self.prefix, admin_state_up=True,
             external_network_id=self.args.national.external_network_id, opts=self._child(),
         )
         openstack.networking.RouterInterface(
@@ -109,11 +123,10 @@ class SamuTenant(pulumi.ComponentResource):
         national, address = self.args.national, self.args.transit_address
         share = openstack.networking.RbacPolicyV2(
             f"{self.prefix}-transit-share", action="access_as_shared", object_type="network",
-            object_id=national.transit_network_id, target_tenant=self.project_id, opts=self._child(),
+            object_id=national.transit_network_id, target_tenant=self.project_id, opts=self._national_child(),
         )
         port = openstack.networking.Port(
             f"{self.prefix}-transit-port", name=f"{self.prefix}-transit", network_id=national.transit_network_id,
-            tenant_id=self.project_id,
             fixed_ips=[openstack.networking.PortFixedIpArgs(subnet_id=national.transit_subnet_id, ip_address=address)],
             opts=self._child(depends_on=[share]),
         )
@@ -122,7 +135,7 @@ class SamuTenant(pulumi.ComponentResource):
         )
         openstack.networking.RouterRoute(
             f"{self.prefix}-national-route", router_id=national.national_router_id,
-            destination_cidr=str(self.args.cidr), next_hop=address, opts=self._child(depends_on=[port]),
+            destination_cidr=str(self.args.cidr), next_hop=address, opts=self._national_child(depends_on=[port]),
         )
         for zone, cidr in (("admin", national.admin_cidr), ("service", national.service_cidr)):
             openstack.networking.RouterRoute(
@@ -141,7 +154,7 @@ class SamuTenant(pulumi.ComponentResource):
             return
         openstack.networking.RouterRoute(
             f"{self.prefix}-premises-route", router_id=national.national_router_id, destination_cidr=site,
-            next_hop=transit_address, opts=self._child(depends_on=[port]),
+            next_hop=transit_address, opts=self._national_child(depends_on=[port]),
         )
         for rule in self._telephony_rules(f"{self.prefix}-telephony", site):
             add_ingress(self, national.telephony_security_group_id, rule)
@@ -156,7 +169,7 @@ class SamuTenant(pulumi.ComponentResource):
 
     def _security_group(self) -> None:
         group = openstack.networking.SecGroup(
-            f"{self.prefix}-sg", name=self.prefix, tenant_id=self.project_id,
+            f"{self.prefix}-sg", name=self.prefix,
             description=f"SAMU {self.args.code}: telephony from its premises, SSH from the national admin network",
             opts=self._child(),
         )
@@ -164,11 +177,11 @@ class SamuTenant(pulumi.ComponentResource):
         if self.args.site_cidr is not None:
             rules += self._telephony_rules(self.prefix, str(self.args.site_cidr))
         for rule in rules:
-            add_ingress(self, group.id, rule, tenant_id=self.project_id)
+            add_ingress(self, group.id, rule, provider=self.provider)
 
     def _vpn(self, router: openstack.networking.Router, subnet: openstack.networking.Subnet) -> None:
         add_ipsec_site(self, IpsecSite(
             prefix=self.prefix, router_id=router.id, local_subnet_ids=[subnet.id],
             peer_address=str(self.args.vpn_peer), peer_cidrs=[str(self.args.site_cidr)], psk=self.args.vpn_psk,
-            tenant_id=self.project_id,
+            provider=self.provider,
         ))

@@ -1,0 +1,120 @@
+"""What only the cloud provider's administrators can create, for one environment: the provider-side program.
+
+A SecNumCloud provider gives its customer project-member rights, never cloud
+admin. Creating a Keystone project, a flavor or its access list, a volume type
+naming a Cinder backend (``volume_backend_name``) or its access list, a quota,
+or a resource in another project (``tenant_id``) is admin-only under
+OpenStack's default policies. So these live here, in ``infra/provider/``, a
+program the provider reviews and runs with its own credentials (or reads as a
+request), and the customer stack (``infra/``) only reads them by name
+(``get_flavor``, ``get_auth_scope``...). ``infra check`` refuses an admin-only
+resource in the customer plan (rule ``customer-rights-only``).
+
+Logical names are ``<kind>-<OpenStack name>`` (``flavor-bm.rac.xl``,
+``project-samu-01``), the ids the mock runtime gives the customer's lookups
+(``cutover.infra.mockrun``), so a check of both plans follows references across.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_openstack as openstack
+
+from cutover.infra.components.common import SAMU_TAG, zone_tags
+from cutover.national import BareMetalFlavor, Storage
+
+# The Ironic resource class is the only thing Nova schedules a bare-metal flavor on.
+STANDARD_RESOURCES_OFF = {"resources:VCPU": "0", "resources:MEMORY_MB": "0", "resources:DISK_GB": "0"}
+
+
+def lookup_name(kind: str, name: str) -> str:
+    """The logical name of a provider-side resource the customer reads by ``name``."""
+    return f"{kind}-{name}"
+
+
+@dataclass(frozen=True)
+class Quotas:
+    """The national project's quotas: what the customer asks the provider for (Neutron and Nova)."""
+
+    instances: int
+    server_groups: int
+    server_group_members: int
+    routers: int
+    ports: int
+    security_groups: int
+    security_group_rules: int
+    subnets: int
+    networks: int
+
+
+@dataclass(frozen=True)
+class ProviderGrantsArgs:
+    national_project_id: str
+    tenant_projects: dict[str, str]  # project name -> description
+    flavors: list[BareMetalFlavor]
+    storage: Storage
+    quotas: Quotas
+    region: str | None = None
+    tags: dict[str, list[str]] = field(default_factory=dict)
+
+
+class ProviderGrants(pulumi.ComponentResource):
+    """Projects, private flavors and their access, the ASM volume type and its access, quotas."""
+
+    def __init__(self, name: str, args: ProviderGrantsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("cutover:provider:Grants", name, None, opts)
+        self.args = args
+        for project, description in sorted(args.tenant_projects.items()):
+            code = project.removeprefix("samu-")
+            openstack.identity.Project(
+                lookup_name("project", project), name=project, description=description,
+                tags=zone_tags("tenant", f"{SAMU_TAG}={code}"), opts=self._child(),
+            )
+        for flavor in args.flavors:
+            self._flavor(flavor)
+        self._asm_volume_type()
+        self._quotas()
+        self.register_outputs({})
+
+    def _child(self) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(parent=self)
+
+    def _flavor(self, spec: BareMetalFlavor) -> None:
+        flavor = openstack.compute.Flavor(
+            lookup_name("flavor", spec.name), name=spec.name, vcpus=spec.vcpus, ram=spec.ram_mb, disk=spec.disk_gb,
+            is_public=False, extra_specs={f"resources:{spec.resource_class}": "1", **STANDARD_RESOURCES_OFF},
+            opts=self._child(),
+        )
+        # A private flavor is usable (and listed) only by the projects granted access to it.
+        openstack.compute.FlavorAccess(
+            f"{lookup_name('flavor', spec.name)}-access", flavor_id=flavor.id, tenant_id=self.args.national_project_id,
+            opts=self._child(),
+        )
+
+    def _asm_volume_type(self) -> None:
+        storage = self.args.storage
+        volume_type = openstack.blockstorage.VolumeTypeV3(
+            lookup_name("volume-type", storage.asm_volume_type), name=storage.asm_volume_type,
+            description="Oracle ASM disks: multi-attach, on the encrypted backend", is_public=False,
+            extra_specs={"multiattach": "<is> True", "volume_backend_name": storage.encrypted_backend},
+            opts=self._child(),
+        )
+        # Private: only the national project may create volumes of this type.
+        openstack.blockstorage.VolumeTypeAccessV3(
+            f"{lookup_name('volume-type', storage.asm_volume_type)}-access", volume_type_id=volume_type.id,
+            project_id=self.args.national_project_id, opts=self._child(),
+        )
+
+    def _quotas(self) -> None:
+        q, project = self.args.quotas, self.args.national_project_id
+        openstack.compute.QuotaSetV2(
+            "quota-national-compute", project_id=project, instances=q.instances, server_groups=q.server_groups,
+            server_group_members=q.server_group_members, opts=self._child(),
+        )
+        openstack.networking.QuotaV2(
+            "quota-national-network", project_id=project, router=q.routers, port=q.ports,
+            security_group=q.security_groups, security_group_rule=q.security_group_rules, subnet=q.subnets,
+            network=q.networks, opts=self._child(),
+        )
