@@ -16,7 +16,7 @@ from cutover.infra.diff import Change, Op, PlanDiff, diff_plans, render_markdown
 from cutover.infra.evaluate import ProgramFailed, plan_at_revision, plan_environment
 from cutover.infra.plan import Plan, load_plan
 from cutover.infra.acceptance import Acceptance, record_acceptance, require_reason, update_message
-from cutover.infra.compliance import CheckInputs, CheckReport, check, check_inputs
+from cutover.infra.compliance import CheckInputs, CheckReport, check, check_inputs, require_pinned_policy
 from cutover.infra.policy import RULES
 from cutover.infra.sarif import to_sarif
 from cutover.infra.stack import CUSTOMER, PROVIDER, program_dir
@@ -293,16 +293,25 @@ ACCEPT_OPTION = click.option(
          "Pulumi update's message).")
 
 
-def _policy_gate(app: App, env: str, command: str, accept_reason: str | None, policy_file: Path | None,
+def _policy_gate(app: App, env: str, command: str, accept_reason: str | None,
                  suppressions_file: Path | None) -> tuple[bool, str | None]:
-    """Check ENV before Pulumi is called: (go on?, the update message recording an acceptance)."""
+    """Check ENV before Pulumi is called: (go on?, the update message recording acceptances and suppressions).
+
+    Always the repository's policy file, pinned by digest in the stack: nobody loosens
+    the gate with a flag. Every suppression applied is listed, and recorded in the message.
+    """
     reason = require_reason(accept_reason) if accept_reason is not None else None
-    inputs = _check_inputs(app, env, policy_file, suppressions_file)
+    inputs = _check_inputs(app, env, None, suppressions_file)
+    require_pinned_policy(inputs)
     report = check(inputs, _plan(app, env), _provider_plan(app, env))
+    suppressed = suppressions_message(report)
     if report.passed:
-        app.console.print(f"[green]policy: {report.resources} resources of {env} pass all {len(RULES)} rules[/]"
+        _show_suppressions_applied(app, report)
+        note = f", {len(report.suppressed)} violation(s) suppressed" if report.suppressed else ""
+        app.console.print(f"[green]policy {report.policy.path} (sha256 {report.policy.sha256[:12]}, pinned): "
+                          f"{report.resources} resources of {env} pass all {len(RULES)} rules{note}[/]"
                           + (" (nothing to accept; nothing recorded)" if reason is not None else ""))
-        return True, None
+        return True, suppressed
     _show_report(app, report)
     if reason is None:
         app.err.print(f"[bold red]error:[/] {command} of {env} refused: the plan breaks the policy")
@@ -313,26 +322,44 @@ def _policy_gate(app: App, env: str, command: str, accept_reason: str | None, po
     path = record_acceptance(app.ensure_state_dir(), acceptance, report)
     app.console.print(f"[yellow]violations accepted by {escape(app.operator)}: recorded in {escape(str(path))} "
                       "and as the Pulumi update's message[/]")
-    return True, update_message(acceptance, report)
+    message = update_message(acceptance, report)
+    return True, f"{message}; {suppressed}" if suppressed else message
+
+
+def _show_suppressions_applied(app: App, report: CheckReport) -> None:
+    for used in report.suppressed:
+        s, v = used.suppression, used.violation
+        app.console.print(f"[yellow]~ suppression applied[/] {escape(v.rule)} for {escape(v.resource)} until "
+                          f"{s.expires} ({escape(s.file)}:{s.line}"
+                          + (f", approved by {escape(s.approved_by)}" if s.approved_by else "")
+                          + f"): {escape(s.reason)}")
+
+
+def suppressions_message(report: CheckReport) -> str | None:
+    """The suppressions an update applied, for the stack's history (None when there were none)."""
+    if not report.suppressed:
+        return None
+    applied = "; ".join(f"{u.violation.rule} for {u.violation.resource} until {u.suppression.expires}"
+                        for u in report.suppressed)
+    return f"cutover: {len(report.suppressed)} suppression(s) applied: {applied}"
 
 
 @infra.command("preview")
 @ENV_OPTION
 @ACCEPT_OPTION
-@POLICY_OPTION
 @SUPPRESSIONS_OPTION
 @pass_app
-def preview_cmd(app: App, env: str, accept_reason: str | None, policy_file: Path | None,
-                suppressions_file: Path | None) -> int:
+def preview_cmd(app: App, env: str, accept_reason: str | None, suppressions_file: Path | None) -> int:
     """`pulumi preview --diff` of stack ENV through the Automation API (needs the Pulumi CLI).
 
-    The policy check runs first; on a violation nothing is called (exit 9) unless --accept-violations.
+    The policy check runs first, with infra/policy.yaml as pinned by digest in the stack (no --policy here);
+    on a violation nothing is called (exit 9) unless --accept-violations.
     """
     from cutover.infra.automation import preview, validated_stack
 
     app.require_project()
     validated_stack(app.project_dir, env)
-    go_on, message = _policy_gate(app, env, "preview", accept_reason, policy_file, suppressions_file)
+    go_on, message = _policy_gate(app, env, "preview", accept_reason, suppressions_file)
     if not go_on:
         return int(ExitCode.POLICY_VIOLATIONS)
     outcome = preview(app.project_dir, env, on_output=lambda line: app.console.print(escape(line), end=""),
@@ -345,20 +372,19 @@ def preview_cmd(app: App, env: str, accept_reason: str | None, policy_file: Path
 @ENV_OPTION
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @ACCEPT_OPTION
-@POLICY_OPTION
 @SUPPRESSIONS_OPTION
 @pass_app
-def up_cmd(app: App, env: str, yes: bool, accept_reason: str | None, policy_file: Path | None,
-           suppressions_file: Path | None) -> int:
+def up_cmd(app: App, env: str, yes: bool, accept_reason: str | None, suppressions_file: Path | None) -> int:
     """`pulumi up` of stack ENV through the Automation API (needs the Pulumi CLI and credentials).
 
-    The policy check runs first; on a violation nothing is applied (exit 9) unless --accept-violations.
+    The policy check runs first, with infra/policy.yaml as pinned by digest in the stack (no --policy here);
+    on a violation nothing is applied (exit 9) unless --accept-violations. Every suppression applied is listed.
     """
     from cutover.infra.automation import require_pulumi, up, validated_stack
 
     app.require_project()
     validated_stack(app.project_dir, env)
-    go_on, message = _policy_gate(app, env, "up", accept_reason, policy_file, suppressions_file)
+    go_on, message = _policy_gate(app, env, "up", accept_reason, suppressions_file)
     if not go_on:
         return int(ExitCode.POLICY_VIOLATIONS)
     require_pulumi()

@@ -35,7 +35,7 @@ from typing import Any
 from pulumi_policy import EnforcementLevel, ReportViolation, StackValidationArgs, StackValidationPolicy
 from pulumi_policy.policy import PolicyResource, PolicyResourceOptions
 
-from cutover.infra.compliance import CREDENTIAL_RULE, source_violations
+from cutover.infra.compliance import CREDENTIAL_RULE, STATE_RULE, source_violations, state_violations
 from cutover.infra.plan import ID_SUFFIX, Plan, PlannedResource
 from cutover.infra.policy import RULES, UNKNOWN_PLACEHOLDER, Rule, check_plan
 from cutover.infra.policyfile import DEFAULT_POLICY_FILE, PolicyFile, load_policy, policy_context
@@ -79,7 +79,12 @@ def _validation(rule: Rule, policy: PolicyFile, suppressions: list[Suppression],
     def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
         plan, urns = plan_from_policy_resources(args.resources)
         context = policy_context(policy, region or _stack_region(args), today=today)
-        found = source_violations(project_dir) if rule.id == CREDENTIAL_RULE else check_plan(plan, context, [rule])
+        if rule.id == CREDENTIAL_RULE:
+            found = source_violations(project_dir)
+        elif rule.id == STATE_RULE:
+            found = state_violations(project_dir, context)
+        else:
+            found = check_plan(plan, context, [rule])
         outcome = apply_suppressions(found, [s for s in suppressions if s.rule == rule.id], today)
         for violation in outcome.violations:
             report_violation(f"{violation.resource}: {violation.message} [{rule.clause}]",

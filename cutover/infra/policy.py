@@ -132,6 +132,9 @@ class PolicyContext:
     encrypted_backends: frozenset[str]
     encrypted_volume_types: frozenset[str] = frozenset()
     multiattach_volume_types: frozenset[str] = frozenset()
+    # Where the Pulumi state and the secrets' keys may live (URL prefixes): self-managed, in France.
+    state_backends: tuple[str, ...] = ()
+    secrets_providers: tuple[str, ...] = ()
     qualified_endpoints: Mapping[str, frozenset[str]] = field(default_factory=dict)  # region -> endpoints
     public_services: tuple[PublicExposure, ...] = ()
     database: DatabaseReach = DatabaseReach()
@@ -379,6 +382,25 @@ def _no_public_address(plan: Plan, ctx: PolicyContext) -> Iterator[Finding]:
         zone = _network_zone(plan, port.inputs.get("networkId")) if port is not None else None
         if zone in PRIVATE_ZONES:
             yield address, f"a floating IP on port {port.name if port else '?'} of the {zone} network"
+    yield from _on_external_network(plan)
+
+
+def _external_networks(plan: Plan) -> set[str]:
+    """The external network(s), as the plan names them: routers' gateways, and networks marked external."""
+    found = {str(r.inputs.get("externalNetworkId")) for r in plan.of_type(T_ROUTER) if r.inputs.get("externalNetworkId")}
+    return found | {f"{n.name}.id" for n in plan.of_type(T_NETWORK) if n.inputs.get("external")}
+
+
+def _on_external_network(plan: Plan) -> Iterator[Finding]:
+    """Every port and every instance NIC, wherever declared: none on the external network."""
+    external = _external_networks(plan)
+    for port in plan.of_type(T_PORT):
+        if str(port.inputs.get("networkId")) in external:
+            yield port, f"a port on the external network {port.inputs.get('networkId')}: reachable from outside"
+    for instance in plan.of_type(T_INSTANCE):
+        for i, nic in enumerate(instance.inputs.get("networks") or []):
+            if isinstance(nic, dict) and str(nic.get("uuid")) in external:
+                yield instance, f"networks[{i}] is the external network {nic.get('uuid')}: reachable from outside"
 
 
 def _admin_from_bastion(plan: Plan, ctx: PolicyContext) -> Iterator[Finding]:
@@ -401,17 +423,70 @@ def _admin_from_bastion(plan: Plan, ctx: PolicyContext) -> Iterator[Finding]:
 
 
 def _tenant_cidrs(plan: Plan) -> dict[str, list[IPNetwork]]:
+    """Each tenant's networks: its subnets and its premises (the VPN's peer CIDRs)."""
     cidrs: dict[str, list[IPNetwork]] = {}
-    for subnet in plan.of_type(T_SUBNET):
-        tenant = _ancestor_of_type(plan, subnet.name, T_TENANT)
-        cidr = parse_prefix(subnet.inputs.get("cidr"))
-        if tenant is not None and cidr is not None:
-            cidrs.setdefault(tenant, []).append(cidr)
+    for resource in plan.of_type(T_SUBNET) + plan.of_type(T_ENDPOINT_GROUP):
+        tenant = _ancestor_of_type(plan, resource.name, T_TENANT)
+        if tenant is None:
+            continue
+        if resource.type == T_SUBNET:
+            values = [resource.inputs.get("cidr")]
+        else:
+            values = resource.inputs.get("endpoints") or [] if resource.inputs.get("type") == "cidr" else []
+        cidrs.setdefault(tenant, []).extend(c for v in values if (c := parse_prefix(v)) is not None)
     return cidrs
+
+
+def _tenants_overlapping(plan: Plan, cidrs: dict[str, list[IPNetwork]]) -> Iterator[Finding]:
+    """A premises network covering another SAMU's (or its cloud network) opens one to the other everywhere."""
+    tenants = sorted(cidrs)
+    for i, tenant in enumerate(tenants):
+        for other in tenants[i + 1:]:
+            for mine in cidrs[tenant]:
+                clash = next((theirs for theirs in cidrs[other] if _overlaps(mine, theirs)), None)
+                if clash is not None:
+                    resource = plan.get(tenant)
+                    assert resource is not None
+                    yield resource, f"tenant {tenant}'s network {mine} overlaps tenant {other}'s {clash}"
+
+
+def _transit_owners(plan: Plan) -> dict[str, str]:
+    """Each tenant router's transit address -> its tenant (the next hop of the national routes)."""
+    owners = {}
+    for port in plan.of_type(T_PORT):
+        tenant = _ancestor_of_type(plan, port.name, T_TENANT)
+        if tenant is not None and _network_zone(plan, port.inputs.get("networkId")) == "transit":
+            for fixed in port.inputs.get("fixedIps") or []:
+                if isinstance(fixed, dict) and fixed.get("ipAddress"):
+                    owners[str(fixed["ipAddress"])] = tenant
+    return owners
+
+
+def _tenant_routes(plan: Plan, cidrs: dict[str, list[IPNetwork]]) -> Iterator[Finding]:
+    """A tenant's router routes to no other tenant; the national router sends a tenant's networks to it alone."""
+    owners = _transit_owners(plan)
+    for route in plan.of_type(T_ROUTER_ROUTE):
+        destination = parse_prefix(route.inputs.get("destinationCidr"))
+        router = plan.target(route.inputs.get("routerId"))
+        if destination is None or router is None:
+            yield route, f"destination {route.inputs.get('destinationCidr')!r} or router cannot be read"
+            continue
+        from_tenant = _ancestor_of_type(plan, router.name, T_TENANT)
+        to_tenant = owners.get(str(route.inputs.get("nextHop")))
+        for other, networks in cidrs.items():
+            if other in (from_tenant, to_tenant) or not any(_overlaps(destination, n) for n in networks):
+                continue
+            source = f"tenant {from_tenant}'s router" if from_tenant else f"router {router.name}"
+            yield route, f"{source} routes {destination}, which covers tenant {other}'s networks, " + (
+                f"to tenant {to_tenant}" if to_tenant else f"via {route.inputs.get('nextHop')}")
+        if to_tenant is not None and from_tenant is None and not _within(destination, cidrs.get(to_tenant, [])):
+            yield route, f"router {router.name} sends {destination} to tenant {to_tenant}, outside its networks"
 
 
 def _tenant_isolation(plan: Plan, ctx: PolicyContext) -> Iterator[Finding]:
     cidrs = _tenant_cidrs(plan)
+    yield from _tenants_overlapping(plan, cidrs)
+    yield from _tenant_routes(plan, cidrs)
     for rule in plan.of_type(T_SG_RULE):
         group = plan.target(rule.inputs.get("securityGroupId"))
         owner = _ancestor_of_type(plan, group.name, T_TENANT) if group is not None else None
@@ -463,14 +538,32 @@ def _declared_public(plan: Plan, rule: PlannedResource, ctx: PolicyContext) -> b
                for service in ctx.public_services)
 
 
+def known_networks(plan: Plan, ctx: PolicyContext) -> list[IPNetwork]:
+    """Every network a source may legitimately be: the plan's subnets and VPN peers, the policy's networks."""
+    found = [cidr for subnet in plan.of_type(T_SUBNET) if (cidr := parse_prefix(subnet.inputs.get("cidr")))]
+    for group in plan.of_type(T_ENDPOINT_GROUP):
+        if group.inputs.get("type") == "cidr":
+            found += [cidr for e in group.inputs.get("endpoints") or [] if (cidr := parse_prefix(e))]
+    return found + list(ctx.operator_sources) + [t.cidr for t in ctx.database.temporary]
+
+
 def _no_ingress_from_anywhere(plan: Plan, ctx: PolicyContext) -> Iterator[Finding]:
+    # Address ranges, not strings: 0.0.0.0/1 + 128.0.0.0/1, or a /2, is "anywhere" in all but name.
+    # A source must lie inside a network the plan or the policy knows.
+    known = known_networks(plan, ctx)
     for rule in _ingress(plan):
         source = rule_source(plan, rule)
-        if source.anywhere and not _declared_public(plan, rule, ctx):
-            group = plan.target(rule.inputs.get("securityGroupId"))
-            yield rule, (f"ingress from {source.text} on {_ports_text(rule)} to "
-                         f"{group.name if group else rule.inputs.get('securityGroupId')}, "
+        if _declared_public(plan, rule, ctx):
+            continue
+        group = plan.target(rule.inputs.get("securityGroupId"))
+        target = group.name if group else rule.inputs.get("securityGroupId")
+        if source.anywhere:
+            yield rule, (f"ingress from {source.text} on {_ports_text(rule)} to {target}, "
                          "which is not a service the policy declares public")
+        elif source.prefix is not None and source.group is None and not _within(source.prefix, known):
+            yield rule, (f"ingress from {source.text} ({source.prefix.num_addresses} addresses) on "
+                         f"{_ports_text(rule)} to {target}: not inside any network of the plan (subnets, VPN "
+                         "peers) or of the policy (operators, temporary database networks)")
 
 
 def _database_source_problem(plan: Plan, ctx: PolicyContext, source: Source) -> str | None:
@@ -590,17 +683,30 @@ def _no_credential_literal(plan: Plan, ctx: PolicyContext) -> Iterator[Finding]:
             yield resource, f"{path} is a literal, not a Pulumi secret: it would be stored in clear in the state"
 
 
+def _is_bare_metal(plan: Plan, instance: PlannedResource | None) -> bool:
+    """An Ironic node, or an instance the plan cannot vouch for (not in it: assume the worst)."""
+    if instance is None or instance.type != T_INSTANCE:
+        return True
+    if _ancestor_of_type(plan, instance.name, T_BAREMETAL_POOL) or "pool" in (instance.inputs.get("metadata") or {}):
+        return True
+    flavor = plan.target(instance.inputs.get("flavorId"))
+    specs = flavor.inputs.get("extraSpecs") or {} if flavor is not None else {}
+    return any(str(key).startswith("resources:CUSTOM_") for key in specs)
+
+
 def _asm_everywhere(plan: Plan, ctx: PolicyContext) -> Iterator[Finding]:
     # RAC nodes are Ironic instances: Nova's ironic driver cannot attach volumes,
     # so each ASM volume is exported to each node by a Cinder attachment (iSCSI,
     # multipath) naming the node's initiator; the node logs in from its OS.
+    # Every Nova attachment of the plan, wherever it is declared, not only under a RAC.
+    for nova in plan.of_type(T_ATTACH):
+        if _is_bare_metal(plan, plan.target(nova.inputs.get("instanceId"))):
+            yield nova, ("a Nova volume attachment on a bare-metal node (or an instance outside the plan): Nova's "
+                         "ironic driver cannot attach volumes; export the volume to the node instead")
     for cluster in plan.of_type(T_RAC):
         members = plan.within(cluster.name)
         nodes = {str(r.inputs.get("name") or r.name) for r in members if r.type == T_INSTANCE}
         exports = [r for r in members if r.type == T_EXPORT]
-        for nova in (r for r in members if r.type == T_ATTACH):
-            yield nova, ("a Nova volume attachment on a bare-metal node: Nova's ironic driver cannot attach "
-                         "volumes; export the volume with a Cinder attachment (iSCSI) instead")
         for volume in (r for r in members if r.type == T_VOLUME):
             exported = {e.inputs.get("hostName") for e in exports
                         if e.inputs.get("volumeId") == f"{volume.name}.id" and _is_iscsi_multipath(e)}
@@ -639,6 +745,11 @@ def _unchained(cluster: PlannedResource, attachments: list[PlannedResource]) -> 
     for name, count in sorted(waited_on.items()):
         if count > 1:
             yield cluster, f"{count} ASM attachments run in parallel after {name}; chain them"
+
+
+def _checked_in_files(plan: Plan, ctx: PolicyContext) -> Iterator[Finding]:
+    """A rule on the project and stack files, not the plan (cutover.infra.compliance reads them)."""
+    return iter(())
 
 
 def _customer_rights_only(plan: Plan, ctx: PolicyContext) -> Iterator[Finding]:
@@ -703,6 +814,10 @@ RULES: list[Rule] = [
          "one attachment at a time", "export each volume to each node with a Cinder attachment "
          "(blockstorage.VolumeAttach: the node's initiator, multipath=True), chained with depends_on, from a "
          "multi-attach volume type; never a Nova attachment on bare metal", _asm_everywhere),
+    Rule("state-in-france", "SecNumCloud 3.2 §19.2", "The Pulumi state and the secrets' keys stay in France",
+         "declare backend.url in infra/Pulumi.yaml (and infra/provider/Pulumi.yaml) and secretsprovider in each "
+         "stack file, as the policy's state.backends and state.secrets_providers allow; never Pulumi Cloud",
+         _checked_in_files),
     Rule("customer-rights-only", "SecNumCloud 3.2 §9.2", "The customer stack needs no cloud-admin right",
          "move projects, flavors and their access, volume types and their access, quotas and provider networks "
          "to infra/provider (the provider's program); read them by name (get_flavor, get_network...); create a "

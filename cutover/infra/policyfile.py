@@ -92,6 +92,21 @@ class DatabaseAccess(_Strict):
     from_networks: list[TemporaryNetwork] = Field(default_factory=list)
 
 
+class StateLocation(_Strict):
+    """Where the Pulumi state and the secrets providers' keys may be (URL prefixes), declared in France."""
+
+    backends: list[str] = Field(default_factory=list)
+    secrets_providers: list[str] = Field(default_factory=list)
+
+    @field_validator("backends", "secrets_providers")
+    @classmethod
+    def _not_pulumi_cloud(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if "pulumi.com" in value or value in ("default", "service"):
+                raise ValueError(f"{value!r} is the Pulumi service, hosted in the US")
+        return values
+
+
 class PolicyModel(_Strict):
     offer: str = Field(min_length=1)
     regions: dict[str, QualifiedRegion] = Field(min_length=1)
@@ -100,6 +115,7 @@ class PolicyModel(_Strict):
     public_services: list[PublicService] = Field(default_factory=list)
     database: DatabaseAccess
     owner_keys: list[str] = Field(default=["cutover-owner", "cutover-samu"], min_length=1)
+    state: StateLocation = StateLocation()
 
     @field_validator("operator_networks")
     @classmethod
@@ -173,5 +189,7 @@ def policy_context(policy: PolicyFile, region: str, *, today: dt.date | None = N
             temporary=tuple(TemporaryReach(n.cidr, n.until, n.reason) for n in model.database.from_networks),
         ),
         owner_keys=tuple(model.owner_keys),
+        state_backends=tuple(model.state.backends),
+        secrets_providers=tuple(model.state.secrets_providers),
         today=today or dt.date.today(),
     )

@@ -21,7 +21,9 @@ PROJECT_FILE = "Pulumi.yaml"
 CUSTOMER, PROVIDER = "customer", "provider"
 SIDES = {CUSTOMER: ".", PROVIDER: "provider"}
 NAMESPACE = "cutover-samu"
-OUR_KEYS = {"inventory": str, "vpnPresharedKeys": dict}
+OUR_KEYS = {"inventory": str, "vpnPresharedKeys": dict, "policyDigest": str}
+# The digest of infra/policy.yaml the stack is pinned to: `infra preview|up` refuse another policy.
+POLICY_DIGEST_KEY = f"{NAMESPACE}:policyDigest"
 STACK_TOP_KEYS = {"config", "secretsprovider", "encryptionsalt", "encryptedkey", "environment"}
 
 

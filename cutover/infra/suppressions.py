@@ -6,7 +6,7 @@ never in a command-line flag::
 
     suppressions:
       - rule: no-ingress-from-anywhere
-        resource: national-portal-https      # a logical name; * and ? match several
+        resource: national-portal-https      # one logical name, exactly (no * or ?)
         reason: partners reach the portal from the Internet until the VPN is in place (CHG-1234)
         expires: 2027-01-31
         approved_by: RSSI                     # optional
@@ -22,7 +22,6 @@ is refused: an exception is temporary.
 from __future__ import annotations
 
 import datetime as dt
-import fnmatch
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +34,8 @@ from cutover.yamlsource import YamlDocument, load_yaml, problems_from_pydantic
 
 DEFAULT_SUPPRESSIONS_FILE = Path("infra") / "policy-suppressions.yaml"
 MAX_VALIDITY = dt.timedelta(days=366)
-MIN_REASON = 10  # characters: "ok", "temp" or "see ticket" is not a reason a reviewer can judge
+MIN_REASON = 10
+WILDCARDS = "*?["  # fnmatch patterns: refused  # characters: "ok", "temp" or "see ticket" is not a reason a reviewer can judge
 
 
 class _SuppressionModel(BaseModel):
@@ -57,7 +57,7 @@ class _SuppressionsFileModel(BaseModel):
 @dataclass(frozen=True)
 class Suppression:
     rule: str
-    resource: str  # a pattern over logical names (fnmatch)
+    resource: str  # one logical name, exactly
     reason: str
     expires: dt.date
     approved_by: str | None
@@ -65,7 +65,7 @@ class Suppression:
     line: int
 
     def matches(self, violation: Violation) -> bool:
-        return self.rule == violation.rule and fnmatch.fnmatchcase(violation.resource, self.resource)
+        return self.rule == violation.rule and violation.resource == self.resource
 
     def expired(self, today: dt.date) -> bool:
         return today > self.expires
@@ -125,6 +125,12 @@ def _problems(doc: YamlDocument, model: _SuppressionsFileModel, today: dt.date) 
             problems.append(Problem(doc.path, f"unknown rule {entry.rule!r}", line=doc.line_of(("suppressions", i,
                                     "rule")), field=f"suppressions[{i}].rule",
                                     hint=f"rules: {', '.join(sorted(known))}"))
+        if any(c in entry.resource for c in WILDCARDS):
+            problems.append(Problem(doc.path, f"resource {entry.resource!r} is a pattern",
+                                    line=doc.line_of(("suppressions", i, "resource")),
+                                    field=f"suppressions[{i}].resource",
+                                    hint="name each resource exactly, one entry per resource: a pattern would "
+                                         "switch a rule off for resources nobody reviewed"))
         if entry.expires - today > MAX_VALIDITY:
             problems.append(Problem(doc.path, f"expires {entry.expires}, more than a year ahead",
                                     line=doc.line_of(("suppressions", i, "expires")),

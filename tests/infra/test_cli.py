@@ -10,6 +10,7 @@ import pytest
 from cutover.cli.main import run_cli
 from cutover.errors import ExitCode, ToolMissing
 from cutover.infra.automation import require_pulumi
+from cutover.infra.policy import RULES
 
 
 def cutover(project: Path, *args: str) -> int:
@@ -19,7 +20,7 @@ def cutover(project: Path, *args: str) -> int:
 def test_check_passes_on_production_and_says_so_in_json(project_copy, capsys):
     assert cutover(project_copy, "infra", "check", "--env", "production", "--json") == ExitCode.OK
     report = json.loads(capsys.readouterr().out)
-    assert report["violations"] == [] and report["passed"] and len(report["rules"]) == 16
+    assert report["violations"] == [] and report["passed"] and len(report["rules"]) == len(RULES)
 
 
 def test_check_exits_9_and_names_rule_clause_resource_and_fix(project_copy, edit, capsys):

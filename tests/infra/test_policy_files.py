@@ -79,7 +79,7 @@ def test_a_region_outside_the_offer_has_no_zone_at_all():
 SUPPRESSIONS = """\
 suppressions:
   - rule: owner-tagged
-    resource: telephony-node-*
+    resource: telephony-node-1
     reason: owner tags arrive with the telephony team's next image (CHG-2041)
     expires: 2027-01-31
   - rule: no-ingress-from-anywhere
@@ -99,11 +99,12 @@ def violation(rule: str, resource: str) -> Violation:
 
 def test_suppressions_hide_matches_list_them_and_expired_ones_suppress_nothing(tmp_path):
     entries = load_suppressions(write(tmp_path, "s.yaml", SUPPRESSIONS), display="s.yaml", today=TODAY)
-    found = [violation("owner-tagged", "telephony-node-1"), violation("owner-tagged", "rac-node-1"),
-             violation("no-ingress-from-anywhere", "old-portal-https")]
+    found = [violation("owner-tagged", "telephony-node-1"), violation("owner-tagged", "telephony-node-10"),
+             violation("owner-tagged", "rac-node-1"), violation("no-ingress-from-anywhere", "old-portal-https")]
     outcome = apply_suppressions(found, entries, TODAY)
     assert [(s.violation.resource, s.suppression.line) for s in outcome.suppressed] == [("telephony-node-1", 2)]
-    assert [v.resource for v in outcome.violations] == ["rac-node-1", "old-portal-https"]
+    # The exact name only: telephony-node-10 is another resource, nobody reviewed its exception.
+    assert [v.resource for v in outcome.violations] == ["telephony-node-10", "rac-node-1", "old-portal-https"]
     assert [(s.resource, s.expires) for s in outcome.expired] == [("old-portal-https", dt.date(2026, 11, 1))]
     assert [s.resource for s in outcome.unused] == ["nothing-matches-this"]
 
@@ -111,8 +112,8 @@ def test_suppressions_hide_matches_list_them_and_expired_ones_suppress_nothing(t
 def test_a_suppression_is_valid_through_its_expiry_day(tmp_path):
     entries = load_suppressions(write(tmp_path, "s.yaml", SUPPRESSIONS), today=TODAY)
     on_the_day = apply_suppressions([], entries, dt.date(2027, 1, 31))
-    assert "telephony-node-*" not in [s.resource for s in on_the_day.expired]
-    assert "telephony-node-*" in [s.resource for s in apply_suppressions([], entries, dt.date(2027, 2, 1)).expired]
+    assert "telephony-node-1" not in [s.resource for s in on_the_day.expired]
+    assert "telephony-node-1" in [s.resource for s in apply_suppressions([], entries, dt.date(2027, 2, 1)).expired]
 
 
 @pytest.mark.parametrize("change, line, field, words", [
@@ -122,6 +123,9 @@ def test_a_suppression_is_valid_through_its_expiry_day(tmp_path):
     (("expires: 2027-02-01", "expires: 2029-02-01"), 13, "suppressions[2].expires", "more than a year"),
     (("expires: 2027-02-01", "expires: soon"), 13, "suppressions[2].expires", "date"),
     (("    expires: 2027-02-01\n", ""), 10, "suppressions[2].expires", "missing"),
+    # Issue 20: a pattern would switch a rule off for resources nobody named.
+    (("resource: nothing-matches-this", 'resource: "*"'), 11, "suppressions[2].resource", "is a pattern"),
+    (("resource: telephony-node-1", "resource: telephony-node-?"), 3, "suppressions[0].resource", "is a pattern"),
 ])
 def test_a_suppression_mistake_names_file_line_and_field(tmp_path, change, line, field, words):
     assert change[0] in SUPPRESSIONS

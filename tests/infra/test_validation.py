@@ -26,7 +26,7 @@ def test_an_unknown_setting_in_a_stack_file_is_reported_with_its_line(project_co
     edit(STACK, lambda text: text + "  cutover-samu:inventroy: production\n")
     with pytest.raises(ValidationError) as caught:
         load_stack(project_copy, "production")
-    assert problems_of(caught) == [("Pulumi.production.yaml", 10, "config.cutover-samu:inventroy")]
+    assert problems_of(caught) == [("Pulumi.production.yaml", 12, "config.cutover-samu:inventroy")]
 
 
 def test_a_region_that_disagrees_with_the_inventory_is_refused(project_copy, edit):
