@@ -340,6 +340,9 @@ class NationalCore(_Strict):
         transit = self.networks.transit
         last_port = min(transit.network_address + TRANSIT_FIRST_HOST + TRANSIT_PORTS - 1, transit.broadcast_address - 1)
         reserved["transit"] = [(transit.network_address + TRANSIT_FIRST_HOST, last_port)]
+        shards = transit.network_address + TRANSIT_SHARD_FIRST_HOST
+        if shards + TRANSIT_SHARDS - 1 < transit.broadcast_address:
+            reserved["transit"].append((shards, shards + TRANSIT_SHARDS - 1))
         return {key: sorted(ranges) for key, ranges in reserved.items()}
 
 
@@ -353,6 +356,12 @@ MIN_RAC_SLOT = 4  # a /28: SCAN at hosts 1-3 of the first quarter
 SCAN_COUNT = 3
 TRANSIT_FIRST_HOST = 10
 TRANSIT_PORTS = 128  # room for every département code (101 today) and the ones to come
+# The national transit routers (one per shard of the tenant pool, see transit_shard): after the tenants' ports.
+TRANSIT_SHARD_FIRST_HOST = TRANSIT_FIRST_HOST + TRANSIT_PORTS + 16
+TRANSIT_SHARDS = 32  # a /16 tenant pool cut in /21s
+# A shard is an aligned /21 of the tenant pool: at most 8 SAMUs, so its transit router holds at most
+# 16 routes (each SAMU's network and premises), and the national router one or two per shard.
+TRANSIT_SHARD_PREFIX = 21
 
 
 def rac_capacity(block: ipaddress.IPv4Network) -> int:
@@ -416,6 +425,19 @@ def transit_address(transit: ipaddress.IPv4Network, code_index: int) -> str:
     removing a SAMU never moves another SAMU's address.
     """
     return str(transit.network_address + TRANSIT_FIRST_HOST + code_index)
+
+
+def transit_shard(pool: ipaddress.IPv4Network, cidr: ipaddress.IPv4Network) -> int:
+    """Which transit shard a tenant network belongs to: its aligned /21 of the tenant pool."""
+    return (int(cidr.network_address) - int(pool.network_address)) >> (32 - TRANSIT_SHARD_PREFIX)
+
+
+def transit_shard_address(transit: ipaddress.IPv4Network, shard: int) -> str:
+    """Shard ``shard``'s transit router on the transit network: fixed, after the tenants' ports."""
+    address = transit.network_address + TRANSIT_SHARD_FIRST_HOST + shard
+    if shard >= TRANSIT_SHARDS or address >= transit.broadcast_address:
+        raise ValueError(f"transit shard {shard} does not fit networks.transit {transit}")
+    return str(address)
 
 
 def national_router_transit_address(transit: ipaddress.IPv4Network) -> str:

@@ -116,6 +116,15 @@ class DatabaseReach:
     temporary: tuple[TemporaryReach, ...] = ()
 
 
+# Neutron's and Nova's defaults (neutron.conf [DEFAULT], default project quotas): what a provider
+# that documents nothing else enforces. The policy file's `limits` says what the provider documents.
+DEFAULT_LIMITS: Mapping[str, int] = {
+    "max_routes": 30, "max_allowed_address_pair": 10, "max_fixed_ips_per_port": 5, "max_dns_nameservers": 5,
+    "router": 10, "port": 500, "security_group": 10, "security_group_rule": 100, "network": 100, "subnet": 100,
+    "instances": 10, "server_groups": 10, "server_group_members": 10,
+}
+
+
 @dataclass(frozen=True)
 class PolicyContext:
     """What the rules check against: the qualified offer and the security owner's declarations.
@@ -134,6 +143,7 @@ class PolicyContext:
     multiattach_volume_types: frozenset[str] = frozenset()
     # Where the Pulumi state and the secrets' keys may live (URL prefixes): self-managed, in France.
     state_backends: tuple[str, ...] = ()
+    limits: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
     secrets_providers: tuple[str, ...] = ()
     qualified_endpoints: Mapping[str, frozenset[str]] = field(default_factory=dict)  # region -> endpoints
     public_services: tuple[PublicExposure, ...] = ()
@@ -473,6 +483,8 @@ def _tenant_routes(plan: Plan, cidrs: dict[str, list[IPNetwork]]) -> Iterator[Fi
             continue
         from_tenant = _ancestor_of_type(plan, router.name, T_TENANT)
         to_tenant = owners.get(str(route.inputs.get("nextHop")))
+        if from_tenant is None and to_tenant is None:
+            continue  # national to national (a shard's summary to its transit router): that router's routes are checked
         for other, networks in cidrs.items():
             if other in (from_tenant, to_tenant) or not any(_overlaps(destination, n) for n in networks):
                 continue
@@ -747,6 +759,83 @@ def _unchained(cluster: PlannedResource, attachments: list[PlannedResource]) -> 
             yield cluster, f"{count} ASM attachments run in parallel after {name}; chain them"
 
 
+# Per-project counts against quotas: plan type -> quota name.
+QUOTA_OF_TYPE = {
+    T_ROUTER: "router", T_PORT: "port", T_SG: "security_group", T_SG_RULE: "security_group_rule",
+    T_NETWORK: "network", T_SUBNET: "subnet", T_INSTANCE: "instances", T_SERVER_GROUP: "server_groups",
+}
+T_NETWORK_QUOTA = "openstack:networking/quotaV2:QuotaV2"
+T_COMPUTE_QUOTA = "openstack:compute/quotaSetV2:QuotaSetV2"
+QUOTA_INPUTS = {"router": "router", "port": "port", "security_group": "securityGroup",
+                "security_group_rule": "securityGroupRule", "network": "network", "subnet": "subnet",
+                "instances": "instances", "server_groups": "serverGroups",
+                "server_group_members": "serverGroupMembers"}
+
+
+def _own_project_quotas(plan: Plan, ctx: PolicyContext) -> dict[str, int]:
+    """The customer's own project's quotas: the policy's, raised by the provider-side plan's quota resources.
+
+    A quota resource naming a project by literal id is the national project's (tenant
+    projects are the provider's creation and referenced, "project-<name>.id").
+    """
+    quotas = {key: ctx.limits.get(key, DEFAULT_LIMITS[key]) for key in QUOTA_INPUTS}
+    for quota in plan.of_type(T_NETWORK_QUOTA) + plan.of_type(T_COMPUTE_QUOTA):
+        if plan.target(quota.inputs.get("projectId")) is not None:
+            continue
+        for key, name in QUOTA_INPUTS.items():
+            if isinstance(quota.inputs.get(name), int):
+                quotas[key] = int(quota.inputs[name])
+    return quotas
+
+
+def _limits(plan: Plan, ctx: PolicyContext) -> Iterator[Finding]:
+    limit = {key: ctx.limits.get(key, value) for key, value in DEFAULT_LIMITS.items()}
+    routes: dict[str, int] = {}
+    for route in plan.of_type(T_ROUTER_ROUTE):
+        routes[str(route.inputs.get("routerId"))] = routes.get(str(route.inputs.get("routerId")), 0) + 1
+    for router_ref, count in sorted(routes.items()):
+        router = plan.target(router_ref)
+        if count > limit["max_routes"] and router is not None:
+            yield router, f"{count} static routes; Neutron's max_routes is {limit['max_routes']}"
+    for port in plan.of_type(T_PORT):
+        pairs, fixed = port.inputs.get("allowedAddressPairs") or [], port.inputs.get("fixedIps") or []
+        if len(pairs) > limit["max_allowed_address_pair"]:
+            yield port, f"{len(pairs)} allowed address pairs; max_allowed_address_pair is " \
+                        f"{limit['max_allowed_address_pair']}"
+        if len(fixed) > limit["max_fixed_ips_per_port"]:
+            yield port, f"{len(fixed)} fixed IPs; max_fixed_ips_per_port is {limit['max_fixed_ips_per_port']}"
+    for subnet in plan.of_type(T_SUBNET):
+        servers = subnet.inputs.get("dnsNameservers") or []
+        if len(servers) > limit["max_dns_nameservers"]:
+            yield subnet, f"{len(servers)} DNS servers; max_dns_nameservers is {limit['max_dns_nameservers']}"
+    yield from _quotas_hold(plan, ctx, limit)
+
+
+def _quotas_hold(plan: Plan, ctx: PolicyContext, limit: Mapping[str, int]) -> Iterator[Finding]:
+    own = _own_project_quotas(plan, ctx)
+    counts: dict[tuple[str, str], list[PlannedResource]] = {}
+    for resource in plan:
+        quota = QUOTA_OF_TYPE.get(resource.type)
+        if quota is None or resource.provider is None:
+            continue
+        counts.setdefault((resource.provider, quota), []).append(resource)
+    for (provider, quota), members in sorted(counts.items()):
+        national = provider.endswith("::default")
+        allowed = own[quota] if national else limit[quota]
+        if len(members) > allowed:
+            project = "the national project" if national else f"the project of provider {provider}"
+            yield members[-1], f"{len(members)} {quota} in {project}; its quota is {allowed}"
+    members_per_group: dict[str, int] = {}
+    for instance in plan.of_type(T_INSTANCE):
+        for hint in instance.inputs.get("schedulerHints") or []:
+            if isinstance(hint, dict) and hint.get("group"):
+                members_per_group[str(hint["group"])] = members_per_group.get(str(hint["group"]), 0) + 1
+    for group_ref, count in sorted(members_per_group.items()):
+        group = plan.target(group_ref)
+        if group is not None and count > own["server_group_members"]:
+            yield group, f"{count} members; the server_group_members quota is {own['server_group_members']}"
+
+
 def _checked_in_files(plan: Plan, ctx: PolicyContext) -> Iterator[Finding]:
     """A rule on the project and stack files, not the plan (cutover.infra.compliance reads them)."""
     return iter(())
@@ -818,6 +907,9 @@ RULES: list[Rule] = [
          "declare backend.url in infra/Pulumi.yaml (and infra/provider/Pulumi.yaml) and secretsprovider in each "
          "stack file, as the policy's state.backends and state.secrets_providers allow; never Pulumi Cloud",
          _checked_in_files),
+    Rule("limits-hold", "SecNumCloud 3.2 §12.1", "Routes, ports, rules and instances stay under the provider's "
+         "documented limits", "stay under the policy's limits (max_routes...): spread routes over transit routers, "
+         "ask the provider (infra/provider quotas) for more", _limits),
     Rule("customer-rights-only", "SecNumCloud 3.2 §9.2", "The customer stack needs no cloud-admin right",
          "move projects, flavors and their access, volume types and their access, quotas and provider networks "
          "to infra/provider (the provider's program); read them by name (get_flavor, get_network...); create a "

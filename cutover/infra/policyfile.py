@@ -25,7 +25,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cutover.errors import Problem, ValidationError
-from cutover.infra.policy import DatabaseReach, PolicyContext, PublicExposure, TemporaryReach
+from cutover.infra.policy import DEFAULT_LIMITS, DatabaseReach, PolicyContext, PublicExposure, TemporaryReach
 from cutover.yamlsource import load_yaml, problems_from_pydantic
 
 DEFAULT_POLICY_FILE = Path("infra") / "policy.yaml"
@@ -116,6 +116,16 @@ class PolicyModel(_Strict):
     database: DatabaseAccess
     owner_keys: list[str] = Field(default=["cutover-owner", "cutover-samu"], min_length=1)
     state: StateLocation = StateLocation()
+    # The provider's documented limits (neutron.conf, default quotas); Neutron's and Nova's defaults otherwise.
+    limits: dict[str, int] = Field(default_factory=dict)
+
+    @field_validator("limits")
+    @classmethod
+    def _known_limits(cls, limits: dict[str, int]) -> dict[str, int]:
+        unknown = set(limits) - set(DEFAULT_LIMITS)
+        if unknown:
+            raise ValueError(f"unknown limits {sorted(unknown)}; known: {', '.join(sorted(DEFAULT_LIMITS))}")
+        return limits
 
     @field_validator("operator_networks")
     @classmethod
@@ -190,6 +200,7 @@ def policy_context(policy: PolicyFile, region: str, *, today: dt.date | None = N
         ),
         owner_keys=tuple(model.owner_keys),
         state_backends=tuple(model.state.backends),
+        limits={**DEFAULT_LIMITS, **model.limits},
         secrets_providers=tuple(model.state.secrets_providers),
         today=today or dt.date.today(),
     )

@@ -47,7 +47,7 @@ def test_national_core_has_six_networks_and_only_routed_zones_reach_the_router(p
     assert subnets["national-interconnect-subnet"].inputs["noGateway"] is True
     assert subnets["national-storage-subnet"].inputs["noGateway"] is True
     assert subnets["national-admin-subnet"].inputs["noGateway"] is False
-    routed = {i.inputs["subnetId"] for i in children(production_plan, "national", T["iface"])}
+    routed = {i.inputs["subnetId"] for i in children(production_plan, "national", T["iface"]) if "subnetId" in i.inputs}
     assert routed == {"national-admin-subnet.id", "national-service-subnet.id", "national-transit-subnet.id"}
 
 
@@ -73,12 +73,25 @@ def test_a_tenant_owns_its_project_network_router_vpn_and_reaches_national_servi
     assert site["peerAddress"] == "203.0.113.4" and site["psk"] == "[secret]"
     assert resources["samu-30-vpn-premises"].inputs["endpoints"] == ["172.16.4.0/24"]
     route = resources["samu-30-national-route"].inputs
-    assert route["routerId"] == "national-router.id" and route["destinationCidr"] == "10.140.4.0/24"
+    # The way back is held by the shard's transit router (10.140.0.0/21), not the national router.
+    assert route["routerId"] == "national-transit-0.id" and route["destinationCidr"] == "10.140.4.0/24"
     transit = resources["samu-30-transit-port"]
     assert route["nextHop"] == transit.inputs["fixedIps"][0]["ipAddress"]
     assert "samu-30-transit-share" in transit.dependencies  # the port waits for the RBAC share
     https = resources["samu-30-national-https"].inputs
     assert https["securityGroupId"] == "national-service-sg.id" and https["remoteIpPrefix"] == "10.140.4.0/24"
+
+
+def test_the_national_router_routes_each_shard_summarised_to_its_transit_router(production_plan):
+    national = {r.inputs["destinationCidr"]: r.inputs["nextHop"] for r in production_plan.of_type(T["route"])
+                if r.inputs["routerId"] == "national-router.id"}
+    shard_0 = production_plan.get("national-transit-0-port").inputs["fixedIps"][0]["ipAddress"]
+    shard_1 = production_plan.get("national-transit-1-port").inputs["fixedIps"][0]["ipAddress"]
+    assert national == {"10.140.0.0/21": shard_0, "172.16.0.0/21": shard_0,
+                        "10.140.8.0/21": shard_1, "172.16.8.0/22": shard_1}
+    pools = production_plan.get("national-transit-subnet").inputs["allocationPools"]
+    address = ipaddress.IPv4Address(shard_0)
+    assert all(not (ipaddress.IPv4Address(p["start"]) <= address <= ipaddress.IPv4Address(p["end"])) for p in pools)
 
 
 def test_tenant_transit_addresses_are_distinct(production_plan):
@@ -112,7 +125,7 @@ def test_sip_and_rtp_reach_the_telephony_pool_from_each_premises_only(production
     for node in children(production_plan, "telephony", T["port"]):
         assert "national-telephony-sg.id" in node.inputs["securityGroupIds"]
     back = production_plan.get("samu-30-premises-route").inputs
-    assert back["routerId"] == "national-router.id" and back["destinationCidr"] == "172.16.4.0/24"
+    assert back["routerId"] == "national-transit-0.id" and back["destinationCidr"] == "172.16.4.0/24"
     assert back["nextHop"] == production_plan.get("samu-30-transit-port").inputs["fixedIps"][0]["ipAddress"]
 
 

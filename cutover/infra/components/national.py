@@ -28,6 +28,21 @@ def network_zone(key: str) -> str:
 
 
 @dataclass(frozen=True)
+class TransitShard:
+    """A national transit router: the way back to the SAMUs of one aligned block of the tenant pool.
+
+    Neutron caps a router's static routes (``max_routes``, 30 by default). The
+    national router would need two per SAMU (its network, its premises); instead it
+    routes each shard's summarised networks to the shard's transit router, which
+    holds the per-SAMU routes (16 at most).
+    """
+
+    index: int
+    address: str  # on the transit network
+    summaries: list[str]  # the shard's tenant networks and premises, collapsed
+
+
+@dataclass(frozen=True)
 class NationalCoreArgs:
     region: str
     availability_zones: list[str]
@@ -39,6 +54,7 @@ class NationalCoreArgs:
     dns: DnsZone | None = None
     # Per network key, the fixed-address ranges kept out of DHCP (NationalCore.reserved_hosts).
     reserved_hosts: dict[str, list[AddressRange]] = field(default_factory=dict)
+    transit_shards: list[TransitShard] = field(default_factory=list)
 
 
 class NationalCore(pulumi.ComponentResource):
@@ -47,6 +63,7 @@ class NationalCore(pulumi.ComponentResource):
     network_ids: dict[str, pulumi.Output[str]]
     subnet_ids: dict[str, pulumi.Output[str]]
     router_id: pulumi.Output[str]
+    transit_router_ids: dict[int, pulumi.Output[str]]
     security_group_ids: dict[str, pulumi.Output[str]]
     asm_volume_type: str
     dns_zone_id: pulumi.Output[str] | None
@@ -58,6 +75,7 @@ class NationalCore(pulumi.ComponentResource):
         for key, cidr in args.networks.by_zone().items():
             self._network(key, cidr)
         self.router_id = self._router()
+        self.transit_router_ids = {shard.index: self._transit_router(shard) for shard in args.transit_shards}
         self.security_group_ids = self._security_groups()
         self._bastion()
         self.asm_volume_type = self._asm_volume_type()
@@ -107,6 +125,25 @@ class NationalCore(pulumi.ComponentResource):
         for zone in ROUTED_ZONES:
             openstack.networking.RouterInterface(
                 f"national-router-{zone}", router_id=router.id, subnet_id=self.subnet_ids[zone], opts=self._child(),
+            )
+        return router.id
+
+    def _transit_router(self, shard: TransitShard) -> pulumi.Output[str]:
+        name = f"national-transit-{shard.index}"
+        router = openstack.networking.Router(name, name=name, admin_state_up=True, opts=self._child())
+        port = openstack.networking.Port(
+            f"{name}-port", name=name, network_id=self.network_ids["transit"],
+            fixed_ips=[openstack.networking.PortFixedIpArgs(subnet_id=self.subnet_ids["transit"],
+                                                            ip_address=shard.address)],
+            opts=self._child(),
+        )
+        iface = openstack.networking.RouterInterface(f"{name}-iface", router_id=router.id, port_id=port.id,
+                                                     opts=self._child())
+        # Back to the national networks (replies from the SAMUs come through the tenant routers directly).
+        for i, summary in enumerate(shard.summaries, start=1):
+            openstack.networking.RouterRoute(
+                f"{name}-route-{i}", router_id=self.router_id, destination_cidr=summary, next_hop=shard.address,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[iface]),
             )
         return router.id
 

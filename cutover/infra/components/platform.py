@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -9,14 +10,15 @@ import pulumi
 
 from cutover.infra.components.baremetal import BareMetalPool, BareMetalPoolArgs, Nic
 from cutover.infra.components.migration import PSK_KEY, DataGuardPath, DataGuardPathArgs
-from cutover.infra.components.national import NationalCore, NationalCoreArgs
+from cutover.infra.components.national import NationalCore, NationalCoreArgs, TransitShard
 from cutover.infra.components.provider import ProviderGrants, ProviderGrantsArgs, Quotas
 from cutover.infra.components.rac import RacCluster, RacClusterArgs, RacNetworks
 from cutover.infra.components.tenant import NationalAccess, SamuTenant, SamuTenantArgs
 from cutover.infra.validate import require_infrastructure
 from cutover.inventory import Inventory, Samu, all_departement_codes
 from cutover.national import NationalCore as NationalSpec
-from cutover.national import national_router_transit_address, transit_address
+from cutover.national import (TRANSIT_SHARD_PREFIX, TRANSIT_SHARDS, national_router_transit_address, transit_address,
+                              transit_shard, transit_shard_address)
 
 CONFIG_NAMESPACE = "cutover-samu"
 PSK_CONFIG_KEY = "vpnPresharedKeys"
@@ -64,8 +66,10 @@ def _psk_of(keys: dict, code: str) -> str:
 
 def build_platform(inventory: Inventory, psk: PskSource) -> Platform:
     national = require_infrastructure(inventory)
-    core = _core(national)
-    tenants = {tenant_name(s.code): _tenant(s, national, core, psk) for s in _in_code_order(inventory)}
+    core = _core(national, transit_shards(inventory))
+    pool = inventory.settings.cutover_tenant_pool
+    assert pool is not None
+    tenants = {tenant_name(s.code): _tenant(s, national, core, psk, pool) for s in _in_code_order(inventory)}
     data_guard = _data_guard(national, core, psk)
     redo = [data_guard.security_group_id] if data_guard is not None else []
     rac_pools = {cluster.pool for cluster in national.rac_clusters}
@@ -79,14 +83,46 @@ def _in_code_order(inventory: Inventory) -> list[Samu]:
     return sorted(inventory.samus.values(), key=lambda s: order[s.code])
 
 
-def _core(national: NationalSpec) -> NationalCore:
+def transit_shards(inventory: Inventory) -> list[TransitShard]:
+    """The national transit routers: one per aligned /21 of the tenant pool that has SAMUs."""
+    national, pool = inventory.national, inventory.settings.cutover_tenant_pool
+    assert national is not None and national.networks is not None and pool is not None
+    members: dict[int, list[Samu]] = {}
+    for samu in inventory.samus.values():
+        members.setdefault(transit_shard(pool, samu.cidr), []).append(samu)
+    premises = {i: [s.site_cidr for s in samus if s.site_cidr is not None and s.vpn_peer is not None]
+                for i, samus in members.items()}
+    shards = []
+    for index in sorted(members):
+        # The shard's whole block of the pool is its own (only its SAMUs are allocated there).
+        block = next(b for b in pool.subnets(new_prefix=TRANSIT_SHARD_PREFIX) if transit_shard(pool, b) == index)
+        others = [n for i, nets in premises.items() if i != index for n in nets]
+        summaries = [str(block), *(str(n) for n in _premises_summary(premises[index], others))]
+        shards.append(TransitShard(index, transit_shard_address(national.networks.transit, index), summaries))
+    return shards
+
+
+def _premises_summary(mine: list[ipaddress.IPv4Network],
+                      others: list[ipaddress.IPv4Network]) -> list[ipaddress.IPv4Network]:
+    """One route for a shard's premises when a supernet covers them and no other shard's; else each (collapsed)."""
+    if not mine:
+        return []
+    supernet = mine[0]
+    while not all(n.subnet_of(supernet) for n in mine) and supernet.prefixlen > 8:
+        supernet = supernet.supernet()
+    if all(n.subnet_of(supernet) for n in mine) and not any(o.overlaps(supernet) for o in others):
+        return [supernet]
+    return list(ipaddress.collapse_addresses(mine))
+
+
+def _core(national: NationalSpec, shards: list[TransitShard]) -> NationalCore:
     assert national.external_network_id and national.networks and national.bastion and national.storage
     return NationalCore("national", NationalCoreArgs(
         region=national.region, availability_zones=list(national.availability_zones),
         external_network_id=national.external_network_id, networks=national.networks,
         bastion=national.bastion, storage=national.storage,
         dns_nameservers=[str(ip) for ip in national.dns_nameservers], dns=national.dns,
-        reserved_hosts=national.reserved_hosts(),
+        reserved_hosts=national.reserved_hosts(), transit_shards=shards,
     ))
 
 
@@ -99,12 +135,13 @@ def _data_guard(national: NationalSpec, core: NationalCore, psk: PskSource) -> D
     ))
 
 
-def _tenant(samu: Samu, national: NationalSpec, core: NationalCore, psk: PskSource) -> SamuTenant:
+def _tenant(samu: Samu, national: NationalSpec, core: NationalCore, psk: PskSource,
+            pool: ipaddress.IPv4Network) -> SamuTenant:
     assert national.networks is not None and national.external_network_id is not None
     access = NationalAccess(
         region=national.region, external_network_id=national.external_network_id,
         transit_network_id=core.network_ids["transit"], transit_subnet_id=core.subnet_ids["transit"],
-        national_router_id=core.router_id,
+        national_router_id=core.router_id, transit_router_id=core.transit_router_ids[transit_shard(pool, samu.cidr)],
         national_router_transit_address=national_router_transit_address(national.networks.transit),
         service_security_group_id=core.security_group_ids["service"],
         admin_cidr=str(national.networks.admin), service_cidr=str(national.networks.service),
@@ -171,8 +208,9 @@ def build_provider_grants(inventory: Inventory) -> ProviderGrants:
 def national_quotas(national: NationalSpec, samus: int) -> Quotas:
     """The national project's quotas, with room to grow: Nova's and Neutron's defaults are far too low.
 
-    Per SAMU the national project holds a route (not a quota), an HTTPS rule on the
-    service group, three SIP/RTP rules on the telephony group and an RBAC share.
+    Per SAMU the national project holds an HTTPS rule on the service group, three
+    SIP/RTP rules on the telephony group and an RBAC share; per shard of the tenant
+    pool a transit router (up to TRANSIT_SHARDS) and its port.
     """
     nodes = sum(p.nodes for p in national.baremetal_pools)
     rac_ports = sum(national.pool(c.pool).nodes * 2 + SCAN_PORTS for c in national.rac_clusters)
@@ -180,7 +218,7 @@ def national_quotas(national: NationalSpec, samus: int) -> Quotas:
     return Quotas(
         instances=2 * (nodes + 1), server_groups=2 * len(national.baremetal_pools) + 2,
         server_group_members=2 * max((p.nodes for p in national.baremetal_pools), default=1),
-        routers=10, ports=max(500, 2 * (nodes * nics + rac_ports + samus)),
+        routers=2 + TRANSIT_SHARDS, ports=max(500, 2 * (nodes * nics + rac_ports + samus)),
         security_groups=20, security_group_rules=max(100, 2 * (30 + 4 * samus)), subnets=20, networks=20,
     )
 

@@ -38,6 +38,8 @@ class NationalAccess:
     transit_network_id: pulumi.Input[str]
     transit_subnet_id: pulumi.Input[str]
     national_router_id: pulumi.Input[str]
+    # The national transit router of this SAMU's shard: it holds the routes back to the SAMU.
+    transit_router_id: pulumi.Input[str]
     national_router_transit_address: str
     service_security_group_id: pulumi.Input[str]
     admin_cidr: str
@@ -134,7 +136,7 @@ class SamuTenant(pulumi.ComponentResource):
             f"{self.prefix}-router-transit", router_id=router.id, port_id=port.id, opts=self._child(),
         )
         openstack.networking.RouterRoute(
-            f"{self.prefix}-national-route", router_id=national.national_router_id,
+            f"{self.prefix}-national-route", router_id=national.transit_router_id,
             destination_cidr=str(self.args.cidr), next_hop=address, opts=self._national_child(depends_on=[port]),
         )
         for zone, cidr in (("admin", national.admin_cidr), ("service", national.service_cidr)):
@@ -153,7 +155,7 @@ class SamuTenant(pulumi.ComponentResource):
         if national.telephony_security_group_id is None:
             return
         openstack.networking.RouterRoute(
-            f"{self.prefix}-premises-route", router_id=national.national_router_id, destination_cidr=site,
+            f"{self.prefix}-premises-route", router_id=national.transit_router_id, destination_cidr=site,
             next_hop=transit_address, opts=self._national_child(depends_on=[port]),
         )
         for rule in self._telephony_rules(f"{self.prefix}-telephony", site):
