@@ -1,4 +1,4 @@
-"""SAMU tenants in the inventory: list them, add one.
+"""SAMU tenants in the inventory: list them, add, edit or remove one.
 
 Adding a SAMU is one edit of the inventory (DESIGN: one source of truth): a
 host in its wave group in ``hosts.yml`` and a ``host_vars/samu-<code>.yml``
@@ -7,11 +7,14 @@ The infra plan, the runbook plan and the playbooks all see it from there.
 
 ``hosts.yml`` is edited with ruamel.yaml's round-trip mode so that the
 user's comments, order and layout survive. If the result does not load as a
-valid inventory, both files are put back as they were.
+valid inventory, both files are put back as they were. ``edit`` and
+``remove`` apply the same validation as ``add`` and return the unified diff
+of the inventory files, for review (``dry_run`` writes nothing).
 """
 
 from __future__ import annotations
 
+import difflib
 import io
 import ipaddress
 import json
@@ -26,6 +29,7 @@ from ruamel.yaml.comments import CommentedMap
 from cutover.errors import InputError, ValidationError
 from cutover.inventory import (
     HOSTS_FILES,
+    MIN_SITE_PREFIX,
     SAMU_GROUP,
     Inventory,
     Samu,
@@ -115,10 +119,25 @@ def _refuse_bad_request(inventory: Inventory, tenant: NewTenant) -> None:
                          f"host {existing.host})", hint="`cutover tenant list` shows the SAMUs")
     if host_name(tenant.code) in inventory.hosts:
         raise InputError(f"host {host_name(tenant.code)} already exists in inventory {inventory.name!r}")
+    _refuse_bad_details(inventory, tenant)
+
+
+def _refuse_bad_details(inventory: Inventory, tenant: NewTenant) -> None:
+    """What add and edit both check: a name, a wave, and a VPN that is complete and overlaps no other premises."""
     if not tenant.name.strip():
         raise InputError("the SAMU needs a name", hint='e.g. --name "Nîmes (Gard)"')
     if tenant.wave < 1:
         raise InputError(f"wave {tenant.wave} is not a wave number", hint="waves are numbered from 1")
+    if (tenant.vpn_peer is None) != (tenant.site_cidr is None):
+        given, missing = ("--vpn-peer", "--site-cidr") if tenant.site_cidr is None else ("--site-cidr", "--vpn-peer")
+        raise InputError(f"{given} without {missing}: the VPN to the premises needs both",
+                         hint="the premises' gateway address and the network behind it, e.g. --vpn-peer "
+                              "203.0.113.50 --site-cidr 172.16.50.0/24")
+    if tenant.site_cidr is not None and tenant.site_cidr.prefixlen >= MIN_SITE_PREFIX:  # wider: the inventory says
+        for other in inventory.samus.values():
+            if other.code != tenant.code and other.site_cidr is not None and other.site_cidr.overlaps(tenant.site_cidr):
+                raise InputError(f"--site-cidr {tenant.site_cidr} overlaps the premises of SAMU {other.code} "
+                                 f"({other.site_cidr})", hint="each SAMU's premises network is its own")
 
 
 def _allocate(inventory: Inventory) -> ipaddress.IPv4Network:
@@ -192,3 +211,121 @@ def host_vars_text(tenant: NewTenant, cidr: ipaddress.IPv4Network) -> str:
 
 def _yaml_scalar(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)  # a JSON string is a valid double-quoted YAML scalar
+
+
+# --------------------------------------------------------------------------
+# edit / remove: the same validation, and the diff to review
+
+
+@dataclass(frozen=True)
+class InventoryChange:
+    """What an edit or a removal did (or would do): the SAMU and the unified diff of the inventory files."""
+
+    samu: Samu | None  # the SAMU as the inventory has it after the change (before it, for a removal)
+    diff: str
+
+
+def edit_tenant(project_dir: Path, env: str, tenant: NewTenant, *, dry_run: bool = False) -> InventoryChange:
+    """Give SAMU ``tenant.code`` this name, wave and VPN; its network stays (a new one would rebuild the tenant)."""
+    inventory = load_inventory(project_dir, env)
+    samu = _existing(inventory, tenant.code)
+    _refuse_bad_details(inventory, tenant)
+    hosts_file = _hosts_file(inventory.path)
+    vars_file = inventory.path / "host_vars" / f"{samu.host}.yml"
+    hosts = hosts_file.read_text(encoding="utf-8")
+    new_hosts = _with_host(_without_host(hosts, samu.host), samu.host, tenant.wave) if samu.wave != tenant.wave \
+        else hosts
+    new_vars = _edited_vars(vars_file.read_text(encoding="utf-8"), tenant)
+    return _apply(project_dir, env, tenant.code, {hosts_file: new_hosts, vars_file: new_vars}, dry_run=dry_run)
+
+
+def remove_tenant(project_dir: Path, env: str, code: str, *, dry_run: bool = False) -> InventoryChange:
+    """Take SAMU ``code`` out of the inventory: its host in ``hosts.yml`` and its ``host_vars`` file."""
+    inventory = load_inventory(project_dir, env)
+    samu = _existing(inventory, code)
+    hosts_file = _hosts_file(inventory.path)
+    vars_file = inventory.path / "host_vars" / f"{samu.host}.yml"
+    new_hosts = _without_host(hosts_file.read_text(encoding="utf-8"), samu.host)
+    change = _apply(project_dir, env, None, {hosts_file: new_hosts, vars_file: None}, dry_run=dry_run)
+    return InventoryChange(samu, change.diff)
+
+
+def _existing(inventory: Inventory, code: str) -> Samu:
+    found = next((s for s in inventory.samus.values() if s.code == code), None)
+    if found is None:
+        raise InputError(f"there is no SAMU {code} in inventory {inventory.name!r}",
+                         hint="`cutover tenant list` shows the SAMUs")
+    return found
+
+
+def _apply(project_dir: Path, env: str, code: str | None, files: dict[Path, str | None], *,
+           dry_run: bool) -> InventoryChange:
+    """Write ``files`` (None: delete), reload the inventory, put everything back if it is not valid."""
+    before = {path: path.read_text(encoding="utf-8") if path.is_file() else None for path in files}
+    diff = "".join(_unified(path, before[path], after, project_dir) for path, after in files.items())
+    if dry_run:
+        samu = load_inventory(project_dir, env).samu_by_code(code) if code else None
+        return InventoryChange(samu, diff)
+    try:
+        for path, text in files.items():
+            if text is None:
+                path.unlink(missing_ok=True)
+            else:
+                path.write_text(text, encoding="utf-8")
+        inventory = load_inventory(project_dir, env)
+        return InventoryChange(inventory.samu_by_code(code) if code else None, diff)
+    except (ValidationError, InputError):
+        for path, text in before.items():
+            if text is None:
+                path.unlink(missing_ok=True)
+            else:
+                path.write_text(text, encoding="utf-8")
+        raise
+
+
+def _unified(path: Path, before: str | None, after: str | None, project_dir: Path) -> str:
+    try:
+        shown = str(path.relative_to(project_dir))
+    except ValueError:
+        shown = str(path)
+    return "".join(difflib.unified_diff((before or "").splitlines(keepends=True),
+                                       (after or "").splitlines(keepends=True),
+                                       fromfile=f"a/{shown}" if before is not None else "/dev/null",
+                                       tofile=f"b/{shown}" if after is not None else "/dev/null"))
+
+
+def _edited_vars(text: str, tenant: NewTenant) -> str:
+    """The host_vars text with the new name and VPN, every other variable and comment kept."""
+    yaml = _round_trip()
+    document = yaml.load(text) or CommentedMap()
+    document["samu_name"] = tenant.name
+    for key, value in (("samu_site_cidr", tenant.site_cidr), ("samu_vpn_peer", tenant.vpn_peer)):
+        if value is None:
+            document.pop(key, None)
+        else:
+            document[key] = str(value)
+    out = io.StringIO()
+    yaml.dump(document, out)
+    return out.getvalue()
+
+
+def _without_host(text: str, host: str) -> str:
+    """``hosts.yml`` text without ``host`` in any group (comments and layout kept)."""
+    yaml = _round_trip()
+    document = yaml.load(text) or CommentedMap()
+
+    def prune(node: Any) -> None:
+        if not isinstance(node, dict):
+            return
+        hosts = node.get("hosts")
+        if isinstance(hosts, dict) and host in hosts:
+            del hosts[host]
+            if not hosts:
+                node["hosts"] = None
+        for key in ("children",) + tuple(k for k in node if k not in ("hosts", "vars", "children")):
+            prune(node.get(key))
+
+    prune(document)
+    out = io.StringIO()
+    yaml.dump(document, out)
+    return out.getvalue()

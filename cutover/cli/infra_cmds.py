@@ -1,4 +1,4 @@
-"""``cutover infra plan|diff|check|preview|up`` and ``cutover tenant add|list``."""
+"""``cutover infra plan|diff|check|preview|up`` and ``cutover tenant add|list|edit|remove``."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from cutover.infra.policy import RULES
 from cutover.infra.sarif import to_sarif
 from cutover.infra.stack import CUSTOMER, PROVIDER, program_dir
 from cutover.inventory import load_inventory
-from cutover.tenants import NewTenant, add_tenant, list_tenants
+from cutover.tenants import NewTenant, add_tenant, edit_tenant, list_tenants, remove_tenant
 
 GIT_PREFIX = "git:"
 ENV_OPTION = click.option("--env", "env", required=True, help="Environment: inventories/ENV and stack ENV.")
@@ -448,6 +448,64 @@ def tenant_add_cmd(app: App, env: str, code: str, name: str, wave: int, vpn_peer
         app.console.print(f"added SAMU {samu.code} {escape(samu.name)} to {env}: host {samu.host}, wave {samu.wave}, "
                           f"network {samu.cidr}\n  next: cutover infra plan --env {env}")
     return int(ExitCode.OK)
+
+
+@tenant.command("edit")
+@ENV_OPTION
+@click.option("--code", required=True, help="The SAMU's département code.")
+@click.option("--name", default=None, help="New display name.  [default: unchanged]")
+@click.option("--wave", type=int, default=None, help="New wave number.  [default: unchanged]")
+@click.option("--vpn-peer", default=None, help="New VPN gateway address (with --site-cidr).")
+@click.option("--site-cidr", default=None, help="New premises network (with --vpn-peer).")
+@click.option("--no-vpn", is_flag=True, help="Remove the SAMU's VPN.")
+@click.option("--dry-run", is_flag=True, help="Show the diff; change nothing.")
+@pass_app
+def tenant_edit_cmd(app: App, env: str, code: str, name: str | None, wave: int | None, vpn_peer: str | None,
+                    site_cidr: str | None, no_vpn: bool, dry_run: bool) -> int:
+    """Change a SAMU's name, wave or VPN (same checks as add); print the inventory diff to review.
+
+    The SAMU keeps its network: another one would rebuild its whole tenant.
+    """
+    app.require_project()
+    current = next((s for s in load_inventory(app.project_dir, env).samus.values() if s.code == code), None)
+    if current is None:
+        raise InputError(f"there is no SAMU {code} in inventory {env!r}", hint="`cutover tenant list` shows the SAMUs")
+    if no_vpn and (vpn_peer or site_cidr):
+        raise InputError("--no-vpn with --vpn-peer or --site-cidr", hint="give one or the other")
+    keep_vpn = not no_vpn and vpn_peer is None and site_cidr is None
+    request = NewTenant(
+        code=code, name=name if name is not None else current.name,
+        wave=wave if wave is not None else (current.wave or 1),
+        vpn_peer=current.vpn_peer if keep_vpn else _address(vpn_peer, "--vpn-peer"),
+        site_cidr=current.site_cidr if keep_vpn else _network(site_cidr, "--site-cidr"))
+    change = edit_tenant(app.project_dir, env, request, dry_run=dry_run)
+    _show_inventory_change(app, change.diff, dry_run, env)
+    return int(ExitCode.OK)
+
+
+@tenant.command("remove")
+@ENV_OPTION
+@click.option("--code", required=True, help="The SAMU's département code.")
+@click.option("--dry-run", is_flag=True, help="Show the diff; change nothing.")
+@pass_app
+def tenant_remove_cmd(app: App, env: str, code: str, dry_run: bool) -> int:
+    """Take a SAMU out of ENV's inventory; print the inventory diff to review.
+
+    The next `infra plan` no longer has its tenant: `infra diff` shows every delete before `infra up`.
+    """
+    app.require_project()
+    change = remove_tenant(app.project_dir, env, code, dry_run=dry_run)
+    _show_inventory_change(app, change.diff, dry_run, env)
+    return int(ExitCode.OK)
+
+
+def _show_inventory_change(app: App, diff: str, dry_run: bool, env: str) -> None:
+    click.echo(diff, nl=False)
+    if dry_run:
+        app.console.print("dry run: nothing written")
+    else:
+        app.console.print(f"inventory {env} changed; next: cutover infra plan --env {env} --out new.json, then "
+                          "cutover infra diff old.json new.json --check --env " + env)
 
 
 def _address(value: str | None, option: str) -> ipaddress.IPv4Address | None:

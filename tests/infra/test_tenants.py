@@ -68,3 +68,49 @@ def test_add_refuses_a_dangerous_site_network_and_leaves_files_alone(project_cop
     assert "premises' own private network" in str(refused.value)
     assert (project_copy / HOSTS).read_text(encoding="utf-8") == before
     assert not (project_copy / "inventories/production/host_vars/samu-974.yml").exists()
+
+
+# -- issue 20: a VPN needs its site network; edit and remove with a diff to review ------------------------------
+
+
+def test_add_refuses_a_vpn_without_its_site_network(project_copy):
+    with pytest.raises(InputError, match="--vpn-peer without --site-cidr"):
+        add_tenant(project_copy, "production", NewTenant(code="974", name="Saint-Denis", wave=3,
+                                                         vpn_peer=ipaddress.IPv4Address("198.51.100.7")))
+    assert not (project_copy / "inventories/production/host_vars/samu-974.yml").exists()
+
+
+def test_add_refuses_premises_overlapping_another_samus(project_copy):
+    with pytest.raises(InputError, match="overlaps the premises of SAMU 30"):
+        add_tenant(project_copy, "production", NewTenant(code="974", name="Saint-Denis", wave=3,
+                                                         vpn_peer=ipaddress.IPv4Address("198.51.100.7"),
+                                                         site_cidr=net("172.16.4.0/23")))
+
+
+def test_edit_changes_name_wave_and_vpn_keeps_the_network_and_shows_the_diff(project_copy):
+    from cutover.tenants import edit_tenant
+
+    vars_file = project_copy / "inventories/production/host_vars/samu-30.yml"
+    before = vars_file.read_text(encoding="utf-8")
+    request = NewTenant(code="30", name="Nîmes", wave=2, vpn_peer=ipaddress.IPv4Address("203.0.113.44"),
+                        site_cidr=net("172.16.44.0/24"))
+    preview = edit_tenant(project_copy, "production", request, dry_run=True)
+    assert vars_file.read_text(encoding="utf-8") == before and "+samu_site_cidr: 172.16.44.0/24" in preview.diff
+    change = edit_tenant(project_copy, "production", request)
+    assert change.diff == preview.diff and "-            samu-30:" in change.diff
+    samu = load_inventory(project_copy, "production").samu_by_code("30")
+    assert (samu.name, samu.wave, str(samu.site_cidr), samu.cidr) == ("Nîmes", 2, "172.16.44.0/24", net("10.140.4.0/24"))
+    with pytest.raises(InputError, match="--site-cidr without --vpn-peer"):
+        edit_tenant(project_copy, "production", NewTenant(code="30", name="N", wave=2, site_cidr=net("172.16.9.0/24")))
+
+
+def test_remove_takes_the_host_and_its_vars_out_and_an_unknown_code_is_refused(project_copy):
+    from cutover.tenants import remove_tenant
+
+    change = remove_tenant(project_copy, "production", "30")
+    assert "-            samu-30:" in change.diff and "+++ /dev/null" in change.diff
+    inventory = load_inventory(project_copy, "production")
+    assert "30" not in {s.code for s in inventory.samus.values()} and len(inventory.samus) == 9
+    assert not (project_copy / "inventories/production/host_vars/samu-30.yml").exists()
+    with pytest.raises(InputError, match="no SAMU 30"):
+        remove_tenant(project_copy, "production", "30")
