@@ -146,8 +146,9 @@ def stack_provider_violations(project_dir: Path, env: str, context: PolicyContex
 def _stack_violations(doc: YamlDocument, context: PolicyContext) -> list[Violation]:
     rule = rule_by_id(PROVIDER_RULE)
     assert rule is not None
-    data = doc.data if isinstance(doc.data, dict) else {}
-    config = data.get("config") if isinstance(data.get("config"), dict) else {}
+    data: dict[str, Any] = doc.data if isinstance(doc.data, dict) else {}
+    raw = data.get("config")
+    config: dict[str, Any] = raw if isinstance(raw, dict) else {}
     found: list[tuple[tuple[str, ...], str]] = []
     if data.get("environment") is not None:
         found.append((("environment",), "imports a Pulumi ESC environment: its values (region, endpoint, "
