@@ -238,6 +238,7 @@ class NationalCore(_Strict):
     def consistency_problems(self) -> list[str]:
         """Cross-field rules pydantic cannot express per field."""
         problems = _unique([p.name for p in self.baremetal_pools], "baremetal_pools")
+        problems += _one_flavor_per_name(self.baremetal_pools)
         problems += _unique([c.name for c in self.rac_clusters], "rac_clusters")
         pools = {p.name: p for p in self.baremetal_pools}
         for pool in self.baremetal_pools:
@@ -344,6 +345,18 @@ class NationalCore(_Strict):
         if shards + TRANSIT_SHARDS - 1 < transit.broadcast_address:
             reserved["transit"].append((shards, shards + TRANSIT_SHARDS - 1))
         return {key: sorted(ranges) for key, ranges in reserved.items()}
+
+
+def _one_flavor_per_name(pools: list[BareMetalPool]) -> list[str]:
+    """Nova refuses a second flavor of the same name (409): pools naming one flavor must describe it alike."""
+    seen: dict[str, BareMetalPool] = {}
+    problems = []
+    for pool in pools:
+        first = seen.setdefault(pool.flavor.name, pool)
+        if first is not pool and first.flavor != pool.flavor:
+            problems.append(f"baremetal pools {first.name!r} and {pool.name!r} both name flavor {pool.flavor.name!r} "
+                            "with different specs; Nova keeps one flavor per name: rename one")
+    return problems
 
 
 def _unique(names: list[str], where: str) -> list[str]:

@@ -120,3 +120,16 @@ def test_private_host_base_separates_two_clusters():
     reserved = national.reserved_hosts()
     assert [(str(lo), str(hi)) for lo, hi in reserved["storage"]] == [("10.0.9.16", "10.0.9.31"),
                                                                        ("10.0.9.32", "10.0.9.47")]
+
+
+def test_two_pools_naming_one_flavor_differently_are_refused():
+    """Issue 20, finding 9: Nova keeps one flavor per name (a second is a 409); the inventory says so first."""
+    def pool(name: str, vcpus: int) -> dict[str, Any]:
+        return {"name": name, "image": "i", "nodes": 2,
+                "flavor": {"name": "bm.shared", "resource_class": "CUSTOM_BM", "vcpus": vcpus, "ram_mb": 1,
+                           "disk_gb": 1}}
+
+    base = {"region": "r", "availability_zones": ["a"]}
+    NationalCore.model_validate({**base, "baremetal_pools": [pool("one", 8), pool("two", 8)]})  # the same flavor
+    with pytest.raises(ValueError, match="both name flavor 'bm.shared' with different specs"):
+        NationalCore.model_validate({**base, "baremetal_pools": [pool("one", 8), pool("two", 16)]})
