@@ -35,6 +35,7 @@ from cutover.infra.diff import MARKDOWN_BUDGET, diff_plans, render_markdown
 from cutover.infra.evaluate import plan_environment
 from cutover.infra.plan import Plan, PlannedResource, load_plan
 from cutover.infra.policy import RULES, check_plan
+from cutover.infra.stack import PROVIDER
 from cutover.inventory import all_departement_codes, load_inventory
 
 REPO = Path(__file__).resolve().parents[1]
@@ -169,10 +170,11 @@ def bench_check(plans: Plans) -> list[Figure]:
     project = plans.folder / "pN"
     inputs = check_inputs(project, "production")
     plan_file = plans.file("pN.json", plans.big)
+    provider = plan_environment(project, "production", PROVIDER)  # the provider-side plan, checked with ours
     reports: list[CheckReport] = []
 
     def check_saved_plan() -> None:
-        reports[:] = [check(inputs, load_plan(plan_file))]
+        reports[:] = [check(inputs, load_plan(plan_file), provider)]
 
     times = timed(plans.repeat, check_saved_plan)
     rules_only = timed(plans.repeat, lambda: check_plan(plans.big, inputs.context))

@@ -559,9 +559,17 @@ def known_networks(plan: Plan, ctx: PolicyContext) -> list[IPNetwork]:
     return found + list(ctx.operator_sources) + [t.cidr for t in ctx.database.temporary]
 
 
+WIDE_PREFIX = {4: 16, 6: 48}  # wider than an organisation's network: the Internet in all but name
+
+
+def _too_wide(prefix: IPNetwork) -> bool:
+    return prefix.prefixlen < WIDE_PREFIX[prefix.version]
+
+
 def _no_ingress_from_anywhere(plan: Plan, ctx: PolicyContext) -> Iterator[Finding]:
     # Address ranges, not strings: 0.0.0.0/1 + 128.0.0.0/1, or a /2, is "anywhere" in all but name.
-    # A source must lie inside a network the plan or the policy knows.
+    # A source wider than a /16 (/48) must lie inside a network the plan or the policy knows;
+    # narrower ones are judged by the rules of what they reach (database-reach, tenant-isolation...).
     known = known_networks(plan, ctx)
     for rule in _ingress(plan):
         source = rule_source(plan, rule)
@@ -572,7 +580,8 @@ def _no_ingress_from_anywhere(plan: Plan, ctx: PolicyContext) -> Iterator[Findin
         if source.anywhere:
             yield rule, (f"ingress from {source.text} on {_ports_text(rule)} to {target}, "
                          "which is not a service the policy declares public")
-        elif source.prefix is not None and source.group is None and not _within(source.prefix, known):
+        elif source.prefix is not None and source.group is None and _too_wide(source.prefix) \
+                and not _within(source.prefix, known):
             yield rule, (f"ingress from {source.text} ({source.prefix.num_addresses} addresses) on "
                          f"{_ports_text(rule)} to {target}: not inside any network of the plan (subnets, VPN "
                          "peers) or of the policy (operators, temporary database networks)")
