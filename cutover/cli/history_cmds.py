@@ -11,7 +11,7 @@ from rich.table import Table
 
 from cutover.cli.app import App, pass_app
 from cutover.cli.run_cmds import ENV_HELP, PARAM_OPTION, WindowEnd, load_checked, open_journal, verify_journal
-from cutover.core.timings import SPREAD_NEEDS, spread_unknown
+from cutover.core.timings import spread_known, spread_unknown
 from cutover.errors import ExitCode, InputError
 from cutover.history import compare_json, forecast_json, select_runs, timings_json
 from cutover.report import FORMATS, Evidence, render, report_data
@@ -67,7 +67,7 @@ def timings(app: App, runbook: str, env: str, last: int | None, run_ids: str | N
         table.add_row(*_timings_cells(row))
     app.console.print(table if data["runs"] else f"no measured runs of {data['runbook']} on {data['env']} yet")
     if data["runs"] and not data["spread_known"]:
-        app.console.print(f"spread unknown: {len(data['runs'])} measured run(s), P90 needs at least {SPREAD_NEEDS}")
+        app.console.print(f"P90 unknown: {spread_unknown('measured')} ({len(data['runs'])})")
     _left_out(app, data["left_out"])
     return ExitCode.OK
 
@@ -76,10 +76,12 @@ def _timings_cells(row: dict[str, Any]) -> list[str]:
     """One step's row: a gate shows its waits, marked as waiting, where an action shows its execution."""
     if row["gate"]:
         wait = row["gate_wait"] or {"samples": 0, "min_s": None, "p50_s": None, "p90_s": None, "max_s": None}
-        return [f"{row['id']} (gate)", str(wait["samples"]), _wait(wait["min_s"]), _wait(wait["p50_s"]),
-                _wait(wait["p90_s"]), _wait(wait["max_s"]), "-", ", ".join(row["flags"])]
+        p90 = _wait(wait["p90_s"]) if spread_known(wait["samples"]) else "unknown"
+        return [f"{row['id']} (gate)", str(wait["samples"]), _wait(wait["min_s"]), _wait(wait["p50_s"]), p90,
+                _wait(wait["max_s"]), "-", ", ".join(row["flags"])]
     rollback = row["rollback"]["p90_s"] if row["rollback"] else None
-    return [row["id"], str(row["samples"]), _seconds(row["min_s"]), _seconds(row["p50_s"]), _seconds(row["p90_s"]),
+    p90 = _seconds(row["p90_s"]) if spread_known(row["samples"]) or row["p90_s"] is None else "unknown"
+    return [row["id"], str(row["samples"]), _seconds(row["min_s"]), _seconds(row["p50_s"]), p90,
             _seconds(row["max_s"]), _seconds(rollback), ", ".join(row["flags"])]
 
 
@@ -161,8 +163,8 @@ def forecast(app: App, runbook: str, env: str, from_env: str | None, last: int |
     for column in ("step", "source", "P50", "P90", "criticality"):
         table.add_column(column)
     for row in data["steps"]:
-        table.add_row(row["id"], row["source"], _seconds(row["p50_s"]), _seconds(row["p90_s"]),
-                      f"{row['criticality']:.0%}")
+        table.add_row(row["id"], row["source"], _seconds(row["p50_s"]),
+                      _seconds(row["p90_s"]) if row["spread_known"] else "unknown", f"{row['criticality']:.0%}")
     app.console.print(table)
     _backup_mode_table(app, data)
     if data["gate_waits_s"]:

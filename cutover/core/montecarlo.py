@@ -195,7 +195,8 @@ def _step_json(draw: StepDraw, duration: Samples) -> dict[str, Any]:
     variance = float(np.var(duration))
     share = float(np.var(draw.total)) / variance if variance > 0 else 0.0
     return {"id": draw.step, "source": draw.source, "p50_s": _q(draw.total, 50), "p90_s": _q(draw.total, 90),
-            "criticality": round(share, 3), "rollback_source": draw.rollback_source}
+            "spread_known": spread_known(draw.runs), "criticality": round(share, 3),
+            "rollback_source": draw.rollback_source}
 
 
 def _q(values: Samples, q: float) -> float:
