@@ -15,8 +15,8 @@ from cutover.core.events import Journal
 from cutover.core.state import RunState, fold
 from cutover.core.records import StepInfo
 from cutover.core.steps import ActionStep, RunbookSpec
-from cutover.core.timings import (RunMeasure, Selection, left_out_because, measure_run, select, spread_known,
-                                  summarise)
+from cutover.core.timings import (RunMeasure, Selection, left_out_because, left_out_note, measure_run, select,
+                                  spread_known, summarise)
 from cutover.errors import InputError, NotFound
 from cutover.inventory import Inventory
 from cutover.planning import plan_cutover, to_spec
@@ -55,8 +55,9 @@ def timings_json(runbook: str, env: str, selection: Selection) -> dict[str, Any]
     runs = selection.runs
     return {"runbook": runbook, "env": env,
             "runs": [{"run_id": m.run_id, "label": m.label, "kind": m.kind, "state": m.state,
-                      "started_at": m.started_at, "finished_at": m.finished_at, "execution_s": round(m.execution_s(), 3),
-                      "gate_wait_s": round(m.gate_wait_s(), 3), "paused_s": round(m.paused_s(), 3)} for m in runs],
+                      "started_at": m.started_at, "finished_at": m.finished_at,
+                      "execution_s": round(m.execution_s(), 3), "gate_wait_s": round(m.gate_wait_s(), 3),
+                      "paused_s": round(m.paused_s(), 3)} for m in runs],
             "left_out": selection.left_out_json(),
             "spread_known": spread_known(len(runs)),
             "steps": summarise(runs)}
@@ -72,7 +73,8 @@ def compare_json(journal: Journal, run_ids: list[str]) -> dict[str, Any]:
     selection = select(measure(journal, run_id) for run_id in run_ids)
     runs = selection.runs
     if len(runs) < 2:
-        raise InputError(f"fewer than two of these runs count as measurements: {selection.left_out_note()}",
+        note = left_out_note(selection.left_out_json())
+        raise InputError(f"fewer than two of these runs count as measurements ({note})",
                          hint="compare runs that acted (`cutover runs` lists them)")
     if len({m.runbook for m in runs}) > 1:
         raise InputError(f"the runs are of different runbooks: {', '.join(sorted({m.runbook for m in runs}))}",

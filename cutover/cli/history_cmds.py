@@ -11,7 +11,7 @@ from rich.table import Table
 
 from cutover.cli.app import App, pass_app
 from cutover.cli.run_cmds import ENV_HELP, PARAM_OPTION, WindowEnd, load_checked, open_journal, verify_journal
-from cutover.core.timings import spread_known, spread_unknown
+from cutover.core.timings import left_out_note, spread_known, spread_unknown
 from cutover.errors import ExitCode, InputError
 from cutover.history import compare_json, forecast_json, select_runs, timings_json
 from cutover.report import FORMATS, Evidence, render, report_data
@@ -29,14 +29,7 @@ def _wait(value: float | None) -> str:
 
 def _left_out(app: App, left_out: list[dict[str, Any]]) -> None:
     """Say which runs a figure did not count, and why (or that none was left out)."""
-    if not left_out:
-        app.console.print("left out: none", style="dim")
-        return
-    reasons: dict[str, list[str]] = {}
-    for run in left_out:
-        reasons.setdefault(run["reason"], []).append(run["run_id"])
-    why = "; ".join(f"{len(ids)} {reason} ({', '.join(ids)})" for reason, ids in reasons.items())
-    app.console.print(f"left out: {len(left_out)} run(s): {why}")
+    app.console.print(left_out_note(left_out), style=None if left_out else "dim")
 
 
 @click.command()

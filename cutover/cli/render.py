@@ -61,7 +61,7 @@ def _header(state: RunState, now: datetime, measured: dict[str, Any] | None = No
         else:  # P90 would only repeat P50
             text.append(f"  end P50 {p50:%H:%M:%S} ({measured['source']}; {spread_unknown(measured['source'])})")
     elif outlook.predicted_end is not None:
-        text.append(f"  predicted end {outlook.predicted_end.astimezone():%H:%M:%S}")
+        text.append(f"  predicted end {outlook.predicted_end.astimezone():%H:%M:%S} (expected durations)")
         if outlook.unknown_durations:
             text.append(f" (+{outlook.unknown_durations} steps of unknown duration)", style="dim")
     pnr_deadline = datetime.fromisoformat(measured["pnr_deadline"]) if measured and measured["pnr_deadline"] \

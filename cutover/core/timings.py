@@ -5,8 +5,10 @@
 - its wall time: from its first ``step_started`` to its last verified target
   (``step_succeeded``), across attempts and resumes, less the time the run
   stood paused in between (a Ctrl-C, a decision awaited: from ``run_paused``
-  or ``run_failed`` to the next ``drive_started``): the time spent executing
-  it (attempts, verifications), with the paused time kept apart;
+  or ``run_failed`` to the next ``drive_started``; a controller killed
+  without a word: from its last event to the next ``drive_started``): the
+  time spent executing it (attempts, verifications), with the paused time
+  kept apart;
 - per target, the last attempt's start to its success, less pauses, so a slow
   SAMU shows;
 - its rollback: from the first ``undo_started`` to the step's
@@ -27,7 +29,7 @@ journal says happened.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,15 +106,20 @@ class Selection:
     def left_out_json(self) -> list[dict[str, Any]]:
         return [{"run_id": m.run_id, "label": m.label, "reason": m.left_out} for m in self.left_out]
 
-    def left_out_note(self) -> str | None:
-        """``2 run(s) left out: 1 rolled back before acting, 1 abandoned``, or None when none was."""
-        if not self.left_out:
-            return None
-        reasons: dict[str, int] = {}
-        for m in self.left_out:
-            reasons[str(m.left_out)] = reasons.get(str(m.left_out), 0) + 1
-        why = ", ".join(f"{count} {reason}" for reason, count in reasons.items())
-        return f"{len(self.left_out)} run(s) left out: {why} ({', '.join(m.run_id for m in self.left_out)})"
+
+
+def left_out_note(left_out: Sequence[Mapping[str, Any]]) -> str:
+    """What a measurement says of the runs it left out (``Selection.left_out_json``), every time.
+
+    ``left out: 2 run(s): 1 rolled back before acting (past1); 1 abandoned (junk)``, or ``left out: none``.
+    """
+    if not left_out:
+        return "left out: none"
+    reasons: dict[str, list[str]] = {}
+    for run in left_out:
+        reasons.setdefault(str(run["reason"]), []).append(str(run["run_id"]))
+    why = "; ".join(f"{len(ids)} {reason} ({', '.join(ids)})" for reason, ids in reasons.items())
+    return f"left out: {len(left_out)} run(s): {why}"
 
 
 def select(runs: Iterable[RunMeasure], last: int | None = None) -> Selection:
@@ -161,6 +168,8 @@ class _Marks:
     gate_open: dict[str, float] = field(default_factory=dict)
     pauses: list[tuple[float, float]] = field(default_factory=list)  # (paused, driven again), oldest first
     paused_since: float | None = None
+    driven: bool = False  # a drive has started
+    last_written: float | None = None  # the latest event a driver wrote (lease events are the next one's)
 
     def paused_within(self, start: float, end: float) -> float:
         """Seconds of [start, end] during which the run stood paused (nobody drove it)."""
@@ -173,11 +182,20 @@ class _Marks:
         if isinstance(record, (r.RunPaused, r.RunFailed)):
             self.paused_since = at if self.paused_since is None else self.paused_since
         elif isinstance(record, r.DriveStarted):
-            if self.paused_since is not None:
-                self.pauses.append((self.paused_since, at))
-            self.paused_since = None
+            self._drive_started(at)
         else:
             self._see_step(run, record, at)
+        if not isinstance(record, (r.LeaseAcquired, r.LeaseTakenOver, r.LeaseReleased)):
+            self.last_written = at
+
+    def _drive_started(self, at: float) -> None:
+        if self.paused_since is not None:
+            self.pauses.append((self.paused_since, at))
+        elif self.driven and self.last_written is not None:
+            # The previous controller stopped without a word (killed, power lost): nothing it
+            # wrote says it executed anything after its last event, so the gap is not counted.
+            self.pauses.append((self.last_written, at))
+        self.paused_since, self.driven = None, True
 
     def _see_step(self, run: RunMeasure, record: r.Record, at: float) -> None:
         if isinstance(record, r.StepStarted):

@@ -23,7 +23,8 @@ from tests.unit.test_timings import RUNBOOK, night, rolled_back_before_acting
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """A project with the lab inventory and the night's runbook; two rehearsals and a junk run journalled."""
     root = tmp_path / "project"
-    shutil.copytree(REPO / "inventories" / "lab", root / "inventories" / "lab", ignore=shutil.ignore_patterns("lab-ssh"))
+    shutil.copytree(REPO / "inventories" / "lab", root / "inventories" / "lab",
+                    ignore=shutil.ignore_patterns("lab-ssh"))
     (root / "runbooks").mkdir()
     (root / "runbooks" / "night.yaml").write_text(RUNBOOK, encoding="utf-8")
     runs = {"rep1": night("rep1", migrate_s=20, gate_wait_s=43.5),

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+from rich.console import Console
+
+from cutover.cli.render import status_board
 from cutover.core import records as r
+from cutover.core.events import LeaseHolder
 from cutover.core.state import fold
 from cutover.core.timings import left_out_because, measure_run, summarise
 from cutover.history import compare_json, live_forecast, select_runs, timings_json
@@ -46,6 +50,7 @@ STEPS = (r.StepInfo("backup-mode", "command", "SAMUs to backup mode", SAMUS, has
          r.StepInfo("migrate", "command", "Migrate", None, has_rollback=True, expected_duration=7200.0),
          r.StepInfo("pnr", "gate", "Point of no return", None, point_of_no_return=True),
          r.StepInfo("nominal", "command", "SAMUs back to nominal", SAMUS, sets_mode="nominal", expected_duration=900.0))
+HOLDER = LeaseHolder("host", 1, "tester", "2026-11-28T21:00:00Z")
 CREATED = r.RunCreated(r.RunbookRef("night", "night.yaml", "", RUNBOOK), "lab", STEPS, label=None)
 
 
@@ -116,6 +121,15 @@ def test_a_rollback_interrupted_and_resumed_counts_only_the_time_it_executed():
                  (503, r.RunRolledBack(None))]
     migrate = measured(timeline).steps["migrate"]
     assert migrate.rollback_s == 7.0 and migrate.paused_s == 454.0
+
+
+def test_a_controller_killed_mid_step_does_not_count_the_time_it_was_dead():
+    timeline = night("r")[:8]  # the migration started at 6 s
+    timeline += [(9, r.ActionDone("migrate", None)),  # then kill -9: nothing more from that controller
+                 (900, r.LeaseTakenOver(HOLDER, HOLDER, 2, "stale")), (901, r.DriveStarted("resume")),
+                 (903, r.StepSucceeded("migrate", None, resolution="verified on retry"))]
+    migrate = measured(timeline).steps["migrate"]
+    assert migrate.wall_s == 5.0 and migrate.paused_s == 892.0
 
 
 def test_timings_flag_the_paused_step_and_do_not_call_it_slower():
@@ -214,6 +228,10 @@ def test_the_live_estimate_from_a_run_that_measured_part_of_the_night_says_it_is
     assert outlook["source"] == "mixed: 1 step(s) measured (1 run), 2 from expected durations"
     view = board_view(fold(journal.events("now")), None, outlook, journal.events("now"), now, "en")
     assert view["time"]["end"]["p90"] is None and "spread unknown" in view["time"]["end"]["source"]
+    console = Console(record=True, width=300)
+    console.print(status_board(fold(journal.events("now")), now, outlook))
+    header = console.export_text().splitlines()[0]
+    assert "mixed: 1 step(s) measured (1 run)" in header and "spread unknown" in header and "P90" not in header
 
 
 def test_three_measured_runs_give_a_known_spread():
