@@ -153,9 +153,11 @@ def planned_durations(infos: list[StepInfo], spec: RunbookSpec) -> list[PlannedD
     return [PlannedDuration(info, concurrency.get(info.id, 1)) for info in infos]
 
 
-def past_runs(journal: Journal, state: RunState) -> list[RunMeasure]:
+def past_runs(journal: Journal, state: RunState) -> Selection:
     """The other runs of this run's runbook on its environment, measured: what its forecast draws from."""
-    return [m for m in select_runs(journal, state.runbook_name, state.env).runs if m.run_id != state.run_id]
+    selection = select_runs(journal, state.runbook_name, state.env)
+    return Selection([m for m in selection.runs if m.run_id != state.run_id],
+                     [m for m in selection.left_out if m.run_id != state.run_id])
 
 
 class LiveForecasts:
@@ -167,7 +169,7 @@ class LiveForecasts:
 
     def __init__(self, journal: Journal) -> None:
         self.journal = journal
-        self._past: dict[str, list[RunMeasure]] = {}
+        self._past: dict[str, Selection] = {}
 
     def of(self, state: RunState, *, now: datetime) -> dict[str, Any] | None:
         if state.run_id not in self._past:
@@ -176,7 +178,7 @@ class LiveForecasts:
 
 
 def live_forecast(journal: Journal, state: RunState, *, now: datetime, samples: int = 1000,
-                  runs: list[RunMeasure] | None = None) -> dict[str, Any] | None:
+                  runs: Selection | None = None) -> dict[str, Any] | None:
     """The rest of a run under way, forecast from measurements: what is done is done, the remainder is drawn.
 
     ``runs`` (from ``past_runs``): the past runs already measured (``LiveForecasts`` keeps them).
@@ -187,11 +189,13 @@ def live_forecast(journal: Journal, state: RunState, *, now: datetime, samples: 
 
     plan = planned_durations(state.steps, runbook_of(state))
     remaining = [p for p in plan if p.info.id not in state.completed]
-    runs = past_runs(journal, state) if runs is None else runs
+    selection = past_runs(journal, state) if runs is None else runs
+    measured = selection.runs
     window_end = datetime.fromisoformat(state.window_end) if state.window_end else None
-    ahead = forecast_night(remaining, runs, start=now, window_end=None, samples=samples)
-    whole = forecast_night(plan, runs, start=now, window_end=window_end, samples=samples)
+    ahead = forecast_night(remaining, measured, start=now, window_end=None, samples=samples)
+    whole = forecast_night(plan, measured, start=now, window_end=window_end, samples=samples)
     pnr_deadline = whole["pnr_deadline"] if state.point_of_no_return_passed is None else None
     # the source of what is left to run: past runs that measured none of it do not make it "measured"
     return {"end_p50": ahead["end"]["p50"], "end_p90": ahead["end"]["p90"], "pnr_deadline": pnr_deadline,
-            "source": ahead["source"], "spread_known": ahead["spread_known"]}
+            "source": ahead["source"], "spread_known": ahead["spread_known"],
+            "left_out": selection.left_out_json()}

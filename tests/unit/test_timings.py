@@ -216,6 +216,7 @@ def test_the_live_estimate_from_a_run_that_measured_nothing_says_expected_durati
     outlook = live_forecast(journal, fold(journal.events("now")), now=datetime.now(timezone.utc))
     assert outlook is not None
     assert outlook["source"] == "expected durations" and not outlook["spread_known"]
+    assert [m["run_id"] for m in outlook["left_out"]] == ["junk"]
 
 
 def test_the_live_estimate_from_a_run_that_measured_part_of_the_night_says_it_is_a_mix():
