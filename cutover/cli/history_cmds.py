@@ -60,7 +60,7 @@ def timings(app: App, runbook: str, env: str, last: int | None, run_ids: str | N
         table.add_row(*_timings_cells(row))
     app.console.print(table if data["runs"] else f"no measured runs of {data['runbook']} on {data['env']} yet")
     if data["runs"] and not data["spread_known"]:
-        app.console.print(f"P90 unknown: {spread_unknown('measured')} ({len(data['runs'])})")
+        app.console.print(f"P90 unknown: {spread_unknown('measured')} ({len(data['runs'])} measured)")
     _left_out(app, data["left_out"])
     return ExitCode.OK
 

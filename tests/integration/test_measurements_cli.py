@@ -50,7 +50,7 @@ def test_timings_show_gate_waits_as_waiting_and_say_which_run_was_left_out(proje
     migrate = next(line for line in out.splitlines() if "migrate" in line)
     assert "22.0s" in migrate and "62.0s" not in migrate and "paused (left out)" in migrate
     assert "left out: 1 run(s): 1 rolled back before acting (past1)" in out
-    assert "unknown" in migrate and "P90 unknown: spread unknown, fewer than 3 measured runs (2)" in out
+    assert "unknown" in migrate and "P90 unknown: spread unknown, fewer than 3 measured runs (2 measured)" in out
 
 
 def test_compare_has_a_total_row_and_labels_the_gate_wait(project, capsys):
