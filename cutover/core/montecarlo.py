@@ -195,7 +195,8 @@ def _step_json(draw: StepDraw, duration: Samples) -> dict[str, Any]:
     variance = float(np.var(duration))
     share = float(np.var(draw.total)) / variance if variance > 0 else 0.0
     return {"id": draw.step, "source": draw.source, "p50_s": _q(draw.total, 50), "p90_s": _q(draw.total, 90),
-            "spread_known": spread_known(draw.runs), "criticality": round(share, 3),
+            "spread_known": draw.gate or spread_known(draw.runs),  # a gate counts a fixed figure, said as such
+            "criticality": round(share, 3),
             "rollback_source": draw.rollback_source}
 
 
