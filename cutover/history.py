@@ -2,7 +2,8 @@
 
 Runs are chosen from the journal by runbook name and environment (or named
 one by one); each is measured from its own events (``cutover.core.timings``),
-never from a stopwatch.
+never from a stopwatch. Runs that must not count (``left_out_because``) are
+left out of every figure, and every answer says which and why.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from cutover.core.events import Journal
 from cutover.core.state import RunState, fold
 from cutover.core.records import StepInfo
 from cutover.core.steps import ActionStep, RunbookSpec
-from cutover.core.timings import RunMeasure, measure_run, summarise
+from cutover.core.timings import (RunMeasure, Selection, left_out_because, left_out_note, measure_run, select,
+                                  spread_known, summarise)
 from cutover.errors import InputError, NotFound
 from cutover.inventory import Inventory
 from cutover.planning import plan_cutover, to_spec
@@ -30,57 +32,91 @@ def measure(journal: Journal, run_id: str) -> RunMeasure:
     if not events:
         raise NotFound(f"no run {run_id!r} in this journal", hint="`cutover runs` lists the runs")
     state = fold(events)
-    return measure_run(events, state.status.value, state.finished_at)
+    measured = measure_run(events, state.status.value, state.finished_at)
+    measured.left_out = left_out_because(state)
+    return measured
 
 
 def select_runs(journal: Journal, runbook: str, env: str, *, last: int | None = None,
-                run_ids: list[str] | None = None) -> list[RunMeasure]:
-    """The runs of ``runbook`` on ``env``, oldest first (the last N, or exactly those named)."""
+                run_ids: list[str] | None = None) -> Selection:
+    """The runs of ``runbook`` on ``env`` that count, oldest first (the last N, or those named), and those left out."""
     if run_ids:
         chosen = [measure(journal, run_id) for run_id in run_ids]
         mixed = [m.run_id for m in chosen if (m.runbook, m.env) != (runbook, env)]
         if mixed:
             raise InputError(f"run(s) {', '.join(mixed)} are not runs of {runbook!r} on {env!r}",
                              hint="compare like with like: one runbook, one environment")
-        return chosen
+        return select(chosen)
     found = [m for m in (measure(journal, run_id) for run_id in journal.runs()) if (m.runbook, m.env) == (runbook, env)]
-    return found[-last:] if last else found
+    return select(found, last)
 
 
-def timings_json(runbook: str, env: str, runs: list[RunMeasure]) -> dict[str, Any]:
+def timings_json(runbook: str, env: str, selection: Selection) -> dict[str, Any]:
+    runs = selection.runs
     return {"runbook": runbook, "env": env,
             "runs": [{"run_id": m.run_id, "label": m.label, "kind": m.kind, "state": m.state,
-                      "started_at": m.started_at, "finished_at": m.finished_at} for m in runs],
+                      "started_at": m.started_at, "finished_at": m.finished_at,
+                      "execution_s": round(m.execution_s(), 3), "gate_wait_s": round(m.gate_wait_s(), 3),
+                      "paused_s": round(m.paused_s(), 3)} for m in runs],
+            "left_out": selection.left_out_json(),
+            "spread_known": spread_known(len(runs)),
             "steps": summarise(runs)}
 
 
 def compare_json(journal: Journal, run_ids: list[str]) -> dict[str, Any]:
-    """The runs side by side, step by step: durations, deltas against the first, outcomes that differ."""
+    """The runs side by side, step by step: durations, deltas against the first, outcomes that differ, totals.
+
+    A duration is execution only; a gate's cell holds its wait (``gate_wait_s``), apart.
+    """
     if len(run_ids) < 2:
         raise InputError("compare needs at least two runs", hint="cutover compare RUN RUN [RUN...]")
-    runs = [measure(journal, run_id) for run_id in run_ids]
+    selection = select(measure(journal, run_id) for run_id in run_ids)
+    runs = selection.runs
+    if len(runs) < 2:
+        note = left_out_note(selection.left_out_json())
+        raise InputError(f"fewer than two of these runs count as measurements ({note})",
+                         hint="compare runs that acted (`cutover runs` lists them)")
     if len({m.runbook for m in runs}) > 1:
         raise InputError(f"the runs are of different runbooks: {', '.join(sorted({m.runbook for m in runs}))}",
                          hint="compare runs of one runbook")
     order = list(dict.fromkeys(step for m in runs for step in m.order))
     steps = []
     for step in order:
-        cells = [_cell(m, step) for m in runs]
-        base = cells[0]["duration_s"]
-        for cell in cells[1:]:
-            cell["delta_s"] = round(cell["duration_s"] - base, 3) if None not in (cell["duration_s"], base) else None
+        cells = _with_deltas([_cell(m, step) for m in runs])
         outcomes = {(c["failed"], c["retries"], c["in_doubt"]) for c in cells}
-        steps.append({"id": step, "runs": cells, "outcomes_differ": len(outcomes) > 1})
+        steps.append({"id": step, "gate": any(step in m.gates for m in runs), "runs": cells,
+                      "outcomes_differ": len(outcomes) > 1})
     return {"runs": [{"run_id": m.run_id, "label": m.label, "env": m.env, "state": m.state} for m in runs],
-            "steps": steps}
+            "left_out": selection.left_out_json(), "steps": steps,
+            "total": _with_deltas([_total(m, steps, index) for index, m in enumerate(runs)])}
+
+
+def _with_deltas(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    base = cells[0]["duration_s"]
+    for cell in cells[1:]:
+        cell["delta_s"] = round(cell["duration_s"] - base, 3) if None not in (cell["duration_s"], base) else None
+    return cells
 
 
 def _cell(run: RunMeasure, step: str) -> dict[str, Any]:
     m = run.steps.get(step)
-    seconds = m.wall_s if m and m.wall_s is not None else (m.gate_wait_s if m else None)
-    return {"run_id": run.run_id, "duration_s": round(seconds, 3) if seconds is not None else None,
+    return {"run_id": run.run_id, "duration_s": _rounded(m.wall_s if m else None),
             "failed": m.failed if m else 0, "retries": m.retries if m else 0, "in_doubt": m.in_doubt if m else 0,
-            "gate_wait_s": round(m.gate_wait_s, 3) if m and m.gate_wait_s is not None else None}
+            "gate_wait_s": _rounded(m.gate_wait_s if m else None), "paused_s": _rounded(m.paused_s if m else None)}
+
+
+def _total(run: RunMeasure, steps: list[dict[str, Any]], index: int) -> dict[str, Any]:
+    """One run's column summed: its execution (the durations above), its gate waits and its pauses, apart."""
+    cells = [row["runs"][index] for row in steps]
+    return {"run_id": run.run_id, "duration_s": round(sum(c["duration_s"] or 0.0 for c in cells), 3),
+            "gate_wait_s": round(sum(c["gate_wait_s"] or 0.0 for c in cells), 3),
+            "paused_s": round(sum(c["paused_s"] or 0.0 for c in cells), 3),
+            "failed": sum(c["failed"] for c in cells), "retries": sum(c["retries"] for c in cells),
+            "in_doubt": sum(c["in_doubt"] for c in cells)}
+
+
+def _rounded(seconds: float | None) -> float | None:
+    return round(seconds, 3) if seconds is not None else None
 
 
 def forecast_json(journal: Journal, loaded: LoadedRunbook, inventory: Inventory, *, from_env: str | None,
@@ -93,15 +129,16 @@ def forecast_json(journal: Journal, loaded: LoadedRunbook, inventory: Inventory,
     spec = to_spec(loaded.runbook)
     plan = planned_durations([p.info for p in plan_cutover(spec, inventory)], spec)
     source_env = from_env or inventory.name
-    runs = select_runs(journal, loaded.runbook.name, source_env, last=last)
-    result = forecast_night(plan, runs, start=start, window_end=window_end, samples=samples)
-    return {"runbook": loaded.runbook.name, "env": inventory.name, "measured_on": source_env, **result}
+    selection = select_runs(journal, loaded.runbook.name, source_env, last=last)
+    result = forecast_night(plan, selection.runs, start=start, window_end=window_end, samples=samples)
+    return {"runbook": loaded.runbook.name, "env": inventory.name, "measured_on": source_env,
+            "left_out": selection.left_out_json(), **result}
 
 
 def measured_p90s(journal: Journal, runbook: str, env: str, *, exclude: str | None = None
                   ) -> tuple[dict[str, float], dict[str, float]]:
     """Per step, the P90 of its measured durations and of its measured rollbacks (the window check uses them)."""
-    runs = [m for m in select_runs(journal, runbook, env) if m.run_id != exclude]
+    runs = [m for m in select_runs(journal, runbook, env).runs if m.run_id != exclude]
     rows = summarise(runs) if runs else []
     durations = {row["id"]: row["p90_s"] for row in rows if row["p90_s"] is not None}
     rollbacks = {row["id"]: row["rollback"]["p90_s"] for row in rows if row["rollback"]}
@@ -116,9 +153,11 @@ def planned_durations(infos: list[StepInfo], spec: RunbookSpec) -> list[PlannedD
     return [PlannedDuration(info, concurrency.get(info.id, 1)) for info in infos]
 
 
-def past_runs(journal: Journal, state: RunState) -> list[RunMeasure]:
+def past_runs(journal: Journal, state: RunState) -> Selection:
     """The other runs of this run's runbook on its environment, measured: what its forecast draws from."""
-    return [m for m in select_runs(journal, state.runbook_name, state.env) if m.run_id != state.run_id]
+    selection = select_runs(journal, state.runbook_name, state.env)
+    return Selection([m for m in selection.runs if m.run_id != state.run_id],
+                     [m for m in selection.left_out if m.run_id != state.run_id])
 
 
 class LiveForecasts:
@@ -130,7 +169,7 @@ class LiveForecasts:
 
     def __init__(self, journal: Journal) -> None:
         self.journal = journal
-        self._past: dict[str, list[RunMeasure]] = {}
+        self._past: dict[str, Selection] = {}
 
     def of(self, state: RunState, *, now: datetime) -> dict[str, Any] | None:
         if state.run_id not in self._past:
@@ -139,7 +178,7 @@ class LiveForecasts:
 
 
 def live_forecast(journal: Journal, state: RunState, *, now: datetime, samples: int = 1000,
-                  runs: list[RunMeasure] | None = None) -> dict[str, Any] | None:
+                  runs: Selection | None = None) -> dict[str, Any] | None:
     """The rest of a run under way, forecast from measurements: what is done is done, the remainder is drawn.
 
     ``runs`` (from ``past_runs``): the past runs already measured (``LiveForecasts`` keeps them).
@@ -150,10 +189,13 @@ def live_forecast(journal: Journal, state: RunState, *, now: datetime, samples: 
 
     plan = planned_durations(state.steps, runbook_of(state))
     remaining = [p for p in plan if p.info.id not in state.completed]
-    runs = past_runs(journal, state) if runs is None else runs
+    selection = past_runs(journal, state) if runs is None else runs
+    measured = selection.runs
     window_end = datetime.fromisoformat(state.window_end) if state.window_end else None
-    ahead = forecast_night(remaining, runs, start=now, window_end=None, samples=samples)
-    whole = forecast_night(plan, runs, start=now, window_end=window_end, samples=samples)
+    ahead = forecast_night(remaining, measured, start=now, window_end=None, samples=samples)
+    whole = forecast_night(plan, measured, start=now, window_end=window_end, samples=samples)
     pnr_deadline = whole["pnr_deadline"] if state.point_of_no_return_passed is None else None
+    # the source of what is left to run: past runs that measured none of it do not make it "measured"
     return {"end_p50": ahead["end"]["p50"], "end_p90": ahead["end"]["p90"], "pnr_deadline": pnr_deadline,
-            "source": f"measured ({len(runs)} run(s))" if runs else "expected_duration"}
+            "source": ahead["source"], "spread_known": ahead["spread_known"],
+            "left_out": selection.left_out_json()}

@@ -2,7 +2,9 @@
 
 Everything comes from the journal: the run's fold for states and approvals,
 its typed records for the timeline, rollbacks, decisions and failures, other
-rehearsals of the same runbook for the P50-P90 band beside each duration, and
+rehearsals of the same runbook for the P50-P90 band beside each duration
+(time executing; a gate's wait shown apart as waiting; runs that must not
+count left out, and said), and
 the journal's own verification (event count, head hash) as evidence. In the
 lab, the call account is added. Three renderings of the same facts: one
 self-contained HTML file (inline CSS and SVG, no script, nothing fetched,
@@ -29,7 +31,7 @@ from cutover.core.events import Event, parse_time
 from cutover.core.forecast import backup_mode_seconds
 from cutover.core.state import RunState, fold
 from cutover.core.text import visible
-from cutover.core.timings import measure_run, summarise
+from cutover.core.timings import StepMeasure, measure_run, measured_source, spread_known, spread_unknown, summarise
 from cutover.history import select_runs
 from cutover.redact import redacted
 from cutover.runs import notifications_json
@@ -56,8 +58,10 @@ def _facts(journal: Any, run_id: str, evidence: Evidence, calls: dict[str, Any] 
     events = journal.events(run_id)
     state = fold(events)
     measure = measure_run(events, state.status.value, state.finished_at)
-    rehearsals = [m for m in select_runs(journal, state.runbook_name, state.env) if m.run_id != run_id]
+    selection = select_runs(journal, state.runbook_name, state.env)
+    rehearsals = [m for m in selection.runs if m.run_id != run_id]
     band = {row["id"]: row for row in summarise(rehearsals)} if rehearsals else {}
+    known = spread_known(len(rehearsals))
     now = parse_time(state.finished_at or state.updated_at)
     return {
         "run_id": run_id, "state": state.status.value, "env": state.env, "kind": state.kind, "label": state.label,
@@ -65,13 +69,17 @@ def _facts(journal: Any, run_id: str, evidence: Evidence, calls: dict[str, Any] 
         "started_at": state.created_at, "finished_at": state.finished_at,
         "point_of_no_return_passed_at": _pnr_at(state),
         "pause": {"reason": state.pause_reason, "detail": state.pause_detail} if state.pause_reason else None,
-        "steps": [_step_row(state, info.id, measure.steps.get(info.id), band.get(info.id)) for info in state.steps],
+        "steps": [_step_row(state, info.id, measure.steps.get(info.id), band.get(info.id), known)
+                  for info in state.steps],
         "timeline": _timeline(events),
         "backup_mode_s": {t: round(s, 1) for t, s in sorted(backup_mode_seconds(state, now).items())},
         "approvals": _approvals(events),
         "notifications": notifications_json(state),
         "interventions": _interventions(events),
         "rehearsals": [m.run_id for m in rehearsals],
+        "rehearsals_source": measured_source(len(rehearsals)) if rehearsals else None,
+        "rehearsals_spread_known": known,
+        "left_out": [m for m in selection.left_out_json() if m["run_id"] != run_id],
         "calls": calls,
         "journal": {"verified": evidence.verified, "events": evidence.events, "head_hash": evidence.head_hash,
                     "reason": evidence.reason or None},
@@ -99,16 +107,41 @@ def _pnr_at(state: RunState) -> str | None:
     return None
 
 
-def _step_row(state: RunState, step_id: str, measure: Any, band: dict[str, Any] | None) -> dict[str, Any]:
+def _step_row(state: RunState, step_id: str, measure: StepMeasure | None, band: dict[str, Any] | None,
+              known: bool) -> dict[str, Any]:
+    """A step's duration (time executing; a gate's wait apart) beside the rehearsals' band."""
     targets = state.step_targets(step_id)
-    duration = None
-    if measure is not None:
-        duration = measure.wall_s if measure.wall_s is not None else measure.gate_wait_s
+    gate = state.step(step_id).is_gate
+    duration = measure.wall_s if measure is not None else None
+    wait = measure.gate_wait_s if measure is not None else None
+    paused = measure.paused_s if measure is not None else 0.0
+    figures = (band or {}).get("gate_wait") if gate else band
+    p50 = figures["p50_s"] if figures and figures.get("p50_s") is not None else None
+    p90 = figures["p90_s"] if figures and known and p50 is not None else None
     return {"id": step_id, "title": state.step(step_id).title, "state": state.step_status(step_id).value,
-            "duration_s": round(duration, 3) if duration is not None else None,
-            "p50_s": band["p50_s"] if band else None, "p90_s": band["p90_s"] if band else None,
+            "gate": gate, "duration_s": round(duration, 3) if duration is not None else None,
+            "gate_wait_s": round(wait, 3) if wait is not None else None, "paused_s": round(paused, 3),
+            "duration_text": _duration_text(gate, duration, wait, paused),
+            "p50_s": p50, "p90_s": p90, "band_text": _band_text(gate, p50, p90, known),
             "targets": [{"target": t.target, "state": t.status.value, "outcome": t.outcome, "attempts": t.attempts}
                         for t in targets]}
+
+
+def _duration_text(gate: bool, duration: float | None, wait: float | None, paused: float) -> str:
+    if gate:
+        return f"attente / wait {wait:.1f} s" if wait is not None else "—"
+    if duration is None:
+        return "—"
+    return f"{duration:.1f} s" + (f" (+{paused:.1f} s en pause / paused, non compté / left out)" if paused else "")
+
+
+def _band_text(gate: bool, p50: float | None, p90: float | None, known: bool) -> str:
+    if p50 is None:
+        return "—"
+    wait = "attente / wait " if gate else ""
+    if p90 is None:
+        return f"{wait}P50 {p50:.1f} s ({spread_unknown('measured')})"
+    return f"{wait}{p50:.1f}–{p90:.1f} s"
 
 
 def _timeline(events: list[Event]) -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from cutover.cli.app import App, pass_app
 from cutover.cli.run_cmds import ENV_HELP, PARAM_OPTION, WindowEnd, load_checked, open_journal, verify_journal
+from cutover.core.timings import left_out_note, spread_known, spread_unknown
 from cutover.errors import ExitCode, InputError
 from cutover.history import compare_json, forecast_json, select_runs, timings_json
 from cutover.report import FORMATS, Evidence, render, report_data
@@ -19,6 +20,16 @@ from cutover.runs import check_run_id, load_run
 
 def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}s"
+
+
+def _wait(value: float | None) -> str:
+    """A gate's wait, labelled as such: waiting is never execution."""
+    return "-" if value is None else f"wait {value:.1f}s"
+
+
+def _left_out(app: App, left_out: list[dict[str, Any]]) -> None:
+    """Say which runs a figure did not count, and why (or that none was left out)."""
+    app.console.print(left_out_note(left_out), style=None if left_out else "dim")
 
 
 @click.command()
@@ -40,15 +51,31 @@ def timings(app: App, runbook: str, env: str, last: int | None, run_ids: str | N
     if as_json:
         app.emit_json(data)
         return ExitCode.OK
-    table = Table(title=f"{data['runbook']} on {data['env']}: {len(data['runs'])} run(s)", header_style="bold")
+    title = (f"{data['runbook']} on {data['env']}: {len(data['runs'])} run(s), time executing "
+             f"(gate waits apart, pauses left out)")
+    table = Table(title=title, header_style="bold")
     for column in ("step", "n", "min", "P50", "P90", "max", "rollback P90", "flags"):
         table.add_column(column)
     for row in data["steps"]:
-        rollback = row["rollback"]["p90_s"] if row["rollback"] else None
-        table.add_row(row["id"], str(row["samples"]), _seconds(row["min_s"]), _seconds(row["p50_s"]),
-                      _seconds(row["p90_s"]), _seconds(row["max_s"]), _seconds(rollback), ", ".join(row["flags"]))
-    app.console.print(table if data["runs"] else f"no runs of {data['runbook']} on {data['env']} yet")
+        table.add_row(*_timings_cells(row))
+    app.console.print(table if data["runs"] else f"no measured runs of {data['runbook']} on {data['env']} yet")
+    if data["runs"] and not data["spread_known"]:
+        app.console.print(f"P90 unknown: {spread_unknown('measured')} ({len(data['runs'])} measured)")
+    _left_out(app, data["left_out"])
     return ExitCode.OK
+
+
+def _timings_cells(row: dict[str, Any]) -> list[str]:
+    """One step's row: a gate shows its waits, marked as waiting, where an action shows its execution."""
+    if row["gate"]:
+        wait = row["gate_wait"] or {"samples": 0, "min_s": None, "p50_s": None, "p90_s": None, "max_s": None}
+        p90 = _wait(wait["p90_s"]) if spread_known(wait["samples"]) else "unknown"
+        return [f"{row['id']} (gate)", str(wait["samples"]), _wait(wait["min_s"]), _wait(wait["p50_s"]), p90,
+                _wait(wait["max_s"]), "-", ", ".join(row["flags"])]
+    rollback = row["rollback"]["p90_s"] if row["rollback"] else None
+    p90 = _seconds(row["p90_s"]) if spread_known(row["samples"]) or row["p90_s"] is None else "unknown"
+    return [row["id"], str(row["samples"]), _seconds(row["min_s"]), _seconds(row["p50_s"]), p90,
+            _seconds(row["max_s"]), _seconds(rollback), ", ".join(row["flags"])]
 
 
 @click.command()
@@ -62,23 +89,36 @@ def compare(app: App, run_ids: tuple[str, ...], as_json: bool) -> int:
     if as_json:
         app.emit_json(data)
         return ExitCode.OK
-    table = Table(header_style="bold")
-    table.add_column("step")
-    for run in data["runs"]:
-        table.add_column(run["label"] or run["run_id"])
+    table = Table(header_style="bold", title="time executing (gate waits apart, pauses left out)", show_footer=True)
+    table.add_column("step", footer="total")
+    for run, total in zip(data["runs"], data["total"]):
+        table.add_column(run["label"] or run["run_id"], footer=_total_text(total))
     for row in data["steps"]:
-        cells = [_cell_text(c) for c in row["runs"]]
-        table.add_row(row["id"] + (" [yellow](outcomes differ)[/]" if row["outcomes_differ"] else ""), *cells)
+        cells = [_cell_text(c, gate=row["gate"]) for c in row["runs"]]
+        name = row["id"] + (" (gate)" if row["gate"] else "")
+        table.add_row(name + (" [yellow](outcomes differ)[/]" if row["outcomes_differ"] else ""), *cells)
     app.console.print(table)
+    _left_out(app, data["left_out"])
     return ExitCode.OK
 
 
-def _cell_text(cell: dict[str, Any]) -> str:
+def _cell_text(cell: dict[str, Any], *, gate: bool = False) -> str:
+    if gate:
+        return _wait(cell["gate_wait_s"])
     text = _seconds(cell["duration_s"])
     if cell.get("delta_s") is not None:
         text += f" ({cell['delta_s']:+.1f}s)"
+    if cell["paused_s"]:
+        text += f" [dim](+{cell['paused_s']:.1f}s paused, left out)[/]"
     marks = [f"{cell[k]} {k.replace('_', ' ')}" for k in ("failed", "retries", "in_doubt") if cell[k]]
     return text + (f" [red]{', '.join(marks)}[/]" if marks else "")
+
+
+def _total_text(total: dict[str, Any]) -> str:
+    text = _cell_text({**total, "paused_s": 0})
+    apart = [f"{_wait(total['gate_wait_s'])}" if total["gate_wait_s"] else "",
+             f"paused {total['paused_s']:.1f}s, left out" if total["paused_s"] else ""]
+    return text + "".join(f"\n[dim]{a}[/]" for a in apart if a)
 
 
 @click.command()
@@ -105,20 +145,47 @@ def forecast(app: App, runbook: str, env: str, from_env: str | None, last: int |
         app.emit_json(data)
         return ExitCode.OK
     measured = f"{len(data['runs'])} run(s) on {data['measured_on']}" if data["runs"] else \
-        "no measured run: expected_duration only"
-    app.console.print(f"[bold]{data['runbook']}[/] on {data['env']}, from {measured} ({data['samples']} samples)")
-    app.console.print(f"end P50 {data['end']['p50']}  P90 {data['end']['p90']}  "
-                      f"(duration P50 {data['duration_s']['p50']:.0f}s, P90 {data['duration_s']['p90']:.0f}s)")
+        f"no measured run on {data['measured_on']}"
+    app.console.print(f"[bold]{data['runbook']}[/] on {data['env']}, from {measured} ({data['samples']} samples); "
+                      f"source: {data['source']}")
+    _left_out(app, data["left_out"])
+    app.console.print(_end_band(data))
     if data["pnr_deadline"]:
         app.console.print(f"point-of-no-return deadline (P90 of rollbacks): {data['pnr_deadline']}")
     table = Table(header_style="bold")
     for column in ("step", "source", "P50", "P90", "criticality"):
         table.add_column(column)
     for row in data["steps"]:
-        table.add_row(row["id"], row["source"], _seconds(row["p50_s"]), _seconds(row["p90_s"]),
-                      f"{row['criticality']:.0%}")
+        table.add_row(row["id"], row["source"], _seconds(row["p50_s"]),
+                      _seconds(row["p90_s"]) if row["spread_known"] else "unknown", f"{row['criticality']:.0%}")
     app.console.print(table)
+    _backup_mode_table(app, data)
+    if data["gate_waits_s"]:
+        waits = ", ".join(f"{step} P50 {w['p50_s']:.1f}s P90 {w['p90_s']:.1f}s (n={w['samples']})"
+                          for step, w in data["gate_waits_s"].items())
+        app.console.print(f"gate waits measured (waiting, not counted above): {waits}")
     return ExitCode.OK
+
+
+def _end_band(data: dict[str, Any]) -> str:
+    """P50 and P90 of the end, or P50 alone with the spread said unknown: never P50 = P90 from too few runs."""
+    end, duration = data["end"], data["duration_s"]
+    if data["spread_known"]:
+        return (f"end P50 {end['p50']}  P90 {end['p90']}  "
+                f"(duration P50 {duration['p50']:.0f}s, P90 {duration['p90']:.0f}s)")
+    return f"end P50 {end['p50']}  (duration {duration['p50']:.0f}s); P90 unknown: {spread_unknown(data['source'])}"
+
+
+def _backup_mode_table(app: App, data: dict[str, Any]) -> None:
+    """Each SAMU's time in backup mode, as the night is forecast."""
+    if not data["backup_mode_s"]:
+        return
+    table = Table(header_style="bold", title="time in backup mode")
+    for column in ("SAMU", "P50", "P90"):
+        table.add_column(column)
+    for samu, band in data["backup_mode_s"].items():
+        table.add_row(samu, _seconds(band["p50"]), _seconds(band["p90"]) if data["spread_known"] else "unknown")
+    app.console.print(table)
 
 
 @click.command()

@@ -15,6 +15,7 @@ from cutover.core.actions import ActionResult, Outcome
 from cutover.core.events import Event, parse_time
 from cutover.core.forecast import backup_mode_seconds, forecast
 from cutover.core.state import RunState, RunStatus, TargetStatus
+from cutover.core.timings import spread_unknown
 
 STYLE = {
     TargetStatus.PENDING: ("·", "dim"),
@@ -55,9 +56,12 @@ def _header(state: RunState, now: datetime, measured: dict[str, Any] | None = No
     outlook = forecast(state, now)
     if measured is not None:
         p50, p90 = (datetime.fromisoformat(measured[k]).astimezone() for k in ("end_p50", "end_p90"))
-        text.append(f"  end P50 {p50:%H:%M:%S} P90 {p90:%H:%M:%S} ({measured['source']})")
+        if measured["spread_known"]:
+            text.append(f"  end P50 {p50:%H:%M:%S} P90 {p90:%H:%M:%S} ({measured['source']})")
+        else:  # P90 would only repeat P50
+            text.append(f"  end P50 {p50:%H:%M:%S} ({measured['source']}; {spread_unknown(measured['source'])})")
     elif outlook.predicted_end is not None:
-        text.append(f"  predicted end {outlook.predicted_end.astimezone():%H:%M:%S}")
+        text.append(f"  predicted end {outlook.predicted_end.astimezone():%H:%M:%S} (expected durations)")
         if outlook.unknown_durations:
             text.append(f" (+{outlook.unknown_durations} steps of unknown duration)", style="dim")
     pnr_deadline = datetime.fromisoformat(measured["pnr_deadline"]) if measured and measured["pnr_deadline"] \

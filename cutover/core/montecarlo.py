@@ -2,8 +2,12 @@
 
 Model (what the engine does): steps run in order; a fanned-out step runs its
 targets in batches of ``concurrency`` (in plan order), each batch as slow as
-its slowest target; a gate takes its measured wait. Each sample draws every
-duration from the measurements (bootstrap: a measured value, at random):
+its slowest target. A gate is waiting, not execution: its measured waits
+(a rehearsal's approver at lunch, a lab's instant auto-approval) say nothing
+of the night's committee, so a gate counts its ``expected_duration`` if the
+runbook gives one, else nothing, and the measured waits are reported apart.
+Each sample draws every duration from the measurements (bootstrap: a measured
+value, at random):
 
 - a target's own measurements where it has some, else the step's pooled
   per-target measurements (another environment's SAMUs, new SAMUs);
@@ -11,6 +15,11 @@ duration from the measurements (bootstrap: a measured value, at random):
 - where nothing was measured, the runbook's ``expected_duration`` (a fixed
   value), and where there is none either, 0: each step says which source it
   used, so a forecast never hides a guess.
+
+The whole estimate says its source: ``measured (n runs)`` (n: the fewest runs
+any step was measured by), ``expected durations``, or a mix, counted; and
+whether its spread is known: with fewer than three measured runs, or any
+fixed expected duration in it, P90 says nothing that P50 does not.
 
 From the samples: P50/P90 of the duration and the end, each SAMU's time in
 backup mode (from the end of its batch in the ``sets_mode: backup`` step to
@@ -31,7 +40,7 @@ import numpy as np
 import numpy.typing as npt
 
 from cutover.core.records import StepInfo
-from cutover.core.timings import RunMeasure, StepMeasure
+from cutover.core.timings import RunMeasure, StepMeasure, measured_source, spread, spread_known
 
 Samples = npt.NDArray[np.float64]
 
@@ -52,6 +61,8 @@ class StepDraw:
     batch_end: dict[str, Samples] = field(default_factory=dict)  # per target: offset of its batch's end
     rollback: Samples | None = None
     rollback_source: str = "none"
+    runs: int = 0  # how many runs measured it (0: the runbook's expected duration, or nothing)
+    gate: bool = False
 
 
 def forecast_night(plan: Sequence[PlannedDuration], runs: Sequence[RunMeasure], *, start: datetime,
@@ -59,9 +70,12 @@ def forecast_night(plan: Sequence[PlannedDuration], runs: Sequence[RunMeasure], 
     rng = np.random.default_rng(seed)
     draws = [_draw_step(p, runs, samples, rng) for p in plan]
     duration = np.sum([d.total for d in draws], axis=0) if draws else np.zeros(samples)
+    source, known = _source(draws)
     return {
         "samples": samples,
         "runs": [run.run_id for run in runs],
+        "source": source,
+        "spread_known": known,
         "start": start.isoformat(),
         "end": {"p50": _at(start, duration, 50), "p90": _at(start, duration, 90)},
         "duration_s": {"p50": _q(duration, 50), "p90": _q(duration, 90)},
@@ -69,7 +83,36 @@ def forecast_night(plan: Sequence[PlannedDuration], runs: Sequence[RunMeasure], 
         "pnr_deadline": _pnr_deadline(plan, draws, window_end),
         "window_end": window_end.isoformat() if window_end else None,
         "steps": [_step_json(d, duration) for d in draws],
+        "gate_waits_s": _gate_waits(plan, runs),
     }
+
+
+def _source(draws: Sequence[StepDraw]) -> tuple[str, bool]:
+    """Where the whole estimate comes from, and whether its spread is known."""
+    steps = [d for d in draws if not d.gate]
+    measured = [d.runs for d in steps if d.runs]
+    fallback = len(steps) - len(measured)
+    if not steps:
+        return "nothing left to run", True
+    if not measured:
+        return "expected durations", False
+    fewest = min(measured)
+    if not fallback:
+        return measured_source(fewest), spread_known(fewest)
+    return (f"mixed: {len(measured)} step(s) {measured_source(fewest)}, "
+            f"{fallback} from expected durations"), False
+
+
+def _gate_waits(plan: Sequence[PlannedDuration], runs: Sequence[RunMeasure]) -> dict[str, dict[str, Any]]:
+    """What each gate's wait measured: reported apart, never in the night's duration."""
+    waits = {p.info.id: [w for run in runs if (w := _wait(run, p.info.id)) is not None]
+             for p in plan if p.info.is_gate}
+    return {step: spread(values) for step, values in waits.items() if values}
+
+
+def _wait(run: RunMeasure, step: str) -> float | None:
+    measure = run.steps.get(step)
+    return measure.gate_wait_s if measure else None
 
 
 def _draw_step(planned: PlannedDuration, runs: Sequence[RunMeasure], n: int, rng: np.random.Generator) -> StepDraw:
@@ -77,16 +120,16 @@ def _draw_step(planned: PlannedDuration, runs: Sequence[RunMeasure], n: int, rng
     measures = [run.steps[info.id] for run in runs if info.id in run.steps]
     rollback, rollback_source = _rollback(info, measures, n, rng)
     if info.is_gate:
-        waits = [m.gate_wait_s for m in measures if m.gate_wait_s is not None]
-        total, source = _measured_or_expected(waits, info.expected_duration, n, rng)
-        return StepDraw(info.id, source, total, rollback=rollback, rollback_source=rollback_source)
+        total, source = _measured_or_expected([], info.expected_duration, n, rng)
+        return StepDraw(info.id, "waiting, not counted" if source == "none (0)" else source, total,
+                        rollback=rollback, rollback_source=rollback_source, gate=True)
     pooled = [s for m in measures for t, s in m.targets.items() if t is not None]
     if info.targets and pooled:
         return _fan_out(planned, measures, pooled, n, rng, rollback, rollback_source)
     walls = [m.wall_s for m in measures if m.wall_s is not None]
     total, source = _measured_or_expected(walls, info.expected_duration, n, rng)
     ends = {t: total for t in info.targets or ()}
-    return StepDraw(info.id, source, total, ends, rollback, rollback_source)
+    return StepDraw(info.id, source, total, ends, rollback, rollback_source, runs=len(walls))
 
 
 def _fan_out(planned: PlannedDuration, measures: list[StepMeasure], pooled: list[float], n: int,
@@ -99,8 +142,9 @@ def _fan_out(planned: PlannedDuration, measures: list[StepMeasure], pooled: list
     cumulative = np.cumsum(np.stack(batch_max, axis=1), axis=1)
     ends = {t: cumulative[:, index // size] for index, t in enumerate(targets)}
     measured_targets = sum(1 for t in targets if own[t])
-    source = f"measured ({len(measures)} run(s); {measured_targets}/{len(targets)} targets their own, others pooled)"
-    return StepDraw(planned.info.id, source, cumulative[:, -1], ends, rollback, rollback_source)
+    runs = sum(1 for m in measures if any(t is not None for t in m.targets))
+    source = f"measured ({runs} run(s); {measured_targets}/{len(targets)} targets their own, others pooled)"
+    return StepDraw(planned.info.id, source, cumulative[:, -1], ends, rollback, rollback_source, runs=runs)
 
 
 def _rollback(info: StepInfo, measures: list[StepMeasure], n: int, rng: np.random.Generator) -> tuple[Samples | None, str]:
@@ -151,7 +195,9 @@ def _step_json(draw: StepDraw, duration: Samples) -> dict[str, Any]:
     variance = float(np.var(duration))
     share = float(np.var(draw.total)) / variance if variance > 0 else 0.0
     return {"id": draw.step, "source": draw.source, "p50_s": _q(draw.total, 50), "p90_s": _q(draw.total, 90),
-            "criticality": round(share, 3), "rollback_source": draw.rollback_source}
+            "spread_known": draw.gate or spread_known(draw.runs),  # a gate counts a fixed figure, said as such
+            "criticality": round(share, 3),
+            "rollback_source": draw.rollback_source}
 
 
 def _q(values: Samples, q: float) -> float:

@@ -181,6 +181,16 @@ class RunState:
     def is_finished(self) -> bool:
         return self.status in (RunStatus.COMPLETED, RunStatus.ROLLED_BACK)
 
+    @property
+    def acted(self) -> bool:
+        """Whether any action step's target has started: from then on the run may have changed something.
+
+        Gates act on nothing; a target skipped (excluded) never started. A
+        rollback does not unset it: what was undone had been done.
+        """
+        return any(target.attempts > 0 for (step_id, _), target in self.targets.items()
+                   if step_id not in self.gates)
+
 
 # ----------------------------------------------------------------------------- the fold
 

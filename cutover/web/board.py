@@ -24,6 +24,7 @@ from cutover.core.events import Event, parse_time
 from cutover.core.forecast import backup_mode_seconds, forecast
 from cutover.core.state import GateApproval, RunState, RunStatus, TargetStatus
 from cutover.core.steps import Approver, GateStep, RunbookSpec
+from cutover.core.timings import spread_unknown
 from cutover.redact import redacted
 from cutover.web.i18n import event_word, state_word
 
@@ -65,11 +66,13 @@ def _run_header(state: RunState, now: datetime, lang: str) -> dict[str, Any]:
 def _time_outlook(state: RunState, measured: dict[str, Any] | None, now: datetime) -> dict[str, Any]:
     """The header's clocks, decided exactly as the terminal's header decides them."""
     expected = forecast(state, now)
-    if measured is not None:
-        end = {"p50": measured["end_p50"], "p90": measured["end_p90"], "source": measured["source"],
+    if measured is not None:  # P90 only where the spread is known: else it would repeat P50
+        known = measured["spread_known"]
+        end = {"p50": measured["end_p50"], "p90": measured["end_p90"] if known else None,
+               "source": measured["source"] if known else f"{measured['source']}; {spread_unknown(measured['source'])}",
                "unknown": 0}
     elif expected.predicted_end is not None:
-        end = {"p50": expected.predicted_end.isoformat(), "p90": None, "source": "expected_duration",
+        end = {"p50": expected.predicted_end.isoformat(), "p90": None, "source": "expected durations",
                "unknown": expected.unknown_durations}
     else:
         end = None

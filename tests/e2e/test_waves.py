@@ -237,7 +237,8 @@ def test_bad_history_input_is_refused_with_exit_2_and_changes_nothing(programme_
     assert [r["label"] for r in moved["runs"]] == ["vague 1"]
     assert other.cutover("journal", "verify").returncode == 0
     alone = json.loads(other.cutover("forecast", "bigbang", "--env", "lab", "--json", check=0).stdout)
-    assert alone["runs"] == [] and {s["source"] for s in alone["steps"]} <= {"expected_duration", "none (0)"}
+    assert alone["runs"] == [] and alone["source"] == "expected durations" and not alone["spread_known"]
+    assert {s["source"] for s in alone["steps"]} <= {"expected_duration", "none (0)", "waiting, not counted"}
 
 
 ARTIFACTS = REPO / ".cutover" / "test-artifacts"

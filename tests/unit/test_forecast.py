@@ -98,5 +98,5 @@ def test_live_forecasts_measure_the_past_runs_once_per_run():
     reads = journal.reads["before"]
     second = forecasts.of(state, now=now)
     assert first is not None and second is not None
-    assert first["source"] == second["source"] == "measured (1 run(s))"
+    assert first["source"] == second["source"] == "measured (1 run)"
     assert reads >= 1 and journal.reads["before"] == reads

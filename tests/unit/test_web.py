@@ -342,7 +342,7 @@ def test_the_status_api_is_what_status_json_prints(journal: InMemoryJournal, ope
     expected = json.loads(json.dumps(status_json(load_run(journal, "r")), default=str))
     assert "forecast" in served
     assert {k: v for k, v in served.items() if k != "forecast"} == expected
-    assert served["forecast"]["source"] == "expected_duration"
+    assert served["forecast"]["source"] == "expected durations"
     assert [run["run_id"] for run in json.loads(open_board.text("/api/runs"))] == ["r"]
 
 
