@@ -93,6 +93,6 @@ def refusal(run_id: str, found: Holder) -> ClaimHeld:
 
 
 def _state_words(state: RunState) -> str:
-    if state.pause_reason:
+    if state.pause_reason and state.pause_reason != state.status.value:
         return f"{state.status.value} ({state.pause_reason})"
     return state.status.value

@@ -1,0 +1,113 @@
+"""One night per SAMU, through the real `cutover` command: claims at creation, refusals, abandon.
+
+Two `cutover run` processes are released at the same instant over the same
+SAMUs, on SQLite and on PostgreSQL: exactly one run is created, the other is
+refused with exit 6 naming it. Runs over disjoint SAMUs run side by side. A
+run that acted on nothing is abandoned (which frees its SAMUs); one that
+acted is not.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cutover.testing.postgres import PostgresServer, start_postgres
+from tests.e2e.conftest import Project
+
+pytestmark = pytest.mark.e2e
+
+# the gate keeps the winner unfinished (paused, exit 3: no approver on a pipe) while the loser tries
+HELD = """\
+name: held
+steps:
+  - id: go
+    kind: gate
+    approvers: [{{name: Claire Martin, role: change_manager}}]
+  - id: backup
+    kind: command
+    for_each: {targets}
+    run: echo "backup $CUTOVER_TARGET" >> effects.log
+    rollback: {{run: echo "undo $CUTOVER_TARGET" >> effects.log}}
+"""
+
+
+def released_together(project: Project, *runs: tuple[str, ...]) -> list[subprocess.CompletedProcess[str]]:
+    """Start one `cutover` per argument list, each waiting for one file, then create it: they start as one."""
+    go = project.root / "go"
+    waiting = [subprocess.Popen(["sh", "-c", 'while [ ! -e "$0" ]; do sleep 0.005; done; exec "$@"', str(go),
+                                 *project.base(), *args],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+               for args in runs]
+    time.sleep(0.2)
+    go.touch()
+    done = []
+    for process in waiting:
+        out, err = process.communicate(timeout=120)
+        done.append(subprocess.CompletedProcess(process.args, process.returncode, out, err))
+    return done
+
+
+def exactly_one_refused(results: list[subprocess.CompletedProcess[str]]) -> tuple[subprocess.CompletedProcess[str],
+                                                                                  subprocess.CompletedProcess[str]]:
+    codes = sorted(r.returncode for r in results)
+    assert codes == [3, 6], [(r.returncode, r.stderr) for r in results]
+    refused = next(r for r in results if r.returncode == 6)
+    created = next(r for r in results if r.returncode == 3)
+    assert "Traceback" not in refused.stderr
+    return created, refused
+
+
+def test_two_runs_started_at_once_over_one_wave_on_sqlite_one_is_refused_naming_the_other(project: Project):
+    project.write_runbook("held", HELD.format(targets="wave1"))
+    results = released_together(project, ("run", "held", "--env", "lab", "--run-id", "rep1", "--label", "répétition 1"),
+                                ("run", "held", "--env", "lab", "--run-id", "doublon", "--label", "doublon"))
+    _, refused = exactly_one_refused(results)
+    loser, winner = ("doublon", "rep1") if "rep1" in refused.stderr.split("holds")[0] else ("rep1", "doublon")
+    assert f"run {loser} was not created: run {winner}" in refused.stderr
+    assert "samu-01" in refused.stderr and "paused" in refused.stderr and "runs abandon" in refused.stderr
+    runs = {r["run_id"]: r["state"] for r in json.loads(project.cutover("runs", "--json", check=0).stdout)}
+    assert runs == {winner: "paused"}  # nothing at all was journalled for the refused one
+    assert not (project.root / "effects.log").exists()
+
+
+def test_runs_over_disjoint_samus_run_side_by_side_and_abandon_frees_what_a_run_held(project: Project):
+    project.write_runbook("one", HELD.format(targets="samu-01").replace("name: held", "name: one"))
+    project.write_runbook("other", HELD.format(targets="samu-13").replace("name: held", "name: other"))
+    results = released_together(project, ("run", "one", "--env", "lab", "--run-id", "a1"),
+                                ("run", "other", "--env", "lab", "--run-id", "b1"))
+    assert [r.returncode for r in results] == [3, 3], [r.stderr for r in results]
+    project.cutover("run", "one", "--env", "lab", "--run-id", "a2", check=6)
+
+    refused = project.cutover("runs", "abandon", "a1", "--reason", "wrong window")  # no terminal, no --yes
+    assert refused.returncode == 2 and "--yes" in refused.stderr
+    done = project.cutover("--operator", "claire", "runs", "abandon", "a1", "--reason", "wrong window", "--yes",
+                           check=0)
+    assert "abandoned" in done.stdout
+    assert json.loads(project.cutover("status", "a1", "--json", check=0).stdout)["state"] == "abandoned"
+    project.cutover("run", "one", "--env", "lab", "--run-id", "a2", check=3)  # samu-01 is free again
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[PostgresServer]:
+    started = start_postgres()
+    yield started
+    started.stop()
+
+
+def test_two_runs_started_at_once_over_one_wave_on_postgresql_one_is_refused(project: Project, server: PostgresServer):
+    init = project.cutover("journal", "init", server.url)
+    assert init.returncode == 0, init.stderr
+    project.write_runbook("held", HELD.format(targets="wave1"))
+    journal = ("--journal", server.url)
+    results = released_together(project, (*journal, "run", "held", "--env", "lab", "--run-id", "pg-a"),
+                                (*journal, "run", "held", "--env", "lab", "--run-id", "pg-b"))
+    _, refused = exactly_one_refused(results)
+    assert "holds samu-01" in refused.stderr
+    runs = json.loads(project.cutover("--journal", server.url, "runs", "--json", check=0).stdout)
+    assert len(runs) == 1 and runs[0]["state"] == "paused"
