@@ -157,3 +157,17 @@ def test_a_junk_run_rolled_back_does_not_lift_the_guard_against_moving_a_samu_tw
     write(journal, "past1", r.RollbackRequested(None), r.RunRolledBack(None))
     with pytest.raises(InputError, match="already served by the cloud"):
         check_programme(journal, inventory, ["samu-01"], None)
+
+
+@pytest.mark.parametrize("step, message", [
+    ("    serves: cloud\n    rollback: {run: back}\n", "`serves` needs `for_each`"),
+    ("    for_each: wave1\n    serves: cloud\n    rollback: none\n    rollback_reason: x\n", "its rollback points"),
+    ("    for_each: wave1\n    read_only: true\n    serves: cloud\n    rollback: {run: back}\n", "cannot declare"),
+    ("    for_each: wave1\n    serves: moon\n    rollback: {run: back}\n", "'legacy' or 'cloud'"),
+])
+def test_a_step_declaring_where_it_points_samus_is_checked_before_anything_runs(step, message):
+    from cutover.errors import ValidationError
+    from cutover.runbook import parse_runbook
+
+    with pytest.raises(ValidationError, match=message):
+        parse_runbook(f"name: n\nsteps:\n  - id: repoint\n    kind: command\n    run: repoint\n{step}", "n.yaml")
