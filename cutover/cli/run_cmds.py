@@ -758,14 +758,14 @@ def programme(app: App, env: str, as_json: bool) -> int:
         return ExitCode.OK
     table = Table(title=f"programme of {inventory.name} ({data['kind']} runs): "
                         f"{data['migrated']}/{data['total']} SAMUs migrated", header_style="bold")
-    for column in ("wave", "SAMU", "state", "served by", "mode", "put there by (run / step)", "at"):
-        table.add_column(column)
+    for column in ("wave", "SAMU", "state", "served by", "mode"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("put there by (run / step, when: --json)", overflow="fold")  # folds: 80 columns
     for wave in data["waves"]:
         for samu in wave["samus"]:
             by = f"{samu['run_id']} / {samu['step']}" if samu["run_id"] else "-"
             state = samu["state"] + (f" ({samu['held_by']})" if samu["held_by"] else "")
-            table.add_row(wave["group"] or "-", f"{samu['code']} ({samu['host']})", state, samu["served_by"],
-                          samu["mode"], by, (samu["at"] or "-")[:19])
+            table.add_row(wave["group"] or "-", samu["code"], state, samu["served_by"], samu["mode"], by)
     app.console.print(table)
     return ExitCode.OK
 

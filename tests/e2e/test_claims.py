@@ -111,3 +111,47 @@ def test_two_runs_started_at_once_over_one_wave_on_postgresql_one_is_refused(pro
     assert "holds samu-01" in refused.stderr
     runs = json.loads(project.cutover("--journal", server.url, "runs", "--json", check=0).stdout)
     assert len(runs) == 1 and runs[0]["state"] == "paused"
+
+
+NIGHT = """\
+name: night
+wave: wave1
+steps:
+  - id: go
+    kind: gate
+    approvers: [{name: Claire Martin, role: change_manager}]
+  - id: backup-mode
+    kind: command
+    for_each: wave1
+    run: "true"
+    sets_mode: backup
+    rollback: {run: "true"}
+  - id: point-to-cloud
+    kind: command
+    for_each: wave1
+    run: "true"
+    serves: cloud
+    rollback: {run: "true"}
+  - id: return-to-nominal
+    kind: command
+    for_each: wave1
+    run: "true"
+    sets_mode: nominal
+    rollback: {run: "true"}
+"""
+
+
+def test_the_programme_shows_where_each_samu_is_served_and_a_junk_run_changes_nothing(project: Project):
+    """Defect: after a completed night, a junk run rolled back made the programme say 0 migrated, "rolled back"."""
+    project.write_runbook("night", NIGHT)
+    project.cutover("run", "night", "--env", "lab", "--run-id", "n1", "--auto-approve", "bot", check=0)
+    project.cutover("run", "night", "--env", "lab", "--run-id", "past1", check=3)  # waits at its gate
+    project.cutover("rollback", "past1", check=5)  # nothing to undo
+    summary = json.loads(project.cutover("programme", "--env", "lab", "--json", check=0).stdout)
+    samus = [s for w in summary["waves"] for s in w["samus"]]
+    assert (summary["migrated"], summary["total"]) == (10, 10)
+    assert {(s["state"], s["served_by"], s["mode"], s["run_id"], s["step"]) for s in samus} == {
+        ("migrated", "cloud", "nominal", "n1", "return-to-nominal")}
+    assert {s["effects"]["served"]["step"] for s in samus} == {"point-to-cloud"}
+    text = project.cutover("programme", "--env", "lab", check=0).stdout
+    assert "10/10 SAMUs migrated" in text and "n1 / return-to-nominal" in text
