@@ -123,19 +123,18 @@ def positions(inventory: Inventory, runs: Iterable[RunState]) -> dict[str, Posit
     for host, part, effect in standing_effects(runs):
         (served if part == "served" else mode)[host] = effect
     holders = {host: run.run_id for run in runs if not run.is_finished() for host in run.claims.samus}
-    found = {}
-    for host, samu in inventory.samus.items():
-        position = Position(host, samu.code, served=served.get(host), mode=mode.get(host), holder=holders.get(host))
-        found[host] = Position(host, samu.code, _state_of(position), position.served, position.mode, position.holder)
-    return found
+    return {host: _position(host, samu.code, served.get(host), mode.get(host), holders.get(host))
+            for host, samu in inventory.samus.items()}
 
 
-def _state_of(position: Position) -> str:
-    if position.holder is not None:
-        return IN_PROGRESS
-    if position.mode_name == BACKUP:
-        return IN_BACKUP
-    return MIGRATED if position.platform == CLOUD else NOT_STARTED
+def _position(host: str, code: str, served: Effect | None, mode: Effect | None, holder: str | None) -> Position:
+    if holder is not None:
+        state = IN_PROGRESS
+    elif mode is not None and mode.value == BACKUP:
+        state = IN_BACKUP
+    else:
+        state = MIGRATED if served is not None and served.value == CLOUD else NOT_STARTED
+    return Position(host, code, state, served, mode, holder)
 
 
 def programme_json(inventory: Inventory, found: dict[str, Position]) -> dict[str, Any]:
