@@ -539,7 +539,8 @@ def _watch(app: App, journal: Any, run_id: str, every: float) -> int:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 def runs(ctx: click.Context, as_json: bool) -> int:
-    """List the runs in the journal, oldest first (`runs export` / `runs import` move one between machines)."""
+    """List the runs in the journal, oldest first (`runs export` / `runs import` move one between machines;
+    `runs abandon` ends one that acted on nothing)."""
     if ctx.invoked_subcommand is not None:
         return ExitCode.OK
     app = ctx.find_object(App)
@@ -596,7 +597,7 @@ def runs_abandon(app: App, run_id: str, reason: str, yes: bool) -> int:
         check_abandon_allowed(load_run(journal, run_id))  # refused before asking anything
         confirm_destructive(run_id, f"abandon run {run_id}", yes=yes)
         state = abandon_run(journal, run_id, reason)
-    app.console.print(f"run {run_id}: {state.status.value} ({escape(state.pause_detail or '')})")
+    app.console.print(f"run {run_id}: {state.status.value} {escape(state.pause_detail or '')}; its SAMUs are free")
     return ExitCode.OK
 
 

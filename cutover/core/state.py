@@ -377,7 +377,7 @@ def _run_rolled_back(state: RunState, p: r.RunRolledBack, e: Event) -> None:
 
 def _run_abandoned(state: RunState, p: r.RunAbandoned, e: Event) -> None:
     state.status, state.finished_at = RunStatus.ABANDONED, e.at
-    state.pause_reason, state.pause_detail = "abandoned", f"abandoned by {e.operator}: {p.reason}"
+    state.pause_reason, state.pause_detail = "abandoned", f"by {e.operator}: {p.reason}"
 
 
 def _target_excluded(state: RunState, p: r.TargetExcluded, e: Event) -> None:

@@ -96,3 +96,30 @@ def test_abandon_needs_a_reason(journal):
     create(journal, "r1")
     with pytest.raises(InputError, match="needs a reason"):
         abandon_run(journal, "r1", "  ")
+
+
+def test_abandon_asks_for_the_run_id_on_a_terminal_and_refuses_without_one_unless_yes(monkeypatch):
+    import click
+
+    from cutover.cli import run_cmds
+
+    answers = iter(["r1", "r2", click.exceptions.Abort()])
+
+    def typed(*args, **kwargs):
+        answer = next(answers)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    monkeypatch.setattr(run_cmds.click, "prompt", typed)
+    monkeypatch.setattr(run_cmds.sys.stdin, "isatty", lambda: True)
+    run_cmds.confirm_destructive("r1", "abandon run r1", yes=False)  # typed right
+    with pytest.raises(InputError, match="'r2' is not the run id"):
+        run_cmds.confirm_destructive("r1", "abandon run r1", yes=False)
+    with pytest.raises(InputError, match="not confirmed"):  # EOF or Ctrl-C at the prompt
+        run_cmds.confirm_destructive("r1", "abandon run r1", yes=False)
+    monkeypatch.setattr(run_cmds.sys.stdin, "isatty", lambda: False)
+    with pytest.raises(InputError) as refused:
+        run_cmds.confirm_destructive("r1", "abandon run r1", yes=False)
+    assert "--yes" in (refused.value.hint or "")
+    run_cmds.confirm_destructive("r1", "abandon run r1", yes=True)  # no terminal needed
