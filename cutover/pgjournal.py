@@ -397,6 +397,7 @@ class PostgresJournal:
         snapshot per statement) then see the first run's claims.
         """
         item = _Item(run_id, "run_created", payload, self.operator)
+        item.ordinal = self._crash.before_append() if self._crash.armed else 0  # an append like any other
         with self._transaction() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (CREATE_RUN_LOCK,))
             if conn.execute("SELECT 1 FROM cutover_events WHERE run_id = %s LIMIT 1", (run_id,)).fetchone():
@@ -407,6 +408,8 @@ class PostgresJournal:
                          lambda other: self._run_events(conn, other))
             item.at = utc_now()
             self._insert(conn, [item])
+        if item.ordinal:
+            self._crash.after_append(item.ordinal)
         assert item.event is not None
         return item.event
 
