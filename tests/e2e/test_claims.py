@@ -10,6 +10,7 @@ acted is not.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -68,8 +69,10 @@ def test_two_runs_started_at_once_over_one_wave_on_sqlite_one_is_refused_naming_
     results = released_together(project, ("run", "held", "--env", "lab", "--run-id", "rep1", "--label", "répétition 1"),
                                 ("run", "held", "--env", "lab", "--run-id", "doublon", "--label", "doublon"))
     _, refused = exactly_one_refused(results)
-    loser, winner = ("doublon", "rep1") if "rep1" in refused.stderr.split("holds")[0] else ("rep1", "doublon")
-    assert f"run {loser} was not created: run {winner}" in refused.stderr
+    named = re.search(r"run (\w+) was not created: run (\w+) \(([^)]*)\) holds", refused.stderr)
+    assert named is not None, refused.stderr
+    loser, winner, label = named.groups()
+    assert {loser, winner} == {"rep1", "doublon"} and label == {"rep1": "répétition 1", "doublon": "doublon"}[winner]
     assert "samu-01" in refused.stderr and "paused" in refused.stderr and "runs abandon" in refused.stderr
     runs = {r["run_id"]: r["state"] for r in json.loads(project.cutover("runs", "--json", check=0).stdout)}
     assert runs == {winner: "paused"}  # nothing at all was journalled for the refused one
