@@ -36,6 +36,7 @@ from typing import Any
 
 import yaml
 
+from cutover.core.records import Claims
 from cutover.errors import Problem, ValidationError
 from cutover.inventory import Inventory
 from cutover.runbook import GateStep, LoadedRunbook, PlaybookAction
@@ -200,6 +201,21 @@ def check_blast_radius(loaded: LoadedRunbook, inventory: Inventory, project_dir:
     if problems:
         raise ValidationError(problems, what="runbook (blast radius)")
     return reaches
+
+
+def run_claims(reaches: Iterable[StepReach], wave_samus: Iterable[str] = ()) -> Claims:
+    """What a run claims at creation: the SAMUs and platform partitions its steps can change, and its wave.
+
+    A read-only step changes nothing, so it claims nothing: two runs may check the same SAMU.
+    """
+    samus, partitions = set(wave_samus), set()
+    for reach in reaches:
+        if reach.read_only:
+            continue
+        for action in (reach.action, reach.rollback):
+            samus |= action.samus
+            partitions |= {f"{platform}/{host}" for platform in action.platforms for host in action.partitions}
+    return Claims(tuple(sorted(samus)), tuple(sorted(partitions)))
 
 
 def _codes(inventory: Inventory, hosts: Iterable[str]) -> list[str]:

@@ -13,7 +13,8 @@ Hierarchy::
     │   ├── ValidationError                  one or more Problems (file, line, field)
     │   └── NotFound                         unknown run, step, environment, file
     ├── LeaseHeld                   exit 6   another controller drives this run
-    │   └── LeaseLost                        this controller was taken over (fenced)
+    │   ├── LeaseLost                        this controller was taken over (fenced)
+    │   └── ClaimHeld                        an unfinished run holds SAMUs this run would reach
     ├── JournalCorrupt              exit 7   the hash chain or the file is broken
     └── ToolMissing                 exit 1   an external program is not installed
 
@@ -104,6 +105,10 @@ class LeaseHeld(CutoverError):
 
 class LeaseLost(LeaseHeld):
     """This controller's lease was taken over: the journal refuses its appends (fencing)."""
+
+
+class ClaimHeld(LeaseHeld):
+    """An unfinished run holds SAMUs (or their partitions) the new run would reach: one night per SAMU."""
 
 
 class JournalCorrupt(CutoverError):

@@ -42,6 +42,7 @@ from types import TracebackType
 from typing import Any, Literal
 
 from cutover import crashpoint
+from cutover.core.claims import check_claims
 from cutover.core.events import (
     GENESIS,
     Event,
@@ -62,7 +63,7 @@ from cutover.core.journal_rules import (
     takeover_reason,
     verify_chain,
 )
-from cutover.errors import CutoverError, InputError, JournalCorrupt, LeaseHeld, LeaseLost, NotFound
+from cutover.errors import ClaimHeld, CutoverError, InputError, JournalCorrupt, LeaseHeld, LeaseLost, NotFound
 from cutover.leases import holder_alive
 BUSY_TIMEOUT = 10.0  # seconds to wait for another process's write transaction
 MAX_BATCH = 1000  # events per group commit; bounds one transaction's size
@@ -268,6 +269,27 @@ class SqliteJournal:
                     conn.execute("ROLLBACK")
                 raise
 
+    def create_run(self, run_id: str, payload: Mapping[str, Any]) -> Event:
+        """The run's creation, appended in the transaction that checks its id and its claims.
+
+        BEGIN IMMEDIATE holds SQLite's write lock from the first read: another
+        process creating a run at the same instant waits, then sees this one.
+        """
+        self._check_open()
+        item = _Pending(run_id, "run_created", payload)
+        with self._transaction() as conn:
+            if conn.execute("SELECT 1 FROM events WHERE run_id = ? LIMIT 1", (run_id,)).fetchone():
+                raise InputError(f"run {run_id!r} already exists", hint=f"continue it with `cutover resume {run_id}`")
+            creations = [(other, _decode(text)[0]) for other, text in
+                         conn.execute("SELECT run_id, payload FROM events WHERE kind = 'run_created' ORDER BY seq")]
+            check_claims(run_id, item.payload, creations, lambda other: _run_events(conn, other))
+            ordinal = self._crash.before_append() if self._crash.armed else 0
+            item.at = utc_now()
+            self._insert(conn, [item], _read_head(conn))
+        if ordinal:
+            self._crash.after_append(ordinal)
+        return item.outcome()
+
     def import_run(self, run_id: str, events: list[Event]) -> None:
         """Chain another journal's events of one run into this one, in one transaction.
 
@@ -291,8 +313,7 @@ class SqliteJournal:
     def events(self, run_id: str) -> list[Event]:
         """The run's events in seq order; [] for a run the journal has never seen."""
         with self._reading() as conn:
-            rows = conn.execute(f"SELECT {_COLUMNS} FROM events WHERE run_id = ? ORDER BY seq", (run_id,))
-            return [_read_event(row) for row in rows]
+            return _run_events(conn, run_id)
 
     def runs(self) -> list[str]:
         with self._reading() as conn:
@@ -600,6 +621,11 @@ def _read_lease_row(conn: sqlite3.Connection, run_id: str) -> tuple[LeaseHolder 
 _decode = json.JSONDecoder().raw_decode  # skips json.loads' whitespace checks: ~30% of reading 100k events
 
 
+def _run_events(conn: sqlite3.Connection, run_id: str) -> list[Event]:
+    rows = conn.execute(f"SELECT {_COLUMNS} FROM events WHERE run_id = ? ORDER BY seq", (run_id,))
+    return [_read_event(row) for row in rows]
+
+
 def _read_event(row: tuple[Any, ...]) -> Event:
     """A stored row as an Event, for folding: fast, trusts the text it reads (verify does not)."""
     seq, run_id, kind, at, operator, payload, prev_hash, digest = row
@@ -670,7 +696,7 @@ def _corrupt(path: Path, detail: str) -> JournalCorrupt:
 
 def _copy_error(error: Exception) -> Exception:
     """A fresh exception per waiting caller (one instance raised in many threads tangles tracebacks)."""
-    if type(error) in (CutoverError, JournalCorrupt, LeaseHeld, LeaseLost):
+    if type(error) in (CutoverError, JournalCorrupt, LeaseHeld, LeaseLost, ClaimHeld):
         assert isinstance(error, CutoverError)
         return type(error)(error.message, hint=error.hint)
     return CutoverError(f"the journal could not write the event: {error}",

@@ -44,6 +44,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from cutover.core.claims import check_claims
 from cutover.core.events import Event, LeaseHolder, VerifyReport, canonical_json, event_hash, utc_now
 from cutover.core.journal_rules import (STALE_AFTER, check_fence, decide_lease, lease_payload, lost_lease,
                                         same_holder, takeover_reason, verify_chain)
@@ -58,6 +59,7 @@ LOCK_WAIT_FACTOR = 3  # a writer waits at most this many stall bounds for the he
 ROLES = ("cutover_controller", "cutover_watcher")
 # TCP keepalives, unless the URL sets them: a controller waiting on a vanished server notices in ~25 s
 KEEPALIVES = {"keepalives": "1", "keepalives_idle": "10", "keepalives_interval": "5", "keepalives_count": "3"}
+CREATE_RUN_LOCK = 0x6375746F  # pg_advisory_xact_lock key that lines up run creations ("cuto")
 _COLUMNS = "seq, run_id, kind, at, operator, payload, prev_hash, hash"
 
 SCHEMA = """
@@ -363,8 +365,12 @@ class PostgresJournal:
 
     def events(self, run_id: str) -> list[Event]:
         with self._reading() as conn:
-            rows = conn.execute(f"SELECT {_COLUMNS} FROM cutover_events WHERE run_id = %s ORDER BY seq", (run_id,))
-            return [_event(row) for row in rows.fetchall()]
+            return self._run_events(conn, run_id)
+
+    @staticmethod
+    def _run_events(conn: Any, run_id: str) -> list[Event]:
+        rows = conn.execute(f"SELECT {_COLUMNS} FROM cutover_events WHERE run_id = %s ORDER BY seq", (run_id,))
+        return [_event(row) for row in rows.fetchall()]
 
     def runs(self) -> list[str]:
         with self._reading() as conn:
@@ -382,6 +388,30 @@ class PostgresJournal:
             rows = conn.execute(f"SELECT {_COLUMNS} FROM cutover_events ORDER BY seq").fetchall()
             return verify_chain((_audited(row) for row in rows), (int(head[0]), str(head[1])),
                                 known if run_id is None else (run_id,))
+
+    def create_run(self, run_id: str, payload: Mapping[str, Any]) -> Event:
+        """The run's creation, appended in the transaction that checks its id and its claims.
+
+        A transaction-scoped advisory lock lines creations up across machines: the
+        second waits for the first to commit, and its reads (READ COMMITTED, a new
+        snapshot per statement) then see the first run's claims.
+        """
+        item = _Item(run_id, "run_created", payload, self.operator)
+        item.ordinal = self._crash.before_append() if self._crash.armed else 0  # an append like any other
+        with self._transaction() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (CREATE_RUN_LOCK,))
+            if conn.execute("SELECT 1 FROM cutover_events WHERE run_id = %s LIMIT 1", (run_id,)).fetchone():
+                raise InputError(f"run {run_id!r} already exists", hint=f"continue it with `cutover resume {run_id}`")
+            rows = conn.execute("SELECT run_id, payload FROM cutover_events WHERE kind = 'run_created' "
+                                "ORDER BY seq").fetchall()
+            check_claims(run_id, item.payload, [(other, json.loads(text)) for other, text in rows],
+                         lambda other: self._run_events(conn, other))
+            item.at = utc_now()
+            self._insert(conn, [item])
+        if item.ordinal:
+            self._crash.after_append(item.ordinal)
+        assert item.event is not None
+        return item.event
 
     def import_run(self, run_id: str, events: list[Event]) -> None:
         with self._transaction() as conn:

@@ -33,7 +33,7 @@ def _step(step: Any) -> Step:
         id=step.id, title=step.label, action=_action(step.action()), verify=_optional(step.verify),
         rollback=_optional(step.rollback), rollback_reason=step.rollback_reason, for_each=step.for_each,
         concurrency=step.concurrency, failure_budget=step.failure_budget, timeout=step.timeout,
-        idempotent=step.idempotent, read_only=step.read_only, sets_mode=step.sets_mode,
+        idempotent=step.idempotent, read_only=step.read_only, sets_mode=step.sets_mode, serves=step.serves,
         expected_duration=step.expected_duration, rollback_expected_duration=step.rollback_expected_duration)
 
 
@@ -95,5 +95,5 @@ def _info(step: Step, inventory: Inventory) -> StepInfo:
         id=step.id, kind=step.kind, title=step.label, targets=tuple(targets) if targets is not None else None,
         idempotent=step.idempotent, has_verify=step.verify is not None, has_rollback=step.rollback is not None,
         expected_duration=step.expected_duration, rollback_expected_duration=step.rollback_expected_duration,
-        sets_mode=step.sets_mode,
+        sets_mode=step.sets_mode, serves=step.serves,
     )

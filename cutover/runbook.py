@@ -20,7 +20,10 @@ wave: ``((wave))`` anywhere in a value is replaced by the parameter's value
 before validation. The ``((name))`` form cannot be mistaken for Ansible's
 Jinja2 (``{{ }}``) or the shell's ``$(( ))``, so values pass into extra vars
 and commands unambiguously. ``wave:`` names the inventory group the runbook
-moves; ``read_only: true`` declares a step that changes nothing.
+moves; ``read_only: true`` declares a step that changes nothing. A step
+declares its effect on each SAMU it runs on: ``sets_mode: backup|nominal``
+(the telephony's mode) and ``serves: legacy|cloud`` (the platform it points
+them at); the programme is folded from these marks.
 
 ``load_runbook`` reports every problem with its file and line; checks that
 need the inventory (unknown groups or hosts, group parameters, the blast
@@ -206,6 +209,9 @@ class _ActionStep(_StepBase):
     sets_mode: Literal["backup", "nominal"] | None = None
     # added to the environment of the step's action, verification and rollback (each may add its own)
     env: Env = Field(default_factory=dict)
+    # the platform that serves each SAMU once this step succeeded on it (the repoint): `cutover
+    # programme` folds these marks, with sets_mode's, into where every SAMU stands
+    serves: Literal["legacy", "cloud"] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -231,6 +237,20 @@ class _ActionStep(_StepBase):
             raise ValueError("`rollback: none` needs a `rollback_reason` saying why nothing has to be undone")
         if self.rollback is not None and self.rollback_reason:
             raise ValueError("`rollback_reason` is only for `rollback: none`; remove it or the rollback")
+        return self
+
+    @model_validator(mode="after")
+    def _effects_declared_where_they_can_be(self) -> _ActionStep:
+        """A step that declares where SAMUs stand acts on them, one by one, and can be undone."""
+        for name in ("serves", "sets_mode"):
+            if getattr(self, name) is None:
+                continue
+            if self.for_each is None:
+                raise ValueError(f"`{name}` needs `for_each`: it marks the SAMUs the step runs on")
+            if self.read_only:
+                raise ValueError(f"a `read_only` step changes nothing: it cannot declare `{name}`")
+        if self.serves is not None and self.rollback is None:
+            raise ValueError("a step that declares `serves` points SAMUs at a platform: its rollback points them back")
         return self
 
     def action(self) -> Action:

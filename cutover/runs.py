@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from cutover.anchors import anchor_run
+from cutover.blast import run_claims, step_reaches
 from cutover.approvals import SignedApproval, allowed_signers_path, check_signed
 from cutover.core.actions import Executor, Target
 from cutover.core.engine import Approval, DriveOptions, Engine, approval_record, gate_satisfied
@@ -44,6 +45,7 @@ EXIT_FOR_STATUS = {
     RunStatus.FAILED: ExitCode.FAILED,
     RunStatus.ROLLED_BACK: ExitCode.ROLLED_BACK,
     RunStatus.RUNNING: ExitCode.ERROR,  # a drive never ends "running"; if it does, say so loudly
+    RunStatus.ABANDONED: ExitCode.OK,  # `status` of an abandoned run: it ended as asked
 }
 
 HEARTBEAT_SECONDS = 10.0
@@ -65,7 +67,11 @@ def check_run_id(run_id: str) -> str:
 def create_run(journal: Journal, loaded: LoadedRunbook, inventory: Inventory, *, run_id: str,
                window_end: str | None = None, project_dir: Path | None = None,
                override_programme: str | None = None, label: str | None = None) -> None:
-    """Validate against the inventory, freeze the plan, and journal the run's creation."""
+    """Validate against the inventory, freeze the plan, and journal the run's creation with its claims.
+
+    The journal refuses the creation (ClaimHeld, exit 6) while an unfinished run
+    holds any SAMU or partition this one can reach: one night per SAMU.
+    """
     check_run_id(run_id)
     if run_id in journal.runs():
         raise InputError(f"run {run_id!r} already exists", hint=f"continue it with `cutover resume {run_id}`")
@@ -77,6 +83,7 @@ def create_run(journal: Journal, loaded: LoadedRunbook, inventory: Inventory, *,
     wave = r.WaveRef(runbook.wave, tuple(inventory.groups[runbook.wave])) if runbook.wave else None
     override = check_programme(journal, inventory, wave.samus if wave else (), override_programme)
     secret = loaded.secret_names
+    reaches = step_reaches(loaded, inventory, project_dir) if project_dir is not None else []
     # the plan journalled (its titles) is made with each secret parameter masked, never its value
     steps = tuple(replace(planned.info, title=redact(planned.info.title))
                   for planned in plan_cutover(to_spec(loaded.masked().runbook), inventory))
@@ -85,8 +92,47 @@ def create_run(journal: Journal, loaded: LoadedRunbook, inventory: Inventory, *,
     created = r.RunCreated(
         runbook=r.RunbookRef(runbook.name, loaded.path, loaded.sha256, loaded.text),
         env=inventory.name, steps=steps, window_end=end, kind=inventory.run_kind, params=params, wave=wave,
-        programme_override=override, label=redact(label) if label else label, secret_params=secret or None)
-    journal.append(run_id, created.KIND, created.to_payload())
+        programme_override=override, label=redact(label) if label else label, secret_params=secret or None,
+        claims=run_claims(reaches, wave.samus if wave else ()))
+    journal.create_run(run_id, created.to_payload())
+
+
+def abandon_run(journal: Journal, run_id: str, reason: str) -> RunState:
+    """`cutover runs abandon`: end a run that acted on nothing; it frees its claims and counts for nothing.
+
+    Taken under the run's lease, so nobody is driving it meanwhile (LeaseHeld
+    otherwise). A run that acted is refused: only a rollback undoes what it did.
+    """
+    if not reason.strip():
+        raise InputError("abandoning a run needs a reason", hint="--reason TEXT (journalled)")
+    state = load_run(journal, run_id)
+    check_abandon_allowed(state)
+    holder = current_holder(journal.operator)
+    epoch = journal.acquire_lease(run_id, holder)
+    journal.fence(run_id, holder, epoch)
+    try:
+        state = load_run(journal, run_id)  # again, under the lease: a driver may have acted meanwhile
+        check_abandon_allowed(state)
+        record = r.RunAbandoned(reason.strip())
+        journal.append(run_id, record.KIND, record.to_payload())
+    finally:
+        journal.release_lease(run_id, holder)
+    return load_run(journal, run_id)
+
+
+def check_abandon_allowed(state: RunState) -> None:
+    if state.is_finished():
+        raise InputError(f"run {state.run_id} is already {state.status.value}: there is nothing to abandon")
+    if state.acted:
+        raise InputError(f"run {state.run_id} has acted (steps were started): abandoning it would leave "
+                         "their effects standing",
+                         hint=f"undo what it did with `cutover rollback {state.run_id}`")
+
+
+def check_not_abandoned(state: RunState) -> None:
+    if state.status is RunStatus.ABANDONED:
+        raise InputError(f"run {state.run_id} was abandoned ({state.pause_detail}): it cannot be driven again",
+                         hint="start a new run with `cutover run`")
 
 
 def secret_digest(run_id: str, name: str, value: str) -> str:
@@ -226,6 +272,7 @@ def drive_run(journal: Journal, run_id: str, executors: Mapping[str, Executor], 
               heartbeat: float = HEARTBEAT_SECONDS, notifier: Notifier | None = None) -> RunStatus:
     """Drive a run forward (run/resume) under its lease."""
     state = load_run(journal, run_id)
+    check_not_abandoned(state)
     _check_decisions(state, decisions)
     _check_exclusions(state, exclude)
     lost = _LostLease()
@@ -348,6 +395,7 @@ def rollback_run(journal: Journal, run_id: str, executors: Mapping[str, Executor
                  heartbeat: float = HEARTBEAT_SECONDS, notifier: Notifier | None = None) -> RunStatus:
     """Roll a run back to the rollback point after step ``to`` (or to the very start)."""
     state = load_run(journal, run_id)
+    check_not_abandoned(state)
     check_rollback_allowed(state, to)
     lost = _LostLease()
     with driving(journal, run_id, take_over=take_over, heartbeat=heartbeat, on_lost=lost,

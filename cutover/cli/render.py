@@ -27,7 +27,7 @@ STYLE = {
     TargetStatus.SKIPPED: ("-", "dim"),
 }
 RUN_STYLE = {RunStatus.RUNNING: "yellow", RunStatus.PAUSED: "magenta", RunStatus.COMPLETED: "green",
-             RunStatus.FAILED: "red", RunStatus.ROLLED_BACK: "cyan"}
+             RunStatus.FAILED: "red", RunStatus.ROLLED_BACK: "cyan", RunStatus.ABANDONED: "dim"}
 
 
 def status_board(state: RunState, now: datetime | None = None, outlook: dict[str, Any] | None = None) -> Group:
@@ -142,6 +142,7 @@ _PLAIN: dict[type[r.Record], str] = {
     r.RunFailed: "run FAILED",
     r.RunCompleted: "run completed",
     r.RunRolledBack: "run rolled back",
+    r.RunAbandoned: "run abandoned",
 }
 
 
@@ -167,6 +168,8 @@ def _extra(record: r.Record) -> str:
         return f" by {record.approver}" + (" (lab auto-approval)" if record.auto else "")
     if isinstance(record, (r.RunPaused, r.RunFailed)) and record.detail:
         return f": {record.detail}"
+    if isinstance(record, r.RunAbandoned):
+        return f": {record.reason}"
     if isinstance(record, r.StepSucceeded) and record.resolution:
         return f" ({record.resolution})"
     return ""

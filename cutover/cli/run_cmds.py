@@ -33,9 +33,9 @@ from cutover.history import LiveForecasts, live_forecast, measured_p90s
 from cutover.programme import environment_runs, positions, programme_json
 from cutover.core.steps import GateStep
 from cutover.runbook import LoadedRunbook, check_against, load_runbook
-from cutover.runs import (EXIT_FOR_STATUS, Decision, Place, approve_gate, check_auto_approve, check_run_id,
-                          gate_is_satisfied,
-                          load_run, new_run_id, open_gate, resume_run, roll_back_run, runs_json, start_run,
+from cutover.runs import (EXIT_FOR_STATUS, Decision, Place, abandon_run, approve_gate, check_abandon_allowed,
+                          check_auto_approve, check_run_id, gate_is_satisfied, load_run, new_run_id, open_gate,
+                          resume_run, roll_back_run, runs_json, start_run,
                           status_json, verified, wait_as_standby)
 from cutover.anchors import AnchorCheck, check_anchors, check_key, signers_for_runs
 from cutover.approvals import SignedApproval, reverify, sign_for
@@ -338,7 +338,7 @@ def _why_stopped(app: App, run_id: str, status: RunStatus) -> str:
 @PARAM_OPTION
 @NOTIFY_OPTION
 @click.option("--override-programme", metavar="REASON", default=None,
-              help="Move SAMUs a completed live run already moved (journalled).")
+              help="Move SAMUs a live run already put on the cloud (journalled).")
 @click.option("--label", default=None, help='What people call this run, e.g. "répétition 3" (journalled).')
 @pass_app
 def run(app: App, runbook: str, env: str, run_id: str | None, auto_approve: str | None,
@@ -539,7 +539,8 @@ def _watch(app: App, journal: Any, run_id: str, every: float) -> int:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 def runs(ctx: click.Context, as_json: bool) -> int:
-    """List the runs in the journal, oldest first (`runs export` / `runs import` move one between machines)."""
+    """List the runs in the journal, oldest first (`runs export` / `runs import` move one between machines;
+    `runs abandon` ends one that acted on nothing)."""
     if ctx.invoked_subcommand is not None:
         return ExitCode.OK
     app = ctx.find_object(App)
@@ -583,6 +584,37 @@ def runs_import(app: App, file: Path) -> int:
         run_id = import_lines(journal, lines, str(file))
     app.console.print(f"imported run {run_id} from {file}")
     return ExitCode.OK
+
+
+@runs.command("abandon")
+@click.argument("run_id")
+@click.option("--reason", required=True, help="Why the run is abandoned (journalled).")
+@click.option("--yes", is_flag=True, help="Do not ask to type the run id (scripts; required without a terminal).")
+@pass_app
+def runs_abandon(app: App, run_id: str, reason: str, yes: bool) -> int:
+    """End RUN_ID, which acted on nothing: it frees its SAMUs and counts for nothing (journalled)."""
+    with open_journal(app) as journal:
+        check_abandon_allowed(load_run(journal, run_id))  # refused before asking anything
+        confirm_destructive(run_id, f"abandon run {run_id}", yes=yes)
+        state = abandon_run(journal, run_id, reason)
+    app.console.print(f"run {run_id}: {state.status.value} {escape(state.pause_detail or '')}; its SAMUs are free")
+    return ExitCode.OK
+
+
+def confirm_destructive(run_id: str, what: str, *, yes: bool) -> None:
+    """Ask for the run id to be typed on a terminal; ``--yes`` skips; without either, refuse (exit 2)."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise InputError(f"{what}: this cannot be undone and there is no terminal to confirm it on",
+                         hint="pass --yes to confirm (scripts), or run it on a terminal")
+    try:
+        typed = click.prompt(f"{what}? type the run id to confirm", default="", show_default=False)
+    except click.exceptions.Abort as exc:  # EOF or Ctrl-C at the prompt
+        raise InputError(f"{what}: not confirmed; nothing was changed", hint="pass --yes to confirm") from exc
+    if typed.strip() != run_id:
+        raise InputError(f"{what}: {typed.strip()!r} is not the run id; nothing was changed",
+                         hint=f"type {run_id} exactly, or pass --yes")
 
 
 @click.group()
@@ -716,7 +748,7 @@ def journal_copy(app: App, source: str, destination: str, run_ids: tuple[str, ..
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
 def programme(app: App, env: str, as_json: bool) -> int:
-    """Where every SAMU of ENV stands, wave by wave: not started, in progress, migrated or rolled back."""
+    """Where every SAMU of ENV is served and in which mode, from the effects that stand across all its runs."""
     app.require_project()
     inventory = load_inventory(app.project_dir, env)
     with open_journal(app) as store:
@@ -727,12 +759,14 @@ def programme(app: App, env: str, as_json: bool) -> int:
         return ExitCode.OK
     table = Table(title=f"programme of {inventory.name} ({data['kind']} runs): "
                         f"{data['migrated']}/{data['total']} SAMUs migrated", header_style="bold")
-    for column in ("wave", "SAMU", "state", "run", "at"):
-        table.add_column(column)
+    for column in ("wave", "SAMU", "state", "served by", "mode"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("put there by (run / step, when: --json)", overflow="fold")  # folds: 80 columns
     for wave in data["waves"]:
         for samu in wave["samus"]:
-            table.add_row(wave["group"] or "-", f"{samu['code']} ({samu['host']})", samu["state"],
-                          samu["run_id"] or "-", (samu["at"] or "-")[:19])
+            by = f"{samu['run_id']} / {samu['step']}" if samu["run_id"] else "-"
+            state = samu["state"] + (f" ({samu['held_by']})" if samu["held_by"] else "")
+            table.add_row(wave["group"] or "-", samu["code"], state, samu["served_by"], samu["mode"], by)
     app.console.print(table)
     return ExitCode.OK
 

@@ -106,6 +106,15 @@ class Journal(Protocol):
 
     def append(self, run_id: str, kind: str, payload: Mapping[str, Any]) -> Event: ...
 
+    def create_run(self, run_id: str, payload: Mapping[str, Any]) -> Event:
+        """Append a run's ``run_created`` event in one transaction with the checks that allow it.
+
+        Its id must be new (InputError) and no unfinished run may hold any of its
+        claims (ClaimHeld, ``cutover.core.claims``): two runs created at the same
+        instant, from two processes or machines, cannot both take a SAMU.
+        """
+        ...
+
     def events(self, run_id: str) -> list[Event]: ...
 
     def runs(self) -> list[str]: ...

@@ -13,7 +13,8 @@ to nothing.
 
 Kinds::
 
-    run_created        RunCreated(runbook, env, steps, window_end, kind, params, wave, programme_override, label)
+    run_created        RunCreated(runbook, env, steps, window_end, kind, params, wave, programme_override, label,
+                                  claims?)
     drive_started      DriveStarted(command)
     step_started       StepStarted(step, target, attempt)
     action_done        ActionDone(step, target, result)
@@ -35,6 +36,7 @@ Kinds::
     undo_failed        UndoFailed(step, target, result)
     step_rolled_back   StepRolledBack(step, detail?)
     run_rolled_back    RunRolledBack(to)
+    run_abandoned      RunAbandoned(reason)
     target_excluded    TargetExcluded(target, reason)
     window_override    WindowOverride(step, reason)
     lease_acquired     LeaseAcquired(holder, epoch)
@@ -99,7 +101,7 @@ _ALWAYS = frozenset({"target", "to", "window_end"})
 
 
 def _encode(value: Any) -> Any:
-    if isinstance(value, (LeaseHolder, ActionResult, StepInfo, RunbookRef, WaveRef, ProgrammeOverride)):
+    if isinstance(value, (LeaseHolder, ActionResult, StepInfo, RunbookRef, WaveRef, ProgrammeOverride, Claims)):
         return value.to_payload()
     if isinstance(value, tuple):
         return [_encode(v) for v in value]
@@ -147,6 +149,7 @@ class StepInfo:
     expected_duration: float | None = None
     rollback_expected_duration: float | None = None
     sets_mode: str | None = None
+    serves: str | None = None  # legacy | cloud: the platform the step points its SAMUs at
 
     @property
     def is_gate(self) -> bool:
@@ -160,7 +163,8 @@ class StepInfo:
                 "targets": list(self.targets) if self.targets is not None else None,
                 "idempotent": self.idempotent, "has_verify": self.has_verify, "has_rollback": self.has_rollback,
                 "point_of_no_return": self.point_of_no_return, "expected_duration": self.expected_duration,
-                "rollback_expected_duration": self.rollback_expected_duration, "sets_mode": self.sets_mode}
+                "rollback_expected_duration": self.rollback_expected_duration, "sets_mode": self.sets_mode,
+                **({"serves": self.serves} if self.serves else {})}
 
     @classmethod
     def from_payload(cls, data: Mapping[str, Any]) -> StepInfo:
@@ -171,7 +175,8 @@ class StepInfo:
             idempotent=bool(data.get("idempotent")), has_verify=bool(data.get("has_verify")),
             has_rollback=bool(data.get("has_rollback")), point_of_no_return=bool(data.get("point_of_no_return")),
             expected_duration=data.get("expected_duration"),
-            rollback_expected_duration=data.get("rollback_expected_duration"), sets_mode=data.get("sets_mode"))
+            rollback_expected_duration=data.get("rollback_expected_duration"), sets_mode=data.get("sets_mode"),
+            serves=data.get("serves"))
 
 
 @dataclass(frozen=True)
@@ -185,6 +190,25 @@ class WaveRef:
     @classmethod
     def from_payload(cls, data: Mapping[str, Any]) -> WaveRef:
         return cls(str(data["group"]), tuple(data.get("samus") or ()))
+
+
+@dataclass(frozen=True)
+class Claims:
+    """What a run claims at creation, so no other unfinished run acts on it (``cutover.core.claims``).
+
+    ``samus``: the SAMU hosts its blast radius can reach (site or partition);
+    ``partitions``: ``platform/host`` for each platform partition it can act on.
+    """
+
+    samus: tuple[str, ...] = ()
+    partitions: tuple[str, ...] = ()
+
+    def to_payload(self) -> dict[str, Any]:
+        return {"samus": list(self.samus), "partitions": list(self.partitions)}
+
+    @classmethod
+    def from_payload(cls, data: Mapping[str, Any]) -> Claims:
+        return cls(tuple(data.get("samus") or ()), tuple(data.get("partitions") or ()))
 
 
 @dataclass(frozen=True)
@@ -209,6 +233,7 @@ _DECODERS: dict[str, Any] = {
     "steps": lambda value: tuple(StepInfo.from_payload(s) for s in value),
     "wave": _optional(WaveRef.from_payload),
     "programme_override": _optional(ProgrammeOverride.from_payload),
+    "claims": _optional(Claims.from_payload),
     "result": _optional(ActionResult.from_payload),
     "verify": _optional(ActionResult.from_payload),
     "holder": LeaseHolder.from_payload,
@@ -234,6 +259,7 @@ class RunCreated(Record):
     label: str | None = None  # e.g. "répétition 3": how people name a rehearsal
     # parameters declared `secret: true`: journalled in `params` as a digest, given again at each drive
     secret_params: tuple[str, ...] | None = None
+    claims: Claims | None = None  # absent in runs created before claims: their wave stands for them
 
 
 @dataclass(frozen=True)
@@ -428,6 +454,14 @@ class RunRolledBack(Record):
     to: str | None = None
 
 
+@dataclass(frozen=True)
+class RunAbandoned(Record):
+    """A run that acted on nothing, ended by an operator: it frees its claims and counts for nothing."""
+
+    KIND: ClassVar[str] = "run_abandoned"
+    reason: str
+
+
 # ---------------------------------------------------------------------- leases
 
 
@@ -507,7 +541,7 @@ KINDS: dict[str, type[Record]] = {cls.KIND: cls for cls in (
     RunCreated, DriveStarted, RunPaused, RunFailed, RunCompleted, TargetExcluded, WindowOverride,
     StepStarted, ActionDone, StepSucceeded, StepFailed, StepSkipped, InDoubt, InDoubtResolved, RollbackPoint,
     GateOpened, GateApproved, GatePassed, RollbackRequested, UndoStarted, UndoSucceeded, UndoFailed,
-    StepRolledBack, RunRolledBack, LeaseAcquired, LeaseTakenOver, LeaseReleased, NotificationSent,
+    StepRolledBack, RunRolledBack, RunAbandoned, LeaseAcquired, LeaseTakenOver, LeaseReleased, NotificationSent,
     NotificationFailed, RunAnchored)}
 
 

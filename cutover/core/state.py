@@ -31,6 +31,7 @@ class RunStatus(str, enum.Enum):
     COMPLETED = "completed"
     FAILED = "failed"
     ROLLED_BACK = "rolled_back"
+    ABANDONED = "abandoned"  # ended by an operator before it acted on anything
 
 
 class TargetStatus(str, enum.Enum):
@@ -123,6 +124,7 @@ class RunState:
     secret_params: tuple[str, ...] = ()  # those journalled as a digest (`secret: true`)
     wave_group: str | None = None  # the inventory group the run moves
     wave_samus: tuple[str, ...] = ()  # its SAMU hosts, frozen at creation
+    claims: r.Claims = field(default_factory=r.Claims)  # what it holds while unfinished (cutover.core.claims)
     created_at: str = ""
     created_by: str = ""
     updated_at: str = ""
@@ -179,7 +181,7 @@ class RunState:
         return [t for t in self.targets.values() if t.status is TargetStatus.IN_DOUBT]
 
     def is_finished(self) -> bool:
-        return self.status in (RunStatus.COMPLETED, RunStatus.ROLLED_BACK)
+        return self.status in (RunStatus.COMPLETED, RunStatus.ROLLED_BACK, RunStatus.ABANDONED)
 
     @property
     def acted(self) -> bool:
@@ -232,6 +234,7 @@ def _run_created(state: RunState, p: r.RunCreated, e: Event) -> None:
     state.window_end, state.kind, state.params, state.label = p.window_end, p.kind, dict(p.params), p.label
     state.secret_params = tuple(p.secret_params or ())
     state.wave_group, state.wave_samus = (p.wave.group, p.wave.samus) if p.wave else (None, ())
+    state.claims = p.claims if p.claims is not None else r.Claims(state.wave_samus)  # older runs: their wave
     state.steps = list(p.steps)
     for info in state.steps:
         for key in info.keys():
@@ -376,6 +379,11 @@ def _run_rolled_back(state: RunState, p: r.RunRolledBack, e: Event) -> None:
     state.status, state.mode, state.finished_at = RunStatus.ROLLED_BACK, "forward", e.at
 
 
+def _run_abandoned(state: RunState, p: r.RunAbandoned, e: Event) -> None:
+    state.status, state.finished_at = RunStatus.ABANDONED, e.at
+    state.pause_reason, state.pause_detail = "abandoned", f"by {e.operator}: {p.reason}"
+
+
 def _target_excluded(state: RunState, p: r.TargetExcluded, e: Event) -> None:
     state.excluded.add(p.target)
 
@@ -421,6 +429,7 @@ _HANDLERS: dict[type[r.Record], Callable[[RunState, Any, Event], None]] = {
     r.UndoFailed: _undo_failed,
     r.StepRolledBack: _step_rolled_back,
     r.RunRolledBack: _run_rolled_back,
+    r.RunAbandoned: _run_abandoned,
     r.TargetExcluded: _target_excluded,
     r.LeaseAcquired: _lease_changed,
     r.LeaseTakenOver: _lease_changed,

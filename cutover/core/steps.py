@@ -52,6 +52,7 @@ class ActionStep:
     idempotent: bool = False
     read_only: bool = False
     sets_mode: str | None = None
+    serves: str | None = None
     expected_duration: float | None = None
     rollback_expected_duration: float | None = None
 

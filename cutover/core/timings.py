@@ -93,6 +93,8 @@ def left_out_because(state: RunState) -> str | None:
     """
     if state.status is RunStatus.ROLLED_BACK and not state.acted:
         return "rolled back before acting"
+    if state.status is RunStatus.ABANDONED:
+        return "abandoned"
     return None
 
 

@@ -14,11 +14,14 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
 
+from cutover.core.claims import check_claims
 from cutover.core.events import GENESIS, Event, LeaseHolder, VerifyReport, canonical_json, event_hash, utc_now
 from cutover.errors import CutoverError, InputError, NotFound
 from cutover.core.journal_rules import (STALE_AFTER, check_fence, decide_lease, lease_payload, lost_lease,
                                         same_holder, takeover_reason, verify_chain)
 from cutover.leases import holder_alive
+
+RUN_CREATED = "run_created"
 
 
 class InMemoryJournal:
@@ -49,6 +52,15 @@ class InMemoryJournal:
             self._events.append(event)
             self._head = (event.seq, event.hash)
             return event
+
+    def create_run(self, run_id: str, payload: Mapping[str, Any]) -> Event:
+        with self._lock:  # the lock makes the check and the append one step, as a transaction does
+            self._check_open()
+            if run_id in self.runs():
+                raise InputError(f"run {run_id!r} already exists", hint=f"continue it with `cutover resume {run_id}`")
+            creations = [(e.run_id, e.payload) for e in self._events if e.kind == RUN_CREATED]
+            check_claims(run_id, payload, creations, self.events)
+            return self.append(run_id, RUN_CREATED, payload)
 
     def import_run(self, run_id: str, events: list[Event]) -> None:
         with self._lock:

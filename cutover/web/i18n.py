@@ -109,6 +109,7 @@ _STATES: dict[str, tuple[str, str]] = {
     # a run
     "paused": ("en pause", "paused"),
     "completed": ("terminée", "completed"),
+    "abandoned": ("abandonnée", "abandoned"),
     # kinds
     "rehearsal": ("répétition", "rehearsal"),
     "live": ("bascule réelle", "live"),
@@ -131,6 +132,7 @@ _EVENTS: dict[str, tuple[str, str]] = {
     "run_failed": ("bascule en ÉCHEC", "run FAILED"),
     "run_completed": ("bascule terminée", "run completed"),
     "run_rolled_back": ("retour arrière terminé", "run rolled back"),
+    "run_abandoned": ("bascule abandonnée (n'avait rien fait)", "run abandoned (it had acted on nothing)"),
 }
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from cutover.core.events import GENESIS, Event, Journal, LeaseHolder, canonical_json, event_hash, utc_now
 from cutover.leases import current_holder, process_start_time
-from cutover.errors import CutoverError, LeaseHeld, LeaseLost, NotFound
+from cutover.errors import ClaimHeld, CutoverError, LeaseHeld, LeaseLost, NotFound
 from cutover.journal import SqliteJournal
 from cutover.pgjournal import PostgresJournal, init_schema
 from cutover.testing.postgres import PostgresServer, start_postgres
@@ -379,3 +379,78 @@ def test_leases_are_per_run(journal: Journal) -> None:
     journal.acquire_lease("r1", _holder("bob"))
     journal.acquire_lease("r2", current_holder("alice"))
     assert journal.lease_holder("r2") is not None and journal.lease_holder("r2").operator == "alice"
+
+
+# --- claims: one night per SAMU ---
+
+def _created(samus: tuple[str, ...], *, env: str = "production", partitions: tuple[str, ...] = (),
+             label: str | None = None) -> dict[str, Any]:
+    from cutover.core import records as r
+
+    created = r.RunCreated(r.RunbookRef("bigbang"), env, (), label=label, claims=r.Claims(samus, partitions))
+    return created.to_payload()
+
+
+def test_a_run_overlapping_an_unfinished_run_is_refused_naming_it_and_nothing_is_written(journal: Journal) -> None:
+    journal.create_run("rep1", _created(("samu-01", "samu-02"), label="répétition 1"))
+    head = journal.verify().events_checked
+    with pytest.raises(ClaimHeld, match=r"run rep1 \(répétition 1\) holds samu-02; it is paused .* created by alice"):
+        journal.create_run("doublon", _created(("samu-02", "samu-03")))
+    assert journal.events("doublon") == [] and journal.verify().events_checked == head
+    journal.create_run("p1", _created(("samu-09",), partitions=("legacy/samu-09",)))
+    with pytest.raises(ClaimHeld, match="holds legacy/samu-09"):  # a platform partition is claimed as well
+        journal.create_run("p2", _created((), partitions=("legacy/samu-09",)))
+
+
+def test_runs_over_disjoint_samus_or_other_environments_are_created_side_by_side(journal: Journal) -> None:
+    journal.create_run("wave1", _created(("samu-01",)))
+    journal.create_run("wave2", _created(("samu-13",)))
+    journal.create_run("lab1", _created(("samu-01",), env="lab"))
+    assert journal.runs() == ["wave1", "wave2", "lab1"]
+
+
+@pytest.mark.parametrize("ending", ["run_completed", "run_rolled_back", "run_abandoned"])
+def test_claims_end_when_the_run_completes_is_rolled_back_or_is_abandoned(journal: Journal, ending: str) -> None:
+    journal.create_run("first", _created(("samu-01",)))
+    journal.append("first", "run_failed", {"detail": "freeze failed"})
+    with pytest.raises(ClaimHeld, match="it is failed"):  # failed and not rolled back: still held
+        journal.create_run("second", _created(("samu-01",)))
+    journal.append("first", ending, {"reason": "junk"} if ending == "run_abandoned" else {})
+    journal.create_run("second", _created(("samu-01",)))
+    assert journal.events("second")[0].kind == "run_created"
+
+
+def test_a_run_id_is_created_once(journal: Journal) -> None:
+    journal.create_run("r1", _created(()))
+    with pytest.raises(CutoverError, match="already exists"):
+        journal.create_run("r1", _created(()))
+
+
+def test_two_creations_at_the_same_instant_over_one_samu_let_exactly_one_through(kit: Kit) -> None:
+    """Two journals (two controllers) on one store, released together: one run is created, the other refused."""
+    first = kit.make()
+    if isinstance(first, SqliteJournal):
+        second: Any = SqliteJournal(first.path, "bob")
+    elif isinstance(first, PostgresJournal):
+        second = PostgresJournal(first.url, "bob")
+    else:  # in memory, one store is one object
+        second = first
+    barrier, outcomes = threading.Barrier(2), []
+
+    def create(journal: Any, run_id: str) -> None:
+        barrier.wait()
+        try:
+            journal.create_run(run_id, _created(("samu-05",)))
+            outcomes.append("created")
+        except ClaimHeld:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=create, args=(j, name)) for j, name in ((first, "a"), (second, "b"))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    if second is not first:
+        second.close()
+    assert sorted(outcomes) == ["created", "refused"]
+    assert len([r for r in first.runs() if r in ("a", "b")]) == 1

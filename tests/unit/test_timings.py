@@ -241,3 +241,11 @@ def test_three_measured_runs_give_a_known_spread():
     outlook = live_forecast(journal, fold(journal.events("now")), now=datetime.now(timezone.utc))
     assert outlook is not None and outlook["source"] == "measured (3 runs)" and outlook["spread_known"]
     assert outlook["end_p90"] > outlook["end_p50"]
+
+
+def test_an_abandoned_run_is_left_out_with_its_reason():
+    abandoned = rolled_back_before_acting()[:3] + [(2, r.RunAbandoned("typed the wrong window"))]
+    journal = journal_of(good=night("good"), junk=abandoned)
+    data = timings_json("night", "lab", select_runs(journal, "night", "lab"))
+    assert [run["run_id"] for run in data["runs"]] == ["good"]
+    assert data["left_out"] == [{"run_id": "junk", "label": None, "reason": "abandoned"}]
