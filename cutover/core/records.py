@@ -13,7 +13,8 @@ to nothing.
 
 Kinds::
 
-    run_created        RunCreated(runbook, env, steps, window_end, kind, params, wave, programme_override, label)
+    run_created        RunCreated(runbook, env, steps, window_end, kind, params, wave, programme_override, label,
+                                  lab, allowed_signers_sha256)
     drive_started      DriveStarted(command)
     step_started       StepStarted(step, target, attempt)
     action_done        ActionDone(step, target, result)
@@ -234,6 +235,12 @@ class RunCreated(Record):
     label: str | None = None  # e.g. "répétition 3": how people name a rehearsal
     # parameters declared `secret: true`: journalled in `params` as a digest, given again at each drive
     secret_params: tuple[str, ...] | None = None
+    # Anchors fixed at creation, whatever project folder later commands run from: whether the
+    # run is a lab run (unsigned and auto approvals count only there) and the sha256 of the
+    # environment's allowed_signers (an approval is checked only against that file). A run
+    # journalled before they existed reads as not a lab, with no signers anchored.
+    lab: bool = False
+    allowed_signers_sha256: str | None = None
 
 
 @dataclass(frozen=True)

@@ -119,6 +119,8 @@ class RunState:
     env: str = ""
     kind: str = "rehearsal"  # live (production inventory) or rehearsal
     label: str | None = None
+    lab: bool = False  # created as a lab run (fixed at creation: RunCreated.lab)
+    allowed_signers_sha256: str | None = None  # the signers fixed at creation; None in runs older than that
     params: dict[str, Any] = field(default_factory=dict)  # resolved runbook parameters, fixed at creation
     secret_params: tuple[str, ...] = ()  # those journalled as a digest (`secret: true`)
     wave_group: str | None = None  # the inventory group the run moves
@@ -222,6 +224,7 @@ def _run_created(state: RunState, p: r.RunCreated, e: Event) -> None:
     state.window_end, state.kind, state.params, state.label = p.window_end, p.kind, dict(p.params), p.label
     state.secret_params = tuple(p.secret_params or ())
     state.wave_group, state.wave_samus = (p.wave.group, p.wave.samus) if p.wave else (None, ())
+    state.lab, state.allowed_signers_sha256 = p.lab, p.allowed_signers_sha256
     state.steps = list(p.steps)
     for info in state.steps:
         for key in info.keys():
