@@ -20,6 +20,7 @@ who recomputed the hash chain.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -103,14 +104,36 @@ def allowed_signers_path(inventory_path: Path) -> Path:
     return inventory_path / "allowed_signers"
 
 
-def signer_lines(path: Path, principal: str) -> tuple[str, ...]:
-    """The allowed-signers lines that list ``principal``; the file is validated line by line first."""
-    if not path.is_file():
+def signers_digest(path: Path) -> str:
+    """The sha256 of an allowed-signers file, as a run journals it at creation; no file reads as an empty one.
+
+    Both list nobody, so a run created without the file accepts no signed approval later,
+    whatever file appears meanwhile.
+    """
+    return hashlib.sha256(signers_content(path)).hexdigest()
+
+
+def signers_content(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return b""
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}", hint="check the file's permissions") from exc
+
+
+def signer_lines(path: Path, principal: str, text: str | None = None) -> tuple[str, ...]:
+    """The allowed-signers lines that list ``principal``; the file is validated line by line first.
+
+    ``text``: the file's content as already read (and checked against the run's digest).
+    """
+    if text is None and not path.is_file():
         raise NotFound(f"no allowed signers file {path}",
                        hint="list each approver's SSH public key there, one line each: "
                             "`APPROVER_ID ssh-ed25519 AAAA... comment` (OpenSSH allowed-signers format)")
     found = []
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    content = path.read_text(encoding="utf-8") if text is None else text
+    for number, raw in enumerate(content.splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
@@ -193,7 +216,7 @@ class Proof:
 
 
 def check_signed(signed: SignedApproval, *, run_id: str, step: str, approver_id: str,
-                 events: Sequence[Event], signers_file: Path) -> tuple[Statement, Proof]:
+                 events: Sequence[Event], signers_file: Path, signers_text: str | None = None) -> tuple[Statement, Proof]:
     """Accept a signed approval for this run's gate, or raise InputError saying why not."""
     statement = Statement.parse(signed.statement)
     for field_name, expected in (("run", run_id), ("step", step), ("approver", approver_id)):
@@ -203,7 +226,7 @@ def check_signed(signed: SignedApproval, *, run_id: str, step: str, approver_id:
                              hint=f"sign a statement for this run and gate: `cutover approve {run_id} {step} "
                                   f"--as {approver_id} --key KEY`")
     _check_head(statement, events)
-    lines = signer_lines(signers_file, approver_id)
+    lines = signer_lines(signers_file, approver_id, signers_text)
     if not signature_valid(signed.statement, signed.signature, approver_id, lines):
         raise InputError(f"the signature of {approver_id}'s approval of {step} does not verify against {signers_file}",
                          hint="sign with the key listed for this approver id in allowed_signers")
@@ -271,3 +294,78 @@ def _still_valid(run_id: str, record: r.GateApproved) -> bool:
         return False
     lines = (record.signers or "").splitlines()
     return bool(lines) and signature_valid(record.statement, record.signature, principal, lines)
+
+
+# ---------------------------------------------------------------------- an auditor's own allowed signers
+
+
+@dataclass(frozen=True)
+class AuditFinding:
+    """An approval the auditor's allowed-signers file does not vouch for, and why."""
+
+    seq: int
+    run_id: str
+    step: str
+    approver: str
+    why: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"seq": self.seq, "run_id": self.run_id, "step": self.step, "approver": self.approver,
+                "why": self.why}
+
+
+def signers_by_principal(path: Path) -> dict[str, list[str]]:
+    """Every principal of an allowed-signers file with the lines that list it (validated like the controller's)."""
+    if not path.is_file():
+        raise NotFound(f"no allowed signers file {path}",
+                       hint="give the auditor's own copy: `APPROVER_ID ssh-ed25519 AAAA...` lines (OpenSSH format)")
+    found: dict[str, list[str]] = {}
+    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        line = raw.strip()
+        if line and not line.startswith("#"):
+            for principal in _check_line(path, number, line):
+                found.setdefault(principal, []).append(line)
+    return found
+
+
+def audit(approvals: Sequence[Event], lab_runs: set[str], signers_file: Path) -> list[AuditFinding]:
+    """The approvals whose key or principal the auditor's own file does not hold.
+
+    Each signed approval is verified against the lines of ``signers_file`` for its
+    approver's id, never against the lines the journal kept (a journal written with
+    an attacker's key listed keeps that key). An unsigned or automatic approval
+    has nothing to verify: it is listed unless its run was created as a lab run.
+    """
+    signers = signers_by_principal(signers_file)
+    findings = []
+    for event in approvals:
+        record = r.read(event)
+        if not isinstance(record, r.GateApproved):
+            continue
+        why = _audit_one(event.run_id, record, signers, signers_file, event.run_id in lab_runs)
+        if why:
+            findings.append(AuditFinding(event.seq, event.run_id, record.step, record.approver, why))
+    return findings
+
+
+def _audit_one(run_id: str, record: r.GateApproved, signers: dict[str, list[str]], signers_file: Path,
+               lab: bool) -> str:
+    if record.signature is None or record.statement is None:
+        if lab:
+            return ""
+        what = "automatic" if record.auto else "unsigned"
+        return f"{what}, in a run not created as a lab run: nothing {signers_file.name} could vouch for"
+    principal = record.approver_id or record.approver
+    lines = signers.get(principal)
+    if not lines:
+        return f"principal {principal!r} is not in {signers_file}"
+    if not signature_valid(record.statement, record.signature, principal, lines):
+        if _still_valid(run_id, record):
+            return f"signed with a key {signers_file} does not hold for {principal!r}"
+        return "the signature does not verify"
+    return ""
+
+
+def lab_runs(created: Sequence[Event]) -> set[str]:
+    """The runs whose ``run_created`` event says they were created as lab runs."""
+    return {e.run_id for e in created if isinstance(record := r.read(e), r.RunCreated) and record.lab}

@@ -35,7 +35,9 @@ import contextlib
 import json
 import os
 import sqlite3
+import stat
 import threading
+import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -60,6 +62,7 @@ from cutover.core.journal_rules import (
     lease_payload,
     lost_lease,
     same_holder,
+    since_fault,
     takeover_reason,
     verify_chain,
 )
@@ -148,6 +151,7 @@ class SqliteJournal:
         self._write_lock = threading.Lock()  # the write connection: one transaction at a time
         self._read_lock = threading.Lock()
         self._write, self._read = _open(self.path, busy_timeout)
+        _OPEN_HERE.add(self)
 
     # -- appending (group commit) --
     #
@@ -334,6 +338,26 @@ class SqliteJournal:
                 with contextlib.suppress(sqlite3.Error):  # a read-only snapshot: nothing to lose
                     conn.execute("COMMIT")
 
+    def verify_since(self, since: tuple[int, str], run_id: str | None = None) -> VerifyReport:
+        """Check the chain from a point verified before: that event still has its hash, and every later one.
+
+        Cheap for a long journal (only what was appended since is read); it does not
+        re-read what came before ``since``, nor run SQLite's structural check.
+        """
+        with self._reading() as conn:
+            conn.execute("BEGIN")
+            try:
+                runs = self._runs_to_report(conn, run_id)
+                row = conn.execute("SELECT hash FROM events WHERE seq = ?", (since[0],)).fetchone()
+                fault = since_fault(since, None if row is None else str(row[0]))
+                if fault:
+                    return VerifyReport(0, None, fault, runs)
+                rows = conn.execute(f"SELECT {_COLUMNS} FROM events WHERE seq > ? ORDER BY seq", (since[0],))
+                return verify_chain((_audited_event(row) for row in rows), _read_head(conn), runs, start=since)
+            finally:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("COMMIT")
+
     def _runs_to_report(self, conn: sqlite3.Connection, run_id: str | None) -> tuple[str, ...]:
         return _runs_to_report(conn, run_id, self.path)
 
@@ -436,6 +460,7 @@ class SqliteJournal:
         with self._write_lock, self._read_lock:
             self._write.close()
             self._read.close()
+        _OPEN_HERE.discard(self)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -469,7 +494,14 @@ def verify_journal_file(path: Path, run_id: str | None = None) -> VerifyReport:
     A file that is not a SQLite database, or one without the journal's tables,
     is refused as not a journal (exit 2); a damaged file or a broken chain is
     JournalCorrupt (exit 7) naming what is wrong.
+
+    When this process already has the file open (the web board, ``cutover
+    report``), its own connections verify it: a second handle on the file
+    would drop their locks when it closes (see ``_OPEN_HERE``).
     """
+    mine = _open_here(path)
+    if mine is not None:
+        return mine.verify(run_id)
     if not path.is_file():
         raise NotFound(f"no journal at {path}", hint="check --state-dir; `cutover run` creates the journal")
     with path.open("rb") as file:
@@ -515,6 +547,24 @@ def _runs_to_report(conn: sqlite3.Connection, run_id: str | None, path: Path) ->
 
 # --- SQLite plumbing --------------------------------------------------------------
 
+# The journals this process has open. SQLite's locks on a file are POSIX record locks, which
+# belong to the process, not to a connection: closing *any* other descriptor of the same file
+# in this process (a Python ``open()``, a second read-only connection) drops every lock our
+# connections hold. Another process closing the journal then believes it is the last one out,
+# checkpoints and deletes the WAL and shared-memory files under our live connections, and they
+# read stale pages, then "database disk image is malformed". So a file open here is never
+# opened a second time: verification goes through the journal already open.
+_OPEN_HERE: weakref.WeakSet[SqliteJournal] = weakref.WeakSet()
+
+
+def _open_here(path: Path) -> SqliteJournal | None:
+    try:
+        wanted = path.resolve()
+    except OSError:
+        return None
+    return next((j for j in list(_OPEN_HERE) if not j._closed and j.path.resolve() == wanted), None)
+
+
 def _open(path: Path, busy_timeout: float) -> tuple[sqlite3.Connection, sqlite3.Connection]:
     """Create the file owner-only, set WAL and the schema; a write and a read connection."""
     _create_private(path)
@@ -534,6 +584,11 @@ def _open(path: Path, busy_timeout: float) -> tuple[sqlite3.Connection, sqlite3.
 def _create_private(path: Path) -> None:
     # Created by us with 0600 before SQLite opens it: SQLite gives the -wal and -shm files
     # the database's own mode, so the journal is never readable by others, not even briefly.
+    # An existing file is not opened here: closing that descriptor would drop the POSIX locks
+    # of any connection this process already has on it (see _OPEN_HERE).
+    with contextlib.suppress(OSError):
+        if stat.S_ISREG(os.lstat(path).st_mode):
+            return
     flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
         fd = os.open(path, flags, PRIVATE)

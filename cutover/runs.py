@@ -20,7 +20,7 @@ from typing import Any
 
 from cutover.anchors import anchor_run
 from cutover.blast import run_claims, step_reaches
-from cutover.approvals import SignedApproval, allowed_signers_path, check_signed
+from cutover.approvals import SignedApproval, allowed_signers_path, check_signed, signers_content, signers_digest
 from cutover.core.actions import Executor, Target
 from cutover.core.engine import Approval, DriveOptions, Engine, approval_record, gate_satisfied
 from cutover.core import records as r
@@ -93,7 +93,8 @@ def create_run(journal: Journal, loaded: LoadedRunbook, inventory: Inventory, *,
         runbook=r.RunbookRef(runbook.name, loaded.path, loaded.sha256, loaded.text),
         env=inventory.name, steps=steps, window_end=end, kind=inventory.run_kind, params=params, wave=wave,
         programme_override=override, label=redact(label) if label else label, secret_params=secret or None,
-        claims=run_claims(reaches, wave.samus if wave else ()))
+        claims=run_claims(reaches, wave.samus if wave else ()),
+        lab=inventory.is_lab, allowed_signers_sha256=signers_digest(allowed_signers_path(inventory.path)))
     journal.create_run(run_id, created.to_payload())
 
 
@@ -201,8 +202,16 @@ def _secret_values(state: RunState, given: Mapping[str, str] | None) -> dict[str
     return values
 
 
-def check_auto_approve(inventory: Inventory, name: str | None) -> None:
-    if name and not inventory.is_lab:
+def check_auto_approve(inventory: Inventory, name: str | None, state: RunState | None = None) -> None:
+    """--auto-approve only on a lab: the inventory's marker for a new run, the run's own marker afterwards."""
+    if not name:
+        return
+    if state is not None and not state.lab:
+        raise InputError(
+            f"--auto-approve is refused on run {state.run_id}: it was not created as a lab run",
+            hint="whether a run is a lab run is fixed when it is created, whatever the inventory says now; "
+                 "its gates are approved by people: `cutover approve RUN STEP --as ID --key KEY`")
+    if not inventory.is_lab:
         raise InputError(
             f"--auto-approve is refused on inventory {inventory.name!r}: it is not marked as a lab",
             hint="gates of a real environment are approved by people: `cutover approve RUN STEP --as NAME`")
@@ -462,9 +471,10 @@ def approve_gate(journal: Journal, run_id: str, step_id: str, approval: Approval
     step, listed = open_gate(state, step_id, approval.approver)
     if approval.signature is not None:
         approval = verified(approval, journal, run_id, step_id, listed, inventory)
-    elif not inventory.is_lab:
-        raise InputError(f"inventory {inventory.name!r} is not a lab: an approval must be signed",
-                         hint=f"`cutover approve {run_id} {step_id} --as {listed.key} --key YOUR_SSH_KEY`")
+    elif not state.lab:
+        raise InputError(f"run {run_id} was not created as a lab run: an approval must be signed",
+                         hint=f"`cutover approve {run_id} {step_id} --as {listed.key} --key YOUR_SSH_KEY` "
+                              "(a run's lab marker is fixed at its creation, whatever the inventory says now)")
     record = approval_record(step, approval)
     journal.append(run_id, record.KIND, record.to_payload())
     return load_run(journal, run_id)
@@ -477,9 +487,37 @@ def verified(approval: Approval, journal: Journal, run_id: str, step_id: str, li
         raise InputError(f"approver {listed.name!r} of gate {step_id} has no id: a signed approval names an id",
                          hint="give each approver an `id:` in the runbook")
     signed = SignedApproval(approval.statement or "", approval.signature or "")
+    events = journal.events(run_id)
+    signers_file = allowed_signers_path(inventory.path)
+    signers = anchored_signers(fold(events), signers_file)
     statement, proof = check_signed(signed, run_id=run_id, step=step_id, approver_id=listed.id,
-                                    events=journal.events(run_id), signers_file=allowed_signers_path(inventory.path))
+                                    events=events, signers_file=signers_file, signers_text=signers)
     return Approval(listed.id, statement.reason, proof.statement, proof.signature, proof.signers)
+
+
+def anchored_signers(state: RunState, signers_file: Path) -> str:
+    """The allowed signers' text, read once, when it is the file the run was created with (same sha256).
+
+    Checking against whatever file the current project folder holds would let a copy of
+    the inventory with another key listed (``--project-dir``) make its own approvals count.
+    The text checked is the text verified against (no second read for the file to change in between).
+    """
+    anchored = state.allowed_signers_sha256
+    if anchored is None:
+        raise InputError(f"run {state.run_id} was created before cutover fixed a run's allowed signers at its "
+                         "creation: a signed approval cannot be checked against them",
+                         hint=f"roll it back (`cutover rollback {state.run_id}`) and start a new run")
+    content = signers_content(signers_file)
+    found = hashlib.sha256(content).hexdigest()
+    if found != anchored:
+        raise InputError(f"{signers_file} is not the allowed_signers run {state.run_id} was created with "
+                         f"(sha256 {found[:12]}…, the run's is {anchored[:12]}…): the approval is refused",
+                         hint="approvals are checked against the signers fixed when the run was created: run from "
+                              "the project folder the run was created from, with its allowed_signers unchanged")
+    try:
+        return content.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{signers_file} is not UTF-8 text", hint="an allowed-signers file is text") from exc
 
 
 def gate_is_satisfied(state: RunState, step_id: str) -> bool:

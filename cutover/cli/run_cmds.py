@@ -20,7 +20,7 @@ from cutover.cli.app import App, pass_app
 from cutover.cli.render import print_plain, status_board
 from cutover.core.engine import Approval, DriveOptions, Engine
 from cutover.planning import plan_cutover, to_spec
-from cutover.core.state import RunStatus
+from cutover.core.state import RunState, RunStatus
 from cutover.blast import StepReach, step_reaches
 from cutover.errors import CutoverError, ExitCode, InputError, JournalCorrupt, NotFound
 from cutover.inventory import Inventory, load_inventory
@@ -38,7 +38,8 @@ from cutover.runs import (EXIT_FOR_STATUS, Decision, Place, abandon_run, approve
                           resume_run, roll_back_run, runs_json, start_run,
                           status_json, verified, wait_as_standby)
 from cutover.anchors import AnchorCheck, check_anchors, check_key, signers_for_runs
-from cutover.approvals import SignedApproval, reverify, sign_for
+from cutover.approvals import AuditFinding, SignedApproval, audit, lab_runs, reverify, sign_for
+from cutover.chaincheck import HEADS_FILE, VerifiedHeads, VerifiesSince, check_run_chain
 from cutover.notify import MODES, Notifier
 
 class WindowEnd(click.ParamType):
@@ -78,6 +79,16 @@ def verify_journal(app: App, run_id: str | None = None) -> VerifyReport:
         return verify_journal_file(Path(url.removeprefix("sqlite:///")), run_id)
     with open_journal(app) as store:
         return store.verify(run_id)
+
+
+def check_chain(app: App, journal: Any, run_id: str, heads: VerifiedHeads | None = None) -> None:
+    """The run's hash chain verified before a command acts on it or shows it (exit 7 on a break)."""
+    heads = heads or VerifiedHeads(app.ensure_state_dir() / HEADS_FILE)
+    try:
+        check_run_chain(journal, run_id, heads, journal_url(app))
+    except NotFound:
+        load_run(journal, run_id)  # says so with the known runs as hint
+        raise
 
 
 def resolve_runbook(app: App, name: str) -> Path:
@@ -207,12 +218,17 @@ def _affects_text(reach: StepReach | None, inventory: Inventory) -> str:
 def _drive_options(app: App, inventory: Inventory, *, auto_approve: str | None,
                    override_window: str | None, plain: bool, until: str | None = None,
                    measured: tuple[dict[str, float], dict[str, float]] = ({}, {}),
-                   signing: tuple[Any, str] | None = None, secret_params: tuple[str, ...] = ()) -> DriveOptions:
-    """``signing``: the journal and run id a terminal approval's statement is signed against."""
-    check_auto_approve(inventory, auto_approve)
+                   signing: tuple[Any, str] | None = None, secret_params: tuple[str, ...] = (),
+                   run: RunState | None = None) -> DriveOptions:
+    """``signing``: the journal and run id a terminal approval's statement is signed against.
+
+    ``run``: the run being resumed, whose lab marker (fixed at its creation) decides, not the inventory's.
+    """
+    check_auto_approve(inventory, auto_approve, run)
+    lab = run.lab if run is not None else inventory.is_lab
     prompt = None
     if signing is not None and not auto_approve and sys.stdin.isatty():
-        prompt = _terminal_prompt(app, inventory, *signing)
+        prompt = _terminal_prompt(app, inventory, lab, *signing)
     anchor_key = str(check_key(app.project_path(app.anchor_key))) if app.anchor_key else None
     return DriveOptions(auto_approve=auto_approve, prompt=prompt, override_window=override_window, until=until,
                         on_event=print_plain(app.console) if plain else None, anchor_key=anchor_key,
@@ -220,7 +236,8 @@ def _drive_options(app: App, inventory: Inventory, *, auto_approve: str | None,
                         measured_p90=measured[0], measured_rollback_p90=measured[1])
 
 
-def _terminal_prompt(app: App, inventory: Inventory, journal: Any, run_id: str) -> Callable[[GateStep, Any], Approval | None]:
+def _terminal_prompt(app: App, inventory: Inventory, lab: bool, journal: Any,
+                     run_id: str) -> Callable[[GateStep, Any], Approval | None]:
     def ask(step: GateStep, approved: Any) -> Approval | None:
         app.console.print(f"\n[bold]go/no-go: {escape(step.label)}[/]" + (f" — {escape(step.question)}" if step.question else ""))
         if step.point_of_no_return:
@@ -233,7 +250,7 @@ def _terminal_prompt(app: App, inventory: Inventory, journal: Any, run_id: str) 
         if not name:
             return None
         reason = click.prompt("reason", default="", show_default=False)
-        if inventory.is_lab:
+        if lab:
             return Approval(name, reason)
         return _signed_at_terminal(app, inventory, journal, run_id, step, name, reason)
 
@@ -245,7 +262,7 @@ def _signed_at_terminal(app: App, inventory: Inventory, journal: Any, run_id: st
     """Outside a lab the approver signs here with their key; None (decide later) if they give up."""
     listed = step.approver(name)
     assert listed is not None and listed.id is not None  # check_against requires ids outside a lab
-    app.console.print(f"[dim]inventory {escape(inventory.name)} is not a lab: the approval is signed. Elsewhere: "
+    app.console.print(f"[dim]run {escape(run_id)} is not a lab run: the approval is signed. Elsewhere: "
                       f"`cutover approve {run_id} {step.id} --as {listed.id} --key KEY`[/]")
     default_key = os.environ.get("CUTOVER_APPROVAL_KEY", "~/.ssh/id_ed25519")
     while True:
@@ -391,12 +408,13 @@ def resume(app: App, run_id: str, auto_approve: str | None, take_over: bool, mar
             if not wait_as_standby(journal, run_id, stale_after=app.lease_ttl, poll=app.lease_ttl / 3, tell=tell):
                 return _finish(app, run_id, load_run(journal, run_id).status)
             take_over = True  # the driver is gone: its lease is stale or free (the takeover is journalled)
+        check_chain(app, journal, run_id)
         state = load_run(journal, run_id)
         inventory = load_inventory(app.project_dir, state.env)
         options = _drive_options(app, inventory, auto_approve=auto_approve, override_window=override_window,
                                  plain=not app.console.is_terminal, until=until,
                                  measured=measured_p90s(journal, state.runbook_name, state.env, exclude=run_id),
-                                 signing=(journal, run_id), secret_params=params)
+                                 signing=(journal, run_id), secret_params=params, run=state)
         with _display_run(app, journal) as ready:
             status = resume_run(journal, run_id, inventory, _place(app), options, take_over=take_over,
                                 decisions=decisions, exclude=exclude, heartbeat=app.lease_ttl / 3, engine_ready=ready,
@@ -414,6 +432,7 @@ def resume(app: App, run_id: str, auto_approve: str | None, take_over: bool, mar
 def rollback(app: App, run_id: str, to: str | None, take_over: bool, params: tuple[str, ...], notify: str) -> int:
     """Undo RUN_ID's completed steps after STEP, newest first, on every target."""
     with open_journal(app) as journal:
+        check_chain(app, journal, run_id)
         inventory = load_inventory(app.project_dir, load_run(journal, run_id).env)
         options = DriveOptions(on_event=None if app.console.is_terminal else print_plain(app.console),
                                environment={"CUTOVER_ENV": inventory.name}, secret_params=parse_params(params))
@@ -449,6 +468,7 @@ def approve(app: App, run_id: str, step: str, approver: str, reason: str, key: P
     if sign_only and not key:
         raise InputError("--sign-only needs --key", hint="the key signs the statement")
     with open_journal(app) as journal:
+        check_chain(app, journal, run_id)
         state = load_run(journal, run_id)
         inventory = load_inventory(app.project_dir, state.env)
         _, listed = open_gate(state, step, approver)
@@ -463,7 +483,7 @@ def approve(app: App, run_id: str, step: str, approver: str, reason: str, key: P
             return ExitCode.OK
         approval = Approval(approver, reason, *((signed.statement, signed.signature) if signed else ()))
         state = approve_gate(journal, run_id, step, approval, inventory)
-        how = "signed, verified" if signed else "unsigned (lab)"
+        how = "signed, verified against the run's allowed signers" if signed else "unsigned (lab run)"
         if gate_is_satisfied(state, step):
             app.console.print(f"gate {step} approved by {escape(listed.name)} ({how}); it has its quorum: "
                               f"`cutover resume {run_id}` continues the run")
@@ -497,6 +517,7 @@ def status(app: App, run_id: str | None, as_json: bool, watch: bool, every: floa
             run_id = runs[-1]
         if watch:
             return _watch(app, journal, run_id, every)
+        check_chain(app, journal, run_id)
         state = load_run(journal, run_id)
         outlook = live_forecast(journal, state, now=datetime.now(timezone.utc))
     if as_json:
@@ -509,8 +530,12 @@ def status(app: App, run_id: str | None, as_json: bool, watch: bool, every: floa
 def _watch(app: App, journal: Any, run_id: str, every: float) -> int:
     """A watcher's board: it only reads, so any number of them can follow a night from anywhere."""
     forecasts = LiveForecasts(journal)
+    heads = VerifiedHeads(app.ensure_state_dir() / HEADS_FILE)
+    check_chain(app, journal, run_id, heads)  # whole, once, on a journal that cannot verify from a head
 
     def board() -> Any:
+        if isinstance(journal, VerifiesSince):  # from the head verified at the last refresh: only what is new
+            check_chain(app, journal, run_id, heads)
         state = load_run(journal, run_id)
         outlook = forecasts.of(state, now=datetime.now(timezone.utc))
         return state, status_board(state, outlook=outlook)
@@ -629,7 +654,9 @@ def journal() -> None:
               help="Also check each run's anchors (its head signed by the controller's key): catches a chain "
                    "recomputed by whoever can write the storage; a run without one fails.")
 @click.option("--allowed-signers", "allowed_signers", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              metavar="FILE", help="The auditor's own allowed-signers file to check signatures against "
+              metavar="FILE", help="The auditor's own allowed-signers file: every signed approval is verified "
+                                   "against it, not the signer lines the journal kept, and those whose key or "
+                                   "principal it does not hold are listed (exit 7); with --anchors, the anchors too "
                                    "[default: each run's environment's inventories/ENV/allowed_signers].")
 @pass_app
 def journal_verify(app: App, run_id: str | None, as_json: bool, with_anchors: bool,
@@ -641,20 +668,28 @@ def journal_verify(app: App, run_id: str | None, as_json: bool, with_anchors: bo
     forged = [c for c in checks if not c.valid]
     anchors = _anchor_checks(app, report, allowed_signers) if with_anchors and report.ok and not forged else []
     unanchored = [a for a in anchors if not a.valid]
+    audited = audit(report.approvals, lab_runs(report.created), app.project_path(allowed_signers)) \
+        if allowed_signers is not None and report.ok else None
     if as_json:
         bad = report.first_bad
-        data = {"ok": report.ok and not forged and not unanchored, "events_checked": report.events_checked,
-                "reason": report.reason or None,
+        data = {"ok": report.ok and not forged and not unanchored and not audited,
+                "events_checked": report.events_checked, "reason": report.reason or None,
                 "first_bad": None if bad is None else {"seq": bad.seq, "run_id": bad.run_id, "kind": bad.kind},
                 "approvals": [c.to_json() for c in checks]}
+        if audited is not None:
+            data["not_held"] = [f.to_json() for f in audited]
         app.emit_json({**data, "anchors": [a.to_json() for a in anchors]} if with_anchors else data)
+    if report.ok and not forged and not unanchored and audited:
+        return _not_held(app, audited, allowed_signers, as_json)
     if report.ok and not forged and not unanchored:
         if not as_json:
             signed = sum(c.signed for c in checks)
+            against = (f"against {allowed_signers}" if audited is not None
+                       else "against the signer lines the journal kept")
             anchored = f"; {len(anchors)} anchor(s) verified" if with_anchors else ""
             app.console.print(f"[green]✓[/] journal intact: {report.events_checked} events, hash chain verified; "
-                              f"{signed} signed approval(s) re-verified, {len(checks) - signed} unsigned (lab)"
-                              f"{escape(anchored)}")
+                              f"{signed} signed approval(s) re-verified {escape(against)}, "
+                              f"{len(checks) - signed} unsigned (lab){escape(anchored)}")
         return ExitCode.OK
     if unanchored:
         failed = unanchored[0]
@@ -694,6 +729,19 @@ def _anchor_checks(app: App, report: VerifyReport, allowed_signers: Path | None)
     envs = {run: record.env for run, record in created.items() if isinstance(record, records.RunCreated)}
     signers = signers_for_runs(app.project_path(allowed_signers) if allowed_signers else None, app.project_dir, envs)
     return check_anchors(report.runs, report.anchors, report.chain_hashes, signers)
+
+
+def _not_held(app: App, findings: list[AuditFinding], signers: Path | None, as_json: bool) -> int:
+    """`journal verify --allowed-signers`: the approvals the auditor's file does not vouch for, exit 7."""
+    error = JournalCorrupt(f"{len(findings)} approval(s) not held by {signers}",
+                           hint="each was counted against the allowed signers the controller read then; keep the "
+                                "journal as evidence and find out who listed those keys")
+    if as_json:
+        return error.exit_code
+    for f in findings:
+        app.console.print(f"[red]✗[/] event {f.seq}: gate {escape(f.step)} of run {escape(f.run_id)}, "
+                          f"approved as {escape(f.approver)}: {escape(f.why)}", soft_wrap=True)
+    raise error
 
 
 @journal.command("init")

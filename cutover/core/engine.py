@@ -355,7 +355,8 @@ class Engine:
         assert isinstance(step, GateStep), f"{info.id} is not a gate"
         if self.state.gates[info.id].opened_at is None:
             self.record(r.GateOpened(info.id))
-        if self.options.auto_approve and not gate_satisfied(step, self.state):
+        # an auto-approval is written only in a run created as a lab run: elsewhere it would not count
+        if self.options.auto_approve and self.state.lab and not gate_satisfied(step, self.state):
             self.record(r.GateApproved(info.id, self.options.auto_approve, "lab", "lab auto-approval", auto=True))
         while not gate_satisfied(step, self.state) and self.options.prompt is not None:
             approval = self.options.prompt(step, sorted(self.state.gates[info.id].approvers()))
@@ -504,9 +505,16 @@ def _wait_interruptibly(futures: set[Future[int]], cancel: threading.Event) -> t
 
 
 def gate_satisfied(step: GateStep, state: RunState) -> bool:
+    """The gate has its quorum and roles; an auto-approval passes it alone, in a run created as a lab run only.
+
+    Outside a lab, unsigned and auto approvals are never written by cutover, so one found
+    in the journal was put there by hand: it does not count.
+    """
     approvals = state.gates[step.id].approvals
-    if any(a.auto for a in approvals):
+    if state.lab and any(a.auto for a in approvals):
         return True
+    if not state.lab:
+        approvals = [a for a in approvals if a.signed]
     names = {a.approver for a in approvals}
     roles = {a.role for a in approvals}
     return len(names) >= step.quorum and set(step.required_roles) <= roles

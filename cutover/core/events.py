@@ -88,6 +88,8 @@ class VerifyReport:
     anchors: tuple[Event, ...] = ()  # the reported runs' signed anchors (run_anchored), for `verify --anchors`
     # seq -> hash of the reported runs' events, as the chain now holds them: what an anchor is checked against
     chain_hashes: Mapping[int, str] = field(default_factory=dict)
+    head_seq: int = 0  # the last event's seq: with head_hash, a point later checks resume from
+    created: tuple[Event, ...] = ()  # the reported runs' run_created events (their lab marker, for an audit)
 
     @property
     def ok(self) -> bool:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
 from cutover.core.events import GENESIS, Event, LeaseHolder, VerifyReport, parse_time, utc_now
-from cutover.core.records import GateApproved, LeaseAcquired, LeaseReleased, LeaseTakenOver, Record, RunAnchored
+from cutover.core.records import GateApproved, LeaseAcquired, LeaseReleased, LeaseTakenOver, Record, RunAnchored, RunCreated
 from cutover.errors import LeaseHeld, LeaseLost
 
 STALE_AFTER = 30.0  # seconds without a heartbeat before a holder on another host is stale (--lease-ttl)
@@ -22,10 +22,14 @@ LeaseChange = Literal["acquired", "renewed", "taken_over"]
 Liveness = Callable[[LeaseHolder], "bool | None"]
 
 
-def verify_chain(events: Iterable[Event], head: tuple[int, str], runs: tuple[str, ...]) -> VerifyReport:
-    """Check seqs are 1..n, each event links to its predecessor and matches its hash, and the head is the last."""
-    checked, last_seq, last_hash = 0, 0, GENESIS
-    approvals, anchors, hashes = [], [], {}
+def verify_chain(events: Iterable[Event], head: tuple[int, str], runs: tuple[str, ...], *,
+                 start: tuple[int, str] = (0, GENESIS)) -> VerifyReport:
+    """Check seqs are 1..n, each event links to its predecessor and matches its hash, and the head is the last.
+
+    ``start``: a point (seq, hash) verified before; ``events`` are then the ones after it.
+    """
+    checked, (last_seq, last_hash) = 0, start
+    approvals, anchors, created, hashes = [], [], [], {}
     reported = set(runs)
     for event in events:
         checked += 1
@@ -39,8 +43,21 @@ def verify_chain(events: Iterable[Event], head: tuple[int, str], runs: tuple[str
                 approvals.append(event)
             elif event.kind == RunAnchored.KIND:
                 anchors.append(event)
+            elif event.kind == RunCreated.KIND:
+                created.append(event)
     reason = _head_fault(head, last_seq, last_hash)
-    return VerifyReport(checked, None, reason, runs, last_hash, tuple(approvals), tuple(anchors), hashes)
+    return VerifyReport(checked, None, reason, runs, last_hash, tuple(approvals), tuple(anchors), hashes,
+                        head_seq=last_seq, created=tuple(created))
+
+
+def since_fault(since: tuple[int, str], found: str | None) -> str:
+    """Why the event at a point verified before no longer holds that hash ("" when it does)."""
+    seq, digest = since
+    if found is None:
+        return f"event {seq}, verified before, is no longer in the journal"
+    if found != digest:
+        return f"event {seq} is not the one verified before: it was replaced"
+    return ""
 
 
 def _link_fault(event: Event, last_seq: int, last_hash: str) -> str:

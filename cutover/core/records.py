@@ -14,7 +14,7 @@ to nothing.
 Kinds::
 
     run_created        RunCreated(runbook, env, steps, window_end, kind, params, wave, programme_override, label,
-                                  claims?)
+                                  claims?, lab, allowed_signers_sha256)
     drive_started      DriveStarted(command)
     step_started       StepStarted(step, target, attempt)
     action_done        ActionDone(step, target, result)
@@ -260,6 +260,12 @@ class RunCreated(Record):
     # parameters declared `secret: true`: journalled in `params` as a digest, given again at each drive
     secret_params: tuple[str, ...] | None = None
     claims: Claims | None = None  # absent in runs created before claims: their wave stands for them
+    # Anchors fixed at creation, whatever project folder later commands run from: whether the
+    # run is a lab run (unsigned and auto approvals count only there) and the sha256 of the
+    # environment's allowed_signers (an approval is checked only against that file). A run
+    # journalled before they existed reads as not a lab, with no signers anchored.
+    lab: bool = False
+    allowed_signers_sha256: str | None = None
 
 
 @dataclass(frozen=True)

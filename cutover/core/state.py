@@ -120,6 +120,8 @@ class RunState:
     env: str = ""
     kind: str = "rehearsal"  # live (production inventory) or rehearsal
     label: str | None = None
+    lab: bool = False  # created as a lab run (fixed at creation: RunCreated.lab)
+    allowed_signers_sha256: str | None = None  # the signers fixed at creation; None in runs older than that
     params: dict[str, Any] = field(default_factory=dict)  # resolved runbook parameters, fixed at creation
     secret_params: tuple[str, ...] = ()  # those journalled as a digest (`secret: true`)
     wave_group: str | None = None  # the inventory group the run moves
@@ -235,6 +237,7 @@ def _run_created(state: RunState, p: r.RunCreated, e: Event) -> None:
     state.secret_params = tuple(p.secret_params or ())
     state.wave_group, state.wave_samus = (p.wave.group, p.wave.samus) if p.wave else (None, ())
     state.claims = p.claims if p.claims is not None else r.Claims(state.wave_samus)  # older runs: their wave
+    state.lab, state.allowed_signers_sha256 = p.lab, p.allowed_signers_sha256
     state.steps = list(p.steps)
     for info in state.steps:
         for key in info.keys():

@@ -18,7 +18,7 @@ from cutover.core.claims import check_claims
 from cutover.core.events import GENESIS, Event, LeaseHolder, VerifyReport, canonical_json, event_hash, utc_now
 from cutover.errors import CutoverError, InputError, NotFound
 from cutover.core.journal_rules import (STALE_AFTER, check_fence, decide_lease, lease_payload, lost_lease,
-                                        same_holder, takeover_reason, verify_chain)
+                                        same_holder, since_fault, takeover_reason, verify_chain)
 from cutover.leases import holder_alive
 
 RUN_CREATED = "run_created"
@@ -88,6 +88,19 @@ class InMemoryJournal:
             if run_id is not None and run_id not in known:
                 raise NotFound(f"no run {run_id} in the journal", hint="`cutover runs` lists the runs")
             return verify_chain(list(self._events), self._head, known if run_id is None else (run_id,))
+
+    def verify_since(self, since: tuple[int, str], run_id: str | None = None) -> VerifyReport:
+        with self._lock:
+            known = tuple(self.runs())
+            if run_id is not None and run_id not in known:
+                raise NotFound(f"no run {run_id} in the journal", hint="`cutover runs` lists the runs")
+            runs = known if run_id is None else (run_id,)
+            found = next((e.hash for e in self._events if e.seq == since[0]), None)
+            fault = since_fault(since, found)
+            if fault:
+                return VerifyReport(0, None, fault, runs)
+            later = [e for e in self._events if e.seq > since[0]]
+            return verify_chain(later, self._head, runs, start=since)
 
     def acquire_lease(self, run_id: str, holder: LeaseHolder, *, take_over: bool = False) -> int:
         with self._lock:

@@ -39,11 +39,12 @@ from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from cutover.chaincheck import VerifiedHeads, VerifiesSince, check_run_chain
 from cutover.core.events import Event, Journal
 from cutover.core.state import RunState, fold
 from cutover.core.steps import RunbookSpec
 from cutover.core.text import is_name, visible
-from cutover.errors import CutoverError, NotFound
+from cutover.errors import CutoverError, JournalCorrupt, NotFound
 from cutover.history import LiveForecasts
 from cutover.report import Evidence, render, report_data, shown
 from cutover.redact import redacted
@@ -89,6 +90,10 @@ class Snapshots:
     _latest: dict[str, Snapshot] = field(default_factory=dict)
     _forecasts: LiveForecasts = field(init=False)
     _specs: dict[str, RunbookSpec | None] = field(default_factory=dict)
+    # the chain is verified before a run is shown, as `cutover status` does: from the head verified at
+    # the previous change where the journal can (SQLite), otherwise once per run (a whole PostgreSQL chain)
+    _heads: VerifiedHeads = field(default_factory=lambda: VerifiedHeads(None))
+    _chain_checked: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self._forecasts = LiveForecasts(self.journal)
@@ -105,9 +110,16 @@ class Snapshots:
             if cached is not None and len(events) == len(cached.events) and clock - cached.forecast_at < self.forecast_s:
                 cached.taken_at = clock
                 return cached
+            if cached is None or len(events) != len(cached.events):
+                self._check_chain(run_id)
             snapshot = self._take(run_id, events, clock)
             self._latest[run_id] = snapshot
             return snapshot
+
+    def _check_chain(self, run_id: str) -> None:
+        if isinstance(self.journal, VerifiesSince) or run_id not in self._chain_checked:
+            check_run_chain(self.journal, run_id, self._heads, "board")
+            self._chain_checked.add(run_id)
 
     def _take(self, run_id: str, events: list[Event], clock: float) -> Snapshot:
         state = fold(events)
@@ -170,7 +182,7 @@ def create_app(journal: Journal, access: Access, *, report: ReportBuilder = defa
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     app = BoardApp(routes=routes, exception_handlers={HTTPException: pages.http_error, NotFound: pages.not_found,
-                                                      Exception: pages.server_error})
+                                                      JournalCorrupt: pages.broken_chain, Exception: pages.server_error})
     app.guard = lambda inner: Guard(inner, access, unauthorised_page=pages.login_page)
     return app
 
@@ -315,6 +327,9 @@ class _Pages:
         if status == 404:
             return self._error(request, 404, words(_lang(request))["unknown_page"])
         return Response(status_code=status, headers=getattr(exc, "headers", None))
+
+    async def broken_chain(self, request: Request, exc: Exception) -> Response:
+        return self._error(request, 500, words(_lang(request))["broken_chain"])
 
     async def server_error(self, request: Request, exc: Exception) -> Response:
         return self._error(request, 500, words(_lang(request))["server_error"])

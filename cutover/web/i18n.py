@@ -89,6 +89,10 @@ _WORDS: dict[str, tuple[str, str]] = {
     "unknown_page": ("Cette page n'existe pas.", "There is no such page."),
     "server_error": ("Erreur interne du tableau ; le journal n'est pas touché.",
                      "Internal error of the board; the journal is untouched."),
+    "broken_chain": ("La chaîne de hachage du journal est rompue : le tableau n'affiche plus cette bascule. "
+                     "`cutover journal verify` nomme le premier événement altéré.",
+                     "The journal's hash chain is broken: the board no longer shows this run. "
+                     "`cutover journal verify` names the first bad event."),
     "login": ("Connexion au tableau", "Board sign-in"),
     "token": ("Jeton d'accès", "Access token"),
     "sign_in": ("Entrer", "Sign in"),

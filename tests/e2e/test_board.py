@@ -9,6 +9,7 @@ fetch nothing from anywhere but the board's own server.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import signal
@@ -17,10 +18,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
+from urllib.request import urlopen
 
 import pytest
 
-from tests.e2e.conftest import REPO
+from tests.e2e.conftest import REPO, Project
 from tests.e2e.test_night import Lab, _lab
 
 pytestmark = pytest.mark.e2e
@@ -148,3 +150,49 @@ def test_a_browser_signs_in_with_the_token_and_keeps_only_a_cookie_that_is_not_t
     assert cookies[COOKIE]["httpOnly"] and cookies[COOKIE]["sameSite"] == "Strict"
     assert TOKEN not in cookies[COOKIE]["value"]
     assert not [url for url in urls if TOKEN in url]  # the token never travelled in a URL
+
+
+STEPPED = """name: stepped
+steps:
+  - id: go
+    kind: gate
+    approvers:
+      - {name: Claire Martin, role: change_manager}
+""" + "".join(f"""  - id: step-{n}
+    kind: command
+    run: "true"
+    rollback: {{run: "true"}}
+""" for n in range(1, 4))
+
+
+def test_the_board_stays_live_after_its_report_is_opened_while_other_processes_drive_the_run(project: Project):
+    """Defect: fetching the report opened journal.db a second time in the board's process; closing it dropped
+    the board's read locks, the next `cutover` process to close deleted the WAL under it, and the board went
+    stale, then 500 "database disk image is malformed"."""
+    project.write_runbook("stepped", STEPPED)
+    project.cutover("run", "stepped", "--env", "lab", "--run-id", "s1", check=3)  # waits at its go/no-go
+    server = project.spawn("serve", "--bind", "127.0.0.1:0")
+    try:
+        line = server.stdout.readline() if server.stdout else ""
+        found = re.search(r"http://127\.0\.0\.1:\d+/", line)
+        assert found is not None, line
+        base = found.group(0)
+        assert _get(base + "api/runs/s1")["state"] == "paused"
+        with urlopen(base + "runs/s1/report", timeout=30) as answer:
+            assert answer.status == 200 and b"s1" in answer.read()
+        # each command below is a process that opens the journal and closes it, the last one out
+        for step in range(1, 4):
+            project.cutover("resume", "s1", "--auto-approve", "lab-bot", "--until", f"step-{step}",
+                            check=0 if step == 3 else 3)
+            time.sleep(1.1)  # past the board's poll period, so it re-reads the journal each time
+            status = _get(base + "api/runs/s1")
+            assert len(status["rollback_points"]) == step + 1, (step, status["state"], status["rollback_points"])
+        assert status["state"] == "completed"
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=15)
+
+
+def _get(url: str) -> dict:
+    with urlopen(url, timeout=30) as answer:
+        return json.loads(answer.read())

@@ -238,15 +238,6 @@ def test_a_gate_pauses_until_its_quorum_and_roles_approve(journal):
         ("marc", "medical team ready", "claire"), ("claire", "go", "claire")]
 
 
-def test_outside_a_lab_an_unsigned_approval_is_refused_and_nothing_is_journalled(journal):
-    start(journal)
-    assert drive(journal, ScriptedExecutor(), options=DriveOptions()) is RunStatus.PAUSED
-    before = len(journal.events("r1"))
-    with pytest.raises(InputError, match="must be signed"):
-        approve_gate(journal, "r1", "go", Approval("marc", "ready"), tiny_inventory(lab=False))
-    assert len(journal.events("r1")) == before
-
-
 def test_an_interactive_prompt_approves_a_gate(journal):
     asked = []
 
