@@ -13,7 +13,8 @@ to nothing.
 
 Kinds::
 
-    run_created        RunCreated(runbook, env, steps, window_end, kind, params, wave, programme_override, label)
+    run_created        RunCreated(runbook, env, steps, window_end, kind, params, wave, programme_override, label,
+                                  secret_params?, auto_approve?, window_risk?)
     drive_started      DriveStarted(command)
     step_started       StepStarted(step, target, attempt)
     action_done        ActionDone(step, target, result)
@@ -234,6 +235,8 @@ class RunCreated(Record):
     label: str | None = None  # e.g. "répétition 3": how people name a rehearsal
     # parameters declared `secret: true`: journalled in `params` as a digest, given again at each drive
     secret_params: tuple[str, ...] | None = None
+    auto_approve: str | None = None  # a lab run's `--auto-approve NAME`: `resume` approves as NAME too
+    window_risk: str | None = None  # `--accept-window-risk REASON`, with the risk it accepted
 
 
 @dataclass(frozen=True)
