@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -24,6 +25,21 @@ CUTOVER = str(Path(sys.executable).parent / "cutover")
 RUNBOOK = "bigbang"
 APPROVER = "lab-demo"
 SETTLE_SECONDS = 3.0  # traffic before the night starts and after it ends, so both edges are covered
+
+
+def typed_command(cutover_path: str = CUTOVER) -> str:
+    """How to type `cutover` in this shell: its bare name if PATH finds this one, else its path from here.
+
+    `make night` does not activate the virtual environment, so a bare `cutover` is
+    usually not found (exit 127): the commands printed at the end must work as printed.
+    """
+    found = shutil.which("cutover")
+    if found and Path(found).resolve() == Path(cutover_path).resolve():
+        return "cutover"
+    try:
+        return str(Path(cutover_path).relative_to(Path.cwd()))
+    except ValueError:
+        return cutover_path
 
 
 def cutover(*args: str, capture: bool = False) -> subprocess.CompletedProcess[str]:
@@ -84,7 +100,10 @@ def main() -> int:
         console.print(written.stdout.strip() if written.returncode == 0 else f"[red]report failed: {written.stderr}")
     finally:
         cutover("lab", "down")
-    console.print(f"[dim]journal: `cutover status {run_id}`, `cutover journal verify {run_id}`[/]")
+    command = typed_command()
+    console.print(f"[dim]journal: `{command} status {run_id}`, `{command} journal verify {run_id}`[/]")
+    if command != "cutover":
+        console.print(f"[dim](or `. {Path(command).parent}/activate` first, then `cutover ...`)[/]")
     return 0 if success else 1
 
 

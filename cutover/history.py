@@ -199,3 +199,34 @@ def live_forecast(journal: Journal, state: RunState, *, now: datetime, samples: 
     return {"end_p50": ahead["end"]["p50"], "end_p90": ahead["end"]["p90"], "pnr_deadline": pnr_deadline,
             "source": ahead["source"], "spread_known": ahead["spread_known"],
             "left_out": selection.left_out_json()}
+
+
+def window_risk(journal: Journal, loaded: LoadedRunbook, inventory: Inventory, window_end: str, *,
+                now: datetime) -> str | None:
+    """Why a night started ``now`` would not fit a window ending at ``window_end``, or None if it fits.
+
+    A window end in the past is a typo more often than a choice (a wrong date or
+    offset at 3 a.m.); one before the forecast's P90 end means a night more
+    likely than not to be cut short by its own window checks.
+    """
+    end = datetime.fromisoformat(window_end)
+    if end <= now:
+        return f"the window end ({window_end}) is {_how_long((now - end).total_seconds())} ago"
+    outlook = forecast_json(journal, loaded, inventory, from_env=None, last=None, start=now, window_end=end,
+                            samples=1000)
+    p90 = datetime.fromisoformat(outlook["end"]["p90"])
+    if end < p90:
+        runs = outlook.get("runs") or []
+        source = f"{len(runs)} measured run(s)" if runs else "the runbook's expected durations"
+        return (f"the window end ({window_end}) is {_how_long((p90 - end).total_seconds())} before the forecast's "
+                f"P90 end ({p90.isoformat(timespec='seconds')}, from {source})")
+    return None
+
+
+def _how_long(seconds: float) -> str:
+    """7 h, 40 min, 12 s: the size of a gap as a person says it."""
+    if seconds >= 5400:
+        return f"{seconds / 3600:.0f} h"
+    if seconds >= 90:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds:.0f} s"

@@ -22,7 +22,7 @@ from cutover.anchors import anchor_run
 from cutover.blast import run_claims, step_reaches
 from cutover.approvals import SignedApproval, allowed_signers_path, check_signed, signers_content, signers_digest
 from cutover.core.actions import Executor, Target
-from cutover.core.engine import Approval, DriveOptions, Engine, approval_record, gate_satisfied
+from cutover.core.engine import Approval, DriveOptions, Engine, approval_record, gate_satisfied, steps_after
 from cutover.core import records as r
 from cutover.core.events import Event, Journal, LeaseHolder
 from cutover.core.journal_rules import lease_staleness
@@ -66,11 +66,14 @@ def check_run_id(run_id: str) -> str:
 
 def create_run(journal: Journal, loaded: LoadedRunbook, inventory: Inventory, *, run_id: str,
                window_end: str | None = None, project_dir: Path | None = None,
-               override_programme: str | None = None, label: str | None = None) -> None:
+               override_programme: str | None = None, label: str | None = None, auto_approve: str | None = None,
+               window_risk: str | None = None) -> None:
     """Validate against the inventory, freeze the plan, and journal the run's creation with its claims.
 
     The journal refuses the creation (ClaimHeld, exit 6) while an unfinished run
     holds any SAMU or partition this one can reach: one night per SAMU.
+    ``auto_approve``: a lab run's approver for every gate, kept so that `resume` approves as it too.
+    ``window_risk``: the reason the operator accepted a window that the night may not fit, and that risk.
     """
     check_run_id(run_id)
     if run_id in journal.runs():
@@ -94,7 +97,8 @@ def create_run(journal: Journal, loaded: LoadedRunbook, inventory: Inventory, *,
         env=inventory.name, steps=steps, window_end=end, kind=inventory.run_kind, params=params, wave=wave,
         programme_override=override, label=redact(label) if label else label, secret_params=secret or None,
         claims=run_claims(reaches, wave.samus if wave else ()),
-        lab=inventory.is_lab, allowed_signers_sha256=signers_digest(allowed_signers_path(inventory.path)))
+        lab=inventory.is_lab, allowed_signers_sha256=signers_digest(allowed_signers_path(inventory.path)),
+        auto_approve=auto_approve, window_risk=redact(window_risk) if window_risk else None)
     journal.create_run(run_id, created.to_payload())
 
 
@@ -200,6 +204,16 @@ def _secret_values(state: RunState, given: Mapping[str, str] | None) -> dict[str
         raise InputError(f"secret parameter(s) {', '.join(wrong)} differ from the value(s) run {state.run_id} "
                          "was created with", hint=f"give the same values: {again}")
     return values
+
+
+def auto_approver(state: RunState, inventory: Inventory, given: str | None) -> str | None:
+    """Who approves a resumed run's gates automatically: as given, else as the lab run was created with.
+
+    The journalled one counts only for a run created as a lab run (its marker is fixed at creation).
+    """
+    if given is not None:
+        return given
+    return state.auto_approve if state.lab else None
 
 
 def check_auto_approve(inventory: Inventory, name: str | None, state: RunState | None = None) -> None:
@@ -355,7 +369,8 @@ class Place:
 
 def start_run(journal: Journal, loaded: LoadedRunbook, inventory: Inventory, place: Place, options: DriveOptions, *,
               run_id: str, window_end: str | None = None, override_programme: str | None = None,
-              label: str | None = None, heartbeat: float = HEARTBEAT_SECONDS, engine_ready: Any = None,
+              label: str | None = None, window_risk: str | None = None,
+              heartbeat: float = HEARTBEAT_SECONDS, engine_ready: Any = None,
               created: Callable[[str], None] = lambda _: None, notifier: Notifier | None = None) -> RunStatus:
     """`cutover run`: executors built and checked, the run created, driven under its lease, executors closed."""
     spec = to_spec(loaded.runbook)
@@ -365,7 +380,8 @@ def start_run(journal: Journal, loaded: LoadedRunbook, inventory: Inventory, pla
     with open_executors(place.project_dir, inventory, place.state_dir, spec,
                         secrets=options.secret_params.values()) as executors:
         create_run(journal, loaded, inventory, run_id=run_id, window_end=window_end, project_dir=place.project_dir,
-                   override_programme=override_programme, label=label)
+                   override_programme=override_programme, label=label, auto_approve=options.auto_approve,
+                   window_risk=window_risk)
         created(run_id)
         return drive_run(journal, run_id, executors, options, command="run", engine_ready=engine_ready,
                          heartbeat=heartbeat, notifier=notifier)
@@ -427,6 +443,14 @@ class _LostLease:
 
 
 def check_rollback_allowed(state: RunState, to: str | None) -> None:
+    """Refuse, before anything changes, a rollback that would rewrite a committed night or undo nothing.
+
+    Past the point of no return the night is committed: a completed run that
+    passed it is never rolled back, and a run under way only back to the PNR
+    itself (undoing what followed it), never to a step after it. A completed
+    run is never relabelled rolled back when no step after ``to`` has an
+    effect to undo.
+    """
     ids = [s.id for s in state.steps]
     if to is not None and to not in ids:
         raise NotFound(f"run {state.run_id} has no step {to!r}", hint=f"steps: {', '.join(ids)}")
@@ -434,10 +458,22 @@ def check_rollback_allowed(state: RunState, to: str | None) -> None:
         raise InputError(f"{to!r} is not a rollback point of run {state.run_id}",
                          hint=f"rollback points: {', '.join(state.completed) or 'none yet'}")
     pnr = state.point_of_no_return_passed
+    if pnr is not None and state.status is RunStatus.COMPLETED:
+        raise InputError(f"run {state.run_id} completed past its point of no return ({pnr}): it is committed, "
+                         "and rolling it back is refused; nothing was changed",
+                         hint="put things right forward, with a new run")
     if pnr is not None and (to is None or ids.index(to) < ids.index(pnr)):
         raise InputError(
-            f"the point of no return ({pnr}) has been passed: rolling back before it is refused",
-            hint=f"roll back to {pnr} or a later rollback point: `cutover rollback {state.run_id} --to {pnr}`")
+            f"the point of no return ({pnr}) has been passed: rolling back before it is refused; nothing was changed",
+            hint=f"roll back to the point of no return itself: `cutover rollback {state.run_id} --to {pnr}`")
+    if pnr is not None and to is not None and ids.index(to) > ids.index(pnr):
+        raise InputError(
+            f"{to} comes after the point of no return ({pnr}): rolling back to it is refused; nothing was changed",
+            hint=f"past the point of no return, only `cutover rollback {state.run_id} --to {pnr}` undoes what followed it")
+    if state.status is RunStatus.COMPLETED and not any(
+            info.has_rollback and info.id in state.completed for info in steps_after(state, to)):
+        raise InputError(f"run {state.run_id} is completed and no step after {to or 'its start'} has an effect to "
+                         "undo: a rollback would only relabel it; nothing was changed")
 
 
 def open_gate(state: RunState, step_id: str, approver: str) -> tuple[GateStep, Approver]:

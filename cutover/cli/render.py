@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -30,14 +31,33 @@ RUN_STYLE = {RunStatus.RUNNING: "yellow", RunStatus.PAUSED: "magenta", RunStatus
              RunStatus.FAILED: "red", RunStatus.ROLLED_BACK: "cyan", RunStatus.ABANDONED: "dim"}
 
 
-def status_board(state: RunState, now: datetime | None = None, outlook: dict[str, Any] | None = None) -> Group:
+def status_board(state: RunState, now: datetime | None = None, outlook: dict[str, Any] | None = None,
+                 next_move: str | None = None) -> Group:
     """SAMUs (rows) x steps (columns), with the run's header: the live view and `cutover status`.
 
     ``outlook`` is the measured forecast of the rest of the run (``history.live_forecast``);
-    without one, the runbook's expected durations give the predicted end.
+    without one, the runbook's expected durations give the predicted end. The grid's
+    columns are the steps' numbers, listed with their ids and titles above it, so a
+    night of a dozen steps fits an 80-column terminal. ``next_move``: the command that
+    moves a stopped run on (``core.guidance``).
     """
     now = now or datetime.now(timezone.utc)
-    return Group(_header(state, now, outlook), _grid(state, backup_mode_seconds(state, now)), _footer(state))
+    return Group(_header(state, now, outlook), _steps(state), _grid(state, backup_mode_seconds(state, now)),
+                 _footer(state, next_move))
+
+
+def _steps(state: RunState) -> Table:
+    """Each step: its number (the grid's column), id (what approve, --until and --to take), state and title."""
+    table = Table.grid(padding=(0, 1))
+    table.add_column(justify="right", no_wrap=True)
+    table.add_column(no_wrap=True)
+    table.add_column(no_wrap=True)
+    table.add_column(overflow="fold")
+    for number, info in enumerate(state.steps, start=1):
+        symbol, style = STYLE[state.step_status(info.id)]
+        title = info.title if info.title and info.title != info.id else ""
+        table.add_row(str(number), Text(symbol, style=style), Text(info.id, style="bold"), title)
+    return table
 
 
 def _header(state: RunState, now: datetime, measured: dict[str, Any] | None = None) -> Text:
@@ -77,8 +97,8 @@ def _grid(state: RunState, in_backup: dict[str, float]) -> Table:
     table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
     table.add_column("target", no_wrap=True)
     table.add_column("in backup", justify="right", no_wrap=True)
-    for info in state.steps:
-        table.add_column(info.id, justify="center", no_wrap=True)
+    for number, _ in enumerate(state.steps, start=1):
+        table.add_column(str(number), justify="center", no_wrap=True)
     rows: list[str | None] = [None]
     for info in state.steps:
         for target in info.targets or ():
@@ -98,12 +118,14 @@ def _grid(state: RunState, in_backup: dict[str, float]) -> Table:
     return table
 
 
-def _footer(state: RunState) -> Text:
+def _footer(state: RunState, next_move: str | None = None) -> Text:
     text = Text()
     if state.pause_reason:
         text.append(f"{state.status.value}: {state.pause_reason}", style=RUN_STYLE[state.status])
         if state.pause_detail:
             text.append(f" — {state.pause_detail}")
+    if next_move:
+        text.append(f"\nnext: {next_move}", style="bold")
     if state.notifications_undelivered or state.notifications_retrying:
         undelivered = state.notifications_undelivered
         text.append(f"\nnotifications: {state.notifications_sent} sent, {state.notifications_retrying} failed attempt(s), "
@@ -189,3 +211,72 @@ def print_plain(console: Console) -> Callable[[Event], None]:
             stream.flush()
 
     return show
+
+
+# ---------------------------------------------------------------------- plans and lists of runs
+
+
+@dataclass(frozen=True)
+class PlanEntry:
+    """One planned step as `cutover plan` shows it."""
+
+    id: str
+    title: str
+    kind: str
+    targets: str
+    action: str
+    verify: str
+    rollback: str
+    affects: str
+
+
+def plan_view(title: str, entries: list[PlanEntry]) -> Group:
+    """Each step as a short block (number, id, title; then what it does, one fact a line).
+
+    A table of eight columns is unreadable below ~160 columns; blocks wrap in
+    the value column at any width, 80 included.
+    """
+    blocks: list[Any] = [Text(title, style="bold")]
+    for number, entry in enumerate(entries, start=1):
+        head = Text(f"{number:>2} ")
+        head.append(entry.id, style="bold")
+        if entry.title and entry.title != entry.id:
+            head.append(f"  {entry.title}")
+        facts = Table.grid(padding=(0, 1))
+        facts.add_column(no_wrap=True, min_width=3)
+        facts.add_column(style="dim", no_wrap=True)
+        facts.add_column(overflow="fold")
+        for label, value in (("kind", entry.kind), ("targets", entry.targets), ("action", entry.action),
+                             ("verify", entry.verify), ("rollback", entry.rollback), ("can affect", entry.affects)):
+            facts.add_row("", label, value)
+        blocks += [head, facts]
+    return Group(*blocks)
+
+
+WIDE = 120  # columns from which `runs` shows every column
+
+
+def runs_view(rows: list[dict[str, Any]], *, width: int) -> Table:
+    """The runs, oldest first: every column on a wide terminal; below ``WIDE``, the ones that tell runs apart.
+
+    The run id is never cut: it is what every other command takes. ``--json`` has every field.
+    """
+    table = Table(header_style="bold", box=None, pad_edge=False)
+    table.add_column("run", no_wrap=True)
+    table.add_column("label", overflow="fold")
+    wide = width >= WIDE
+    if wide:
+        for column in ("runbook", "env", "kind"):
+            table.add_column(column)
+    else:
+        table.add_column("runbook", overflow="fold")
+    table.add_column("state", no_wrap=True)
+    table.add_column("started", no_wrap=True)
+    if wide:
+        table.add_column("finished", no_wrap=True)
+    for row in rows:
+        started = row["started_at"][:16].replace("T", " ")
+        what = [row["runbook"], row["env"], row["kind"]] if wide else [f"{row['runbook']} on {row['env']}"]
+        finished = [(row["finished_at"] or "")[:16].replace("T", " ")] if wide else []
+        table.add_row(row["run_id"], row["label"] or "", *what, row["state"], started, *finished)
+    return table

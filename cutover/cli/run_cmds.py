@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 import time
 from datetime import datetime, timezone
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from cutover.cli.app import App, pass_app
-from cutover.cli.render import print_plain, status_board
-from cutover.core.engine import Approval, DriveOptions, Engine
+from cutover.cli.confirm import YES_OPTION, confirm_by_run_id
+from cutover.cli.render import PlanEntry, plan_view, print_plain, runs_view, status_board
+from cutover.cli.terminal import LiveBoard, answerable
+from cutover.core.engine import Approval, DriveOptions
+from cutover.core.guidance import next_move
 from cutover.planning import plan_cutover, to_spec
 from cutover.core.state import RunState, RunStatus
 from cutover.blast import StepReach, step_reaches
@@ -29,14 +33,14 @@ from cutover.core.events import VerifyReport
 from cutover.journal import open_journal_url, verify_journal_file
 from cutover.pgjournal import STALL_BOUND
 from cutover.transfer import export_lines, import_lines
-from cutover.history import LiveForecasts, live_forecast, measured_p90s
+from cutover.history import LiveForecasts, live_forecast, measured_p90s, window_risk
 from cutover.programme import environment_runs, positions, programme_json
-from cutover.core.steps import GateStep
+from cutover.core.steps import GateStep, RunbookSpec
 from cutover.runbook import LoadedRunbook, check_against, load_runbook
-from cutover.runs import (EXIT_FOR_STATUS, Decision, Place, abandon_run, approve_gate, check_abandon_allowed,
-                          check_auto_approve, check_run_id, gate_is_satisfied, load_run, new_run_id, open_gate,
-                          resume_run, roll_back_run, runs_json, start_run,
-                          status_json, verified, wait_as_standby)
+from cutover.runs import (EXIT_FOR_STATUS, Decision, Place, abandon_run, approve_gate, auto_approver,
+                          check_abandon_allowed, check_auto_approve, check_rollback_allowed, check_run_id,
+                          gate_is_satisfied, load_run, new_run_id, open_gate, resume_run, roll_back_run, runbook_of,
+                          runs_json, start_run, status_json, verified, wait_as_standby)
 from cutover.anchors import AnchorCheck, check_anchors, check_key, signers_for_runs
 from cutover.approvals import AuditFinding, SignedApproval, audit, lab_runs, reverify, sign_for
 from cutover.chaincheck import HEADS_FILE, VerifiedHeads, VerifiesSince, check_run_chain
@@ -59,7 +63,6 @@ class WindowEnd(click.ParamType):
         return parsed.isoformat()
 
 
-FORECAST_REFRESH_S = 5.0
 ENV_HELP = "Environment: inventories/ENV/ in the project folder (or a path to an inventory folder)."
 
 
@@ -176,23 +179,22 @@ def plan(app: App, runbook: str, env: str, as_json: bool, params: tuple[str, ...
     title = f"{loaded.runbook.name} on {inventory.name}"
     if loaded.params:
         title += " (" + ", ".join(f"{k}={v}" for k, v in loaded.shown_params.items()) + ")"
-    table = Table(title=title, header_style="bold")
-    for column in ("#", "step", "kind", "targets", "action", "verify", "rollback", "can affect"):
-        table.add_column(column, overflow="fold")
-    for index, planned in enumerate(steps, start=1):
-        info, step = planned.info, planned.step
-        targets = ", ".join(info.targets) if info.targets is not None else "controller"
-        if isinstance(step, GateStep):
-            action = f"go/no-go: quorum {step.quorum} of " + ", ".join(a.name for a in step.approvers)
-            rollback, verify = ("POINT OF NO RETURN" if step.point_of_no_return else "-"), "-"
-        else:
-            action = step.action.describe()
-            rollback = step.rollback.describe() if step.rollback else f"none: {step.rollback_reason}"
-            verify = step.verify.describe() if step.verify else "-"
-        table.add_row(str(index), info.title, info.kind, targets, action, verify, rollback,
-                      _affects_text(reaches.get(info.id), inventory))
-    app.console.print(table)
+    app.console.print(plan_view(f"{title}: {len(steps)} steps", [_plan_entry(p, reaches, inventory) for p in steps]))
     return ExitCode.OK
+
+
+def _plan_entry(planned: Any, reaches: dict[str, StepReach], inventory: Inventory) -> PlanEntry:
+    info, step = planned.info, planned.step
+    targets = ", ".join(info.targets) if info.targets is not None else "controller"
+    if isinstance(step, GateStep):
+        action = f"go/no-go: quorum {step.quorum} of " + ", ".join(a.label for a in step.approvers)
+        rollback, verify = ("POINT OF NO RETURN" if step.point_of_no_return else "-"), "-"
+    else:
+        action = step.action.describe()
+        rollback = step.rollback.describe() if step.rollback else f"none: {step.rollback_reason}"
+        verify = step.verify.describe() if step.verify else "-"
+    return PlanEntry(info.id, info.title, info.kind, targets, action, verify, rollback,
+                     _affects_text(reaches.get(info.id), inventory))
 
 
 def _affects_json(reaches: dict[str, StepReach], step_id: str, inventory: Inventory) -> dict[str, Any] | None:
@@ -219,7 +221,8 @@ def _drive_options(app: App, inventory: Inventory, *, auto_approve: str | None,
                    override_window: str | None, plain: bool, until: str | None = None,
                    measured: tuple[dict[str, float], dict[str, float]] = ({}, {}),
                    signing: tuple[Any, str] | None = None, secret_params: tuple[str, ...] = (),
-                   run: RunState | None = None) -> DriveOptions:
+                   run: RunState | None = None, board: LiveBoard | None = None,
+                   gate_timeout: float = 0) -> DriveOptions:
     """``signing``: the journal and run id a terminal approval's statement is signed against.
 
     ``run``: the run being resumed, whose lab marker (fixed at its creation) decides, not the inventory's.
@@ -228,7 +231,7 @@ def _drive_options(app: App, inventory: Inventory, *, auto_approve: str | None,
     lab = run.lab if run is not None else inventory.is_lab
     prompt = None
     if signing is not None and not auto_approve and sys.stdin.isatty():
-        prompt = _terminal_prompt(app, inventory, lab, *signing)
+        prompt = _terminal_prompt(app, inventory, lab, *signing, board=board, timeout=gate_timeout)
     anchor_key = str(check_key(app.project_path(app.anchor_key))) if app.anchor_key else None
     return DriveOptions(auto_approve=auto_approve, prompt=prompt, override_window=override_window, until=until,
                         on_event=print_plain(app.console) if plain else None, anchor_key=anchor_key,
@@ -236,9 +239,13 @@ def _drive_options(app: App, inventory: Inventory, *, auto_approve: str | None,
                         measured_p90=measured[0], measured_rollback_p90=measured[1])
 
 
-def _terminal_prompt(app: App, inventory: Inventory, lab: bool, journal: Any,
-                     run_id: str) -> Callable[[GateStep, Any], Approval | None]:
+def _terminal_prompt(app: App, inventory: Inventory, lab: bool, journal: Any, run_id: str, *,
+                     board: LiveBoard | None, timeout: float) -> Callable[[GateStep, Any], Approval | None]:
     def ask(step: GateStep, approved: Any) -> Approval | None:
+        with (board.aside() if board else nullcontext()), answerable(step, timeout):
+            return _ask(step, approved)
+
+    def _ask(step: GateStep, approved: Any) -> Approval | None:
         app.console.print(f"\n[bold]go/no-go: {escape(step.label)}[/]" + (f" — {escape(step.question)}" if step.question else ""))
         if step.point_of_no_return:
             app.console.print("[bold red]this is the POINT OF NO RETURN: after it, rollback to earlier steps is refused[/]")
@@ -277,30 +284,11 @@ def _signed_at_terminal(app: App, inventory: Inventory, journal: Any, run_id: st
                 return None
 
 
-@contextmanager
-def _display_run(app: App, journal: Any) -> Iterator[Callable[[Engine], None]]:
-    """A live board on a terminal; plain lines (set up in the options) otherwise."""
-    if not app.console.is_terminal:
-        yield lambda engine: None
-        return
-    engines: list[Engine] = []
-    forecasts = LiveForecasts(journal)
-    outlook: dict[str, Any] = {"at": 0.0, "forecast": None}
-
-    def board() -> Any:
-        if not engines:
-            return "starting..."
-        engine = engines[0]
-        if time.monotonic() - outlook["at"] > FORECAST_REFRESH_S:  # the board redraws 4 times a second
-            outlook["at"] = time.monotonic()
-            try:
-                outlook["forecast"] = forecasts.of(engine.state, now=datetime.now(timezone.utc))
-            except Exception:  # noqa: BLE001 - the board must never stop the night; the expected durations remain
-                outlook["forecast"] = None
-        return status_board(engine.state, outlook=outlook["forecast"])
-
-    with Live(get_renderable=board, console=app.console, refresh_per_second=4, transient=False):
-        yield engines.append
+GATE_TIMEOUT_OPTION = click.option(
+    "--gate-timeout", type=click.FloatRange(min=1), default=1800.0, show_default=True, metavar="SECONDS",
+    envvar="CUTOVER_GATE_TIMEOUT",
+    help="On a terminal: how long a gate's prompt waits for an answer before the run pauses at the gate "
+         "(then approve it with `cutover approve`).")
 
 
 NOTIFY_OPTION = click.option(
@@ -323,25 +311,34 @@ def _place(app: App) -> Place:
     return Place(app.project_dir, app.ensure_state_dir())
 
 
-def _finish(app: App, run_id: str, status: RunStatus) -> int:
+def _finish(app: App, run_id: str, status: RunStatus, inventory: Inventory) -> int:
+    """The run's outcome, why it stopped, and the command that moves it on."""
+    state = _stopped(app, run_id, status)
+    detail = state.pause_detail if state is not None else None
     if not app.console.is_terminal:
-        detail = _why_stopped(app, run_id, status)
         app.console.print(f"run {run_id}: {status.value}" + (f" ({escape(detail)})" if detail else ""))
     else:
-        app.console.print(f"run [bold]{run_id}[/]: {status.value}")
-    hints = {RunStatus.PAUSED: f"continue with `cutover resume {run_id}` (or `cutover rollback {run_id}`)",
-             RunStatus.FAILED: f"fix the cause, then `cutover resume {run_id}`, or `cutover rollback {run_id}`"}
-    if status in hints:
-        app.console.print(f"[dim]next: {escape(hints[status])}[/]")
+        app.console.print(f"run [bold]{run_id}[/]: {status.value}" + (f" ({escape(detail)})" if detail else ""))
+    move = next_move(state, _spec_of(state), signed=not inventory.is_lab) if state is not None else None
+    if move:
+        app.console.print(f"[dim]next: {escape(move)}[/]")
     return EXIT_FOR_STATUS[status]
 
 
-def _why_stopped(app: App, run_id: str, status: RunStatus) -> str:
-    """Why the run paused or failed, from its journal (read again only then: a long run's fold is not free)."""
+def _stopped(app: App, run_id: str, status: RunStatus) -> RunState | None:
+    """The run as it stopped, paused or failed, from its journal (read again only then: a long run's fold is not free)."""
     if status not in (RunStatus.PAUSED, RunStatus.FAILED):
-        return ""
+        return None
     with open_journal(app) as journal:
-        return load_run(journal, run_id).pause_detail or ""
+        return load_run(journal, run_id)
+
+
+def _spec_of(state: RunState) -> RunbookSpec | None:
+    """The run's runbook for its gates' approvers; None for a journal whose runbook no longer parses."""
+    try:
+        return runbook_of(state)
+    except CutoverError:
+        return None
 
 
 @click.command()
@@ -357,10 +354,14 @@ def _why_stopped(app: App, run_id: str, status: RunStatus) -> str:
 @click.option("--override-programme", metavar="REASON", default=None,
               help="Move SAMUs a live run already put on the cloud (journalled).")
 @click.option("--label", default=None, help='What people call this run, e.g. "répétition 3" (journalled).')
+@click.option("--accept-window-risk", metavar="REASON", default=None,
+              help="Start even though the window's end is past or before the forecast's P90 end (journalled).")
+@GATE_TIMEOUT_OPTION
 @pass_app
 def run(app: App, runbook: str, env: str, run_id: str | None, auto_approve: str | None,
         window_end: str | None, override_window: str | None, until: str | None, params: tuple[str, ...],
-        notify: str, override_programme: str | None, label: str | None) -> int:
+        notify: str, override_programme: str | None, label: str | None, accept_window_risk: str | None,
+        gate_timeout: float) -> int:
     """Execute RUNBOOK on ENV: checkpointed steps, gates, a rollback point after each step."""
     if run_id is not None:
         check_run_id(run_id)  # a name (it becomes file names and URLs), refused before anything is read
@@ -370,16 +371,33 @@ def run(app: App, runbook: str, env: str, run_id: str | None, auto_approve: str 
     def created(run: str) -> None:
         app.console.print(f"run [bold]{run}[/] created ({len(loaded.runbook.steps)} steps, env {inventory.name})")
 
-    with open_journal(app) as journal, _display_run(app, journal) as ready:
+    with open_journal(app) as journal:
+        risk = _window_risk_accepted(journal, loaded, inventory, window_end, accept_window_risk)
+        board = LiveBoard(app, journal)
         options = _drive_options(app, inventory, auto_approve=auto_approve, override_window=override_window,
                                  plain=not app.console.is_terminal, until=until,
                                  measured=measured_p90s(journal, loaded.runbook.name, inventory.name),
-                                 signing=(journal, run_id))
-        status = start_run(journal, loaded, inventory, _place(app), options, run_id=run_id, window_end=window_end,
-                           override_programme=override_programme, label=label, heartbeat=app.lease_ttl / 3,
-                           engine_ready=ready, created=created,
-                           notifier=_notifier(inventory, notify, journal, run_id))
-    return _finish(app, run_id, status)
+                                 signing=(journal, run_id), board=board, gate_timeout=gate_timeout)
+        with board.shown() as ready:
+            status = start_run(journal, loaded, inventory, _place(app), options, run_id=run_id,
+                               window_end=window_end, override_programme=override_programme, label=label,
+                               window_risk=risk, heartbeat=app.lease_ttl / 3, engine_ready=ready, created=created,
+                               notifier=_notifier(inventory, notify, journal, run_id))
+    return _finish(app, run_id, status, inventory)
+
+
+def _window_risk_accepted(journal: Any, loaded: LoadedRunbook, inventory: Inventory, window_end: str | None,
+                          accepted: str | None) -> str | None:
+    """Refuse a window the night cannot fit (exit 2), unless the operator accepts the risk: then what to journal."""
+    end = window_end or (loaded.runbook.window.end if loaded.runbook.window else None)
+    risk = window_risk(journal, loaded, inventory, end, now=datetime.now(timezone.utc)) if end else None
+    if risk is None:
+        return None
+    if not accepted:
+        raise InputError(f"{risk}; nothing was started",
+                         hint="give the night's real window with --window-end ISO, or start anyway with "
+                              "--accept-window-risk REASON (journalled)")
+    return f"{accepted} ({risk})"
 
 
 @click.command()
@@ -396,51 +414,69 @@ def run(app: App, runbook: str, env: str, run_id: str | None, auto_approve: str 
               help="Wait while another controller drives RUN_ID; take over when it is gone (journalled), then drive.")
 @SECRET_PARAM_OPTION
 @NOTIFY_OPTION
+@GATE_TIMEOUT_OPTION
 @pass_app
 def resume(app: App, run_id: str, auto_approve: str | None, take_over: bool, mark_done: tuple[str, ...],
            rerun: tuple[str, ...], exclude: tuple[str, ...], override_window: str | None, until: str | None,
-           standby: bool, params: tuple[str, ...], notify: str) -> int:
+           standby: bool, params: tuple[str, ...], notify: str, gate_timeout: float) -> int:
     """Continue RUN_ID from its journal: after a pause, a failure, an approval or a crash."""
     decisions = tuple(Decision.parse(d, "done") for d in mark_done) + tuple(Decision.parse(d, "rerun") for d in rerun)
     with open_journal(app) as journal:
         if standby:
             tell = (lambda line: app.err.print(escape(line)))
             if not wait_as_standby(journal, run_id, stale_after=app.lease_ttl, poll=app.lease_ttl / 3, tell=tell):
-                return _finish(app, run_id, load_run(journal, run_id).status)
+                state = load_run(journal, run_id)
+                return _finish(app, run_id, state.status, load_inventory(app.project_dir, state.env))
             take_over = True  # the driver is gone: its lease is stale or free (the takeover is journalled)
         check_chain(app, journal, run_id)
         state = load_run(journal, run_id)
         inventory = load_inventory(app.project_dir, state.env)
-        options = _drive_options(app, inventory, auto_approve=auto_approve, override_window=override_window,
-                                 plain=not app.console.is_terminal, until=until,
+        board = LiveBoard(app, journal)
+        options = _drive_options(app, inventory, auto_approve=auto_approver(state, inventory, auto_approve),
+                                 override_window=override_window, plain=not app.console.is_terminal, until=until,
                                  measured=measured_p90s(journal, state.runbook_name, state.env, exclude=run_id),
-                                 signing=(journal, run_id), secret_params=params, run=state)
-        with _display_run(app, journal) as ready:
+                                 signing=(journal, run_id), secret_params=params, run=state, board=board,
+                                 gate_timeout=gate_timeout)
+        with board.shown() as ready:
             status = resume_run(journal, run_id, inventory, _place(app), options, take_over=take_over,
                                 decisions=decisions, exclude=exclude, heartbeat=app.lease_ttl / 3, engine_ready=ready,
                                 notifier=_notifier(inventory, notify, journal, run_id))
-    return _finish(app, run_id, status)
+    return _finish(app, run_id, status, inventory)
 
 
 @click.command()
 @click.argument("run_id")
 @click.option("--to", "to", metavar="STEP", default=None, help="Roll back to the rollback point after STEP [default: the start].")
 @click.option("--take-over", is_flag=True, help="Take the lease of a controller that is no longer running (journalled).")
+@YES_OPTION
 @SECRET_PARAM_OPTION
 @NOTIFY_OPTION
 @pass_app
-def rollback(app: App, run_id: str, to: str | None, take_over: bool, params: tuple[str, ...], notify: str) -> int:
-    """Undo RUN_ID's completed steps after STEP, newest first, on every target."""
+def rollback(app: App, run_id: str, to: str | None, take_over: bool, yes: bool, params: tuple[str, ...],
+             notify: str) -> int:
+    """Undo RUN_ID's completed steps after STEP, newest first, on every target.
+
+    Rolling back a completed run, or to a step (--to), asks for the run id to be
+    typed back on a terminal (or --yes). Past the point of no return, only
+    --to the point of no return itself is allowed, and never on a completed run.
+    """
     with open_journal(app) as journal:
         check_chain(app, journal, run_id)
-        inventory = load_inventory(app.project_dir, load_run(journal, run_id).env)
+        state = load_run(journal, run_id)
+        inventory = load_inventory(app.project_dir, state.env)
+        check_rollback_allowed(state, to)  # refused before anything is asked or changed
+        if to is not None or state.status is RunStatus.COMPLETED:
+            what = (f"undo every step of run {run_id} after {to}" if to else f"undo every step of run {run_id}") \
+                + (f", a {state.status.value} run" if state.status is RunStatus.COMPLETED else "")
+            command = f"cutover rollback {run_id}" + (f" --to {to}" if to else "")
+            confirm_by_run_id(app, run_id, what, yes=yes, command=command)
         options = DriveOptions(on_event=None if app.console.is_terminal else print_plain(app.console),
                                environment={"CUTOVER_ENV": inventory.name}, secret_params=parse_params(params))
-        with _display_run(app, journal) as ready:
+        with LiveBoard(app, journal).shown() as ready:
             status = roll_back_run(journal, run_id, inventory, _place(app), options, to=to, take_over=take_over,
                                    heartbeat=app.lease_ttl / 3, engine_ready=ready,
                                    notifier=_notifier(inventory, notify, journal, run_id))
-    return _finish(app, run_id, status)
+    return _finish(app, run_id, status, inventory)
 
 
 @click.command()
@@ -523,7 +559,7 @@ def status(app: App, run_id: str | None, as_json: bool, watch: bool, every: floa
     if as_json:
         app.emit_json({**status_json(state), "forecast": outlook})
     else:
-        app.console.print(status_board(state, outlook=outlook))
+        app.console.print(status_board(state, outlook=outlook, next_move=next_move(state, _spec_of(state))))
     return ExitCode.OK
 
 
@@ -538,7 +574,7 @@ def _watch(app: App, journal: Any, run_id: str, every: float) -> int:
             check_chain(app, journal, run_id, heads)
         state = load_run(journal, run_id)
         outlook = forecasts.of(state, now=datetime.now(timezone.utc))
-        return state, status_board(state, outlook=outlook)
+        return state, status_board(state, outlook=outlook, next_move=next_move(state, _spec_of(state)))
 
     state, view = board()
     if not app.console.is_terminal:  # a pipe or a log: one line per change of state
@@ -575,13 +611,7 @@ def runs(ctx: click.Context, as_json: bool) -> int:
     if as_json:
         app.emit_json(rows)
         return ExitCode.OK
-    table = Table(header_style="bold")
-    for column in ("run", "label", "runbook", "env", "kind", "state", "started", "finished"):
-        table.add_column(column)
-    for row in rows:
-        table.add_row(row["run_id"], row["label"] or "", row["runbook"], row["env"], row["kind"], row["state"],
-                      row["started_at"][:19], (row["finished_at"] or "")[:19])
-    app.console.print(table if rows else "no runs yet")
+    app.console.print(runs_view(rows, width=app.console.width) if rows else "no runs yet")
     return ExitCode.OK
 
 
@@ -614,32 +644,17 @@ def runs_import(app: App, file: Path) -> int:
 @runs.command("abandon")
 @click.argument("run_id")
 @click.option("--reason", required=True, help="Why the run is abandoned (journalled).")
-@click.option("--yes", is_flag=True, help="Do not ask to type the run id (scripts; required without a terminal).")
+@YES_OPTION
 @pass_app
 def runs_abandon(app: App, run_id: str, reason: str, yes: bool) -> int:
     """End RUN_ID, which acted on nothing: it frees its SAMUs and counts for nothing (journalled)."""
     with open_journal(app) as journal:
         check_abandon_allowed(load_run(journal, run_id))  # refused before asking anything
-        confirm_destructive(run_id, f"abandon run {run_id}", yes=yes)
+        confirm_by_run_id(app, run_id, f"abandon run {run_id}", yes=yes,
+                          command=f"cutover runs abandon {run_id} --reason {shlex.quote(reason)}")
         state = abandon_run(journal, run_id, reason)
     app.console.print(f"run {run_id}: {state.status.value} {escape(state.pause_detail or '')}; its SAMUs are free")
     return ExitCode.OK
-
-
-def confirm_destructive(run_id: str, what: str, *, yes: bool) -> None:
-    """Ask for the run id to be typed on a terminal; ``--yes`` skips; without either, refuse (exit 2)."""
-    if yes:
-        return
-    if not sys.stdin.isatty():
-        raise InputError(f"{what}: this cannot be undone and there is no terminal to confirm it on",
-                         hint="pass --yes to confirm (scripts), or run it on a terminal")
-    try:
-        typed = click.prompt(f"{what}? type the run id to confirm", default="", show_default=False)
-    except click.exceptions.Abort as exc:  # EOF or Ctrl-C at the prompt
-        raise InputError(f"{what}: not confirmed; nothing was changed", hint="pass --yes to confirm") from exc
-    if typed.strip() != run_id:
-        raise InputError(f"{what}: {typed.strip()!r} is not the run id; nothing was changed",
-                         hint=f"type {run_id} exactly, or pass --yes")
 
 
 @click.group()

@@ -55,7 +55,16 @@ class Approval:
     signers: str | None = None
 
 
-# Asked on a terminal when a gate opens: returns an approval, or None for "no-go / not now".
+class GateUnanswered(Exception):
+    """The gate's prompt got no answer (end of input, Ctrl-C, a closed terminal, a timeout): the run pauses there."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+        self.why = why
+
+
+# Asked on a terminal when a gate opens: returns an approval, or None for "no-go / not now";
+# raises GateUnanswered when nobody can answer.
 GatePrompt = Callable[[GateStep, Sequence[str]], "Approval | None"]
 
 
@@ -358,13 +367,18 @@ class Engine:
         # an auto-approval is written only in a run created as a lab run: elsewhere it would not count
         if self.options.auto_approve and self.state.lab and not gate_satisfied(step, self.state):
             self.record(r.GateApproved(info.id, self.options.auto_approve, "lab", "lab auto-approval", auto=True))
+        unanswered = ""
         while not gate_satisfied(step, self.state) and self.options.prompt is not None:
-            approval = self.options.prompt(step, sorted(self.state.gates[info.id].approvers()))
+            try:
+                approval = self.options.prompt(step, sorted(self.state.gates[info.id].approvers()))
+            except GateUnanswered as exc:  # a prompt nobody can answer must not fail the night
+                unanswered = f"{exc.why}; "
+                break
             if approval is None:
                 break
             self.record(approval_record(step, approval))
         if not gate_satisfied(step, self.state):
-            self.record(r.RunPaused("gate", gate_waiting(step, self.state), step=info.id))
+            self.record(r.RunPaused("gate", unanswered + gate_waiting(step, self.state), step=info.id))
             return RunStatus.PAUSED
         self.record(r.GatePassed(info.id, step.point_of_no_return))
         return None

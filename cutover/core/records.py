@@ -14,7 +14,7 @@ to nothing.
 Kinds::
 
     run_created        RunCreated(runbook, env, steps, window_end, kind, params, wave, programme_override, label,
-                                  claims?, lab, allowed_signers_sha256)
+                                  claims?, lab, allowed_signers_sha256, secret_params?, auto_approve?, window_risk?)
     drive_started      DriveStarted(command)
     step_started       StepStarted(step, target, attempt)
     action_done        ActionDone(step, target, result)
@@ -266,6 +266,8 @@ class RunCreated(Record):
     # journalled before they existed reads as not a lab, with no signers anchored.
     lab: bool = False
     allowed_signers_sha256: str | None = None
+    auto_approve: str | None = None  # a lab run's `--auto-approve NAME`: `resume` approves as NAME too
+    window_risk: str | None = None  # `--accept-window-risk REASON`, with the risk it accepted
 
 
 @dataclass(frozen=True)

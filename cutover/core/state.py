@@ -131,6 +131,8 @@ class RunState:
     created_by: str = ""
     updated_at: str = ""
     window_end: str | None = None
+    auto_approve: str | None = None  # the lab approver `run --auto-approve` named; `resume` approves as it too
+    window_risk: str | None = None  # the risk accepted at creation (`--accept-window-risk`)
     steps: list[StepInfo] = field(default_factory=list)
     targets: dict[tuple[str, Target], TargetState] = field(default_factory=dict)
     status: RunStatus = RunStatus.RUNNING
@@ -235,6 +237,7 @@ def _run_created(state: RunState, p: r.RunCreated, e: Event) -> None:
     state.pause_detail = f"created but not started: `cutover resume {e.run_id}` starts it"
     state.window_end, state.kind, state.params, state.label = p.window_end, p.kind, dict(p.params), p.label
     state.secret_params = tuple(p.secret_params or ())
+    state.auto_approve, state.window_risk = p.auto_approve, p.window_risk
     state.wave_group, state.wave_samus = (p.wave.group, p.wave.samus) if p.wave else (None, ())
     state.claims = p.claims if p.claims is not None else r.Claims(state.wave_samus)  # older runs: their wave
     state.lab, state.allowed_signers_sha256 = p.lab, p.allowed_signers_sha256

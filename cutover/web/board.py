@@ -21,6 +21,7 @@ from typing import Any
 from cutover.cli.render import STYLE
 from cutover.core import records as r
 from cutover.core.events import Event, parse_time
+from cutover.core.guidance import next_move
 from cutover.core.forecast import backup_mode_seconds, forecast
 from cutover.core.state import GateApproval, RunState, RunStatus, TargetStatus
 from cutover.core.steps import Approver, GateStep, RunbookSpec
@@ -36,7 +37,7 @@ def board_view(state: RunState, spec: RunbookSpec | None, outlook: dict[str, Any
                events: Sequence[Event], now: datetime, lang: str) -> dict[str, Any]:
     """The board of one run at ``now``, in ``lang``."""
     view = {
-        "run": _run_header(state, now, lang),
+        "run": _run_header(state, now, lang, spec),
         "time": _time_outlook(state, outlook, now),
         "steps": [{"id": s.id, "title": s.title or s.id, "is_gate": s.is_gate, "pnr": s.point_of_no_return}
                   for s in state.steps],
@@ -50,7 +51,7 @@ def board_view(state: RunState, spec: RunbookSpec | None, outlook: dict[str, Any
     return dict(redacted(view))
 
 
-def _run_header(state: RunState, now: datetime, lang: str) -> dict[str, Any]:
+def _run_header(state: RunState, now: datetime, lang: str, spec: RunbookSpec | None) -> dict[str, Any]:
     elapsed = (now - parse_time(state.created_at)).total_seconds() if state.created_at else None
     return {
         "id": state.run_id, "runbook": state.runbook_name, "env": state.env, "label": state.label,
@@ -59,7 +60,8 @@ def _run_header(state: RunState, now: datetime, lang: str) -> dict[str, Any]:
         "rolling_back": state.mode == "rollback" and state.status is RunStatus.RUNNING,
         "finished": state.is_finished(), "created_at": state.created_at, "finished_at": state.finished_at,
         "elapsed_s": elapsed if not state.is_finished() else None,
-        "pause": {"reason": state.pause_reason, "detail": state.pause_detail} if state.pause_reason else None,
+        "pause": {"reason": state.pause_reason, "detail": state.pause_detail, "next": next_move(state, spec)}
+        if state.pause_reason else None,
     }
 
 

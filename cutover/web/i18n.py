@@ -50,6 +50,8 @@ _WORDS: dict[str, tuple[str, str]] = {
     "unknown_durations": ("étapes de durée inconnue", "steps of unknown duration"),
     "rolling_back": ("retour arrière en cours", "rolling back"),
     "pause": ("En attente d'une décision", "Awaiting a decision"),
+    "next": ("Pour continuer", "Next"),
+    "steps": ("Étapes", "Steps"),
     # the grid
     "samus_by_steps": ("SAMU × étapes", "SAMUs × steps"),
     "target": ("SAMU / cible", "SAMU / target"),

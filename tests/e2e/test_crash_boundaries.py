@@ -76,7 +76,7 @@ COMMANDS: tuple[tuple[str, ...], ...] = (
     ("run", "crashy", "--env", "crash", "--run-id", "c1", "--until", "fan", *APPROVE),
     ("resume", "c1", *APPROVE),
     ("resume", "c1", *APPROVE),
-    ("rollback", "c1", "--to", "prepare"),
+    ("rollback", "c1", "--to", "prepare", "--yes"),
 )
 EXPECTED_EXITS = (3, 4, 0, 5)
 FORWARD_EFFECTS = ["prepare", *(f"fan {t}" for t in TARGETS), "flaky", "last"]

@@ -77,7 +77,7 @@ def test_a_night_driven_through_the_controller_role_is_read_through_the_watcher_
     report = json.loads(project.cutover("--journal", urls["watcher"], "report", "pg1", "--format", "json",
                                         "--out", "-", check=0).stdout)
     assert report["journal"]["verified"] and report["state"] == "completed"
-    rolled = project.cutover("--journal", urls["controller"], "rollback", "pg1")
+    rolled = project.cutover("--journal", urls["controller"], "rollback", "pg1", "--yes")
     assert rolled.returncode == 5, rolled.stderr
     assert (project.root / "effects.log").read_text().count("undo-first") == 1
     assert not (project.state / "journal.db").exists()  # nothing went to the default SQLite journal

@@ -98,10 +98,11 @@ def test_abandon_needs_a_reason(journal):
         abandon_run(journal, "r1", "  ")
 
 
-def test_abandon_asks_for_the_run_id_on_a_terminal_and_refuses_without_one_unless_yes(monkeypatch):
+def test_abandon_asks_for_the_run_id_on_a_terminal_and_refuses_without_one_unless_yes(monkeypatch, tmp_path):
     import click
 
-    from cutover.cli import run_cmds
+    from cutover.cli import confirm
+    from cutover.cli.app import App
 
     answers = iter(["r1", "r2", click.exceptions.Abort()])
 
@@ -111,15 +112,17 @@ def test_abandon_asks_for_the_run_id_on_a_terminal_and_refuses_without_one_unles
             raise answer
         return answer
 
-    monkeypatch.setattr(run_cmds.click, "prompt", typed)
-    monkeypatch.setattr(run_cmds.sys.stdin, "isatty", lambda: True)
-    run_cmds.confirm_destructive("r1", "abandon run r1", yes=False)  # typed right
-    with pytest.raises(InputError, match="'r2' is not the run id"):
-        run_cmds.confirm_destructive("r1", "abandon run r1", yes=False)
+    app = App(project_dir=tmp_path, state_dir=tmp_path / "state", operator="claire")
+    command = "cutover runs abandon r1 --reason x"
+    monkeypatch.setattr(confirm.click, "prompt", typed)
+    monkeypatch.setattr(confirm.sys.stdin, "isatty", lambda: True)
+    confirm.confirm_by_run_id(app, "r1", "abandon run r1", yes=False, command=command)  # typed right
+    with pytest.raises(InputError, match="not confirmed"):  # another id typed
+        confirm.confirm_by_run_id(app, "r1", "abandon run r1", yes=False, command=command)
     with pytest.raises(InputError, match="not confirmed"):  # EOF or Ctrl-C at the prompt
-        run_cmds.confirm_destructive("r1", "abandon run r1", yes=False)
-    monkeypatch.setattr(run_cmds.sys.stdin, "isatty", lambda: False)
+        confirm.confirm_by_run_id(app, "r1", "abandon run r1", yes=False, command=command)
+    monkeypatch.setattr(confirm.sys.stdin, "isatty", lambda: False)
     with pytest.raises(InputError) as refused:
-        run_cmds.confirm_destructive("r1", "abandon run r1", yes=False)
+        confirm.confirm_by_run_id(app, "r1", "abandon run r1", yes=False, command=command)
     assert "--yes" in (refused.value.hint or "")
-    run_cmds.confirm_destructive("r1", "abandon run r1", yes=True)  # no terminal needed
+    confirm.confirm_by_run_id(app, "r1", "abandon run r1", yes=True, command=command)  # no terminal needed

@@ -8,6 +8,8 @@ and the board over SQLite and PostgreSQL journals.
 
 from __future__ import annotations
 
+import html
+
 import http.client
 import json
 import re
@@ -49,6 +51,7 @@ steps:
     expected_duration: 10m
     rollback: {run: nominal}
   - id: go-no-go
+    title: Go/no-go committee
     kind: gate
     approvers:
       - {name: Claire Martin, role: change_manager}
@@ -360,6 +363,14 @@ def test_the_board_shows_samus_by_steps_backup_clocks_and_the_gate_waiting_with_
     assert 'class="waiting" data-approver="Dr Marc Petit"' in gate
     assert "quorum 2" in gate and "change_manager" in gate
     assert "Échéance du point de non-retour" in page  # the window is known: the PNR deadline counts down
+
+
+def test_the_board_shows_step_ids_beside_titles_and_the_command_that_moves_the_pause_on(open_board: Served):
+    page = html.unescape(open_board.text("/runs/r?lang=en"))
+    assert '<li data-step-id="go-no-go"><code>go-no-go</code> — Go/no-go committee</li>' in page
+    assert re.search(r'<h3>Go/no-go committee <code>go-no-go</code>', page)
+    next_line = re.search(r'<p class="next">(.*?)</p>', page, re.S).group(1)
+    assert "`cutover approve r go-no-go --as ID` (ID: one of 'Claire Martin', 'Dr Marc Petit')" in next_line
 
 
 def test_french_by_default_english_on_request(open_board: Served):
