@@ -13,7 +13,7 @@ STAMP   := $(VENV)/.installed-stamp
 
 ## night: run the whole big-bang night in the local lab, end to end
 night: system-deps $(STAMP) bytecode
-	$(BIN)/python -m cutover.demo
+	$(BIN)/python scripts/night.py
 
 ## test: run the whole test suite (unit, integration, end-to-end)
 test: system-deps $(STAMP) bytecode
@@ -22,7 +22,7 @@ test: system-deps $(STAMP) bytecode
 ## proof: the longer proofs (a crash inside each step, a 30-SAMU lab in three waves, a standby takeover on
 ## PostgreSQL, a wave-2 night rolled back from each of its 7 rollback points); prints what it proved
 proof: system-deps $(STAMP) bytecode
-	$(BIN)/python -m cutover.proof
+	$(BIN)/python scripts/proof.py
 	$(BIN)/python -m pytest -q --every-rollback-point tests/e2e/test_waves.py -k "wave1_night_moves or rolling_back"
 
 ## bench: run the benchmarks and print ratios against their baselines

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from cutover.core.events import GENESIS, Event, event_hash, parse_time
 from cutover.core.state import StepInfo, fold
-from cutover.journal import SqliteJournal
+from cutover.journal.sqlite import SqliteJournal
 
 CUTOVER = str(Path(sys.executable).parent / "cutover")
 SLEEP = 0.05

@@ -36,7 +36,7 @@ from cutover.infra.evaluate import plan_environment
 from cutover.infra.plan import Plan, PlannedResource, load_plan
 from cutover.infra.policy import RULES, check_plan
 from cutover.infra.stack import PROVIDER
-from cutover.inventory import all_departement_codes, load_inventory
+from cutover.model.inventory import all_departement_codes, load_inventory
 
 REPO = Path(__file__).resolve().parents[1]
 DIFF_BUDGET_S = 1.0

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from cutover.journal import SqliteJournal
+from cutover.journal.sqlite import SqliteJournal
 
 PAYLOAD = {"step": "backup_mode", "target": "SAMU-30", "outcome": "succeeded", "duration": 1.234}
 

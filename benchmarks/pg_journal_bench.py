@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from cutover.core.state import fold
-from cutover.journal import SqliteJournal
-from cutover.pgjournal import PostgresJournal, init_schema
+from cutover.journal.sqlite import SqliteJournal
+from cutover.journal.postgres import PostgresJournal, init_schema
 from cutover.testing.postgres import start_postgres
 from cutover.core.timings import percentile
 

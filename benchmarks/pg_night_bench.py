@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from cutover.pgjournal import init_schema
+from cutover.journal.postgres import init_schema
 from cutover.testing.postgres import start_postgres
 
 CUTOVER = str(Path(sys.executable).parent / "cutover")

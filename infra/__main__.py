@@ -10,7 +10,7 @@ from pathlib import Path
 import pulumi
 
 from cutover.infra.components import build_platform, vpn_psk_source
-from cutover.inventory import load_inventory
+from cutover.model.inventory import load_inventory
 
 config = pulumi.Config()
 project_dir = Path(__file__).resolve().parent.parent

@@ -4,7 +4,7 @@
 ``tmp_path`` on a free port, with its own host key and a client key allowed
 to log in as the current user; it is stopped at teardown. ``make_inventory``
 writes a tiny Ansible inventory in ``tmp_path`` and loads it with
-``cutover.inventory.load_inventory``; ``ssh_inventory`` is the common case
+``cutover.model.inventory.load_inventory``; ``ssh_inventory`` is the common case
 (one host, ``samu-30``, on that sshd, its host key in known_hosts).
 
 Usage::
@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cutover.inventory import Inventory, load_inventory
+from cutover.model.inventory import Inventory, load_inventory
 from cutover.lab.sshd import SSHD, SshdFailed, SshdProcess, free_port, generate_keypair, start_sshd, write_known_hosts
 
 

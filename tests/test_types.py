@@ -27,8 +27,8 @@ def test_the_pure_core_type_checks_strictly():
 
 
 FORBIDDEN_IN_CORE = ("pydantic", "yaml", "os", "socket", "subprocess", "sqlite3", "paramiko", "ansible_runner",
-                     "click", "rich", "pulumi", "cutover.runbook", "cutover.inventory", "cutover.journal",
-                     "cutover.leases", "cutover.executors", "cutover.cli", "cutover.lab", "cutover.infra")
+                     "click", "rich", "pulumi", "cutover.model", "cutover.planning", "cutover.app", "cutover.journal",
+                     "cutover.executors", "cutover.cli", "cutover.web", "cutover.lab", "cutover.infra")
 
 
 def test_the_core_imports_neither_boundary_models_nor_adapters_nor_os_probes():

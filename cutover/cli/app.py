@@ -46,7 +46,7 @@ class App:
     debug: bool = False
     lease_ttl: float = 30.0  # seconds; a driver heartbeats every third of it
     journal_url: str | None = None  # sqlite:///PATH or postgresql://...; None: sqlite in the state directory
-    anchor_key: Path | None = None  # the controller's SSH key for signing each drive's end (cutover.anchors)
+    anchor_key: Path | None = None  # the controller's SSH key for signing each drive's end (cutover.app.anchors)
     console: Console = field(default_factory=lambda: TerminalConsole(highlight=False))
     err: Console = field(default_factory=lambda: TerminalConsole(stderr=True, highlight=False, soft_wrap=True))
 

@@ -13,9 +13,9 @@ from cutover.cli.app import App, pass_app
 from cutover.cli.run_cmds import ENV_HELP, PARAM_OPTION, WindowEnd, load_checked, open_journal, verify_journal
 from cutover.core.timings import left_out_note, spread_known, spread_unknown
 from cutover.errors import ExitCode, InputError
-from cutover.history import compare_json, forecast_json, select_runs, timings_json
-from cutover.report import FORMATS, Evidence, render, report_data
-from cutover.runs import check_run_id, load_run
+from cutover.app.history import compare_json, forecast_json, select_runs, timings_json
+from cutover.app.report import FORMATS, Evidence, render, report_data
+from cutover.app.runs import check_run_id, load_run
 
 
 def _seconds(value: float | None) -> str:

@@ -20,8 +20,8 @@ from cutover.infra.compliance import CheckInputs, CheckReport, check, check_inpu
 from cutover.infra.policy import RULES
 from cutover.infra.sarif import to_sarif
 from cutover.infra.stack import CUSTOMER, PROVIDER, program_dir
-from cutover.inventory import load_inventory
-from cutover.tenants import NewTenant, add_tenant, edit_tenant, list_tenants, remove_tenant
+from cutover.model.inventory import load_inventory
+from cutover.model.tenants import NewTenant, add_tenant, edit_tenant, list_tenants, remove_tenant
 
 GIT_PREFIX = "git:"
 ENV_OPTION = click.option("--env", "env", required=True, help="Environment: inventories/ENV and stack ENV.")

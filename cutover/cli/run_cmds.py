@@ -23,28 +23,28 @@ from cutover.cli.render import PlanEntry, plan_view, print_plain, runs_view, sta
 from cutover.cli.terminal import LiveBoard, answerable
 from cutover.core.engine import Approval, DriveOptions
 from cutover.core.guidance import next_move
-from cutover.planning import plan_cutover, to_spec
+from cutover.planning.plan import plan_cutover, to_spec
 from cutover.core.state import RunState, RunStatus
-from cutover.blast import StepReach, step_reaches
+from cutover.planning.blast import StepReach, step_reaches
 from cutover.errors import CutoverError, ExitCode, InputError, JournalCorrupt, NotFound
-from cutover.inventory import Inventory, load_inventory
+from cutover.model.inventory import Inventory, load_inventory
 from cutover.core import records
 from cutover.core.events import VerifyReport
-from cutover.journal import open_journal_url, verify_journal_file
-from cutover.pgjournal import STALL_BOUND
-from cutover.transfer import export_lines, import_lines
-from cutover.history import LiveForecasts, live_forecast, measured_p90s, window_risk
-from cutover.programme import environment_runs, positions, programme_json
+from cutover.journal.sqlite import open_journal_url, verify_journal_file
+from cutover.journal.postgres import STALL_BOUND
+from cutover.app.transfer import export_lines, import_lines
+from cutover.app.history import LiveForecasts, live_forecast, measured_p90s, window_risk
+from cutover.app.programme import environment_runs, positions, programme_json
 from cutover.core.steps import GateStep, RunbookSpec
-from cutover.runbook import LoadedRunbook, check_against, load_runbook
-from cutover.runs import (EXIT_FOR_STATUS, Decision, Place, abandon_run, approve_gate, auto_approver,
+from cutover.model.runbook import LoadedRunbook, check_against, load_runbook
+from cutover.app.runs import (EXIT_FOR_STATUS, Decision, Place, abandon_run, approve_gate, auto_approver,
                           check_abandon_allowed, check_auto_approve, check_rollback_allowed, check_run_id,
                           gate_is_satisfied, load_run, new_run_id, open_gate, resume_run, roll_back_run, runbook_of,
                           runs_json, start_run, status_json, verified, wait_as_standby)
-from cutover.anchors import AnchorCheck, check_anchors, check_key, signers_for_runs
-from cutover.approvals import AuditFinding, SignedApproval, audit, lab_runs, reverify, sign_for
-from cutover.chaincheck import HEADS_FILE, VerifiedHeads, VerifiesSince, check_run_chain
-from cutover.notify import MODES, Notifier
+from cutover.app.anchors import AnchorCheck, check_anchors, check_key, signers_for_runs
+from cutover.app.approvals import AuditFinding, SignedApproval, audit, lab_runs, reverify, sign_for
+from cutover.journal.chaincheck import HEADS_FILE, VerifiedHeads, VerifiesSince, check_run_chain
+from cutover.app.notify import MODES, Notifier
 
 class WindowEnd(click.ParamType):
     """An ISO 8601 date-time with its UTC offset (the window's end must be unambiguous)."""
@@ -772,7 +772,7 @@ def _not_held(app: App, findings: list[AuditFinding], signers: Path | None, as_j
 def journal_init(app: App, url: str, controller_password_file: Path | None, watcher_password_file: Path | None,
                  stall_bound: int) -> int:
     """Create the journal in a PostgreSQL database: tables, append-only triggers, controller and watcher roles."""
-    from cutover.pgjournal import init_schema, redacted_url
+    from cutover.journal.postgres import init_schema, redacted_url
 
     if not url.startswith(("postgresql://", "postgres://")):
         raise InputError("journal init is for PostgreSQL URLs", hint="a SQLite journal is created on first use")
@@ -792,7 +792,7 @@ def journal_init(app: App, url: str, controller_password_file: Path | None, watc
 @pass_app
 def journal_copy(app: App, source: str, destination: str, run_ids: tuple[str, ...]) -> int:
     """Copy runs (all by default) from one journal URL to another, each verified first, chains intact."""
-    from cutover.transfer import export_lines, import_lines
+    from cutover.app.transfer import export_lines, import_lines
 
     with open_journal_url(source, app.operator) as src, open_journal_url(destination, app.operator) as dst:
         report = src.verify()

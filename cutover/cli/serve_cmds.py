@@ -108,7 +108,7 @@ def _serve(app: App, journal: Journal, access: Any, listener: socket.socket, bin
 
 
 def _shown(url: str) -> str:
-    from cutover.pgjournal import redacted_url
+    from cutover.journal.postgres import redacted_url
 
     return redacted_url(url)
 

@@ -27,7 +27,7 @@ from cutover.cli.app import App
 from cutover.cli.render import status_board
 from cutover.core.engine import Engine, GateUnanswered
 from cutover.core.steps import GateStep
-from cutover.history import LiveForecasts
+from cutover.app.history import LiveForecasts
 
 FORECAST_REFRESH_S = 5.0
 

@@ -1,7 +1,7 @@
 """One night per SAMU: the claims a run holds while it is unfinished, and who holds what.
 
 A run claims, when it is created, every SAMU its blast radius can reach and
-every platform partition it can act on (``cutover.blast`` computes them; the
+every platform partition it can act on (``cutover.planning.blast`` computes them; the
 run's wave is claimed too). The claims are part of its ``run_created`` event,
 and each journal writes that event in the same transaction as it checks them
 against the other runs (``Journal.create_run``), so two runs created at the

@@ -49,7 +49,7 @@ class ExecutorMissing(CutoverError):
 class Approval:
     approver: str  # the approver's id (or name, in runbooks without ids)
     reason: str = ""
-    # a signed approval, already verified by the adapter that collected it (cutover.approvals)
+    # a signed approval, already verified by the adapter that collected it (cutover.app.approvals)
     statement: str | None = None
     signature: str | None = None
     signers: str | None = None

@@ -54,7 +54,7 @@ class Event:
 class LeaseHolder:
     """Who drives a run: enough to tell a person and, on its own host, to tell whether it is still alive.
 
-    ``cutover.leases`` builds the current process's holder and probes liveness
+    ``cutover.journal.leases`` builds the current process's holder and probes liveness
     (the OS side); here it is plain data.
     """
 

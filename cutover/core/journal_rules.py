@@ -3,7 +3,7 @@
 Verifying a hash chain, deciding who may hold a run's lease, fencing a
 controller that lost it, and the lease events: plain functions over plain
 data. Whether a holder's process is still alive is an OS question; callers
-pass the answer in as ``alive`` (``cutover.leases.holder_alive``).
+pass the answer in as ``alive`` (``cutover.journal.leases.holder_alive``).
 """
 
 from __future__ import annotations

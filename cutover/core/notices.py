@@ -2,7 +2,7 @@
 
 Pure: a record and the run's state in, short notices out (French by default, English
 available), each naming the SAMU, the step and what the SAMU's team should expect.
-``cutover.notify`` routes them to Apprise targets and journals each delivery.
+``cutover.app.notify`` routes them to Apprise targets and journals each delivery.
 """
 
 from __future__ import annotations

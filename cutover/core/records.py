@@ -402,7 +402,7 @@ class GateApproved(Record):
     role: str = ""
     reason: str = ""
     auto: bool = False
-    # A signed approval (cutover.approvals): the approver's id, the statement signed, the
+    # A signed approval (cutover.app.approvals): the approver's id, the statement signed, the
     # SSH signature and the allowed-signers lines it was verified against.
     approver_id: str | None = None
     statement: str | None = None
@@ -535,7 +535,7 @@ class NotificationFailed(Record):
 class RunAnchored(Record):
     """The run's newest event (seq and hash) signed with the controller's SSH key when a drive ended.
 
-    The statement is canonical JSON (cutover.anchors); ``key`` is the signing key's fingerprint, for
+    The statement is canonical JSON (cutover.app.anchors); ``key`` is the signing key's fingerprint, for
     people: verification uses an allowed-signers file, never anything stored here.
     """
 

@@ -1,7 +1,7 @@
 """The steps the engine executes: frozen, typed, free of the YAML and pydantic they came from.
 
-``cutover.planning`` turns a validated runbook (the pydantic boundary model of
-``cutover.runbook``) into a ``RunbookSpec``; the engine, the use-cases and the
+``cutover.planning.plan`` turns a validated runbook (the pydantic boundary model of
+``cutover.model.runbook``) into a ``RunbookSpec``; the engine, the use-cases and the
 executors only ever see these. An ``Action`` is one thing to do (a step's main
 action, its verification or its rollback), of one of three kinds:
 

@@ -87,9 +87,9 @@ from typing import Any
 
 from cutover.core.actions import ActionRequest, ActionResult, Outcome, Target, clip
 from cutover.errors import InputError, NotFound, ToolMissing
-from cutover.inventory import HOSTS_FILES, Inventory
+from cutover.model.inventory import HOSTS_FILES, Inventory
 from cutover.executors.environment import INHERITED
-from cutover.redact import PLACEHOLDER, SECRET_NAME, Redactor
+from cutover.model.redact import PLACEHOLDER, SECRET_NAME, Redactor
 
 KEEP_RUNS = 20  # run folders of artifacts kept under <state_dir>/ansible
 CONTROL_PERSIST = "30s"  # SSH master connections outlive a task, so the next task reuses them

@@ -31,8 +31,8 @@ from cutover.core.actions import ActionRequest, ActionResult, Outcome, Target, c
 from cutover.errors import ToolMissing
 from cutover.executors.environment import inherited
 from cutover.executors.reaper import GroupReaper
-from cutover.inventory import Inventory
-from cutover.redact import Redactor
+from cutover.model.inventory import Inventory
+from cutover.model.redact import Redactor
 
 CHECK_EVERY = 0.1  # seconds between looks at the run's cancel flag and the step's timeout while a command runs
 

@@ -6,12 +6,12 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from cutover.blast import playbook_hosts
+from cutover.planning.blast import playbook_hosts
 from cutover.core.actions import Executor
 from cutover.core.steps import Action, ActionStep, RunbookSpec
 from cutover.executors.local import LocalExecutor
-from cutover.inventory import Inventory
-from cutover.redact import Redactor
+from cutover.model.inventory import Inventory
+from cutover.model.redact import Redactor
 
 KINDS = frozenset({"command", "ssh", "playbook"})
 

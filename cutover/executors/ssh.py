@@ -45,8 +45,8 @@ import paramiko
 
 from cutover.core.actions import ActionRequest, ActionResult, Outcome, Target, clip
 from cutover.errors import InputError, NotFound
-from cutover.inventory import Host, Inventory
-from cutover.redact import Redactor
+from cutover.model.inventory import Host, Inventory
+from cutover.model.redact import Redactor
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 _KEEP_BYTES = 1 << 20  # raw output kept per target before redaction; clip() keeps the end

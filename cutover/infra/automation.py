@@ -16,7 +16,7 @@ from pathlib import Path
 from cutover.errors import CutoverError, ToolMissing
 from cutover.infra.stack import StackConfig, check_region, load_stack
 from cutover.infra.validate import require_infrastructure
-from cutover.inventory import load_inventory
+from cutover.model.inventory import load_inventory
 
 INSTALL_HINT = (
     "install the Pulumi CLI (https://www.pulumi.com/docs/install/, e.g. `curl -fsSL https://get.pulumi.com | sh`), "

@@ -23,8 +23,8 @@ from cutover.infra.stack import CUSTOMER, POLICY_DIGEST_KEY, PROJECT_FILE, PROVI
 from cutover.infra.suppressions import (Suppressed, Suppression, apply_suppressions, load_suppressions,
                                         suppressions_path)
 from cutover.infra.validate import require_infrastructure
-from cutover.inventory import load_inventory
-from cutover.yamlsource import YamlDocument, load_yaml
+from cutover.model.inventory import load_inventory
+from cutover.model.yamlsource import YamlDocument, load_yaml
 
 CREDENTIAL_RULE = "no-credential-literal"
 PROVIDER_RULE = "qualified-provider"

@@ -24,7 +24,7 @@ from typing import Any
 
 from cutover.errors import ValidationError
 from cutover.infra.policy import is_credential_name
-from cutover.yamlsource import YamlDocument, load_yaml
+from cutover.model.yamlsource import YamlDocument, load_yaml
 
 COMPONENTS_DIR = Path("cutover") / "infra" / "components"
 PROGRAM_GLOBS = ("infra/*.py", "infra/**/*.py")

@@ -26,7 +26,7 @@ from cutover.infra import mockrun
 from cutover.infra.plan import Plan, plan_from_registrations
 from cutover.infra.stack import CUSTOMER, NAMESPACE, StackConfig, check_region, load_stack
 from cutover.infra.validate import require_infrastructure
-from cutover.inventory import load_inventory
+from cutover.model.inventory import load_inventory
 
 OFFLINE_FLAG = {f"{NAMESPACE}:offlinePlan": "true"}
 TREE_PATHS = ("infra", "inventories", "cutover")  # what the program needs from a revision

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from cutover.errors import Problem, ValidationError
 from cutover.infra.policy import DEFAULT_LIMITS, DatabaseReach, PolicyContext, PublicExposure, TemporaryReach
-from cutover.yamlsource import load_yaml, problems_from_pydantic
+from cutover.model.yamlsource import load_yaml, problems_from_pydantic
 
 DEFAULT_POLICY_FILE = Path("infra") / "policy.yaml"
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from cutover.errors import NotFound, Problem, ValidationError
-from cutover.yamlsource import YamlDocument, load_yaml
+from cutover.model.yamlsource import YamlDocument, load_yaml
 
 INFRA_DIR = "infra"
 PROJECT_FILE = "Pulumi.yaml"

@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cutover.errors import Problem, ValidationError
 from cutover.infra.policy import RULES, Violation
-from cutover.yamlsource import YamlDocument, load_yaml, problems_from_pydantic
+from cutover.model.yamlsource import YamlDocument, load_yaml, problems_from_pydantic
 
 DEFAULT_SUPPRESSIONS_FILE = Path("infra") / "policy-suppressions.yaml"
 MAX_VALIDITY = dt.timedelta(days=366)

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cutover.errors import Problem, ValidationError
-from cutover.inventory import Inventory, Samu
-from cutover.national import NationalCore
-from cutover.yamlsource import YamlDocument, load_yaml
+from cutover.model.inventory import Inventory, Samu
+from cutover.model.national import NationalCore
+from cutover.model.yamlsource import YamlDocument, load_yaml
 
 GROUP_VARS_ALL = ("group_vars/all.yml", "group_vars/all.yaml")
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import yaml
 
 from cutover.errors import InputError
-from cutover.inventory import Inventory, all_departement_codes
+from cutover.model.inventory import Inventory, all_departement_codes
 
 FIRST_PORT = 23001
 PLATFORM_HOSTS = {"legacy": "legacy-platform", "cloud": "cloud-platform"}

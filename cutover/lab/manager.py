@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from cutover.errors import CutoverError, InputError, ToolMissing
-from cutover.inventory import Inventory, load_inventory
+from cutover.model.inventory import Inventory, load_inventory
 from cutover.lab import inventorygen, sshd
 from cutover.lab.layout import LabHost, LabLayout, LabState, TrafficInfo, make_private_dir, read_state, write_state
 from cutover.lab.ledger import CallAccount, account_calls

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
-from cutover.inventory import CutoverVars, Host, Inventory, Samu
+from cutover.model.inventory import CutoverVars, Host, Inventory, Samu
 
 
 def tiny_inventory(codes: tuple[str, ...] = ("01", "13", "30"), *, lab: bool = True, name: str = "unit") -> Inventory:

@@ -19,7 +19,7 @@ from cutover.core.events import GENESIS, Event, LeaseHolder, VerifyReport, canon
 from cutover.errors import CutoverError, InputError, NotFound
 from cutover.core.journal_rules import (STALE_AFTER, check_fence, decide_lease, lease_payload, lost_lease,
                                         same_holder, since_fault, takeover_reason, verify_chain)
-from cutover.leases import holder_alive
+from cutover.journal.leases import holder_alive
 
 RUN_CREATED = "run_created"
 

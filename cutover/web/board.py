@@ -26,7 +26,7 @@ from cutover.core.forecast import backup_mode_seconds, forecast
 from cutover.core.state import GateApproval, RunState, RunStatus, TargetStatus
 from cutover.core.steps import Approver, GateStep, RunbookSpec
 from cutover.core.timings import spread_unknown
-from cutover.redact import redacted
+from cutover.model.redact import redacted
 from cutover.web.i18n import event_word, state_word
 
 LATEST_EVENTS = 15

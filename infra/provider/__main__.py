@@ -11,7 +11,7 @@ from pathlib import Path
 import pulumi
 
 from cutover.infra.components import build_provider_grants
-from cutover.inventory import load_inventory
+from cutover.model.inventory import load_inventory
 
 # The customer's namespace: one inventory setting for both programs.
 config = pulumi.Config("cutover-samu")

@@ -138,7 +138,7 @@ def test_no_canary_reaches_a_file_of_the_state_directory_or_a_json_output(tmp_pa
 
 def _served(journal_file: Path, run_id: str) -> list[str]:
     """What `cutover serve` gives of the run: its report, its board and its API."""
-    from cutover.journal import SqliteJournal
+    from cutover.journal.sqlite import SqliteJournal
     from cutover.web.app import create_app
     from cutover.web.security import Access
     from tests.unit.test_web import serving

@@ -10,7 +10,7 @@ and rollback actions (idempotent, as rollback actions must be).
 
 A reference run without crash counts each command's durable appends. Then, for
 every command and every append N of it, before and after
-(`CUTOVER_CRASH_AT=N:before|after`, the test-only hook of cutover/crashpoint.py),
+(`CUTOVER_CRASH_AT=N:before|after`, the test-only hook of cutover/journal/crashpoint.py),
 the scenario is replayed from a snapshot taken before that command: the
 command is killed with SIGKILL at the boundary, and an operator finishes the
 scenario, resuming as often as needed and answering in-doubt pauses from the
@@ -32,8 +32,8 @@ from pathlib import Path
 import pytest
 
 from cutover.core.state import fold
-from cutover.journal import SqliteJournal
-from cutover.runs import status_json
+from cutover.journal.sqlite import SqliteJournal
+from cutover.app.runs import status_json
 from tests.e2e.conftest import CUTOVER, REPO
 
 pytestmark = pytest.mark.e2e

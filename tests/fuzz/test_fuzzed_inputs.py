@@ -145,7 +145,7 @@ def test_a_mutated_stack_file_is_refused_or_checked(project, capsys, request):
 
 def test_a_journal_with_flipped_bytes_fails_verify_naming_the_first_bad_event(tmp_path, capsys, request):
     state = tmp_path / "state"
-    from cutover.journal import SqliteJournal
+    from cutover.journal.sqlite import SqliteJournal
 
     with SqliteJournal(state / "journal.db", "tester") if state.mkdir() is None else None as journal:
         for index in range(30):

@@ -8,7 +8,7 @@ from pathlib import Path
 from cutover.infra.diff import Op, diff_plans, render_markdown
 from cutover.infra.evaluate import plan_at_revision, plan_environment
 from cutover.infra.plan import Plan, PlannedResource
-from cutover.tenants import NewTenant, add_tenant
+from cutover.model.tenants import NewTenant, add_tenant
 
 OS = "pulumi:providers:openstack::default"
 INSTANCE = "openstack:compute/instance:Instance"

@@ -9,7 +9,7 @@ import pytest
 
 from cutover.infra.plan import Plan, PlannedResource
 from cutover.infra.policy import check_plan
-from cutover.national import NationalCore, allocation_pools, rac_addresses
+from cutover.model.national import NationalCore, allocation_pools, rac_addresses
 from tests.infra.test_policy import CTX, ENCRYPTED_TYPE, res
 
 EXPORT = "openstack:blockstorage/volumeAttach:VolumeAttach"

@@ -11,7 +11,7 @@ from cutover.cli.main import run_cli
 from cutover.errors import ExitCode
 from cutover.infra.diff import MARKDOWN_BUDGET, Op, diff_plans, render_markdown
 from cutover.infra.plan import Plan, PlannedResource, parse_plan
-from cutover.inventory import all_departement_codes
+from cutover.model.inventory import all_departement_codes
 
 OS = "pulumi:providers:openstack::default"
 PORT = "openstack:networking/port:Port"

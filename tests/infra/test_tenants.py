@@ -7,8 +7,8 @@ import ipaddress
 import pytest
 
 from cutover.errors import InputError
-from cutover.inventory import load_inventory
-from cutover.tenants import NewTenant, add_tenant, allocate_cidr, list_tenants
+from cutover.model.inventory import load_inventory
+from cutover.model.tenants import NewTenant, add_tenant, allocate_cidr, list_tenants
 
 HOSTS = "inventories/production/hosts.yml"
 
@@ -88,7 +88,7 @@ def test_add_refuses_premises_overlapping_another_samus(project_copy):
 
 
 def test_edit_changes_name_wave_and_vpn_keeps_the_network_and_shows_the_diff(project_copy):
-    from cutover.tenants import edit_tenant
+    from cutover.model.tenants import edit_tenant
 
     vars_file = project_copy / "inventories/production/host_vars/samu-30.yml"
     before = vars_file.read_text(encoding="utf-8")
@@ -105,7 +105,7 @@ def test_edit_changes_name_wave_and_vpn_keeps_the_network_and_shows_the_diff(pro
 
 
 def test_remove_takes_the_host_and_its_vars_out_and_an_unknown_code_is_refused(project_copy):
-    from cutover.tenants import remove_tenant
+    from cutover.model.tenants import remove_tenant
 
     change = remove_tenant(project_copy, "production", "30")
     assert "-            samu-30:" in change.diff and "+++ /dev/null" in change.diff

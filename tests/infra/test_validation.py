@@ -7,7 +7,7 @@ import pytest
 from cutover.errors import NotFound, ValidationError
 from cutover.infra.evaluate import plan_environment
 from cutover.infra.stack import load_stack
-from cutover.national import NationalCore
+from cutover.model.national import NationalCore
 
 ALL = "inventories/production/group_vars/all.yml"
 STACK = "infra/Pulumi.production.yaml"

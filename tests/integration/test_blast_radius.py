@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from cutover.blast import step_reaches
+from cutover.planning.blast import step_reaches
 from cutover.errors import ValidationError
-from cutover.inventory import load_inventory
+from cutover.model.inventory import load_inventory
 from cutover.lab.inventorygen import write_lab_inventory
-from cutover.runbook import check_against, load_runbook
+from cutover.model.runbook import check_against, load_runbook
 
 REPO = Path(__file__).resolve().parents[2]
 BIGBANG = REPO / "runbooks" / "bigbang.yaml"

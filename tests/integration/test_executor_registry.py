@@ -14,7 +14,7 @@ PROBE = """
 import sys
 from pathlib import Path
 from cutover.executors.registry import build_executors
-from cutover.inventory import load_inventory
+from cutover.model.inventory import load_inventory
 executors = build_executors(Path(sys.argv[1]), load_inventory(Path(sys.argv[1]), "lab"), Path(sys.argv[2]),
                             set(sys.argv[3].split(",")))
 print(",".join(sorted(executors)), "paramiko" in sys.modules)

@@ -39,10 +39,10 @@ from cutover.core.actions import ActionRequest, ActionResult, Outcome, Target
 from cutover.core.engine import DriveOptions
 from cutover.core.notices import notices_for
 from cutover.core.state import fold
-from cutover.journal import SqliteJournal
-from cutover.report import Evidence, render, report_data
-from cutover.runbook import parse_runbook
-from cutover.runs import create_run, drive_run
+from cutover.journal.sqlite import SqliteJournal
+from cutover.app.report import Evidence, render, report_data
+from cutover.model.runbook import parse_runbook
+from cutover.app.runs import create_run, drive_run
 from cutover.testing import tiny_inventory
 from cutover.web.app import create_app
 from cutover.web.security import Access

@@ -102,8 +102,8 @@ def test_a_command_gets_the_allow_list_the_run_and_the_runbook_env_never_the_con
     """`PGPASSWORD` (the docs' way to reach a PostgreSQL journal) is in the controller's environment, not the command's."""
     from cutover.core import records
     from cutover.core.engine import DriveOptions
-    from cutover.runbook import parse_runbook
-    from cutover.runs import create_run, drive_run
+    from cutover.model.runbook import parse_runbook
+    from cutover.app.runs import create_run, drive_run
     from cutover.testing import InMemoryJournal, tiny_inventory
 
     monkeypatch.setenv("PGPASSWORD", "pg-secret-in-the-shell")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from cutover.cli.main import run_cli
-from cutover.journal import SqliteJournal
+from cutover.journal.sqlite import SqliteJournal
 from cutover.testing.timeline import START, timed_run
 from tests.e2e.conftest import REPO
 from tests.unit.test_timings import RUNBOOK, night, rolled_back_before_acting

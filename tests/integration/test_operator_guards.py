@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from cutover.cli.main import run_cli
-from cutover.demo import typed_command
+from scripts.night import typed_command
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -271,7 +271,7 @@ def test_a_controller_frozen_inside_an_append_stalls_other_runs_only_up_to_the_b
     import threading
     import time
 
-    from cutover.pgjournal import PostgresJournal
+    from cutover.journal.postgres import PostgresJournal
 
     project.write_runbook("pgnight", NIGHT)
     frozen = subprocess.Popen([*project.base(), "--journal", stall_urls["controller"], "run", "pgnight",

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from cutover.core.events import LeaseHolder
-from cutover.leases import current_holder
+from cutover.journal.leases import current_holder
 from cutover.errors import CutoverError, JournalCorrupt, LeaseHeld
-from cutover.journal import SqliteJournal
+from cutover.journal.sqlite import SqliteJournal
 
 pytestmark = pytest.mark.integration
 
@@ -197,8 +197,8 @@ def test_appends_fail_cleanly_while_another_process_holds_the_write_lock(db: Pat
 _HOLDER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from cutover.leases import current_holder
-    from cutover.journal import SqliteJournal
+    from cutover.journal.leases import current_holder
+    from cutover.journal.sqlite import SqliteJournal
     journal = SqliteJournal(Path(sys.argv[1]), "carol")
     journal.acquire_lease("night-1", current_holder("carol"))
     journal.append("night-1", "step_started", {"step": "freeze_legacy"})

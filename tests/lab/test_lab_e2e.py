@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from cutover.inventory import load_inventory
+from cutover.model.inventory import load_inventory
 from cutover.lab import sshd
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cutover.approvals import SignedApproval, Statement, check_signed, signer_lines
+from cutover.app.approvals import SignedApproval, Statement, check_signed, signer_lines
 from cutover.core.events import Event
 from cutover.errors import InputError
 

@@ -8,9 +8,9 @@ from datetime import datetime, timedelta, timezone
 from cutover.core.engine import DriveOptions
 from cutover.core.events import Event
 from cutover.core.forecast import backup_mode_seconds, forecast
-from cutover.history import LiveForecasts
-from cutover.runbook import parse_runbook
-from cutover.runs import create_run, drive_run, load_run
+from cutover.app.history import LiveForecasts
+from cutover.model.runbook import parse_runbook
+from cutover.app.runs import create_run, drive_run, load_run
 from cutover.testing import InMemoryJournal, ScriptedExecutor, tiny_inventory
 
 NIGHT = """

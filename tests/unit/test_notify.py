@@ -14,10 +14,10 @@ import pytest
 from cutover.core.engine import DriveOptions
 from cutover.core.state import RunStatus
 from cutover.errors import InputError
-from cutover.notify import SAMU_KINDS, Notifier, Route, routes_for, shown_url, url_secrets
+from cutover.app.notify import SAMU_KINDS, Notifier, Route, routes_for, shown_url, url_secrets
 from cutover.core.notices import NOTICE_KINDS
-from cutover.runbook import parse_runbook
-from cutover.runs import create_run, drive_run, load_run
+from cutover.model.runbook import parse_runbook
+from cutover.app.runs import create_run, drive_run, load_run
 from cutover.testing import InMemoryJournal, ScriptedExecutor, tiny_inventory
 
 RUNBOOK = """
@@ -164,7 +164,7 @@ def test_a_bad_notification_target_is_refused_naming_the_file_and_field(tmp_path
     from pathlib import Path
 
     from cutover.errors import ValidationError
-    from cutover.inventory import load_inventory
+    from cutover.model.inventory import load_inventory
 
     repo = Path(__file__).resolve().parents[2]
     inventory = tmp_path / "inventories" / "lab"
@@ -186,7 +186,7 @@ def test_notify_test_replaces_every_target_and_on_call_by_the_test_target(tmp_pa
     import shutil
     from pathlib import Path
 
-    from cutover.inventory import load_inventory
+    from cutover.model.inventory import load_inventory
 
     repo = Path(__file__).resolve().parents[2]
     inventory = tmp_path / "inventories" / "lab"

@@ -9,8 +9,8 @@ import pytest
 from cutover.core import records as r
 from cutover.core.records import ProgrammeOverride
 from cutover.errors import InputError
-from cutover.inventory import CutoverVars
-from cutover.programme import check_programme, environment_runs, positions, programme_json
+from cutover.model.inventory import CutoverVars
+from cutover.app.programme import check_programme, environment_runs, positions, programme_json
 from cutover.testing import InMemoryJournal
 from cutover.testing.inventory import tiny_inventory
 
@@ -167,7 +167,7 @@ def test_a_junk_run_rolled_back_does_not_lift_the_guard_against_moving_a_samu_tw
 ])
 def test_a_step_declaring_where_it_points_samus_is_checked_before_anything_runs(step, message):
     from cutover.errors import ValidationError
-    from cutover.runbook import parse_runbook
+    from cutover.model.runbook import parse_runbook
 
     with pytest.raises(ValidationError, match=message):
         parse_runbook(f"name: n\nsteps:\n  - id: repoint\n    kind: command\n    run: repoint\n{step}", "n.yaml")

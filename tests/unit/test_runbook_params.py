@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cutover.errors import ValidationError
-from cutover.runbook import parse_runbook
+from cutover.model.runbook import parse_runbook
 
 RUNBOOK = """\
 name: params

@@ -20,9 +20,9 @@ from cutover.core.actions import ActionRequest, ActionResult, Outcome, Target
 from cutover.core.engine import DriveOptions
 from cutover.core.state import fold
 from cutover.errors import InputError, ValidationError
-from cutover.report import Evidence, render, report_data
-from cutover.runbook import parse_runbook
-from cutover.runs import create_run, drive_run, rollback_run, runs_json, status_json
+from cutover.app.report import Evidence, render, report_data
+from cutover.model.runbook import parse_runbook
+from cutover.app.runs import create_run, drive_run, rollback_run, runs_json, status_json
 from cutover.testing import InMemoryJournal, tiny_inventory
 from cutover.web.board import board_view
 

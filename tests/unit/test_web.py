@@ -29,9 +29,9 @@ from starlette.routing import Mount, Route
 from cutover.core.actions import ActionRequest, ActionResult, Outcome, Target
 from cutover.core.engine import DriveOptions
 from cutover.errors import InputError
-from cutover.runbook import parse_runbook
+from cutover.model.runbook import parse_runbook
 from cutover.core import records
-from cutover.runs import create_run, drive_run, load_run, status_json
+from cutover.app.runs import create_run, drive_run, load_run, status_json
 from cutover.testing import InMemoryJournal, ScriptedExecutor, tiny_inventory
 from cutover.web.app import BoardApp, create_app
 from cutover.web.i18n import pick_language
@@ -270,7 +270,7 @@ def test_a_request_for_another_host_renders_no_link_off_site(open_board: Served)
 
 def test_a_journal_url_never_shows_its_password_even_in_the_query(capfd: pytest.CaptureFixture[str]):
     from cutover.cli.main import run_cli
-    from cutover.pgjournal import redacted_url
+    from cutover.journal.postgres import redacted_url
 
     url = "postgresql://ctl@127.0.0.1:1/j?sslmode=disable&password=hunter2hunter2&connect_timeout=1"
     assert "hunter2" not in redacted_url(url) and "sslmode=disable" in redacted_url(url)

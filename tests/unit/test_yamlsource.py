@@ -5,7 +5,7 @@ from __future__ import annotations
 import pydantic
 import pytest
 
-from cutover.yamlsource import parse_yaml, problems_from_pydantic
+from cutover.model.yamlsource import parse_yaml, problems_from_pydantic
 
 
 class Step(pydantic.BaseModel):

@@ -9,7 +9,7 @@ import pulumi
 import pulumi_openstack as openstack
 
 from cutover.infra.components.common import NATIONAL_OWNER, OWNER_TAG
-from cutover.national import BareMetalFlavor
+from cutover.model.national import BareMetalFlavor
 
 
 @dataclass(frozen=True)

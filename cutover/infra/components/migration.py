@@ -21,7 +21,7 @@ import pulumi
 import pulumi_openstack as openstack
 
 from cutover.infra.components.common import ROLE_TAG, Ingress, IpsecSite, add_ingress, add_ipsec_site
-from cutover.national import Migration
+from cutover.model.national import Migration
 
 PSK_KEY = "legacy"  # vpnPresharedKeys["legacy"] in the stack's secret config
 

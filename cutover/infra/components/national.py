@@ -9,7 +9,7 @@ import pulumi
 import pulumi_openstack as openstack
 
 from cutover.infra.components.common import NATIONAL_OWNER, OWNER_TAG, ROLE_TAG, Ingress, add_ingress, zone_tags
-from cutover.national import AddressRange, Bastion, DnsZone, NationalNetworks, Storage, allocation_pools
+from cutover.model.national import AddressRange, Bastion, DnsZone, NationalNetworks, Storage, allocation_pools
 
 ROUTED_ZONES = ("admin", "service", "transit")  # interconnect and storage are never routed
 ISOLATED_ZONES = ("interconnect", "storage")

@@ -23,7 +23,7 @@ import pulumi
 import pulumi_openstack as openstack
 
 from cutover.infra.components.common import SAMU_TAG, zone_tags
-from cutover.national import BareMetalFlavor, Storage
+from cutover.model.national import BareMetalFlavor, Storage
 
 # The Ironic resource class is the only thing Nova schedules a bare-metal flavor on.
 STANDARD_RESOURCES_OFF = {"resources:VCPU": "0", "resources:MEMORY_MB": "0", "resources:DISK_GB": "0"}

@@ -19,9 +19,9 @@ import pulumi_openstack as openstack
 
 from cutover.infra.components.baremetal import BareMetalPool, BareMetalPoolArgs, Nic
 from cutover.infra.components.common import NATIONAL_OWNER, OWNER_TAG
-from cutover.national import BareMetalPool as PoolSpec
-from cutover.national import DnsZone, NationalNetworks, Storage, private_address, rac_addresses
-from cutover.national import RacCluster as RacSpec
+from cutover.model.national import BareMetalPool as PoolSpec
+from cutover.model.national import DnsZone, NationalNetworks, Storage, private_address, rac_addresses
+from cutover.model.national import RacCluster as RacSpec
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ Conventions in the files:
   kind on which automatic gate approval is allowed;
 - ``cutover_known_hosts`` and ``ansible_ssh_private_key_file`` are paths,
   relative ones being relative to the inventory folder;
-- ``cutover_national`` describes the national core (see ``cutover.national``).
+- ``cutover_national`` describes the national core (see ``cutover.model.national``).
 
 Unknown ``samu_*`` or ``cutover_*`` variables are refused: a typo there must
 fail at load time, not at 3 a.m.
@@ -39,9 +39,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cutover.core.notices import NoticeKind
 from cutover.errors import InputError, NotFound, Problem, ValidationError
-from cutover.national import NationalCore
-from cutover.redact import secret_values
-from cutover.yamlsource import VaultText, YamlDocument, problems_from_errors, load_yaml, problems_from_pydantic
+from cutover.model.national import NationalCore
+from cutover.model.redact import secret_values
+from cutover.model.yamlsource import VaultText, YamlDocument, problems_from_errors, load_yaml, problems_from_pydantic
 
 HOSTS_FILES = ("hosts.yml", "hosts.yaml")
 MIN_SITE_PREFIX = 16  # a SAMU's premises: a /16 at the widest; 0.0.0.0/0 would open the tenant to everyone
@@ -146,7 +146,7 @@ class CutoverVars(BaseModel):
     # ansible-vault password file (relative to the inventory folder): Ansible decrypts the `!vault`
     # values with it, and cutover learns their plain text only to redact it everywhere
     cutover_vault_password_file: str | None = None
-    # notifications (cutover.notify): who is told what; `--notify test` sends everything to the test target
+    # notifications (cutover.app.notify): who is told what; `--notify test` sends everything to the test target
     cutover_notify: list[NotifyTarget] = Field(default_factory=list)
     cutover_notify_test: str | None = None
 

@@ -45,8 +45,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from cutover.core.state import MASKED
 from cutover.errors import InputError, NotFound, Problem, ValidationError
-from cutover.inventory import Inventory
-from cutover.yamlsource import YamlDocument, field_path, parse_yaml, problems_from_pydantic
+from cutover.model.inventory import Inventory
+from cutover.model.yamlsource import YamlDocument, field_path, parse_yaml, problems_from_pydantic
 
 STEP_ID = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 PARAM_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -575,7 +575,7 @@ def check_against(loaded: LoadedRunbook, inventory: Inventory, project_dir: Path
     if problems:
         raise ValidationError(problems, what="runbook")
     if project_dir is not None:
-        from cutover.blast import check_blast_radius  # blast reads runbooks: imported here, not at the top
+        from cutover.planning.blast import check_blast_radius  # blast reads runbooks: imported here, not at the top
 
         check_blast_radius(loaded, inventory, project_dir)
 
@@ -605,7 +605,7 @@ def _group_problems(loaded: LoadedRunbook, inventory: Inventory) -> list[Problem
 
 def _signed_approver_problems(loaded: LoadedRunbook, inventory: Inventory) -> list[Problem]:
     """Outside a lab, approvals are signed: every approver needs an id with a key in allowed_signers."""
-    from cutover.approvals import allowed_signers_path, signer_lines  # approvals imports the core, not runbooks
+    from cutover.app.approvals import allowed_signers_path, signer_lines  # approvals imports the core, not runbooks
 
     problems = []
     signers = allowed_signers_path(inventory.path)

@@ -32,9 +32,9 @@ from cutover.core.events import Event, Journal, parse_time
 from cutover.core.notices import NOTICE_KINDS, Notice, notices_for, window_at_risk
 from cutover.core.state import RunState
 from cutover.errors import InputError
-from cutover.inventory import Inventory, vault_reader
-from cutover.redact import Redactor
-from cutover.yamlsource import VaultText
+from cutover.model.inventory import Inventory, vault_reader
+from cutover.model.redact import Redactor
+from cutover.model.yamlsource import VaultText
 
 MODES = ("on", "test", "off")
 BACKOFF_S = (1.0, 2.0, 4.0)  # waits before the 2nd, 3rd and 4th attempts

@@ -147,7 +147,7 @@ def standby_proof(console: Console) -> None:
     if os.geteuid() != 0 or shutil.which("unshare") is None:
         console.print("[yellow]skipped[/]: the standby proof needs root and unshare(1) (another host name for A)")
         return
-    from cutover.pgjournal import init_schema
+    from cutover.journal.postgres import init_schema
     from cutover.testing.postgres import start_postgres
 
     server = start_postgres()

@@ -24,17 +24,17 @@ from typing import Any
 import jinja2
 import markupsafe
 
-from cutover.anchors import latest_anchor
-from cutover.approvals import reverify
+from cutover.app.anchors import latest_anchor
+from cutover.app.approvals import reverify
 from cutover.core import records as r
 from cutover.core.events import Event, parse_time
 from cutover.core.forecast import backup_mode_seconds
 from cutover.core.state import RunState, fold
 from cutover.core.text import visible
 from cutover.core.timings import StepMeasure, measure_run, measured_source, spread_known, spread_unknown, summarise
-from cutover.history import select_runs
-from cutover.redact import redacted
-from cutover.runs import notifications_json
+from cutover.app.history import select_runs
+from cutover.model.redact import redacted
+from cutover.app.runs import notifications_json
 
 FORMATS = ("html", "markdown", "json")
 
@@ -91,7 +91,7 @@ def _facts(journal: Any, run_id: str, evidence: Evidence, calls: dict[str, Any] 
 def _approvals(events: list[Event]) -> list[dict[str, Any]]:
     """Every approval ever given, withdrawn by a rollback or not: the record keeps them all.
 
-    Each signed one is verified again here, from the journal alone (cutover.approvals).
+    Each signed one is verified again here, from the journal alone (cutover.app.approvals).
     """
     checks = {check.seq: check for check in reverify(events)}
     return [{"step": rec.step, "approver": rec.approver, "approver_id": rec.approver_id, "role": rec.role,
@@ -230,9 +230,9 @@ def shown(value: Any) -> Any:
 
 _MARKDOWN_SPECIAL = re.compile(r"[\\`*_{}\[\]()#+!|~]")
 # Autoescape is on for every template whatever its name (report.html.j2 once missed a `.html`-only rule).
-_ENV = jinja2.Environment(loader=jinja2.PackageLoader("cutover", "templates"), autoescape=True, finalize=shown,
+_ENV = jinja2.Environment(loader=jinja2.PackageLoader("cutover.app", "templates"), autoescape=True, finalize=shown,
                           trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
-_MARKDOWN = jinja2.Environment(loader=jinja2.PackageLoader("cutover", "templates"), autoescape=False,
+_MARKDOWN = jinja2.Environment(loader=jinja2.PackageLoader("cutover.app", "templates"), autoescape=False,
                                finalize=markdown_text, trim_blocks=True, lstrip_blocks=True,
                                undefined=jinja2.StrictUndefined)
 

@@ -1,6 +1,6 @@
 """Planning: the validated runbook as the engine's frozen steps, and every step x target in execution order.
 
-``to_spec`` turns the pydantic boundary model (``cutover.runbook``) into the
+``to_spec`` turns the pydantic boundary model (``cutover.model.runbook``) into the
 core's frozen dataclasses (``cutover.core.steps``): the only place the two
 meet. ``plan_cutover`` resolves each step's ``for_each`` against the inventory
 once; the result is frozen into the run when it is created, so a later
@@ -14,8 +14,8 @@ from typing import Any
 
 from cutover.core.state import StepInfo
 from cutover.core.steps import Action, ActionStep, Approver, GateStep, RunbookSpec, Step
-from cutover.inventory import Inventory
-from cutover import runbook as model
+from cutover.model.inventory import Inventory
+from cutover.model import runbook as model
 
 
 def to_spec(runbook: model.Runbook) -> RunbookSpec:

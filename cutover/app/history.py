@@ -18,10 +18,10 @@ from cutover.core.steps import ActionStep, RunbookSpec
 from cutover.core.timings import (RunMeasure, Selection, left_out_because, left_out_note, measure_run, select,
                                   spread_known, summarise)
 from cutover.errors import InputError, NotFound
-from cutover.inventory import Inventory
-from cutover.planning import plan_cutover, to_spec
-from cutover.runbook import LoadedRunbook
-from cutover.runs import runbook_of
+from cutover.model.inventory import Inventory
+from cutover.planning.plan import plan_cutover, to_spec
+from cutover.model.runbook import LoadedRunbook
+from cutover.app.runs import runbook_of
 
 if TYPE_CHECKING:
     from cutover.core.montecarlo import PlannedDuration

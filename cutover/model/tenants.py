@@ -27,7 +27,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
 from cutover.errors import InputError, ValidationError
-from cutover.inventory import (
+from cutover.model.inventory import (
     HOSTS_FILES,
     MIN_SITE_PREFIX,
     SAMU_GROUP,

@@ -38,8 +38,8 @@ import yaml
 
 from cutover.core.records import Claims
 from cutover.errors import Problem, ValidationError
-from cutover.inventory import Inventory
-from cutover.runbook import GateStep, LoadedRunbook, PlaybookAction
+from cutover.model.inventory import Inventory
+from cutover.model.runbook import GateStep, LoadedRunbook, PlaybookAction
 
 PLATFORMS_GROUP = "platforms"
 SCOPE_VAR = "wave_group"  # the extra variable that limits a platform playbook to one group's partitions

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cutover.yamlsource import VaultText
+from cutover.model.yamlsource import VaultText
 
 PLACEHOLDER = "********"
 

@@ -43,7 +43,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-from cutover import crashpoint
+from cutover.journal import crashpoint
 from cutover.core.claims import check_claims
 from cutover.core.events import (
     GENESIS,
@@ -67,7 +67,7 @@ from cutover.core.journal_rules import (
     verify_chain,
 )
 from cutover.errors import ClaimHeld, CutoverError, InputError, JournalCorrupt, LeaseHeld, LeaseLost, NotFound
-from cutover.leases import holder_alive
+from cutover.journal.leases import holder_alive
 BUSY_TIMEOUT = 10.0  # seconds to wait for another process's write transaction
 MAX_BATCH = 1000  # events per group commit; bounds one transaction's size
 SCHEMA_VERSION = 2  # 2: leases.epoch (fencing)
@@ -147,7 +147,7 @@ class SqliteJournal:
         self._leader: _Pending | None = None  # whose caller commits batches now
         self._closed = False
         self._fences: dict[str, tuple[LeaseHolder, int]] = {}  # run -> (our holder, our epoch)
-        self._crash = crashpoint.from_environment()  # test-only fault hook (cutover/crashpoint.py)
+        self._crash = crashpoint.from_environment()  # test-only fault hook (cutover/journal/crashpoint.py)
         self._write_lock = threading.Lock()  # the write connection: one transaction at a time
         self._read_lock = threading.Lock()
         self._write, self._read = _open(self.path, busy_timeout)
@@ -299,7 +299,7 @@ class SqliteJournal:
 
         Each keeps its kind, time, operator and payload (what timings and
         reports read); it gets this journal's seq and hashes. The caller has
-        verified the events' own hashes (``cutover.transfer``).
+        verified the events' own hashes (``cutover.app.transfer``).
         """
         self._check_open()
         with self._transaction() as conn:
@@ -481,7 +481,7 @@ def open_journal_url(url: str, operator: str, *, stale_after: float = STALE_AFTE
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         return SqliteJournal(path, operator, stale_after=stale_after)
     if url.startswith(("postgresql://", "postgres://")):
-        from cutover.pgjournal import PostgresJournal  # psycopg only when PostgreSQL is used
+        from cutover.journal.postgres import PostgresJournal  # psycopg only when PostgreSQL is used
 
         return PostgresJournal(url, operator, stale_after=stale_after)
     raise InputError(f"unknown journal URL {url.split('://')[0]}://...",

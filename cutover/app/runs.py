@@ -18,26 +18,26 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from cutover.anchors import anchor_run
-from cutover.blast import run_claims, step_reaches
-from cutover.approvals import SignedApproval, allowed_signers_path, check_signed, signers_content, signers_digest
+from cutover.app.anchors import anchor_run
+from cutover.planning.blast import run_claims, step_reaches
+from cutover.app.approvals import SignedApproval, allowed_signers_path, check_signed, signers_content, signers_digest
 from cutover.core.actions import Executor, Target
 from cutover.core.engine import Approval, DriveOptions, Engine, approval_record, gate_satisfied, steps_after
 from cutover.core import records as r
 from cutover.core.events import Event, Journal, LeaseHolder
 from cutover.core.journal_rules import lease_staleness
-from cutover.leases import current_holder, holder_alive
-from cutover.planning import plan_cutover, to_spec
+from cutover.journal.leases import current_holder, holder_alive
+from cutover.planning.plan import plan_cutover, to_spec
 from cutover.core.state import MASKED, RunState, RunStatus, TargetStatus, fold
 from cutover.errors import ExitCode, InputError, LeaseHeld, NotFound
 from cutover.executors.registry import open_executors
-from cutover.inventory import Inventory
-from cutover.notify import Notifier
-from cutover.programme import check_programme
-from cutover.redact import Redactor
+from cutover.model.inventory import Inventory
+from cutover.app.notify import Notifier
+from cutover.app.programme import check_programme
+from cutover.model.redact import Redactor
 from cutover.core.steps import Approver, GateStep, RunbookSpec
 from cutover.core.text import as_name, name_problem
-from cutover.runbook import LoadedRunbook, check_against, parse_runbook
+from cutover.model.runbook import LoadedRunbook, check_against, parse_runbook
 
 EXIT_FOR_STATUS = {
     RunStatus.COMPLETED: ExitCode.OK,
@@ -254,7 +254,7 @@ def driving(journal: Journal, run_id: str, *, take_over: bool = False, heartbeat
     Fencing makes the journal refuse this controller's appends once another has
     taken the run over; the heartbeat notices it sooner and calls ``on_lost``
     (the engine then starts nothing more and cancels what it runs). A drive
-    that ends with an outcome is anchored with ``anchor_key`` (cutover.anchors)
+    that ends with an outcome is anchored with ``anchor_key`` (cutover.app.anchors)
     while the lease is still held, so a fenced zombie cannot anchor.
     """
     holder = current_holder(journal.operator)
@@ -501,7 +501,7 @@ def approve_gate(journal: Journal, run_id: str, step_id: str, approval: Approval
     """Record one approval of an open gate; returns the run's new state.
 
     Outside a lab, only a signed approval is counted: it must verify against the
-    inventory's allowed signers and be for this run and gate (cutover.approvals).
+    inventory's allowed signers and be for this run and gate (cutover.app.approvals).
     """
     state = load_run(journal, run_id)
     step, listed = open_gate(state, step_id, approval.approver)

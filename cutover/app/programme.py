@@ -34,7 +34,7 @@ from cutover.core.events import Journal
 from cutover.core.records import ProgrammeOverride
 from cutover.core.state import RunState, RunStatus, TargetStatus, fold
 from cutover.errors import InputError
-from cutover.inventory import Inventory
+from cutover.model.inventory import Inventory
 
 NOT_STARTED, IN_PROGRESS, MIGRATED, IN_BACKUP = "not started", "in progress", "migrated", "in backup"
 LEGACY, CLOUD, NOMINAL, BACKUP = "legacy", "cloud", "nominal", "backup"

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cutover.approvals import sign, signature_valid
+from cutover.app.approvals import sign, signature_valid
 from cutover.core import records as r
 from cutover.core.events import Event, Journal, utc_now
 from cutover.errors import InputError, NotFound, ToolMissing

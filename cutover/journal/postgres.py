@@ -48,10 +48,10 @@ from cutover.core.claims import check_claims
 from cutover.core.events import Event, LeaseHolder, VerifyReport, canonical_json, event_hash, utc_now
 from cutover.core.journal_rules import (STALE_AFTER, check_fence, decide_lease, lease_payload, lost_lease,
                                         same_holder, takeover_reason, verify_chain)
-from cutover import crashpoint
+from cutover.journal import crashpoint
 from cutover.errors import CutoverError, InputError, JournalCorrupt, LeaseLost, NotFound
-from cutover.leases import holder_alive
-from cutover.redact import PLACEHOLDER, SECRET_NAME, Redactor
+from cutover.journal.leases import holder_alive
+from cutover.model.redact import PLACEHOLDER, SECRET_NAME, Redactor
 
 GENESIS_HEAD = (0, "0" * 64)
 STALL_BOUND = 10  # seconds a session may sit idle inside a transaction before the server ends it
@@ -262,7 +262,7 @@ class PostgresJournal:
         self._queue: list[_Item] = []
         self._leading = False
         self._fences: dict[str, tuple[LeaseHolder, int]] = {}
-        self._crash = crashpoint.from_environment()  # test-only fault hook (cutover/crashpoint.py)
+        self._crash = crashpoint.from_environment()  # test-only fault hook (cutover/journal/crashpoint.py)
         self._check_schema()
 
     def _check_schema(self) -> None:

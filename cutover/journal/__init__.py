@@ -1,0 +1,1 @@
+"""The journal's backends (SQLite, PostgreSQL), leases and the test-only crash hook."""

@@ -1,0 +1,1 @@
+"""From the models to the core's spec: today's planning, the blast radius, validation."""

@@ -1,0 +1,1 @@
+"""What `make night` and `make proof` run: the lab night end to end, and the longer proofs (not shipped)."""
