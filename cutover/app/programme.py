@@ -33,6 +33,7 @@ from typing import Any
 from cutover.core.events import Journal
 from cutover.core.records import ProgrammeOverride
 from cutover.core.state import RunState, RunStatus, TargetStatus, fold
+from cutover.core.windows import window_of
 from cutover.errors import InputError
 from cutover.model.inventory import Inventory
 
@@ -137,7 +138,27 @@ def _position(host: str, code: str, served: Effect | None, mode: Effect | None, 
     return Position(host, code, state, served, mode, holder)
 
 
-def programme_json(inventory: Inventory, found: dict[str, Position]) -> dict[str, Any]:
+def nights(runs: Iterable[RunState]) -> list[dict[str, Any]]:
+    """The plan: each run (night) of the environment, its wave and the window it is in; pure.
+
+    A run whose runbook names candidate windows is in one of them (created in
+    the first still open, or postponed to a later one); others show their
+    window's end alone, or none.
+    """
+    rows = []
+    for run in runs:
+        window = window_of(run)
+        rows.append({"run_id": run.run_id, "label": run.label, "wave": run.wave_group, "state": run.status.value,
+                     "window": window.number if window else None,
+                     "windows": len(run.windows),
+                     "start": window.start if window else None,
+                     "end": window.end if window else run.window_end,
+                     "latest_pnr": window.latest_pnr if window else None})
+    return sorted(rows, key=lambda row: (row["start"] or row["end"] or "", row["run_id"]))
+
+
+def programme_json(inventory: Inventory, found: dict[str, Position],
+                   runs: Iterable[RunState] = ()) -> dict[str, Any]:
     waves: list[dict[str, Any]] = [
         {"group": f"wave{number}", "samus": [found[h].to_json() for h in hosts if h in found]}
         for number, hosts in inventory.waves().items()]
@@ -145,7 +166,8 @@ def programme_json(inventory: Inventory, found: dict[str, Position]) -> dict[str
     if unassigned:
         waves.append({"group": None, "samus": unassigned})
     return {"env": inventory.name, "kind": inventory.run_kind, "waves": waves,
-            "migrated": sum(p.state == MIGRATED for p in found.values()), "total": len(found)}
+            "migrated": sum(p.state == MIGRATED for p in found.values()), "total": len(found),
+            "nights": nights(runs)}
 
 
 def check_programme(journal: Journal, inventory: Inventory, samus: Sequence[str],

@@ -27,7 +27,7 @@ from cutover.core import records as r
 from cutover.core.events import Event, Journal, LeaseHolder
 from cutover.core.journal_rules import lease_staleness
 from cutover.journal.leases import current_holder, holder_alive
-from cutover.planning.plan import plan_cutover, to_spec
+from cutover.planning.plan import plan_cutover, to_spec, window_infos
 from cutover.core.state import MASKED, RunState, RunStatus, TargetStatus, fold
 from cutover.errors import ExitCode, InputError, LeaseHeld, NotFound
 from cutover.executors.registry import open_executors
@@ -37,6 +37,7 @@ from cutover.app.programme import check_programme
 from cutover.model.redact import Redactor
 from cutover.core.steps import Approver, GateStep, RunbookSpec
 from cutover.core.text import as_name, name_problem
+from cutover.core.windows import first_open_window, next_window, postpone_problem
 from cutover.model.runbook import LoadedRunbook, check_against, parse_runbook
 
 EXIT_FOR_STATUS = {
@@ -82,7 +83,9 @@ def create_run(journal: Journal, loaded: LoadedRunbook, inventory: Inventory, *,
     redact = Redactor.of(inventory.secrets)
     _check_no_secret_journalled(loaded, redact)
     runbook = loaded.runbook
-    end = window_end or (runbook.window.end if runbook.window else None)
+    windows = window_infos(runbook)
+    window = None if window_end else _opening_window(runbook.name, windows)
+    end = window_end or (window.end if window else None) or (runbook.window.end if runbook.window else None)
     wave = r.WaveRef(runbook.wave, tuple(inventory.groups[runbook.wave])) if runbook.wave else None
     override = check_programme(journal, inventory, wave.samus if wave else (), override_programme)
     secret = loaded.secret_names
@@ -98,8 +101,51 @@ def create_run(journal: Journal, loaded: LoadedRunbook, inventory: Inventory, *,
         programme_override=override, label=redact(label) if label else label, secret_params=secret or None,
         claims=run_claims(reaches, wave.samus if wave else ()),
         lab=inventory.is_lab, allowed_signers_sha256=signers_digest(allowed_signers_path(inventory.path)),
-        auto_approve=auto_approve, window_risk=redact(window_risk) if window_risk else None)
+        auto_approve=auto_approve, window_risk=redact(window_risk) if window_risk else None,
+        windows=windows or None, window=window.number if window else None)
     journal.create_run(run_id, created.to_payload())
+
+
+def _opening_window(runbook: str, windows: tuple[r.WindowInfo, ...]) -> r.WindowInfo | None:
+    """The window a new run goes into: the first still open; refused when every one has closed."""
+    if not windows:
+        return None
+    window = first_open_window(windows, datetime.now(timezone.utc))
+    if window is None:
+        raise InputError(f"every candidate window of runbook {runbook!r} has closed (the last ended {windows[-1].end})",
+                         hint="add the next night to the runbook's `windows:`, or pass --window-end")
+    return window
+
+
+def postpone_run(journal: Journal, run_id: str, number: int, reason: str, *,
+                 now: datetime | None = None) -> RunState:
+    """`cutover runs postpone`: move a run to a later candidate window (journalled), under its lease."""
+    if not reason.strip():
+        raise InputError("postponing a run needs a reason", hint="--reason TEXT (journalled)")
+    moment = now or datetime.now(timezone.utc)
+    check_postpone_allowed(load_run(journal, run_id), number, moment)
+    holder = current_holder(journal.operator)
+    epoch = journal.acquire_lease(run_id, holder)
+    journal.fence(run_id, holder, epoch)
+    try:
+        state = load_run(journal, run_id)  # again, under the lease: a driver may have acted meanwhile
+        check_postpone_allowed(state, number, moment)
+        record = r.RunPostponed(number, reason.strip(), previous=state.window)
+        journal.append(run_id, record.KIND, record.to_payload())
+    finally:
+        journal.release_lease(run_id, holder)
+    return load_run(journal, run_id)
+
+
+def check_postpone_allowed(state: RunState, number: int, now: datetime) -> None:
+    problem = postpone_problem(state, number, now)
+    if problem is not None:
+        later = next_window(state, now)
+        hint = (f"the next window open is {later.describe()}: `cutover runs postpone {state.run_id} "
+                f"--window {later.number} --reason TEXT`" if later else "`cutover runs` shows the run's state")
+        if "roll it back" in problem:
+            hint = f"undo what it did with `cutover rollback {state.run_id}`, then postpone it"
+        raise InputError(f"cannot postpone run {state.run_id} to window {number}: {problem}", hint=hint)
 
 
 def abandon_run(journal: Journal, run_id: str, reason: str) -> RunState:

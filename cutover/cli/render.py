@@ -165,6 +165,7 @@ _PLAIN: dict[type[r.Record], str] = {
     r.RunCompleted: "run completed",
     r.RunRolledBack: "run rolled back",
     r.RunAbandoned: "run abandoned",
+    r.RunPostponed: "run postponed",
 }
 
 
@@ -192,6 +193,8 @@ def _extra(record: r.Record) -> str:
         return f": {record.detail}"
     if isinstance(record, r.RunAbandoned):
         return f": {record.reason}"
+    if isinstance(record, r.RunPostponed):
+        return f" to window {record.window}: {record.reason}"
     if isinstance(record, r.StepSucceeded) and record.resolution:
         return f" ({record.resolution})"
     return ""

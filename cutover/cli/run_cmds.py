@@ -38,9 +38,11 @@ from cutover.app.programme import environment_runs, positions, programme_json
 from cutover.core.steps import GateStep, RunbookSpec
 from cutover.model.runbook import LoadedRunbook, check_against, load_runbook
 from cutover.app.runs import (EXIT_FOR_STATUS, Decision, Place, abandon_run, approve_gate, auto_approver,
-                          check_abandon_allowed, check_auto_approve, check_rollback_allowed, check_run_id,
-                          gate_is_satisfied, load_run, new_run_id, open_gate, resume_run, roll_back_run, runbook_of,
-                          runs_json, start_run, status_json, verified, wait_as_standby)
+                              check_abandon_allowed, check_auto_approve, check_postpone_allowed,
+                              check_rollback_allowed, check_run_id, gate_is_satisfied, load_run, new_run_id,
+                              open_gate, postpone_run,
+                              resume_run, roll_back_run, runbook_of, runs_json, start_run, status_json, verified,
+                              wait_as_standby)
 from cutover.app.anchors import AnchorCheck, check_anchors, check_key, signers_for_runs
 from cutover.app.approvals import AuditFinding, SignedApproval, audit, lab_runs, reverify, sign_for
 from cutover.journal.chaincheck import HEADS_FILE, VerifiedHeads, VerifiesSince, check_run_chain
@@ -601,7 +603,7 @@ def _watch(app: App, journal: Any, run_id: str, every: float) -> int:
 @click.pass_context
 def runs(ctx: click.Context, as_json: bool) -> int:
     """List the runs in the journal, oldest first (`runs export` / `runs import` move one between machines;
-    `runs abandon` ends one that acted on nothing)."""
+    `runs abandon` ends one that acted on nothing; `runs postpone` moves one to a later window)."""
     if ctx.invoked_subcommand is not None:
         return ExitCode.OK
     app = ctx.find_object(App)
@@ -654,6 +656,24 @@ def runs_abandon(app: App, run_id: str, reason: str, yes: bool) -> int:
                           command=f"cutover runs abandon {run_id} --reason {shlex.quote(reason)}")
         state = abandon_run(journal, run_id, reason)
     app.console.print(f"run {run_id}: {state.status.value} {escape(state.pause_detail or '')}; its SAMUs are free")
+    return ExitCode.OK
+
+
+@runs.command("postpone")
+@click.argument("run_id")
+@click.option("--window", "window", type=click.IntRange(min=1), required=True, metavar="N",
+              help="The runbook's candidate window to move to (numbered from 1, as `cutover status` shows them).")
+@click.option("--reason", required=True, help="Why the night moves (journalled), e.g. the gate's no-go.")
+@YES_OPTION
+@pass_app
+def runs_postpone(app: App, run_id: str, window: int, reason: str, yes: bool) -> int:
+    """Move RUN_ID to a later candidate window of its runbook (a no-go, a forecast that misses the window)."""
+    with open_journal(app) as journal:
+        check_postpone_allowed(load_run(journal, run_id), window, datetime.now(timezone.utc))  # before asking
+        confirm_by_run_id(app, run_id, f"postpone run {run_id} to window {window}", yes=yes,
+                          command=f"cutover runs postpone {run_id} --window {window} --reason {shlex.quote(reason)}")
+        state = postpone_run(journal, run_id, window, reason)
+    app.console.print(f"run {run_id}: {escape(state.pause_detail or '')}")
     return ExitCode.OK
 
 
@@ -815,8 +835,8 @@ def programme(app: App, env: str, as_json: bool) -> int:
     app.require_project()
     inventory = load_inventory(app.project_dir, env)
     with open_journal(app) as store:
-        found = positions(inventory, environment_runs(store, inventory))
-    data = programme_json(inventory, found)
+        runs_of_env = environment_runs(store, inventory)
+    data = programme_json(inventory, positions(inventory, runs_of_env), runs_of_env)
     if as_json:
         app.emit_json(data)
         return ExitCode.OK
@@ -831,7 +851,22 @@ def programme(app: App, env: str, as_json: bool) -> int:
             state = samu["state"] + (f" ({samu['held_by']})" if samu["held_by"] else "")
             table.add_row(wave["group"] or "-", samu["code"], state, samu["served_by"], samu["mode"], by)
     app.console.print(table)
+    _nights_table(app, data["nights"])
     return ExitCode.OK
+
+
+def _nights_table(app: App, nights: list[dict[str, Any]]) -> None:
+    """The plan: which night (run) moves which wave, in which window."""
+    if not nights:
+        return
+    table = Table(title="nights: which run moves which wave, in which window", header_style="bold")
+    for column in ("run", "wave", "state", "window", "opens", "closes", "latest PNR"):
+        table.add_column(column, overflow="fold")
+    for night in nights:
+        window = f"{night['window']} of {night['windows']}" if night["window"] else "-"
+        table.add_row(night["run_id"], night["wave"] or "-", night["state"], window, night["start"] or "-",
+                      night["end"] or "-", night["latest_pnr"] or "-")
+    app.console.print(table)
 
 
 COMMANDS = (validate, plan, run, resume, rollback, approve, status, runs, journal, programme)

@@ -39,6 +39,7 @@ from cutover.core.records import StepInfo
 from cutover.core.state import RunState, RunStatus, TargetState, TargetStatus, UndoStatus, apply, fold
 from cutover.errors import CutoverError, InputError, LeaseHeld, ToolMissing
 from cutover.core.steps import Action, ActionStep, GateStep, RunbookSpec
+from cutover.core.windows import postpone_offer
 
 
 class ExecutorMissing(CutoverError):
@@ -378,7 +379,9 @@ class Engine:
                 break
             self.record(approval_record(step, approval))
         if not gate_satisfied(step, self.state):
-            self.record(r.RunPaused("gate", unanswered + gate_waiting(step, self.state), step=info.id))
+            offer = postpone_offer(self.state, self.options.clock())
+            detail = unanswered + gate_waiting(step, self.state) + (f"; on a no-go, {offer}" if offer else "")
+            self.record(r.RunPaused("gate", detail, step=info.id))
             return RunStatus.PAUSED
         self.record(r.GatePassed(info.id, step.point_of_no_return))
         return None
@@ -400,9 +403,11 @@ class Engine:
         if self.options.override_window:
             self.record(r.WindowOverride(info.id, f"{self.options.override_window} ({basis})"))
             return None
+        offer = postpone_offer(self.state, now)
         self.record(r.RunPaused("window", (
             f"starting {info.id} now could not be rolled back before the window closes at "
-            f"{self.state.window_end} ({basis}); resume with --override-window REASON to go on"),
+            f"{self.state.window_end} ({basis}); resume with --override-window REASON to go on"
+            + (f", or roll back and move to a later night: {offer}" if offer else "")),
             step=info.id))
         return RunStatus.PAUSED
 

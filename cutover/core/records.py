@@ -37,6 +37,7 @@ Kinds::
     step_rolled_back   StepRolledBack(step, detail?)
     run_rolled_back    RunRolledBack(to)
     run_abandoned      RunAbandoned(reason)
+    run_postponed      RunPostponed(window, reason, previous?)
     target_excluded    TargetExcluded(target, reason)
     window_override    WindowOverride(step, reason)
     lease_acquired     LeaseAcquired(holder, epoch)
@@ -101,7 +102,7 @@ _ALWAYS = frozenset({"target", "to", "window_end"})
 
 
 def _encode(value: Any) -> Any:
-    if isinstance(value, (LeaseHolder, ActionResult, StepInfo, RunbookRef, WaveRef, ProgrammeOverride, Claims)):
+    if isinstance(value, (LeaseHolder, ActionResult, StepInfo, RunbookRef, WaveRef, ProgrammeOverride, Claims, WindowInfo)):
         return value.to_payload()
     if isinstance(value, tuple):
         return [_encode(v) for v in value]
@@ -224,6 +225,32 @@ class ProgrammeOverride:
         return cls(str(data["reason"]), tuple(data.get("samus") or ()))
 
 
+@dataclass(frozen=True)
+class WindowInfo:
+    """One candidate cutover window of a runbook: a night, numbered from 1 in the runbook's order.
+
+    Times are ISO 8601 with their offset. ``latest_pnr`` is the last moment the
+    point of no return may be passed in this window (None: only the rollback
+    budget bounds it).
+    """
+
+    number: int
+    start: str
+    end: str
+    latest_pnr: str | None = None
+
+    def to_payload(self) -> dict[str, Any]:
+        return {"number": self.number, "start": self.start, "end": self.end, "latest_pnr": self.latest_pnr}
+
+    @classmethod
+    def from_payload(cls, data: Mapping[str, Any]) -> WindowInfo:
+        return cls(int(data["number"]), str(data["start"]), str(data["end"]), data.get("latest_pnr"))
+
+    def describe(self) -> str:
+        """``window 2 (2026-12-05T22:00:00+01:00 to 2026-12-06T06:00:00+01:00)``, for hints and lines."""
+        return f"window {self.number} ({self.start} to {self.end})"
+
+
 def _optional(decode: Any) -> Any:
     return lambda value: None if value is None else decode(value)
 
@@ -234,6 +261,7 @@ _DECODERS: dict[str, Any] = {
     "wave": _optional(WaveRef.from_payload),
     "programme_override": _optional(ProgrammeOverride.from_payload),
     "claims": _optional(Claims.from_payload),
+    "windows": _optional(lambda value: tuple(WindowInfo.from_payload(w) for w in value)),
     "result": _optional(ActionResult.from_payload),
     "verify": _optional(ActionResult.from_payload),
     "holder": LeaseHolder.from_payload,
@@ -268,6 +296,9 @@ class RunCreated(Record):
     allowed_signers_sha256: str | None = None
     auto_approve: str | None = None  # a lab run's `--auto-approve NAME`: `resume` approves as NAME too
     window_risk: str | None = None  # `--accept-window-risk REASON`, with the risk it accepted
+    # the runbook's candidate windows (``windows:``), frozen at creation, and the one the run was created in
+    windows: tuple[WindowInfo, ...] | None = None
+    window: int | None = None
 
 
 @dataclass(frozen=True)
@@ -470,6 +501,16 @@ class RunAbandoned(Record):
     reason: str
 
 
+@dataclass(frozen=True)
+class RunPostponed(Record):
+    """The run moves to a later candidate window of its runbook (a no-go, a forecast that misses the window)."""
+
+    KIND: ClassVar[str] = "run_postponed"
+    window: int
+    reason: str
+    previous: int | None = None
+
+
 # ---------------------------------------------------------------------- leases
 
 
@@ -549,7 +590,7 @@ KINDS: dict[str, type[Record]] = {cls.KIND: cls for cls in (
     RunCreated, DriveStarted, RunPaused, RunFailed, RunCompleted, TargetExcluded, WindowOverride,
     StepStarted, ActionDone, StepSucceeded, StepFailed, StepSkipped, InDoubt, InDoubtResolved, RollbackPoint,
     GateOpened, GateApproved, GatePassed, RollbackRequested, UndoStarted, UndoSucceeded, UndoFailed,
-    StepRolledBack, RunRolledBack, RunAbandoned, LeaseAcquired, LeaseTakenOver, LeaseReleased, NotificationSent,
+    StepRolledBack, RunRolledBack, RunAbandoned, RunPostponed, LeaseAcquired, LeaseTakenOver, LeaseReleased, NotificationSent,
     NotificationFailed, RunAnchored)}
 
 

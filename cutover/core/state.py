@@ -133,6 +133,8 @@ class RunState:
     window_end: str | None = None
     auto_approve: str | None = None  # the lab approver `run --auto-approve` named; `resume` approves as it too
     window_risk: str | None = None  # the risk accepted at creation (`--accept-window-risk`)
+    windows: tuple[r.WindowInfo, ...] = ()  # the runbook's candidate windows, frozen at creation
+    window: int | None = None  # the one the run is in (created in, or postponed to); None: no windows
     steps: list[StepInfo] = field(default_factory=list)
     targets: dict[tuple[str, Target], TargetState] = field(default_factory=dict)
     status: RunStatus = RunStatus.RUNNING
@@ -241,6 +243,7 @@ def _run_created(state: RunState, p: r.RunCreated, e: Event) -> None:
     state.wave_group, state.wave_samus = (p.wave.group, p.wave.samus) if p.wave else (None, ())
     state.claims = p.claims if p.claims is not None else r.Claims(state.wave_samus)  # older runs: their wave
     state.lab, state.allowed_signers_sha256 = p.lab, p.allowed_signers_sha256
+    state.windows, state.window = tuple(p.windows or ()), p.window
     state.steps = list(p.steps)
     for info in state.steps:
         for key in info.keys():
@@ -390,6 +393,19 @@ def _run_abandoned(state: RunState, p: r.RunAbandoned, e: Event) -> None:
     state.pause_reason, state.pause_detail = "abandoned", f"by {e.operator}: {p.reason}"
 
 
+def _run_postponed(state: RunState, p: r.RunPostponed, e: Event) -> None:
+    """The run waits for a later window: its end is that window's, and its open gates are decided again."""
+    window = next((w for w in state.windows if w.number == p.window), None)
+    state.window = p.window
+    state.window_end = window.end if window is not None else state.window_end
+    for step, gate in state.gates.items():
+        if gate.passed_at is None:  # a new night, a new committee: what was said for this one no longer stands
+            state.gates[step] = GateState()
+    state.status, state.pause_reason = RunStatus.PAUSED, "postponed"
+    where = window.describe() if window is not None else f"window {p.window}"
+    state.pause_detail = f"postponed to {where} by {e.operator}: {p.reason}; `cutover resume {e.run_id}` then"
+
+
 def _target_excluded(state: RunState, p: r.TargetExcluded, e: Event) -> None:
     state.excluded.add(p.target)
 
@@ -436,6 +452,7 @@ _HANDLERS: dict[type[r.Record], Callable[[RunState, Any, Event], None]] = {
     r.StepRolledBack: _step_rolled_back,
     r.RunRolledBack: _run_rolled_back,
     r.RunAbandoned: _run_abandoned,
+    r.RunPostponed: _run_postponed,
     r.TargetExcluded: _target_excluded,
     r.LeaseAcquired: _lease_changed,
     r.LeaseTakenOver: _lease_changed,

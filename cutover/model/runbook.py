@@ -37,6 +37,7 @@ import hashlib
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -347,6 +348,33 @@ class Window(_Model):
         return value
 
 
+def _iso_with_offset(value: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{value!r} is not an ISO 8601 date-time, e.g. 2026-11-29T22:00:00+01:00") from exc
+    if parsed.tzinfo is None:
+        raise ValueError(f"{value!r} has no UTC offset; write it with one, e.g. +01:00")
+    return parsed
+
+
+class CandidateWindow(_Model):
+    """One candidate night (``windows:``): when it opens, when it closes, the latest point of no return."""
+
+    start: str
+    end: str
+    latest_pnr: str | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> CandidateWindow:
+        start, end = _iso_with_offset(self.start), _iso_with_offset(self.end)
+        if end <= start:
+            raise ValueError(f"the window ends ({self.end}) before it starts ({self.start})")
+        if self.latest_pnr is not None and not start < _iso_with_offset(self.latest_pnr) < end:
+            raise ValueError(f"latest_pnr {self.latest_pnr} is not inside the window ({self.start} to {self.end})")
+        return self
+
+
 ParamType = Literal["string", "integer", "boolean", "group"]
 
 
@@ -397,7 +425,21 @@ class Runbook(_Model):
     # the inventory group of SAMUs this runbook moves; no step may touch a SAMU outside it
     wave: str | None = None
     window: Window | None = None
+    # candidate nights, in order: a run goes into the first still open; a no-go offers the next
+    windows: list[CandidateWindow] | None = Field(default=None, min_length=1)
     steps: list[Step] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _windows_in_order(self) -> Runbook:
+        if not self.windows:
+            return self
+        if self.window is not None and self.window.end is not None:
+            raise ValueError("give either `window: {end: ...}` or candidate `windows:`, not both")
+        for number, (before, after) in enumerate(zip(self.windows, self.windows[1:]), start=2):
+            if _iso_with_offset(after.start) < _iso_with_offset(before.end):
+                raise ValueError(f"window {number} starts ({after.start}) before window {number - 1} ends "
+                                 f"({before.end}): list the windows in order, without overlap")
+        return self
 
 
 # ----------------------------------------------------------------------------- loading

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from cutover.core.records import WindowInfo
 from cutover.core.state import StepInfo
 from cutover.core.steps import Action, ActionStep, Approver, GateStep, RunbookSpec, Step
 from cutover.model.inventory import Inventory
@@ -97,3 +98,9 @@ def _info(step: Step, inventory: Inventory) -> StepInfo:
         expected_duration=step.expected_duration, rollback_expected_duration=step.rollback_expected_duration,
         sets_mode=step.sets_mode, serves=step.serves,
     )
+
+
+def window_infos(runbook: model.Runbook) -> tuple[WindowInfo, ...]:
+    """The runbook's candidate windows as the core knows them, numbered from 1."""
+    return tuple(WindowInfo(number, w.start, w.end, w.latest_pnr)
+                 for number, w in enumerate(runbook.windows or (), start=1))

@@ -139,6 +139,7 @@ _EVENTS: dict[str, tuple[str, str]] = {
     "run_completed": ("bascule terminée", "run completed"),
     "run_rolled_back": ("retour arrière terminé", "run rolled back"),
     "run_abandoned": ("bascule abandonnée (n'avait rien fait)", "run abandoned (it had acted on nothing)"),
+    "run_postponed": ("bascule reportée à une fenêtre suivante", "run postponed to a later window"),
 }
 
 
