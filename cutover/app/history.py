@@ -8,18 +8,21 @@ left out of every figure, and every answer says which and why.
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from cutover.core.events import Journal
+from cutover.core.events import Journal, parse_time
+from cutover.core.records import StepInfo, WindowInfo
 from cutover.core.state import RunState, fold
-from cutover.core.records import StepInfo
 from cutover.core.steps import ActionStep, RunbookSpec
 from cutover.core.timings import (RunMeasure, Selection, left_out_because, left_out_note, measure_run, select,
                                   spread_known, summarise)
+from cutover.core.whatif import Change
+from cutover.core.windows import first_open_window, window_of
 from cutover.errors import InputError, NotFound
 from cutover.model.inventory import Inventory
-from cutover.planning.plan import plan_cutover, to_spec
+from cutover.planning.plan import plan_cutover, to_spec, window_infos
 from cutover.model.runbook import LoadedRunbook
 from cutover.app.runs import runbook_of
 
@@ -120,19 +123,54 @@ def _rounded(seconds: float | None) -> float | None:
 
 
 def forecast_json(journal: Journal, loaded: LoadedRunbook, inventory: Inventory, *, from_env: str | None,
-                  last: int | None, start: datetime, window_end: datetime | None, samples: int) -> dict[str, Any]:
-    """The night of ``loaded`` on ``inventory``, forecast from the runs of the same runbook (on ``from_env``)."""
+                  last: int | None, start: datetime | None, window_end: datetime | None, samples: int,
+                  changes: Sequence[Change] = (), window: int | None = None,
+                  now: datetime | None = None) -> dict[str, Any]:
+    """The night of ``loaded`` on ``inventory``, forecast from the runs of the same runbook (on ``from_env``).
+
+    The window is the runbook's: the candidate ``window`` asked for, else the first still open (its start
+    is the night's start, its end and latest PNR what the night must hold), unless ``start`` or
+    ``window_end`` are given. With ``changes`` (what-if), the answer carries the unchanged night beside.
+    """
     from cutover.core.montecarlo import forecast_night  # numpy: only for commands that forecast
 
     if not 100 <= samples <= 1_000_000:
         raise InputError(f"--samples {samples} is out of range", hint="between 100 and 1,000,000")
+    moment = now or datetime.now(timezone.utc)
+    chosen = _forecast_window(loaded, window, moment)
+    begin = start or (max(moment, parse_time(chosen.start)) if chosen else moment)
+    end = window_end or (parse_time(chosen.end) if chosen else None) or (
+        datetime.fromisoformat(loaded.runbook.window.end) if loaded.runbook.window and loaded.runbook.window.end
+        else None)
+    latest_pnr = parse_time(chosen.latest_pnr) if chosen and chosen.latest_pnr else None
     spec = to_spec(loaded.runbook)
     plan = planned_durations([p.info for p in plan_cutover(spec, inventory)], spec)
     source_env = from_env or inventory.name
     selection = select_runs(journal, loaded.runbook.name, source_env, last=last)
-    result = forecast_night(plan, selection.runs, start=start, window_end=window_end, samples=samples)
+
+    def night(asked: Sequence[Change]) -> dict[str, Any]:
+        return forecast_night(plan, selection.runs, start=begin, window_end=end, samples=samples, changes=asked,
+                              latest_pnr=latest_pnr)
+
+    result = night(changes)
+    if changes:
+        unchanged = night(())
+        result["baseline"] = {key: unchanged[key] for key in ("end", "duration_s", "backup_mode_s", "pnr_reached",
+                                                               "holds", "critical_step", "outcome")}
     return {"runbook": loaded.runbook.name, "env": inventory.name, "measured_on": source_env,
-            "left_out": selection.left_out_json(), **result}
+            "left_out": selection.left_out_json(), "window": chosen.to_payload() if chosen else None, **result}
+
+
+def _forecast_window(loaded: LoadedRunbook, number: int | None, now: datetime) -> WindowInfo | None:
+    windows = window_infos(loaded.runbook)
+    if number is None:
+        return first_open_window(windows, now)
+    found = next((w for w in windows if w.number == number), None)
+    if found is None:
+        raise InputError(f"--window {number}: runbook {loaded.runbook.name!r} has "
+                         f"{len(windows) or 'no'} candidate window(s)",
+                         hint="its `windows:` are numbered from 1" if windows else "declare them under `windows:`")
+    return found
 
 
 def measured_p90s(journal: Journal, runbook: str, env: str, *, exclude: str | None = None
@@ -192,8 +230,12 @@ def live_forecast(journal: Journal, state: RunState, *, now: datetime, samples: 
     selection = past_runs(journal, state) if runs is None else runs
     measured = selection.runs
     window_end = datetime.fromisoformat(state.window_end) if state.window_end else None
-    ahead = forecast_night(remaining, measured, start=now, window_end=None, samples=samples)
-    whole = forecast_night(plan, measured, start=now, window_end=window_end, samples=samples)
+    window = window_of(state)  # the window the run is in: a night postponed starts when its window opens
+    start = max(now, parse_time(window.start)) if window is not None and not state.acted else now
+    latest_pnr = parse_time(window.latest_pnr) if window is not None and window.latest_pnr else None
+    ahead = forecast_night(remaining, measured, start=start, window_end=None, samples=samples)
+    whole = forecast_night(plan, measured, start=start, window_end=window_end, samples=samples,
+                           latest_pnr=latest_pnr)
     pnr_deadline = whole["pnr_deadline"] if state.point_of_no_return_passed is None else None
     # the source of what is left to run: past runs that measured none of it do not make it "measured"
     return {"end_p50": ahead["end"]["p50"], "end_p90": ahead["end"]["p90"], "pnr_deadline": pnr_deadline,

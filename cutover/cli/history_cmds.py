@@ -7,11 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from cutover.cli.app import App, pass_app
 from cutover.cli.run_cmds import ENV_HELP, PARAM_OPTION, WindowEnd, load_checked, open_journal, verify_journal
 from cutover.core.timings import left_out_note, spread_known, spread_unknown
+from cutover.core.whatif import parse_changes
 from cutover.errors import ExitCode, InputError
 from cutover.app.history import compare_json, forecast_json, select_runs, timings_json
 from cutover.app.report import FORMATS, Evidence, render, report_data
@@ -128,30 +130,46 @@ def _total_text(total: dict[str, Any]) -> str:
 @click.option("--last", type=click.IntRange(min=1), default=None, help="Only the N most recent runs.")
 @click.option("--start", type=WindowEnd(), default=None, help="When the night starts (ISO 8601 with offset) [default: now].")
 @click.option("--window-end", type=WindowEnd(), default=None, help="End of the cutover window (ISO 8601 with offset).")
+@click.option("--window", "window", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Forecast in the runbook's candidate window N [default: the first still open].")
 @click.option("--samples", type=int, default=10_000, show_default=True, help="Monte Carlo samples.")
+@click.option("--what-if", "what_if", multiple=True, metavar="CHANGE",
+              help="STEP=xFACTOR, STEP@TARGET=xFACTOR or STEP@TARGET=fail (repeatable): the night with this change.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @PARAM_OPTION
 @pass_app
 def forecast(app: App, runbook: str, env: str, from_env: str | None, last: int | None, start: str | None,
-             window_end: str | None, samples: int, as_json: bool, params: tuple[str, ...]) -> int:
-    """P50/P90 of the night's end, each SAMU's time in backup mode and the PNR deadline, from rehearsals."""
+             window_end: str | None, window: int | None, samples: int, what_if: tuple[str, ...], as_json: bool,
+             params: tuple[str, ...]) -> int:
+    """P50/P90 of the night's end, each SAMU's time in backup mode and the PNR deadline, from rehearsals.
+
+    With --what-if: the same night with a step (or one SAMU) slower, or failing; whether the PNR deadline and
+    the window still hold, and which step is now critical, beside the night as measured.
+    """
+    changes = parse_changes(what_if)
     loaded, inventory = load_checked(app, runbook, env, params)
-    begin = datetime.fromisoformat(start) if start else datetime.now(timezone.utc)
-    end = window_end or (loaded.runbook.window.end if loaded.runbook.window else None)
     with open_journal(app) as journal:
-        data = forecast_json(journal, loaded, inventory, from_env=from_env, last=last, start=begin,
-                             window_end=datetime.fromisoformat(end) if end else None, samples=samples)
+        data = forecast_json(journal, loaded, inventory, from_env=from_env, last=last,
+                             start=datetime.fromisoformat(start) if start else None,
+                             window_end=datetime.fromisoformat(window_end) if window_end else None,
+                             samples=samples, changes=changes, window=window)
     if as_json:
         app.emit_json(data)
         return ExitCode.OK
+    if data["changes"]:
+        _what_if_text(app, data)
     measured = f"{len(data['runs'])} run(s) on {data['measured_on']}" if data["runs"] else \
         f"no measured run on {data['measured_on']}"
     app.console.print(f"[bold]{data['runbook']}[/] on {data['env']}, from {measured} ({data['samples']} samples); "
                       f"source: {data['source']}")
     _left_out(app, data["left_out"])
     app.console.print(_end_band(data))
+    if data["window"]:
+        app.console.print(f"window {data['window']['number']}: {data['window']['start']} to {data['window']['end']}")
     if data["pnr_deadline"]:
         app.console.print(f"point-of-no-return deadline (P90 of rollbacks): {data['pnr_deadline']}")
+    app.console.print(f"holds: PNR deadline {_held(data['holds']['pnr_deadline'])}, "
+                      f"window {_held(data['holds']['window'])}; critical step: {data['critical_step'] or '-'}")
     table = Table(header_style="bold")
     for column in ("step", "source", "P50", "P90", "criticality"):
         table.add_column(column)
@@ -165,6 +183,31 @@ def forecast(app: App, runbook: str, env: str, from_env: str | None, last: int |
                           for step, w in data["gate_waits_s"].items())
         app.console.print(f"gate waits measured (waiting, not counted above): {waits}")
     return ExitCode.OK
+
+
+def _what_if_text(app: App, data: dict[str, Any]) -> None:
+    """The answer first: the changed night against the night as measured."""
+    base = data["baseline"]
+    app.console.print(f"[bold]what if[/] {', '.join(data['changes'])}: the night {escape(data['outcome'])}")
+    table = Table(header_style="bold")
+    for column in ("", "as measured", "what if"):
+        table.add_column(column)
+    table.add_row("end P50", base["end"]["p50"], data["end"]["p50"])
+    table.add_row("end P90", base["end"]["p90"], data["end"]["p90"])
+    reached = [(b or {}).get("p90", "-") for b in (base["pnr_reached"], data["pnr_reached"])]
+    table.add_row("PNR reached (P90)", *reached)
+    for what, key in (("PNR deadline holds", "pnr_deadline"), ("window holds", "window")):
+        table.add_row(what, _held(base["holds"][key]), _held(data["holds"][key]))
+    table.add_row("critical step", base["critical_step"] or "-", data["critical_step"] or "-")
+    for samu in sorted(set(base["backup_mode_s"]) | set(data["backup_mode_s"])):
+        before, after = base["backup_mode_s"].get(samu), data["backup_mode_s"].get(samu)
+        table.add_row(f"{samu} in backup mode (P90)", _seconds(before["p90"] if before else None),
+                      _seconds(after["p90"] if after else None))
+    app.console.print(table)
+
+
+def _held(value: bool | None) -> str:
+    return "-" if value is None else ("yes" if value else "[red]NO[/]")
 
 
 def _end_band(data: dict[str, Any]) -> str:

@@ -89,5 +89,14 @@ def postpone_offer(state: RunState, now: datetime) -> str:
             f"`cutover runs postpone {state.run_id} --window {later.number} --reason TEXT`")
 
 
+def fallback_night(state: RunState, now: datetime, end_p90: datetime | None) -> WindowInfo | None:
+    """The next window, when the run needs one: paused at a gate (a no-go) or forecast past its window's end."""
+    if state.is_finished() or state.point_of_no_return_passed:
+        return None
+    misses = end_p90 is not None and state.window_end is not None and end_p90 > parse_time(state.window_end)
+    no_go = state.status is RunStatus.PAUSED and state.pause_reason == "gate"
+    return next_window(state, now) if misses or no_go else None
+
+
 def window_json(window: WindowInfo | None) -> dict[str, object] | None:
     return window.to_payload() if window is not None else None

@@ -26,6 +26,7 @@ from cutover.core.forecast import backup_mode_seconds, forecast
 from cutover.core.state import GateApproval, RunState, RunStatus, TargetStatus
 from cutover.core.steps import Approver, GateStep, RunbookSpec
 from cutover.core.timings import spread_unknown
+from cutover.core.windows import fallback_night
 from cutover.model.redact import redacted
 from cutover.web.i18n import event_word, state_word
 
@@ -89,7 +90,17 @@ def _time_outlook(state: RunState, measured: dict[str, Any] | None, now: datetim
         "pnr_passed": state.point_of_no_return_passed,
         "pnr_deadline": pnr_deadline if not finished else None,
         "pnr_left_s": _seconds_until(pnr_deadline, now) if pnr_deadline and not finished else None,
+        "next_window": _next_window(state, now, end["p90"] if end else None),
     }
+
+
+def _next_window(state: RunState, now: datetime, end_p90: str | None) -> dict[str, Any] | None:
+    """The fallback night offered on a no-go, or when the forecast misses the window."""
+    later = fallback_night(state, now, parse_time(end_p90) if end_p90 else None)
+    if later is None:
+        return None
+    return {**later.to_payload(),
+            "command": f"cutover runs postpone {state.run_id} --window {later.number} --reason TEXT"}
 
 
 def _seconds_until(moment: str, now: datetime) -> float:

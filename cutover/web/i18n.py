@@ -42,6 +42,7 @@ _WORDS: dict[str, tuple[str, str]] = {
     "elapsed": ("Écoulé", "Elapsed"),
     "window_end": ("Fin de la fenêtre de tir", "Cutover window ends"),
     "window_closed": ("fenêtre de tir close", "window closed"),
+    "next_window": ("Fenêtre de repli", "Fallback window"),
     "predicted_end": ("Fin prévue", "Predicted end"),
     "pnr_deadline": ("Échéance du point de non-retour", "Point-of-no-return deadline"),
     "pnr_passed": ("Point de non-retour passé", "Point of no return passed"),

@@ -17,6 +17,7 @@ from cutover.programme import environment_runs, nights
 from cutover.runbook import parse_runbook
 from cutover.runs import create_run, drive_run, load_run, postpone_run
 from cutover.testing import InMemoryJournal, ScriptedExecutor, tiny_inventory
+from cutover.web.board import board_view
 from cutover.web.i18n import event_word
 
 NOW = datetime.now(timezone.utc)
@@ -142,3 +143,21 @@ def test_programme_shows_which_night_is_in_which_window(journal):
     rows = nights(environment_runs(journal, tiny_inventory()))
     assert rows == [{"run_id": "n1", "label": None, "wave": "wave1", "state": "paused", "window": 3, "windows": 3,
                      "start": iso(8), "end": iso(8, 8), "latest_pnr": None}]
+
+
+def test_the_board_offers_the_fallback_window_on_a_no_go(journal):
+    create_run(journal, parse_runbook(THREE_NIGHTS, "night.yaml"), tiny_inventory(), run_id="n1")
+    assert board_view(load_run(journal, "n1"), None, None, [], NOW, "fr")["time"]["next_window"] is None
+    drive_run(journal, "n1", {"command": ScriptedExecutor()}, DriveOptions())  # no-go at the gate
+    offered = board_view(load_run(journal, "n1"), None, None, [], NOW, "fr")["time"]["next_window"]
+    assert offered == {"number": 3, "start": iso(8), "end": iso(8, 8), "latest_pnr": None,
+                       "command": "cutover runs postpone n1 --window 3 --reason TEXT"}
+
+
+def test_the_board_offers_the_fallback_window_when_the_forecast_misses_the_window(journal):
+    create_run(journal, parse_runbook(THREE_NIGHTS, "night.yaml"), tiny_inventory(), run_id="n1")
+    late = {"end_p50": iso(1, 7), "end_p90": iso(1, 9), "pnr_deadline": None, "source": "measured (3 runs)",
+            "spread_known": True, "left_out": []}
+    on_time = {**late, "end_p90": iso(1, 7)}
+    assert board_view(load_run(journal, "n1"), None, on_time, [], NOW, "fr")["time"]["next_window"] is None
+    assert board_view(load_run(journal, "n1"), None, late, [], NOW, "fr")["time"]["next_window"]["number"] == 3
