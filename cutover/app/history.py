@@ -272,3 +272,21 @@ def _how_long(seconds: float) -> str:
     if seconds >= 90:
         return f"{seconds / 60:.0f} min"
     return f"{seconds:.0f} s"
+
+
+def replay_json(journal: Journal, run_id: str, changes: Sequence[Change] = ()) -> dict[str, Any]:
+    """`cutover replay`: the recorded night again in simulated time, with ``changes``, beside what happened.
+
+    The board's clocks count on the same measurements as the night's own window
+    check: the P90s of the other runs of its runbook on its environment.
+    """
+    from cutover.core.replay import Durations, compare_json, replay_night
+
+    events = journal.events(run_id)
+    if not events:
+        raise NotFound(f"no run {run_id!r} in this journal", hint="`cutover runs` lists the runs")
+    state = fold(events)
+    durations = Durations(*measured_p90s(journal, state.runbook_name, state.env, exclude=run_id))
+    replay = replay_night(events, runbook_of(state), changes=changes, durations=durations)
+    return {"run_id": run_id, "runbook": state.runbook_name, "env": state.env, "label": state.label,
+            "changes": [c.describe() for c in changes], **compare_json(events, replay, durations)}

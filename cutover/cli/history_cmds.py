@@ -15,7 +15,7 @@ from cutover.cli.run_cmds import ENV_HELP, PARAM_OPTION, WindowEnd, load_checked
 from cutover.core.timings import left_out_note, spread_known, spread_unknown
 from cutover.core.whatif import parse_changes
 from cutover.errors import ExitCode, InputError
-from cutover.app.history import compare_json, forecast_json, select_runs, timings_json
+from cutover.app.history import compare_json, forecast_json, select_runs, timings_json, replay_json
 from cutover.app.report import FORMATS, Evidence, render, report_data
 from cutover.app.runs import check_run_id, load_run
 
@@ -233,6 +233,61 @@ def _backup_mode_table(app: App, data: dict[str, Any]) -> None:
 
 @click.command()
 @click.argument("run_id")
+@click.option("--what-if", "what_if", multiple=True, metavar="CHANGE",
+              help="STEP=xFACTOR, STEP@TARGET=xFACTOR or STEP@TARGET=fail (repeatable): replay with this change.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_app
+def replay(app: App, run_id: str, what_if: tuple[str, ...], as_json: bool) -> int:
+    """Replay RUN_ID's recorded night in simulated time (nothing runs), with the changes asked for.
+
+    Shows when the board would have shown the PNR deadline at risk, when the window would have been missed
+    and what each gate would have shown, beside what happened.
+    """
+    changes = parse_changes(what_if)
+    with open_journal(app) as journal:
+        data = replay_json(journal, run_id, changes)
+    if as_json:
+        app.emit_json(data)
+        return ExitCode.OK
+    asked = f" with {', '.join(data['changes'])}" if data["changes"] else " as recorded"
+    app.console.print(f"[bold]replay of {data['run_id']}[/]{asked} (simulated time; nothing runs)")
+    then, now = data["recorded"], data["replayed"]
+    table = Table(header_style="bold")
+    for column in ("", "what happened", "replayed"):
+        table.add_column(column, overflow="fold")
+    for label, key in (("state", "status"), ("ended", "end"), ("window closes", "window_end"),
+                       ("PNR deadline at risk from", "pnr_at_risk"), ("window at risk from", "window_at_risk"),
+                       ("window missed at", "window_missed"), ("point of no return passed", "pnr_passed")):
+        table.add_row(label, str(then[key] or "-"), str(now[key] or "-"))
+    for step in dict.fromkeys([*then["steps_done"], *now["steps_done"]]):
+        table.add_row(f"{step} done", then["steps_done"].get(step, "-"), now["steps_done"].get(step, "-"))
+    for gate in dict.fromkeys([*then["gates"], *now["gates"]]):
+        table.add_row(f"gate {gate}", _gate_text(then["gates"].get(gate)), _gate_text(now["gates"].get(gate)))
+    for samu in dict.fromkeys([*then["backup_mode_s"], *now["backup_mode_s"]]):
+        table.add_row(f"{samu} in backup mode", _seconds(then["backup_mode_s"].get(samu)),
+                      _seconds(now["backup_mode_s"].get(samu)))
+    app.console.print(table)
+    if data["diverged"]:
+        app.console.print(f"diverged from the recording: {escape(data['diverged'])}")
+    elif not data["changes"]:
+        app.console.print("order of events: " + ("as recorded" if data["same_order"] else "[red]DIFFERS[/]"))
+    for note in data["notes"]:
+        app.console.print(f"note: {escape(note)}", style="dim")
+    return ExitCode.OK
+
+
+def _gate_text(gate: dict[str, Any] | None) -> str:
+    """What a gate showed when it opened: the predicted end and the PNR margin; then how it was decided."""
+    if gate is None:
+        return "-"
+    margin = f", PNR margin {gate['pnr_margin_s']:.0f}s" if gate["pnr_margin_s"] is not None else ""
+    decided = (f"passed {gate['passed_at']}" if gate["passed_at"] else
+               f"no-go {gate['no_go_at']}" if gate["no_go_at"] else "undecided")
+    return f"opened {gate['opened_at']} (predicted end {gate['predicted_end']}{margin}); {decided}"
+
+
+@click.command()
+@click.argument("run_id")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="html", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write to this file [default: STATE_DIR/reports/RUN_ID.<ext>]; '-' prints it.")
@@ -278,4 +333,4 @@ def _lab_calls(app: App, journal: Any, run_id: str) -> dict[str, Any] | None:
         return None
 
 
-COMMANDS = (timings, compare, forecast, report)
+COMMANDS = (timings, compare, forecast, replay, report)

@@ -178,7 +178,8 @@ def _pnr_reached(plan: Sequence[PlannedDuration], contributions: Sequence[Sample
     pnr = next((i for i, p in enumerate(plan) if p.info.point_of_no_return), None)
     if pnr is None or (failing is not None and failing < pnr):
         return None
-    return np.sum(contributions[: pnr + 1], axis=0)
+    reached: Samples = np.sum(contributions[: pnr + 1], axis=0)
+    return reached
 
 
 def _holds(start: datetime, path: NightPath, deadline: str | None,
