@@ -146,6 +146,8 @@ def recorded_work(events: Sequence[Event]) -> dict[tuple[str, Phase, Target], li
     since: dict[tuple[str, Phase, Target], datetime] = {}
     for event in events:
         record, at = r.read(event), parse_time(event.at)
+        if isinstance(record, r.StepSucceeded) and (record.step, Phase.VERIFY, record.target) in since:
+            record = r.StepSucceeded(record.step, record.target, verify=record.verify or ActionResult(Outcome.OK))
         for key, result in _work_of(record):
             if result is None:  # a start
                 since[key] = at
