@@ -31,6 +31,7 @@ class LazyGroup(click.Group):
     # command name -> "module:attribute"
     LAZY = {"timings": "cutover.cli.history_cmds:timings", "compare": "cutover.cli.history_cmds:compare",
             "forecast": "cutover.cli.history_cmds:forecast", "report": "cutover.cli.history_cmds:report",
+            "replay": "cutover.cli.history_cmds:replay",
             "lab": "cutover.cli.lab_cmds:lab", "serve": "cutover.cli.serve_cmds:serve",
             "infra": "cutover.cli.infra_cmds:infra", "tenant": "cutover.cli.infra_cmds:tenant"}
 

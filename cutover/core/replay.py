@@ -304,8 +304,10 @@ class Watch:
 
     def _between(self, state: RunState, until: datetime) -> None:
         """The board keeps counting between two events (a long step writes nothing): look every TICK."""
+        if state.window_end is None or state.is_finished():
+            return
         moment = parse_time(state.updated_at) + TICK
-        while moment < until and not (self.window_missed and self.window_at_risk and self.pnr_at_risk):
+        while moment < until and self.window_missed is None:  # once missed, nothing new to say
             self._alarms(state, moment)
             moment += TICK
 
