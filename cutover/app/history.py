@@ -157,8 +157,17 @@ def forecast_json(journal: Journal, loaded: LoadedRunbook, inventory: Inventory,
         unchanged = night(())
         result["baseline"] = {key: unchanged[key] for key in ("end", "duration_s", "backup_mode_s", "pnr_reached",
                                                                "holds", "critical_step", "outcome")}
+    later = _later_window(loaded, chosen) if result["holds"]["window"] is False else None
     return {"runbook": loaded.runbook.name, "env": inventory.name, "measured_on": source_env,
-            "left_out": selection.left_out_json(), "window": chosen.to_payload() if chosen else None, **result}
+            "left_out": selection.left_out_json(), "window": chosen.to_payload() if chosen else None,
+            "next_window": later.to_payload() if later else None, **result}
+
+
+def _later_window(loaded: LoadedRunbook, chosen: WindowInfo | None) -> WindowInfo | None:
+    """The fallback night a forecast that misses its window offers: the runbook's next candidate window."""
+    if chosen is None:
+        return None
+    return next((w for w in window_infos(loaded.runbook) if w.number > chosen.number), None)
 
 
 def _forecast_window(loaded: LoadedRunbook, number: int | None, now: datetime) -> WindowInfo | None:

@@ -37,7 +37,7 @@ from cutover.app.programme import check_programme
 from cutover.model.redact import Redactor
 from cutover.core.steps import Approver, GateStep, RunbookSpec
 from cutover.core.text import as_name, name_problem
-from cutover.core.windows import first_open_window, next_window, postpone_problem
+from cutover.core.windows import first_open_window, next_window, postpone_problem, window_json, window_of
 from cutover.model.runbook import LoadedRunbook, check_against, parse_runbook
 
 EXIT_FOR_STATUS = {
@@ -648,6 +648,8 @@ def status_json(state: RunState) -> dict[str, Any]:
         "updated_at": state.updated_at,
         "finished_at": state.finished_at,
         "window_end": state.window_end,
+        "window": window_json(window_of(state)),  # the candidate window the run is in (None: none declared)
+        "windows": [w.to_payload() for w in state.windows],
         "lease": state.lease_holder,
         "rollback_points": list(state.completed),
         "point_of_no_return_passed": state.point_of_no_return_passed,

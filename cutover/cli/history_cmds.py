@@ -170,6 +170,12 @@ def forecast(app: App, runbook: str, env: str, from_env: str | None, last: int |
         app.console.print(f"point-of-no-return deadline (P90 of rollbacks): {data['pnr_deadline']}")
     app.console.print(f"holds: PNR deadline {_held(data['holds']['pnr_deadline'])}, "
                       f"window {_held(data['holds']['window'])}; critical step: {data['critical_step'] or '-'}")
+    if data["next_window"]:
+        later = data["next_window"]
+        app.console.print(f"the P90 end misses the window: the next is window {later['number']} ({later['start']} "
+                          f"to {later['end']}): `cutover forecast {escape(runbook)} --env {env} --window "
+                          f"{later['number']}`; a run already created moves with `cutover runs postpone RUN "
+                          f"--window {later['number']} --reason TEXT`")
     table = Table(header_style="bold")
     for column in ("step", "source", "P50", "P90", "criticality"):
         table.add_column(column)

@@ -58,3 +58,11 @@ def test_a_no_go_night_is_postponed_confirmed_and_the_programme_shows_its_window
     assert [(n["run_id"], n["window"], n["windows"]) for n in plan["nights"]] == [("n2", 2, 2)]
     out, _ = cutover(project, capsys, "programme", "--env", "lab")
     assert "nights: which run moves which wave, in which window" in out and "2 of 2" in out
+
+
+def test_a_forecast_that_misses_its_window_offers_the_next(project, capsys):
+    cutover(project, capsys, "run", "night", "--env", "lab", "--run-id", "n1", "--auto-approve", "lab-bot")
+    late = "2020-01-01T00:00:00+00:00"  # a window that closed long ago: no night fits in it
+    out, _ = cutover(project, capsys, "forecast", "night", "--env", "lab", "--samples", "200", "--window", "1",
+                     "--start", "2019-12-31T23:59:59+00:00", "--window-end", late, "--what-if", "migrate=x1000")
+    assert "window NO" in out and "the next is window 2" in out and "--window 2" in out
