@@ -17,6 +17,7 @@ from cutover.core.events import Event, parse_time
 from cutover.core.forecast import backup_mode_seconds, forecast
 from cutover.core.state import RunState, RunStatus, TargetStatus
 from cutover.core.timings import spread_unknown
+from cutover.core.windows import next_window
 
 STYLE = {
     TargetStatus.PENDING: ("·", "dim"),
@@ -70,7 +71,8 @@ def _header(state: RunState, now: datetime, measured: dict[str, Any] | None = No
         text.append(f"  elapsed {_duration((now - parse_time(state.created_at)).total_seconds())}")
     if state.window_end:
         left = (parse_time(state.window_end) - now).total_seconds()
-        text.append(f"  window closes in {_duration(left)}" if left > 0 else "  window closed", style="bold")
+        name = f"window {state.window}" if state.window else "window"
+        text.append(f"  {name} closes in {_duration(left)}" if left > 0 else f"  {name} closed", style="bold")
     if state.point_of_no_return_passed:
         text.append(f"  PNR passed ({state.point_of_no_return_passed})", style="bold red")
     outlook = forecast(state, now)
@@ -84,6 +86,10 @@ def _header(state: RunState, now: datetime, measured: dict[str, Any] | None = No
         text.append(f"  predicted end {outlook.predicted_end.astimezone():%H:%M:%S} (expected durations)")
         if outlook.unknown_durations:
             text.append(f" (+{outlook.unknown_durations} steps of unknown duration)", style="dim")
+    later = next_window(state, now) if measured and _misses_window(state, measured["end_p90"]) else None
+    if later is not None:
+        text.append(f"  P90 end misses the window: next is window {later.number} "
+                    f"(`cutover runs postpone {state.run_id} --window {later.number} --reason TEXT`)", style="bold red")
     pnr_deadline = datetime.fromisoformat(measured["pnr_deadline"]) if measured and measured["pnr_deadline"] \
         else outlook.pnr_deadline
     if pnr_deadline is not None:
@@ -91,6 +97,10 @@ def _header(state: RunState, now: datetime, measured: dict[str, Any] | None = No
         text.append(f"  PNR deadline in {_duration(left)}" if left > 0 else "  PNR deadline passed",
                     style="bold" if left > 600 else "bold red")
     return text
+
+
+def _misses_window(state: RunState, end_p90: str | None) -> bool:
+    return bool(end_p90 and state.window_end and parse_time(end_p90) > parse_time(state.window_end))
 
 
 def _grid(state: RunState, in_backup: dict[str, float]) -> Table:

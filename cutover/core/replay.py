@@ -184,17 +184,18 @@ def recorded_drives(events: Sequence[Event]) -> list[Drive]:
     """The recorded night as drives: each with its events and the operators' words just before it."""
     drives: list[Drive] = []
     between: list[Event] = []
-    current: Drive | None = None
+    driving: Drive | None = None  # the drive under way (None once it ended)
     for event in events[1:]:
         if event.kind in NOT_THE_NIGHT:
             continue
         record = r.read(event)
         if isinstance(record, r.DriveStarted):
-            current = Drive(record.command, parse_time(event.at), [event], between)
-            drives.append(current)
+            driving = Drive(record.command, parse_time(event.at), [event], between)
+            drives.append(driving)
             between = []
-        elif current is not None and current.ending() is None:
-            current.events.append(event)
+        elif driving is not None:
+            driving.events.append(event)
+            driving = None if event.kind in DRIVE_ENDS else driving
         else:
             between.append(event)
     return drives

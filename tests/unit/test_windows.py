@@ -161,3 +161,18 @@ def test_the_board_offers_the_fallback_window_when_the_forecast_misses_the_windo
     on_time = {**late, "end_p90": iso(1, 7)}
     assert board_view(load_run(journal, "n1"), None, on_time, [], NOW, "fr")["time"]["next_window"] is None
     assert board_view(load_run(journal, "n1"), None, late, [], NOW, "fr")["time"]["next_window"]["number"] == 3
+
+
+def test_the_terminal_header_names_the_window_and_offers_the_next_when_the_forecast_misses_it(journal):
+    from rich.console import Console
+
+    from cutover.cli.render import status_board
+
+    create_run(journal, parse_runbook(THREE_NIGHTS, "night.yaml"), tiny_inventory(), run_id="n1")
+    late = {"end_p50": iso(1, 7), "end_p90": iso(1, 9), "pnr_deadline": None, "source": "measured (3 runs)",
+            "spread_known": True, "left_out": []}
+    console = Console(width=300, record=True)
+    console.print(status_board(load_run(journal, "n1"), NOW, late))
+    text = console.export_text()
+    assert "window 2 closes in" in text
+    assert "P90 end misses the window: next is window 3 (`cutover runs postpone n1 --window 3 --reason TEXT`)" in text
