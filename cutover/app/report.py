@@ -190,6 +190,9 @@ def _intervention(record: r.Record) -> dict[str, Any] | None:
         return {"what": "operator decision: exclude", "detail": f"{record.target} ({record.reason})"}
     if isinstance(record, r.WindowOverride):
         return {"what": "window override", "detail": f"{record.step}: {record.reason}"}
+    if isinstance(record, r.RunPostponed):
+        return {"what": "postponed", "detail": f"to window {record.window}"
+                + (f" (from window {record.previous})" if record.previous else "") + f": {record.reason}"}
     if isinstance(record, r.LeaseTakenOver):
         return {"what": "takeover", "detail": f"{record.holder.describe()} took over from "
                                               f"{record.previous_holder.describe()}: {record.reason}"}

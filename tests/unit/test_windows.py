@@ -176,3 +176,13 @@ def test_the_terminal_header_names_the_window_and_offers_the_next_when_the_forec
     text = console.export_text()
     assert "window 2 closes in" in text
     assert "P90 end misses the window: next is window 3 (`cutover runs postpone n1 --window 3 --reason TEXT`)" in text
+
+
+def test_the_report_lists_the_postponement_among_the_operators_decisions(journal):
+    from cutover.report import Evidence, report_data
+
+    create_run(journal, parse_runbook(THREE_NIGHTS, "night.yaml"), tiny_inventory(), run_id="n1")
+    postpone_run(journal, "n1", 3, "no-go: orange vigilance")
+    data = report_data(journal, "n1", Evidence(True, 2, "h", ""))
+    assert [(i["what"], i["detail"], i["by"]) for i in data["interventions"]] == [
+        ("postponed", "to window 3 (from window 2): no-go: orange vigilance", "claire")]
