@@ -23,7 +23,8 @@ from cutover.cli.render import PlanEntry, plan_view, print_plain, runs_view, sta
 from cutover.cli.terminal import LiveBoard, answerable
 from cutover.core.engine import Approval, DriveOptions
 from cutover.core.guidance import next_move
-from cutover.planning.plan import plan_cutover, to_spec
+from cutover.core.windows import first_open_window
+from cutover.planning.plan import plan_cutover, to_spec, window_infos
 from cutover.core.state import RunState, RunStatus
 from cutover.planning.blast import StepReach, step_reaches
 from cutover.errors import CutoverError, ExitCode, InputError, JournalCorrupt, NotFound
@@ -391,8 +392,12 @@ def run(app: App, runbook: str, env: str, run_id: str | None, auto_approve: str 
 def _window_risk_accepted(journal: Any, loaded: LoadedRunbook, inventory: Inventory, window_end: str | None,
                           accepted: str | None) -> str | None:
     """Refuse a window the night cannot fit (exit 2), unless the operator accepts the risk: then what to journal."""
+    now = datetime.now(timezone.utc)
+    window = None if window_end else first_open_window(window_infos(loaded.runbook), now)  # the run's window
+    if window is not None:  # the night starts when its window opens
+        window_end, now = window.end, max(now, datetime.fromisoformat(window.start))
     end = window_end or (loaded.runbook.window.end if loaded.runbook.window else None)
-    risk = window_risk(journal, loaded, inventory, end, now=datetime.now(timezone.utc)) if end else None
+    risk = window_risk(journal, loaded, inventory, end, now=now) if end else None
     if risk is None:
         return None
     if not accepted:

@@ -33,7 +33,13 @@ def next_move(state: RunState, runbook: RunbookSpec | None = None, *, signed: bo
         return f"`cutover resume {run}` carries on rolling back"
     gate = _waiting_gate(state)
     if state.pause_reason == "gate" and gate is not None:
-        return _approve(state, gate, runbook, signed) + f", then `cutover resume {run}`; or {rollback}"
+        later = next((w for w in state.windows if w.number > (state.window or 0)), None)  # the fallback night
+        no_go = f"; on a no-go, `cutover runs postpone {run} --window {later.number} --reason TEXT`" if later else ""
+        return _approve(state, gate, runbook, signed) + f", then `cutover resume {run}`; or {rollback}" + no_go
+    if state.pause_reason == "postponed":
+        window = next((w for w in state.windows if w.number == state.window), None)
+        opens = f" once window {window.number} opens ({window.start})" if window else ""
+        return f"`cutover resume {run}`{opens}, or {rollback}"
     if state.pause_reason == "in_doubt" and state.in_doubt():
         where = _where(state.in_doubt()[0].step_id, state.in_doubt()[0].target)
         return (f"check whether it took effect, then `cutover resume {run} --mark-done {where}` (it did) "

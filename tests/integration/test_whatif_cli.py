@@ -66,3 +66,11 @@ def test_a_forecast_that_misses_its_window_offers_the_next(project, capsys):
     out, _ = cutover(project, capsys, "forecast", "night", "--env", "lab", "--samples", "200", "--window", "1",
                      "--start", "2019-12-31T23:59:59+00:00", "--window-end", late, "--what-if", "migrate=x1000")
     assert "window NO" in out and "the next is window 2" in out and "--window 2" in out
+
+
+def test_a_night_that_cannot_fit_the_window_it_goes_into_is_refused_before_it_starts(project, capsys):
+    root = Path(project[1])
+    short = NIGHT.replace("    run: sleep 0.2\n", "    run: sleep 0.2\n    expected_duration: 72h\n")
+    (root / "runbooks" / "night.yaml").write_text(short, encoding="utf-8")
+    _, err = cutover(project, capsys, "run", "night", "--env", "lab", "--run-id", "n3", code=2)
+    assert "before the forecast's P90 end" in err and "nothing was started" in err

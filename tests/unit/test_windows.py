@@ -186,3 +186,15 @@ def test_the_report_lists_the_postponement_among_the_operators_decisions(journal
     data = report_data(journal, "n1", Evidence(True, 2, "h", ""))
     assert [(i["what"], i["detail"], i["by"]) for i in data["interventions"]] == [
         ("postponed", "to window 3 (from window 2): no-go: orange vigilance", "claire")]
+
+
+def test_the_next_command_offers_the_fallback_night_on_a_no_go_and_the_resume_once_postponed(journal):
+    from cutover.core.guidance import next_move
+
+    create_run(journal, parse_runbook(THREE_NIGHTS, "night.yaml"), tiny_inventory(), run_id="n1")
+    drive_run(journal, "n1", {"command": ScriptedExecutor()}, DriveOptions())  # no-go at the gate
+    assert (next_move(load_run(journal, "n1")) or "").endswith(
+        "; on a no-go, `cutover runs postpone n1 --window 3 --reason TEXT`")
+    postpone_run(journal, "n1", 3, "no-go")
+    assert next_move(load_run(journal, "n1")) == f"`cutover resume n1` once window 3 opens ({iso(8)}), " \
+                                                 "or `cutover rollback n1`"
