@@ -24,9 +24,10 @@ point-of-no-return deadline at risk, when the window would have been
 missed, what each gate would have shown when it opened, against what
 happened. A failure before the PNR takes the rollback path.
 
-What a replay cannot reproduce it says (``notes``): a drive cut short by
-Ctrl-C or a killed controller is driven on; durations nobody measured (a
-rollback that never ran) come from the runbook's expected durations.
+What a replay cannot reproduce it says (``notes``): a drive stopped by
+Ctrl-C stops after its last rollback point, one cut short by a killed
+controller is driven on; durations nobody measured (a rollback that never
+ran) come from the runbook's expected durations.
 """
 
 from __future__ import annotations
@@ -305,8 +306,8 @@ class Watch:
 
     def _between(self, state: RunState, until: datetime) -> None:
         """The board keeps counting between two events (a long step writes nothing): look every TICK."""
-        if state.window_end is None or state.is_finished():
-            return
+        if state.window_end is None or state.is_finished() or state.pause_reason in ("postponed", "not_started"):
+            return  # nothing of this night is under way yet
         moment = parse_time(state.updated_at) + TICK
         while moment < until and self.window_missed is None:  # once missed, nothing new to say
             self._alarms(state, moment)
@@ -409,8 +410,10 @@ def replay_night(recorded: Sequence[Event], spec: RunbookSpec, *, changes: Seque
             _after_divergence(journal, clock, created.run_id, spec, executor, changes, replay)
             break
         if ending is None:
-            replay.notes.append(f"a {drive.command} drive was cut short (Ctrl-C or a controller killed); "
-                                "the replay drove on")
+            replay.notes.append(f"a {drive.command} drive was cut short (a controller killed); the replay drove on")
+        elif _interrupted(drive):
+            replay.notes.append(f"a {drive.command} drive stopped on Ctrl-C: the replay stops it after its last "
+                                "rollback point (what was under way then starts afresh on the next drive)")
     replay.events = journal.events()
     replay.state = fold(replay.events)
     if executor.estimated:
@@ -451,7 +454,16 @@ def _override(drive: Drive) -> str | None:
 
 
 def _until(drive: Drive) -> str | None:
-    return next((p.step for p in drive.records(r.RunPaused) if p.reason == "until"), None)
+    """Where the drive stopped on its own: `--until STEP`, or a Ctrl-C after the last rollback point it made."""
+    asked = next((p.step for p in drive.records(r.RunPaused) if p.reason == "until"), None)
+    if asked is not None or not _interrupted(drive):
+        return asked
+    points = drive.records(r.RollbackPoint)
+    return points[-1].step if points else None
+
+
+def _interrupted(drive: Drive) -> bool:
+    return any(p.reason == "interrupted" for p in drive.records(r.RunPaused))
 
 
 class GateReplay:
@@ -488,10 +500,14 @@ def _divergence(replayed: Sequence[Event], ending: Event | None) -> str | None:
         return None
     got = next((e for e in reversed(replayed) if e.kind in DRIVE_ENDS), None)
     want, have = _drive_end(ending), _drive_end(got)
-    if want == have:
+    if want == have or (_said_reason(ending) == "interrupted" and _said_reason(got) == "until"):
         return None
     detail = getattr(r.read(got), "detail", "") if got is not None else ""
     return f"the recorded drive ended with {want}; replayed, it ends with {have}" + (f": {detail}" if detail else "")
+
+
+def _said_reason(event: Event | None) -> str | None:
+    return getattr(r.read(event), "reason", None) if event is not None else None
 
 
 def _drive_end(event: Event | None) -> str:

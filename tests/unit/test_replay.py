@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 import pytest
@@ -163,3 +164,34 @@ def test_one_slow_samu_delays_the_night_by_its_batchs_extra_time():
     assert (parse_time(after["end"]) - parse_time(before["end"])).total_seconds() == pytest.approx(180)
     assert (parse_time(after["steps_done"]["backup"]) - parse_time(before["steps_done"]["backup"])).total_seconds() \
         == pytest.approx(180)
+
+
+def test_a_night_postponed_to_a_later_window_replays_with_its_new_window():
+    windows = (f'windows:\n  - {{start: "{START.isoformat()}", end: "{(START + timedelta(hours=8)).isoformat()}"}}\n'
+               f'  - {{start: "{(START + timedelta(days=7)).isoformat()}", '
+               f'end: "{(START + timedelta(days=7, hours=8)).isoformat()}"}}\nsteps:')
+    journal = InMemoryJournal(operator="claire")
+    create_run(journal, parse_runbook(NIGHT.replace("steps:", windows, 1), "night.yaml"), tiny_inventory(),
+               run_id="p1")
+    created = r.read(journal.events("p1")[0])
+    assert isinstance(created, r.RunCreated)
+    # as if created the night of the first window (START is past by now)
+    created = dataclasses.replace(created, window=1, window_end=(START + timedelta(hours=8)).isoformat())
+    day = 86_400.0
+    timeline: list[tuple[float, r.Record]] = [
+        (0, created), (60, r.DriveStarted("run")), (60, r.StepStarted("preflight", None)),
+        (120, r.StepSucceeded("preflight", None)), (120, r.RollbackPoint("preflight")), (120, r.GateOpened("go")),
+        (600, r.RunPaused("gate", "no-go", step="go")), (900, r.RunPostponed(2, "no-go: vigilance", previous=1)),
+        (7 * day + 60, r.GateApproved("go", "claire", "change_manager")), (7 * day + 120, r.DriveStarted("resume")),
+        (7 * day + 120, r.GateOpened("go")), (7 * day + 120, r.GatePassed("go")), (7 * day + 120, r.RollbackPoint("go")),
+        (7 * day + 120, r.RunPaused("interrupted", "stopped by the operator (Ctrl-C)"))]
+    recorded = timed_run("p1", timeline)
+    replay = replay_night(recorded, runbook_of(fold(recorded)), durations=MEASURED)
+    assert replay.diverged is None
+    assert replay.notes == ["a resume drive stopped on Ctrl-C: the replay stops it after its last rollback point "
+                            "(what was under way then starts afresh on the next drive)"]
+    steps, _ = night_order(replay.events)
+    assert steps[:-1] == night_order(recorded)[0][:-1]  # as recorded, up to the stop: Ctrl-C, replayed as --until go
+    assert steps[-1] == ("run_paused", "go")
+    assert replay.state.window == 2
+    assert replay.watched.window_missed is None  # the first window's end passed while postponed: not missed
