@@ -74,3 +74,13 @@ def test_a_night_that_cannot_fit_the_window_it_goes_into_is_refused_before_it_st
     (root / "runbooks" / "night.yaml").write_text(short, encoding="utf-8")
     _, err = cutover(project, capsys, "run", "night", "--env", "lab", "--run-id", "n3", code=2)
     assert "before the forecast's P90 end" in err and "nothing was started" in err
+
+
+def test_replay_prints_what_happened_beside_the_replayed_night(project, capsys):
+    cutover(project, capsys, "run", "night", "--env", "lab", "--run-id", "n1", "--auto-approve", "lab-bot")
+    out, _ = cutover(project, capsys, "replay", "n1")
+    assert "replay of n1 as recorded (simulated time; nothing runs)" in out
+    assert "order of events: as recorded" in out and "gate pnr" in out and "samu-2A in backup mode" in out
+    out, _ = cutover(project, capsys, "replay", "n1", "--what-if", "backup@samu-2A=fail")
+    assert "replay of n1 with backup@samu-2A=fail" in out and "rolled_back" in out
+    assert "diverged from the recording: the recorded drive ended with run_completed" in out
