@@ -114,9 +114,14 @@ def window_at_risk(state: RunState, end_p90: datetime | None, window_end: dateti
     if end_p90 is None or window_end is None or end_p90 <= window_end:
         return None
     late = int((end_p90 - window_end).total_seconds() // 60)
+    later = next((w for w in state.windows if w.number > (state.window or 0)), None)  # the fallback night
+    fallback_fr = f" Fenêtre de repli : n° {later.number}, à partir du {later.start}." if later else ""
+    fallback_en = f" Fallback window: {later.number}, from {later.start}." if later else ""
     return _run_notice("window_at_risk", None, "Fenêtre de tir menacée", "Cutover window at risk",
-                       f"Fin prévue (P90) {end_p90:%H:%M}, {late} min après la fin de la fenêtre ({window_end:%H:%M}).",
-                       f"Forecast end (P90) {end_p90:%H:%M}, {late} min past the window's end ({window_end:%H:%M}).")
+                       f"Fin prévue (P90) {end_p90:%H:%M}, {late} min après la fin de la fenêtre ({window_end:%H:%M})."
+                       + fallback_fr,
+                       f"Forecast end (P90) {end_p90:%H:%M}, {late} min past the window's end ({window_end:%H:%M})."
+                       + fallback_en)
 
 
 def _run_notice(kind: str, step: str | None, title_fr: str, title_en: str, body_fr: str, body_en: str) -> Notice:

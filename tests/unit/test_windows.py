@@ -198,3 +198,15 @@ def test_the_next_command_offers_the_fallback_night_on_a_no_go_and_the_resume_on
     postpone_run(journal, "n1", 3, "no-go")
     assert next_move(load_run(journal, "n1")) == f"`cutover resume n1` once window 3 opens ({iso(8)}), " \
                                                  "or `cutover rollback n1`"
+
+
+def test_the_window_at_risk_notice_names_the_fallback_window(journal):
+    from cutover.core.notices import window_at_risk
+
+    create_run(journal, parse_runbook(THREE_NIGHTS, "night.yaml"), tiny_inventory(), run_id="n1")
+    state = load_run(journal, "n1")
+    end = datetime.fromisoformat(iso(1, 8))
+    notice = window_at_risk(state, end + timedelta(minutes=45), end)
+    assert notice is not None
+    assert notice.body["fr"].endswith(f"Fenêtre de repli : n° 3, à partir du {iso(8)}.")
+    assert notice.body["en"].endswith(f"Fallback window: 3, from {iso(8)}.")
