@@ -14,8 +14,8 @@ from cutover.core.replay import Durations, compare_json, night_order, replay_nig
 from cutover.core.state import RunStatus, fold
 from cutover.core.whatif import parse_change
 from cutover.errors import InputError
-from cutover.runbook import parse_runbook
-from cutover.runs import create_run, drive_run, load_run, runbook_of
+from cutover.model.runbook import parse_runbook
+from cutover.app.runs import create_run, drive_run, load_run, runbook_of
 from cutover.testing import InMemoryJournal, ScriptedExecutor, tiny_inventory
 from cutover.testing.timeline import START, timed_run
 

@@ -13,9 +13,9 @@ from cutover.core.engine import DriveOptions
 from cutover.core.state import RunStatus
 from cutover.core.windows import next_window, window_of
 from cutover.errors import InputError, ValidationError
-from cutover.programme import environment_runs, nights
-from cutover.runbook import parse_runbook
-from cutover.runs import create_run, drive_run, load_run, postpone_run
+from cutover.app.programme import environment_runs, nights
+from cutover.model.runbook import parse_runbook
+from cutover.app.runs import create_run, drive_run, load_run, postpone_run
 from cutover.testing import InMemoryJournal, ScriptedExecutor, tiny_inventory
 from cutover.web.board import board_view
 from cutover.web.i18n import event_word
@@ -179,7 +179,7 @@ def test_the_terminal_header_names_the_window_and_offers_the_next_when_the_forec
 
 
 def test_the_report_lists_the_postponement_among_the_operators_decisions(journal):
-    from cutover.report import Evidence, report_data
+    from cutover.app.report import Evidence, report_data
 
     create_run(journal, parse_runbook(THREE_NIGHTS, "night.yaml"), tiny_inventory(), run_id="n1")
     postpone_run(journal, "n1", 3, "no-go: orange vigilance")
