@@ -68,7 +68,7 @@ def check_run_id(run_id: str) -> str:
 def create_run(journal: Journal, loaded: LoadedRunbook, inventory: Inventory, *, run_id: str,
                window_end: str | None = None, project_dir: Path | None = None,
                override_programme: str | None = None, label: str | None = None, auto_approve: str | None = None,
-               window_risk: str | None = None) -> None:
+               window_risk: str | None = None, window_number: int | None = None) -> None:
     """Validate against the inventory, freeze the plan, and journal the run's creation with its claims.
 
     The journal refuses the creation (ClaimHeld, exit 6) while an unfinished run
@@ -84,7 +84,7 @@ def create_run(journal: Journal, loaded: LoadedRunbook, inventory: Inventory, *,
     _check_no_secret_journalled(loaded, redact)
     runbook = loaded.runbook
     windows = window_infos(runbook)
-    window = None if window_end else _opening_window(runbook.name, windows)
+    window = None if window_end else opening_window(loaded, window_number)
     end = window_end or (window.end if window else None) or (runbook.window.end if runbook.window else None)
     wave = r.WaveRef(runbook.wave, tuple(inventory.groups[runbook.wave])) if runbook.wave else None
     override = check_programme(journal, inventory, wave.samus if wave else (), override_programme)
@@ -106,15 +106,33 @@ def create_run(journal: Journal, loaded: LoadedRunbook, inventory: Inventory, *,
     journal.create_run(run_id, created.to_payload())
 
 
-def _opening_window(runbook: str, windows: tuple[r.WindowInfo, ...]) -> r.WindowInfo | None:
-    """The window a new run goes into: the first still open; refused when every one has closed."""
-    if not windows:
-        return None
-    window = first_open_window(windows, datetime.now(timezone.utc))
-    if window is None:
-        raise InputError(f"every candidate window of runbook {runbook!r} has closed (the last ended {windows[-1].end})",
-                         hint="add the next night to the runbook's `windows:`, or pass --window-end")
-    return window
+def opening_window(loaded: LoadedRunbook, number: int | None = None, *,
+                   now: datetime | None = None) -> r.WindowInfo | None:
+    """The window a new run goes into: window ``number`` (`run --window N`), else the first still open.
+
+    Refused (exit 2) when that window has closed, or every one has; None when the runbook names none.
+    """
+    windows, name = window_infos(loaded.runbook), loaded.runbook.name
+    moment = now or datetime.now(timezone.utc)
+    if number is None:
+        if not windows:
+            return None
+        window = first_open_window(windows, moment)
+        if window is None:
+            raise InputError(f"every candidate window of runbook {name!r} has closed (the last ended "
+                             f"{windows[-1].end})", hint="add the next night to the runbook's `windows:`, "
+                                                         "or pass --window-end")
+        return window
+    chosen = next((w for w in windows if w.number == number), None)
+    if chosen is None:
+        raise InputError(f"--window {number}: runbook {name!r} has {len(windows) or 'no'} candidate window(s)",
+                         hint="its `windows:` are numbered from 1" if windows else "declare them under `windows:`")
+    if datetime.fromisoformat(chosen.end) <= moment:
+        later = first_open_window(windows, moment)
+        raise InputError(f"--window {number}: {chosen.describe()} has already closed",
+                         hint=f"the first still open is window {later.number}" if later else
+                         "every candidate window has closed: add the next night to `windows:`")
+    return chosen
 
 
 def postpone_run(journal: Journal, run_id: str, number: int, reason: str, *,
@@ -415,7 +433,7 @@ class Place:
 
 def start_run(journal: Journal, loaded: LoadedRunbook, inventory: Inventory, place: Place, options: DriveOptions, *,
               run_id: str, window_end: str | None = None, override_programme: str | None = None,
-              label: str | None = None, window_risk: str | None = None,
+              label: str | None = None, window_risk: str | None = None, window_number: int | None = None,
               heartbeat: float = HEARTBEAT_SECONDS, engine_ready: Any = None,
               created: Callable[[str], None] = lambda _: None, notifier: Notifier | None = None) -> RunStatus:
     """`cutover run`: executors built and checked, the run created, driven under its lease, executors closed."""
@@ -427,7 +445,7 @@ def start_run(journal: Journal, loaded: LoadedRunbook, inventory: Inventory, pla
                         secrets=options.secret_params.values()) as executors:
         create_run(journal, loaded, inventory, run_id=run_id, window_end=window_end, project_dir=place.project_dir,
                    override_programme=override_programme, label=label, auto_approve=options.auto_approve,
-                   window_risk=window_risk)
+                   window_risk=window_risk, window_number=window_number)
         created(run_id)
         return drive_run(journal, run_id, executors, options, command="run", engine_ready=engine_ready,
                          heartbeat=heartbeat, notifier=notifier)

@@ -23,8 +23,7 @@ from cutover.cli.render import PlanEntry, plan_view, print_plain, runs_view, sta
 from cutover.cli.terminal import LiveBoard, answerable
 from cutover.core.engine import Approval, DriveOptions
 from cutover.core.guidance import next_move
-from cutover.core.windows import first_open_window
-from cutover.planning.plan import plan_cutover, to_spec, window_infos
+from cutover.planning.plan import plan_cutover, to_spec
 from cutover.core.state import RunState, RunStatus
 from cutover.planning.blast import StepReach, step_reaches
 from cutover.errors import CutoverError, ExitCode, InputError, JournalCorrupt, NotFound
@@ -41,7 +40,7 @@ from cutover.model.runbook import LoadedRunbook, check_against, load_runbook
 from cutover.app.runs import (EXIT_FOR_STATUS, Decision, Place, abandon_run, approve_gate, auto_approver,
                               check_abandon_allowed, check_auto_approve, check_postpone_allowed,
                               check_rollback_allowed, check_run_id, gate_is_satisfied, load_run, new_run_id,
-                              open_gate, postpone_run,
+                              open_gate, opening_window, postpone_run,
                               resume_run, roll_back_run, runbook_of, runs_json, start_run, status_json, verified,
                               wait_as_standby)
 from cutover.app.anchors import AnchorCheck, check_anchors, check_key, signers_for_runs
@@ -350,6 +349,8 @@ def _spec_of(state: RunState) -> RunbookSpec | None:
 @click.option("--run-id", default=None, help="Name of the run [default: RUNBOOK-DATE-TIME-XXXX].")
 @click.option("--auto-approve", metavar="NAME", default=None, help="Approve every gate as NAME (lab inventories only).")
 @click.option("--window-end", type=WindowEnd(), default=None, help="End of the cutover window (ISO 8601 with offset); overrides the runbook's.")
+@click.option("--window", "window_number", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Create the run in the runbook's candidate window N [default: the first still open].")
 @click.option("--override-window", metavar="REASON", default=None, help="Start steps even past the window (journalled).")
 @click.option("--until", metavar="STEP", default=None, help="Pause once STEP is done (a rehearsal up to a point).")
 @PARAM_OPTION
@@ -362,9 +363,9 @@ def _spec_of(state: RunState) -> RunbookSpec | None:
 @GATE_TIMEOUT_OPTION
 @pass_app
 def run(app: App, runbook: str, env: str, run_id: str | None, auto_approve: str | None,
-        window_end: str | None, override_window: str | None, until: str | None, params: tuple[str, ...],
-        notify: str, override_programme: str | None, label: str | None, accept_window_risk: str | None,
-        gate_timeout: float) -> int:
+        window_end: str | None, window_number: int | None, override_window: str | None, until: str | None,
+        params: tuple[str, ...], notify: str, override_programme: str | None, label: str | None,
+        accept_window_risk: str | None, gate_timeout: float) -> int:
     """Execute RUNBOOK on ENV: checkpointed steps, gates, a rollback point after each step."""
     if run_id is not None:
         check_run_id(run_id)  # a name (it becomes file names and URLs), refused before anything is read
@@ -375,7 +376,7 @@ def run(app: App, runbook: str, env: str, run_id: str | None, auto_approve: str 
         app.console.print(f"run [bold]{run}[/] created ({len(loaded.runbook.steps)} steps, env {inventory.name})")
 
     with open_journal(app) as journal:
-        risk = _window_risk_accepted(journal, loaded, inventory, window_end, accept_window_risk)
+        risk = _window_risk_accepted(journal, loaded, inventory, window_end, accept_window_risk, window_number)
         board = LiveBoard(app, journal)
         options = _drive_options(app, inventory, auto_approve=auto_approve, override_window=override_window,
                                  plain=not app.console.is_terminal, until=until,
@@ -384,16 +385,17 @@ def run(app: App, runbook: str, env: str, run_id: str | None, auto_approve: str 
         with board.shown() as ready:
             status = start_run(journal, loaded, inventory, _place(app), options, run_id=run_id,
                                window_end=window_end, override_programme=override_programme, label=label,
-                               window_risk=risk, heartbeat=app.lease_ttl / 3, engine_ready=ready, created=created,
+                               window_risk=risk, window_number=window_number, heartbeat=app.lease_ttl / 3,
+                               engine_ready=ready, created=created,
                                notifier=_notifier(inventory, notify, journal, run_id))
     return _finish(app, run_id, status, inventory)
 
 
 def _window_risk_accepted(journal: Any, loaded: LoadedRunbook, inventory: Inventory, window_end: str | None,
-                          accepted: str | None) -> str | None:
+                          accepted: str | None, window_number: int | None = None) -> str | None:
     """Refuse a window the night cannot fit (exit 2), unless the operator accepts the risk: then what to journal."""
     now = datetime.now(timezone.utc)
-    window = None if window_end else first_open_window(window_infos(loaded.runbook), now)  # the run's window
+    window = None if window_end else opening_window(loaded, window_number, now=now)  # the run's window
     if window is not None:  # the night starts when its window opens
         window_end, now = window.end, max(now, datetime.fromisoformat(window.start))
     end = window_end or (loaded.runbook.window.end if loaded.runbook.window else None)

@@ -39,7 +39,7 @@ from cutover.core.records import StepInfo
 from cutover.core.state import RunState, RunStatus, TargetState, TargetStatus, UndoStatus, apply, fold
 from cutover.errors import CutoverError, InputError, LeaseHeld, ToolMissing
 from cutover.core.steps import Action, ActionStep, GateStep, RunbookSpec
-from cutover.core.windows import postpone_offer
+from cutover.core.windows import next_window, postpone_offer
 
 
 class ExecutorMissing(CutoverError):
@@ -403,11 +403,11 @@ class Engine:
         if self.options.override_window:
             self.record(r.WindowOverride(info.id, f"{self.options.override_window} ({basis})"))
             return None
-        offer = postpone_offer(self.state, now)
         self.record(r.RunPaused("window", (
             f"starting {info.id} now could not be rolled back before the window closes at "
             f"{self.state.window_end} ({basis}); resume with --override-window REASON to go on"
-            + (f", or roll back and move to a later night: {offer}" if offer else "")),
+            + (f"; or roll back (`cutover rollback {self.run_id}`) and run the night again in a later window: "
+               f"{later}" if (later := _rerun_offer(self.state, now)) else "")),
             step=info.id))
         return RunStatus.PAUSED
 
@@ -582,6 +582,16 @@ def rollback_budget(state: RunState, *, including: StepInfo | None = None,
             from_runbook += 1
     return total, (f"rollback of {from_measure} step(s) from the measured P90, "
                    f"{from_runbook} from expected durations")
+
+
+def _rerun_offer(state: RunState, now: datetime) -> str:
+    """After a rollback the run is over: the night starts again as a new run, in the next window."""
+    later = next_window(state, now)
+    if later is None:
+        return ""
+    same = " with the same --param values" if state.params else ""
+    return (f"`cutover run {state.runbook_name} --env {state.env} --window {later.number}`{same} "
+            f"({later.describe()})")
 
 
 def _failure_summary(info: StepInfo, failed: list[TargetState], budget: int) -> str:

@@ -210,3 +210,29 @@ def test_the_window_at_risk_notice_names_the_fallback_window(journal):
     assert notice is not None
     assert notice.body["fr"].endswith(f"Fenêtre de repli : n° 3, à partir du {iso(8)}.")
     assert notice.body["en"].endswith(f"Fallback window: 3, from {iso(8)}.")
+
+
+def test_past_its_window_the_night_offers_a_rollback_and_a_new_run_in_the_next_window(journal):
+    create_run(journal, parse_runbook(THREE_NIGHTS, "night.yaml"), tiny_inventory(), run_id="n1")
+    late = datetime.fromisoformat(iso(1, 9))  # an hour after window 2 closed
+    status = drive_run(journal, "n1", {"command": ScriptedExecutor()},
+                       DriveOptions(auto_approve="lab-bot", clock=lambda: late))
+    paused = load_run(journal, "n1")
+    assert status is RunStatus.PAUSED and paused.pause_reason == "window"
+    assert ("; or roll back (`cutover rollback n1`) and run the night again in a later window: "
+            f"`cutover run night --env unit --window 3` (window 3 ({iso(8)} to {iso(8, 8)}))") in (paused.pause_detail or "")
+
+
+@pytest.mark.parametrize(("number", "says"), [
+    (1, "--window 1: window 1 ("), (4, "--window 4: runbook 'night' has 3 candidate window(s)")])
+def test_a_run_created_in_a_window_that_closed_or_does_not_exist_is_refused(journal, number, says):
+    with pytest.raises(InputError) as refused:
+        create_run(journal, parse_runbook(THREE_NIGHTS, "night.yaml"), tiny_inventory(), run_id="n1",
+                   window_number=number)
+    assert says in refused.value.message and journal.runs() == []
+
+
+def test_a_run_is_created_in_the_window_asked_for(journal):
+    create_run(journal, parse_runbook(THREE_NIGHTS, "night.yaml"), tiny_inventory(), run_id="n1", window_number=3)
+    state = load_run(journal, "n1")
+    assert state.window == 3 and state.window_end == iso(8, 8)
