@@ -24,7 +24,7 @@ from cutover.errors import InputError, NotFound
 from cutover.model.inventory import Inventory
 from cutover.planning.plan import plan_cutover, to_spec, window_infos
 from cutover.model.runbook import LoadedRunbook
-from cutover.app.runs import runbook_of
+from cutover.app.runs import numbered_window, runbook_of
 
 if TYPE_CHECKING:
     from cutover.core.montecarlo import PlannedDuration
@@ -171,15 +171,11 @@ def _later_window(loaded: LoadedRunbook, chosen: WindowInfo | None) -> WindowInf
 
 
 def _forecast_window(loaded: LoadedRunbook, number: int | None, now: datetime) -> WindowInfo | None:
-    windows = window_infos(loaded.runbook)
-    if number is None:
-        return first_open_window(windows, now)
-    found = next((w for w in windows if w.number == number), None)
-    if found is None:
-        raise InputError(f"--window {number}: runbook {loaded.runbook.name!r} has "
-                         f"{len(windows) or 'no'} candidate window(s)",
-                         hint="its `windows:` are numbered from 1" if windows else "declare them under `windows:`")
-    return found
+    """The window a forecast weighs: the one asked for (even closed: a night can be looked back on), else the
+    first still open (None when all have closed: the forecast then starts now, without a window)."""
+    if number is not None:
+        return numbered_window(loaded, number)
+    return first_open_window(window_infos(loaded.runbook), now)
 
 
 def measured_p90s(journal: Journal, runbook: str, env: str, *, exclude: str | None = None

@@ -123,16 +123,24 @@ def opening_window(loaded: LoadedRunbook, number: int | None = None, *,
                              f"{windows[-1].end})", hint="add the next night to the runbook's `windows:`, "
                                                          "or pass --window-end")
         return window
-    chosen = next((w for w in windows if w.number == number), None)
-    if chosen is None:
-        raise InputError(f"--window {number}: runbook {name!r} has {len(windows) or 'no'} candidate window(s)",
-                         hint="its `windows:` are numbered from 1" if windows else "declare them under `windows:`")
+    chosen = numbered_window(loaded, number)
     if datetime.fromisoformat(chosen.end) <= moment:
         later = first_open_window(windows, moment)
         raise InputError(f"--window {number}: {chosen.describe()} has already closed",
                          hint=f"the first still open is window {later.number}" if later else
                          "every candidate window has closed: add the next night to `windows:`")
     return chosen
+
+
+def numbered_window(loaded: LoadedRunbook, number: int) -> r.WindowInfo:
+    """The runbook's candidate window ``number`` (`--window N`); refused (exit 2) when it has none such."""
+    windows = window_infos(loaded.runbook)
+    found = next((w for w in windows if w.number == number), None)
+    if found is None:
+        raise InputError(f"--window {number}: runbook {loaded.runbook.name!r} has {len(windows) or 'no'} "
+                         "candidate window(s)",
+                         hint="its `windows:` are numbered from 1" if windows else "declare them under `windows:`")
+    return found
 
 
 def postpone_run(journal: Journal, run_id: str, number: int, reason: str, *,
