@@ -48,10 +48,16 @@ import os
 import random
 import sqlite3
 import sys
+import time
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
+
+try:  # as the package module (controller, tests) or as the copy on the lab's hosts (tools/ holds both files)
+    from cutover.lab.tools import sipcall
+except ImportError:  # pragma: no cover - on a lab host
+    import sipcall  # type: ignore[no-redef]
 
 PLATFORMS = ("legacy", "cloud")
 MODES = ("nominal", "backup")
@@ -64,6 +70,8 @@ INTERVENTION_COLUMNS = ("intervention_id", "call_id", "samu_code", "kind", "deci
 OUTCOMES = {"advice": "medical-advice", "smur": "smur-dispatch", "ambulance": "ambulance-dispatch",
             "gp": "gp-referral", "fire": "fire-brigade-transfer"}
 BUSY_TIMEOUT_S = 30.0
+DRAIN_TIMEOUT_S = 60.0  # a return to nominal waits at most this for the backup position's calls to end
+DRAIN_POLL_S = 0.2
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE, EXIT_REFUSED = 0, 1, 2, 3
 
@@ -165,7 +173,8 @@ CREATE TABLE IF NOT EXISTS backup_buffer (
 _LEDGER_SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, call_id TEXT NOT NULL UNIQUE, samu_code TEXT NOT NULL,
-    placed_at TEXT NOT NULL, answered_by TEXT, lost_reason TEXT, source TEXT NOT NULL);
+    placed_at TEXT NOT NULL, answered_by TEXT, lost_reason TEXT, source TEXT NOT NULL,
+    ended_at TEXT);  -- NULL while an answered call is still talking: its record is written at its end
 """
 
 
@@ -510,22 +519,52 @@ def site_settings(conn: sqlite3.Connection) -> dict[str, str]:
 
 def place_call(site: sqlite3.Connection, platforms: dict[str, sqlite3.Connection], code: str, *,
                caller: str, rng: random.Random) -> CallResult:
-    """Place one "15" call to a SAMU and let it be answered as its mode says.
+    """A zero-length call without SIP, for unit tests: answered where the SAMU's state routes it, then recorded.
 
-    The site's write lock is held for the whole call, so a mode switch or a change
-    of platform happens wholly before or wholly after it (see the module docstring).
+    No lock is held between reading the route and recording, as over SIP (where
+    the router reads ``routes`` and the answering agent records at the call's
+    end, ``record_call``): a switch in between is a race the runbook must drain.
     """
     placed_at = now()
-    with write_txn(site):
-        settings = site_settings(site)
-        if settings["mode"] == "backup":
-            record = new_record(code, LOCAL, caller=caller, placed_at=placed_at, rng=rng)
-            _buffer(site, record)
-            return CallResult(record.call_id, code, placed_at, LOCAL)
-        platform = settings["platform"]
-        record = new_record(code, platform, caller=caller, placed_at=placed_at, rng=rng)
-        lost = answer_on_platform(platforms[platform], record)
-    return CallResult(record.call_id, code, placed_at, None if lost else platform, lost)
+    settings = site_settings(site)
+    who = LOCAL if settings["mode"] == "backup" else settings["platform"]
+    record = new_record(code, who, caller=caller, placed_at=placed_at, rng=rng)
+    lost = _record_on(site, platforms.get(who), record)
+    return CallResult(record.call_id, code, placed_at, None if lost else who, lost)
+
+
+def record_call(lab: "LabData", record: CallRecord) -> str | None:
+    """Record an answered call in the database of whoever answered it, at the end of the call.
+
+    The one way a call is recorded (the SIP answering agents and ``place_call``
+    use it): the SAMU's backup buffer when its backup position answered
+    (``answered_by`` local), else the SAMU's partition of that platform
+    (``answer_on_platform``). None when recorded, else why the record was lost.
+    """
+    if record.answered_by == LOCAL:
+        return _record_on(lab.site(record.samu_code), None, record)
+    return _record_on(None, lab.platform(record.answered_by), record)
+
+
+def _record_on(site: sqlite3.Connection | None, platform: sqlite3.Connection | None,
+               record: CallRecord) -> str | None:
+    if record.answered_by == LOCAL:
+        assert site is not None
+        _buffer(site, record)  # one autocommit INSERT: atomic without holding anything
+        return None
+    assert platform is not None
+    return answer_on_platform(platform, record)
+
+
+def refusal(lab: "LabData", platform: str, code: str) -> str | None:
+    """Why ``platform`` would not take a call for SAMU ``code`` now (its partition frozen, the platform down); None if it would."""
+    conn = lab.platform(platform)
+    with read_txn(conn):
+        state = partition_state(conn, code)
+        whole = platform_state(conn)
+    if state == SERVING:
+        return None
+    return f"{platform} platform {state}" if whole != SERVING else f"{platform} platform partition {code} {state}"
 
 
 def _buffer(site: sqlite3.Connection, record: CallRecord) -> None:
@@ -567,17 +606,32 @@ def _replay_locked(site: sqlite3.Connection, platform: sqlite3.Connection, targe
     return {"replayed": copied, "already_present": len(pending) - copied}
 
 
-def set_mode(site: sqlite3.Connection, platforms: dict[str, sqlite3.Connection], mode: str) -> dict[str, Any]:
+def set_mode(site: sqlite3.Connection, platforms: dict[str, sqlite3.Connection], mode: str, *,
+             lab_dir: Path | None = None, drain_timeout: float = DRAIN_TIMEOUT_S) -> dict[str, Any]:
     """Switch a SAMU to backup mode, or return it to nominal.
 
-    Returning to nominal replays the backup buffer into the SAMU's platform in
-    the same site transaction: a call answered locally between a separate
-    replay and the switch would otherwise stay behind in the buffer.
+    In a lab with a call router (``lab_dir`` given and routing over SIP), the
+    SAMU's route changes first, through the router's control socket: backup
+    routes its number to its backup position; nominal routes it back to its
+    platform, *then* waits for the calls still talking on the backup position
+    to end (their records land in the buffer at their end), then replays the
+    buffer and switches in one site transaction. Calls in progress on the
+    platform at a switch to backup end there and are recorded there.
     """
     if mode not in MODES:
         raise LabError(f"unknown mode {mode!r}", "modes are: nominal, backup")
+    settings = site_settings(site)
+    code = settings["code"]
+    routed = lab_dir is not None and sipcall.has_router(lab_dir)
+    if mode == "nominal" and routed:
+        assert lab_dir is not None
+        _refuse_unless_serving(platforms[settings["platform"]], settings["platform"], code)
+        _route(lab_dir, code, settings["platform"])
+        _drain(lab_dir, "local", code, drain_timeout)
+    elif routed:
+        assert lab_dir is not None
+        _route(lab_dir, code, LOCAL)
     with write_txn(site):
-        settings = site_settings(site)
         replayed = {"replayed": 0, "already_present": 0}
         if mode == "nominal":
             replayed = _replay_locked(site, platforms[settings["platform"]], settings["platform"])
@@ -586,8 +640,47 @@ def set_mode(site: sqlite3.Connection, platforms: dict[str, sqlite3.Connection],
             "platform": settings["platform"], **replayed}
 
 
-def point_at(site: sqlite3.Connection, platforms: dict[str, sqlite3.Connection], target: str) -> dict[str, Any]:
-    """Point a SAMU at a platform. Refused in nominal mode if that platform does not serve (calls would be lost)."""
+def _refuse_unless_serving(platform: sqlite3.Connection, name: str, code: str) -> None:
+    with read_txn(platform):
+        state = partition_state(platform, code)
+    if state != SERVING:
+        raise LabError(f"the {name} platform's partition of SAMU {code} is {state}: calls routed there would be lost",
+                       f"bring it back first (unfreeze or migrate), then return SAMU {code} to nominal")
+
+
+def _route(lab_dir: Path, code: str, where: str) -> None:
+    try:
+        sipcall.set_route(lab_dir, code, where)
+    except sipcall.RouterError as exc:
+        raise LabError(f"cannot route SAMU {code} to {where}: {exc}", exc.hint) from exc
+
+
+def _drain(lab_dir: Path, where: str, code: str, timeout: float) -> None:
+    """Wait until no call of SAMU ``code`` is in progress on ``where`` (the router's dialogs)."""
+    deadline = time.monotonic() + timeout
+    while (left := in_progress(lab_dir, where, [code])[code]) > 0:
+        if time.monotonic() > deadline:
+            raise LabError(f"{left} call(s) to SAMU {code} still in progress on {where} after {timeout:g}s",
+                           "rerun when they have ended (the command is idempotent)")
+        time.sleep(DRAIN_POLL_S)
+
+
+def in_progress(lab_dir: Path, where: str, codes: Sequence[str]) -> dict[str, int]:
+    """Calls in progress through the router to ``where`` (legacy, cloud or local), per SAMU of ``codes``."""
+    try:
+        return sipcall.calls_in_progress(lab_dir, where, codes)
+    except sipcall.RouterError as exc:
+        raise LabError(str(exc), exc.hint) from exc
+
+
+def point_at(site: sqlite3.Connection, platforms: dict[str, sqlite3.Connection], target: str, *,
+             lab_dir: Path | None = None) -> dict[str, Any]:
+    """Point a SAMU at a platform. Refused in nominal mode if that platform does not serve (calls would be lost).
+
+    In nominal mode with a call router, the SAMU's route moves to ``target`` at
+    once (new calls go there; calls in progress end where they are); in backup
+    mode the route stays on the backup position until the return to nominal.
+    """
     check_platform_name(target)
     with write_txn(site):
         settings = site_settings(site)
@@ -596,6 +689,8 @@ def point_at(site: sqlite3.Connection, platforms: dict[str, sqlite3.Connection],
             if state != SERVING:
                 raise LabError(f"the SAMU is in nominal mode and the {target} platform is {state}: calls would be lost",
                                "switch the SAMU to backup mode first (samu-site mode backup)")
+            if lab_dir is not None and sipcall.has_router(lab_dir):
+                _route(lab_dir, settings["code"], target)
         site.execute("UPDATE site SET value = ? WHERE key = 'platform'", (target,))
     return {"platform": target, "previous": settings["platform"], "changed": settings["platform"] != target,
             "mode": settings["mode"]}
@@ -616,9 +711,32 @@ def site_status(site: sqlite3.Connection) -> dict[str, Any]:
 
 
 def record_in_ledger(ledger: sqlite3.Connection, result: CallResult, source: str) -> None:
-    ledger.execute("INSERT INTO calls (call_id, samu_code, placed_at, answered_by, lost_reason, source) "
-                   "VALUES (?,?,?,?,?,?)",
-                   (result.call_id, result.samu_code, result.placed_at, result.answered_by, result.lost_reason, source))
+    """A call that has ended (answered and recorded, or lost and why)."""
+    ledger.execute("INSERT INTO calls (call_id, samu_code, placed_at, answered_by, lost_reason, source, ended_at) "
+                   "VALUES (?,?,?,?,?,?,?)",
+                   (result.call_id, result.samu_code, result.placed_at, result.answered_by, result.lost_reason,
+                    source, now()))
+
+
+def ledger_answered(ledger: sqlite3.Connection, call_id: str, code: str, placed_at: str, answered_by: str | None,
+                    source: str, lost_reason: str | None = None) -> None:
+    """An answering agent took (or refused: ``answered_by`` None) a call; a refused call has ended."""
+    ledger.execute("INSERT OR IGNORE INTO calls (call_id, samu_code, placed_at, answered_by, lost_reason, source, "
+                   "ended_at) VALUES (?,?,?,?,?,?,?)",
+                   (call_id, code, placed_at, answered_by, lost_reason, source,
+                    now() if answered_by is None else None))
+
+
+def ledger_ended(ledger: sqlite3.Connection, call_id: str, lost_reason: str | None) -> None:
+    """An answered call ended: its record was written (``lost_reason`` None) or lost and why."""
+    ledger.execute("UPDATE calls SET ended_at = ?, lost_reason = ? WHERE call_id = ?", (now(), lost_reason, call_id))
+
+
+def ledger_row(ledger: sqlite3.Connection, call_id: str) -> dict[str, Any] | None:
+    row = ledger.execute("SELECT call_id, samu_code, placed_at, answered_by, lost_reason, ended_at FROM calls "
+                         "WHERE call_id = ?", (call_id,)).fetchone()
+    return dict(zip(("call_id", "samu_code", "placed_at", "answered_by", "lost_reason", "ended_at"), row)) \
+        if row else None
 
 
 class LabData:
@@ -666,6 +784,22 @@ class LabData:
         self._ledger = None
 
 
+def sip_test_call(lab: LabData, code: str) -> CallResult:
+    """A real call through the router to SAMU ``code``; who answered and whether its record was written (ledger)."""
+    try:
+        outcome = sipcall.place_call(lab.lab_dir, code)
+    except sipcall.RouterError as exc:
+        raise LabError(str(exc), exc.hint) from exc
+    row = ledger_row(lab.ledger(), outcome.call_id)
+    if not outcome.completed:
+        why = outcome.reason or f"SIP {outcome.invite_status}"
+        return CallResult(outcome.call_id, code, now(), None, (row or {}).get("lost_reason") or why)
+    if row is None:
+        return CallResult(outcome.call_id, code, now(), None, "answered but unknown to every answering agent")
+    lost = row["lost_reason"]
+    return CallResult(outcome.call_id, code, row["placed_at"], None if lost else row["answered_by"], lost)
+
+
 # --------------------------------------------------------------------------
 # Command line: `samu-site ...` and `samu-platform ...`
 
@@ -691,9 +825,9 @@ def _site_command(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
     code = _identity(args, "site", "CUTOVER_LAB_SITE")
     site = lab.site(code)
     if args.command == "mode":
-        return {"site": code, **set_mode(site, lab.platforms, args.mode)}, EXIT_OK
+        return {"site": code, **set_mode(site, lab.platforms, args.mode, lab_dir=lab.lab_dir)}, EXIT_OK
     if args.command == "platform":
-        return {"site": code, **point_at(site, lab.platforms, args.platform)}, EXIT_OK
+        return {"site": code, **point_at(site, lab.platforms, args.platform, lab_dir=lab.lab_dir)}, EXIT_OK
     if args.command == "replay":
         target = args.platform or site_settings(site)["platform"]
         return {"site": code, "platform": target, **replay_buffer(site, lab.platform(target), target)}, EXIT_OK
@@ -706,7 +840,10 @@ def _site_command(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
 
 
 def _test_call(lab: LabData, code: str, expect: str | None) -> tuple[dict[str, Any], int]:
-    result = lab.call(code, caller="TEST CALL", rng=random.Random(), source="test-call")
+    if sipcall.has_router(lab.lab_dir):
+        result = sip_test_call(lab, code)
+    else:
+        result = lab.call(code, caller="TEST CALL", rng=random.Random(), source="test-call")
     ok = result.answered and (expect is None or result.answered_by == expect)
     return {**asdict(result), "expected": expect, "ok": ok}, EXIT_OK if ok else EXIT_CHECK_FAILED
 
@@ -728,10 +865,28 @@ def _platform_command(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
         return {"platform": name, "samus": codes, "tables": table_checksums(conn, codes)}, EXIT_OK
     if args.command == "verify":
         return _verify(lab_dir, name, args.against, codes)
+    if args.command == "in-progress":
+        return _in_progress(lab_dir, name, codes, args.wait_zero)
     status = platform_status(conn, name, codes)
     expected = args.expect is None or (partitions_in(status, args.expect) if codes is not None
                                        else status["state"] == args.expect)
     return status, EXIT_OK if expected else EXIT_CHECK_FAILED
+
+
+def _in_progress(lab_dir: Path, name: str, codes: Sequence[str] | None,
+                 wait: float | None) -> tuple[dict[str, Any], int]:
+    """Calls in progress on this platform for ``codes`` (the router's dialogs); ``wait``: until none, at most that long."""
+    if codes is None:
+        raise LabError("in-progress needs --samus", "name the wave's SAMUs, e.g. --samus 01,13")
+    deadline = time.monotonic() + (wait or 0.0)
+    while True:
+        counts = in_progress(lab_dir, name, codes)
+        if not any(counts.values()) or time.monotonic() >= deadline:
+            break
+        time.sleep(DRAIN_POLL_S)
+    total = sum(counts.values())
+    report = {"platform": name, "samus": list(codes), "in_progress": counts, "total": total}
+    return report, EXIT_CHECK_FAILED if wait is not None and total else EXIT_OK
 
 
 def _verify(lab_dir: Path, name: str, other: str, codes: Sequence[str] | None) -> tuple[dict[str, Any], int]:
@@ -787,15 +942,18 @@ def _platform_parser(parser: argparse.ArgumentParser) -> None:
         "verify": "compare counts and checksums with another platform (exit 1 if they differ)",
         "migrate": "copy the records a platform lacks from a frozen one (idempotent by primary key)",
         "copy-back": "rollback: freeze the source, copy back the records the target lacks",
+        "in-progress": "calls in progress on this platform per SAMU, as the call router counts them",
     }
     subs = {name: commands.add_parser(name, help=text, description=text) for name, text in specs.items()}
-    for name in ("status", "freeze", "unfreeze", "checksums", "verify"):
+    for name in ("status", "freeze", "unfreeze", "checksums", "verify", "in-progress"):
         subs[name].add_argument("--platform", choices=PLATFORMS, help="[default: $CUTOVER_LAB_PLATFORM]")
     subs["status"].add_argument("--expect", choices=(SERVING, FROZEN, DOWN))
     subs["verify"].add_argument("--against", choices=PLATFORMS, required=True)
     for name, (source, target) in {"migrate": ("legacy", "cloud"), "copy-back": ("cloud", "legacy")}.items():
         subs[name].add_argument("--from", dest="source", choices=PLATFORMS, default=source)
         subs[name].add_argument("--to", dest="target", choices=PLATFORMS, default=target)
+    subs["in-progress"].add_argument("--wait-zero", type=float, metavar="SECONDS",
+                                     help="wait until none is left (exit 1 if some still are after SECONDS)")
     subs["migrate"].add_argument("--live", action="store_true", help="allow a serving source (a pre-copy)")
     for sub in subs.values():
         _common(sub)
