@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from cutover.cli.app import App, pass_app
-from cutover.errors import ExitCode
+from cutover.errors import ExitCode, InputError
 from cutover.lab import manager
 from cutover.lab.ledger import CallAccount
 
@@ -29,12 +29,15 @@ def lab() -> None:
 @click.option("--waves", type=click.IntRange(1, manager.inventorygen.max_samus()), default=1, show_default=True,
               help="Split the SAMUs into this many wave groups (wave1..waveK) in a generated inventory.")
 @click.option("--rate", type=float, default=1.0, show_default=True, help="Calls per second per SAMU.")
+@click.option("--hold", type=float, default=manager.traffic.DEFAULT_HOLD_S, show_default=True,
+              help="Seconds each answered call lasts before the caller hangs up.")
 @click.option("--json", "as_json", is_flag=True, help="Print the lab's description as JSON.")
 @pass_app
-def up(app: App, samus: int, waves: int, rate: float, as_json: bool) -> int:
-    """Start the lab: sshd per site and platform, databases, keys, known_hosts, traffic to every SAMU."""
+def up(app: App, samus: int, waves: int, rate: float, hold: float, as_json: bool) -> int:
+    """Start the lab: sshd per site and platform, databases, keys, known_hosts, the call router (Kamailio),
+    answering agents, and SIPp calling every SAMU."""
     app.require_project()
-    state = manager.lab_up(app.project_dir, app.ensure_state_dir(), samus=samus, waves=waves, rate=rate,
+    state = manager.lab_up(app.project_dir, app.ensure_state_dir(), samus=samus, waves=waves, rate=rate, hold=hold,
                            progress=lambda line: app.err.print(f"[dim]{escape(line)}[/]"))
     if as_json:
         app.emit_json(state.model_dump(mode="json"))
@@ -43,7 +46,9 @@ def up(app: App, samus: int, waves: int, rate: float, as_json: bool) -> int:
     app.console.print(f"[bold green]lab up[/]: {len(sites)} SAMU sites "
                       f"(ports {sites[0].port}..{sites[-1].port}), "
                       + ", ".join(f"{p.name}:{p.port}" for p in state.platforms()))
-    app.console.print(f"traffic: {rate:g} call/s per SAMU (pid {state.traffic.pid}); lab folder {state.lab_dir}")
+    router_port = state.sip.router_port if state.sip else "?"
+    app.console.print(f"calls: SIPp {rate:g} call/s per SAMU, held {hold:g}s (pid {state.traffic.pid}), "
+                      f"through Kamailio on udp 127.0.0.1:{router_port}; lab folder {state.lab_dir}")
     app.console.print(f"use [bold]--env {escape(state.env)}[/]; stop with [bold]cutover lab down[/]")
     return int(ExitCode.OK)
 
@@ -61,7 +66,8 @@ def reset(app: App) -> int:
 @lab.command()
 @pass_app
 def down(app: App) -> int:
-    """Stop the traffic and every lab sshd (idempotent); the databases stay for `lab calls`."""
+    """Stop SIPp (letting its calls end), Kamailio, the answering agents and every lab sshd (idempotent);
+    the databases and SIPp's statistics stay for `lab calls`."""
     result = manager.lab_down(app.state_dir)
     if result.stopped:
         app.console.print(f"lab down: stopped {', '.join(result.stopped)}")
@@ -97,6 +103,10 @@ def _status_table(data: dict[str, Any]) -> Table:
     for platform in data["platforms"]:
         table.add_row(platform["host"], str(platform["port"]), _yes(platform["reachable"]), platform["state"],
                       str(platform["records"]), "", ", ".join(platform["faults"]))
+    router = data.get("router") or {}
+    if router:
+        table.add_row("router (kamailio)", f"udp {router['port']}", _yes(router["running"]), "", "", "",
+                      ", ".join(router["faults"]))
     return table
 
 
@@ -120,6 +130,13 @@ def calls(app: App, as_json: bool, check: bool) -> int:
 
 def _print_calls(app: App, account: CallAccount) -> None:
     verdict = "[bold green]nothing lost[/]" if account.ok else "[bold red]LOSSES[/]"
+    if account.sipp is not None:
+        sipp = account.sipp
+        why = ", ".join(f"{reason} {n}" for reason, n in sorted(sipp.failed_by.items()))
+        app.console.print(f"SIPp: placed {sipp.created}, successful {sipp.successful}, failed {sipp.failed}"
+                          f"{f' ({why})' if why else ''}, in progress {sipp.in_progress}")
+        if sipp.files:
+            app.console.print(f"  SIPp's statistics: {escape(sipp.files[-1]['stat'])}")
     by = ", ".join(f"{who} {n}" for who, n in sorted(account.answered_by.items()))
     app.console.print(f"calls placed {account.placed}, answered {account.answered} ({by or 'none'}), "
                       f"lost {account.lost}")
@@ -133,24 +150,40 @@ def _print_calls(app: App, account: CallAccount) -> None:
 
 
 @lab.command()
-@click.argument("target")
-@click.argument("kind", type=click.Choice(manager.FAULT_KINDS))
+@click.argument("words", nargs=-1, required=True)
+@click.option("--platform", type=click.Choice(("legacy", "cloud")), help="The platform of a packet-loss fault.")
 @pass_app
-def fault(app: App, target: str, kind: str) -> int:
-    """Inject a fault: TARGET is a host (samu-30, cloud-platform), a SAMU code (30) or legacy/cloud.
+def fault(app: App, words: tuple[str, ...], platform: str | None) -> int:
+    """Inject a fault: `TARGET KIND`, `router-down`, or `packet-loss N% --platform P`.
 
-    KIND: sshd-stopped (any host: it becomes unreachable), platform-down (calls to it are lost),
-    checksum-mismatch (one record altered, or the next one written if it is empty).
+    TARGET is a host (samu-30, cloud-platform), a SAMU code (30) or legacy/cloud; KIND: sshd-stopped (any host:
+    it becomes unreachable), platform-down (calls to it are lost), checksum-mismatch (one record altered, or the
+    next one written if it is empty). router-down stops the call router (Kamailio); packet-loss drops N% of the
+    SIP packets to and from a platform (nftables on loopback).
     """
-    app.console.print(f"fault injected: {escape(manager.inject_fault(app.state_dir, target, kind))}")
+    app.console.print(f"fault injected: {escape(_inject(app, words, platform))}")
     return int(ExitCode.OK)
+
+
+def _inject(app: App, words: tuple[str, ...], platform: str | None) -> str:
+    kinds = ", ".join(manager.FAULT_KINDS + manager.SIP_FAULT_KINDS)
+    if words == ("router-down",) or words == ("router", "router-down"):
+        return manager.inject_sip_fault(app.state_dir, "router-down")
+    if words[0] == "packet-loss":
+        if len(words) != 2 or not words[1].rstrip("%").isdigit():
+            raise InputError("packet-loss takes one percentage", hint="e.g. `lab fault packet-loss 20% --platform legacy`")
+        return manager.inject_sip_fault(app.state_dir, "packet-loss", platform=platform,
+                                        percent=int(words[1].rstrip("%")))
+    if len(words) != 2:
+        raise InputError(f"`lab fault {' '.join(words)}`: expected TARGET KIND", hint=f"faults: {kinds}")
+    return manager.inject_fault(app.state_dir, words[0], words[1])
 
 
 @lab.command()
 @click.argument("target")
 @pass_app
 def heal(app: App, target: str) -> int:
-    """Undo every fault on TARGET (a host, a SAMU code, legacy/cloud, or all)."""
+    """Undo every fault on TARGET (a host, a SAMU code, legacy/cloud, router, or all)."""
     healed = manager.heal(app.state_dir, target)
     app.console.print("healed: " + ("; ".join(healed) if healed else "nothing to heal"))
     return int(ExitCode.OK)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import functools
 import json
 import os
 import random
@@ -219,12 +220,16 @@ class Answerer:
             elif not call.ending and call.ok and now - call.started > MAX_CALL_S:
                 call.ending = True
                 future = loop.run_in_executor(self.worker, self._record, call_id, call)
-                future.add_done_callback(lambda _f, c=call: setattr(c, "ended", time.monotonic()))
+                future.add_done_callback(functools.partial(_mark_ended, call))
 
     def close(self) -> None:
         self.worker.shutdown(wait=True)
         if self._lab is not None:
             self._lab.close()
+
+
+def _mark_ended(call: Call, _: object) -> None:
+    call.ended = time.monotonic()
 
 
 class _Point(asyncio.DatagramProtocol):
@@ -241,7 +246,7 @@ async def serve(lab_dir: Path, codes: Sequence[str], stop: asyncio.Event) -> Non
     points = [*samulab.PLATFORMS, *(f"local:{code}" for code in codes)]
     try:
         for point in points:
-            transport, _ = await loop.create_datagram_endpoint(lambda p=point: _Point(answerer, p),
+            transport, _ = await loop.create_datagram_endpoint(functools.partial(_Point, answerer, point),
                                                                local_addr=("127.0.0.1", 0))
             answerer.transports[point] = transport
         ports = {p: t.get_extra_info("sockname")[1] for p, t in answerer.transports.items()}

@@ -11,7 +11,9 @@
     bin/samu-platform
     ssh/authorized_keys   the client key allowed on every lab host
     ssh/<host>/           one sshd's config, host key and log
-    traffic.log           the traffic generator's log
+    sip/                  the call router: kamailio.cfg, kamailio.ctl (control socket), router.json,
+                          kamailio.log; answerers.json and answerer.log (the answering agents)
+    sipp/                 the callers: caller.xml, samus.csv, run-<n>/ (SIPp's own statistics files)
     inventory/            an N-SAMU inventory (``lab up --samus N``, N != 10)
 """
 
@@ -63,6 +65,18 @@ class LabLayout:
         return self.root / "traffic.log"
 
     @property
+    def sip(self) -> Path:
+        return self.root / "sip"
+
+    @property
+    def sipp(self) -> Path:
+        return self.root / "sipp"
+
+    @property
+    def answerer_log(self) -> Path:
+        return self.sip / "answerer.log"
+
+    @property
     def generated_inventory(self) -> Path:
         return self.root / "inventory"
 
@@ -85,11 +99,26 @@ class LabHost(BaseModel):
 
 
 class TrafficInfo(BaseModel):
+    """The callers: one SIPp (``pid``) placing ``rate`` calls/s per SAMU, each held ``hold`` seconds."""
+
     model_config = ConfigDict(extra="forbid")
 
     pid: int | None = None
     rate: float
     codes: list[str]
+    hold: float = 3.0
+    port: int = 0  # SIPp's own UDP port
+
+
+class SipInfo(BaseModel):
+    """The call router (Kamailio) and the answering agents, and the faults set on the SIP path."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    router_port: int
+    router_pid: int | None = None
+    answerer_pid: int | None = None
+    faults: list[str] = Field(default_factory=list)  # router-down, packet-loss:<platform>:<percent>
 
 
 class LabState(BaseModel):
@@ -104,6 +133,7 @@ class LabState(BaseModel):
     started_at: str
     hosts: list[LabHost]
     traffic: TrafficInfo
+    sip: SipInfo | None = None
     up: bool = True
 
     def sites(self) -> list[LabHost]:

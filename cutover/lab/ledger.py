@@ -1,8 +1,14 @@
 """``cutover lab calls``: every call placed in the lab, and whether its record survived.
 
-The ledger (``<lab>/ledger.db``) lists each call as the telephone network saw
-it: placed, answered by ``legacy``/``cloud``/``local``, or lost and why. The
-accounting checks each answered call's record against where its SAMU *ends*:
+Two independent counts sit side by side. SIPp, the caller, counts the calls
+it placed, those that succeeded (answered, held, hung up, each step answered)
+and those that failed and why (its own statistics files, ``cutover.lab.traffic``).
+The ledger (``<lab>/ledger.db``), written by the answering agents, lists each
+call that reached one: answered by ``legacy``/``cloud``/``local`` or refused
+and why, in progress or ended, and at its end whether its record was written.
+A call is **lost** when SIPp counts it failed, or when its record is missing
+afterwards. The accounting checks each ended answered call's record against
+where its SAMU *ends*:
 
 - the SAMU is in backup mode and the record is still in its backup buffer:
   ``pending_in_backup`` (not yet a loss: the return to nominal replays it);
@@ -24,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from cutover.lab.tools import samulab
+from cutover.lab.traffic import SippStats
 
 EXAMPLES = 10  # call ids shown per problem, enough to start an investigation
 
@@ -34,6 +41,8 @@ class LedgerCall:
     samu_code: str
     answered_by: str | None
     lost_reason: str | None
+    source: str = "traffic"
+    ended: bool = True
 
 
 @dataclass(frozen=True)
@@ -51,6 +60,7 @@ class SamuAccount:
     records_missing: int = 0
     records_duplicated: int = 0
     pending_in_backup: int = 0
+    in_progress: int = 0  # answered, still talking: its record is written at its end
 
 
 @dataclass
@@ -64,6 +74,9 @@ class CallAccount(SamuAccount):
     lost_reasons: Counter[str] = field(default_factory=Counter)
     samus: dict[str, SamuAccount] = field(default_factory=dict)
     examples: dict[str, list[str]] = field(default_factory=lambda: {"lost": [], "missing": [], "duplicated": []})
+    sipp: SippStats | None = None  # SIPp's own count, when SIPp placed the calls
+    ledger_placed: int = 0
+    ledger_refused: int = 0
 
     @property
     def ok(self) -> bool:
@@ -73,7 +86,10 @@ class CallAccount(SamuAccount):
         return {
             "placed": self.placed, "answered": self.answered, "lost": self.lost,
             "records_missing": self.records_missing, "records_duplicated": self.records_duplicated,
-            "pending_in_backup": self.pending_in_backup, "ok": self.ok,
+            "pending_in_backup": self.pending_in_backup, "in_progress": self.in_progress, "ok": self.ok,
+            "sipp": self.sipp.to_json() if self.sipp is not None else None,
+            "ledger": {"calls": self.ledger_placed, "answered": self.answered, "refused": self.ledger_refused,
+                       "in_progress": self.in_progress},
             "answered_by": dict(sorted(self.answered_by.items())),
             "lost_reasons": dict(sorted(self.lost_reasons.items())),
             "samus": {code: vars(acc) for code, acc in sorted(self.samus.items())},
@@ -81,24 +97,39 @@ class CallAccount(SamuAccount):
         }
 
 
-def account_calls(lab_dir: Path) -> CallAccount:
-    """Tally the ledger against the sites' buffers and the platforms' databases."""
+def account_calls(lab_dir: Path, sipp: SippStats | None = None) -> CallAccount:
+    """Tally the ledger against the sites' buffers and the platforms' databases, next to SIPp's count.
+
+    With ``sipp``: placed is what SIPp placed plus the ledger's other calls
+    (test calls); lost is what SIPp counts failed (a refused call is one of
+    them: it got a 503) plus the other calls refused. SIPp's statistics are
+    read first: a call it counts has reached the ledger by then.
+    """
     calls = read_ledger(lab_dir)
     sites = {code: read_site(lab_dir, code) for code in sorted({c.samu_code for c in calls})}
     presence = {name: read_presence(lab_dir, name) for name in samulab.PLATFORMS}
-    account = CallAccount()
+    account = CallAccount(sipp=sipp)
     for call in calls:
         _tally(account, call, sites[call.samu_code], presence)
+    if sipp is not None:
+        others = sum(1 for c in calls if c.source != SIPP_SOURCE)
+        # SIPp writes its statistics every second: while calls flow, the ledger may be a moment ahead
+        account.placed = max(sipp.created, len(calls) - others) + others
+        account.lost += sipp.failed
     return account
+
+
+SIPP_SOURCE = "sipp"
 
 
 def read_ledger(lab_dir: Path) -> list[LedgerCall]:
     conn = samulab.connect(samulab.ledger_db(lab_dir))
     try:
-        rows = conn.execute("SELECT call_id, samu_code, answered_by, lost_reason FROM calls ORDER BY seq").fetchall()
+        rows = conn.execute("SELECT call_id, samu_code, answered_by, lost_reason, source, ended_at IS NOT NULL "
+                            "FROM calls ORDER BY seq").fetchall()
     finally:
         conn.close()
-    return [LedgerCall(*row) for row in rows]
+    return [LedgerCall(call_id, code, by, lost, source, bool(ended)) for call_id, code, by, lost, source, ended in rows]
 
 
 def read_site(lab_dir: Path, code: str) -> SiteView:
@@ -142,9 +173,12 @@ def read_presence(lab_dir: Path, name: str) -> Presence:
 def _tally(account: CallAccount, call: LedgerCall, site: SiteView, presence: dict[str, Presence]) -> None:
     samu = account.samus.setdefault(call.samu_code, SamuAccount())
     account.placed += 1
+    account.ledger_placed += 1
     samu.placed += 1
     if call.answered_by is None:
-        account.lost += 1
+        account.ledger_refused += 1
+        if account.sipp is None or call.source != SIPP_SOURCE:  # else SIPp counts it failed
+            account.lost += 1
         samu.lost += 1
         account.lost_reasons[call.lost_reason or "unknown"] += 1
         _example(account, "lost", call.call_id)
@@ -152,6 +186,12 @@ def _tally(account: CallAccount, call: LedgerCall, site: SiteView, presence: dic
     account.answered += 1
     samu.answered += 1
     account.answered_by[call.answered_by] += 1
+    if not call.ended:
+        account.in_progress += 1
+        samu.in_progress += 1
+        return
+    if call.lost_reason:
+        account.lost_reasons[f"record: {call.lost_reason}"] += 1
     verdict = record_verdict(call.call_id, site, presence[site.platform])
     if verdict == "pending":
         account.pending_in_backup += 1

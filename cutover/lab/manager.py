@@ -2,7 +2,7 @@
 
 Python API (the CLI is a thin layer over it)::
 
-    lab_up(project_dir, state_dir, samus=10, rate=1.0) -> LabState
+    lab_up(project_dir, state_dir, samus=10, rate=1.0, hold=3.0) -> LabState
     lab_down(state_dir) -> LabDown
     lab_reset(state_dir) -> LabState                   (every SAMU nominal on legacy, fresh platforms)
     lab_status(state_dir) -> LabStatus                 (.to_json())
@@ -10,8 +10,9 @@ Python API (the CLI is a thin layer over it)::
     inject_fault(state_dir, target, kind) -> str       kinds: FAULT_KINDS
     heal(state_dir, target) -> list[str]               target: host, SAMU code, legacy/cloud, or "all"
 
-Processes: one sshd per host (``cutover.lab.sshd``) and one traffic generator
-(``python -m cutover.lab.traffic``), each in its own session so they outlive
+Processes: one sshd per host (``cutover.lab.sshd``), and the telephone
+network (``cutover.lab.sipnet``): the answering agents, the call router
+(Kamailio) and the callers (SIPp), each in its own session so they outlive
 ``cutover lab up``; their pids are in ``lab.json`` and nothing else is ever
 stopped. Errors are ``LabError`` (exit 1) or ``InputError`` (exit 2), with hints.
 """
@@ -35,8 +36,9 @@ from typing import Any
 
 from cutover.errors import CutoverError, InputError, ToolMissing
 from cutover.model.inventory import Inventory, load_inventory
-from cutover.lab import inventorygen, sshd
+from cutover.lab import inventorygen, sipnet, sshd, traffic
 from cutover.lab.layout import LabHost, LabLayout, LabState, TrafficInfo, make_private_dir, read_state, write_state
+from cutover.lab.tools import sipcall
 from cutover.lab.ledger import CallAccount, account_calls
 from cutover.lab.tools import samulab
 
@@ -47,7 +49,8 @@ TOOL_SOURCE = Path(samulab.__file__)
 SITE_PYTHON = "/usr/bin/python3"  # the hosts' system python, as the inventory says
 HISTORY_PER_SAMU = 20  # calls already on the legacy platform before the night, so migration moves real data
 FAULT_KINDS = ("sshd-stopped", "platform-down", "checksum-mismatch")
-TRAFFIC_MODULE = "cutover.lab.traffic"
+SIP_FAULT_KINDS = (sipnet.ROUTER_DOWN, sipnet.PACKET_LOSS)
+SIP_TOOL_SOURCE = Path(sipcall.__file__)
 
 
 class LabError(CutoverError):
@@ -59,13 +62,16 @@ class LabError(CutoverError):
 
 
 def lab_up(project_dir: Path, state_dir: Path, *, samus: int = DEFAULT_SAMUS, waves: int = 1, rate: float = 1.0,
-           progress: Callable[[str], None] = lambda _: None) -> LabState:
-    """Start a lab: databases, one sshd per host, keys and known_hosts, then the traffic."""
+           hold: float = traffic.DEFAULT_HOLD_S, progress: Callable[[str], None] = lambda _: None) -> LabState:
+    """Start a lab: databases, one sshd per host, keys and known_hosts, then the telephone network and its calls."""
     if not sshd.SSHD.is_file():
         raise ToolMissing(f"the lab needs the OpenSSH server ({sshd.SSHD}), which is not installed",
                           hint="install it (Debian/Ubuntu: sudo apt-get install openssh-server), then rerun")
+    sipnet.require_tools()
     if rate <= 0:
         raise InputError(f"--rate must be positive, not {rate:g}", hint="calls per second per SAMU, e.g. 1")
+    if hold < 0:
+        raise InputError(f"--hold must not be negative, not {hold:g}", hint="seconds each call lasts, e.g. 3")
     layout = LabLayout.under(make_private_dir(Path(state_dir)))
     _refuse_if_up(layout)
     make_private_dir(layout.root)
@@ -74,16 +80,17 @@ def lab_up(project_dir: Path, state_dir: Path, *, samus: int = DEFAULT_SAMUS, wa
     _refuse_busy_ports(hosts)
     _prepare_files(layout, inventory, [h.identity for h in hosts if h.kind == "site"])
     state = LabState(lab_dir=str(layout.root), inventory=str(inventory.path), env=env, started_at=_now(),
-                     hosts=hosts, traffic=TrafficInfo(rate=rate, codes=[h.identity for h in hosts if h.kind == "site"]))
+                     hosts=hosts, traffic=TrafficInfo(rate=rate, hold=hold,
+                                                      codes=[h.identity for h in hosts if h.kind == "site"]))
     write_state(layout, state)  # before any process starts: `lab down` can always clean up
     try:
         progress(f"starting {len(hosts)} sshd")
         _start_all_sshd(layout, state)
         _write_known_hosts(inventory, state)
-        progress("starting the traffic generator")
-        state.traffic.pid = _start_traffic(layout, state)
+        progress("starting the call router (Kamailio), the answering agents and the callers (SIPp)")
+        sipnet.start(layout, state)
     except BaseException:
-        _stop_processes(state)  # a half-started lab is worse than none
+        _stop_processes(state, layout)  # a half-started lab is worse than none
         state.up = False
         raise
     finally:
@@ -141,16 +148,31 @@ def _refuse_busy_ports(hosts: Sequence[LabHost]) -> None:
 
 def _prepare_files(layout: LabLayout, inventory: Inventory, codes: Sequence[str]) -> None:
     """Fresh databases, tools and keys (host keys are kept so known_hosts stays stable)."""
-    for stale in ("platforms", "sites", "tools", "bin"):
+    for stale in ("platforms", "sites", "tools", "bin", "sip", "sipp"):
         shutil.rmtree(layout.root / stale, ignore_errors=True)
     for ledger_file in layout.root.glob("ledger.db*"):
         ledger_file.unlink()
     layout.traffic_log.unlink(missing_ok=True)
-    samulab.create_lab_data(layout.root, codes)
-    _seed_history(layout.root, codes)
+    _create_data(layout.root, codes)
     _install_tools(layout)
     _install_client_key(layout, inventory)
     _install_vault_password(inventory)
+
+
+def _create_data(lab_dir: Path, codes: Sequence[str]) -> None:
+    """Both platforms, a site per SAMU, the ledger; history on legacy; the cloud serving no SAMU yet.
+
+    A SAMU's partition opens on the cloud when it is migrated there (``migrate
+    --samus`` unfreezes it): before that the cloud refuses its calls, so a SAMU
+    routed there too early loses them, and SIPp counts them.
+    """
+    samulab.create_lab_data(lab_dir, codes)
+    _seed_history(lab_dir, codes)
+    cloud = samulab.connect(samulab.platform_db(lab_dir, "cloud"))
+    try:
+        samulab.set_frozen(cloud, True, codes)
+    finally:
+        cloud.close()
 
 
 def _seed_history(lab_dir: Path, codes: Sequence[str]) -> None:
@@ -170,6 +192,7 @@ def _install_tools(layout: LabLayout) -> None:
     tool = layout.tools / "samulab.py"
     shutil.copyfile(TOOL_SOURCE, tool)
     tool.chmod(0o700)
+    shutil.copyfile(SIP_TOOL_SOURCE, layout.tools / SIP_TOOL_SOURCE.name)  # samulab imports it on the hosts
     for command, tool_name in (("samu-site", "site"), ("samu-platform", "platform")):
         wrapper = layout.bin / command
         wrapper.write_text(f'#!/bin/sh\nexec {SITE_PYTHON} "{tool}" {tool_name} "$@"\n')
@@ -258,20 +281,6 @@ def _write_known_hosts(inventory: Inventory, state: LabState) -> None:
     sshd.write_known_hosts(inventory.known_hosts, lines)
 
 
-def _start_traffic(layout: LabLayout, state: LabState) -> int:
-    command = [sys.executable, "-m", TRAFFIC_MODULE, "--lab-dir", str(layout.root),
-               "--samus", ",".join(state.traffic.codes), "--rate", str(state.traffic.rate),
-               "--alive-file", str(layout.state_file)]
-    fd = os.open(layout.traffic_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    with os.fdopen(fd, "ab") as log:
-        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                   start_new_session=True, close_fds=True)
-    time.sleep(0.2)
-    if process.poll() is not None:
-        raise LabError("the traffic generator exited at start", hint=f"see {layout.traffic_log}")
-    return process.pid
-
-
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -292,7 +301,7 @@ def lab_down(state_dir: Path) -> LabDown:
     state = read_state(layout)
     if state is None:
         return LabDown(was_up=False)
-    stopped = _stop_processes(state)
+    stopped = _stop_processes(state, layout)
     state.up = False
     write_state(layout, state)
     return LabDown(was_up=bool(stopped), stopped=stopped)
@@ -310,30 +319,24 @@ def lab_reset(state_dir: Path) -> LabState:
     rehearses again and again, and every run stays on record.
     """
     layout, state = _require_up(state_dir)
-    if state.traffic.pid:
-        stop_traffic(state.traffic.pid)
-    state.traffic.pid = None
+    sipnet.reset(layout, state)  # the callers, the router and the agents stop while the databases are rebuilt
     for stale in ("platforms", "sites"):
         shutil.rmtree(layout.root / stale, ignore_errors=True)
     for ledger_file in layout.root.glob("ledger.db*"):
         ledger_file.unlink()
     codes = [h.identity for h in state.sites()]
-    samulab.create_lab_data(layout.root, codes)
-    _seed_history(layout.root, codes)
+    _create_data(layout.root, codes)
     for host in state.hosts:
         host.faults = [f for f in host.faults if f == "sshd-stopped"]  # a stopped sshd stays the operator's to heal
     try:
-        state.traffic.pid = _start_traffic(layout, state)
+        sipnet.start(layout, state)
     finally:
         write_state(layout, state)
     return state
 
 
-def _stop_processes(state: LabState) -> list[str]:
-    stopped: list[str] = []
-    if state.traffic.pid and stop_traffic(state.traffic.pid):
-        stopped.append("traffic")
-    state.traffic.pid = None
+def _stop_processes(state: LabState, layout: LabLayout | None = None) -> list[str]:
+    stopped = sipnet.stop(state, layout)
     for host in state.hosts:  # traffic first: calls do not need sshd, but a clean order reads better in logs
         if host.pid and sshd.stop_pid(host.pid):
             stopped.append(host.name)
@@ -341,38 +344,8 @@ def _stop_processes(state: LabState) -> list[str]:
     return stopped
 
 
-def is_traffic_running(pid: int | None) -> bool:
-    """True if ``pid`` is a live traffic generator (a reused pid is not ours)."""
-    if not pid:
-        return False
-    try:
-        os.waitpid(pid, os.WNOHANG)  # reap it if we are its parent (tests)
-    except ChildProcessError:
-        pass
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        status = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return TRAFFIC_MODULE.encode() in cmdline and status != "Z"
-
-
-def stop_traffic(pid: int, timeout: float = 5.0) -> bool:
-    """SIGTERM (it finishes the call in hand), then SIGKILL; True if it was running."""
-    if not is_traffic_running(pid):
-        return False
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while is_traffic_running(pid):
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            deadline += timeout
-        time.sleep(0.02)
-    return True
-
-
 def _any_running(state: LabState) -> bool:
-    return is_traffic_running(state.traffic.pid) or any(h.pid and sshd.is_sshd_running(h.pid) for h in state.hosts)
+    return sipnet.any_running(state) or any(h.pid and sshd.is_sshd_running(h.pid) for h in state.hosts)
 
 
 # --------------------------------------------------------------------------
@@ -385,6 +358,7 @@ class LabStatus:
     sites: list[dict[str, Any]]
     platforms: list[dict[str, Any]]
     traffic_running: bool
+    router: dict[str, Any] = field(default_factory=dict)
 
     @property
     def up(self) -> bool:
@@ -392,13 +366,14 @@ class LabStatus:
 
     def to_json(self) -> dict[str, Any]:
         if self.state is None:
-            return {"up": False, "sites": [], "platforms": [], "traffic": {"running": False}}
+            return {"up": False, "sites": [], "platforms": [], "traffic": {"running": False}, "router": {}}
         return {
             "up": self.state.up, "lab_dir": self.state.lab_dir, "inventory": self.state.inventory,
             "env": self.state.env, "started_at": self.state.started_at,
             "sites": self.sites, "platforms": self.platforms,
             "traffic": {"running": self.traffic_running, "pid": self.state.traffic.pid,
-                        "rate": self.state.traffic.rate},
+                        "rate": self.state.traffic.rate, "hold": self.state.traffic.hold},
+            "router": self.router,
         }
 
 
@@ -406,7 +381,7 @@ def lab_status(state_dir: Path) -> LabStatus:
     layout = LabLayout.under(Path(state_dir))
     state = read_state(layout)
     if state is None:
-        return LabStatus(None, [], [], False)
+        return LabStatus(None, [], [], False, {})
     lab = samulab.LabData(layout.root)
     try:
         sites = [{**_host_view(h), **_site_view(lab, h)} for h in state.sites()]
@@ -415,7 +390,23 @@ def lab_status(state_dir: Path) -> LabStatus:
         raise LabError(f"the lab's files are damaged: {exc}", hint="`cutover lab down`, then `cutover lab up`") from exc
     finally:
         lab.close()
-    return LabStatus(state, sites, platforms, is_traffic_running(state.traffic.pid))
+    return LabStatus(state, sites, platforms, traffic.is_sipp_running(state.traffic.pid), _router_view(state))
+
+
+def _router_view(state: LabState) -> dict[str, Any]:
+    """The call router: running, its port and routes, the answering agents, the faults on the SIP path."""
+    sip = state.sip
+    if sip is None:
+        return {}
+    running = router_is_running = sipnet.router.is_running(sip.router_pid)
+    routes: dict[str, str] = {}
+    if router_is_running:
+        try:
+            routes = sipcall.routes(Path(state.lab_dir))
+        except sipcall.RouterError:
+            running = False
+    return {"running": running, "pid": sip.router_pid, "port": sip.router_port, "routes": routes,
+            "answerer_running": sipnet.is_answerer_running(sip.answerer_pid), "faults": sip.faults}
 
 
 def _host_view(host: LabHost) -> dict[str, Any]:
@@ -443,11 +434,14 @@ def ssh_banner_answers(port: int, address: str = "127.0.0.1", timeout: float = 1
 
 
 def lab_calls(state_dir: Path) -> CallAccount:
+    """The ledger's account of every call, next to SIPp's own count (when SIPp placed them)."""
     layout = LabLayout.under(Path(state_dir))
-    if read_state(layout) is None:
+    state = read_state(layout)
+    if state is None:
         raise LabError(f"no lab in {layout.root}", hint="start one with `cutover lab up`")
+    sipp = traffic.all_stats(layout.sipp) if state.sip is not None else None
     try:
-        return account_calls(layout.root)
+        return account_calls(layout.root, sipp)
     except samulab.LabError as exc:
         raise LabError(str(exc), hint=exc.hint or None) from exc
 
@@ -475,7 +469,7 @@ def find_hosts(state: LabState, target: str) -> list[LabHost]:
 
 def inject_fault(state_dir: Path, target: str, kind: str) -> str:
     if kind not in FAULT_KINDS:
-        raise InputError(f"unknown fault {kind!r}", hint=f"faults: {', '.join(FAULT_KINDS)}")
+        raise InputError(f"unknown fault {kind!r}", hint=f"faults: {', '.join(FAULT_KINDS + SIP_FAULT_KINDS)}")
     layout, state = _require_up(state_dir)
     [host] = _one_host(state, target)
     if kind != "sshd-stopped" and host.kind != "platform":
@@ -511,10 +505,32 @@ def _apply_fault(layout: LabLayout, host: LabHost, kind: str) -> str:
         conn.close()
 
 
-def heal(state_dir: Path, target: str) -> list[str]:
-    """Undo every fault on the target(s): restart a stopped sshd (same host key), bring up, repair."""
+def inject_sip_fault(state_dir: Path, kind: str, *, platform: str | None = None, percent: int | None = None) -> str:
+    """``router-down`` (Kamailio stopped), or ``packet-loss`` of ``percent``% on ``platform``'s SIP port."""
     layout, state = _require_up(state_dir)
-    healed: list[str] = []
+    if kind == sipnet.ROUTER_DOWN:
+        detail = sipnet.router_down(layout, state)
+    elif kind == sipnet.PACKET_LOSS:
+        if platform is None or percent is None:
+            raise InputError("packet-loss needs a percentage and a platform",
+                             hint="e.g. `cutover lab fault packet-loss 20% --platform legacy`")
+        detail = sipnet.packet_loss(layout, state, platform, percent)
+    else:
+        raise InputError(f"unknown fault {kind!r}", hint=f"faults: {', '.join(FAULT_KINDS + SIP_FAULT_KINDS)}")
+    write_state(layout, state)
+    return detail
+
+
+def heal(state_dir: Path, target: str) -> list[str]:
+    """Undo every fault on the target(s): restart a stopped sshd (same host key), bring up, repair.
+
+    ``router`` restarts the call router; a platform's heal also lifts its packet loss; ``all`` does everything.
+    """
+    layout, state = _require_up(state_dir)
+    healed = sipnet.heal(layout, state, target)
+    write_state(layout, state)
+    if target == "router":
+        return healed
     for host in find_hosts(state, target):
         healed += [f"{host.name}: {what}" for what in _heal_host(layout, host)]
         host.faults = []
