@@ -202,10 +202,10 @@ def packet_loss(layout: LabLayout, state: LabState, platform: str, percent: int)
         raise InputError(f"packet loss of {percent}%", hint="give a percentage from 1 to 100, e.g. 20%")
     port = _loss_port(layout, platform)
     _lift_loss(port)
+    chance = f"numgen random mod 100 < {percent}" if percent < 100 else ""  # nft's numgen range stops at 99
     _nft(f"add table inet {_table(port)}",
          f"add chain inet {_table(port)} loss {{ type filter hook input priority 0; policy accept; }}",
-         *(f"add rule inet {_table(port)} loss iif lo udp {way} {port} numgen random mod 100 < {percent} drop"
-           for way in ("dport", "sport")))
+         *(f"add rule inet {_table(port)} loss iif lo udp {way} {port} {chance} drop" for way in ("dport", "sport")))
     sip.faults = [f for f in sip.faults if not f.startswith(f"{PACKET_LOSS}:{platform}:")]
     sip.faults.append(f"{PACKET_LOSS}:{platform}:{percent}")
     return f"{platform} platform: {percent}% of SIP packets to and from port {port} dropped"

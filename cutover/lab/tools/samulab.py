@@ -56,7 +56,8 @@ from typing import Any, Iterator, Sequence
 
 try:  # as the package module (controller, tests) or as the copy on the lab's hosts (tools/ holds both files)
     from cutover.lab.tools import sipcall
-except ImportError:  # pragma: no cover - on a lab host
+except ImportError:  # pragma: no cover - on a lab host (even under `python3 -I`, which drops the script's folder)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
     import sipcall  # type: ignore[no-redef]
 
 PLATFORMS = ("legacy", "cloud")
