@@ -205,6 +205,29 @@ def test_an_unreachable_site_pauses_the_night_within_budget_and_heal_then_resume
     assert_nothing_lost(calls(lab))
 
 
+def test_the_call_router_down_halts_the_night_and_heal_then_resume_completes(small_lab: Lab):
+    lab = small_lab
+    assert lab.night("--auto-approve", "lab-bot", "--until", "go-no-go", run_id="r1").returncode == 3
+    lab.cutover("lab", "fault", "router-down", check=0)
+    halted = lab.cutover("resume", "r1", "--auto-approve", "lab-bot", timeout=300)
+    # every site's switch fails (no route can change): past the step's failure budget, the night halts for a
+    # decision (exit 4), as it would with every site's sshd stopped; one site alone would pause it (exit 3)
+    assert halted.returncode == 4, halted.stdout[-3000:] + halted.stderr
+    status = json.loads(lab.cutover("status", "r1", "--json", check=0).stdout)
+    assert status["state"] == "failed" and status["rollback_points"][-1] == "go-no-go", status
+    failed = [s for s in status["steps"] if s["id"] == "backup-mode" and s["state"] == "failed"]
+    assert len(failed) == 3 and all("cannot route SAMU" in (s["detail"] or "") for s in failed), failed
+    assert sites(lab) == on(lab, "nominal", "legacy")  # no site switched without its route
+    lab.cutover("lab", "heal", "router", check=0)
+    done = lab.cutover("resume", "r1", "--auto-approve", "lab-bot", timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr
+    assert sites(lab) == on(lab, "nominal", "cloud")
+    account = calls(lab)
+    # calls placed while the router was down failed (SIPp counts them); every record of an answered call is there
+    assert account["sipp"]["failed"] > 0 and account["lost"] >= account["sipp"]["failed"], account
+    assert (account["records_missing"], account["records_duplicated"]) == (0, 0), account
+
+
 def test_a_site_presenting_a_different_host_key_is_refused_before_any_command_runs(lab: Lab):
     known_hosts = lab.root / "inventories" / "lab" / "lab-ssh" / "known_hosts"
     lines = known_hosts.read_text().splitlines()
