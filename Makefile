@@ -5,7 +5,9 @@ PYTHON  ?= python3
 VENV    ?= .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-stamp
-# What the lab and the tests need from the system: sshd (the lab's sites), Debian's
+# What the lab and the tests need from the system: sshd (the lab's sites), Kamailio (the
+# lab's call router), SIPp (Debian's sip-tester: the lab's callers), nftables (the lab's
+# packet-loss fault), Debian's
 # chromium (the report is opened in a real headless browser; nothing downloads one) and
 # PostgreSQL's server binaries (the journal's tests start their own server).
 
@@ -49,9 +51,12 @@ system-deps:
 	[ -x /usr/sbin/sshd ] || missing="$$missing openssh-server"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	[ -x /usr/sbin/kamailio ] || missing="$$missing kamailio"; \
+	[ -x /usr/bin/sipp ] || missing="$$missing sip-tester"; \
+	[ -x /usr/sbin/nft ] || missing="$$missing nftables"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing$$missing (the lab's SAMU sites; the report's browser test; the PostgreSQL journal tests)"; \
+	    echo "installing$$missing (the lab's SAMU sites, call router, callers and packet loss; the report's browser test; the PostgreSQL journal tests)"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  else \
 	    echo "missing:$$missing. Install with: sudo apt-get install$$missing" >&2; exit 1; \

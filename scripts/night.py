@@ -2,9 +2,10 @@
 
 It types what an operator would: `cutover lab up`, `cutover run bigbang --env
 lab --auto-approve ...` (the live view on a terminal), then reads `cutover lab
-status` and `cutover lab calls`, and always `cutover lab down`. It exits 0
-only if the run completed, every SAMU of the wave is nominal on the cloud
-platform, and no call and no call record was lost or duplicated.
+status` and `cutover lab calls`, and always `cutover lab down`, after which it
+prints SIPp's final count and where its statistics files are. It exits 0 only
+if the run completed, every SAMU of the wave is nominal on the cloud platform,
+SIPp counts no failed call, and no call record was lost or duplicated.
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ def read_json(*args: str) -> Any:
 
 
 def night(console: Console, run_id: str) -> tuple[int, dict[str, Any], dict[str, Any]]:
-    console.rule("[bold]1. the lab: one sshd per SAMU site and platform, real databases, call traffic")
+    console.rule("[bold]1. the lab: one sshd per SAMU site and platform, real databases, "
+                 "Kamailio routing, SIPp calling")
     up = cutover("lab", "up")
     if up.returncode != 0:
         raise SystemExit(up.returncode)
@@ -81,12 +83,28 @@ def report(console: Console, code: int, status: dict[str, Any], calls: dict[str,
     console.print(table)
     figures = ("placed", "answered", "lost", "records_missing", "records_duplicated")
     console.print("calls: " + ", ".join(f"{name.replace('_', ' ')} {calls[name]}" for name in figures))
+    sipp = calls.get("sipp") or {}
+    if sipp:
+        console.print(f"SIPp: placed {sipp['placed']}, successful {sipp['successful']}, failed {sipp['failed']}, "
+                      f"in progress {sipp['in_progress']}")
     success = code == 0 and on_cloud and calls["lost"] == 0 and calls["records_missing"] == 0 \
         and calls["records_duplicated"] == 0 and calls["placed"] > 0
     verdict = "[bold green]every SAMU nominal on the cloud platform; no call and no record lost" if success \
         else "[bold red]the night did not end as it must: see above"
     console.print(verdict)
     return success
+
+
+def final_count(console: Console) -> None:
+    """Once SIPp has stopped (its calls in progress ended): its own final figures and raw files."""
+    try:
+        sipp = read_json("lab", "calls").get("sipp") or {}
+    except RuntimeError as exc:
+        console.print(f"[red]{exc}")
+        return
+    if sipp:
+        console.print(f"SIPp's final count: placed {sipp['placed']}, successful {sipp['successful']}, "
+                      f"failed {sipp['failed']}; its statistics: {sipp['files'][-1]['stat']}")
 
 
 def main() -> int:
@@ -100,6 +118,7 @@ def main() -> int:
         console.print(written.stdout.strip() if written.returncode == 0 else f"[red]report failed: {written.stderr}")
     finally:
         cutover("lab", "down")
+    final_count(console)
     command = typed_command()
     console.print(f"[dim]journal: `{command} status {run_id}`, `{command} journal verify {run_id}`[/]")
     if command != "cutover":
