@@ -226,3 +226,15 @@ def test_router_down_fails_calls_and_refuses_switches_until_heal_rebuilds_the_ro
     assert net.test_call("2A").answered_by == "local"
     info = json.loads((net.root / "sip" / "router.json").read_text())
     assert info["port"] == net.state.sip.router_port
+
+
+def test_a_call_hung_up_but_not_yet_recorded_is_still_in_progress_and_holds_the_return_to_nominal(net: Net):
+    """The router forgets a call at its BYE; its agent records it just after: the drain must wait for both."""
+    net.mode("30", "backup")
+    samulab.ledger_answered(net.data.ledger(), "late-bye@lab", "30", samulab.now(), "local", "sipp")
+    assert samulab.in_progress(net.root, "local", ["30"]) == {"30": 1}  # no dialog left on the router
+    with pytest.raises(samulab.LabError, match="still in progress on local"):
+        samulab.set_mode(net.site("30"), net.data.platforms, "nominal", lab_dir=net.root, drain_timeout=0.3)
+    assert samulab.site_status(net.site("30"))["mode"] == "backup"
+    samulab.ledger_ended(net.data.ledger(), "late-bye@lab", None)  # recorded: the call is over
+    assert net.mode("30", "nominal")["mode"] == "nominal"

@@ -667,11 +667,40 @@ def _drain(lab_dir: Path, where: str, code: str, timeout: float) -> None:
 
 
 def in_progress(lab_dir: Path, where: str, codes: Sequence[str]) -> dict[str, int]:
-    """Calls in progress through the router to ``where`` (legacy, cloud or local), per SAMU of ``codes``."""
+    """Calls in progress on ``where`` (legacy, cloud or local), per SAMU of ``codes``, until their record is written.
+
+    The router counts a call from its INVITE to its BYE (its dialogs); the
+    answering agent writes the record just after the BYE. So a call is in
+    progress while either says so: the router's dialogs, or the ledger's
+    answered calls not yet ended (recorded). The larger of the two counts
+    covers both, without counting a call twice.
+    """
     try:
-        return sipcall.calls_in_progress(lab_dir, where, codes)
+        routed = sipcall.calls_in_progress(lab_dir, where, codes)
     except sipcall.RouterError as exc:
         raise LabError(str(exc), exc.hint) from exc
+    unrecorded = _unrecorded(lab_dir, where, codes)
+    return {code: max(routed[code], unrecorded.get(code, 0)) for code in codes}
+
+
+UNRECORDED_HORIZON_S = 300.0  # the answering agents end a call no one hung up after this
+
+
+def _unrecorded(lab_dir: Path, where: str, codes: Sequence[str]) -> dict[str, int]:
+    """Answered calls of ``codes`` on ``where`` whose record is not written yet (the ledger's view)."""
+    path = ledger_db(lab_dir)
+    if not path.is_file():
+        return {}
+    since = (_dt.datetime.now(_dt.timezone.utc) - _dt.timedelta(seconds=UNRECORDED_HORIZON_S)).isoformat(
+        timespec="microseconds")
+    conn = connect(path)
+    try:
+        rows = conn.execute(
+            f"SELECT samu_code, COUNT(*) FROM calls WHERE answered_by = ? AND ended_at IS NULL AND placed_at > ? "
+            f"AND samu_code IN ({','.join('?' * len(codes))}) GROUP BY samu_code", (where, since, *codes)).fetchall()
+    finally:
+        conn.close()
+    return {code: int(count) for code, count in rows}
 
 
 def point_at(site: sqlite3.Connection, platforms: dict[str, sqlite3.Connection], target: str, *,
