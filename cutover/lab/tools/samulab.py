@@ -23,13 +23,18 @@ calls. Without ``--samus`` they act on the whole platform (every partition):
 that is how a platform-wide operation loses the calls of SAMUs outside the
 wave, which the lab must be able to show.
 
-Why the locks matter: a call takes its site's write lock (``BEGIN IMMEDIATE``
-on the site database) for its whole life and, in nominal mode, the platform's
-write lock to check its partition's state and record the call. A mode switch
-takes the site lock; a freeze takes the platform lock. So a call never sees a
-half-done switch: switching every SAMU of a wave to backup mode and then
-freezing the wave's partitions loses nothing, while freezing first loses the
-calls placed in between, as it would in real life.
+Calls go over real SIP (docs/lab.md): Kamailio routes each SAMU's number by
+its ``routes`` htable, the lab's answering agents answer and, at each call's
+end, record it through ``record_call`` (the one way a call is recorded). No
+lock is held for the life of a call: ``set_mode`` and ``point_at`` change the
+SAMU's route through the router's control socket (``sipcall``) and its own
+state, and calls in progress end where they started. So switching every SAMU
+of a wave to backup mode, waiting for its calls in progress on the platform
+to end (``in_progress``), then freezing the wave's partitions loses nothing;
+freezing first, or without the wait, loses calls or their records, as it
+would in real life. Without a router (a lab folder made by
+``create_lab_data`` alone, as unit tests do) there is no route to change, and
+``place_call`` places a zero-length call without SIP.
 
 Exit codes of the tools: 0 done; 1 a check failed (test call answered by
 someone else or lost, ``--expect*`` not met, ``verify`` found a difference);
