@@ -150,7 +150,8 @@ class Answerer:
         future.add_done_callback(lambda f: self._answer(point, message, call, f))
 
     def _answer(self, point: str, message: SipMessage, call: Call, taken: asyncio.Future[str | None]) -> None:
-        refusal = taken.exception() and f"cannot reach its database: {taken.exception()}" or taken.result()
+        failure = taken.exception()
+        refusal = f"cannot reach its database: {failure}" if failure is not None else taken.result()
         local = "%s:%d" % self.transports[point].get_extra_info("sockname")[:2]
         if refusal:
             reply = sipcall.response(message, 503, "Service Unavailable", to_tag=uuid.uuid4().hex[:10],

@@ -256,6 +256,7 @@ def _call(sock: socket.socket, router: tuple[str, int], code: str, hold: float, 
     if final is None:
         return CallOutcome(call_id, 0, reason="no answer from the call router")
     if final.status != 200:
+        _ack_failure(sock, router, invite, final)
         return CallOutcome(call_id, final.status, reason=final.first_line[12:])
     dialog["to"] = final.get("to")
     remote = uri_in(final.get("contact")) or target
@@ -268,6 +269,17 @@ def _call(sock: socket.socket, router: tuple[str, int], code: str, hold: float, 
     if ended is None:
         return CallOutcome(call_id, 200, 0, "no answer to the hang-up")
     return CallOutcome(call_id, 200, ended.status, "" if ended.status == 200 else ended.first_line[12:])
+
+
+def _ack_failure(sock: socket.socket, router: tuple[str, int], invite: SipMessage, final: SipMessage) -> None:
+    """ACK a failure answer (same branch as the INVITE), or the router retransmits it for half a minute."""
+    headers = [(k, final.get("to") if k.lower() == "to" else v) for k, v in invite.headers
+               if k.lower() in ("via", "max-forwards", "from", "to", "call-id")]
+    headers.append(("CSeq", f"{invite.cseq[0]} ACK"))
+    try:
+        sock.sendto(SipMessage(f"ACK {invite.uri} SIP/2.0", headers).to_bytes(), router)
+    except OSError:
+        pass
 
 
 def _request(method: str, uri: str, cseq: int, dialog: dict[str, str], local: str,
