@@ -354,3 +354,25 @@ def test_validate_refuses_a_probe_playbook_missing_or_reaching_a_host_of_the_nig
     assert "a probe runs on the controller only" in shown and "probe playbook 'missing.yml' not found" in shown
     fine = RUNBOOK.replace("probe: {command: [load]}", "probe: {playbook: on_controller.yml}")
     check_against(parse_runbook(fine, "night.yaml"), tiny_inventory(), tmp_path)
+
+
+def test_replaying_a_night_with_criteria_gives_back_the_recorded_measurements_override_and_order():
+    from cutover.core.replay import night_order, replay_night
+
+    journal = InMemoryJournal(operator="claire")
+    start(journal)
+    readings = Readings({"load": 250, "weather": 1, "margin": 3600})
+    counted = r.CallsCounted(100, 0, source="lab ledger")
+    assert drive(journal, readings, auto_approve="lab-bot") is RunStatus.PAUSED  # blocked by the load
+    override_criterion(journal, "r1", "go", "load", Approval("claire", "known peak"), tiny_inventory())
+    assert drive_run(journal, "r1", {"command": ScriptedExecutor()},
+                     DriveOptions(measure_criteria=readings, auto_approve="lab-bot", count_calls=lambda: counted),
+                     command="resume") is RunStatus.COMPLETED
+    recorded = journal.events("r1")
+    replay = replay_night(recorded, to_spec(parse_runbook(RUNBOOK, "night.yaml").runbook))
+    assert replay.diverged is None
+    assert night_order(replay.events) == night_order(recorded)
+    kinds = [e.kind for e in replay.events]
+    assert kinds.count("criteria_measured") == 3 and "criterion_overridden" in kinds and "calls_counted" in kinds
+    measured = [r.read(e) for e in replay.events if e.kind == "criteria_measured"]
+    assert [m.value for m in measured[0].measurements] == [250, 1]
