@@ -16,6 +16,11 @@ The journal keeps the statement, the signature and the allowed-signers lines
 of that principal, so ``journal verify`` re-checks every approval from the
 journal alone, years later, and an edited signature is found even by a forger
 who recomputed the hash chain.
+
+An override of a failed blocking criterion (``approve --override``) is signed
+the same way; its statement adds ``override``: the criterion's id and the
+value measured that the approver accepts. A statement with an override is
+never counted as an approval, nor an approval as an override.
 """
 
 from __future__ import annotations
@@ -43,6 +48,14 @@ _KEY_TYPES = re.compile(r"^(ssh-(rsa|ed25519|dss)|ecdsa-sha2-nistp(256|384|521)|
 
 
 @dataclass(frozen=True)
+class Override:
+    """What an override's statement covers: the criterion and the value measured that is accepted."""
+
+    criterion: str
+    value: Any
+
+
+@dataclass(frozen=True)
 class Statement:
     """What an approver signs: canonical JSON, so the controller rebuilds nothing by guesswork."""
 
@@ -52,10 +65,13 @@ class Statement:
     reason: str
     at: str
     head: str  # hash of the run's newest journal event when it was signed
+    override: Override | None = None  # an override of a failed criterion, not an approval
 
     def text(self) -> str:
-        body = {"v": STATEMENT_VERSION, "run": self.run, "step": self.step, "approver": self.approver,
-                "reason": self.reason, "at": self.at, "head": self.head}
+        body: dict[str, Any] = {"v": STATEMENT_VERSION, "run": self.run, "step": self.step, "approver": self.approver,
+                                "reason": self.reason, "at": self.at, "head": self.head}
+        if self.override is not None:
+            body["override"] = {"criterion": self.override.criterion, "value": self.override.value}
         return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
     @classmethod
@@ -64,7 +80,11 @@ class Statement:
             body = json.loads(text)
             if body.get("v") != STATEMENT_VERSION:
                 raise ValueError(f"version {body.get('v')!r}")
-            statement = cls(*(str(body[k]) for k in ("run", "step", "approver", "reason", "at", "head")))
+            run, step, approver, reason, at, head = (str(body[k]) for k in
+                                                     ("run", "step", "approver", "reason", "at", "head"))
+            override = Override(str(body["override"]["criterion"]), body["override"].get("value")) \
+                if "override" in body else None
+            statement = cls(run, step, approver, reason, at, head, override)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise InputError(f"the signed statement is not a cutover approval statement ({exc})",
                              hint="sign it with `cutover approve RUN STEP --as ID --key KEY --sign-only`") from None
@@ -216,8 +236,9 @@ class Proof:
 
 
 def check_signed(signed: SignedApproval, *, run_id: str, step: str, approver_id: str,
-                 events: Sequence[Event], signers_file: Path, signers_text: str | None = None) -> tuple[Statement, Proof]:
-    """Accept a signed approval for this run's gate, or raise InputError saying why not."""
+                 events: Sequence[Event], signers_file: Path, signers_text: str | None = None,
+                 override: Override | None = None) -> tuple[Statement, Proof]:
+    """Accept a signed approval (or ``override``) for this run's gate, or raise InputError saying why not."""
     statement = Statement.parse(signed.statement)
     for field_name, expected in (("run", run_id), ("step", step), ("approver", approver_id)):
         given = getattr(statement, field_name)
@@ -225,6 +246,12 @@ def check_signed(signed: SignedApproval, *, run_id: str, step: str, approver_id:
             raise InputError(f"the signed statement is for {field_name} {given!r}, not {expected!r}: refused as a replay",
                              hint=f"sign a statement for this run and gate: `cutover approve {run_id} {step} "
                                   f"--as {approver_id} --key KEY`")
+    if statement.override != override:
+        said = (f"an override of {statement.override.criterion} at {statement.override.value!r}"
+                if statement.override else "an approval")
+        wanted = f"an override of {override.criterion} at {override.value!r}" if override else "an approval"
+        raise InputError(f"the signed statement is {said}, not {wanted}: refused",
+                         hint="sign a fresh statement for what the gate now shows (`cutover status` lists its criteria)")
     _check_head(statement, events)
     lines = signer_lines(signers_file, approver_id, signers_text)
     if not signature_valid(signed.statement, signed.signature, approver_id, lines):
@@ -245,11 +272,11 @@ def _check_head(statement: Statement, events: Sequence[Event]) -> None:
 
 
 def sign_for(run_id: str, step: str, approver_id: str, reason: str, events: Sequence[Event], key: Path,
-             at: str) -> SignedApproval:
-    """The statement for this gate as the run stands now, signed with ``key``."""
+             at: str, override: Override | None = None) -> SignedApproval:
+    """The statement for this gate (or an override of one of its criteria) as the run stands now, signed."""
     if not events:
         raise NotFound(f"run {run_id!r} has no journal events")
-    statement = Statement(run_id, step, approver_id, reason, at, events[-1].hash).text()
+    statement = Statement(run_id, step, approver_id, reason, at, events[-1].hash, override).text()
     return SignedApproval(statement, sign(statement, key))
 
 
@@ -264,10 +291,11 @@ class ApprovalCheck:
     approver: str
     signed: bool
     valid: bool  # an unsigned approval is "valid" only in the sense that there is nothing to verify
+    kind: str = r.GateApproved.KIND  # or criterion_overridden
 
     def to_json(self) -> dict[str, Any]:
         return {"seq": self.seq, "run_id": self.run_id, "step": self.step, "approver": self.approver,
-                "signed": self.signed, "valid": self.valid}
+                "signed": self.signed, "valid": self.valid, "kind": self.kind}
 
 
 def reverify(events: Sequence[Event]) -> list[ApprovalCheck]:
@@ -275,15 +303,16 @@ def reverify(events: Sequence[Event]) -> list[ApprovalCheck]:
     checks = []
     for event in events:
         record = r.read(event)
-        if not isinstance(record, r.GateApproved):
+        if not isinstance(record, (r.GateApproved, r.CriterionOverridden)):
             continue
         signed = record.signature is not None
-        checks.append(ApprovalCheck(event.seq, event.run_id, record.step, record.approver, signed,
-                                    not signed or _still_valid(event.run_id, record)))
+        step = record.step if isinstance(record, r.GateApproved) else f"{record.step} (override {record.criterion})"
+        checks.append(ApprovalCheck(event.seq, event.run_id, step, record.approver, signed,
+                                    not signed or _still_valid(event.run_id, record), event.kind))
     return checks
 
 
-def _still_valid(run_id: str, record: r.GateApproved) -> bool:
+def _still_valid(run_id: str, record: r.GateApproved | r.CriterionOverridden) -> bool:
     assert record.statement is not None and record.signature is not None
     try:
         statement = Statement.parse(record.statement)
@@ -291,6 +320,9 @@ def _still_valid(run_id: str, record: r.GateApproved) -> bool:
         return False
     principal = record.approver_id or record.approver
     if (statement.run, statement.step, statement.approver) != (run_id, record.step, principal):
+        return False
+    covered = Override(record.criterion, record.value) if isinstance(record, r.CriterionOverridden) else None
+    if statement.override != covered or (covered is not None and statement.reason != record.reason):
         return False
     lines = (record.signers or "").splitlines()
     return bool(lines) and signature_valid(record.statement, record.signature, principal, lines)
@@ -340,20 +372,21 @@ def audit(approvals: Sequence[Event], lab_runs: set[str], signers_file: Path) ->
     findings = []
     for event in approvals:
         record = r.read(event)
-        if not isinstance(record, r.GateApproved):
+        if not isinstance(record, (r.GateApproved, r.CriterionOverridden)):
             continue
         why = _audit_one(event.run_id, record, signers, signers_file, event.run_id in lab_runs)
         if why:
-            findings.append(AuditFinding(event.seq, event.run_id, record.step, record.approver, why))
+            step = record.step if isinstance(record, r.GateApproved) else f"{record.step} (override {record.criterion})"
+            findings.append(AuditFinding(event.seq, event.run_id, step, record.approver, why))
     return findings
 
 
-def _audit_one(run_id: str, record: r.GateApproved, signers: dict[str, list[str]], signers_file: Path,
-               lab: bool) -> str:
+def _audit_one(run_id: str, record: r.GateApproved | r.CriterionOverridden, signers: dict[str, list[str]],
+               signers_file: Path, lab: bool) -> str:
     if record.signature is None or record.statement is None:
         if lab:
             return ""
-        what = "automatic" if record.auto else "unsigned"
+        what = "automatic" if isinstance(record, r.GateApproved) and record.auto else "unsigned"
         return f"{what}, in a run not created as a lab run: nothing {signers_file.name} could vouch for"
     principal = record.approver_id or record.approver
     lines = signers.get(principal)

@@ -295,3 +295,33 @@ def replay_json(journal: Journal, run_id: str, changes: Sequence[Change] = ()) -
     replay = replay_night(events, runbook_of(state), changes=changes, durations=durations)
     return {"run_id": run_id, "runbook": state.runbook_name, "env": state.env, "label": state.label,
             "changes": [c.describe() for c in changes], **compare_json(events, replay, durations)}
+
+
+def gate_outlook(journal: Journal, state: RunState, *, now: datetime, samples: int = 1000) -> dict[str, Any]:
+    """What the forecast built-ins of a gate's criteria weigh, as the run stands at the gate.
+
+    The P90 end of the rest of the run, the P90 moment the point of no return is
+    reached (now, when the run stands at it) and its deadline, from the same
+    measurements as the live forecast.
+    """
+    from cutover.core.montecarlo import forecast_night  # numpy: only for commands that forecast
+
+    plan = planned_durations(state.steps, runbook_of(state))
+    remaining = [p for p in plan if p.info.id not in state.completed]
+    measured = past_runs(journal, state).runs
+    window_end = datetime.fromisoformat(state.window_end) if state.window_end else None
+    window = window_of(state)  # the window the run is in, as the live forecast weighs it
+    start = max(now, parse_time(window.start)) if window is not None and not state.acted else now
+    latest_pnr = parse_time(window.latest_pnr) if window is not None and window.latest_pnr else None
+    ahead = forecast_night(remaining, measured, start=start, window_end=None, samples=samples)
+    whole = forecast_night(plan, measured, start=start, window_end=window_end, samples=samples,
+                           latest_pnr=latest_pnr)
+    pnr_at = next((i for i, p in enumerate(remaining) if p.info.point_of_no_return), None)
+    reached = None
+    if pnr_at is not None and state.point_of_no_return_passed is None:
+        before = remaining[:pnr_at]
+        reached = forecast_night(before, measured, start=start, window_end=None, samples=samples)["end"]["p90"] \
+            if before else start.isoformat()
+    deadline = whole["pnr_deadline"] if state.point_of_no_return_passed is None else None
+    return {"end_p90": ahead["end"]["p90"], "pnr_reached_p90": reached, "pnr_deadline": deadline,
+            "window_end": state.window_end, "source": ahead["source"]}

@@ -74,6 +74,8 @@ def _facts(journal: Any, run_id: str, evidence: Evidence, calls: dict[str, Any] 
         "timeline": _timeline(events),
         "backup_mode_s": {t: round(s, 1) for t, s in sorted(backup_mode_seconds(state, now).items())},
         "approvals": _approvals(events),
+        "criteria": _criteria(events),
+        "overrides": _overrides(events),
         "notifications": notifications_json(state),
         "interventions": _interventions(events),
         "rehearsals": [m.run_id for m in rehearsals],
@@ -98,6 +100,24 @@ def _approvals(events: list[Event]) -> list[dict[str, Any]]:
              "reason": rec.reason, "auto": rec.auto, "at": event.at, "recorded_by": event.operator,
              "signed": checks[event.seq].signed, "verified": checks[event.seq].signed and checks[event.seq].valid}
             for event in events if isinstance(rec := r.read(event), r.GateApproved)]
+
+
+def _criteria(events: list[Event]) -> list[dict[str, Any]]:
+    """Every criterion each time it was measured at a gate: value, expected, verdict (the evidence decided on)."""
+    return [{"step": rec.step, "at": event.at, "occasion": rec.occasion, "criterion": m.criterion, "title": m.title,
+             "severity": m.severity, "value": m.shown_value(), "expected": m.expected, "verdict": m.verdict(),
+             "detail": m.detail, "probe": m.probe}
+            for event in events if isinstance(rec := r.read(event), r.CriteriaMeasured) for m in rec.measurements]
+
+
+def _overrides(events: list[Event]) -> list[dict[str, Any]]:
+    """Every override of a failed criterion, each signed one verified again from the journal alone."""
+    checks = {check.seq: check for check in reverify(events)}
+    return [{"step": rec.step, "criterion": rec.criterion, "value": rec.value, "reason": rec.reason,
+             "approver": rec.approver, "approver_id": rec.approver_id, "role": rec.role, "at": event.at,
+             "recorded_by": event.operator, "signed": checks[event.seq].signed,
+             "verified": checks[event.seq].signed and checks[event.seq].valid}
+            for event in events if isinstance(rec := r.read(event), r.CriterionOverridden)]
 
 
 def _pnr_at(state: RunState) -> str | None:

@@ -20,7 +20,8 @@ from typing import Any
 
 from cutover.app.anchors import anchor_run
 from cutover.planning.blast import run_claims, step_reaches
-from cutover.app.approvals import SignedApproval, allowed_signers_path, check_signed, signers_content, signers_digest
+from cutover.app.approvals import (Override, SignedApproval, allowed_signers_path, check_signed, signers_content,
+                                   signers_digest)
 from cutover.core.actions import Executor, Target
 from cutover.core.engine import Approval, DriveOptions, Engine, approval_record, gate_satisfied, steps_after
 from cutover.core import records as r
@@ -28,6 +29,7 @@ from cutover.core.events import Event, Journal, LeaseHolder
 from cutover.core.journal_rules import lease_staleness
 from cutover.journal.leases import current_holder, holder_alive
 from cutover.planning.plan import plan_cutover, to_spec, window_infos
+from cutover.core.criteria import criteria_json
 from cutover.core.state import MASKED, RunState, RunStatus, TargetStatus, fold
 from cutover.errors import ExitCode, InputError, LeaseHeld, NotFound
 from cutover.executors.registry import open_executors
@@ -629,8 +631,82 @@ def anchored_signers(state: RunState, signers_file: Path) -> str:
 
 
 def gate_is_satisfied(state: RunState, step_id: str) -> bool:
-    step = runbook_of(state).step(step_id)
-    return isinstance(step, GateStep) and gate_satisfied(step, state)
+    spec = runbook_of(state)
+    step = spec.step(step_id)
+    return isinstance(step, GateStep) and gate_satisfied(step, state, spec.criteria_at(step_id))
+
+
+def criterion_to_override(state: RunState, step_id: str, criterion: str, approver: str) -> tuple[Approver, Override]:
+    """What an override of ``criterion`` at gate ``step_id`` covers (its latest measured value), and by whom.
+
+    Refused (InputError) unless the gate is open, the approver holds one of its
+    required roles (any of its approvers when it names none), and the criterion
+    is a blocking one whose latest measurement failed.
+    """
+    spec = runbook_of(state)
+    step = spec.step(step_id)
+    if not isinstance(step, GateStep):
+        raise InputError(f"step {step_id!r} is not a gate", hint=_gates_hint(spec))
+    gate = state.gates[step_id]
+    if gate.opened_at is None or gate.passed_at is not None:
+        raise InputError(f"gate {step_id!r} is {'passed' if gate.passed_at else 'not open yet'}: nothing to override",
+                         hint="`cutover status` shows where the run is")
+    listed = step.approver(approver)
+    if listed is None:
+        raise InputError(f"{approver!r} is not an approver of gate {step_id}",
+                         hint=f"approvers: {', '.join(a.label for a in step.approvers)}")
+    if step.required_roles and listed.role not in step.required_roles:
+        raise InputError(f"{listed.label} ({listed.role}) may not override a criterion of gate {step_id}: it takes "
+                         f"an approver of a required role ({', '.join(step.required_roles)})",
+                         hint="ask " + ", ".join(a.label for a in step.approvers if a.role in step.required_roles))
+    weighed = {c.id: c for c in spec.criteria_at(step_id)}
+    if criterion not in weighed:
+        raise InputError(f"gate {step_id} weighs no criterion {criterion!r}",
+                         hint=f"criteria: {', '.join(weighed) or 'none'}")
+    latest = gate.criteria.get(criterion)
+    if latest is None or latest.passed or not weighed[criterion].blocking:
+        why = "it was not measured yet" if latest is None else "it passed" if latest.passed else "it is advisory"
+        raise InputError(f"criterion {criterion} of gate {step_id} needs no override: {why}",
+                         hint="an override is for a failed blocking criterion")
+    return listed, Override(criterion, latest.value)
+
+
+def override_criterion(journal: Journal, run_id: str, step_id: str, criterion: str, approval: Approval,
+                       inventory: Inventory) -> RunState:
+    """Record an approver's override of a failed blocking criterion: signed outside a lab, like an approval."""
+    state = load_run(journal, run_id)
+    listed, override = criterion_to_override(state, step_id, criterion, approval.approver)
+    reason: str = approval.reason
+    proof: tuple[str | None, str | None, str | None] = (None, None, None)
+    if approval.signature is not None:
+        reason, proof = _override_proof(journal, run_id, step_id, listed, override, approval, inventory)
+    elif not state.lab:
+        raise InputError(f"run {run_id} was not created as a lab run: an override must be signed",
+                         hint=f"`cutover approve {run_id} {step_id} --as {listed.key} --override {criterion} "
+                              "--reason TEXT --key YOUR_SSH_KEY`")
+    if not reason.strip():
+        raise InputError("an override needs a reason", hint="--reason TEXT: why the gate may open despite it")
+    record = r.CriterionOverridden(step_id, criterion, override.value, reason, listed.name, listed.role,
+                                   listed.id, *proof)
+    journal.append(run_id, record.KIND, record.to_payload())
+    return load_run(journal, run_id)
+
+
+def _override_proof(journal: Journal, run_id: str, step_id: str, listed: Approver, override: Override,
+                    approval: Approval, inventory: Inventory) -> tuple[str, tuple[str | None, str | None, str | None]]:
+    """The signed override checked (this run, gate, approver, criterion and value): its reason and proof."""
+    if listed.id is None:
+        raise InputError(f"approver {listed.name!r} has no id: a signed override names an id",
+                         hint="give each approver an `id:` in the runbook")
+    signed = SignedApproval(approval.statement or "", approval.signature or "")
+    events = journal.events(run_id)
+    signers_file = allowed_signers_path(inventory.path)
+    statement, checked = check_signed(signed, run_id=run_id, step=step_id, approver_id=listed.id, events=events,
+                                      signers_file=signers_file, signers_text=anchored_signers(fold(events), signers_file),
+                                      override=override)
+    if approval.reason and statement.reason != approval.reason:
+        raise InputError("the signed statement gives another reason than --reason", hint="sign the reason given here")
+    return statement.reason, (checked.statement, checked.signature, checked.signers)
 
 
 def _gates_hint(runbook: RunbookSpec) -> str:
@@ -682,7 +758,8 @@ def status_json(state: RunState) -> dict[str, Any]:
         "gates": {gid: {"opened_at": g.opened_at, "passed_at": g.passed_at,
                         "approvals": [{"approver": a.approver, "approver_id": a.approver_id, "role": a.role,
                                        "reason": a.reason, "auto": a.auto, "at": a.at, "signed": a.signed}
-                                      for a in g.approvals]}
+                                      for a in g.approvals],
+                        **criteria_json(g)}
                   for gid, g in state.gates.items()},
         "notifications": notifications_json(state),
         "steps": [

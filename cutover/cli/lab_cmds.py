@@ -12,6 +12,7 @@ from cutover.cli.app import App, pass_app
 from cutover.errors import ExitCode, InputError
 from cutover.lab import manager
 from cutover.lab.ledger import CallAccount
+from cutover.lab.tools import samulab
 
 
 @click.group()
@@ -186,6 +187,31 @@ def heal(app: App, target: str) -> int:
     """Undo every fault on TARGET (a host, a SAMU code, legacy/cloud, router, or all)."""
     healed = manager.heal(app.state_dir, target)
     app.console.print("healed: " + ("; ".join(healed) if healed else "nothing to heal"))
+    return int(ExitCode.OK)
+
+
+@lab.command()
+@click.argument("levels", nargs=-1, metavar="[CODE=LEVEL]...")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def vigilance(app: App, levels: tuple[str, ...], as_json: bool) -> int:
+    """Show or change the lab's weather vigilance feed: e.g. `30=red` to rehearse a no-go.
+
+    LEVEL is green, yellow, orange or red (Météo-France's colours 1 to 4). The
+    weather probe of the bigbang runbook's go/no-go reads this file in the lab.
+    """
+    changes: dict[str, str] = {}
+    for item in levels:
+        code, sep, level = item.partition("=")
+        if not sep or not code or not level:
+            raise InputError(f"{item!r} is not CODE=LEVEL", hint="e.g. 30=red")
+        changes[code] = level
+    found = manager.set_vigilance(app.state_dir, changes)
+    if as_json:
+        app.emit_json(found)
+        return int(ExitCode.OK)
+    colours = {number: name for name, number in samulab.VIGILANCE_COLOURS.items()}
+    app.console.print(", ".join(f"{code} {colours[level]}" for code, level in sorted(found.items())))
     return int(ExitCode.OK)
 
 

@@ -15,7 +15,7 @@ from cutover.core import records as r
 from cutover.core.actions import ActionResult, Outcome
 from cutover.core.events import Event, parse_time
 from cutover.core.forecast import backup_mode_seconds, forecast
-from cutover.core.state import RunState, RunStatus, TargetStatus
+from cutover.core.state import GateState, RunState, RunStatus, TargetStatus
 from cutover.core.timings import spread_unknown
 from cutover.core.windows import next_window
 
@@ -43,8 +43,10 @@ def status_board(state: RunState, now: datetime | None = None, outlook: dict[str
     moves a stopped run on (``core.guidance``).
     """
     now = now or datetime.now(timezone.utc)
-    return Group(_header(state, now, outlook), _steps(state), _grid(state, backup_mode_seconds(state, now)),
-                 _footer(state, next_move))
+    parts: list[Any] = [_header(state, now, outlook), _steps(state), _grid(state, backup_mode_seconds(state, now))]
+    parts += [criteria_table(gate_id, gate) for gate_id, gate in state.gates.items()
+              if gate.criteria and gate.opened_at and not gate.passed_at]
+    return Group(*parts, _footer(state, next_move))
 
 
 def _steps(state: RunState) -> Table:
@@ -58,6 +60,25 @@ def _steps(state: RunState) -> Table:
         symbol, style = STYLE[state.step_status(info.id)]
         title = info.title if info.title and info.title != info.id else ""
         table.add_row(str(number), Text(symbol, style=style), Text(info.id, style="bold"), title)
+    return table
+
+
+VERDICT_STYLE = {"pass": "green", "FAIL": "bold red", "warn": "yellow"}
+
+
+def criteria_table(gate_id: str, gate: GateState) -> Table:
+    """A gate's criteria as last measured: measured value, what was expected, verdict (and any override)."""
+    table = Table(title=f"go/no-go {gate_id}: criteria measured {(gate.measured_at or '')[11:19]}",
+                  title_justify="left", header_style="bold", box=None, pad_edge=False)
+    for column in ("criterion", "measured", "expected", "verdict", "severity", "detail"):
+        table.add_column(column, overflow="fold")
+    for measured in gate.criteria.values():
+        verdict = Text(measured.verdict(), style=VERDICT_STYLE[measured.verdict()])
+        override = gate.overrides.get(measured.criterion)
+        if override is not None:
+            verdict.append(f" overridden by {override.approver} at {override.value}", style="magenta")
+        table.add_row(f"{measured.criterion} ({measured.title})", measured.shown_value(), measured.expected, verdict,
+                      measured.severity, measured.detail)
     return table
 
 
@@ -176,6 +197,9 @@ _PLAIN: dict[type[r.Record], str] = {
     r.RunRolledBack: "run rolled back",
     r.RunAbandoned: "run abandoned",
     r.RunPostponed: "run postponed",
+    r.CriteriaMeasured: "criteria measured",
+    r.CriterionOverridden: "criterion overridden",
+    r.CallsCounted: "calls counted",
 }
 
 
@@ -207,6 +231,14 @@ def _extra(record: r.Record) -> str:
         return f" to window {record.window}: {record.reason}"
     if isinstance(record, r.StepSucceeded) and record.resolution:
         return f" ({record.resolution})"
+    if isinstance(record, r.CriteriaMeasured):
+        return "".join(f"\n{'':9}{'':<28} {m.criterion}: {m.shown_value()} (expected {m.expected}) {m.verdict()}"
+                       + (f" [{m.severity}]" if not m.passed else "") for m in record.measurements)
+    if isinstance(record, r.CriterionOverridden):
+        return f" {record.criterion} at {record.value} by {record.approver}: {record.reason}"
+    if isinstance(record, r.CallsCounted):
+        return f": placed {record.placed}, lost {record.lost}, records missing {record.records_missing}, " \
+               f"duplicated {record.records_duplicated} ({record.source})"
     return ""
 
 

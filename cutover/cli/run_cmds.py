@@ -19,9 +19,9 @@ from rich.table import Table
 
 from cutover.cli.app import App, pass_app
 from cutover.cli.confirm import YES_OPTION, confirm_by_run_id
-from cutover.cli.render import PlanEntry, plan_view, print_plain, runs_view, status_board
+from cutover.cli.render import PlanEntry, criteria_table, plan_view, print_plain, runs_view, status_board
 from cutover.cli.terminal import LiveBoard, answerable
-from cutover.core.engine import Approval, DriveOptions
+from cutover.core.engine import Approval, DriveOptions, approvals_complete
 from cutover.core.guidance import next_move
 from cutover.planning.plan import plan_cutover, to_spec
 from cutover.core.state import RunState, RunStatus
@@ -39,14 +39,15 @@ from cutover.core.steps import GateStep, RunbookSpec
 from cutover.model.runbook import LoadedRunbook, check_against, load_runbook
 from cutover.app.runs import (EXIT_FOR_STATUS, Decision, Place, abandon_run, approve_gate, auto_approver,
                               check_abandon_allowed, check_auto_approve, check_postpone_allowed,
-                              check_rollback_allowed, check_run_id, gate_is_satisfied, load_run, new_run_id,
-                              open_gate, opening_window, postpone_run,
+                              check_rollback_allowed, check_run_id, criterion_to_override, gate_is_satisfied, load_run, new_run_id,
+                              open_gate, opening_window, override_criterion, postpone_run,
                               resume_run, roll_back_run, runbook_of, runs_json, start_run, status_json, verified,
                               wait_as_standby)
 from cutover.app.anchors import AnchorCheck, check_anchors, check_key, signers_for_runs
 from cutover.app.approvals import AuditFinding, SignedApproval, audit, lab_runs, reverify, sign_for
 from cutover.journal.chaincheck import HEADS_FILE, VerifiedHeads, VerifiesSince, check_run_chain
 from cutover.app.notify import MODES, Notifier
+from cutover.app.criteria import with_evidence
 
 class WindowEnd(click.ParamType):
     """An ISO 8601 date-time with its UTC offset (the window's end must be unambiguous)."""
@@ -251,6 +252,9 @@ def _terminal_prompt(app: App, inventory: Inventory, lab: bool, journal: Any, ru
         app.console.print(f"\n[bold]go/no-go: {escape(step.label)}[/]" + (f" — {escape(step.question)}" if step.question else ""))
         if step.point_of_no_return:
             app.console.print("[bold red]this is the POINT OF NO RETURN: after it, rollback to earlier steps is refused[/]")
+        gate = load_run(journal, run_id).gates.get(step.id)
+        if gate is not None and gate.criteria:  # the evidence, measured as the gate opened: decide on it
+            app.console.print(criteria_table(step.id, gate))
         names = [a.key for a in step.approvers if a.name not in approved]
         app.console.print(f"approvers: {escape(', '.join(f'{a.label}, {a.role}' for a in step.approvers))}; "
                           f"quorum {step.quorum}; approved so far: {escape(', '.join(approved) or 'nobody')}")
@@ -382,6 +386,7 @@ def run(app: App, runbook: str, env: str, run_id: str | None, auto_approve: str 
                                  plain=not app.console.is_terminal, until=until,
                                  measured=measured_p90s(journal, loaded.runbook.name, inventory.name),
                                  signing=(journal, run_id), board=board, gate_timeout=gate_timeout)
+        options = with_evidence(options, journal, inventory, app.project_dir, app.ensure_state_dir())
         with board.shown() as ready:
             status = start_run(journal, loaded, inventory, _place(app), options, run_id=run_id,
                                window_end=window_end, override_programme=override_programme, label=label,
@@ -446,6 +451,7 @@ def resume(app: App, run_id: str, auto_approve: str | None, take_over: bool, mar
                                  measured=measured_p90s(journal, state.runbook_name, state.env, exclude=run_id),
                                  signing=(journal, run_id), secret_params=params, run=state, board=board,
                                  gate_timeout=gate_timeout)
+        options = with_evidence(options, journal, inventory, app.project_dir, app.ensure_state_dir())
         with board.shown() as ready:
             status = resume_run(journal, run_id, inventory, _place(app), options, take_over=take_over,
                                 decisions=decisions, exclude=exclude, heartbeat=app.lease_ttl / 3, engine_ready=ready,
@@ -500,10 +506,13 @@ def rollback(app: App, run_id: str, to: str | None, take_over: bool, yes: bool, 
               help="With --key: write the signed approval to stdout for the controller; journal nothing.")
 @click.option("--signed", "signed_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Count a signed approval written with --sign-only (by an approver elsewhere).")
+@click.option("--override", "criterion", metavar="CRITERION", default=None,
+              help="Instead of approving: accept the failed blocking CRITERION at the value measured (an approver "
+                   "of a required role; --reason required; signed like an approval outside a lab).")
 @pass_app
 def approve(app: App, run_id: str, step: str, approver: str, reason: str, key: Path | None, sign_only: bool,
-            signed_file: Path | None) -> int:
-    """Approve the go/no-go gate STEP of RUN_ID as an approver.
+            signed_file: Path | None, criterion: str | None) -> int:
+    """Approve the go/no-go gate STEP of RUN_ID as an approver, or override one of its failed criteria.
 
     Outside a lab the approval is signed (ssh-keygen -Y sign) and counted only once
     its signature verifies against the environment's allowed_signers.
@@ -512,6 +521,8 @@ def approve(app: App, run_id: str, step: str, approver: str, reason: str, key: P
         raise InputError("--key and --signed are exclusive", hint="sign here with --key, or bring a --signed file")
     if sign_only and not key:
         raise InputError("--sign-only needs --key", hint="the key signs the statement")
+    if criterion is not None:
+        return _override(app, run_id, step, approver, criterion, reason, key, sign_only, signed_file)
     with open_journal(app) as journal:
         check_chain(app, journal, run_id)
         state = load_run(journal, run_id)
@@ -532,9 +543,43 @@ def approve(app: App, run_id: str, step: str, approver: str, reason: str, key: P
         if gate_is_satisfied(state, step):
             app.console.print(f"gate {step} approved by {escape(listed.name)} ({how}); it has its quorum: "
                               f"`cutover resume {run_id}` continues the run")
+        elif (gate := runbook_of(state).gate(step)) is not None and approvals_complete(gate, state):
+            app.console.print(f"gate {step} approved by {escape(listed.name)} ({how}); it has its quorum, but a "
+                              "blocking criterion failed: it takes `--override CRITERION --reason TEXT` "
+                              "(`cutover status` shows the criteria)")
         else:
             app.console.print(f"gate {step} approved by {escape(listed.name)} ({how}); still waiting: "
                               f"{len(state.gates[step].approvals)} approval(s) so far")
+    return ExitCode.OK
+
+
+def _override(app: App, run_id: str, step: str, approver: str, criterion: str, reason: str, key: Path | None,
+              sign_only: bool, signed_file: Path | None) -> int:
+    """`approve --override`: a failed blocking criterion accepted, signed like an approval."""
+    with open_journal(app) as journal:
+        check_chain(app, journal, run_id)
+        state = load_run(journal, run_id)
+        inventory = load_inventory(app.project_dir, state.env)
+        listed, override = criterion_to_override(state, step, criterion, approver)
+        signed = SignedApproval.read(signed_file) if signed_file else None
+        if key is not None:
+            if listed.id is None:
+                raise InputError(f"approver {listed.name!r} has no id: a signed override names an id",
+                                 hint="give each approver an `id:` in the runbook")
+            if not reason.strip():
+                raise InputError("an override needs a reason", hint="--reason TEXT: why the gate may open despite it")
+            signed = sign_for(run_id, step, listed.id, reason, journal.events(run_id), key, at=_now(),
+                              override=override)
+        if sign_only and signed is not None:
+            click.echo(signed.to_json(), nl=False)
+            return ExitCode.OK
+        approval = Approval(approver, reason, *((signed.statement, signed.signature) if signed else ()))
+        state = override_criterion(journal, run_id, step, criterion, approval, inventory)
+    how = "signed, verified" if signed else "unsigned (lab)"
+    app.console.print(f"criterion {criterion} of gate {step} overridden by {escape(listed.name)} ({how}) at "
+                      f"{escape(str(override.value))}; "
+                      + ("the gate can open: " if gate_is_satisfied(state, step) else "the gate still waits: ")
+                      + f"`cutover resume {run_id}` continues (the criteria are measured again)")
     return ExitCode.OK
 
 
@@ -745,7 +790,7 @@ def journal_verify(app: App, run_id: str | None, as_json: bool, with_anchors: bo
         raise error
     if forged:
         first = forged[0]
-        error = JournalCorrupt(f"journal integrity failure at event {first.seq} (gate_approved of run {first.run_id}): "
+        error = JournalCorrupt(f"journal integrity failure at event {first.seq} ({first.kind} of run {first.run_id}): "
                                f"the signature of {first.approver}'s approval of {first.step} does not verify",
                                hint="the approval was edited after it was signed; keep this file as evidence")
         if as_json:

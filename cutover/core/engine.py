@@ -33,6 +33,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from cutover.core.actions import ActionRequest, ActionResult, Executor, Outcome, Phase, Target
+from cutover.core.criteria import Accepted, Criterion, blocked_summary, unresolved
 from cutover.core.events import Event, Journal, parse_time
 from cutover.core import records as r
 from cutover.core.records import StepInfo
@@ -67,6 +68,10 @@ class GateUnanswered(Exception):
 # Asked on a terminal when a gate opens: returns an approval, or None for "no-go / not now";
 # raises GateUnanswered when nobody can answer.
 GatePrompt = Callable[[GateStep, Sequence[str]], "Approval | None"]
+# Measures a gate's criteria for the run as it stands (cutover.app.criteria): one measurement each.
+CriteriaMeasurer = Callable[[Sequence[Criterion], RunState], Sequence[r.MeasuredCriterion]]
+# The call account when a run completes (the lab's ledger), or None where there is none to read.
+CallCounter = Callable[[], "r.CallsCounted | None"]
 
 
 @dataclass
@@ -84,6 +89,8 @@ class DriveOptions:
     secret_params: Mapping[str, str] = field(default_factory=dict)
     on_event: Callable[[Event], None] | None = None  # progress display; must not raise
     anchor_key: str | None = None  # the controller's SSH key: the run's head is signed when a drive ends
+    measure_criteria: CriteriaMeasurer | None = None  # without one, a gate's criteria fail as not measured
+    count_calls: CallCounter | None = None
     clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
 
 
@@ -172,8 +179,20 @@ class Engine:
             if info.id == self.options.until and info is not self.state.steps[-1]:
                 self.record(r.RunPaused("until", f"stopped after {info.id} as asked (--until)", step=info.id))
                 return RunStatus.PAUSED
+        self._count_calls()
         self.record(r.RunCompleted())
         return RunStatus.COMPLETED
+
+    def _count_calls(self) -> None:
+        """Journal the call account as the run completes: what says a rehearsal lost no call."""
+        if self.options.count_calls is None:
+            return
+        try:
+            counted = self.options.count_calls()
+        except Exception:  # noqa: BLE001 - a missing account leaves the rehearsal uncounted, not the night failed
+            counted = None
+        if counted is not None:
+            self.record(counted)
 
     def _interrupted(self) -> RunStatus:
         if self.lost_lease is not None:  # cancelled because another controller took over: we write nothing
@@ -363,13 +382,18 @@ class Engine:
     def _gate(self, info: StepInfo) -> RunStatus | None:
         step = self.runbook.step(info.id)
         assert isinstance(step, GateStep), f"{info.id} is not a gate"
-        if self.state.gates[info.id].opened_at is None:
+        reopened = self.state.gates[info.id].opened_at is not None
+        if not reopened:
             self.record(r.GateOpened(info.id))
+        criteria = self.runbook.criteria_at(info.id)
+        if criteria:
+            occasion = "before_pnr" if step.point_of_no_return else "gate_reopened" if reopened else "gate_opened"
+            self.record(r.CriteriaMeasured(info.id, tuple(self._measure(criteria)), occasion))
         # an auto-approval is written only in a run created as a lab run: elsewhere it would not count
-        if self.options.auto_approve and self.state.lab and not gate_satisfied(step, self.state):
+        if self.options.auto_approve and self.state.lab and not approvals_complete(step, self.state):
             self.record(r.GateApproved(info.id, self.options.auto_approve, "lab", "lab auto-approval", auto=True))
         unanswered = ""
-        while not gate_satisfied(step, self.state) and self.options.prompt is not None:
+        while not approvals_complete(step, self.state) and self.options.prompt is not None:
             try:
                 approval = self.options.prompt(step, sorted(self.state.gates[info.id].approvers()))
             except GateUnanswered as exc:  # a prompt nobody can answer must not fail the night
@@ -378,13 +402,29 @@ class Engine:
             if approval is None:
                 break
             self.record(approval_record(step, approval))
-        if not gate_satisfied(step, self.state):
+        if not approvals_complete(step, self.state):
             offer = postpone_offer(self.state, self.options.clock())
             detail = unanswered + gate_waiting(step, self.state) + (f"; on a no-go, {offer}" if offer else "")
             self.record(r.RunPaused("gate", detail, step=info.id))
             return RunStatus.PAUSED
+        blocked = criteria_blocking(criteria, self.state, info.id)
+        if blocked:  # approvals alone do not open it: a signed override per failed blocking criterion does
+            offer = postpone_offer(self.state, self.options.clock())
+            detail = blocked_summary(info.id, blocked, self.run_id) + (f"; or, on a no-go, {offer}" if offer else "")
+            self.record(r.RunPaused("criteria", detail, step=info.id))
+            return RunStatus.PAUSED
         self.record(r.GatePassed(info.id, step.point_of_no_return))
         return None
+
+    def _measure(self, criteria: Sequence[Criterion]) -> list[r.MeasuredCriterion]:
+        """One measurement per criterion; a measurer that fails leaves them failed, said why (failures are data)."""
+        if self.options.measure_criteria is None:
+            return [c.judge(None, "no probe runner in this drive") for c in criteria]
+        try:
+            found = {m.criterion: m for m in self.options.measure_criteria(criteria, self.state)}
+        except Exception as exc:  # noqa: BLE001 - the gate then stays shut on missing evidence
+            return [c.judge(None, f"measuring failed: {type(exc).__name__}: {exc}") for c in criteria]
+        return [found.get(c.id) or c.judge(None, "the probe gave no measurement") for c in criteria]
 
     # ------------------------------------------------------------------ window
 
@@ -523,7 +563,7 @@ def _wait_interruptibly(futures: set[Future[int]], cancel: threading.Event) -> t
         return done, not_done
 
 
-def gate_satisfied(step: GateStep, state: RunState) -> bool:
+def approvals_complete(step: GateStep, state: RunState) -> bool:
     """The gate has its quorum and roles; an auto-approval passes it alone, in a run created as a lab run only.
 
     Outside a lab, unsigned and auto approvals are never written by cutover, so one found
@@ -537,6 +577,23 @@ def gate_satisfied(step: GateStep, state: RunState) -> bool:
     names = {a.approver for a in approvals}
     roles = {a.role for a in approvals}
     return len(names) >= step.quorum and set(step.required_roles) <= roles
+
+
+def criteria_blocking(criteria: Sequence[Criterion], state: RunState, gate_id: str) -> list[r.MeasuredCriterion]:
+    """The gate's failed blocking criteria that no override covers.
+
+    An override given at an earlier gate still covers its criterion re-measured at the point of no
+    return, while no worse (criterion ids are unique in a runbook).
+    """
+    accepted = {c: Accepted(c, o.value) for gate in state.gates.values() for c, o in gate.overrides.items()
+                if state.lab or o.signed}  # outside a lab an unsigned override was written by hand: it does not count
+    return unresolved(criteria, state.gates[gate_id].criteria, accepted)
+
+
+def gate_satisfied(step: GateStep, state: RunState, criteria: Sequence[Criterion] | None = None) -> bool:
+    """Approvals complete and no failed blocking criterion left unresolved (``criteria``: default the gate's own)."""
+    weighed = step.criteria if criteria is None else criteria
+    return approvals_complete(step, state) and not criteria_blocking(weighed, state, step.id)
 
 
 def gate_waiting(step: GateStep, state: RunState) -> str:

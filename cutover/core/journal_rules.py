@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
 from cutover.core.events import GENESIS, Event, LeaseHolder, VerifyReport, parse_time, utc_now
-from cutover.core.records import GateApproved, LeaseAcquired, LeaseReleased, LeaseTakenOver, Record, RunAnchored, RunCreated
+from cutover.core.records import (CriterionOverridden, GateApproved, LeaseAcquired, LeaseReleased, LeaseTakenOver,
+                                  Record, RunAnchored, RunCreated)
 from cutover.errors import LeaseHeld, LeaseLost
 
 STALE_AFTER = 30.0  # seconds without a heartbeat before a holder on another host is stale (--lease-ttl)
@@ -39,7 +40,7 @@ def verify_chain(events: Iterable[Event], head: tuple[int, str], runs: tuple[str
         last_seq, last_hash = event.seq, event.hash
         if event.run_id in reported:
             hashes[event.seq] = event.hash
-            if event.kind == GateApproved.KIND:
+            if event.kind in (GateApproved.KIND, CriterionOverridden.KIND):  # signed: re-verified
                 approvals.append(event)
             elif event.kind == RunAnchored.KIND:
                 anchors.append(event)

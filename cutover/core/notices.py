@@ -17,7 +17,7 @@ from cutover.core.text import visible
 
 # the events a notification target can subscribe to (cutover_notify[].events)
 NoticeKind = Literal["run_started", "run_paused", "run_failed", "run_completed", "run_rolled_back", "gate_waiting",
-                     "pnr_passed", "window_at_risk", "samu_backup", "samu_nominal"]
+                     "pnr_passed", "window_at_risk", "samu_backup", "samu_nominal", "gate_criteria"]
 NOTICE_KINDS: tuple[str, ...] = get_args(NoticeKind)
 
 
@@ -58,6 +58,8 @@ def notices_for(record: r.Record, state: RunState, samu_names: dict[str, tuple[s
                             f"Go/no-go {record.step}: waiting",
                             f"Le run {state.run_id} attend les approbations du comité {record.step}.",
                             f"Run {state.run_id} waits for the approvals of gate {record.step}.")]
+    if isinstance(record, r.CriteriaMeasured):
+        return [criteria_notice(record)]
     if isinstance(record, r.RunPaused):
         if record.reason == "gate":
             return []  # told when the gate opened
@@ -107,6 +109,22 @@ def _samu_notices(record: r.Record, state: RunState, samu_names: dict[str, tuple
                         "en": f"Step {record.step}. Telephony is back to normal; what was recorded in backup "
                               "mode is replayed."})]
     return []
+
+
+_VERDICTS = {"pass": ("conforme", "pass"), "FAIL": ("NON CONFORME", "FAIL"), "warn": ("à surveiller", "warn")}
+
+
+def criteria_notice(record: r.CriteriaMeasured) -> Notice:
+    """The gate's criteria as a table of lines: measured, expected, verdict."""
+    failed = [m for m in record.measurements if not m.passed and m.severity == "blocking"]
+    rows = {lang: "\n".join(f"{m.criterion} ({m.title}) : {m.shown_value()} ; attendu {m.expected} ; "
+                            f"{_VERDICTS[m.verdict()][0]}" if lang == "fr" else
+                            f"{m.criterion} ({m.title}): {m.shown_value()}; expected {m.expected}; "
+                            f"{_VERDICTS[m.verdict()][1]}" for m in record.measurements) for lang in ("fr", "en")}
+    verdict_fr = f"{len(failed)} critère(s) bloquant(s) non conforme(s)" if failed else "critères bloquants conformes"
+    verdict_en = f"{len(failed)} blocking criteria failed" if failed else "blocking criteria pass"
+    return _run_notice("gate_criteria", record.step, f"Comité {record.step} : {verdict_fr}",
+                       f"Go/no-go {record.step}: {verdict_en}", rows["fr"], rows["en"])
 
 
 def window_at_risk(state: RunState, end_p90: datetime | None, window_end: datetime | None) -> Notice | None:

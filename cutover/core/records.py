@@ -46,6 +46,9 @@ Kinds::
     notification_sent  NotificationSent(notice, target, attempt, samu?, step?)
     notification_failed NotificationFailed(notice, target, attempt, error, final, samu?, step?)
     run_anchored       RunAnchored(statement, signature, key)
+    criteria_measured  CriteriaMeasured(step, measurements, occasion)
+    criterion_overridden CriterionOverridden(step, criterion, value, reason, approver, role, ...)
+    calls_counted      CallsCounted(placed, lost, records_missing, records_duplicated, source)
 """
 
 from __future__ import annotations
@@ -102,7 +105,8 @@ _ALWAYS = frozenset({"target", "to", "window_end"})
 
 
 def _encode(value: Any) -> Any:
-    if isinstance(value, (LeaseHolder, ActionResult, StepInfo, RunbookRef, WaveRef, ProgrammeOverride, Claims, WindowInfo)):
+    if isinstance(value, (LeaseHolder, ActionResult, StepInfo, RunbookRef, WaveRef, ProgrammeOverride, Claims, WindowInfo,
+                          MeasuredCriterion)):
         return value.to_payload()
     if isinstance(value, tuple):
         return [_encode(v) for v in value]
@@ -251,6 +255,43 @@ class WindowInfo:
         return f"window {self.number} ({self.start} to {self.end})"
 
 
+@dataclass(frozen=True)
+class MeasuredCriterion:
+    """One criterion of a gate as measured: the row of the table people decide on."""
+
+    criterion: str
+    title: str
+    severity: str  # blocking | advisory
+    value: Any  # JSON: a number, a text, a boolean; None when it could not be measured
+    expected: str  # what it must show, for people: "≤ 2", "≥ 3", "= green"
+    passed: bool
+    detail: str = ""
+    probe: str = ""
+    shown: str | None = None  # the value as people read it (a duration), when not the value itself
+
+    def shown_value(self) -> str:
+        if self.shown is not None:
+            return self.shown
+        return "not measured" if self.value is None else str(self.value).lower() if isinstance(self.value, bool) \
+            else str(self.value)
+
+    def verdict(self) -> str:
+        """pass, FAIL (blocking) or warn (advisory): what the table says."""
+        return "pass" if self.passed else "FAIL" if self.severity == "blocking" else "warn"
+
+    def to_payload(self) -> dict[str, Any]:
+        payload = {"criterion": self.criterion, "title": self.title, "severity": self.severity, "value": self.value,
+                   "expected": self.expected, "passed": self.passed, "detail": self.detail, "probe": self.probe}
+        return payload if self.shown is None else {**payload, "shown": self.shown}
+
+    @classmethod
+    def from_payload(cls, data: Mapping[str, Any]) -> MeasuredCriterion:
+        return cls(str(data["criterion"]), str(data.get("title", data["criterion"])),
+                   str(data.get("severity", "blocking")), data.get("value"), str(data.get("expected", "")),
+                   bool(data.get("passed")), str(data.get("detail", "")), str(data.get("probe", "")),
+                   data.get("shown"))
+
+
 def _optional(decode: Any) -> Any:
     return lambda value: None if value is None else decode(value)
 
@@ -267,6 +308,7 @@ _DECODERS: dict[str, Any] = {
     "holder": LeaseHolder.from_payload,
     "previous_holder": LeaseHolder.from_payload,
     "params": lambda value: dict(value or {}),
+    "measurements": lambda value: tuple(MeasuredCriterion.from_payload(m) for m in value or ()),
 }
 
 
@@ -586,12 +628,62 @@ class RunAnchored(Record):
     key: str = ""
 
 
+# ---------------------------------------------------------------------- evidence at the gates
+
+
+@dataclass(frozen=True)
+class CriteriaMeasured(Record):
+    """A gate's criteria measured (``cutover.core.criteria``): when it opened, when a drive reached it
+    again (``gate_reopened``), or re-measured at the point of no return (``before_pnr``)."""
+
+    KIND: ClassVar[str] = "criteria_measured"
+    step: str
+    measurements: tuple[MeasuredCriterion, ...] = ()
+    occasion: str = "gate_opened"
+
+
+@dataclass(frozen=True)
+class CriterionOverridden(Record):
+    """A failed blocking criterion accepted by an approver of a required role, with a reason.
+
+    Signed like an approval outside a lab: the statement names the criterion and the value accepted.
+    """
+
+    KIND: ClassVar[str] = "criterion_overridden"
+    step: str
+    criterion: str
+    value: Any
+    reason: str
+    approver: str
+    role: str = ""
+    approver_id: str | None = None
+    statement: str | None = None
+    signature: str | None = None
+    signers: str | None = None
+
+
+@dataclass(frozen=True)
+class CallsCounted(Record):
+    """The call account when a run completed (the lab's ledger): the evidence a rehearsal lost nothing."""
+
+    KIND: ClassVar[str] = "calls_counted"
+    placed: int
+    lost: int
+    records_missing: int = 0
+    records_duplicated: int = 0
+    source: str = ""
+
+    @property
+    def losses(self) -> int:
+        return self.lost + self.records_missing + self.records_duplicated
+
+
 KINDS: dict[str, type[Record]] = {cls.KIND: cls for cls in (
     RunCreated, DriveStarted, RunPaused, RunFailed, RunCompleted, TargetExcluded, WindowOverride,
     StepStarted, ActionDone, StepSucceeded, StepFailed, StepSkipped, InDoubt, InDoubtResolved, RollbackPoint,
     GateOpened, GateApproved, GatePassed, RollbackRequested, UndoStarted, UndoSucceeded, UndoFailed,
     StepRolledBack, RunRolledBack, RunAbandoned, RunPostponed, LeaseAcquired, LeaseTakenOver, LeaseReleased, NotificationSent,
-    NotificationFailed, RunAnchored)}
+    NotificationFailed, RunAnchored, CriteriaMeasured, CriterionOverridden, CallsCounted)}
 
 
 def read(event: Event) -> Record:

@@ -40,6 +40,7 @@ from typing import Any
 
 from cutover.core import records as r
 from cutover.core.actions import ActionRequest, ActionResult, Outcome, Phase, Target
+from cutover.core.criteria import Criterion
 from cutover.core.engine import Approval, DriveOptions, Engine
 from cutover.core.events import GENESIS, Event, event_hash, parse_time
 from cutover.core.forecast import backup_mode_seconds
@@ -435,13 +436,29 @@ def _drive(journal: SimJournal, clock: SimClock, run_id: str, spec: RunbookSpec,
            drive: Drive, durations: Durations) -> RunStatus:
     options = DriveOptions(auto_approve=_auto_approver(drive), prompt=GateReplay(drive, clock, journal, run_id),
                            override_window=_override(drive), until=_until(drive), clock=clock,
-                           measured_p90=durations.step, measured_rollback_p90=durations.rollback)
+                           measured_p90=durations.step, measured_rollback_p90=durations.rollback,
+                           measure_criteria=RecordedCriteria(drive),
+                           count_calls=lambda: next(iter(drive.records(r.CallsCounted)), None))
     # the engine only appends to and reads its journal (leases are the use-cases'), hence the narrower SimJournal
     engine = Engine(journal, run_id, spec, {kind: executor for kind in ENGINE_KINDS}, options)  # type: ignore[arg-type]
     if drive.command == "rollback":
         asked = drive.records(r.RollbackRequested)
         return engine.roll_back(asked[0].to if asked else None)
     return engine.drive(drive.command)
+
+
+class RecordedCriteria:
+    """A gate's criteria as the drive measured them: the replay runs no probe, it gives the journal's back."""
+
+    def __init__(self, drive: Drive) -> None:
+        self.measured = drive.records(r.CriteriaMeasured)
+
+    def __call__(self, criteria: Sequence[Criterion], state: RunState) -> list[r.MeasuredCriterion]:
+        wanted = [c.id for c in criteria]
+        for index, record in enumerate(self.measured):
+            if [m.criterion for m in record.measurements] == wanted:
+                return list(self.measured.pop(index).measurements)
+        return [c.judge(None, "not measured in the recorded night") for c in criteria]
 
 
 def _auto_approver(drive: Drive) -> str | None:

@@ -100,11 +100,31 @@ class UndeliveredNotice:
     at: str
 
 
+@dataclass(frozen=True)
+class CriterionOverride:
+    """A failed blocking criterion accepted by an approver: the value accepted, who, why, when."""
+
+    criterion: str
+    value: Any
+    reason: str
+    approver: str
+    role: str
+    at: str
+    recorded_by: str
+    approver_id: str | None = None
+    signed: bool = False
+
+
 @dataclass
 class GateState:
     opened_at: str | None = None
     passed_at: str | None = None
     approvals: list[GateApproval] = field(default_factory=list)
+    # the latest measurement of each criterion weighed at this gate, and when it was measured
+    criteria: dict[str, r.MeasuredCriterion] = field(default_factory=dict)
+    measured_at: str | None = None
+    measurements: int = 0  # how many times the gate's criteria were measured
+    overrides: dict[str, CriterionOverride] = field(default_factory=dict)
 
     def approvers(self) -> set[str]:
         return {a.approver for a in self.approvals}
@@ -152,6 +172,7 @@ class RunState:
     notifications_sent: int = 0
     notifications_undelivered: list[UndeliveredNotice] = field(default_factory=list)  # gave up on these
     notifications_retrying: int = 0  # failed attempts so far (retried with backoff)
+    calls: r.CallsCounted | None = None  # the call account journalled when the run completed
 
     @property
     def shown_params(self) -> dict[str, Any]:
@@ -424,6 +445,21 @@ def _notification_failed(state: RunState, p: r.NotificationFailed, e: Event) -> 
         state.notifications_undelivered.append(UndeliveredNotice(p.notice, p.target, p.error, p.samu, e.at))
 
 
+def _criteria_measured(state: RunState, p: r.CriteriaMeasured, e: Event) -> None:
+    gate = state.gates[p.step]
+    gate.criteria.update({m.criterion: m for m in p.measurements})
+    gate.measured_at, gate.measurements = e.at, gate.measurements + 1
+
+
+def _criterion_overridden(state: RunState, p: r.CriterionOverridden, e: Event) -> None:
+    state.gates[p.step].overrides[p.criterion] = CriterionOverride(
+        p.criterion, p.value, p.reason, p.approver, p.role, e.at, e.operator, p.approver_id, p.signature is not None)
+
+
+def _calls_counted(state: RunState, p: r.CallsCounted, e: Event) -> None:
+    state.calls = p
+
+
 def _lease_released(state: RunState, p: r.LeaseReleased, e: Event) -> None:
     state.lease_holder = None
 
@@ -459,4 +495,7 @@ _HANDLERS: dict[type[r.Record], Callable[[RunState, Any, Event], None]] = {
     r.LeaseReleased: _lease_released,
     r.NotificationSent: _notification_sent,
     r.NotificationFailed: _notification_failed,
+    r.CriteriaMeasured: _criteria_measured,
+    r.CriterionOverridden: _criterion_overridden,
+    r.CallsCounted: _calls_counted,
 }

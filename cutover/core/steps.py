@@ -14,9 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cutover.errors import NotFound
+
+if TYPE_CHECKING:  # criteria -> records -> actions -> steps: the type only, at run time
+    from cutover.core.criteria import Criterion
 
 ACTION_KINDS = ("command", "ssh", "playbook")
 
@@ -95,6 +98,7 @@ class GateStep:
     question: str | None = None
     expected_duration: float | None = None
     kind: str = "gate"
+    criteria: tuple[Criterion, ...] = ()  # the evidence the gate is decided on (cutover.core.criteria)
 
     @property
     def label(self) -> str:
@@ -132,3 +136,18 @@ class RunbookSpec:
 
     def gates(self) -> list[GateStep]:
         return [s for s in self.steps if isinstance(s, GateStep)]
+
+    def criteria_at(self, gate_id: str) -> tuple[Criterion, ...]:
+        """The criteria weighed at a gate: its own; at the point of no return, every earlier gate's too."""
+        gate = self.gate(gate_id)
+        if gate is None:
+            return ()
+        if not gate.point_of_no_return:
+            return gate.criteria
+        earlier: list[Criterion] = []
+        for step in self.steps:
+            if step.id == gate_id:
+                break
+            if isinstance(step, GateStep):
+                earlier += step.criteria
+        return (*earlier, *gate.criteria)

@@ -184,6 +184,7 @@ class _Tally:
     tasks_started: int = 0
     rc: int | None = None  # ansible-playbook's exit status, once known
     on_playbook_start: Callable[[], None] | None = None
+    stats_data: dict[str, Any] = field(default_factory=dict)  # what the playbook gave set_stats (a probe's value)
 
     def __call__(self, event: Mapping[str, Any]) -> bool:
         # playbook_on_start comes after Ansible built its variable manager, which reads the extra
@@ -201,6 +202,8 @@ class _Tally:
         elif kind == "playbook_on_stats":
             self.stats = {name: dict(data.get(name) or {}) for name in
                           ("ok", "changed", "failures", "dark", "skipped", "rescued", "ignored", "processed")}
+            custom = data.get("artifact_data")
+            self.stats_data = dict(custom) if isinstance(custom, Mapping) else {}
         elif kind in _HOST_EVENTS and data.get("host"):
             self._host_event(kind, data, text)
         return False  # never write job_events/: raw events hold unredacted module results
@@ -536,6 +539,8 @@ class AnsibleExecutor:
                                    "tasks": {k: v for k, v in counts.items() if v}, "rc": tally.rc}
         if host.failed_tasks:
             summary["failed_tasks"] = [call.redact(t) for t in dict.fromkeys(host.failed_tasks)]
+        if tally.stats_data:  # only playbooks that set_stats (the criteria's probes) carry it
+            summary["set_stats"] = json.loads(call.redact(json.dumps(tally.stats_data, default=str)))
         try:
             summary["artifacts"] = str(call.folder.relative_to(self.root.parent))
         except ValueError:

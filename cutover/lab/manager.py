@@ -154,6 +154,7 @@ def _prepare_files(layout: LabLayout, inventory: Inventory, codes: Sequence[str]
         ledger_file.unlink()
     layout.traffic_log.unlink(missing_ok=True)
     _create_data(layout.root, codes)
+    samulab.write_vigilance(layout.root, {code: 1 for code in codes})  # every département green
     _install_tools(layout)
     _install_client_key(layout, inventory)
     _install_vault_password(inventory)
@@ -326,6 +327,7 @@ def lab_reset(state_dir: Path) -> LabState:
         ledger_file.unlink()
     codes = [h.identity for h in state.sites()]
     _create_data(layout.root, codes)
+    samulab.write_vigilance(layout.root, {code: 1 for code in codes})  # every département green
     for host in state.hosts:
         host.faults = [f for f in host.faults if f == "sshd-stopped"]  # a stopped sshd stays the operator's to heal
     try:
@@ -465,6 +467,23 @@ def find_hosts(state: LabState, target: str) -> list[LabHost]:
         raise InputError(f"no lab host or SAMU {target!r}",
                          hint="use a host name (samu-30, cloud-platform), a SAMU code (30) or legacy/cloud")
     return found
+
+
+def set_vigilance(state_dir: Path, changes: dict[str, str]) -> dict[str, int]:
+    """Change the lab's weather vigilance levels (code -> green/yellow/orange/red or 1..4); returns them all."""
+    layout, _ = _require_up(state_dir)
+    levels = samulab.read_vigilance(layout.root)
+    for code, given in changes.items():
+        if code not in levels:
+            raise InputError(f"no département {code!r} in the lab's vigilance feed",
+                             hint=f"départements: {', '.join(sorted(levels))}")
+        level = samulab.VIGILANCE_COLOURS.get(given.lower()) or (int(given) if given.isdigit() else None)
+        if level not in (1, 2, 3, 4):
+            raise InputError(f"{given!r} is not a vigilance level", hint="green, yellow, orange, red (or 1..4)")
+        levels[code] = level
+    if changes:
+        samulab.write_vigilance(layout.root, levels)
+    return levels
 
 
 def inject_fault(state_dir: Path, target: str, kind: str) -> str:

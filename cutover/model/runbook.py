@@ -294,6 +294,84 @@ class PlaybookStep(_ActionStep):
         return PlaybookAction(playbook=self.playbook, extra_vars=self.extra_vars, tags=self.tags, env=self.env)
 
 
+def _threshold(value: Any) -> float:
+    """A criterion's ``min``/``max``: a number, or a duration (``30m``) for the forecast built-ins."""
+    if isinstance(value, bool):
+        raise ValueError("a threshold is a number or a duration like 30m, not true/false")
+    if isinstance(value, (int, float)):
+        return float(value)
+    try:
+        return float(str(value).strip())
+    except ValueError:
+        return parse_duration(value)
+
+
+Threshold = Annotated[float, pydantic.BeforeValidator(_threshold)]
+BuiltinProbe = Literal["rehearsals", "forecast", "pnr_margin", "programme"]
+
+
+class ProbeModel(_Model):
+    """How a criterion is measured: a built-in by name, or ``command:`` (argv) or ``playbook:``, on the controller."""
+
+    builtin: BuiltinProbe | None = None
+    command: list[str] | None = Field(default=None, min_length=1)
+    playbook: str | None = None
+    extra_vars: dict[str, Any] = Field(default_factory=dict)
+    env: Env = Field(default_factory=dict)
+    # a field of the JSON output to read (dots for nested ones), e.g. load.calls_per_minute
+    value: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
+    timeout: Duration = 60.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _builtin_by_name(cls, data: Any) -> Any:
+        return {"builtin": data} if isinstance(data, str) else data
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ProbeModel:
+        given = [name for name in ("builtin", "command", "playbook") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError("a probe is one of: a built-in (rehearsals, forecast, pnr_margin, programme), "
+                             "`command: [argv...]` or `playbook: NAME.yml`" + (f"; it gives {', '.join(given)}"
+                                                                               if given else ""))
+        if self.extra_vars and self.playbook is None:
+            raise ValueError("`extra_vars` is for a playbook probe")
+        if self.builtin is not None and (self.value or self.env):
+            raise ValueError("a built-in probe takes no `value` or `env`")
+        if self.playbook is not None and (self.playbook.startswith("/") or ".." in Path(self.playbook).parts):
+            raise ValueError("name a playbook inside the project's playbooks/ folder, e.g. probe_weather.yml")
+        return self
+
+
+class CriterionModel(_Model):
+    """Evidence a gate is decided on: a probe, what it must show, and whether a failure blocks the gate."""
+
+    id: str
+    title: str = Field(min_length=1)
+    probe: ProbeModel
+    min: Threshold | None = None
+    max: Threshold | None = None
+    expect: str | int | float | bool | None = None
+    severity: Literal["blocking", "advisory"] = "blocking"
+
+    @field_validator("id")
+    @classmethod
+    def _id_shape(cls, value: str) -> str:
+        if not STEP_ID.match(value):
+            raise ValueError(f"criterion id {value!r} must be lowercase letters, digits, '-' or '_'")
+        return value
+
+    @model_validator(mode="after")
+    def _what_it_must_show(self) -> CriterionModel:
+        if self.expect is None and self.min is None and self.max is None:
+            raise ValueError("say what the probe must show: `min:`, `max:` (thresholds) or `expect:` (a value)")
+        if self.expect is not None and (self.min is not None or self.max is not None):
+            raise ValueError("give either `expect:` or thresholds (`min:`/`max:`), not both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"`min` ({self.min:g}) is above `max` ({self.max:g}): nothing could pass")
+        return self
+
+
 class GateStep(_StepBase):
     """A go/no-go: the run waits until enough named approvers say go."""
 
@@ -303,6 +381,7 @@ class GateStep(_StepBase):
     quorum: int = Field(default=1, ge=1)
     required_roles: list[str] = Field(default_factory=list)
     point_of_no_return: bool = False
+    criteria: list[CriterionModel] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _quorum_reachable(self) -> GateStep:
@@ -495,7 +574,7 @@ def parse_runbook(text: str, display: str, *, params: Mapping[str, Any] | None =
                               what="runbook")
     values = _resolve_params(doc, dict(params or {}))
     doc = YamlDocument(doc.path, _substitute(doc, values), doc.root)
-    problems = list(_duplicate_ids(doc))
+    problems = list(_duplicate_ids(doc)) + list(_duplicate_criteria(doc))
     try:
         runbook = Runbook.model_validate(doc.data)
     except pydantic.ValidationError as exc:
@@ -595,6 +674,26 @@ def _duplicate_ids(doc: YamlDocument) -> Iterator[Problem]:
             first[step_id] = line
 
 
+def _duplicate_criteria(doc: YamlDocument) -> Iterator[Problem]:
+    """Criterion ids are unique in the runbook: the point of no return weighs every earlier gate's too."""
+    steps = doc.data.get("steps") if isinstance(doc.data, dict) else None
+    first: dict[str, int] = {}
+    for index, step in enumerate(steps if isinstance(steps, list) else []):
+        criteria = step.get("criteria") if isinstance(step, dict) else None
+        for number, criterion in enumerate(criteria if isinstance(criteria, list) else []):
+            criterion_id = criterion.get("id") if isinstance(criterion, dict) else None
+            if not isinstance(criterion_id, str):
+                continue
+            where = ("steps", index, "criteria", number, "id")
+            line = doc.line_of(where) or 0
+            if criterion_id in first:
+                yield Problem(doc.path, f"duplicate criterion id {criterion_id!r} (first at line {first[criterion_id]})",
+                              line=line, field=field_path(where),
+                              hint="give every criterion of the runbook its own id (an override names it)")
+            else:
+                first[criterion_id] = line
+
+
 def check_against(loaded: LoadedRunbook, inventory: Inventory, project_dir: Path | None = None) -> None:
     """Problems only the inventory (and project) can reveal: unknown groups or hosts, missing playbooks."""
     problems = list(_missing_playbooks(loaded, project_dir)) if project_dir is not None else []
@@ -612,6 +711,8 @@ def check_against(loaded: LoadedRunbook, inventory: Inventory, project_dir: Path
             problems.append(Problem(loaded.path, f"group {pattern!r} has no hosts", line=line,
                                     field=f"steps[{index}].for_each", hint="add hosts to the group or remove the step"))
     problems += _group_problems(loaded, inventory)
+    if project_dir is not None:
+        problems += _probe_problems(loaded, inventory, project_dir)
     if not inventory.is_lab:
         problems += _signed_approver_problems(loaded, inventory)
     if problems:
@@ -667,6 +768,32 @@ def _signed_approver_problems(loaded: LoadedRunbook, inventory: Inventory) -> li
                 problems.append(Problem(loaded.path, f"approver {approver.id!r} of gate {step.id!r}: {exc.message}",
                                         line=loaded.document.line_of(where), field=field_path((*where, "id")),
                                         hint=exc.hint))
+    return problems
+
+
+def _probe_problems(loaded: LoadedRunbook, inventory: Inventory, project_dir: Path) -> list[Problem]:
+    """A playbook probe exists and runs on the controller only (read-only evidence, never a host of the night)."""
+    from cutover.planning.blast import playbook_hosts  # blast reads runbooks: imported here, not at the top
+
+    problems = []
+    for index, step in enumerate(loaded.runbook.steps):
+        for number, criterion in enumerate(getattr(step, "criteria", [])):
+            probe = criterion.probe
+            if probe.playbook is None:
+                continue
+            where = ("steps", index, "criteria", number, "probe", "playbook")
+            path = project_dir / "playbooks" / probe.playbook
+            if not path.is_file():
+                problems.append(Problem(loaded.path, f"probe playbook {probe.playbook!r} not found in {path.parent}",
+                                        line=loaded.document.line_of(where), field=field_path(where),
+                                        hint="check the name; playbooks live in the project's playbooks/ folder"))
+                continue
+            hosts = playbook_hosts(path, inventory, probe.extra_vars)
+            if hosts:
+                problems.append(Problem(loaded.path, f"probe playbook {probe.playbook!r} runs on "
+                                        f"{', '.join(sorted(hosts)[:5])}: a probe runs on the controller only",
+                                        line=loaded.document.line_of(where), field=field_path(where),
+                                        hint="write its plays with `hosts: localhost` and `connection: local`"))
     return problems
 
 

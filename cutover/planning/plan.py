@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from cutover.core.criteria import Criterion, Probe
 from cutover.core.records import WindowInfo
 from cutover.core.state import StepInfo
 from cutover.core.steps import Action, ActionStep, Approver, GateStep, RunbookSpec, Step
@@ -29,13 +30,24 @@ def _step(step: Any) -> Step:
         return GateStep(id=step.id, title=step.label, approvers=tuple(Approver(a.name, a.role, a.id) for a in step.approvers),
                         quorum=step.quorum, required_roles=tuple(step.required_roles),
                         point_of_no_return=step.point_of_no_return, question=step.question,
-                        expected_duration=step.expected_duration)
+                        expected_duration=step.expected_duration,
+                        criteria=tuple(_criterion(c) for c in step.criteria))
     return ActionStep(
         id=step.id, title=step.label, action=_action(step.action()), verify=_optional(step.verify),
         rollback=_optional(step.rollback), rollback_reason=step.rollback_reason, for_each=step.for_each,
         concurrency=step.concurrency, failure_budget=step.failure_budget, timeout=step.timeout,
         idempotent=step.idempotent, read_only=step.read_only, sets_mode=step.sets_mode, serves=step.serves,
         expected_duration=step.expected_duration, rollback_expected_duration=step.rollback_expected_duration)
+
+
+def _criterion(criterion: model.CriterionModel) -> Criterion:
+    probe = criterion.probe
+    kind = probe.builtin or ("command" if probe.command is not None else "playbook")
+    return Criterion(criterion.id, criterion.title,
+                     Probe(kind, argv=tuple(probe.command or ()), playbook=probe.playbook or "",
+                           extra_vars=dict(probe.extra_vars), env=dict(probe.env), value=probe.value,
+                           timeout=probe.timeout),
+                     severity=criterion.severity, min=criterion.min, max=criterion.max, expect=criterion.expect)
 
 
 def _action(action: Any) -> Action:

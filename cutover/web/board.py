@@ -20,6 +20,7 @@ from typing import Any
 
 from cutover.cli.render import STYLE
 from cutover.core import records as r
+from cutover.core.criteria import criteria_json
 from cutover.core.events import Event, parse_time
 from cutover.core.guidance import next_move
 from cutover.core.forecast import backup_mode_seconds, forecast
@@ -156,6 +157,7 @@ def _gates(state: RunState, spec: RunbookSpec | None) -> list[dict[str, Any]]:
                            "approval": _approval(_approval_of(approvals, _names_of(a)))} for a in listed],
             # approvals by someone the runbook does not list by name (the lab's auto-approver)
             "others": [_approval(a) for a in approvals if a.approver not in keys],
+            **(criteria_json(gate) if gate else {"criteria": []}),
         })
     return gates
 
@@ -203,6 +205,12 @@ def _extra(record: r.Record) -> str:
         return f"{record.result.outcome.value}: {record.result.detail}"
     if isinstance(record, (r.RunPaused, r.RunFailed)) and record.detail:
         return record.detail
+    if isinstance(record, r.CriteriaMeasured):
+        return "; ".join(f"{m.criterion} {m.shown_value()} ({m.expected}) {m.verdict()}" for m in record.measurements)
+    if isinstance(record, r.CriterionOverridden):
+        return f"{record.criterion} = {record.value}, {record.approver}: {record.reason}"
+    if isinstance(record, r.CallsCounted):
+        return f"{record.placed} / {record.lost} ({record.source})"
     return ""
 
 

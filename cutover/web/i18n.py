@@ -75,6 +75,18 @@ _WORDS: dict[str, tuple[str, str]] = {
     "unsigned": ("non signée", "unsigned"),
     "pnr_gate": ("point de non-retour", "point of no return"),
     "no_gates": ("Aucun comité dans ce runbook.", "No gate in this runbook."),
+    "criteria": ("Critères go/no-go", "Go/no-go criteria"),
+    "measured_at": ("mesurés à", "measured at"),
+    "criterion": ("Critère", "Criterion"),
+    "measured": ("Mesuré", "Measured"),
+    "expected": ("Attendu", "Expected"),
+    "verdict": ("Verdict", "Verdict"),
+    "verdict_pass": ("conforme", "pass"),
+    "verdict_fail": ("NON CONFORME", "FAIL"),
+    "verdict_warn": ("à surveiller", "warn"),
+    "severity_blocking": ("bloquant", "blocking"),
+    "severity_advisory": ("indicatif", "advisory"),
+    "overridden_by": ("levé par", "overridden by"),
     # events and notifications
     "latest": ("Derniers événements", "Latest events"),
     "notifications": ("Notifications", "Notifications"),
@@ -141,6 +153,9 @@ _EVENTS: dict[str, tuple[str, str]] = {
     "run_rolled_back": ("retour arrière terminé", "run rolled back"),
     "run_abandoned": ("bascule abandonnée (n'avait rien fait)", "run abandoned (it had acted on nothing)"),
     "run_postponed": ("bascule reportée à une fenêtre suivante", "run postponed to a later window"),
+    "criteria_measured": ("critères mesurés", "criteria measured"),
+    "criterion_overridden": ("critère levé (dérogation signée)", "criterion overridden"),
+    "calls_counted": ("appels comptés (placés / perdus)", "calls counted (placed / lost)"),
 }
 
 

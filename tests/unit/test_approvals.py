@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cutover.app.approvals import SignedApproval, Statement, check_signed, signer_lines
+from cutover.app.approvals import Override, SignedApproval, Statement, check_signed, signer_lines
 from cutover.core.events import Event
 from cutover.errors import InputError
 
@@ -68,3 +68,25 @@ def test_allowed_signers_errors_name_the_file_and_line(tmp_path):
     path.write_text("cm-duty-1 ssh-ed25519 AAAA ok\n")
     with pytest.raises(InputError, match="has no key"):
         signer_lines(path, "samu-med-1")
+
+
+def _override(value: object, criterion: str = "load") -> SignedApproval:
+    return SignedApproval(Statement("r1", "go", "cm-duty-1", "peak known", "2026-11-30T01:00:00+00:00", "h6",
+                                    Override(criterion, value)).text(),
+                          "-----BEGIN SSH SIGNATURE-----\n-----END SSH SIGNATURE-----\n")
+
+
+def test_an_override_statement_is_neither_an_approval_nor_an_override_of_another_criterion_or_value(signers):
+    with pytest.raises(InputError, match="is an override of load at 7, not an approval"):
+        _check(_override(7), signers)
+    with pytest.raises(InputError, match="is an approval, not an override"):
+        check_signed(_signed("h6"), run_id="r1", step="go", approver_id="cm-duty-1", events=EVENTS,
+                     signers_file=signers, override=Override("load", 7))
+    for other in (_override(6), _override(7, "weather")):
+        with pytest.raises(InputError, match="not an override of load at 7"):
+            check_signed(other, run_id="r1", step="go", approver_id="cm-duty-1", events=EVENTS,
+                         signers_file=signers, override=Override("load", 7))
+    with pytest.raises(InputError, match="does not verify"):  # the right statement goes on to ssh-keygen
+        check_signed(_override(7), run_id="r1", step="go", approver_id="cm-duty-1", events=EVENTS,
+                     signers_file=signers, override=Override("load", 7))
+    assert Statement.parse(_override(7).statement).override == Override("load", 7)

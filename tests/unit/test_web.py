@@ -457,3 +457,22 @@ def test_the_board_stream_sends_html_and_ends_with_the_run(journal: InMemoryJour
         (kind, fragment), (end, state) = next(events), next(events)
     assert kind == "board" and 'data-run-state="completed"' in fragment and "<script" not in fragment
     assert (end, state) == ("end", "completed")
+
+
+def test_the_board_shows_a_gates_criteria_as_measured_expected_verdict_with_any_override(
+        journal: InMemoryJournal, open_board: Served):
+    measured = records.CriteriaMeasured("go-no-go", (
+        records.MeasuredCriterion("weather", "Vigilance météo", "blocking", 4, "≤ 2", False, "30 red"),
+        records.MeasuredCriterion("rehearsals", "Répétitions", "advisory", 1, "≥ 3", False),
+        records.MeasuredCriterion("load", "Charge d'appels", "blocking", 12.5, "≤ 80", True)))
+    journal.append("r", measured.KIND, measured.to_payload())
+    override = records.CriterionOverridden("go-no-go", "weather", 4, "orage passé", "Claire Martin", "change_manager")
+    journal.append("r", override.KIND, override.to_payload())
+    page = open_board.text("/runs/r")
+    table = re.search(r'<table class="criteria" data-criteria="go-no-go">(.*?)</table>', page, re.S).group(1)
+    rows = re.findall(r'data-criterion="([\w-]+)" data-verdict="(\w+)">.*?<td[^>]*>([^<]*)</td>\s*<td>([^<]*)</td>',
+                      table, re.S)
+    assert rows == [("weather", "FAIL", "4", "≤ 2"), ("rehearsals", "warn", "1", "≥ 3"), ("load", "pass", "12.5", "≤ 80")]
+    assert "NON CONFORME — levé par Claire Martin" in table and "orage passé" in table
+    assert "Go/no-go criteria" in open_board.text("/runs/r?lang=en")
+    assert json.loads(open_board.text("/api/runs/r"))["gates"]["go-no-go"]["criteria"][0]["override"]["value"] == 4

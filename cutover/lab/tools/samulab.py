@@ -933,11 +933,60 @@ def _verify(lab_dir: Path, name: str, other: str, codes: Sequence[str] | None) -
     return report, EXIT_CHECK_FAILED if differ else EXIT_OK
 
 
+# --------------------------------------------------------------------------
+# The lab's supervision: what production reads from the telephony's supervision API and from
+# Météo-France's vigilance feed, the lab serves from its own ledger and a file of levels.
+
+LOAD_WINDOW_S = 60
+VIGILANCE_FILE = "vigilance.json"
+VIGILANCE_COLOURS = {"green": 1, "yellow": 2, "orange": 3, "red": 4}
+
+
+def call_load(lab_dir: Path, window_s: int = LOAD_WINDOW_S) -> dict[str, Any]:
+    """Calls placed in the last ``window_s`` seconds, per minute: the shape of the supervision's answer."""
+    since = (_dt.datetime.now(_dt.timezone.utc) - _dt.timedelta(seconds=window_s)).isoformat(timespec="microseconds")
+    ledger = connect(ledger_db(lab_dir))
+    try:
+        placed = ledger.execute("SELECT count(*) FROM calls WHERE placed_at >= ?", (since,)).fetchone()[0]
+    finally:
+        ledger.close()
+    return {"calls_per_minute": round(placed * 60 / window_s, 1), "window_s": window_s, "at": now()}
+
+
+def vigilance_feed(levels: dict[str, int]) -> dict[str, Any]:
+    """A vigilance file in the shape of Météo-France's feed (colour 1 green .. 4 red, per département)."""
+    return {"product": {"warning_type": "vigilance", "update_time": now(), "periods": [
+        {"echeance": "J", "timelaps": {"domain_ids": [
+            {"domain_id": code, "max_color_id": level} for code, level in sorted(levels.items())]}}]}}
+
+
+def read_vigilance(lab_dir: Path) -> dict[str, int]:
+    path = Path(lab_dir) / VIGILANCE_FILE
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return {str(d["domain_id"]): int(d["max_color_id"])
+            for d in data["product"]["periods"][0]["timelaps"]["domain_ids"]}
+
+
+def write_vigilance(lab_dir: Path, levels: dict[str, int]) -> None:
+    path = Path(lab_dir) / VIGILANCE_FILE
+    temp = path.with_suffix(".tmp")
+    temp.write_text(json.dumps(vigilance_feed(levels), indent=1) + "\n", encoding="utf-8")
+    temp.replace(path)  # a probe reading it never sees half a file
+
+
+def _supervision_command(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
+    return call_load(_lab_dir(args), args.window), EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="samulab", description="The cutover lab's site and platform tools.")
     tools = parser.add_subparsers(dest="tool", required=True)
     _site_parser(tools.add_parser("site", prog="samu-site", help="control this SAMU site"))
     _platform_parser(tools.add_parser("platform", prog="samu-platform", help="control a call-handling platform"))
+    supervision = tools.add_parser("supervision", help="the lab's telephony supervision: the call load now")
+    supervision.add_argument("command", choices=("load",))
+    supervision.add_argument("--window", type=int, default=LOAD_WINDOW_S, help="seconds counted [default: 60]")
+    _common(supervision)
     return parser
 
 
@@ -1004,7 +1053,8 @@ def _render(data: dict[str, Any]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        data, code = (_site_command if args.tool == "site" else _platform_command)(args)
+        command = {"site": _site_command, "platform": _platform_command}.get(args.tool, _supervision_command)
+        data, code = command(args)
     except LabError as exc:
         error = {"error": str(exc), "hint": exc.hint}
         print(json.dumps(error) if getattr(args, "json", False) else f"error: {exc}\n  hint: {exc.hint}",
