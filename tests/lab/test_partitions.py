@@ -29,7 +29,7 @@ def test_migrating_partitions_copies_only_those_samus_records_and_hands_them_to_
     result = samulab.migrate(lab.lab_dir, "legacy", "cloud", codes=["13", "2A"])
     assert result["copied"] == {"calls": 4, "interventions": 4}
     cloud = lab.platform("cloud")
-    assert {r[0] for r in cloud.execute("SELECT DISTINCT samu_code FROM calls")} == {"13", "2A"}
+    assert {r[0] for r in cloud.rows("SELECT DISTINCT samu_code FROM calls")} == {"13", "2A"}
     assert samulab.partition_states(cloud, ["13", "2A"]) == {"13": "serving", "2A": "serving"}
     legacy_sums = samulab.table_checksums(lab.platform("legacy"), ["13", "2A"])
     assert samulab.compare_checksums(legacy_sums, samulab.table_checksums(cloud, ["13", "2A"])) == []
