@@ -139,7 +139,7 @@ def _print_calls(app: App, account: CallAccount) -> None:
 def fault(app: App, target: str, kind: str) -> int:
     """Inject a fault: TARGET is a host (samu-30, cloud-platform), a SAMU code (30) or legacy/cloud.
 
-    KIND: sshd-stopped (any host: it becomes unreachable), platform-down (calls to it are lost),
+    KIND: sshd-stopped (any host: it becomes unreachable), platform-db-down (its PostgreSQL stopped: calls to it are lost),
     checksum-mismatch (one record altered, or the next one written if it is empty).
     """
     app.console.print(f"fault injected: {escape(manager.inject_fault(app.state_dir, target, kind))}")
