@@ -1,7 +1,7 @@
 """The big-bang night in the real lab, driven by the real `cutover` command.
 
-Every test starts a fresh lab (a real sshd per SAMU site and platform, real
-SQLite platforms, continuous call traffic) in a throwaway copy of the project,
+Every test starts a fresh lab (a real sshd per SAMU site and platform, the
+platforms on two real PostgreSQL clusters, continuous call traffic) in a throwaway copy of the project,
 and judges the night by the lab's own account of every call placed.
 """
 
@@ -200,6 +200,24 @@ def test_an_unreachable_site_pauses_the_night_within_budget_and_heal_then_resume
     assert sites(lab)["02"] == ("nominal", "legacy")  # left as it was; the night waits for a decision
     lab.cutover("lab", "heal", "samu-02", check=0)
     done = lab.cutover("resume", "u1", "--auto-approve", "lab-bot", timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr
+    assert sites(lab) == on(lab, "nominal", "cloud")
+    assert_nothing_lost(calls(lab))
+
+
+def test_the_legacy_database_down_at_the_freeze_pauses_the_night_and_heal_then_resume_completes(small_lab: Lab):
+    lab = small_lab
+    assert lab.night("--auto-approve", "lab-bot", "--until", "backup-mode", run_id="d1").returncode == 3
+    lab.cutover("lab", "fault", "legacy", "platform-db-down", check=0)  # its PostgreSQL stopped
+    paused = lab.cutover("resume", "d1", "--auto-approve", "lab-bot", timeout=300)
+    assert paused.returncode == 3, paused.stdout[-3000:] + paused.stderr
+    status = json.loads(lab.cutover("status", "d1", "--json", check=0).stdout)
+    freeze = [s for s in status["steps"] if s["id"] == "freeze-legacy"]
+    assert freeze and freeze[0]["state"] == "failed", freeze
+    assert not any(s["id"] == "migrate" and s["state"] == "succeeded" for s in status["steps"])
+    assert sites(lab) == on(lab, "backup", "legacy")  # the wave answers locally meanwhile
+    assert "platform database started" in lab.cutover("lab", "heal", "legacy", check=0).stdout
+    done = lab.cutover("resume", "d1", "--auto-approve", "lab-bot", timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr
     assert sites(lab) == on(lab, "nominal", "cloud")
     assert_nothing_lost(calls(lab))
