@@ -64,3 +64,16 @@ def test_the_platform_tool_scopes_status_to_the_partitions_named(lab, rng):
     assert status["state"] == "serving" and status["partitions"] == {"13": "frozen", "30": "serving"}
     assert not samulab.partitions_in(status, "frozen")
     assert samulab.partitions_in(samulab.platform_status(lab.platform("legacy"), "legacy", ["13"]), "frozen")
+
+
+def test_freezing_every_samus_partition_by_name_leaves_the_platform_serving_unlike_a_whole_freeze(lab):
+    # A one-wave lab's rollback freezes every cloud partition by name; the next night's
+    # pre-flight still needs the cloud platform itself serving.
+    cloud = lab.platform("cloud")
+    samulab.set_frozen(cloud, True, ["13", "2A", "30"])
+    assert samulab.platform_state(cloud) == "serving"
+    assert samulab.platform_status(cloud, "cloud")["state"] == "serving"
+    samulab.set_frozen(cloud, False, ["13", "2A", "30"])
+    samulab.set_frozen(cloud, True)
+    assert samulab.platform_status(cloud, "cloud")["state"] == "frozen"
+    assert samulab.partition_states(cloud, None) == {"13": "frozen", "2A": "frozen", "30": "frozen"}

@@ -373,6 +373,10 @@ CREATE INDEX interventions_by_call ON interventions (call_id);
 -- what `samu-platform drain` waits for before a freeze.
 CREATE TABLE calls_in_progress (call_id text PRIMARY KEY, samu_code text NOT NULL, started_at text NOT NULL);
 CREATE TABLE lab_faults (call_id text PRIMARY KEY, original_caller text NOT NULL);
+-- 'state' = 'frozen' when the whole platform was frozen at once (every partition, no --samus):
+-- freezing a wave's partitions leaves the platform serving every other SAMU.
+CREATE TABLE lab_control (key text PRIMARY KEY, value text NOT NULL);
+INSERT INTO lab_control VALUES ('state', 'serving');
 CREATE FUNCTION read_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   RAISE EXCEPTION 'partition % is read only (frozen)', TG_TABLE_NAME USING ERRCODE = 'read_only_sql_transaction';
@@ -591,12 +595,11 @@ def partition_state(db: Platform, code: str) -> str:
 
 
 def platform_state(db: Platform) -> str:
-    """``down`` (unreachable), ``frozen`` (every partition frozen) or ``serving``."""
+    """``down`` (unreachable), ``frozen`` (frozen as a whole, every partition at once) or ``serving``."""
     try:
-        states = set(partition_states(db, None).values())
+        return str(db.rows("SELECT value FROM lab_control WHERE key = 'state'")[0][0])
     except PlatformDown:
         return DOWN
-    return FROZEN if states == {FROZEN} else SERVING
 
 
 def parse_codes(text: str | None) -> list[str] | None:
@@ -685,7 +688,8 @@ def set_frozen(db: Platform, frozen: bool, codes: Sequence[str] | None = None) -
     statement = ("CREATE OR REPLACE TRIGGER read_only BEFORE INSERT OR UPDATE OR DELETE ON {table} "
                  "FOR EACH ROW EXECUTE FUNCTION read_only();" if frozen
                  else "DROP TRIGGER IF EXISTS read_only ON {table};")
-    db.run("BEGIN; SET LOCAL lock_timeout = '30s';" + _partition_ddl(list(before), statement) + "COMMIT;")
+    whole = "" if codes is not None else f"UPDATE lab_control SET value = {lit(wanted)} WHERE key = 'state';"
+    db.run("BEGIN; SET LOCAL lock_timeout = '30s';" + _partition_ddl(list(before), statement) + whole + "COMMIT;")
     return any(state != wanted for state in before.values())
 
 
@@ -842,8 +846,8 @@ def repair_records(db: Platform) -> int:
 def platform_status(db: Platform, name: str, codes: Sequence[str] | None = None) -> dict[str, Any]:
     """The platform's own state, its faults, and its partitions' states and record counts (of ``codes``)."""
     try:
-        every = partition_states(db, None)
-        partitions = partition_states(db, codes) if codes is not None else every
+        partitions = partition_states(db, codes)
+        state = platform_state(db)
         [[records, corrupted, armed, in_progress]] = db.rows(
             f"SELECT (SELECT count(*) FROM calls t{_scope(codes)}), (SELECT count(*) FROM lab_faults), "
             "(SELECT count(*) FROM pg_trigger WHERE tgname = 'lab_fault_corrupt' AND tgrelid = 'calls'::regclass), "
@@ -852,7 +856,7 @@ def platform_status(db: Platform, name: str, codes: Sequence[str] | None = None)
         return {"platform": name, "state": DOWN, "records": None, "faults": ["platform-db-down"],
                 "partitions": {code: DOWN for code in codes or ()}, "in_progress": None}
     faults = ["checksum-mismatch"] if int(corrupted or 0) or int(armed or 0) else []
-    return {"platform": name, "state": FROZEN if set(every.values()) == {FROZEN} else SERVING, "records": int(records or 0),
+    return {"platform": name, "state": state, "records": int(records or 0),
             "faults": faults, "partitions": partitions, "in_progress": int(in_progress or 0)}
 
 
