@@ -442,7 +442,7 @@ def lab_status(state_dir: Path) -> LabStatus:
     try:
         sites = [{**_host_view(h), **_site_view(lab, h)} for h in state.sites()]
         platforms = [{**_host_view(h), **_platform_view(lab, h)} for h in state.platforms()]
-    except samulab.LabError as exc:
+    except (samulab.LabError, samulab.PgError) as exc:
         raise LabError(f"the lab's files are damaged: {exc}", hint="`cutover lab down`, then `cutover lab up`") from exc
     finally:
         lab.close()
