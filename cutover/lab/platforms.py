@@ -17,8 +17,7 @@ The schema (one partition per SAMU) and the link between the two
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from pathlib import Path
 
 from cutover.lab import pgcluster
@@ -61,10 +60,11 @@ def create_clusters(lab_dir: Path) -> None:
         folder = root / name
         folder.mkdir(mode=0o700)
         pgcluster.give_to_server_user(folder)
-    with ThreadPoolExecutor(max_workers=2) as pool:  # initdb is most of the start-up time
-        futures = [pool.submit(pgcluster.init_cluster, data_dir(lab_dir, name), samulab.PG_USER,
-                               auth_host="reject") for name in samulab.PLATFORMS]
-    _raise_first(f.exception() for f in futures)
+    for name in samulab.PLATFORMS:  # copies of one cached initdb: initdb is most of the start-up time
+        try:
+            pgcluster.init_from_template(data_dir(lab_dir, name), samulab.PG_USER)
+        except pgcluster.ClusterFailed as exc:
+            raise PlatformClusterFailed(f"the {name} platform's PostgreSQL could not be created: {exc}") from exc
 
 
 def start_cluster(lab_dir: Path, name: str) -> int:
@@ -117,8 +117,3 @@ def remove_clusters(lab_dir: Path) -> list[str]:
         shutil.rmtree(link, ignore_errors=True)
     return stopped
 
-
-def _raise_first(errors: Iterable[BaseException | None]) -> None:
-    for error in errors:
-        if error is not None:
-            raise PlatformClusterFailed(str(error)) from error
