@@ -8,15 +8,20 @@ and judges the night by the lab's own account of every call placed.
 from __future__ import annotations
 
 import json
+import random
+import re
 import shutil
 import signal
 import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from cutover.lab.tools import samulab
 from cutover.testing.notify_sinks import free_port, http_sink, smtp_sink
 from tests.e2e.conftest import REPO, Project
 
@@ -221,6 +226,67 @@ def test_the_legacy_database_down_at_the_freeze_pauses_the_night_and_heal_then_r
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr
     assert sites(lab) == on(lab, "nominal", "cloud")
     assert_nothing_lost(calls(lab))
+
+
+def _playbook(lab: Lab, playbook: Path) -> subprocess.Popen[str]:
+    """ansible-playbook as the docs run it by hand, on the lab's wave1, strict host keys."""
+    inventory = Path(lab.env)
+    keys = inventory / "lab-ssh"
+    ssh_args = f"-o UserKnownHostsFile={keys / 'known_hosts'} -o StrictHostKeyChecking=yes -o GlobalKnownHostsFile=/dev/null"
+    return subprocess.Popen(
+        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory / "hosts.yml"), str(playbook),
+         "-e", "wave_group=wave1", "-e", f"ansible_ssh_extra_args='{ssh_args}'",
+         "--private-key", str(keys / "id_ed25519"), "--vault-password-file", str(keys / "vault-password")],
+        cwd=lab.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _wait_for_the_drain(data: samulab.LabData, playbook: subprocess.Popen[str], timeout: float = 120) -> None:
+    """Until the drain's own query shows on the legacy platform (the playbook is waiting there)."""
+    deadline = time.monotonic() + timeout
+    while not int(data.platform("legacy").rows(
+            "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+            "AND query LIKE 'SELECT count(*) FROM calls_in_progress WHERE%'")[0][0] or 0):
+        assert playbook.poll() is None, playbook.communicate()[0][-3000:]
+        assert time.monotonic() < deadline, "the freeze playbook never reached its drain"
+        time.sleep(0.2)
+
+
+def test_the_shipped_freeze_waits_for_a_call_in_progress_and_a_freeze_without_drain_loses_its_record(small_lab: Lab):
+    """A call answered on legacy before its SAMU went to backup mode is still talking at the freeze."""
+    lab = small_lab
+    data = samulab.LabData(lab.state / "lab")
+    try:
+        for code in lab.codes:
+            samulab.set_mode(data.site(code), data.platforms, "backup")
+        rng = random.Random(1)
+        first = samulab.new_record("01", "legacy", caller="+33 6 01 02 03 04", placed_at=samulab.now(), rng=rng)
+        samulab.call_started(data.platform("legacy"), "01", first.call_id)
+        freeze = _playbook(lab, lab.root / "playbooks" / "freeze_legacy.yml")
+        _wait_for_the_drain(data, freeze)
+        time.sleep(1)  # the call goes on while the freeze waits
+        assert samulab.partition_state(data.platform("legacy"), "01") == "serving"
+        assert samulab.answer_on_platform(data.platform("legacy"), first) is None  # the call ends: recorded
+        out, _ = freeze.communicate(timeout=120)
+        assert freeze.returncode == 0, out[-3000:]
+        assert float(re.findall(r"waited ([0-9.]+) s", out)[0]) >= 1.0, out[-3000:]
+        assert samulab.partition_state(data.platform("legacy"), "01") == "frozen"
+
+        # The wrong order: the same freeze without its drain.
+        samulab.set_frozen(data.platform("legacy"), False, list(lab.codes))
+        second = samulab.new_record("01", "legacy", caller="+33 6 01 02 03 05", placed_at=samulab.now(), rng=rng)
+        samulab.call_started(data.platform("legacy"), "01", second.call_id)
+        hasty = lab.root / "playbooks" / "freeze_without_drain.yml"
+        drain = ("    - name: Drain the wave's calls in progress on the legacy platform\n"
+                 '      ansible.builtin.include_tasks: "tasks/{{ platform_db_engine }}/drain.yml"\n\n')
+        shipped = (lab.root / "playbooks" / "freeze_legacy.yml").read_text()
+        assert drain in shipped
+        hasty.write_text(shipped.replace(drain, ""))
+        run = _playbook(lab, hasty)
+        out, _ = run.communicate(timeout=120)
+        assert run.returncode == 0 and "calls in progress" not in out and "Freeze the wave" in out, out[-3000:]
+        assert samulab.answer_on_platform(data.platform("legacy"), second) == "legacy platform partition 01 frozen"
+    finally:
+        data.close()
 
 
 def test_a_site_presenting_a_different_host_key_is_refused_before_any_command_runs(lab: Lab):
