@@ -210,12 +210,15 @@ def test_an_unreachable_site_pauses_the_night_within_budget_and_heal_then_resume
     assert_nothing_lost(calls(lab))
 
 
-def test_the_legacy_database_down_at_the_freeze_pauses_the_night_and_heal_then_resume_completes(small_lab: Lab):
+def test_the_legacy_database_down_at_the_freeze_halts_the_night_and_heal_then_resume_completes(small_lab: Lab):
     lab = small_lab
     assert lab.night("--auto-approve", "lab-bot", "--until", "backup-mode", run_id="d1").returncode == 3
     lab.cutover("lab", "fault", "legacy", "platform-db-down", check=0)  # its PostgreSQL stopped
-    paused = lab.cutover("resume", "d1", "--auto-approve", "lab-bot", timeout=300)
-    assert paused.returncode == 3, paused.stdout[-3000:] + paused.stderr
+    halted = lab.cutover("resume", "d1", "--auto-approve", "lab-bot", timeout=300)
+    # One target and no failure budget: the night halts (4) at the freeze's drain, for the operator to
+    # retry (`resume`) or undo (`rollback`); nothing after it ran.
+    assert halted.returncode == 4, halted.stdout[-3000:] + halted.stderr
+    assert "legacy platform's database is down" in halted.stdout + halted.stderr
     status = json.loads(lab.cutover("status", "d1", "--json", check=0).stdout)
     freeze = [s for s in status["steps"] if s["id"] == "freeze-legacy"]
     assert freeze and freeze[0]["state"] == "failed", freeze
