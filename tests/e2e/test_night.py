@@ -239,7 +239,8 @@ def _playbook(lab: Lab, playbook: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory / "hosts.yml"), str(playbook),
          "-e", "wave_group=wave1", "-e", f"ansible_ssh_extra_args='{ssh_args}'",
-         "--private-key", str(keys / "id_ed25519"), "--vault-password-file", str(keys / "vault-password")],
+         "-e", f"ansible_ssh_private_key_file={keys / 'id_ed25519'}",
+         "--vault-password-file", str(keys / "vault-password")],
         cwd=lab.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
