@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""The lab's data plane: SAMU sites and call-handling platforms on SQLite (stdlib only).
+"""The lab's data plane: SAMU sites (SQLite) and call-handling platforms (PostgreSQL), stdlib only.
 
 This one file is both a library (``cutover.lab.tools.samulab``, used by the
 traffic generator and ``cutover lab calls``) and the two control tools that
@@ -15,8 +15,10 @@ library. A host knows who it is from its sshd environment: ``CUTOVER_LAB_DIR``
 (the lab folder), ``CUTOVER_LAB_SITE`` (a SAMU's département code) or
 ``CUTOVER_LAB_PLATFORM`` (``legacy`` or ``cloud``).
 
-A platform serves many SAMUs; each SAMU's data is a *partition* of it (rows
-by ``samu_code``). Freeze, unfreeze, checksums, verify, migrate and copy-back
+A platform is a PostgreSQL cluster of its own (``cutover.lab.platforms``
+starts them), reached over its unix socket by ``Platform`` (see below). It
+serves many SAMUs; each SAMU's data is a *partition* of it (``calls`` and
+``interventions`` are list-partitioned by ``samu_code``). Freeze, unfreeze, checksums, verify, migrate and copy-back
 take ``--samus CODE,CODE`` and act on those partitions only, so a night moves
 its wave while the platform keeps answering and recording every other SAMU's
 calls. Without ``--samus`` they act on the whole platform (every partition):
@@ -24,12 +26,15 @@ that is how a platform-wide operation loses the calls of SAMUs outside the
 wave, which the lab must be able to show.
 
 Why the locks matter: a call takes its site's write lock (``BEGIN IMMEDIATE``
-on the site database) for its whole life and, in nominal mode, the platform's
-write lock to check its partition's state and record the call. A mode switch
-takes the site lock; a freeze takes the platform lock. So a call never sees a
-half-done switch: switching every SAMU of a wave to backup mode and then
-freezing the wave's partitions loses nothing, while freezing first loses the
-calls placed in between, as it would in real life.
+on the site database) for its whole life. A mode switch takes the site lock.
+So a call never sees a half-done switch: switching every SAMU of a wave to
+backup mode and then freezing the wave's partitions loses nothing, while
+freezing first loses the calls placed in between, as it would in real life.
+A platform records a call when it ends, through ``answer_on_platform`` alone,
+in one transaction and holding nothing for the life of the call: a frozen
+partition refuses the record. So a call still in progress on the platform when
+its partition freezes loses its record, unless the freeze drained first
+(``drain``: wait until the platform's calls in progress for those SAMUs end).
 
 Exit codes of the tools: 0 done; 1 a check failed (test call answered by
 someone else or lost, ``--expect*`` not met, ``verify`` found a difference);
