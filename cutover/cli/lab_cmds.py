@@ -158,9 +158,9 @@ def fault(app: App, words: tuple[str, ...], platform: str | None) -> int:
     """Inject a fault: `TARGET KIND`, `router-down`, or `packet-loss N% --platform P`.
 
     TARGET is a host (samu-30, cloud-platform), a SAMU code (30) or legacy/cloud; KIND: sshd-stopped (any host:
-    it becomes unreachable), platform-down (calls to it are lost), checksum-mismatch (one record altered, or the
-    next one written if it is empty). router-down stops the call router (Kamailio); packet-loss drops N% of the
-    SIP packets to and from a platform (nftables on loopback).
+    it becomes unreachable), platform-db-down (its PostgreSQL stopped: calls to it are lost), checksum-mismatch
+    (one record altered, or the next one written if it is empty). router-down stops the call router (Kamailio);
+    packet-loss drops N% of the SIP packets to and from a platform (nftables on loopback).
     """
     app.console.print(f"fault injected: {escape(_inject(app, words, platform))}")
     return int(ExitCode.OK)

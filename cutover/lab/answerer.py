@@ -97,6 +97,8 @@ class Answerer:
         """At the INVITE: may this platform take the call? Writes it in the ledger either way."""
         lab = self._data()
         refusal = None if call.who == samulab.LOCAL else samulab.refusal(lab, call.who, call.code)
+        if refusal is None and call.who != samulab.LOCAL:  # in progress on the platform: a drain waits for it
+            samulab.call_started(lab.platform(call.who), call.code, call_id)
         samulab.ledger_answered(lab.ledger(), call_id, call.code, call.answered_at,
                                 None if refusal else call.who, call.source, refusal)
         return refusal

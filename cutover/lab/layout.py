@@ -4,7 +4,8 @@
 
     lab.json              the running lab: hosts, ports, pids, traffic, faults
     ledger.db             every call placed (see cutover.lab.ledger)
-    platforms/<name>.db   the legacy and cloud platforms' databases
+    pg -> /tmp/cutover-lab-pg-XXXX/   the legacy and cloud platforms' PostgreSQL clusters
+                          (``<name>/data``, ``<name>/log``, ``<name>/.s.PGSQL.5432``; see cutover.lab.platforms)
     sites/<code>.db       each SAMU site's mode, platform and backup buffer
     tools/samulab.py      the site and platform tools (stdlib only)
     bin/samu-site         wrappers the sshds put on PATH
@@ -95,6 +96,7 @@ class LabHost(BaseModel):
     port: int
     pid: int | None = None
     host_key_pub: str = ""
+    db_pid: int | None = None  # a platform's PostgreSQL server (postmaster)
     faults: list[str] = Field(default_factory=list)
 
 

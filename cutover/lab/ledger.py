@@ -23,7 +23,6 @@ added, so a snapshot taken while traffic flows never reports a false loss.
 
 from __future__ import annotations
 
-import sqlite3
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -155,18 +154,19 @@ class Presence:
 
 
 def read_presence(lab_dir: Path, name: str) -> Presence:
-    # Read the files directly, even for a platform "down": the lab's ledger is the
-    # referee and sees everything; only calls and tools are refused by a down platform.
-    conn = samulab.connect(samulab.platform_db(lab_dir, name))
+    # One snapshot of both tables (repeatable read): a record is its call row and its intervention.
+    db = samulab.open_platform(lab_dir, name)
     try:
-        with samulab.read_txn(conn):
-            calls = Counter(dict(conn.execute("SELECT call_id, COUNT(*) FROM calls GROUP BY call_id")))
-            interventions = Counter(dict(conn.execute(
-                "SELECT call_id, COUNT(*) FROM interventions GROUP BY call_id")))
-    except sqlite3.Error as exc:
-        raise samulab.LabError(f"cannot read the {name} platform's database: {exc}") from exc
+        results = db.run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;"
+                         "SELECT call_id, count(*) FROM calls GROUP BY call_id;"
+                         "SELECT call_id, count(*) FROM interventions GROUP BY call_id; COMMIT;")
+    except (samulab.PgError, samulab.PlatformDown) as exc:
+        raise samulab.LabError(f"cannot read the {name} platform's database: {exc}",
+                               "a platform whose database is down cannot be counted: `cutover lab heal`, "
+                               "then count again") from exc
     finally:
-        conn.close()
+        db.close()
+    calls, interventions = (Counter({str(call_id): int(n or 0) for call_id, n in r.rows}) for r in results[1:3])
     return Presence(calls, interventions)
 
 

@@ -10,11 +10,12 @@ Python API (the CLI is a thin layer over it)::
     inject_fault(state_dir, target, kind) -> str       kinds: FAULT_KINDS
     heal(state_dir, target) -> list[str]               target: host, SAMU code, legacy/cloud, or "all"
 
-Processes: one sshd per host (``cutover.lab.sshd``), and the telephone
-network (``cutover.lab.sipnet``): the answering agents, the call router
-(Kamailio) and the callers (SIPp), each in its own session so they outlive
-``cutover lab up``; their pids are in ``lab.json`` and nothing else is ever
-stopped. Errors are ``LabError`` (exit 1) or ``InputError`` (exit 2), with hints.
+Processes: two PostgreSQL clusters, the legacy and cloud platforms
+(``cutover.lab.platforms``), one sshd per host (``cutover.lab.sshd``), and the
+telephone network (``cutover.lab.sipnet``): the answering agents, the call
+router (Kamailio) and the callers (SIPp), each in its own session so they
+outlive ``cutover lab up``; their pids are in ``lab.json`` and nothing else is
+ever stopped. Errors are ``LabError`` (exit 1) or ``InputError`` (exit 2), with hints.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from typing import Any
 
 from cutover.errors import CutoverError, InputError, ToolMissing
 from cutover.model.inventory import Inventory, load_inventory
-from cutover.lab import inventorygen, sipnet, sshd, traffic
+from cutover.lab import inventorygen, pgcluster, platforms, sipnet, sshd, traffic
 from cutover.lab.layout import LabHost, LabLayout, LabState, TrafficInfo, make_private_dir, read_state, write_state
 from cutover.lab.tools import sipcall
 from cutover.lab.ledger import CallAccount, account_calls
@@ -48,7 +49,7 @@ PLATFORMS_GROUP = "platforms"
 TOOL_SOURCE = Path(samulab.__file__)
 SITE_PYTHON = "/usr/bin/python3"  # the hosts' system python, as the inventory says
 HISTORY_PER_SAMU = 20  # calls already on the legacy platform before the night, so migration moves real data
-FAULT_KINDS = ("sshd-stopped", "platform-down", "checksum-mismatch")
+FAULT_KINDS = ("sshd-stopped", "platform-db-down", "checksum-mismatch")
 SIP_FAULT_KINDS = (sipnet.ROUTER_DOWN, sipnet.PACKET_LOSS)
 SIP_TOOL_SOURCE = Path(sipcall.__file__)
 
@@ -68,6 +69,9 @@ def lab_up(project_dir: Path, state_dir: Path, *, samus: int = DEFAULT_SAMUS, wa
         raise ToolMissing(f"the lab needs the OpenSSH server ({sshd.SSHD}), which is not installed",
                           hint="install it (Debian/Ubuntu: sudo apt-get install openssh-server), then rerun")
     sipnet.require_tools()
+    if not pgcluster.installed():
+        raise ToolMissing("the lab's platforms need PostgreSQL's server binaries (initdb, pg_ctl), which are missing",
+                          hint="install them (Debian/Ubuntu: sudo apt-get install postgresql), then rerun")
     if rate <= 0:
         raise InputError(f"--rate must be positive, not {rate:g}", hint="calls per second per SAMU, e.g. 1")
     if hold < 0:
@@ -78,12 +82,14 @@ def lab_up(project_dir: Path, state_dir: Path, *, samus: int = DEFAULT_SAMUS, wa
     inventory, env = _lab_inventory(project_dir, layout, samus, waves)
     hosts = _lab_hosts(inventory)
     _refuse_busy_ports(hosts)
-    _prepare_files(layout, inventory, [h.identity for h in hosts if h.kind == "site"])
+    _prepare_files(layout, inventory)
     state = LabState(lab_dir=str(layout.root), inventory=str(inventory.path), env=env, started_at=_now(),
                      hosts=hosts, traffic=TrafficInfo(rate=rate, hold=hold,
                                                       codes=[h.identity for h in hosts if h.kind == "site"]))
     write_state(layout, state)  # before any process starts: `lab down` can always clean up
     try:
+        progress("starting the legacy and cloud platforms (two PostgreSQL clusters)")
+        _start_platforms(layout, state)
         progress(f"starting {len(hosts)} sshd")
         _start_all_sshd(layout, state)
         _write_known_hosts(inventory, state)
@@ -146,30 +152,47 @@ def _refuse_busy_ports(hosts: Sequence[LabHost]) -> None:
                             f"see `ss -ltnp 'sport = :{busy[0].port}'`")
 
 
-def _prepare_files(layout: LabLayout, inventory: Inventory, codes: Sequence[str]) -> None:
-    """Fresh databases, tools and keys (host keys are kept so known_hosts stays stable)."""
+def _prepare_files(layout: LabLayout, inventory: Inventory) -> None:
+    """Fresh tools and keys, no stale data (host keys are kept so known_hosts stays stable)."""
+    platforms.remove_clusters(layout.root)
     for stale in ("platforms", "sites", "tools", "bin", "sip", "sipp"):
         shutil.rmtree(layout.root / stale, ignore_errors=True)
     for ledger_file in layout.root.glob("ledger.db*"):
         ledger_file.unlink()
     layout.traffic_log.unlink(missing_ok=True)
-    _create_data(layout.root, codes)
-    samulab.write_vigilance(layout.root, {code: 1 for code in codes})  # every département green
     _install_tools(layout)
     _install_client_key(layout, inventory)
     _install_vault_password(inventory)
 
 
-def _create_data(lab_dir: Path, codes: Sequence[str]) -> None:
-    """Both platforms, a site per SAMU, the ledger; history on legacy; the cloud serving no SAMU yet.
+def _start_platforms(layout: LabLayout, state: LabState) -> None:
+    """Both clusters (schemas and link included), the sites, the ledger and the legacy platform's history."""
+    codes = [h.identity for h in state.sites()]
+    try:
+        pids = platforms.start_platforms(layout.root, codes)
+    except (platforms.PlatformClusterFailed, pgcluster.ClusterFailed) as exc:
+        raise LabError(str(exc), hint=f"see the clusters' logs under {platforms.pg_link(layout.root)}/") from exc
+    for host in state.platforms():
+        host.db_pid = pids[host.identity]
+    _create_sites_and_history(layout.root, codes)
 
-    A SAMU's partition opens on the cloud when it is migrated there (``migrate
-    --samus`` unfreezes it): before that the cloud refuses its calls, so a SAMU
-    routed there too early loses them, and SIPp counts them.
-    """
-    samulab.create_lab_data(lab_dir, codes)
+
+def _create_sites_and_history(lab_dir: Path, codes: Sequence[str]) -> None:
+    for code in codes:
+        samulab.create_site(lab_dir, code)
+    samulab.create_ledger(lab_dir)
     _seed_history(lab_dir, codes)
-    cloud = samulab.connect(samulab.platform_db(lab_dir, "cloud"))
+    samulab.write_vigilance(lab_dir, {code: 1 for code in codes})  # every département green
+    _freeze_cloud(lab_dir, codes)
+
+
+def _freeze_cloud(lab_dir: Path, codes: Sequence[str]) -> None:
+    """The cloud serves no SAMU yet: a partition opens when it is migrated there (``migrate --samus``).
+
+    Before that the cloud refuses its calls, so a SAMU routed there too early
+    loses them, and SIPp counts them.
+    """
+    cloud = samulab.open_platform(lab_dir, "cloud")
     try:
         samulab.set_frozen(cloud, True, codes)
     finally:
@@ -178,13 +201,13 @@ def _create_data(lab_dir: Path, codes: Sequence[str]) -> None:
 
 def _seed_history(lab_dir: Path, codes: Sequence[str]) -> None:
     rng = random.Random(15)
-    conn = samulab.connect(samulab.platform_db(lab_dir, "legacy"))
-    with samulab.write_txn(conn):
-        for code in codes:
-            for _ in range(HISTORY_PER_SAMU):
-                samulab.insert_record(conn, samulab.new_record(
-                    code, "legacy", caller=samulab.synthetic_caller(rng), placed_at=samulab.now(), rng=rng))
-    conn.close()
+    records = [samulab.new_record(code, "legacy", caller=samulab.synthetic_caller(rng), placed_at=samulab.now(),
+                                  rng=rng) for code in codes for _ in range(HISTORY_PER_SAMU)]
+    db = samulab.open_platform(lab_dir, "legacy")
+    try:
+        samulab.insert_records(db, records)
+    finally:
+        db.close()
 
 
 def _install_tools(layout: LabLayout) -> None:
@@ -321,13 +344,15 @@ def lab_reset(state_dir: Path) -> LabState:
     """
     layout, state = _require_up(state_dir)
     sipnet.reset(layout, state)  # the callers, the router and the agents stop while the databases are rebuilt
-    for stale in ("platforms", "sites"):
-        shutil.rmtree(layout.root / stale, ignore_errors=True)
+    shutil.rmtree(layout.root / "sites", ignore_errors=True)
     for ledger_file in layout.root.glob("ledger.db*"):
         ledger_file.unlink()
     codes = [h.identity for h in state.sites()]
-    _create_data(layout.root, codes)
-    samulab.write_vigilance(layout.root, {code: 1 for code in codes})  # every département green
+    for host in state.platforms():  # a platform's database stopped by a fault starts again: fresh data
+        if platforms.cluster_pid(layout.root, host.identity) is None:
+            host.db_pid = platforms.start_cluster(layout.root, host.identity)
+    samulab.create_platforms(layout.root, codes)
+    _create_sites_and_history(layout.root, codes)
     for host in state.hosts:
         host.faults = [f for f in host.faults if f == "sshd-stopped"]  # a stopped sshd stays the operator's to heal
     try:
@@ -343,11 +368,16 @@ def _stop_processes(state: LabState, layout: LabLayout | None = None) -> list[st
         if host.pid and sshd.stop_pid(host.pid):
             stopped.append(host.name)
         host.pid = None
+    # The platforms last (nothing calls them any more); their databases go with them.
+    stopped += [f"{name} platform database" for name in platforms.remove_clusters(Path(state.lab_dir))]
+    for host in state.platforms():
+        host.db_pid = None
     return stopped
 
 
 def _any_running(state: LabState) -> bool:
-    return sipnet.any_running(state) or any(h.pid and sshd.is_sshd_running(h.pid) for h in state.hosts)
+    return sipnet.any_running(state) or any(h.pid and sshd.is_sshd_running(h.pid) for h in state.hosts) \
+        or any(platforms.cluster_pid(Path(state.lab_dir), h.identity) for h in state.platforms())
 
 
 # --------------------------------------------------------------------------
@@ -388,7 +418,7 @@ def lab_status(state_dir: Path) -> LabStatus:
     try:
         sites = [{**_host_view(h), **_site_view(lab, h)} for h in state.sites()]
         platforms = [{**_host_view(h), **_platform_view(lab, h)} for h in state.platforms()]
-    except samulab.LabError as exc:
+    except (samulab.LabError, samulab.PgError) as exc:
         raise LabError(f"the lab's files are damaged: {exc}", hint="`cutover lab down`, then `cutover lab up`") from exc
     finally:
         lab.close()
@@ -423,7 +453,8 @@ def _site_view(lab: samulab.LabData, host: LabHost) -> dict[str, Any]:
 
 def _platform_view(lab: samulab.LabData, host: LabHost) -> dict[str, Any]:
     status = samulab.platform_status(lab.platform(host.identity), host.identity)
-    return {"platform": host.identity, "state": status["state"], "records": status["records"]}
+    return {"platform": host.identity, "state": status["state"], "records": status["records"],
+            "database_pid": platforms.cluster_pid(lab.lab_dir, host.identity)}
 
 
 def ssh_banner_answers(port: int, address: str = "127.0.0.1", timeout: float = 1.0) -> bool:
@@ -514,14 +545,18 @@ def _apply_fault(layout: LabLayout, host: LabHost, kind: str) -> str:
             sshd.stop_pid(host.pid)
         host.pid = None
         return "sshd stopped (the host is unreachable; calls still flow)"
-    conn = samulab.connect(samulab.platform_db(layout.root, host.identity))
+    if kind == "platform-db-down":
+        platforms.stop_cluster(layout.root, host.identity)
+        host.db_pid = None
+        return "platform database stopped (calls to it are lost, its tools refuse; sshd still answers)"
+    db = samulab.open_platform(layout.root, host.identity)
     try:
-        if kind == "platform-down":
-            samulab.set_down(conn, True)
-            return "platform down (calls to it are lost, its tools refuse)"
-        return samulab.corrupt_one_record(conn)
+        return samulab.corrupt_one_record(db)
+    except samulab.LabError as exc:
+        raise LabError(f"cannot corrupt a record of the {host.identity} platform: {exc}",
+                       hint=exc.hint or None) from exc
     finally:
-        conn.close()
+        db.close()
 
 
 def inject_sip_fault(state_dir: Path, kind: str, *, platform: str | None = None, percent: int | None = None) -> str:
@@ -563,15 +598,15 @@ def _heal_host(layout: LabLayout, host: LabHost) -> list[str]:
         _start_sshd(layout, host)
         done.append("sshd restarted")
     if host.kind == "platform":
-        conn = samulab.connect(samulab.platform_db(layout.root, host.identity))
+        if platforms.cluster_pid(layout.root, host.identity) is None:
+            host.db_pid = platforms.start_cluster(layout.root, host.identity)
+            done.append("platform database started")
+        db = samulab.open_platform(layout.root, host.identity)
         try:
-            if samulab.platform_state(conn) == samulab.DOWN:
-                samulab.set_down(conn, False)
-                done.append("platform up")
-            if samulab.repair_records(conn):
+            if samulab.repair_records(db):
                 done.append("corrupted record repaired")
             elif "checksum-mismatch" in host.faults:
                 done.append("corruption disarmed")
         finally:
-            conn.close()
+            db.close()
     return done

@@ -1,22 +1,27 @@
 """The big-bang night in the real lab, driven by the real `cutover` command.
 
-Every test starts a fresh lab (a real sshd per SAMU site and platform, real
-SQLite platforms, continuous call traffic) in a throwaway copy of the project,
+Every test starts a fresh lab (a real sshd per SAMU site and platform, the
+platforms on two real PostgreSQL clusters, continuous call traffic) in a throwaway copy of the project,
 and judges the night by the lab's own account of every call placed.
 """
 
 from __future__ import annotations
 
 import json
+import random
+import re
 import shutil
 import signal
 import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from cutover.lab.tools import samulab
 from cutover.testing.notify_sinks import free_port, http_sink, smtp_sink
 from tests.e2e.conftest import REPO, Project
 
@@ -226,6 +231,89 @@ def test_the_call_router_down_halts_the_night_and_heal_then_resume_completes(sma
     # calls placed while the router was down failed (SIPp counts them); every record of an answered call is there
     assert account["sipp"]["failed"] > 0 and account["lost"] >= account["sipp"]["failed"], account
     assert (account["records_missing"], account["records_duplicated"]) == (0, 0), account
+
+
+def test_the_legacy_database_down_at_the_freeze_halts_the_night_and_heal_then_resume_completes(small_lab: Lab):
+    lab = small_lab
+    assert lab.night("--auto-approve", "lab-bot", "--until", "backup-mode", run_id="d1").returncode == 3
+    lab.cutover("lab", "fault", "legacy", "platform-db-down", check=0)  # its PostgreSQL stopped
+    halted = lab.cutover("resume", "d1", "--auto-approve", "lab-bot", timeout=300)
+    # One target and no failure budget: the night halts (4) at the freeze's drain, for the operator to
+    # retry (`resume`) or undo (`rollback`); nothing after it ran.
+    assert halted.returncode == 4, halted.stdout[-3000:] + halted.stderr
+    assert "legacy platform's database is down" in halted.stdout + halted.stderr
+    status = json.loads(lab.cutover("status", "d1", "--json", check=0).stdout)
+    freeze = [s for s in status["steps"] if s["id"] == "freeze-legacy"]
+    assert freeze and freeze[0]["state"] == "failed", freeze
+    assert not any(s["id"] == "migrate" and s["state"] == "succeeded" for s in status["steps"])
+    assert sites(lab) == on(lab, "backup", "legacy")  # the wave answers locally meanwhile
+    assert "platform database started" in lab.cutover("lab", "heal", "legacy", check=0).stdout
+    done = lab.cutover("resume", "d1", "--auto-approve", "lab-bot", timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr
+    assert sites(lab) == on(lab, "nominal", "cloud")
+    assert_nothing_lost(calls(lab))
+
+
+def _playbook(lab: Lab, playbook: Path) -> subprocess.Popen[str]:
+    """ansible-playbook as the docs run it by hand, on the lab's wave1, strict host keys."""
+    inventory = Path(lab.env)
+    keys = inventory / "lab-ssh"
+    ssh_args = f"-o UserKnownHostsFile={keys / 'known_hosts'} -o StrictHostKeyChecking=yes -o GlobalKnownHostsFile=/dev/null"
+    return subprocess.Popen(
+        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory / "hosts.yml"), str(playbook),
+         "-e", "wave_group=wave1", "-e", f"ansible_ssh_extra_args='{ssh_args}'",
+         "-e", f"ansible_ssh_private_key_file={keys / 'id_ed25519'}",
+         "--vault-password-file", str(keys / "vault-password")],
+        cwd=lab.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _wait_for_the_drain(data: samulab.LabData, playbook: subprocess.Popen[str], timeout: float = 120) -> None:
+    """Until the drain's own query shows on the legacy platform (the playbook is waiting there)."""
+    deadline = time.monotonic() + timeout
+    while not int(data.platform("legacy").rows(
+            "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+            "AND query LIKE 'SELECT count(*) FROM calls_in_progress WHERE%'")[0][0] or 0):
+        assert playbook.poll() is None, playbook.communicate()[0][-3000:]
+        assert time.monotonic() < deadline, "the freeze playbook never reached its drain"
+        time.sleep(0.2)
+
+
+def test_the_shipped_freeze_waits_for_a_call_in_progress_and_a_freeze_without_drain_loses_its_record(small_lab: Lab):
+    """A call answered on legacy before its SAMU went to backup mode is still talking at the freeze."""
+    lab = small_lab
+    data = samulab.LabData(lab.state / "lab")
+    try:
+        for code in lab.codes:
+            samulab.set_mode(data.site(code), data.platforms, "backup", lab_dir=lab.state / "lab")  # routed too
+        rng = random.Random(1)
+        first = samulab.new_record("01", "legacy", caller="+33 6 01 02 03 04", placed_at=samulab.now(), rng=rng)
+        samulab.call_started(data.platform("legacy"), "01", first.call_id)
+        freeze = _playbook(lab, lab.root / "playbooks" / "freeze_legacy.yml")
+        _wait_for_the_drain(data, freeze)
+        time.sleep(1)  # the call goes on while the freeze waits
+        assert samulab.partition_state(data.platform("legacy"), "01") == "serving"
+        assert samulab.answer_on_platform(data.platform("legacy"), first) is None  # the call ends: recorded
+        out, _ = freeze.communicate(timeout=120)
+        assert freeze.returncode == 0, out[-3000:]
+        assert float(re.findall(r"waited ([0-9.]+) s", out)[0]) >= 1.0, out[-3000:]
+        assert samulab.partition_state(data.platform("legacy"), "01") == "frozen"
+
+        # The wrong order: the same freeze without its drain.
+        samulab.set_frozen(data.platform("legacy"), False, list(lab.codes))
+        second = samulab.new_record("01", "legacy", caller="+33 6 01 02 03 05", placed_at=samulab.now(), rng=rng)
+        samulab.call_started(data.platform("legacy"), "01", second.call_id)
+        hasty = lab.root / "playbooks" / "freeze_without_drain.yml"
+        drain = ("    - name: Drain the wave's calls in progress on the legacy platform\n"
+                 '      ansible.builtin.include_tasks: "tasks/{{ platform_db_engine }}/drain.yml"\n\n')
+        shipped = (lab.root / "playbooks" / "freeze_legacy.yml").read_text()
+        assert drain in shipped
+        hasty.write_text(shipped.replace(drain, ""))
+        run = _playbook(lab, hasty)
+        out, _ = run.communicate(timeout=120)
+        assert run.returncode == 0 and "calls in progress" not in out and "Freeze the wave" in out, out[-3000:]
+        assert samulab.answer_on_platform(data.platform("legacy"), second) == "legacy platform partition 01 frozen"
+    finally:
+        data.close()
 
 
 def test_a_site_presenting_a_different_host_key_is_refused_before_any_command_runs(lab: Lab):

@@ -87,8 +87,9 @@ def tasks_files(engine: str) -> set[str]:
 
 def test_every_database_engine_has_the_same_tasks() -> None:
     """include_tasks: tasks/{{ platform_db_engine }}/X.yml finds X for every engine."""
-    assert tasks_files("sqlite"), "no sqlite tasks"
-    assert tasks_files("sqlite") == tasks_files("oracle")
+    assert tasks_files("postgresql"), "no postgresql tasks"
+    assert tasks_files("postgresql") == tasks_files("oracle")
+    assert "drain.yml" in tasks_files("oracle")
 
 
 def _tasks(items: list[dict]) -> list[dict]:
@@ -128,3 +129,17 @@ def test_cutover_validate_refuses_the_wrong_order_naming_the_samus_at_risk() -> 
     assert result.returncode == 2, result.stdout + result.stderr
     assert "freeze-legacy acts on legacy-platform while SAMU(s) it serves are not in backup mode" in result.stderr
     assert "30 (samu-30)" in result.stderr
+
+
+def _includes(playbook: str) -> list[str]:
+    plays = yaml.safe_load((PLAYBOOKS / playbook).read_text())
+    return [str(task.get("ansible.builtin.include_tasks", "")) for play in plays for task in play.get("tasks", [])]
+
+
+@pytest.mark.parametrize(("playbook", "freezing"), [("freeze_legacy.yml", "freeze.yml"),
+                                                     ("copy_back.yml", "copy_back.yml")])
+def test_every_freeze_drains_the_calls_in_progress_first(playbook: str, freezing: str) -> None:
+    """A call still in progress when its partition freezes would have its record refused (tests/lab/test_drain.py)."""
+    steps = [Path(name).name for name in _includes(playbook) if "platform_db_engine" in name]
+    assert "drain.yml" in steps and freezing in steps, steps
+    assert steps.index("drain.yml") < steps.index(freezing), steps

@@ -47,21 +47,21 @@ def test_a_duplicated_intervention_is_reported(lab_dir, lab, rng):
     [call_id] = _answered(lab, "13", rng)
     legacy = lab.platform("legacy")
     # A replay that minted a new intervention id instead of reusing the buffered one.
-    legacy.execute("INSERT INTO interventions SELECT 'other-id', call_id, samu_code, kind, decided_at "
-                   "FROM interventions WHERE call_id = ?", (call_id,))
+    legacy.run("INSERT INTO interventions SELECT 'other-id', call_id, samu_code, kind, decided_at "
+               f"FROM interventions WHERE call_id = {samulab.lit(call_id)}")
     account = account_calls(lab_dir)
     assert account.records_duplicated == 1 and account.examples["duplicated"] == [call_id]
 
 
 def test_a_record_without_its_intervention_is_missing(lab_dir, lab, rng):
     [call_id] = _answered(lab, "2A", rng)
-    lab.platform("legacy").execute("DELETE FROM interventions WHERE call_id = ?", (call_id,))
+    lab.platform("legacy").run(f"DELETE FROM interventions WHERE call_id = {samulab.lit(call_id)}")
     assert account_calls(lab_dir).examples["missing"] == [call_id]
 
 
 def test_lost_calls_are_counted_with_their_reason(lab_dir, lab, rng):
-    samulab.set_down(lab.platform("legacy"), True)
+    samulab.set_frozen(lab.platform("legacy"), True, ["30"])
     _answered(lab, "30", rng, 2)
     account = account_calls(lab_dir)
-    assert account.lost == 2 and dict(account.lost_reasons) == {"legacy platform down": 2}
+    assert account.lost == 2 and dict(account.lost_reasons) == {"legacy platform partition 30 frozen": 2}
     assert account.records_missing == 0

@@ -158,12 +158,16 @@ def test_a_night_driven_over_ssh_loses_nothing_and_faults_show(lab_project: LabP
     lab.cutover("lab", "heal", "30")
     assert _ok_json(lab.site("30", "status --json"))["platform"] == "cloud"
 
-    # The cloud platform down: calls are lost, and `lab calls --check` says so.
-    lab.cutover("lab", "fault", "cloud", "platform-down")
+    # The cloud platform's database stopped: calls are lost, its tool refuses, and once
+    # healed (the records it holds are readable again) `lab calls --check` says so.
+    lab.cutover("lab", "fault", "cloud", "platform-db-down")
     _wait_calls(lab)
+    assert _site_status(lab, "30")["reachable"]
+    down = lab.platform("cloud", "status --expect serving --json")
+    assert down.returncode == 1 and json.loads(down.stdout)["faults"] == ["platform-db-down"]
+    assert "platform database started" in lab.cutover("lab", "heal", "all").stdout
     check = lab.cutover("lab", "calls", "--check", check=False)
     assert check.returncode == 4 and "cloud platform down" in check.stdout
-    lab.cutover("lab", "heal", "all")
 
     lab.cutover("lab", "down")
     after = lab.json("lab", "status")

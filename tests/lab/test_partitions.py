@@ -29,7 +29,7 @@ def test_migrating_partitions_copies_only_those_samus_records_and_hands_them_to_
     result = samulab.migrate(lab.lab_dir, "legacy", "cloud", codes=["13", "2A"])
     assert result["copied"] == {"calls": 4, "interventions": 4}
     cloud = lab.platform("cloud")
-    assert {r[0] for r in cloud.execute("SELECT DISTINCT samu_code FROM calls")} == {"13", "2A"}
+    assert {r[0] for r in cloud.rows("SELECT DISTINCT samu_code FROM calls")} == {"13", "2A"}
     assert samulab.partition_states(cloud, ["13", "2A"]) == {"13": "serving", "2A": "serving"}
     legacy_sums = samulab.table_checksums(lab.platform("legacy"), ["13", "2A"])
     assert samulab.compare_checksums(legacy_sums, samulab.table_checksums(cloud, ["13", "2A"])) == []
@@ -64,3 +64,16 @@ def test_the_platform_tool_scopes_status_to_the_partitions_named(lab, rng):
     assert status["state"] == "serving" and status["partitions"] == {"13": "frozen", "30": "serving"}
     assert not samulab.partitions_in(status, "frozen")
     assert samulab.partitions_in(samulab.platform_status(lab.platform("legacy"), "legacy", ["13"]), "frozen")
+
+
+def test_freezing_every_samus_partition_by_name_leaves_the_platform_serving_unlike_a_whole_freeze(lab):
+    # A one-wave lab's rollback freezes every cloud partition by name; the next night's
+    # pre-flight still needs the cloud platform itself serving.
+    cloud = lab.platform("cloud")
+    samulab.set_frozen(cloud, True, ["13", "2A", "30"])
+    assert samulab.platform_state(cloud) == "serving"
+    assert samulab.platform_status(cloud, "cloud")["state"] == "serving"
+    samulab.set_frozen(cloud, False, ["13", "2A", "30"])
+    samulab.set_frozen(cloud, True)
+    assert samulab.platform_status(cloud, "cloud")["state"] == "frozen"
+    assert samulab.partition_states(cloud, None) == {"13": "frozen", "2A": "frozen", "30": "frozen"}

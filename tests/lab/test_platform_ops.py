@@ -23,7 +23,7 @@ def test_checksums_cover_every_data_table_with_counts(lab, rng):
     sums = _checksums(lab, "legacy")
     assert set(sums) == {"calls", "interventions"}
     assert sums["calls"]["rows"] == 6 and sums["interventions"]["rows"] == 6
-    assert sums["calls"]["checksum"].startswith("sha256:")
+    assert sums["calls"]["checksum"].startswith("md5sum60:")
     assert _checksums(lab, "cloud")["calls"]["rows"] == 0
 
 
@@ -51,9 +51,9 @@ def test_migrating_from_a_serving_platform_is_refused_unless_live(lab, rng):
     assert samulab.migrate(lab.lab_dir, "legacy", "cloud", live=True)["copied"]["calls"] == 6
 
 
-def test_a_down_platform_refuses_freeze_checksums_and_migration(lab, rng):
+def test_a_down_platform_refuses_freeze_checksums_and_migration(lab, rng, platform_down):
     _fill(lab, rng)
-    samulab.set_down(lab.platform("legacy"), True)
+    platform_down("legacy")
     for operation in (lambda: samulab.set_frozen(lab.platform("legacy"), True),
                       lambda: _checksums(lab, "legacy"),
                       lambda: samulab.migrate(lab.lab_dir, "legacy", "cloud")):
@@ -98,6 +98,6 @@ def test_copy_back_freezes_the_cloud_and_returns_the_records_it_took(lab, rng):
     result = samulab.copy_back(lab.lab_dir)
     assert result["copied"] == {"calls": 3, "interventions": 3}
     assert samulab.platform_state(lab.platform("cloud")) == "frozen"
-    legacy_ids = {r[0] for r in lab.platform("legacy").execute("SELECT call_id FROM calls")}
+    legacy_ids = {r[0] for r in lab.platform("legacy").rows("SELECT call_id FROM calls")}
     assert set(taken_by_cloud) <= legacy_ids
     assert samulab.copy_back(lab.lab_dir)["copied"] == {"calls": 0, "interventions": 0}

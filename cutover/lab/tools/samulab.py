@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""The lab's data plane: SAMU sites and call-handling platforms on SQLite (stdlib only).
+"""The lab's data plane: SAMU sites (SQLite) and call-handling platforms (PostgreSQL), stdlib only.
 
 This one file is both a library (``cutover.lab.tools.samulab``, used by the
 traffic generator and ``cutover lab calls``) and the two control tools that
@@ -15,8 +15,10 @@ library. A host knows who it is from its sshd environment: ``CUTOVER_LAB_DIR``
 (the lab folder), ``CUTOVER_LAB_SITE`` (a SAMU's département code) or
 ``CUTOVER_LAB_PLATFORM`` (``legacy`` or ``cloud``).
 
-A platform serves many SAMUs; each SAMU's data is a *partition* of it (rows
-by ``samu_code``). Freeze, unfreeze, checksums, verify, migrate and copy-back
+A platform is a PostgreSQL cluster of its own (``cutover.lab.platforms``
+starts them), reached over its unix socket by ``Platform`` (see below). It
+serves many SAMUs; each SAMU's data is a *partition* of it (``calls`` and
+``interventions`` are list-partitioned by ``samu_code``). Freeze, unfreeze, checksums, verify, migrate and copy-back
 take ``--samus CODE,CODE`` and act on those partitions only, so a night moves
 its wave while the platform keeps answering and recording every other SAMU's
 calls. Without ``--samus`` they act on the whole platform (every partition):
@@ -35,6 +37,11 @@ freezing first, or without the wait, loses calls or their records, as it
 would in real life. Without a router (a lab folder made by
 ``create_lab_data`` alone, as unit tests do) there is no route to change, and
 ``place_call`` places a zero-length call without SIP.
+A platform records a call when it ends, through ``answer_on_platform`` alone,
+in one transaction: a frozen partition refuses the record. So a call still in
+progress on the platform when its partition freezes loses its record, unless
+the freeze drained first (``drain``: wait until the platform's calls in
+progress for those SAMUs, counted from their answer to their record, end).
 
 Exit codes of the tools: 0 done; 1 a check failed (test call answered by
 someone else or lost, ``--expect*`` not met, ``verify`` found a difference);
@@ -47,12 +54,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as _dt
-import hashlib
 import json
 import os
 import random
+import socket
 import sqlite3
+import struct
 import sys
+import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass
@@ -78,6 +87,7 @@ OUTCOMES = {"advice": "medical-advice", "smur": "smur-dispatch", "ambulance": "a
 BUSY_TIMEOUT_S = 30.0
 DRAIN_TIMEOUT_S = 60.0  # a return to nominal waits at most this for the backup position's calls to end
 DRAIN_POLL_S = 0.2
+PG_TIMEOUT_S = 60.0  # a statement waiting longer than this (a lock held by a stuck session) fails
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE, EXIT_REFUSED = 0, 1, 2, 3
 
@@ -92,10 +102,6 @@ class LabError(Exception):
 
 # --------------------------------------------------------------------------
 # Files and connections
-
-
-def platform_db(lab_dir: Path, name: str) -> Path:
-    return Path(lab_dir) / "platforms" / f"{name}.db"
 
 
 def site_db(lab_dir: Path, code: str) -> Path:
@@ -149,23 +155,312 @@ def read_txn(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 
 
 # --------------------------------------------------------------------------
-# Creating the lab's databases
+# The platforms' PostgreSQL, over its unix socket (stdlib only)
+#
+# The tools run with the hosts' system python, which has no PostgreSQL driver.
+# Rather than start a `psql` per statement (tens of milliseconds, at every call
+# the traffic records), this speaks PostgreSQL's frontend/backend protocol
+# (version 3, simple query) itself: one connection per platform, kept open.
+# It trusts the server's unix socket, whose folder only the lab's owner (or the
+# server user) can enter; values reach SQL through ``lit`` (standard-conforming
+# strings are forced at connection time, so doubling quotes is the whole escape).
 
+PG_PORT = 5432  # one cluster per socket folder: the port only names the socket file
+PG_USER, PG_DATABASE = "cutover_lab", "samu"
+READ_ONLY_SQLSTATE = "25006"  # read_only_sql_transaction: the frozen partitions' refusal
+
+
+class PlatformDown(LabError):
+    """The platform's database cannot be reached (its cluster is stopped: ``platform-db-down``)."""
+
+
+class PgError(Exception):
+    def __init__(self, fields: dict[str, str]) -> None:
+        super().__init__(fields.get("M", "PostgreSQL error"))
+        self.sqlstate = fields.get("C", "")
+        self.fields = fields
+
+
+def lit(value: object) -> str:
+    """A SQL literal: NULL, a number, or a quoted string (NUL refused)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int):
+        return str(value)
+    text = str(value)
+    if "\x00" in text:
+        raise LabError("a value holds a NUL character", "lab values are plain text")
+    return "'" + text.replace("'", "''") + "'"
+
+
+def lit_array(values: Sequence[str]) -> str:
+    return "ARRAY[" + ",".join(lit(v) for v in values) + "]::text[]"
+
+
+@dataclass
+class PgResult:
+    tag: str  # the command tag: "INSERT 0 3", "SELECT 2", ...
+    rows: list[list[str | None]]
+
+    @property
+    def count(self) -> int:
+        """Rows affected (INSERT/UPDATE/DELETE) or returned (SELECT)."""
+        last = self.tag.rsplit(" ", 1)[-1]
+        return int(last) if last.isdigit() else 0
+
+
+class Platform:
+    """One platform's database: a connection made on first use and remade after the server restarts.
+
+    Thread-safe (one statement batch at a time). ``run`` sends one batch of
+    statements (one implicit transaction unless it says BEGIN/COMMIT) and
+    returns each statement's result.
+    """
+
+    def __init__(self, name: str, socket_dir: Path, database: str = PG_DATABASE) -> None:
+        self.name = name
+        self.socket_dir = Path(socket_dir)
+        self.database = database
+        self._sock: socket.socket | None = None
+        self._lock = threading.Lock()
+
+    # -- connection
+
+    def _connect(self) -> socket.socket:
+        path = self.socket_dir / f".s.PGSQL.{PG_PORT}"
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(PG_TIMEOUT_S)
+        try:
+            sock.connect(str(path))
+            params = {"user": PG_USER, "database": self.database, "application_name": f"samulab-{os.getpid()}",
+                      "options": "-c standard_conforming_strings=on -c client_encoding=UTF8"}
+            body = struct.pack("!i", 196608) + b"".join(
+                k.encode() + b"\0" + v.encode() + b"\0" for k, v in params.items()) + b"\0"
+            sock.sendall(struct.pack("!i", len(body) + 4) + body)
+            self._sock = sock
+            self._until_ready(expect_auth=True)
+        except (OSError, PgError) as exc:
+            sock.close()
+            self._sock = None
+            raise PlatformDown(f"the {self.name} platform's database is down ({exc})",
+                               "it answers nothing until it is healed (`cutover lab heal`)") from exc
+        return sock
+
+    def close(self) -> None:
+        with self._lock:
+            if self._sock is not None:
+                with contextlib.suppress(OSError):
+                    self._sock.sendall(b"X\0\0\0\4")
+                self._sock.close()
+                self._sock = None
+
+    # -- protocol
+
+    def _recv_exact(self, size: int) -> bytes:
+        assert self._sock is not None
+        chunks, left = [], size
+        while left:
+            chunk = self._sock.recv(left)
+            if not chunk:
+                raise OSError("the server closed the connection")
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+
+    def _message(self) -> tuple[bytes, bytes]:
+        head = self._recv_exact(5)
+        return head[:1], self._recv_exact(struct.unpack("!i", head[1:])[0] - 4)
+
+    def _until_ready(self, *, expect_auth: bool = False) -> tuple[list[PgResult], PgError | None, bytes]:
+        results: list[PgResult] = []
+        rows: list[list[str | None]] = []
+        error: PgError | None = None
+        while True:
+            kind, body = self._message()
+            if kind == b"R" and struct.unpack("!i", body[:4])[0] != 0:
+                raise PgError({"M": "the platform's database asks for a password: the lab trusts its socket"})
+            if kind == b"D":
+                rows.append(_data_row(body))
+            elif kind == b"C":
+                results.append(PgResult(body.rstrip(b"\0").decode(), rows))
+                rows = []
+            elif kind == b"E":
+                error = PgError(_fields(body))
+                if expect_auth:
+                    raise error
+            elif kind == b"Z":
+                return results, error, body[:1]
+
+    def run(self, sql: str) -> list[PgResult]:
+        """Send ``sql`` (one or more statements); raise ``PgError`` or ``PlatformDown``."""
+        with self._lock:
+            for attempt in (1, 2):
+                fresh = self._sock is None
+                sock = self._sock or self._connect()
+                try:
+                    payload = sql.encode() + b"\0"
+                    sock.sendall(b"Q" + struct.pack("!i", len(payload) + 4) + payload)
+                    results, error, status = self._until_ready()
+                except OSError as exc:
+                    sock.close()
+                    self._sock = None
+                    if fresh or attempt == 2:
+                        raise PlatformDown(f"the {self.name} platform's database is down ({exc})",
+                                           "it answers nothing until it is healed (`cutover lab heal`)") from exc
+                    continue  # a connection broken by a restart: the statement never ran; once more, anew
+                if status == b"E":  # an error inside an explicit BEGIN: leave the failed transaction
+                    self._send_rollback()
+                if error is not None:
+                    raise error
+                return results
+        raise AssertionError("unreachable")
+
+    def _send_rollback(self) -> None:
+        assert self._sock is not None
+        payload = b"ROLLBACK\0"
+        self._sock.sendall(b"Q" + struct.pack("!i", len(payload) + 4) + payload)
+        self._until_ready()
+
+    def rows(self, sql: str) -> list[list[str | None]]:
+        """The rows of the last statement of ``sql`` that returned any."""
+        results = self.run(sql)
+        return next((r.rows for r in reversed(results) if r.rows), [])
+
+
+def _fields(body: bytes) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for part in body.split(b"\0"):
+        if part:
+            fields[chr(part[0])] = part[1:].decode(errors="replace")
+    return fields
+
+
+def _data_row(body: bytes) -> list[str | None]:
+    (count,) = struct.unpack("!h", body[:2])
+    values: list[str | None] = []
+    at = 2
+    for _ in range(count):
+        (size,) = struct.unpack("!i", body[at:at + 4])
+        at += 4
+        if size < 0:
+            values.append(None)
+        else:
+            values.append(body[at:at + size].decode())
+            at += size
+    return values
+
+
+# --------------------------------------------------------------------------
+# Creating a platform's schema
+
+
+def platform_socket_dir(lab_dir: Path, name: str) -> Path:
+    """Where the platform's cluster listens (``<lab>/pg/<name>``, resolved: a socket path must stay short)."""
+    return (Path(lab_dir) / "pg" / check_platform_name(name)).resolve()
+
+
+def open_platform(lab_dir: Path, name: str) -> Platform:
+    return Platform(check_platform_name(name), platform_socket_dir(lab_dir, name))
+
+
+def partition_name(table: str, code: str) -> str:
+    """``calls`` and ``2A`` -> ``calls_p_2a``: one partition per SAMU, like production's ``P_<code>``."""
+    if not (code.isascii() and code.isalnum() and 0 < len(code) <= 3):
+        raise LabError(f"{code!r} is not a département code", "codes are like 01, 13, 2A, 974")
+    return f"{table}_p_{code.lower()}"
+
+
+# Data tables, list-partitioned by samu_code (the partition key is part of every key).
+# interventions.call_id is deliberately not unique: a careless copy or replay
+# that mints new intervention ids duplicates interventions, and `cutover lab
+# calls` must see it. `read_only` is the freeze: a row trigger on a partition
+# refuses every write to it, as Oracle refuses writes to a READ ONLY partition
+# (ORA-14466); copies between platforms set session_replication_role = replica,
+# which ordinary triggers ignore, as a DBA's import does.
 _PLATFORM_SCHEMA = """
-CREATE TABLE IF NOT EXISTS calls (
-    call_id TEXT PRIMARY KEY, samu_code TEXT NOT NULL, placed_at TEXT NOT NULL,
-    answered_at TEXT NOT NULL, caller TEXT NOT NULL, outcome TEXT NOT NULL, answered_by TEXT NOT NULL);
--- No UNIQUE on call_id here on purpose: a careless copy or replay that mints new
--- intervention ids duplicates interventions, and `cutover lab calls` must see it.
-CREATE TABLE IF NOT EXISTS interventions (
-    intervention_id TEXT PRIMARY KEY, call_id TEXT NOT NULL, samu_code TEXT NOT NULL,
-    kind TEXT NOT NULL, decided_at TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS interventions_by_call ON interventions (call_id);
-CREATE TABLE IF NOT EXISTS lab_control (key TEXT PRIMARY KEY, value TEXT NOT NULL);
--- One row per SAMU partition that was ever frozen or unfrozen by itself; no row: serving.
-CREATE TABLE IF NOT EXISTS partitions (samu_code TEXT PRIMARY KEY, state TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS lab_faults (call_id TEXT PRIMARY KEY, original_caller TEXT NOT NULL);
+CREATE TABLE calls (
+    call_id text NOT NULL, samu_code text NOT NULL, placed_at text NOT NULL, answered_at text NOT NULL,
+    caller text NOT NULL, outcome text NOT NULL, answered_by text NOT NULL,
+    PRIMARY KEY (samu_code, call_id)) PARTITION BY LIST (samu_code);
+CREATE TABLE interventions (
+    intervention_id text NOT NULL, call_id text NOT NULL, samu_code text NOT NULL,
+    kind text NOT NULL, decided_at text NOT NULL,
+    PRIMARY KEY (samu_code, intervention_id)) PARTITION BY LIST (samu_code);
+CREATE INDEX interventions_by_call ON interventions (call_id);
+-- Calls the platform answered and has not recorded yet (their record is written when they end):
+-- what `samu-platform drain` waits for before a freeze.
+CREATE TABLE calls_in_progress (call_id text PRIMARY KEY, samu_code text NOT NULL, started_at text NOT NULL);
+CREATE TABLE lab_faults (call_id text PRIMARY KEY, original_caller text NOT NULL);
+-- 'state' = 'frozen' when the whole platform was frozen at once (every partition, no --samus):
+-- freezing a wave's partitions leaves the platform serving every other SAMU.
+CREATE TABLE lab_control (key text PRIMARY KEY, value text NOT NULL);
+INSERT INTO lab_control VALUES ('state', 'serving');
+CREATE FUNCTION read_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'partition % is read only (frozen)', TG_TABLE_NAME USING ERRCODE = 'read_only_sql_transaction';
+END $$;
+CREATE FUNCTION lab_fault_corrupt() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM lab_faults) THEN
+    INSERT INTO lab_faults VALUES (NEW.call_id, NEW.caller);
+    NEW.caller := NEW.caller || ' [corrupted]';
+  END IF;
+  RETURN NEW;
+END $$;
 """
+
+
+def create_platform(lab_dir: Path, name: str, codes: Sequence[str]) -> None:
+    """A fresh schema on the platform's (running) cluster: both data tables with one partition per SAMU."""
+    db = open_platform(lab_dir, name)
+    try:
+        partitions = "".join(
+            f"CREATE TABLE {partition_name(table, code)} PARTITION OF {table} FOR VALUES IN ({lit(code)});\n"
+            for table in DATA_TABLES for code in codes)
+        db.run("DROP SCHEMA IF EXISTS public CASCADE; DROP SCHEMA IF EXISTS link CASCADE; "
+               "DROP SERVER IF EXISTS other_platform CASCADE; CREATE SCHEMA public;"
+               + _PLATFORM_SCHEMA + partitions)
+    finally:
+        db.close()
+
+
+def create_link(lab_dir: Path, name: str) -> None:
+    """The database link to the other platform: ``postgres_fdw`` server ``other_platform``, tables in schema ``link``.
+
+    Like production's database links (created by the DBAs before the first
+    wave), it is made once, when the lab starts; migrate, copy back and verify
+    read the other side through it.
+    """
+    other = other_platform(name)
+    db = open_platform(lab_dir, name)
+    try:
+        db.run("CREATE EXTENSION IF NOT EXISTS postgres_fdw; DROP SERVER IF EXISTS other_platform CASCADE; "
+               f"CREATE SERVER other_platform FOREIGN DATA WRAPPER postgres_fdw OPTIONS ("
+               f"host {lit(str(platform_socket_dir(lab_dir, other)))}, port {lit(str(PG_PORT))}, "
+               f"dbname {lit(PG_DATABASE)}, application_name {lit('link-from-' + name)});"
+               f"CREATE USER MAPPING FOR CURRENT_USER SERVER other_platform OPTIONS (user {lit(PG_USER)});"
+               "DROP SCHEMA IF EXISTS link CASCADE; CREATE SCHEMA link;"
+               "IMPORT FOREIGN SCHEMA public LIMIT TO (calls, interventions) FROM SERVER other_platform INTO link;")
+    finally:
+        db.close()
+
+
+def other_platform(name: str) -> str:
+    return "cloud" if check_platform_name(name) == "legacy" else "legacy"
+
+
+def create_platforms(lab_dir: Path, codes: Sequence[str]) -> None:
+    """Both platforms' schemas, then the link each has to the other (it needs the other's tables)."""
+    for name in PLATFORMS:
+        create_platform(lab_dir, name, codes)
+    for name in PLATFORMS:
+        create_link(lab_dir, name)
+
+
+# --------------------------------------------------------------------------
+# Creating the lab's databases
 
 _SITE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS site (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -184,14 +479,6 @@ CREATE TABLE IF NOT EXISTS calls (
 """
 
 
-def create_platform(lab_dir: Path, name: str) -> None:
-    conn = connect(platform_db(lab_dir, name), create=True)
-    with conn:
-        conn.executescript(_PLATFORM_SCHEMA)
-        conn.execute("INSERT OR IGNORE INTO lab_control VALUES ('state', ?), ('down', '0')", (SERVING,))
-    conn.close()
-
-
 def create_site(lab_dir: Path, code: str, platform: str = "legacy") -> None:
     conn = connect(site_db(lab_dir, code), create=True)
     with conn:
@@ -208,9 +495,8 @@ def create_ledger(lab_dir: Path) -> None:
 
 
 def create_lab_data(lab_dir: Path, codes: Sequence[str]) -> None:
-    """Both platforms (serving), one site per SAMU (nominal on legacy), an empty ledger."""
-    for name in PLATFORMS:
-        create_platform(lab_dir, name)
+    """Both platforms (serving; their clusters must be running), one site per SAMU (nominal on legacy), a ledger."""
+    create_platforms(lab_dir, codes)
     for code in codes:
         create_site(lab_dir, code)
     create_ledger(lab_dir)
@@ -271,41 +557,70 @@ def synthetic_caller(rng: random.Random) -> str:
     return "+33 6 " + " ".join(f"{rng.randrange(100):02d}" for _ in range(4))
 
 
-def insert_record(conn: sqlite3.Connection, record: CallRecord) -> bool:
+def insert_sql(record: CallRecord) -> str:
+    """The statements that record a call and its intervention, idempotent by key (a repeated record is no-op)."""
+    return (f"INSERT INTO calls ({', '.join(CALL_COLUMNS)}) VALUES ({', '.join(lit(v) for v in record.call_row())}) "
+            "ON CONFLICT DO NOTHING;"
+            f"INSERT INTO interventions ({', '.join(INTERVENTION_COLUMNS)}) "
+            f"VALUES ({', '.join(lit(v) for v in record.intervention_row())}) ON CONFLICT DO NOTHING;")
+
+
+def insert_records(db: Platform, records: Sequence[CallRecord]) -> int:
+    """Record calls in one transaction, idempotently by key; how many calls were new.
+
+    Refused (``LabError``) if one of their partitions is frozen, or the platform down.
+    """
+    if not records:
+        return 0
+    try:
+        results = db.run("BEGIN;" + "".join(insert_sql(r) for r in records) + "COMMIT;")
+    except PgError as exc:
+        raise _refusal(db, exc) from exc
+    return sum(r.count for r in results[1::2][:len(records)])
+
+
+def insert_record(db: Platform, record: CallRecord) -> bool:
     """Insert a call and its intervention, idempotently by key; True if the call was new."""
-    cur = conn.execute(f"INSERT OR IGNORE INTO calls ({', '.join(CALL_COLUMNS)}) VALUES (?,?,?,?,?,?,?)",
-                       record.call_row())
-    conn.execute(f"INSERT OR IGNORE INTO interventions ({', '.join(INTERVENTION_COLUMNS)}) VALUES (?,?,?,?,?)",
-                 record.intervention_row())
-    return cur.rowcount == 1
+    return insert_records(db, [record]) == 1
+
+
+def _refusal(db: Platform, exc: PgError) -> LabError:
+    if exc.sqlstate == READ_ONLY_SQLSTATE:
+        return LabError(f"the {db.name} platform refused the write: {exc}",
+                        f"unfreeze that partition of the {db.name} platform first")
+    return LabError(f"the {db.name} platform's database refused the write: {exc}", "see the platform's log")
 
 
 # --------------------------------------------------------------------------
 # Platforms
 
 
-def platform_state(conn: sqlite3.Connection) -> str:
-    """``serving``, ``frozen`` (every partition, at once) or ``down`` (down wins: a down platform answers nothing)."""
-    control = dict(conn.execute("SELECT key, value FROM lab_control").fetchall())
-    return DOWN if control.get("down") == "1" else control.get("state", SERVING)
-
-
-def partition_state(conn: sqlite3.Connection, code: str) -> str:
-    """The state of one SAMU's partition: the platform's when it is down or wholly frozen, else its own."""
-    whole = platform_state(conn)
-    if whole != SERVING:
-        return whole
-    row = conn.execute("SELECT state FROM partitions WHERE samu_code = ?", (code,)).fetchone()
-    return row[0] if row else SERVING
-
-
-def partition_states(conn: sqlite3.Connection, codes: Sequence[str] | None) -> dict[str, str]:
-    """State per partition: the ``codes`` asked for, or every partition that holds data or a state."""
+def partition_states(db: Platform, codes: Sequence[str] | None) -> dict[str, str]:
+    """State per SAMU partition (``serving`` or ``frozen``): the ``codes`` asked for, or every partition."""
+    names = ("SELECT substr(c.relname, 9) AS code, c.oid FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+             "WHERE i.inhparent = 'calls'::regclass")
+    rows = db.rows(f"SELECT upper(p.code), EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = p.oid "
+                   f"AND t.tgname = 'read_only') FROM ({names}) p ORDER BY 1")
+    known = {str(code): FROZEN if frozen == "t" else SERVING for code, frozen in rows}
     if codes is None:
-        known = {r[0] for r in conn.execute("SELECT samu_code FROM partitions")}
-        known |= {r[0] for r in conn.execute("SELECT DISTINCT samu_code FROM calls")}
-        codes = sorted(known)
-    return {code: partition_state(conn, code) for code in codes}
+        return known
+    missing = [c for c in codes if c.upper() not in known]
+    if missing:
+        raise LabError(f"the {db.name} platform has no partition for SAMU(s) {', '.join(missing)}",
+                       "the lab's platforms have one partition per SAMU of the lab")
+    return {code: known[code.upper()] for code in codes}
+
+
+def partition_state(db: Platform, code: str) -> str:
+    return partition_states(db, [code])[code]
+
+
+def platform_state(db: Platform) -> str:
+    """``down`` (unreachable), ``frozen`` (frozen as a whole, every partition at once) or ``serving``."""
+    try:
+        return str(db.rows("SELECT value FROM lab_control WHERE key = 'state'")[0][0])
+    except PlatformDown:
+        return DOWN
 
 
 def parse_codes(text: str | None) -> list[str] | None:
@@ -324,74 +639,97 @@ def check_platform_name(name: str) -> str:
     return name
 
 
-def answer_on_platform(conn: sqlite3.Connection, record: CallRecord) -> str | None:
-    """Record a call on a platform if the SAMU's partition serves; the reason it was lost otherwise.
+def call_started(db: Platform, samu_code: str, call_id: str) -> None:
+    """The platform answered a call that is still in progress (its record comes at its end).
 
-    The state check and the insert share the platform's write lock, so a freeze
-    (which takes the same lock) is either wholly before or wholly after the call.
+    ``drain`` waits for these before a freeze; ``answer_on_platform`` ends them.
     """
-    with write_txn(conn):
-        state = partition_state(conn, record.samu_code)
-        if state != SERVING:
-            return f"{record.answered_by} platform {state}" if platform_state(conn) != SERVING \
-                else f"{record.answered_by} platform partition {record.samu_code} {state}"
-        conn.execute(f"INSERT INTO calls ({', '.join(CALL_COLUMNS)}) VALUES (?,?,?,?,?,?,?)", record.call_row())
-        conn.execute(f"INSERT INTO interventions ({', '.join(INTERVENTION_COLUMNS)}) VALUES (?,?,?,?,?)",
-                     record.intervention_row())
+    db.run(f"INSERT INTO calls_in_progress VALUES ({lit(call_id)}, {lit(samu_code)}, {lit(now())}) "
+           "ON CONFLICT DO NOTHING")
+
+
+def answer_on_platform(db: Platform, record: CallRecord) -> str | None:
+    """Record an answered call on a platform, at the end of the call; the reason it was lost otherwise.
+
+    The one function through which a call's record reaches a platform. It
+    takes no lock beyond its own transaction (the record and the end of the
+    call in progress commit together), so a caller holds nothing for the life
+    of the call. A frozen partition refuses the record: the call is lost,
+    which is why a freeze waits for the wave's calls in progress (``drain``).
+    """
+    done = f"DELETE FROM calls_in_progress WHERE call_id = {lit(record.call_id)};"
+    try:
+        db.run("BEGIN;" + insert_sql(record) + done + "COMMIT;")
+    except PlatformDown:
+        return f"{record.answered_by} platform down"
+    except PgError as exc:
+        with contextlib.suppress(PgError, PlatformDown):
+            db.run(done)  # the call has ended, recorded or not: it no longer holds up a drain
+        if exc.sqlstate == READ_ONLY_SQLSTATE:
+            return f"{record.answered_by} platform partition {record.samu_code} frozen"
+        return f"{record.answered_by} platform refused the record: {exc}"
     return None
 
 
-def set_frozen(conn: sqlite3.Connection, frozen: bool, codes: Sequence[str] | None = None) -> bool:
-    """Freeze or unfreeze the partitions of ``codes`` (None: the whole platform); True if anything changed.
+def calls_in_progress(db: Platform, codes: Sequence[str] | None = None) -> int:
+    where = "" if codes is None else f" WHERE samu_code = ANY ({lit_array(codes)})"
+    return int(db.rows(f"SELECT count(*) FROM calls_in_progress{where}")[0][0] or 0)
 
-    Refused while the platform is down.
+
+def drain(db: Platform, codes: Sequence[str] | None, timeout: float = 60.0, poll: float = 0.1) -> dict[str, Any]:
+    """Wait until the platform has no call in progress for ``codes``' SAMUs (their records are written).
+
+    Run after the wave's SAMUs stopped sending calls here (backup mode) and
+    before the freeze: a call still in progress when its partition freezes
+    would have its record refused at its end.
     """
+    started = time.monotonic()
+    while True:
+        left = calls_in_progress(db, codes)
+        waited = round(time.monotonic() - started, 3)
+        if left == 0 or waited >= timeout:
+            return {"platform": db.name, "samus": list(codes) if codes is not None else None,
+                    "drained": left == 0, "in_progress": left, "waited_s": waited}
+        time.sleep(poll)
+
+
+def _partition_ddl(codes: Sequence[str], statement: str) -> str:
+    return "".join(statement.format(table=partition_name(table, code)) for code in codes for table in DATA_TABLES)
+
+
+def set_frozen(db: Platform, frozen: bool, codes: Sequence[str] | None = None) -> bool:
+    """Freeze (writes refused) or unfreeze the partitions of ``codes`` (None: every partition); True if any changed.
+
+    The DDL waits for the transactions writing those partitions to commit (its
+    lock), so no record is half-written; it does not wait for calls still in
+    progress: that is ``drain``'s job, before.
+    """
+    before = partition_states(db, codes)
     wanted = FROZEN if frozen else SERVING
-    with write_txn(conn):
-        _refuse_if_down(conn)
-        if codes is None:
-            changed = platform_state(conn) != wanted
-            conn.execute("UPDATE lab_control SET value = ? WHERE key = 'state'", (wanted,))
-            return changed
-        before = {c: partition_state(conn, c) for c in codes}
-        conn.executemany("INSERT INTO partitions (samu_code, state) VALUES (?, ?) "
-                         "ON CONFLICT (samu_code) DO UPDATE SET state = excluded.state",
-                         [(c, wanted) for c in codes])
-        return any(partition_state(conn, c) != before[c] for c in codes)
+    statement = ("CREATE OR REPLACE TRIGGER read_only BEFORE INSERT OR UPDATE OR DELETE ON {table} "
+                 "FOR EACH ROW EXECUTE FUNCTION read_only();" if frozen
+                 else "DROP TRIGGER IF EXISTS read_only ON {table};")
+    whole = "" if codes is not None else f"UPDATE lab_control SET value = {lit(wanted)} WHERE key = 'state';"
+    db.run("BEGIN; SET LOCAL lock_timeout = '30s';" + _partition_ddl(list(before), statement) + whole + "COMMIT;")
+    return any(state != wanted for state in before.values())
 
 
-def set_down(conn: sqlite3.Connection, down: bool) -> None:
-    """The lab's fault: a platform down answers no call and refuses every operation."""
-    with write_txn(conn):
-        conn.execute("UPDATE lab_control SET value = ? WHERE key = 'down'", ("1" if down else "0",))
+def _scope(codes: Sequence[str] | None, alias: str = "t") -> str:
+    return "" if codes is None else f" WHERE {alias}.samu_code = ANY ({lit_array(codes)})"
 
 
-def _refuse_if_down(conn: sqlite3.Connection, name: str = "the platform") -> None:
-    if platform_state(conn) == DOWN:
-        raise LabError(f"{name} is down", "it answers nothing until it is healed (`cutover lab heal`)")
+# An order-independent digest of a set of rows: the sum of the first 60 bits of
+# each row's md5 (over its text form, every column). Equal sets give equal sums
+# whatever the order the rows are read in, here and across the link.
+ROW_HASH = "('x' || substr(md5(t::text), 1, 15))::bit(60)::bigint"
 
 
-def _scope(codes: Sequence[str] | None) -> tuple[str, tuple[str, ...]]:
-    """A WHERE clause (and its parameters) limiting rows to the partitions of ``codes``."""
-    if codes is None:
-        return "", ()
-    return f" WHERE samu_code IN ({','.join('?' * len(codes))})", tuple(codes)
-
-
-def table_checksums(conn: sqlite3.Connection, codes: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
-    """Per data table: row count and a SHA-256 over every row in primary-key order (of ``codes``' partitions)."""
-    result: dict[str, dict[str, Any]] = {}
-    where, args = _scope(codes)
-    with read_txn(conn):
-        _refuse_if_down(conn)
-        for table, key in DATA_TABLES.items():
-            digest = hashlib.sha256()
-            rows = 0
-            for row in conn.execute(f"SELECT * FROM {table}{where} ORDER BY {key}", args):
-                digest.update(json.dumps(row, ensure_ascii=False).encode() + b"\n")
-                rows += 1
-            result[table] = {"rows": rows, "checksum": "sha256:" + digest.hexdigest()}
-    return result
+def table_checksums(db: Platform, codes: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
+    """Per data table: row count and the order-independent digest of ``codes``' partitions."""
+    sql = " UNION ALL ".join(f"SELECT {lit(table)}, count(*), coalesce(sum({ROW_HASH}), 0) FROM {table} t"
+                             + _scope(codes) for table in DATA_TABLES)
+    return {str(table): {"rows": int(rows or 0), "checksum": f"md5sum60:{digest}"}
+            for table, rows, digest in db.rows(sql)}
 
 
 def compare_checksums(left: dict[str, dict[str, Any]], right: dict[str, dict[str, Any]]) -> list[str]:
@@ -399,23 +737,44 @@ def compare_checksums(left: dict[str, dict[str, Any]], right: dict[str, dict[str
     return [t for t in DATA_TABLES if left.get(t) != right.get(t)]
 
 
-def copy_records(source: sqlite3.Connection, target: sqlite3.Connection,
-                 codes: Sequence[str] | None = None) -> dict[str, int]:
-    """Copy every row the target lacks, by primary key, of ``codes``' partitions; rows already there stay."""
-    where, args = _scope(codes)
-    with read_txn(source):
-        rows = {t: source.execute(f"SELECT * FROM {t}{where} ORDER BY {k}", args).fetchall()
-                for t, k in DATA_TABLES.items()}
-    copied: dict[str, int] = {}
-    with write_txn(target):
-        _refuse_if_down(target, "the target platform")
-        for table, table_rows in rows.items():
-            before = target.total_changes
-            if table_rows:
-                marks = ",".join("?" * len(table_rows[0]))
-                target.executemany(f"INSERT OR IGNORE INTO {table} VALUES ({marks})", table_rows)
-            copied[table] = target.total_changes - before
-    return copied
+def verify_across_link(db: Platform, codes: Sequence[str] | None) -> list[dict[str, Any]]:
+    """Per table and SAMU: rows and digest here and, through the link, on the other platform, in one query."""
+    wanted = lit_array(codes) if codes is not None else \
+        "ARRAY(SELECT DISTINCT samu_code FROM (SELECT samu_code FROM calls UNION SELECT samu_code FROM link.calls) s)"
+    sides = []
+    for side, prefix in (("here", ""), ("there", "link.")):
+        sides.append(f"{side} AS (" + " UNION ALL ".join(
+            f"SELECT {lit(table)} AS tbl, t.samu_code, count(*) AS n, sum({ROW_HASH}) AS d "
+            f"FROM {prefix}{table} t WHERE t.samu_code = ANY ({wanted}) GROUP BY t.samu_code"
+            for table in DATA_TABLES) + ")")
+    sql = (f"WITH {', '.join(sides)}, "
+           f"wanted AS (SELECT tbl, samu_code FROM unnest({wanted}) AS samu_code, "
+           f"unnest({lit_array(list(DATA_TABLES))}) AS tbl) "
+           "SELECT w.tbl, w.samu_code, coalesce(h.n, 0), coalesce(h.d, 0), coalesce(r.n, 0), coalesce(r.d, 0) "
+           "FROM wanted w LEFT JOIN here h USING (tbl, samu_code) LEFT JOIN there r USING (tbl, samu_code) "
+           "ORDER BY 1, 2")
+    return [{"table": tbl, "samu": code, "here": {"rows": int(hn or 0), "digest": hd},
+             "there": {"rows": int(rn or 0), "digest": rd}, "equal": (hn, hd) == (rn, rd)}
+            for tbl, code, hn, hd, rn, rd in db.rows(sql)]
+
+
+def copy_over_link(db: Platform, codes: Sequence[str] | None) -> dict[str, int]:
+    """Copy into this platform, from the other over the link, every row of ``codes``' partitions it lacks.
+
+    ``ON CONFLICT DO NOTHING`` on the primary key: a rerun copies nothing twice
+    (production: Data Pump's TABLE_EXISTS_ACTION=APPEND with
+    SKIP_CONSTRAINT_ERRORS). As a replication session (``replica``), the copy
+    writes into partitions frozen here (a copy-back into legacy's frozen wave).
+    """
+    statements = "".join(f"INSERT INTO {table} SELECT * FROM link.{table} t{_scope(codes)} ON CONFLICT DO NOTHING;"
+                         for table in DATA_TABLES)
+    try:
+        results = db.run("BEGIN; SET LOCAL session_replication_role = replica;" + statements + "COMMIT;")
+    except PgError as exc:
+        raise LabError(f"the copy into the {db.name} platform failed: {exc}",
+                       "is the other platform up? (`cutover lab status`)") from exc
+    inserts = [r for r in results if r.tag.startswith("INSERT")]
+    return {table: result.count for table, result in zip(DATA_TABLES, inserts)}
 
 
 def _copy_frozen(lab_dir: Path, source: str, target: str, codes: Sequence[str] | None,
@@ -423,17 +782,19 @@ def _copy_frozen(lab_dir: Path, source: str, target: str, codes: Sequence[str] |
     """Copy the partitions of ``codes`` from ``source`` once they are frozen there (or ``live``: a pre-copy)."""
     if source == target:
         raise LabError("migrating a platform onto itself", "use --from legacy --to cloud")
-    src = connect(platform_db(lab_dir, check_platform_name(source)))
-    dst = connect(platform_db(lab_dir, check_platform_name(target)))
-    _refuse_if_down(src, f"the {source} platform")
-    states = partition_states(src, codes) if codes is not None else {"*": platform_state(src)}
-    serving = sorted(code for code, state in states.items() if state == SERVING)
-    if serving and not live:
-        what = "platform" if codes is None else f"partition(s) {', '.join(serving)}"
-        raise LabError(f"the {source} {what} still serving: records taken after the copy would be missed",
-                       f"freeze first (samu-platform freeze --platform {source}"
-                       + ("" if codes is None else f" --samus {','.join(codes)}") + "), or pass --live for a pre-copy")
-    copied = copy_records(src, dst, codes)
+    src, dst = open_platform(lab_dir, source), open_platform(lab_dir, target)
+    try:
+        states = partition_states(src, codes)
+        serving = sorted(code for code, state in states.items() if state == SERVING)
+        if serving and not live:
+            what = "platform" if codes is None else f"partition(s) {', '.join(serving)}"
+            raise LabError(f"the {source} {what} still serving: records taken after the copy would be missed",
+                           f"freeze first (samu-platform freeze --platform {source}"
+                           + ("" if codes is None else f" --samus {','.join(codes)}") + "), or pass --live")
+        copied = copy_over_link(dst, codes)
+    finally:
+        src.close()
+        dst.close()
     return {"from": source, "to": target, "copied": copied, "samus": list(codes) if codes is not None else None,
             "source_state": "serving" if serving else FROZEN}
 
@@ -448,7 +809,11 @@ def migrate(lab_dir: Path, source: str, target: str, *, live: bool = False,
     """
     result = _copy_frozen(lab_dir, source, target, codes, live)
     if codes is not None:
-        set_frozen(connect(platform_db(lab_dir, target)), False, codes)
+        db = open_platform(lab_dir, target)
+        try:
+            set_frozen(db, False, codes)
+        finally:
+            db.close()
     return result
 
 
@@ -460,53 +825,60 @@ def copy_back(lab_dir: Path, source: str = "cloud", target: str = "legacy",
     the rollback. A SAMU still nominal on the source loses calls from here on,
     which is the runbook's mistake to see, not to hide.
     """
-    set_frozen(connect(platform_db(lab_dir, check_platform_name(source))), True, codes)
+    db = open_platform(lab_dir, source)
+    try:
+        set_frozen(db, True, codes)
+    finally:
+        db.close()
     result = _copy_frozen(lab_dir, source, target, codes, live=False)
     return {**result, "source_frozen": True}
 
 
-def corrupt_one_record(conn: sqlite3.Connection) -> str:
+def corrupt_one_record(db: Platform) -> str:
     """Fault: alter one call record (counts unchanged, checksums differ); undone by ``repair_records``.
 
-    With no record yet, a one-shot trigger corrupts the next record written
-    (typically by the migration), so the fault can be set before the night starts.
+    With no record yet, a trigger corrupts the next record written (typically by
+    the migration, hence ``ENABLE ALWAYS``: it fires in replication sessions too),
+    so the fault can be set before the night starts.
     """
-    with write_txn(conn):
-        row = conn.execute("SELECT call_id, caller FROM calls ORDER BY rowid DESC LIMIT 1").fetchone()
-        if row is None:
-            conn.execute(
-                "CREATE TRIGGER IF NOT EXISTS lab_fault_corrupt AFTER INSERT ON calls "
-                "WHEN (SELECT COUNT(*) FROM lab_faults) = 0 BEGIN "
-                "INSERT INTO lab_faults VALUES (NEW.call_id, NEW.caller); "
-                "UPDATE calls SET caller = NEW.caller || ' [corrupted]' WHERE call_id = NEW.call_id; END")
-            return "armed: the next record written will be corrupted"
-        conn.execute("INSERT OR IGNORE INTO lab_faults VALUES (?, ?)", row)
-        conn.execute("UPDATE calls SET caller = caller || ' [corrupted]' WHERE call_id = ?", (row[0],))
-        return f"record {row[0]} corrupted"
+    row = db.rows("SELECT samu_code, call_id, caller FROM calls ORDER BY answered_at DESC LIMIT 1")
+    if not row:
+        db.run("BEGIN; DROP TRIGGER IF EXISTS lab_fault_corrupt ON calls;"
+               "CREATE TRIGGER lab_fault_corrupt BEFORE INSERT ON calls FOR EACH ROW EXECUTE FUNCTION lab_fault_corrupt();"
+               "ALTER TABLE calls ENABLE ALWAYS TRIGGER lab_fault_corrupt; COMMIT;")
+        return "armed: the next record written will be corrupted"
+    code, call_id, caller = row[0]
+    db.run(f"BEGIN; SET LOCAL session_replication_role = replica;"
+           f"INSERT INTO lab_faults VALUES ({lit(call_id)}, {lit(caller)}) ON CONFLICT DO NOTHING;"
+           f"UPDATE calls SET caller = caller || ' [corrupted]' WHERE samu_code = {lit(code)} AND call_id = {lit(call_id)};"
+           "COMMIT;")
+    return f"record {call_id} corrupted"
 
 
-def repair_records(conn: sqlite3.Connection) -> int:
+def repair_records(db: Platform) -> int:
     """Undo ``corrupt_one_record``; returns how many records were restored."""
-    with write_txn(conn):
-        conn.execute("DROP TRIGGER IF EXISTS lab_fault_corrupt")
-        faults = conn.execute("SELECT call_id, original_caller FROM lab_faults").fetchall()
-        for call_id, caller in faults:
-            conn.execute("UPDATE calls SET caller = ? WHERE call_id = ?", (caller, call_id))
-        conn.execute("DELETE FROM lab_faults")
-    return len(faults)
+    results = db.run("BEGIN; SET LOCAL session_replication_role = replica; "
+                     "DROP TRIGGER IF EXISTS lab_fault_corrupt ON calls;"
+                     "UPDATE calls c SET caller = f.original_caller FROM lab_faults f WHERE c.call_id = f.call_id;"
+                     "DELETE FROM lab_faults; COMMIT;")
+    return next(r.count for r in results if r.tag.startswith("DELETE"))
 
 
-def platform_status(conn: sqlite3.Connection, name: str, codes: Sequence[str] | None = None) -> dict[str, Any]:
+def platform_status(db: Platform, name: str, codes: Sequence[str] | None = None) -> dict[str, Any]:
     """The platform's own state, its faults, and its partitions' states and record counts (of ``codes``)."""
-    where, args = _scope(codes)
-    with read_txn(conn):
-        records = conn.execute(f"SELECT COUNT(*) FROM calls{where}", args).fetchone()[0]
-        corrupted = conn.execute("SELECT COUNT(*) FROM lab_faults").fetchone()[0]
-        armed = conn.execute("SELECT COUNT(*) FROM sqlite_master WHERE name = 'lab_fault_corrupt'").fetchone()[0]
-        state = platform_state(conn)
-        partitions = partition_states(conn, codes)
-    faults = (["platform-down"] if state == DOWN else []) + (["checksum-mismatch"] if corrupted or armed else [])
-    return {"platform": name, "state": state, "records": records, "faults": faults, "partitions": partitions}
+    try:
+        partitions = partition_states(db, codes)
+        state = platform_state(db)
+        [[records, corrupted, armed, in_progress]] = db.rows(
+            f"SELECT (SELECT count(*) FROM calls t{_scope(codes)}), (SELECT count(*) FROM lab_faults), "
+            "(SELECT count(*) FROM pg_trigger WHERE tgname = 'lab_fault_corrupt' AND tgrelid = 'calls'::regclass), "
+            f"(SELECT count(*) FROM calls_in_progress t{_scope(codes)})")
+    except PlatformDown:
+        return {"platform": name, "state": DOWN, "records": None, "faults": ["platform-db-down"],
+                "partitions": {code: DOWN for code in codes or ()}, "in_progress": None}
+    faults = ["checksum-mismatch"] if int(corrupted or 0) or int(armed or 0) else []
+    return {"platform": name, "state": state, "records": int(records or 0),
+            "faults": faults, "partitions": partitions, "in_progress": int(in_progress or 0)}
 
 
 def partitions_in(status: dict[str, Any], expected: str) -> bool:
@@ -523,7 +895,7 @@ def site_settings(conn: sqlite3.Connection) -> dict[str, str]:
     return dict(conn.execute("SELECT key, value FROM site").fetchall())
 
 
-def place_call(site: sqlite3.Connection, platforms: dict[str, sqlite3.Connection], code: str, *,
+def place_call(site: sqlite3.Connection, platforms: dict[str, Platform], code: str, *,
                caller: str, rng: random.Random) -> CallResult:
     """A zero-length call without SIP, for unit tests: answered where the SAMU's state routes it, then recorded.
 
@@ -552,7 +924,7 @@ def record_call(lab: "LabData", record: CallRecord) -> str | None:
     return _record_on(None, lab.platform(record.answered_by), record)
 
 
-def _record_on(site: sqlite3.Connection | None, platform: sqlite3.Connection | None,
+def _record_on(site: sqlite3.Connection | None, platform: Platform | None,
                record: CallRecord) -> str | None:
     if record.answered_by == LOCAL:
         assert site is not None
@@ -564,10 +936,11 @@ def _record_on(site: sqlite3.Connection | None, platform: sqlite3.Connection | N
 
 def refusal(lab: "LabData", platform: str, code: str) -> str | None:
     """Why ``platform`` would not take a call for SAMU ``code`` now (its partition frozen, the platform down); None if it would."""
-    conn = lab.platform(platform)
-    with read_txn(conn):
-        state = partition_state(conn, code)
-        whole = platform_state(conn)
+    db = lab.platform(platform)
+    whole = platform_state(db)
+    if whole == DOWN:
+        return f"{platform} platform {whole}"
+    state = partition_state(db, code)
     if state == SERVING:
         return None
     return f"{platform} platform {state}" if whole != SERVING else f"{platform} platform partition {code} {state}"
@@ -585,34 +958,32 @@ def pending_records(site: sqlite3.Connection) -> list[CallRecord]:
     return [CallRecord(*row) for row in rows]
 
 
-def replay_buffer(site: sqlite3.Connection, platform: sqlite3.Connection, target: str) -> dict[str, int]:
+def replay_buffer(site: sqlite3.Connection, platform: Platform, target: str) -> dict[str, int]:
     """Replay the calls answered in backup mode into a platform, idempotently by call id.
 
-    Runs under the site lock (no call lands in the buffer meanwhile) and the
-    platform lock. A crash between the two commits leaves records replayed but
-    not marked; the next replay finds them present and only marks them.
+    Runs under the site lock (no call lands in the buffer meanwhile); the
+    records go to the platform in one transaction. A crash between the two
+    commits leaves records replayed but not marked; the next replay finds them
+    present and only marks them.
     """
     with write_txn(site):
         return _replay_locked(site, platform, target)
 
 
-def _replay_locked(site: sqlite3.Connection, platform: sqlite3.Connection, target: str) -> dict[str, int]:
+def _replay_locked(site: sqlite3.Connection, platform: Platform, target: str) -> dict[str, int]:
     pending = pending_records(site)
-    copied = 0
-    with write_txn(platform):
-        state = platform_state(platform)
-        if state != SERVING:
-            raise LabError(f"cannot replay into the {target} platform: it is {state}",
-                           f"unfreeze or heal the {target} platform first")
-        for record in pending:
-            copied += insert_record(platform, record)
+    code = site_settings(site)["code"]
+    if partition_state(platform, code) != SERVING:
+        raise LabError(f"cannot replay into the {target} platform: its partition {code} is frozen",
+                       f"unfreeze or heal the {target} platform first")
+    copied = insert_records(platform, pending)
     stamp = now()
     site.executemany("UPDATE backup_buffer SET replayed_to = ?, replayed_at = ? WHERE call_id = ?",
                      [(target, stamp, r.call_id) for r in pending])
     return {"replayed": copied, "already_present": len(pending) - copied}
 
 
-def set_mode(site: sqlite3.Connection, platforms: dict[str, sqlite3.Connection], mode: str, *,
+def set_mode(site: sqlite3.Connection, platforms: dict[str, Platform], mode: str, *,
              lab_dir: Path | None = None, drain_timeout: float = DRAIN_TIMEOUT_S) -> dict[str, Any]:
     """Switch a SAMU to backup mode, or return it to nominal.
 
@@ -646,9 +1017,8 @@ def set_mode(site: sqlite3.Connection, platforms: dict[str, sqlite3.Connection],
             "platform": settings["platform"], **replayed}
 
 
-def _refuse_unless_serving(platform: sqlite3.Connection, name: str, code: str) -> None:
-    with read_txn(platform):
-        state = partition_state(platform, code)
+def _refuse_unless_serving(platform: Platform, name: str, code: str) -> None:
+    state = partition_state(platform, code)
     if state != SERVING:
         raise LabError(f"the {name} platform's partition of SAMU {code} is {state}: calls routed there would be lost",
                        f"bring it back first (unfreeze or migrate), then return SAMU {code} to nominal")
@@ -708,7 +1078,7 @@ def _unrecorded(lab_dir: Path, where: str, codes: Sequence[str]) -> dict[str, in
     return {code: int(count) for code, count in rows}
 
 
-def point_at(site: sqlite3.Connection, platforms: dict[str, sqlite3.Connection], target: str, *,
+def point_at(site: sqlite3.Connection, platforms: dict[str, Platform], target: str, *,
              lab_dir: Path | None = None) -> dict[str, Any]:
     """Point a SAMU at a platform. Refused in nominal mode if that platform does not serve (calls would be lost).
 
@@ -780,7 +1150,7 @@ class LabData:
     def __init__(self, lab_dir: Path) -> None:
         self.lab_dir = Path(lab_dir)
         self._sites: dict[str, sqlite3.Connection] = {}
-        self._platforms: dict[str, sqlite3.Connection] = {}
+        self._platforms: dict[str, Platform] = {}
         self._ledger: sqlite3.Connection | None = None
 
     def site(self, code: str) -> sqlite3.Connection:
@@ -791,13 +1161,13 @@ class LabData:
             self._sites[code] = connect(path)
         return self._sites[code]
 
-    def platform(self, name: str) -> sqlite3.Connection:
+    def platform(self, name: str) -> Platform:
         if name not in self._platforms:
-            self._platforms[name] = connect(platform_db(self.lab_dir, check_platform_name(name)))
+            self._platforms[name] = open_platform(self.lab_dir, name)
         return self._platforms[name]
 
     @property
-    def platforms(self) -> dict[str, sqlite3.Connection]:
+    def platforms(self) -> dict[str, Platform]:
         return {name: self.platform(name) for name in PLATFORMS}
 
     def ledger(self) -> sqlite3.Connection:
@@ -812,8 +1182,10 @@ class LabData:
         return result
 
     def close(self) -> None:
-        for conn in [*self._sites.values(), *self._platforms.values(), *([self._ledger] if self._ledger else [])]:
+        for conn in [*self._sites.values(), *([self._ledger] if self._ledger else [])]:
             conn.close()
+        for platform in self._platforms.values():
+            platform.close()
         self._sites.clear()
         self._platforms.clear()
         self._ledger = None
@@ -891,18 +1263,28 @@ def _platform_command(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
     if args.command == "copy-back":
         return copy_back(lab_dir, args.source, args.target, codes=codes), EXIT_OK
     name = check_platform_name(_identity(args, "platform", "CUTOVER_LAB_PLATFORM"))
-    conn = connect(platform_db(lab_dir, name))
+    db = open_platform(lab_dir, name)
+    try:
+        return _on_platform(args, db, codes)
+    finally:
+        db.close()
+
+
+def _on_platform(args: argparse.Namespace, db: Platform, codes: list[str] | None) -> tuple[dict[str, Any], int]:
     if args.command in ("freeze", "unfreeze"):
-        changed = set_frozen(conn, args.command == "freeze", codes)
-        return {"platform": name, "state": platform_state(conn), "changed": changed,
-                "partitions": partition_states(conn, codes)}, EXIT_OK
+        changed = set_frozen(db, args.command == "freeze", codes)
+        return {"platform": db.name, "state": platform_state(db), "changed": changed,
+                "partitions": partition_states(db, codes)}, EXIT_OK
+    if args.command == "drain":
+        report = drain(db, codes, timeout=args.timeout)
+        return report, EXIT_OK if report["drained"] else EXIT_CHECK_FAILED
     if args.command == "checksums":
-        return {"platform": name, "samus": codes, "tables": table_checksums(conn, codes)}, EXIT_OK
+        return {"platform": db.name, "samus": codes, "tables": table_checksums(db, codes)}, EXIT_OK
     if args.command == "verify":
-        return _verify(lab_dir, name, args.against, codes)
+        return _verify(db, args.against, codes)
     if args.command == "in-progress":
-        return _in_progress(lab_dir, name, codes, args.wait_zero)
-    status = platform_status(conn, name, codes)
+        return _in_progress(_lab_dir(args), db.name, codes, args.wait_zero)
+    status = platform_status(db, db.name, codes)
     expected = args.expect is None or (partitions_in(status, args.expect) if codes is not None
                                        else status["state"] == args.expect)
     return status, EXIT_OK if expected else EXIT_CHECK_FAILED
@@ -924,12 +1306,20 @@ def _in_progress(lab_dir: Path, name: str, codes: Sequence[str] | None,
     return report, EXIT_CHECK_FAILED if wait is not None and total else EXIT_OK
 
 
-def _verify(lab_dir: Path, name: str, other: str, codes: Sequence[str] | None) -> tuple[dict[str, Any], int]:
-    mine = table_checksums(connect(platform_db(lab_dir, name)), codes)
-    theirs = table_checksums(connect(platform_db(lab_dir, check_platform_name(other))), codes)
-    differ = compare_checksums(mine, theirs)
-    report = {"platform": name, "against": other, "samus": codes, "equal": not differ, "differing_tables": differ,
-              "tables": {t: {name: mine[t], other: theirs[t]} for t in DATA_TABLES}}
+def _verify(db: Platform, other: str, codes: Sequence[str] | None) -> tuple[dict[str, Any], int]:
+    """Counts and digests per table and SAMU, here and over the link to ``other``, compared in one query."""
+    if other != other_platform(db.name):
+        raise LabError(f"the {db.name} platform's link goes to the {other_platform(db.name)} platform, not {other}",
+                       f"run verify on the {other_platform(other)} platform")
+    rows = verify_across_link(db, codes)
+    differ = sorted({r["table"] for r in rows if not r["equal"]})
+    tables = {t: {side_name: {"rows": sum(r[side]["rows"] for r in rows if r["table"] == t),
+                              "checksum": "md5sum60:" + str(sum(int(r[side]["digest"] or 0)
+                                                                for r in rows if r["table"] == t))}
+                  for side, side_name in (("here", db.name), ("there", other))}
+              for t in DATA_TABLES}
+    report = {"platform": db.name, "against": other, "samus": codes, "equal": not differ, "differing_tables": differ,
+              "tables": tables, "partitions": [r for r in rows if not r["equal"]]}
     return report, EXIT_CHECK_FAILED if differ else EXIT_OK
 
 
@@ -1022,6 +1412,7 @@ def _platform_parser(parser: argparse.ArgumentParser) -> None:
         "status": "state and record count",
         "freeze": "stop answering calls (records stay readable for the migration)",
         "unfreeze": "answer calls again",
+        "drain": "wait until the platform has no call in progress for these SAMUs (exit 1 on timeout)",
         "checksums": "per-table row counts and checksums",
         "verify": "compare counts and checksums with another platform (exit 1 if they differ)",
         "migrate": "copy the records a platform lacks from a frozen one (idempotent by primary key)",
@@ -1029,10 +1420,11 @@ def _platform_parser(parser: argparse.ArgumentParser) -> None:
         "in-progress": "calls in progress on this platform per SAMU, as the call router counts them",
     }
     subs = {name: commands.add_parser(name, help=text, description=text) for name, text in specs.items()}
-    for name in ("status", "freeze", "unfreeze", "checksums", "verify", "in-progress"):
+    for name in ("status", "freeze", "unfreeze", "drain", "checksums", "verify", "in-progress"):
         subs[name].add_argument("--platform", choices=PLATFORMS, help="[default: $CUTOVER_LAB_PLATFORM]")
     subs["status"].add_argument("--expect", choices=(SERVING, FROZEN, DOWN))
     subs["verify"].add_argument("--against", choices=PLATFORMS, required=True)
+    subs["drain"].add_argument("--timeout", type=float, default=60.0, help="seconds to wait [default: 60]")
     for name, (source, target) in {"migrate": ("legacy", "cloud"), "copy-back": ("cloud", "legacy")}.items():
         subs[name].add_argument("--from", dest="source", choices=PLATFORMS, default=source)
         subs[name].add_argument("--to", dest="target", choices=PLATFORMS, default=target)
@@ -1060,7 +1452,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(error) if getattr(args, "json", False) else f"error: {exc}\n  hint: {exc.hint}",
               file=sys.stderr)
         return EXIT_REFUSED
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, PgError) as exc:
         print(f"error: lab database: {exc}", file=sys.stderr)
         return EXIT_REFUSED
     print(json.dumps(data, ensure_ascii=False) if args.json else _render(data))
