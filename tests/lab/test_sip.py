@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from cutover.lab import router, sipnet, traffic
+from cutover.lab import platforms, router, sipnet, traffic
 from cutover.lab.layout import LabLayout, LabState, TrafficInfo
 from cutover.lab.ledger import account_calls
 from cutover.lab.tools import samulab, sipcall
@@ -77,8 +77,10 @@ class Net:
         return traffic.all_stats(self.layout.sipp)
 
 
-def _network(tmp_path: Path, *, callers: bool) -> Iterator[Net]:
+def _network(tmp_path: Path, clusters: Path, *, callers: bool) -> Iterator[Net]:
     layout = LabLayout.under(tmp_path)
+    layout.root.mkdir(parents=True, exist_ok=True)
+    platforms.pg_link(layout.root).symlink_to(clusters)  # the session's pair of PostgreSQL platforms
     samulab.create_lab_data(layout.root, CODES)
     state = LabState(lab_dir=str(layout.root), inventory="", env="", started_at="", hosts=[],
                      traffic=TrafficInfo(rate=RATE, codes=list(CODES), hold=HOLD))
@@ -105,23 +107,23 @@ def _assert_no_process_left(root: Path) -> None:
 
 
 @pytest.fixture
-def net(tmp_path: Path) -> Iterator[Net]:
-    yield from _network(tmp_path, callers=False)
+def net(tmp_path: Path, platform_clusters: Path) -> Iterator[Net]:
+    yield from _network(tmp_path, platform_clusters, callers=False)
 
 
 @pytest.fixture
-def busy_net(tmp_path: Path) -> Iterator[Net]:
-    yield from _network(tmp_path, callers=True)
+def busy_net(tmp_path: Path, platform_clusters: Path) -> Iterator[Net]:
+    yield from _network(tmp_path, platform_clusters, callers=True)
 
 
-def _count(conn, sql: str, *args) -> int:
-    return conn.execute(sql, args).fetchone()[0]
+def _count(db: samulab.Platform, sql: str) -> int:
+    return int(db.rows(sql)[0][0] or 0)
 
 
 def test_a_call_is_routed_to_each_destination_and_recorded_where_it_was_answered(net: Net):
     first = net.test_call("30")
     assert first.answered_by == "legacy"
-    assert _count(net.platform("legacy"), "SELECT COUNT(*) FROM calls WHERE call_id = ?", first.call_id) == 1
+    assert _count(net.platform("legacy"), f"SELECT COUNT(*) FROM calls WHERE call_id = {samulab.lit(first.call_id)}") == 1
 
     net.mode("30", "backup")
     assert sipcall.routes(net.root)["30"] == "local"
@@ -135,7 +137,7 @@ def test_a_call_is_routed_to_each_destination_and_recorded_where_it_was_answered
     assert sipcall.routes(net.root) == {"13": "legacy", "2A": "legacy", "30": "cloud"}
     cloud = net.test_call("30")
     assert cloud.answered_by == "cloud"
-    cloud_ids = {r[0] for r in net.platform("cloud").execute("SELECT call_id FROM calls")}
+    cloud_ids = {r[0] for r in net.platform("cloud").rows("SELECT call_id FROM calls")}
     assert {local.call_id, cloud.call_id} <= cloud_ids
     assert net.test_call("13").answered_by == "legacy"
 
