@@ -95,6 +95,21 @@ class CallAccount(SamuAccount):
             "examples": self.examples,
         }
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CallAccount:
+        """The account ``to_json`` wrote (the one ``lab down`` keeps once the platforms are gone)."""
+        sipp = data.get("sipp")
+        return cls(
+            placed=data["placed"], answered=data["answered"], lost=data["lost"],
+            records_missing=data["records_missing"], records_duplicated=data["records_duplicated"],
+            pending_in_backup=data["pending_in_backup"], in_progress=data["in_progress"],
+            answered_by=Counter(data["answered_by"]), lost_reasons=Counter(data["lost_reasons"]),
+            samus={code: SamuAccount(**acc) for code, acc in data["samus"].items()}, examples=data["examples"],
+            sipp=SippStats(created=sipp["placed"], successful=sipp["successful"], failed=sipp["failed"],
+                           in_progress=sipp["in_progress"], retransmissions=sipp["retransmissions"],
+                           failed_by=dict(sipp["failed_by"]), files=list(sipp["files"])) if sipp else None,
+            ledger_placed=data["ledger"]["calls"], ledger_refused=data["ledger"]["refused"])
+
 
 def account_calls(lab_dir: Path, sipp: SippStats | None = None) -> CallAccount:
     """Tally the ledger against the sites' buffers and the platforms' databases, next to SIPp's count.

@@ -21,6 +21,7 @@ ever stopped. Errors are ``LabError`` (exit 1) or ``InputError`` (exit 2), with 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import random
 import shutil
@@ -52,6 +53,7 @@ HISTORY_PER_SAMU = 20  # calls already on the legacy platform before the night, 
 FAULT_KINDS = ("sshd-stopped", "platform-db-down", "checksum-mismatch")
 SIP_FAULT_KINDS = (sipnet.ROUTER_DOWN, sipnet.PACKET_LOSS)
 SIP_TOOL_SOURCE = Path(sipcall.__file__)
+FINAL_CALLS = "calls-final.json"  # the last account, kept by `lab down` before the platforms' databases go
 
 
 class LabError(CutoverError):
@@ -155,6 +157,7 @@ def _refuse_busy_ports(hosts: Sequence[LabHost]) -> None:
 def _prepare_files(layout: LabLayout, inventory: Inventory) -> None:
     """Fresh tools and keys, no stale data (host keys are kept so known_hosts stays stable)."""
     platforms.remove_clusters(layout.root)
+    (layout.root / FINAL_CALLS).unlink(missing_ok=True)
     for stale in ("platforms", "sites", "tools", "bin", "sip", "sipp"):
         shutil.rmtree(layout.root / stale, ignore_errors=True)
     for ledger_file in layout.root.glob("ledger.db*"):
@@ -320,12 +323,12 @@ class LabDown:
 
 
 def lab_down(state_dir: Path) -> LabDown:
-    """Stop the traffic and every sshd; idempotent. The databases stay for ``lab calls``."""
+    """Stop the calls, the router, every sshd and the platforms; idempotent. The final count stays for ``lab calls``."""
     layout = LabLayout.under(Path(state_dir))
     state = read_state(layout)
     if state is None:
         return LabDown(was_up=False)
-    stopped = _stop_processes(state, layout)
+    stopped = _stop_processes(state, layout, keep_account=state.up)
     state.up = False
     write_state(layout, state)
     return LabDown(was_up=bool(stopped), stopped=stopped)
@@ -362,8 +365,11 @@ def lab_reset(state_dir: Path) -> LabState:
     return state
 
 
-def _stop_processes(state: LabState, layout: LabLayout | None = None) -> list[str]:
+def _stop_processes(state: LabState, layout: LabLayout | None = None, *, keep_account: bool = False) -> list[str]:
+    """``keep_account``: count the calls once SIPp has stopped, before the platforms' databases go (`lab down`)."""
     stopped = sipnet.stop(state, layout)
+    if keep_account and layout is not None:
+        _keep_final_account(layout)
     for host in state.hosts:  # traffic first: calls do not need sshd, but a clean order reads better in logs
         if host.pid and sshd.stop_pid(host.pid):
             stopped.append(host.name)
@@ -373,6 +379,21 @@ def _stop_processes(state: LabState, layout: LabLayout | None = None) -> list[st
     for host in state.platforms():
         host.db_pid = None
     return stopped
+
+
+def _keep_final_account(layout: LabLayout) -> None:
+    """SIPp has stopped (its calls ended): count once more while the platforms are still there, and keep it.
+
+    `lab calls` after `lab down` reads it: the clusters' data leaves with them.
+    """
+    try:
+        account = lab_calls(layout.root.parent)
+    except LabError:  # a platform already down: nothing complete to keep
+        (layout.root / FINAL_CALLS).unlink(missing_ok=True)
+        return
+    path = layout.root / FINAL_CALLS
+    path.write_text(json.dumps(account.to_json(), indent=1), encoding="utf-8")
+    path.chmod(0o600)
 
 
 def _any_running(state: LabState) -> bool:
@@ -472,6 +493,9 @@ def lab_calls(state_dir: Path) -> CallAccount:
     state = read_state(layout)
     if state is None:
         raise LabError(f"no lab in {layout.root}", hint="start one with `cutover lab up`")
+    final = layout.root / FINAL_CALLS
+    if not state.up and final.is_file():  # after `lab down`: the count it kept
+        return CallAccount.from_json(json.loads(final.read_text(encoding="utf-8")))
     sipp = traffic.all_stats(layout.sipp) if state.sip is not None else None
     try:
         return account_calls(layout.root, sipp)

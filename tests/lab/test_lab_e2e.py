@@ -7,6 +7,7 @@ time; every test's lab is brought down at teardown, whatever happens.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import sqlite3
@@ -129,6 +130,7 @@ def test_a_night_driven_over_ssh_loses_nothing_and_faults_show(lab_project: LabP
     assert all(r["mode"] == "backup" for r in _each_site(lab, "mode backup --json"))
     assert _ok_json(lab.site("30", "test-call --expect local --json"))["ok"]
     wave = "--samus " + ",".join(SAMUS)  # as the playbooks do: the cloud opens a SAMU's partition at its migration
+    assert _ok_json(lab.platform("legacy", f"drain {wave} --json"))["drained"]  # calls still talking end first
     assert set(_ok_json(lab.platform("legacy", f"freeze {wave} --json"))["partitions"].values()) == {"frozen"}
     _wait_calls(lab)
     migrated = _ok_json(lab.platform("cloud", f"migrate --from legacy --to cloud {wave} --json"))
@@ -170,10 +172,19 @@ def test_a_night_driven_over_ssh_loses_nothing_and_faults_show(lab_project: LabP
     assert check.returncode == 4 and "cloud platform down" in check.stdout
 
     lab.cutover("lab", "down")
+    # the platforms' databases are gone with the lab; the final count stays, with SIPp's calls all ended
+    final = lab.json("lab", "calls")
+    assert final["sipp"]["in_progress"] == 0 and final["sipp"]["placed"] >= check_placed(check.stdout)
+    assert final["lost"] >= 1 and final["lost_reasons"], final
     after = lab.json("lab", "status")
     assert not after["up"] and not after["traffic"]["running"]
     assert not any(s["reachable"] for s in after["sites"])
     assert "nothing was running" in lab.cutover("lab", "down").stdout
+
+
+def check_placed(calls_text: str) -> int:
+    """SIPp's placed count in `lab calls` text output."""
+    return int(re.search(r"SIPp: placed (\d+)", calls_text).group(1))
 
 
 def _site_status(lab: LabProject, code: str) -> dict:
