@@ -31,6 +31,12 @@ proof: system-deps $(STAMP) bytecode
 bench: system-deps $(STAMP) bytecode
 	$(BIN)/python -m benchmarks
 
+## lint: ruff (unused imports, import order, pyupgrade, bugbear) and mypy; make test runs them too
+lint: $(STAMP)
+	$(BIN)/ruff check cutover tests benchmarks scripts
+	$(BIN)/python -m mypy cutover
+	$(BIN)/lint-imports
+
 venv: $(STAMP)
 
 # Every `cutover` process would otherwise compile the package from source at start-up where

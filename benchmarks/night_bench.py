@@ -24,7 +24,7 @@ from pathlib import Path
 from cutover.core.events import parse_time
 from cutover.core.state import RunState
 from cutover.journal.sqlite import SqliteJournal
-from cutover.app.runs import load_run
+from cutover.app.queries import load_run
 
 REPO = Path(__file__).resolve().parents[1]
 CUTOVER = str(Path(sys.executable).parent / "cutover")

@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from cutover.core.events import Journal, parse_time
+from cutover.core.forecast import Outlook
 from cutover.core.records import StepInfo, WindowInfo
 from cutover.core.state import RunState, fold
 from cutover.core.steps import ActionStep, RunbookSpec
@@ -22,9 +23,9 @@ from cutover.core.whatif import Change
 from cutover.core.windows import first_open_window, window_of
 from cutover.errors import InputError, NotFound
 from cutover.model.inventory import Inventory
-from cutover.planning.plan import plan_cutover, to_spec, window_infos
+from cutover.planning.plan import numbered_window, plan_cutover, to_spec, window_infos
 from cutover.model.runbook import LoadedRunbook
-from cutover.app.runs import numbered_window, runbook_of
+from cutover.app.queries import runbook_of
 
 if TYPE_CHECKING:
     from cutover.core.montecarlo import PlannedDuration
@@ -214,14 +215,14 @@ class LiveForecasts:
         self.journal = journal
         self._past: dict[str, Selection] = {}
 
-    def of(self, state: RunState, *, now: datetime) -> dict[str, Any] | None:
+    def of(self, state: RunState, *, now: datetime) -> Outlook | None:
         if state.run_id not in self._past:
             self._past[state.run_id] = past_runs(self.journal, state)
         return live_forecast(self.journal, state, now=now, runs=self._past[state.run_id])
 
 
 def live_forecast(journal: Journal, state: RunState, *, now: datetime, samples: int = 1000,
-                  runs: Selection | None = None) -> dict[str, Any] | None:
+                  runs: Selection | None = None) -> Outlook | None:
     """The rest of a run under way, forecast from measurements: what is done is done, the remainder is drawn.
 
     ``runs`` (from ``past_runs``): the past runs already measured (``LiveForecasts`` keeps them).
@@ -243,9 +244,9 @@ def live_forecast(journal: Journal, state: RunState, *, now: datetime, samples: 
                            latest_pnr=latest_pnr)
     pnr_deadline = whole["pnr_deadline"] if state.point_of_no_return_passed is None else None
     # the source of what is left to run: past runs that measured none of it do not make it "measured"
-    return {"end_p50": ahead["end"]["p50"], "end_p90": ahead["end"]["p90"], "pnr_deadline": pnr_deadline,
-            "source": ahead["source"], "spread_known": ahead["spread_known"],
-            "left_out": selection.left_out_json()}
+    return Outlook(datetime.fromisoformat(ahead["end"]["p50"]), datetime.fromisoformat(ahead["end"]["p90"]),
+                   datetime.fromisoformat(pnr_deadline) if pnr_deadline else None,
+                   ahead["source"], ahead["spread_known"], selection.left_out_json())
 
 
 def window_risk(journal: Journal, loaded: LoadedRunbook, inventory: Inventory, window_end: str, *,

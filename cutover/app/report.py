@@ -34,7 +34,7 @@ from cutover.core.text import visible
 from cutover.core.timings import StepMeasure, measure_run, measured_source, spread_known, spread_unknown, summarise
 from cutover.app.history import select_runs
 from cutover.model.redact import redacted
-from cutover.app.runs import notifications_json
+from cutover.app.queries import notifications_json
 
 FORMATS = ("html", "markdown", "json")
 

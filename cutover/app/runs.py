@@ -20,27 +20,29 @@ from typing import Any
 
 from cutover.app.anchors import anchor_run
 from cutover.planning.blast import run_claims, step_reaches
-from cutover.app.approvals import (Override, SignedApproval, allowed_signers_path, check_signed, signers_content,
-                                   signers_digest)
+from cutover.app.approvals import Override, SignedApproval, check_signed
+from cutover.model.signers import allowed_signers_path, signers_content, signers_digest
 from cutover.core.actions import Executor, Target
 from cutover.core.engine import Approval, DriveOptions, Engine, approval_record, gate_satisfied, steps_after
 from cutover.core import records as r
 from cutover.core.events import Event, Journal, LeaseHolder
 from cutover.core.journal_rules import lease_staleness
 from cutover.journal.leases import current_holder, holder_alive
-from cutover.planning.plan import plan_cutover, to_spec, window_infos
+from cutover.planning.plan import numbered_window, plan_cutover, to_spec, window_infos
 from cutover.core.criteria import criteria_json
-from cutover.core.state import MASKED, RunState, RunStatus, TargetStatus, fold
+from cutover.core.state import RunState, RunStatus, TargetStatus, fold
 from cutover.errors import ExitCode, InputError, LeaseHeld, NotFound
 from cutover.executors.registry import open_executors
 from cutover.model.inventory import Inventory
 from cutover.app.notify import Notifier
+from cutover.app.queries import load_run, runbook_of, secret_digest
 from cutover.app.programme import check_programme
 from cutover.model.redact import Redactor
 from cutover.core.steps import Approver, GateStep, RunbookSpec
 from cutover.core.text import as_name, name_problem
 from cutover.core.windows import first_open_window, next_window, postpone_problem, window_json, window_of
-from cutover.model.runbook import LoadedRunbook, check_against, parse_runbook
+from cutover.model.runbook import LoadedRunbook
+from cutover.planning.validation import check_against
 
 EXIT_FOR_STATUS = {
     RunStatus.COMPLETED: ExitCode.OK,
@@ -134,17 +136,6 @@ def opening_window(loaded: LoadedRunbook, number: int | None = None, *,
     return chosen
 
 
-def numbered_window(loaded: LoadedRunbook, number: int) -> r.WindowInfo:
-    """The runbook's candidate window ``number`` (`--window N`); refused (exit 2) when it has none such."""
-    windows = window_infos(loaded.runbook)
-    found = next((w for w in windows if w.number == number), None)
-    if found is None:
-        raise InputError(f"--window {number}: runbook {loaded.runbook.name!r} has {len(windows) or 'no'} "
-                         "candidate window(s)",
-                         hint="its `windows:` are numbered from 1" if windows else "declare them under `windows:`")
-    return found
-
-
 def postpone_run(journal: Journal, run_id: str, number: int, reason: str, *,
                  now: datetime | None = None) -> RunState:
     """`cutover runs postpone`: move a run to a later candidate window (journalled), under its lease."""
@@ -214,11 +205,6 @@ def check_not_abandoned(state: RunState) -> None:
                          hint="start a new run with `cutover run`")
 
 
-def secret_digest(run_id: str, name: str, value: str) -> str:
-    """What the journal keeps of a secret parameter: enough to check the value given again, not to show it."""
-    return "sha256:" + hashlib.sha256(f"cutover secret parameter\0{run_id}\0{name}\0{value}".encode()).hexdigest()
-
-
 def _check_no_secret_journalled(loaded: LoadedRunbook, redact: Redactor) -> None:
     """Refuse a run whose runbook text or plain parameters hold a secret: the journal keeps both verbatim.
 
@@ -238,46 +224,6 @@ def _check_no_secret_journalled(loaded: LoadedRunbook, redact: Redactor) -> None
                              "parameters are journalled",
                              hint=f"declare it `secret: true` under the runbook's params: (journalled as a digest, "
                                   f"given again with --param {name}=VALUE at resume and rollback)")
-
-
-def load_run(journal: Journal, run_id: str) -> RunState:
-    events = journal.events(run_id)
-    if not events:
-        known = journal.runs()
-        raise NotFound(f"no run {run_id!r} in this journal",
-                       hint=f"known runs: {', '.join(known[-5:])}" if known else "start one with `cutover run`")
-    return fold(events)
-
-
-def runbook_of(state: RunState, secrets: Mapping[str, str] | None = None) -> RunbookSpec:
-    """The runbook exactly as it was when the run was created (kept in the journal), with its parameters.
-
-    Secret parameters are masked unless ``secrets`` gives them again (to drive
-    the run): then each must match its journalled digest.
-    """
-    params = {**state.params, **_secret_values(state, secrets)}
-    return to_spec(parse_runbook(state.runbook_text, state.runbook_path or state.runbook_name, params=params).runbook)
-
-
-def _secret_values(state: RunState, given: Mapping[str, str] | None) -> dict[str, str]:
-    if given is None:
-        return {name: MASKED for name in state.secret_params}
-    others = sorted(set(given) - set(state.secret_params))
-    if others:
-        raise InputError(f"run {state.run_id} keeps the parameters it was created with; only secret ones are given "
-                         f"again (not {', '.join(others)})", hint="drop those --param options")
-    again = " ".join(f"--param {name}=VALUE" for name in state.secret_params)
-    missing = [name for name in state.secret_params if name not in given]
-    if missing:
-        raise InputError(f"run {state.run_id} has secret parameter(s) {', '.join(missing)}: the journal keeps only "
-                         "their digest", hint=f"give them again: {again}")
-    values = {name: given[name].strip() for name in state.secret_params}  # as parameters are read at creation
-    wrong = [name for name, value in values.items()
-             if secret_digest(state.run_id, name, value) != state.params.get(name)]
-    if wrong:
-        raise InputError(f"secret parameter(s) {', '.join(wrong)} differ from the value(s) run {state.run_id} "
-                         "was created with", hint=f"give the same values: {again}")
-    return values
 
 
 def auto_approver(state: RunState, inventory: Inventory, given: str | None) -> str | None:
@@ -728,63 +674,3 @@ def _check_exclusions(state: RunState, exclude: tuple[str, ...]) -> None:
     for target in exclude:
         if target not in known:
             raise NotFound(f"{target!r} is not a target of run {state.run_id}")
-
-
-# ---------------------------------------------------------------------- describing a run
-
-
-def status_json(state: RunState) -> dict[str, Any]:
-    return {
-        "run_id": state.run_id,
-        "runbook": state.runbook_name,
-        "env": state.env,
-        "kind": state.kind,
-        "label": state.label,
-        "params": state.shown_params,
-        "wave": {"group": state.wave_group, "samus": list(state.wave_samus)} if state.wave_group else None,
-        "state": state.status.value,
-        "mode": state.mode,
-        "pause": {"reason": state.pause_reason, "detail": state.pause_detail} if state.pause_reason else None,
-        "created_at": state.created_at,
-        "created_by": state.created_by,
-        "updated_at": state.updated_at,
-        "finished_at": state.finished_at,
-        "window_end": state.window_end,
-        "window": window_json(window_of(state)),  # the candidate window the run is in (None: none declared)
-        "windows": [w.to_payload() for w in state.windows],
-        "lease": state.lease_holder,
-        "rollback_points": list(state.completed),
-        "point_of_no_return_passed": state.point_of_no_return_passed,
-        "gates": {gid: {"opened_at": g.opened_at, "passed_at": g.passed_at,
-                        "approvals": [{"approver": a.approver, "approver_id": a.approver_id, "role": a.role,
-                                       "reason": a.reason, "auto": a.auto, "at": a.at, "signed": a.signed}
-                                      for a in g.approvals],
-                        **criteria_json(g)}
-                  for gid, g in state.gates.items()},
-        "notifications": notifications_json(state),
-        "steps": [
-            {"id": t.step_id, "target": t.target, "state": t.status.value, "started_at": t.started_at,
-             "finished_at": t.finished_at, "attempts": t.attempts, "outcome": t.outcome, "detail": t.detail}
-            for info in state.steps for t in state.step_targets(info.id)
-        ],
-    }
-
-
-def notifications_json(state: RunState) -> dict[str, Any]:
-    """What the run's notifications came to, for status --json, the web board and the report."""
-    return {"sent": state.notifications_sent, "failed_attempts": state.notifications_retrying,
-            "undelivered": [{"notice": u.notice, "target": u.target, "samu": u.samu, "error": u.error, "at": u.at}
-                            for u in state.notifications_undelivered]}
-
-
-def runs_json(journal: Journal) -> list[dict[str, Any]]:
-    rows = []
-    for run_id in journal.runs():
-        state = fold(journal.events(run_id))
-        rows.append({"run_id": run_id, "runbook": state.runbook_name, "env": state.env, "kind": state.kind,
-                     "label": state.label,
-                     "params": state.shown_params, "wave": state.wave_group, "state": state.status.value,
-                     "started_at": state.created_at, "finished_at": state.finished_at,
-                     "created_at": state.created_at, "updated_at": state.updated_at})
-    return rows
-

@@ -17,7 +17,8 @@ from cutover.core.whatif import parse_changes
 from cutover.errors import ExitCode, InputError
 from cutover.app.history import compare_json, forecast_json, select_runs, timings_json, replay_json
 from cutover.app.report import FORMATS, Evidence, render, report_data
-from cutover.app.runs import check_run_id, load_run
+from cutover.app.runs import check_run_id
+from cutover.app.queries import load_run
 
 
 def _seconds(value: float | None) -> str:

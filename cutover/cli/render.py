@@ -14,25 +14,26 @@ from rich.text import Text
 from cutover.core import records as r
 from cutover.core.actions import ActionResult, Outcome
 from cutover.core.events import Event, parse_time
-from cutover.core.forecast import backup_mode_seconds, forecast
+from cutover.core.forecast import Outlook, backup_mode_seconds
 from cutover.core.state import GateState, RunState, RunStatus, TargetStatus
-from cutover.core.timings import spread_unknown
+from cutover.core.views import SYMBOLS, header_clocks, notification_totals
 from cutover.core.windows import next_window
 
-STYLE = {
-    TargetStatus.PENDING: ("·", "dim"),
-    TargetStatus.RUNNING: ("▶", "bold yellow"),
-    TargetStatus.IN_DOUBT: ("?", "bold magenta"),
-    TargetStatus.SUCCEEDED: ("✓", "green"),
-    TargetStatus.FAILED: ("✗", "bold red"),
-    TargetStatus.ROLLED_BACK: ("↺", "cyan"),
-    TargetStatus.SKIPPED: ("-", "dim"),
+# the terminal's colour of each target state; the symbols are the core's (core.views.SYMBOLS)
+COLOUR = {
+    TargetStatus.PENDING: "dim",
+    TargetStatus.RUNNING: "bold yellow",
+    TargetStatus.IN_DOUBT: "bold magenta",
+    TargetStatus.SUCCEEDED: "green",
+    TargetStatus.FAILED: "bold red",
+    TargetStatus.ROLLED_BACK: "cyan",
+    TargetStatus.SKIPPED: "dim",
 }
 RUN_STYLE = {RunStatus.RUNNING: "yellow", RunStatus.PAUSED: "magenta", RunStatus.COMPLETED: "green",
              RunStatus.FAILED: "red", RunStatus.ROLLED_BACK: "cyan", RunStatus.ABANDONED: "dim"}
 
 
-def status_board(state: RunState, now: datetime | None = None, outlook: dict[str, Any] | None = None,
+def status_board(state: RunState, now: datetime | None = None, outlook: Outlook | None = None,
                  next_move: str | None = None) -> Group:
     """SAMUs (rows) x steps (columns), with the run's header: the live view and `cutover status`.
 
@@ -57,7 +58,8 @@ def _steps(state: RunState) -> Table:
     table.add_column(no_wrap=True)
     table.add_column(overflow="fold")
     for number, info in enumerate(state.steps, start=1):
-        symbol, style = STYLE[state.step_status(info.id)]
+        status = state.step_status(info.id)
+        symbol, style = SYMBOLS[status], COLOUR[status]
         title = info.title if info.title and info.title != info.id else ""
         table.add_row(str(number), Text(symbol, style=style), Text(info.id, style="bold"), title)
     return table
@@ -82,46 +84,42 @@ def criteria_table(gate_id: str, gate: GateState) -> Table:
     return table
 
 
-def _header(state: RunState, now: datetime, measured: dict[str, Any] | None = None) -> Text:
+def _header(state: RunState, now: datetime, measured: Outlook | None = None) -> Text:
+    clocks = header_clocks(state, measured, now)
     text = Text()
     text.append(f"run {state.run_id}", style="bold")
     text.append(f"  {state.runbook_name} on {state.env}  ")
     label = state.status.value + (" (rolling back)" if state.mode == "rollback" and state.status is RunStatus.RUNNING else "")
     text.append(label, style=RUN_STYLE[state.status])
-    if state.created_at:
-        text.append(f"  elapsed {_duration((now - parse_time(state.created_at)).total_seconds())}")
-    if state.window_end:
-        left = (parse_time(state.window_end) - now).total_seconds()
+    if clocks.elapsed_s is not None:
+        text.append(f"  elapsed {_duration(clocks.elapsed_s)}")
+    if clocks.window_left_s is not None:
+        left = clocks.window_left_s
         name = f"window {state.window}" if state.window else "window"
         text.append(f"  {name} closes in {_duration(left)}" if left > 0 else f"  {name} closed", style="bold")
-    if state.point_of_no_return_passed:
-        text.append(f"  PNR passed ({state.point_of_no_return_passed})", style="bold red")
-    outlook = forecast(state, now)
-    if measured is not None:
-        p50, p90 = (datetime.fromisoformat(measured[k]).astimezone() for k in ("end_p50", "end_p90"))
-        if measured["spread_known"]:
-            text.append(f"  end P50 {p50:%H:%M:%S} P90 {p90:%H:%M:%S} ({measured['source']})")
-        else:  # P90 would only repeat P50
-            text.append(f"  end P50 {p50:%H:%M:%S} ({measured['source']}; {spread_unknown(measured['source'])})")
-    elif outlook.predicted_end is not None:
-        text.append(f"  predicted end {outlook.predicted_end.astimezone():%H:%M:%S} (expected durations)")
-        if outlook.unknown_durations:
-            text.append(f" (+{outlook.unknown_durations} steps of unknown duration)", style="dim")
-    later = next_window(state, now) if measured and _misses_window(state, measured["end_p90"]) else None
+    if clocks.pnr_passed:
+        text.append(f"  PNR passed ({clocks.pnr_passed})", style="bold red")
+    end = clocks.end
+    if end is not None and end.measured:
+        p90 = f" P90 {end.p90.astimezone():%H:%M:%S}" if end.p90 is not None else ""
+        text.append(f"  end P50 {end.p50.astimezone():%H:%M:%S}{p90} ({end.source})")
+    elif end is not None:
+        text.append(f"  predicted end {end.p50.astimezone():%H:%M:%S} ({end.source})")
+        if end.unknown_steps:
+            text.append(f" (+{end.unknown_steps} steps of unknown duration)", style="dim")
+    later = next_window(state, now) if measured and _misses_window(state, measured.end_p90) else None
     if later is not None:
         text.append(f"  P90 end misses the window: next is window {later.number} "
                     f"(`cutover runs postpone {state.run_id} --window {later.number} --reason TEXT`)", style="bold red")
-    pnr_deadline = datetime.fromisoformat(measured["pnr_deadline"]) if measured and measured["pnr_deadline"] \
-        else outlook.pnr_deadline
-    if pnr_deadline is not None:
-        left = (pnr_deadline - now).total_seconds()
+    if clocks.pnr_left_s is not None:
+        left = clocks.pnr_left_s
         text.append(f"  PNR deadline in {_duration(left)}" if left > 0 else "  PNR deadline passed",
                     style="bold" if left > 600 else "bold red")
     return text
 
 
-def _misses_window(state: RunState, end_p90: str | None) -> bool:
-    return bool(end_p90 and state.window_end and parse_time(end_p90) > parse_time(state.window_end))
+def _misses_window(state: RunState, end_p90: datetime) -> bool:
+    return bool(state.window_end and end_p90 > parse_time(state.window_end))
 
 
 def _grid(state: RunState, in_backup: dict[str, float]) -> Table:
@@ -142,8 +140,7 @@ def _grid(state: RunState, in_backup: dict[str, float]) -> Table:
             if cell is None:
                 cells.append(Text(""))
                 continue
-            symbol, style = STYLE[cell.status]
-            cells.append(Text(symbol, style=style))
+            cells.append(Text(SYMBOLS[cell.status], style=COLOUR[cell.status]))
         backup = _duration(in_backup[row]) if row in in_backup else ""
         table.add_row(row or "controller", backup, *cells)
     return table
@@ -157,14 +154,13 @@ def _footer(state: RunState, next_move: str | None = None) -> Text:
             text.append(f" — {state.pause_detail}")
     if next_move:
         text.append(f"\nnext: {next_move}", style="bold")
-    if state.notifications_undelivered or state.notifications_retrying:
-        undelivered = state.notifications_undelivered
-        text.append(f"\nnotifications: {state.notifications_sent} sent, {state.notifications_retrying} failed attempt(s), "
-                    f"{len(undelivered)} never delivered", style="yellow")
-        if undelivered:
-            targets = sorted({u.target for u in undelivered})
-            text.append(f" (to {', '.join(targets)})", style="yellow")
-    legend = "  ".join(f"{symbol} {status.value}" for status, (symbol, _) in STYLE.items())
+    notes = notification_totals(state)
+    if notes.troubled:
+        text.append(f"\nnotifications: {notes.sent} sent, {notes.failed_attempts} failed attempt(s), "
+                    f"{notes.undelivered} never delivered", style="yellow")
+        if notes.undelivered_to:
+            text.append(f" (to {', '.join(notes.undelivered_to)})", style="yellow")
+    legend = "  ".join(f"{symbol} {status.value}" for status, symbol in SYMBOLS.items())
     text.append(f"\n{legend}", style="dim")
     return text
 

@@ -36,13 +36,15 @@ from cutover.app.transfer import export_lines, import_lines
 from cutover.app.history import LiveForecasts, live_forecast, measured_p90s, window_risk
 from cutover.app.programme import environment_runs, positions, programme_json
 from cutover.core.steps import GateStep, RunbookSpec
-from cutover.model.runbook import LoadedRunbook, check_against, load_runbook
+from cutover.model.runbook import LoadedRunbook, load_runbook
+from cutover.planning.validation import check_against
 from cutover.app.runs import (EXIT_FOR_STATUS, Decision, Place, abandon_run, approve_gate, auto_approver,
                               check_abandon_allowed, check_auto_approve, check_postpone_allowed,
-                              check_rollback_allowed, check_run_id, criterion_to_override, gate_is_satisfied, load_run, new_run_id,
-                              open_gate, opening_window, override_criterion, postpone_run,
-                              resume_run, roll_back_run, runbook_of, runs_json, start_run, status_json, verified,
+                              check_rollback_allowed, check_run_id, criterion_to_override, gate_is_satisfied,
+                              new_run_id, open_gate, opening_window, override_criterion, postpone_run, resume_run,
+                              roll_back_run, start_run, verified,
                               wait_as_standby)
+from cutover.app.queries import load_run, runbook_of, runs_json, status_document
 from cutover.app.anchors import AnchorCheck, check_anchors, check_key, signers_for_runs
 from cutover.app.approvals import AuditFinding, SignedApproval, audit, lab_runs, reverify, sign_for
 from cutover.journal.chaincheck import HEADS_FILE, VerifiedHeads, VerifiesSince, check_run_chain
@@ -308,7 +310,7 @@ def _notifier(inventory: Inventory, mode: str, journal: Any, run_id: str) -> Not
 
     def end_p90() -> datetime | None:
         outlook = forecasts.of(load_run(journal, run_id), now=datetime.now(timezone.utc))
-        return datetime.fromisoformat(outlook["end_p90"]) if outlook and outlook.get("end_p90") else None
+        return outlook.end_p90 if outlook else None
 
     return Notifier.for_inventory(inventory, mode, forecast=end_p90)
 
@@ -611,7 +613,7 @@ def status(app: App, run_id: str | None, as_json: bool, watch: bool, every: floa
         state = load_run(journal, run_id)
         outlook = live_forecast(journal, state, now=datetime.now(timezone.utc))
     if as_json:
-        app.emit_json({**status_json(state), "forecast": outlook})
+        app.emit_json(status_document(state, outlook))
     else:
         app.console.print(status_board(state, outlook=outlook, next_move=next_move(state, _spec_of(state))))
     return ExitCode.OK

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -26,10 +27,20 @@ from rich.live import Live
 from cutover.cli.app import App
 from cutover.cli.render import status_board
 from cutover.core.engine import Engine, GateUnanswered
+from cutover.core.events import Journal
+from cutover.core.forecast import Outlook
 from cutover.core.steps import GateStep
 from cutover.app.history import LiveForecasts
 
 FORECAST_REFRESH_S = 5.0
+
+
+@dataclass
+class _LatestOutlook:
+    """The live board's forecast, recomputed every FORECAST_REFRESH_S seconds (monotonic ``at``)."""
+
+    at: float = 0.0
+    outlook: Outlook | None = None
 
 
 class LiveBoard:
@@ -39,7 +50,7 @@ class LiveBoard:
     times a second over a prompt hides what the approver types.
     """
 
-    def __init__(self, app: App, journal: Any) -> None:
+    def __init__(self, app: App, journal: Journal) -> None:
         self.app, self.journal = app, journal
         self.live: Live | None = None
 
@@ -50,19 +61,19 @@ class LiveBoard:
             return
         engines: list[Engine] = []
         forecasts = LiveForecasts(self.journal)
-        outlook: dict[str, Any] = {"at": 0.0, "forecast": None}
+        latest = _LatestOutlook()
 
         def board() -> Any:
             if not engines:
                 return "starting..."
             engine = engines[0]
-            if time.monotonic() - outlook["at"] > FORECAST_REFRESH_S:  # the board redraws 4 times a second
-                outlook["at"] = time.monotonic()
+            if time.monotonic() - latest.at > FORECAST_REFRESH_S:  # the board redraws 4 times a second
+                latest.at = time.monotonic()
                 try:
-                    outlook["forecast"] = forecasts.of(engine.state, now=datetime.now(timezone.utc))
+                    latest.outlook = forecasts.of(engine.state, now=datetime.now(timezone.utc))
                 except Exception:  # noqa: BLE001 - the board must never stop the night; the expected durations remain
-                    outlook["forecast"] = None
-            return status_board(engine.state, outlook=outlook["forecast"])
+                    latest.outlook = None
+            return status_board(engine.state, outlook=latest.outlook)
 
         with Live(get_renderable=board, console=self.app.console, refresh_per_second=4, transient=False) as live:
             self.live = live

@@ -7,8 +7,9 @@ which the view makes visible rather than guessing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from cutover.core.events import parse_time
 from cutover.core.state import RunState, TargetStatus
@@ -19,6 +20,23 @@ class Forecast:
     predicted_end: datetime | None
     pnr_deadline: datetime | None  # the last moment to pass the PNR and still roll back in the window
     unknown_durations: int  # remaining steps with no expected duration
+
+
+@dataclass(frozen=True)
+class Outlook:
+    """The measured forecast of the rest of a run under way (``cutover.app.history.live_forecast``)."""
+
+    end_p50: datetime
+    end_p90: datetime
+    pnr_deadline: datetime | None  # None once the point of no return is passed
+    source: str  # what the estimate draws from (``timings.measured_source``)
+    spread_known: bool  # False: too few runs measured for a P90 worth showing
+    left_out: list[dict[str, Any]] = field(default_factory=list)  # past runs not counted, and why
+
+    def to_json(self) -> dict[str, Any]:
+        return {"end_p50": self.end_p50.isoformat(), "end_p90": self.end_p90.isoformat(),
+                "pnr_deadline": self.pnr_deadline.isoformat() if self.pnr_deadline else None,
+                "source": self.source, "spread_known": self.spread_known, "left_out": self.left_out}
 
 
 def backup_mode_seconds(state: RunState, now: datetime) -> dict[str, float]:

@@ -6,10 +6,10 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from cutover.planning.blast import playbook_hosts
 from cutover.core.actions import Executor
 from cutover.core.steps import Action, ActionStep, RunbookSpec
 from cutover.executors.local import LocalExecutor
+from cutover.executors.playbooks import playbook_hosts
 from cutover.model.inventory import Inventory
 from cutover.model.redact import Redactor
 

@@ -28,22 +28,19 @@ are taken to reach every host, which errs on the side of refusing.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from cutover.core.records import Claims
 from cutover.errors import Problem, ValidationError
+from cutover.executors.playbooks import group_hosts, playbook_hosts
 from cutover.model.inventory import Inventory
 from cutover.model.runbook import GateStep, LoadedRunbook, PlaybookAction
 
 PLATFORMS_GROUP = "platforms"
 SCOPE_VAR = "wave_group"  # the extra variable that limits a platform playbook to one group's partitions
-_TEMPLATE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
 
 @dataclass(frozen=True)
@@ -97,51 +94,8 @@ def action_reach(action: Any, targets: tuple[str, ...] | None, inventory: Invent
     samus = frozenset(inventory.samus)
     partitions: frozenset[str] = frozenset()
     if platforms:
-        partitions = frozenset(_group(inventory, scope)) & samus if isinstance(scope, str) else samus
+        partitions = frozenset(group_hosts(inventory, scope)) & samus if isinstance(scope, str) else samus
     return Reach(hosts & samus, partitions, platforms)
-
-
-def playbook_hosts(path: Path, inventory: Inventory, extra_vars: Mapping[str, Any],
-                   seen: frozenset[Path] = frozenset()) -> frozenset[str]:
-    """Every inventory host a playbook's plays (and the playbooks it imports) may run on."""
-    try:
-        plays = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
-        return frozenset(inventory.hosts)  # unreadable: assume the worst (validation names the file)
-    hosts: set[str] = set()
-    for play in plays if isinstance(plays, list) else []:
-        if not isinstance(play, dict):
-            continue
-        imported = play.get("ansible.builtin.import_playbook") or play.get("import_playbook")
-        if isinstance(imported, str) and path.parent / imported not in seen:
-            hosts |= playbook_hosts(path.parent / imported, inventory, extra_vars, seen | {path})
-        elif "hosts" in play:
-            hosts |= resolve_pattern(str(play["hosts"]), inventory, extra_vars)
-    return frozenset(hosts)
-
-
-def resolve_pattern(pattern: str, inventory: Inventory, extra_vars: Mapping[str, Any]) -> frozenset[str]:
-    """An Ansible host pattern (``a:b``, ``a,b``, ``!x``, ``&y``) as inventory hosts."""
-    text = _TEMPLATE.sub(lambda m: str(extra_vars.get(m[1], m[0])), pattern)
-    if "{{" in text:
-        return frozenset(inventory.hosts)  # depends on something only known at run time
-    chosen: set[str] = set()
-    for term in (t.strip() for t in re.split(r"[:,]", text) if t.strip()):
-        if term.startswith("!"):
-            chosen -= set(_group(inventory, term[1:]))
-        elif term.startswith("&"):
-            chosen &= set(_group(inventory, term[1:]))
-        else:
-            chosen |= set(_group(inventory, term))
-    return frozenset(chosen)
-
-
-def _group(inventory: Inventory, name: str) -> tuple[str, ...]:
-    if name in ("all", "*"):
-        return tuple(inventory.hosts)
-    if name in inventory.groups:
-        return tuple(inventory.groups[name])
-    return (name,) if name in inventory.hosts else ()  # localhost and unknown names reach no inventory host
 
 
 # ---------------------------------------------------------------------- the rules
@@ -150,7 +104,7 @@ def _group(inventory: Inventory, name: str) -> tuple[str, ...]:
 def blast_radius_problems(loaded: LoadedRunbook, inventory: Inventory, reaches: list[StepReach]) -> Iterator[Problem]:
     """Every step that could cut off a SAMU, located in the runbook file."""
     wave = loaded.runbook.wave
-    members = frozenset(_group(inventory, wave)) if wave else None
+    members = frozenset(group_hosts(inventory, wave)) if wave else None
     protected: set[str] = set()
     by_id = {r.step: r for r in reaches}
     for index, step in enumerate(loaded.runbook.steps):

@@ -16,6 +16,7 @@ from cutover.core.criteria import Criterion, Probe
 from cutover.core.records import WindowInfo
 from cutover.core.state import StepInfo
 from cutover.core.steps import Action, ActionStep, Approver, GateStep, RunbookSpec, Step
+from cutover.errors import InputError
 from cutover.model.inventory import Inventory
 from cutover.model import runbook as model
 
@@ -116,3 +117,14 @@ def window_infos(runbook: model.Runbook) -> tuple[WindowInfo, ...]:
     """The runbook's candidate windows as the core knows them, numbered from 1."""
     return tuple(WindowInfo(number, w.start, w.end, w.latest_pnr)
                  for number, w in enumerate(runbook.windows or (), start=1))
+
+
+def numbered_window(loaded: model.LoadedRunbook, number: int) -> WindowInfo:
+    """The runbook's candidate window ``number`` (`--window N`); refused (exit 2) when it has none such."""
+    windows = window_infos(loaded.runbook)
+    found = next((w for w in windows if w.number == number), None)
+    if found is None:
+        raise InputError(f"--window {number}: runbook {loaded.runbook.name!r} has {len(windows) or 'no'} "
+                         "candidate window(s)",
+                         hint="its `windows:` are numbered from 1" if windows else "declare them under `windows:`")
+    return found

@@ -41,6 +41,7 @@ from starlette.staticfiles import StaticFiles
 
 from cutover.journal.chaincheck import VerifiedHeads, VerifiesSince, check_run_chain
 from cutover.core.events import Event, Journal
+from cutover.core.forecast import Outlook
 from cutover.core.state import RunState, fold
 from cutover.core.steps import RunbookSpec
 from cutover.core.text import is_name, visible
@@ -48,7 +49,8 @@ from cutover.errors import CutoverError, JournalCorrupt, NotFound
 from cutover.app.history import LiveForecasts
 from cutover.app.report import Evidence, render, report_data, shown
 from cutover.model.redact import redacted
-from cutover.app.runs import runbook_of, runs_json, status_json
+from cutover.app import queries
+from cutover.app.queries import runbook_of, runs_json
 from cutover.web.board import board_view
 from cutover.web.i18n import LANGUAGES, pick_language, state_word, words
 from cutover.web.security import REPORT_CSP, Access, Guard, Scope, local_path
@@ -68,7 +70,7 @@ class Snapshot:
     state: RunState
     events: list[Event]
     spec: RunbookSpec | None
-    outlook: dict[str, Any] | None
+    outlook: Outlook | None
     now: datetime
     taken_at: float
     forecast_at: float
@@ -141,7 +143,7 @@ class Snapshots:
 
 def status_document(snapshot: Snapshot) -> dict[str, Any]:
     """Exactly what ``cutover status --json`` prints, redacted once more."""
-    return dict(redacted({**status_json(snapshot.state), "forecast": snapshot.outlook}))
+    return dict(redacted(queries.status_document(snapshot.state, snapshot.outlook)))
 
 
 def default_report(journal: Journal, run_id: str) -> str:

@@ -1,6 +1,6 @@
 """What the crisis-room board shows of a run: plain data, ready for a template.
 
-The same facts as the terminal's live view (``cutover.cli.render``): SAMUs by
+The same facts as the terminal's live view (``cutover.cli.render``; what both decide alike is in ``cutover.core.views``): SAMUs by
 steps with their states, each SAMU's time in backup mode, the predicted end
 (measured P50/P90 when rehearsals exist, else the runbook's expected
 durations), the point-of-no-return deadline, and the run's pause, plus what a
@@ -18,15 +18,14 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from cutover.cli.render import STYLE
 from cutover.core import records as r
 from cutover.core.criteria import criteria_json
 from cutover.core.events import Event, parse_time
 from cutover.core.guidance import next_move
-from cutover.core.forecast import backup_mode_seconds, forecast
+from cutover.core.forecast import Outlook, backup_mode_seconds
 from cutover.core.state import GateApproval, RunState, RunStatus, TargetStatus
 from cutover.core.steps import Approver, GateStep, RunbookSpec
-from cutover.core.timings import spread_unknown
+from cutover.core.views import SYMBOLS, header_clocks, notification_totals
 from cutover.core.windows import fallback_night
 from cutover.model.redact import redacted
 from cutover.web.i18n import event_word, state_word
@@ -35,7 +34,7 @@ LATEST_EVENTS = 15
 NOTIFICATION_FAILURES = 20
 
 
-def board_view(state: RunState, spec: RunbookSpec | None, outlook: dict[str, Any] | None,
+def board_view(state: RunState, spec: RunbookSpec | None, outlook: Outlook | None,
                events: Sequence[Event], now: datetime, lang: str) -> dict[str, Any]:
     """The board of one run at ``now``, in ``lang``."""
     view = {
@@ -46,9 +45,9 @@ def board_view(state: RunState, spec: RunbookSpec | None, outlook: dict[str, Any
         "rows": _rows(state, now, lang),
         "gates": _gates(state, spec),
         "latest": latest_events(events, lang),
-        "notifications": notifications(events),
+        "notifications": notifications(state, events),
         "legend": [{"state": s.value, "symbol": symbol, "word": state_word(s.value, lang)}
-                   for s, (symbol, _) in STYLE.items()],
+                   for s, symbol in SYMBOLS.items()],
     }
     return dict(redacted(view))
 
@@ -67,45 +66,33 @@ def _run_header(state: RunState, now: datetime, lang: str, spec: RunbookSpec | N
     }
 
 
-def _time_outlook(state: RunState, measured: dict[str, Any] | None, now: datetime) -> dict[str, Any]:
-    """The header's clocks, decided exactly as the terminal's header decides them."""
-    expected = forecast(state, now)
-    if measured is not None:  # P90 only where the spread is known: else it would repeat P50
-        known = measured["spread_known"]
-        end = {"p50": measured["end_p50"], "p90": measured["end_p90"] if known else None,
-               "source": measured["source"] if known else f"{measured['source']}; {spread_unknown(measured['source'])}",
-               "unknown": 0}
-    elif expected.predicted_end is not None:
-        end = {"p50": expected.predicted_end.isoformat(), "p90": None, "source": "expected durations",
-               "unknown": expected.unknown_durations}
-    else:
-        end = None
-    pnr_deadline = measured["pnr_deadline"] if measured and measured["pnr_deadline"] else (
-        expected.pnr_deadline.isoformat() if expected.pnr_deadline else None)
+def _time_outlook(state: RunState, measured: Outlook | None, now: datetime) -> dict[str, Any]:
+    """The header's clocks, as the core decides them for the terminal too (``core.views.header_clocks``)."""
+    clocks = header_clocks(state, measured, now)
+    end = clocks.end
+    shown = None if end is None else {
+        "p50": end.p50.isoformat(), "p90": end.p90.isoformat() if end.p90 else None, "source": end.source,
+        "unknown": end.unknown_steps}
     finished = state.is_finished()
     return {
         "now": now.isoformat(),
         "window_end": state.window_end,
-        "window_left_s": _seconds_until(state.window_end, now) if state.window_end and not finished else None,
-        "end": end if not finished else None,
-        "pnr_passed": state.point_of_no_return_passed,
-        "pnr_deadline": pnr_deadline if not finished else None,
-        "pnr_left_s": _seconds_until(pnr_deadline, now) if pnr_deadline and not finished else None,
-        "next_window": _next_window(state, now, end["p90"] if end else None),
+        "window_left_s": clocks.window_left_s if not finished else None,
+        "end": shown if not finished else None,
+        "pnr_passed": clocks.pnr_passed,
+        "pnr_deadline": clocks.pnr_deadline.isoformat() if clocks.pnr_deadline and not finished else None,
+        "pnr_left_s": clocks.pnr_left_s if not finished else None,
+        "next_window": _next_window(state, now, end.p90 if end else None),
     }
 
 
-def _next_window(state: RunState, now: datetime, end_p90: str | None) -> dict[str, Any] | None:
+def _next_window(state: RunState, now: datetime, end_p90: datetime | None) -> dict[str, Any] | None:
     """The fallback night offered on a no-go, or when the forecast misses the window."""
-    later = fallback_night(state, now, parse_time(end_p90) if end_p90 else None)
+    later = fallback_night(state, now, end_p90)
     if later is None:
         return None
     return {**later.to_payload(),
             "command": f"cutover runs postpone {state.run_id} --window {later.number} --reason TEXT"}
-
-
-def _seconds_until(moment: str, now: datetime) -> float:
-    return (parse_time(moment) - now).total_seconds()
 
 
 def _rows(state: RunState, now: datetime, lang: str) -> list[dict[str, Any]]:
@@ -131,7 +118,7 @@ def _cell(state: RunState, step_id: str, target: str | None, lang: str) -> dict[
     cell = state.targets.get((step_id, target))
     if cell is None:
         return None
-    symbol, _ = STYLE[cell.status]
+    symbol = SYMBOLS[cell.status]
     detail = f"{cell.outcome}: {cell.detail}" if cell.detail and cell.status is not TargetStatus.SUCCEEDED else None
     return {"step": step_id, "state": cell.status.value, "word": state_word(cell.status.value, lang),
             "symbol": symbol, "attempts": cell.attempts, "detail": detail}
@@ -214,29 +201,20 @@ def _extra(record: r.Record) -> str:
     return ""
 
 
-def notifications(events: Sequence[Event], limit: int = NOTIFICATION_FAILURES) -> dict[str, Any]:
-    """What reached people and what did not: messages sent, failed attempts (newest first, at most ``limit``).
+def notifications(state: RunState, events: Sequence[Event], limit: int = NOTIFICATION_FAILURES) -> dict[str, Any]:
+    """What reached people and what did not: the run's totals (``core.views``), and the failed attempts
+    themselves, newest first (at most ``limit``).
 
-    Read from the ``notification_sent`` / ``notification_failed`` events (issue 10); an
-    attempt marked ``final`` was given up on: that message never arrived. Targets are
+    An attempt marked ``final`` was given up on: that message never arrived. Targets are
     journalled redacted to their scheme and host; they are redacted again here.
     """
-    sent = sum(1 for event in events if event.kind == "notification_sent")
-    failed = [event for event in events if event.kind.startswith("notification") and _says_failed(event)]
-    return {"sent": sent, "failed_attempts": len(failed),
-            "undelivered": sum(1 for event in failed if event.payload.get("final")),
-            "failures": [_failure(event) for event in reversed(failed[-limit:])]}
+    totals = notification_totals(state)
+    failed = [(event, record) for event in events if event.kind == r.NotificationFailed.KIND
+              for record in (r.read(event),) if isinstance(record, r.NotificationFailed)]
+    return {"sent": totals.sent, "failed_attempts": totals.failed_attempts, "undelivered": totals.undelivered,
+            "failures": [_failure(event, record) for event, record in reversed(failed[-limit:])]}
 
 
-def _failure(event: Event) -> dict[str, Any]:
-    payload = event.payload
-    return {"at": event.at, "notice": payload.get("notice") or payload.get("event") or event.kind,
-            "target": payload.get("target") or payload.get("url"), "samu": payload.get("samu"),
-            "step": payload.get("step"), "attempt": payload.get("attempt"),
-            "final": bool(payload.get("final")), "error": payload.get("error") or payload.get("detail")}
-
-
-def _says_failed(event: Event) -> bool:
-    payload = event.payload
-    return (event.kind.endswith(("failed", "gave_up")) or payload.get("ok") is False
-            or str(payload.get("status", "")).lower() in ("failed", "error", "gave_up"))
+def _failure(event: Event, record: r.NotificationFailed) -> dict[str, Any]:
+    return {"at": event.at, "notice": record.notice, "target": record.target, "samu": record.samu,
+            "step": record.step, "attempt": record.attempt, "final": record.final, "error": record.error}

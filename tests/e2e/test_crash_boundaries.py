@@ -33,7 +33,7 @@ import pytest
 
 from cutover.core.state import fold
 from cutover.journal.sqlite import SqliteJournal
-from cutover.app.runs import status_json
+from cutover.app.queries import status_json
 from tests.e2e.conftest import CUTOVER, REPO
 
 pytestmark = pytest.mark.e2e

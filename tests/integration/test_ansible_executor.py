@@ -18,7 +18,8 @@ from cutover.model.inventory import Inventory
 from cutover.lab.sshd import SshdProcess
 from cutover.model.redact import Redactor
 from cutover.model.runbook import PlaybookAction, parse_runbook
-from cutover.app.runs import create_run, drive_run, load_run
+from cutover.app.runs import create_run, drive_run
+from cutover.app.queries import load_run
 from cutover.testing import InMemoryJournal
 
 PYTHON = {"ansible_python_interpreter": "/usr/bin/python3"}

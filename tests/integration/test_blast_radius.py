@@ -10,7 +10,8 @@ from cutover.planning.blast import step_reaches
 from cutover.errors import ValidationError
 from cutover.model.inventory import load_inventory
 from cutover.lab.inventorygen import write_lab_inventory
-from cutover.model.runbook import check_against, load_runbook
+from cutover.model.runbook import load_runbook
+from cutover.planning.validation import check_against
 
 REPO = Path(__file__).resolve().parents[2]
 BIGBANG = REPO / "runbooks" / "bigbang.yaml"

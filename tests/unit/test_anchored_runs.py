@@ -23,7 +23,8 @@ from cutover.core.engine import Approval, DriveOptions
 from cutover.core.state import RunStatus
 from cutover.errors import InputError, JournalCorrupt
 from cutover.model.runbook import parse_runbook
-from cutover.app.runs import approve_gate, check_auto_approve, create_run, drive_run, load_run
+from cutover.app.runs import approve_gate, check_auto_approve, create_run, drive_run
+from cutover.app.queries import load_run
 from cutover.testing import InMemoryJournal, ScriptedExecutor, tiny_inventory
 
 RUNBOOK = """

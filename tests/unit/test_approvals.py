@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from cutover.app.approvals import Override, SignedApproval, Statement, check_signed, signer_lines
+from cutover.app.approvals import Override, SignedApproval, Statement, check_signed
+from cutover.model.signers import signer_lines
 from cutover.core.events import Event
 from cutover.errors import InputError
 

@@ -9,7 +9,8 @@ from cutover.core.engine import DriveOptions
 from cutover.core.state import RunStatus, fold
 from cutover.errors import ClaimHeld, ExitCode, InputError
 from cutover.model.runbook import parse_runbook
-from cutover.app.runs import abandon_run, create_run, drive_run, load_run, rollback_run
+from cutover.app.runs import abandon_run, create_run, drive_run, rollback_run
+from cutover.app.queries import load_run
 from cutover.testing import InMemoryJournal, ScriptedExecutor, tiny_inventory
 
 WAVE_NIGHT = """

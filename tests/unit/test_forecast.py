@@ -10,7 +10,8 @@ from cutover.core.events import Event
 from cutover.core.forecast import backup_mode_seconds, forecast
 from cutover.app.history import LiveForecasts
 from cutover.model.runbook import parse_runbook
-from cutover.app.runs import create_run, drive_run, load_run
+from cutover.app.runs import create_run, drive_run
+from cutover.app.queries import load_run
 from cutover.testing import InMemoryJournal, ScriptedExecutor, tiny_inventory
 
 NIGHT = """
@@ -98,5 +99,5 @@ def test_live_forecasts_measure_the_past_runs_once_per_run():
     reads = journal.reads["before"]
     second = forecasts.of(state, now=now)
     assert first is not None and second is not None
-    assert first["source"] == second["source"] == "measured (1 run)"
+    assert first.source == second.source == "measured (1 run)"
     assert reads >= 1 and journal.reads["before"] == reads

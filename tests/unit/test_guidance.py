@@ -7,7 +7,8 @@ import pytest
 from cutover.core.actions import ActionRequest, Outcome, Phase, Target
 from cutover.core.engine import DriveOptions, GateUnanswered
 from cutover.core.guidance import next_move
-from cutover.app.runs import create_run, drive_run, load_run, runbook_of
+from cutover.app.runs import create_run, drive_run
+from cutover.app.queries import load_run, runbook_of
 from cutover.model.runbook import parse_runbook
 from cutover.testing import InMemoryJournal, ScriptedExecutor, tiny_inventory
 

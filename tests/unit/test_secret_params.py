@@ -22,7 +22,8 @@ from cutover.core.state import fold
 from cutover.errors import InputError, ValidationError
 from cutover.app.report import Evidence, render, report_data
 from cutover.model.runbook import parse_runbook
-from cutover.app.runs import create_run, drive_run, rollback_run, runs_json, status_json
+from cutover.app.runs import create_run, drive_run, rollback_run
+from cutover.app.queries import runs_json, status_json
 from cutover.testing import InMemoryJournal, tiny_inventory
 from cutover.web.board import board_view
 

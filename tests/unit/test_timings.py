@@ -215,8 +215,8 @@ def test_the_live_estimate_from_a_run_that_measured_nothing_says_expected_durati
     _under_way(journal)
     outlook = live_forecast(journal, fold(journal.events("now")), now=datetime.now(timezone.utc))
     assert outlook is not None
-    assert outlook["source"] == "expected durations" and not outlook["spread_known"]
-    assert [m["run_id"] for m in outlook["left_out"]] == ["junk"]
+    assert outlook.source == "expected durations" and not outlook.spread_known
+    assert [m["run_id"] for m in outlook.left_out] == ["junk"]
 
 
 def test_the_live_estimate_from_a_run_that_measured_part_of_the_night_says_it_is_a_mix():
@@ -225,8 +225,8 @@ def test_the_live_estimate_from_a_run_that_measured_part_of_the_night_says_it_is
     _under_way(journal)
     now = datetime.now(timezone.utc)
     outlook = live_forecast(journal, fold(journal.events("now")), now=now)
-    assert outlook is not None and not outlook["spread_known"]
-    assert outlook["source"] == "mixed: 1 step(s) measured (1 run), 2 from expected durations"
+    assert outlook is not None and not outlook.spread_known
+    assert outlook.source == "mixed: 1 step(s) measured (1 run), 2 from expected durations"
     view = board_view(fold(journal.events("now")), None, outlook, journal.events("now"), now, "en")
     assert view["time"]["end"]["p90"] is None and "spread unknown" in view["time"]["end"]["source"]
     console = Console(record=True, width=300)
@@ -239,8 +239,8 @@ def test_three_measured_runs_give_a_known_spread():
     journal = journal_of(a=night("a", migrate_s=10), b=night("b", migrate_s=20), c=night("c", migrate_s=60))
     _under_way(journal)
     outlook = live_forecast(journal, fold(journal.events("now")), now=datetime.now(timezone.utc))
-    assert outlook is not None and outlook["source"] == "measured (3 runs)" and outlook["spread_known"]
-    assert outlook["end_p90"] > outlook["end_p50"]
+    assert outlook is not None and outlook.source == "measured (3 runs)" and outlook.spread_known
+    assert outlook.end_p90 > outlook.end_p50
 
 
 def test_an_abandoned_run_is_left_out_with_its_reason():

@@ -31,7 +31,8 @@ from cutover.core.engine import DriveOptions
 from cutover.errors import InputError
 from cutover.model.runbook import parse_runbook
 from cutover.core import records
-from cutover.app.runs import create_run, drive_run, load_run, status_json
+from cutover.app.runs import create_run, drive_run
+from cutover.app.queries import load_run, status_json
 from cutover.testing import InMemoryJournal, ScriptedExecutor, tiny_inventory
 from cutover.web.app import BoardApp, create_app
 from cutover.web.i18n import pick_language
