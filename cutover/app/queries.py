@@ -18,8 +18,6 @@ from cutover.core.state import MASKED, RunState, fold
 from cutover.core.steps import RunbookSpec
 from cutover.core.windows import window_json, window_of
 from cutover.errors import InputError, NotFound
-from cutover.model.runbook import parse_runbook
-from cutover.planning.plan import to_spec
 
 
 def load_run(journal: Journal, run_id: str) -> RunState:
@@ -37,6 +35,10 @@ def runbook_of(state: RunState, secrets: Mapping[str, str] | None = None) -> Run
     Secret parameters are masked unless ``secrets`` gives them again (to drive
     the run): then each must match its journalled digest.
     """
+    # the pydantic runbook models only when a runbook is read, not for every command that reads runs
+    from cutover.model.runbook import parse_runbook
+    from cutover.planning.plan import to_spec
+
     params = {**state.params, **_secret_values(state, secrets)}
     return to_spec(parse_runbook(state.runbook_text, state.runbook_path or state.runbook_name, params=params).runbook)
 

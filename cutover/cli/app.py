@@ -7,28 +7,22 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.segment import Segment
 
 from cutover.core.text import visible
 from cutover.errors import InputError
 
+if TYPE_CHECKING:
+    from rich.console import Console
 
-class TerminalConsole(Console):
-    """A rich Console that never lets a control character or a direction override of the text reach the terminal.
 
-    Labels, reasons and command outputs come from people and programs: an
-    escape sequence in one could rewrite the screen an operator decides on.
-    Only the text is rewritten (``cutover.core.text.visible``); rich's own
-    styling codes are control segments and pass.
-    """
+def terminal_console(**options: Any) -> Console:
+    """A console for people (rich is imported here, by the commands that draw, not by every process)."""
+    from cutover.cli.console import TerminalConsole
 
-    def _render_buffer(self, buffer: Any) -> str:
-        return super()._render_buffer(
-            Segment(visible(seg.text), seg.style, seg.control) if not seg.control else seg for seg in buffer)
+    return TerminalConsole(highlight=False, **options)
 
 
 def default_operator() -> str:
@@ -47,8 +41,8 @@ class App:
     lease_ttl: float = 30.0  # seconds; a driver heartbeats every third of it
     journal_url: str | None = None  # sqlite:///PATH or postgresql://...; None: sqlite in the state directory
     anchor_key: Path | None = None  # the controller's SSH key for signing each drive's end (cutover.app.anchors)
-    console: Console = field(default_factory=lambda: TerminalConsole(highlight=False))
-    err: Console = field(default_factory=lambda: TerminalConsole(stderr=True, highlight=False, soft_wrap=True))
+    console: Console = field(default_factory=lambda: terminal_console())
+    err: Console = field(default_factory=lambda: terminal_console(stderr=True, soft_wrap=True))
 
     def ensure_state_dir(self) -> Path:
         """The state directory, created owner-only (it holds the journal and artifacts)."""

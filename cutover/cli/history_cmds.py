@@ -11,7 +11,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from cutover.cli.app import App, pass_app
-from cutover.cli.run_cmds import ENV_HELP, PARAM_OPTION, WindowEnd, load_checked, open_journal, verify_journal
+from cutover.cli.run_cmds import ENV_HELP, PARAM_OPTION, WindowEnd, load_checked
+from cutover.cli.read_cmds import open_journal, verify_journal
 from cutover.core.timings import left_out_note, spread_known, spread_unknown
 from cutover.core.whatif import parse_changes
 from cutover.errors import ExitCode, InputError

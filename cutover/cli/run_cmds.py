@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import shlex
 import sys
-import time
 from datetime import datetime, timezone
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -13,13 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
 from cutover.cli.app import App, pass_app
 from cutover.cli.confirm import YES_OPTION, confirm_by_run_id
-from cutover.cli.render import PlanEntry, criteria_table, plan_view, print_plain, runs_view, status_board
+from cutover.cli.render import PlanEntry, criteria_table, plan_view, print_plain
 from cutover.cli.terminal import LiveBoard, answerable
 from cutover.core.engine import Approval, DriveOptions, approvals_complete
 from cutover.core.guidance import next_move
@@ -30,26 +27,23 @@ from cutover.errors import CutoverError, ExitCode, InputError, JournalCorrupt, N
 from cutover.model.inventory import Inventory, load_inventory
 from cutover.core import records
 from cutover.core.events import VerifyReport
-from cutover.journal.sqlite import open_journal_url, verify_journal_file
+from cutover.journal.sqlite import open_journal_url
 from cutover.journal.postgres import STALL_BOUND
-from cutover.app.transfer import export_lines, import_lines
-from cutover.app.history import LiveForecasts, live_forecast, measured_p90s, window_risk
+from cutover.app.history import LiveForecasts, measured_p90s, window_risk
 from cutover.app.programme import environment_runs, positions, programme_json
-from cutover.core.steps import GateStep, RunbookSpec
+from cutover.core.steps import GateStep
 from cutover.model.runbook import LoadedRunbook, load_runbook
 from cutover.planning.validation import check_against
-from cutover.app.runs import (EXIT_FOR_STATUS, Decision, Place, abandon_run, approve_gate, auto_approver,
-                              check_abandon_allowed, check_auto_approve, check_postpone_allowed,
-                              check_rollback_allowed, check_run_id, criterion_to_override, gate_is_satisfied,
-                              new_run_id, open_gate, opening_window, override_criterion, postpone_run, resume_run,
-                              roll_back_run, start_run, verified,
-                              wait_as_standby)
-from cutover.app.queries import load_run, runbook_of, runs_json, status_document
+from cutover.app.runs import (EXIT_FOR_STATUS, Decision, Place, approve_gate, auto_approver,
+                              check_auto_approve, check_rollback_allowed, check_run_id, criterion_to_override,
+                              gate_is_satisfied, new_run_id, open_gate, opening_window, override_criterion,
+                              resume_run, roll_back_run, start_run, verified, wait_as_standby)
+from cutover.app.queries import load_run, runbook_of
 from cutover.app.anchors import AnchorCheck, check_anchors, check_key, signers_for_runs
 from cutover.app.approvals import AuditFinding, SignedApproval, audit, lab_runs, reverify, sign_for
-from cutover.journal.chaincheck import HEADS_FILE, VerifiedHeads, VerifiesSince, check_run_chain
 from cutover.app.notify import MODES, Notifier
 from cutover.app.criteria import with_evidence
+from cutover.cli.read_cmds import check_chain, open_journal, spec_of, verify_journal
 
 class WindowEnd(click.ParamType):
     """An ISO 8601 date-time with its UTC offset (the window's end must be unambiguous)."""
@@ -71,32 +65,7 @@ class WindowEnd(click.ParamType):
 ENV_HELP = "Environment: inventories/ENV/ in the project folder (or a path to an inventory folder)."
 
 
-def open_journal(app: App) -> Any:
-    """The journal the options name: SQLite in the state directory by default, or PostgreSQL."""
-    return open_journal_url(journal_url(app), app.operator, stale_after=app.lease_ttl)
-
-
-def journal_url(app: App) -> str:
-    return app.journal_url or f"sqlite:///{app.ensure_state_dir() / 'journal.db'}"
-
-
-def verify_journal(app: App, run_id: str | None = None) -> VerifyReport:
-    """Verify the whole chain: a SQLite file read-only (it is evidence), PostgreSQL in one snapshot."""
-    url = journal_url(app)
-    if url.startswith("sqlite:///"):
-        return verify_journal_file(Path(url.removeprefix("sqlite:///")), run_id)
-    with open_journal(app) as store:
-        return store.verify(run_id)
-
-
-def check_chain(app: App, journal: Any, run_id: str, heads: VerifiedHeads | None = None) -> None:
-    """The run's hash chain verified before a command acts on it or shows it (exit 7 on a break)."""
-    heads = heads or VerifiedHeads(app.ensure_state_dir() / HEADS_FILE)
-    try:
-        check_run_chain(journal, run_id, heads, journal_url(app))
-    except NotFound:
-        load_run(journal, run_id)  # says so with the known runs as hint
-        raise
+# ---------------------------------------------------------------------- validate / plan
 
 
 def resolve_runbook(app: App, name: str) -> Path:
@@ -144,9 +113,6 @@ def _display(app: App, path: Path) -> str:
         return str(path.resolve().relative_to(app.project_dir))
     except ValueError:
         return str(path)
-
-
-# ---------------------------------------------------------------------- validate / plan
 
 
 @click.command()
@@ -327,7 +293,7 @@ def _finish(app: App, run_id: str, status: RunStatus, inventory: Inventory) -> i
         app.console.print(f"run {run_id}: {status.value}" + (f" ({escape(detail)})" if detail else ""))
     else:
         app.console.print(f"run [bold]{run_id}[/]: {status.value}" + (f" ({escape(detail)})" if detail else ""))
-    move = next_move(state, _spec_of(state), signed=not inventory.is_lab) if state is not None else None
+    move = next_move(state, spec_of(state), signed=not inventory.is_lab) if state is not None else None
     if move:
         app.console.print(f"[dim]next: {escape(move)}[/]")
     return EXIT_FOR_STATUS[status]
@@ -341,12 +307,6 @@ def _stopped(app: App, run_id: str, status: RunStatus) -> RunState | None:
         return load_run(journal, run_id)
 
 
-def _spec_of(state: RunState) -> RunbookSpec | None:
-    """The run's runbook for its gates' approvers; None for a journal whose runbook no longer parses."""
-    try:
-        return runbook_of(state)
-    except CutoverError:
-        return None
 
 
 @click.command()
@@ -592,145 +552,6 @@ def _now() -> str:
 # ---------------------------------------------------------------------- reading
 
 
-@click.command()
-@click.argument("run_id", required=False)
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option("--watch", is_flag=True, help="Keep the board up to date until the run ends (read-only, no lease).")
-@click.option("--every", type=click.FloatRange(min=0.2), default=2.0, show_default=True,
-              help="With --watch: seconds between refreshes.")
-@pass_app
-def status(app: App, run_id: str | None, as_json: bool, watch: bool, every: float) -> int:
-    """Show a run's state (the latest run by default)."""
-    with open_journal(app) as journal:
-        if run_id is None:
-            runs = journal.runs()
-            if not runs:
-                raise NotFound("no runs in this journal yet", hint="start one with `cutover run RUNBOOK --env ENV`")
-            run_id = runs[-1]
-        if watch:
-            return _watch(app, journal, run_id, every)
-        check_chain(app, journal, run_id)
-        state = load_run(journal, run_id)
-        outlook = live_forecast(journal, state, now=datetime.now(timezone.utc))
-    if as_json:
-        app.emit_json(status_document(state, outlook))
-    else:
-        app.console.print(status_board(state, outlook=outlook, next_move=next_move(state, _spec_of(state))))
-    return ExitCode.OK
-
-
-def _watch(app: App, journal: Any, run_id: str, every: float) -> int:
-    """A watcher's board: it only reads, so any number of them can follow a night from anywhere."""
-    forecasts = LiveForecasts(journal)
-    heads = VerifiedHeads(app.ensure_state_dir() / HEADS_FILE)
-    check_chain(app, journal, run_id, heads)  # whole, once, on a journal that cannot verify from a head
-
-    def board() -> Any:
-        if isinstance(journal, VerifiesSince):  # from the head verified at the last refresh: only what is new
-            check_chain(app, journal, run_id, heads)
-        state = load_run(journal, run_id)
-        outlook = forecasts.of(state, now=datetime.now(timezone.utc))
-        return state, status_board(state, outlook=outlook, next_move=next_move(state, _spec_of(state)))
-
-    state, view = board()
-    if not app.console.is_terminal:  # a pipe or a log: one line per change of state
-        seen = None
-        while True:
-            line = f"run {run_id}: {state.status.value} ({len(state.completed)}/{len(state.steps)} steps done)"
-            if line != seen:
-                app.console.print(line)
-                seen = line
-            if state.is_finished():
-                return ExitCode.OK
-            time.sleep(every)
-            state, view = board()
-    with Live(view, console=app.console, refresh_per_second=4, transient=False) as live:
-        while not state.is_finished():
-            time.sleep(every)
-            state, view = board()
-            live.update(view)
-    return ExitCode.OK
-
-
-@click.group(invoke_without_command=True)
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.pass_context
-def runs(ctx: click.Context, as_json: bool) -> int:
-    """List the runs in the journal, oldest first (`runs export` / `runs import` move one between machines;
-    `runs abandon` ends one that acted on nothing; `runs postpone` moves one to a later window)."""
-    if ctx.invoked_subcommand is not None:
-        return ExitCode.OK
-    app = ctx.find_object(App)
-    assert app is not None
-    with open_journal(app) as journal:
-        rows = runs_json(journal)
-    if as_json:
-        app.emit_json(rows)
-        return ExitCode.OK
-    app.console.print(runs_view(rows, width=app.console.width) if rows else "no runs yet")
-    return ExitCode.OK
-
-
-@runs.command("export")
-@click.argument("run_id")
-@pass_app
-def runs_export(app: App, run_id: str) -> int:
-    """Write RUN_ID's events, with their hashes, to standard output (JSON lines)."""
-    with open_journal(app) as journal:
-        for line in export_lines(journal, run_id):
-            click.echo(line)
-    return ExitCode.OK
-
-
-@runs.command("import")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@pass_app
-def runs_import(app: App, file: Path) -> int:
-    """Verify an exported run completely, then add it to this journal (nothing is imported from a bad file)."""
-    try:
-        lines = file.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{file}: not UTF-8 text; nothing was imported", hint="is it a cutover run export?") from exc
-    with open_journal(app) as journal:
-        run_id = import_lines(journal, lines, str(file))
-    app.console.print(f"imported run {run_id} from {file}")
-    return ExitCode.OK
-
-
-@runs.command("abandon")
-@click.argument("run_id")
-@click.option("--reason", required=True, help="Why the run is abandoned (journalled).")
-@YES_OPTION
-@pass_app
-def runs_abandon(app: App, run_id: str, reason: str, yes: bool) -> int:
-    """End RUN_ID, which acted on nothing: it frees its SAMUs and counts for nothing (journalled)."""
-    with open_journal(app) as journal:
-        check_abandon_allowed(load_run(journal, run_id))  # refused before asking anything
-        confirm_by_run_id(app, run_id, f"abandon run {run_id}", yes=yes,
-                          command=f"cutover runs abandon {run_id} --reason {shlex.quote(reason)}")
-        state = abandon_run(journal, run_id, reason)
-    app.console.print(f"run {run_id}: {state.status.value} {escape(state.pause_detail or '')}; its SAMUs are free")
-    return ExitCode.OK
-
-
-@runs.command("postpone")
-@click.argument("run_id")
-@click.option("--window", "window", type=click.IntRange(min=1), required=True, metavar="N",
-              help="The runbook's candidate window to move to (numbered from 1, as `cutover status` shows them).")
-@click.option("--reason", required=True, help="Why the night moves (journalled), e.g. the gate's no-go.")
-@YES_OPTION
-@pass_app
-def runs_postpone(app: App, run_id: str, window: int, reason: str, yes: bool) -> int:
-    """Move RUN_ID to a later candidate window of its runbook (a no-go, a forecast that misses the window)."""
-    with open_journal(app) as journal:
-        check_postpone_allowed(load_run(journal, run_id), window, datetime.now(timezone.utc))  # before asking
-        confirm_by_run_id(app, run_id, f"postpone run {run_id} to window {window}", yes=yes,
-                          command=f"cutover runs postpone {run_id} --window {window} --reason {shlex.quote(reason)}")
-        state = postpone_run(journal, run_id, window, reason)
-    app.console.print(f"run {run_id}: {escape(state.pause_detail or '')}")
-    return ExitCode.OK
-
-
 @click.group()
 def journal() -> None:
     """The append-only, hash-chained journal."""
@@ -921,6 +742,3 @@ def _nights_table(app: App, nights: list[dict[str, Any]]) -> None:
         table.add_row(night["run_id"], night["wave"] or "-", night["state"], window, night["start"] or "-",
                       night["end"] or "-", night["latest_pnr"] or "-")
     app.console.print(table)
-
-
-COMMANDS = (validate, plan, run, resume, rollback, approve, status, runs, journal, programme)

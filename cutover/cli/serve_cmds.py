@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from cutover.cli.app import App, pass_app
-from cutover.cli.run_cmds import journal_url, open_journal
+from cutover.cli.read_cmds import journal_url, open_journal
 from cutover.core.events import Journal
 from cutover.errors import CutoverError, ExitCode, InputError
 

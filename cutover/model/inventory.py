@@ -84,7 +84,7 @@ def _apprise_url(value: Any) -> Any:
 class NotifyTarget(BaseModel):
     """One ``cutover_notify`` entry: an Apprise URL, the events it gets, for which SAMUs, in which language."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)  # built on first use, not at import
 
     # Apprise URLs carry credentials: write them as `!vault` values outside the lab
     url: str
@@ -98,7 +98,7 @@ class NotifyTarget(BaseModel):
 class OnCall(BaseModel):
     """One of a SAMU's on-call contacts (``samu_oncall``): told when the SAMU enters backup mode and returns."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)  # built on first use, not at import
 
     url: str
     lang: Literal["fr", "en"] = "fr"
@@ -109,7 +109,7 @@ class OnCall(BaseModel):
 class SamuVars(BaseModel):
     """The ``samu_*`` variables of a SAMU host, as written in the inventory."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)  # built on first use, not at import
 
     samu_code: str
     samu_name: str = Field(min_length=1)
@@ -134,7 +134,7 @@ class SamuVars(BaseModel):
 class CutoverVars(BaseModel):
     """The ``cutover_*`` variables (normally in ``group_vars/all``)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)  # built on first use, not at import
 
     cutover_lab: bool = False
     # Marks the production inventory: runs there are "live", everywhere else "rehearsal"

@@ -49,7 +49,7 @@ NAME = re.compile(r"^[a-z][a-z0-9-]{0,40}$")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)  # built on first use, not at import
 
 
 class NationalNetworks(_Strict):
