@@ -1,6 +1,6 @@
 """The engine: drives a run forward, or back to a rollback point, from its journal.
 
-Rules it keeps (see DESIGN.md, "Execution semantics"):
+Rules it keeps (docs/architecture.md follows one step through them):
 
 - every transition is journalled *before* it is acted on (``step_started``
   is durable before the action runs), so a controller killed at any instant

@@ -1,6 +1,6 @@
 """The board's words, in French (the room's language, the default) and English.
 
-The vocabulary is DESIGN.md's: bascule, mode secours, retour au nominal, point
+The vocabulary is the crisis room's own: bascule, mode secours, retour au nominal, point
 de non-retour (PNR), retour arrière, répétition, comité go/no-go, vague,
 fenêtre de tir, PV de recette. A page picks its language from ``?lang=`` first,
 then the browser's Accept-Language, then French.
