@@ -464,6 +464,9 @@ def _lease_released(state: RunState, p: r.LeaseReleased, e: Event) -> None:
     state.lease_holder = None
 
 
+# Journalled for the record (audit, evidence) and folded into nothing: a new kind is either here or handled below.
+RECORD_ONLY: frozenset[type[r.Record]] = frozenset({r.WindowOverride, r.RunAnchored})
+
 _HANDLERS: dict[type[r.Record], Callable[[RunState, Any, Event], None]] = {
     r.RunCreated: _run_created,
     r.DriveStarted: _drive_started,

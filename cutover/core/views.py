@@ -29,6 +29,16 @@ SYMBOLS: dict[TargetStatus, str] = {
 }
 
 
+# The event kinds a person is shown (the terminal's plain lines, the board's latest events); the others are
+# bookkeeping (leases, outputs, notifications, anchors). Each shown kind has its plain line (cli.render) and its
+# words in every language (web.i18n); a test holds all three together.
+SHOWN_KINDS: frozenset[str] = frozenset({
+    "step_started", "step_succeeded", "step_failed", "step_skipped", "in_doubt", "gate_opened", "gate_approved",
+    "gate_passed", "rollback_point", "undo_started", "undo_succeeded", "undo_failed", "run_paused", "run_failed",
+    "run_completed", "run_rolled_back", "run_abandoned",
+})
+
+
 @dataclass(frozen=True)
 class EndEstimate:
     """When the run should end, and what says so."""
