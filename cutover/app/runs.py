@@ -16,7 +16,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 from cutover.app.anchors import anchor_run
 from cutover.planning.blast import run_claims, step_reaches
@@ -54,6 +53,9 @@ EXIT_FOR_STATUS = {
 }
 
 HEARTBEAT_SECONDS = 10.0
+
+# Told the engine once it is built, before it drives: the terminal's live board follows it.
+EngineReady = Callable[[Engine], None]
 
 
 def new_run_id(runbook_name: str) -> str:
@@ -311,7 +313,7 @@ def _heartbeat(journal: Journal, run_id: str, holder: LeaseHolder, stop: threadi
 
 def drive_run(journal: Journal, run_id: str, executors: Mapping[str, Executor], options: DriveOptions, *,
               command: str = "run", take_over: bool = False, decisions: tuple[Decision, ...] = (),
-              exclude: tuple[str, ...] = (), engine_ready: Any = None,
+              exclude: tuple[str, ...] = (), engine_ready: EngineReady | None = None,
               heartbeat: float = HEARTBEAT_SECONDS, notifier: Notifier | None = None) -> RunStatus:
     """Drive a run forward (run/resume) under its lease."""
     state = load_run(journal, run_id)
@@ -390,7 +392,7 @@ class Place:
 def start_run(journal: Journal, loaded: LoadedRunbook, inventory: Inventory, place: Place, options: DriveOptions, *,
               run_id: str, window_end: str | None = None, override_programme: str | None = None,
               label: str | None = None, window_risk: str | None = None, window_number: int | None = None,
-              heartbeat: float = HEARTBEAT_SECONDS, engine_ready: Any = None,
+              heartbeat: float = HEARTBEAT_SECONDS, engine_ready: EngineReady | None = None,
               created: Callable[[str], None] = lambda _: None, notifier: Notifier | None = None) -> RunStatus:
     """`cutover run`: executors built and checked, the run created, driven under its lease, executors closed."""
     spec = to_spec(loaded.runbook)
@@ -409,7 +411,7 @@ def start_run(journal: Journal, loaded: LoadedRunbook, inventory: Inventory, pla
 
 def resume_run(journal: Journal, run_id: str, inventory: Inventory, place: Place, options: DriveOptions, *,
                take_over: bool = False, decisions: tuple[Decision, ...] = (), exclude: tuple[str, ...] = (),
-               heartbeat: float = HEARTBEAT_SECONDS, engine_ready: Any = None,
+               heartbeat: float = HEARTBEAT_SECONDS, engine_ready: EngineReady | None = None,
                notifier: Notifier | None = None) -> RunStatus:
     """`cutover resume`: the run's own runbook and parameters, from its journal, driven on."""
     check_run_id(run_id)  # its executors name their artifacts after it
@@ -425,7 +427,7 @@ def resume_run(journal: Journal, run_id: str, inventory: Inventory, place: Place
 
 def roll_back_run(journal: Journal, run_id: str, inventory: Inventory, place: Place, options: DriveOptions, *,
                   to: str | None = None, take_over: bool = False, heartbeat: float = HEARTBEAT_SECONDS,
-                  engine_ready: Any = None, notifier: Notifier | None = None) -> RunStatus:
+                  engine_ready: EngineReady | None = None, notifier: Notifier | None = None) -> RunStatus:
     """`cutover rollback`: undo the run's later steps, newest first, under its lease."""
     check_run_id(run_id)  # its executors name their artifacts after it
     spec = runbook_of(load_run(journal, run_id), options.secret_params)
@@ -436,7 +438,7 @@ def roll_back_run(journal: Journal, run_id: str, inventory: Inventory, place: Pl
 
 
 def rollback_run(journal: Journal, run_id: str, executors: Mapping[str, Executor], options: DriveOptions, *,
-                 to: str | None = None, take_over: bool = False, engine_ready: Any = None,
+                 to: str | None = None, take_over: bool = False, engine_ready: EngineReady | None = None,
                  heartbeat: float = HEARTBEAT_SECONDS, notifier: Notifier | None = None) -> RunStatus:
     """Roll a run back to the rollback point after step ``to`` (or to the very start)."""
     state = load_run(journal, run_id)

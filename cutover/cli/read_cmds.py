@@ -20,7 +20,7 @@ from cutover.app.transfer import export_lines, import_lines
 from cutover.cli.app import App, pass_app
 from cutover.cli.confirm import YES_OPTION, confirm_by_run_id
 from cutover.cli.render import runs_view, status_board
-from cutover.core.events import VerifyReport
+from cutover.core.events import Journal, VerifyReport
 from cutover.core.guidance import next_move
 from cutover.core.state import RunState, RunStatus
 from cutover.core.steps import RunbookSpec
@@ -29,7 +29,7 @@ from cutover.journal.chaincheck import HEADS_FILE, VerifiedHeads, VerifiesSince,
 from cutover.journal.sqlite import open_journal_url, verify_journal_file
 
 
-def open_journal(app: App) -> Any:
+def open_journal(app: App) -> Journal:
     """The journal the options name: SQLite in the state directory by default, or PostgreSQL."""
     return open_journal_url(journal_url(app), app.operator, stale_after=app.lease_ttl)
 
@@ -47,7 +47,7 @@ def verify_journal(app: App, run_id: str | None = None) -> VerifyReport:
         return store.verify(run_id)
 
 
-def check_chain(app: App, journal: Any, run_id: str, heads: VerifiedHeads | None = None) -> None:
+def check_chain(app: App, journal: Journal, run_id: str, heads: VerifiedHeads | None = None) -> None:
     """The run's hash chain verified before a command acts on it or shows it (exit 7 on a break)."""
     heads = heads or VerifiedHeads(app.ensure_state_dir() / HEADS_FILE)
     try:
@@ -101,7 +101,7 @@ def status(app: App, run_id: str | None, as_json: bool, watch: bool, every: floa
     return ExitCode.OK
 
 
-def _watch(app: App, journal: Any, run_id: str, every: float) -> int:
+def _watch(app: App, journal: Journal, run_id: str, every: float) -> int:
     """A watcher's board: it only reads, so any number of them can follow a night from anywhere."""
     from rich.live import Live
 

@@ -26,7 +26,7 @@ from cutover.planning.blast import StepReach, step_reaches
 from cutover.errors import CutoverError, ExitCode, InputError, JournalCorrupt, NotFound
 from cutover.model.inventory import Inventory, load_inventory
 from cutover.core import records
-from cutover.core.events import VerifyReport
+from cutover.core.events import Journal, VerifyReport
 from cutover.journal.sqlite import open_journal_url
 from cutover.journal.postgres import STALL_BOUND
 from cutover.app.history import LiveForecasts, measured_p90s, window_risk
@@ -210,7 +210,7 @@ def _drive_options(app: App, inventory: Inventory, *, auto_approve: str | None,
                         measured_p90=measured[0], measured_rollback_p90=measured[1])
 
 
-def _terminal_prompt(app: App, inventory: Inventory, lab: bool, journal: Any, run_id: str, *,
+def _terminal_prompt(app: App, inventory: Inventory, lab: bool, journal: Journal, run_id: str, *,
                      board: LiveBoard | None, timeout: float) -> Callable[[GateStep, Any], Approval | None]:
     def ask(step: GateStep, approved: Any) -> Approval | None:
         with (board.aside() if board else nullcontext()), answerable(step, timeout):
@@ -238,7 +238,7 @@ def _terminal_prompt(app: App, inventory: Inventory, lab: bool, journal: Any, ru
     return ask
 
 
-def _signed_at_terminal(app: App, inventory: Inventory, journal: Any, run_id: str, step: GateStep, name: str,
+def _signed_at_terminal(app: App, inventory: Inventory, journal: Journal, run_id: str, step: GateStep, name: str,
                         reason: str) -> Approval | None:
     """Outside a lab the approver signs here with their key; None (decide later) if they give up."""
     listed = step.approver(name)
@@ -271,7 +271,7 @@ NOTIFY_OPTION = click.option(
          "cutover_notify_test instead (rehearsals); off: nobody.")
 
 
-def _notifier(inventory: Inventory, mode: str, journal: Any, run_id: str) -> Notifier:
+def _notifier(inventory: Inventory, mode: str, journal: Journal, run_id: str) -> Notifier:
     forecasts = LiveForecasts(journal)
 
     def end_p90() -> datetime | None:
@@ -358,7 +358,7 @@ def run(app: App, runbook: str, env: str, run_id: str | None, auto_approve: str 
     return _finish(app, run_id, status, inventory)
 
 
-def _window_risk_accepted(journal: Any, loaded: LoadedRunbook, inventory: Inventory, window_end: str | None,
+def _window_risk_accepted(journal: Journal, loaded: LoadedRunbook, inventory: Inventory, window_end: str | None,
                           accepted: str | None, window_number: int | None = None) -> str | None:
     """Refuse a window the night cannot fit (exit 2), unless the operator accepts the risk: then what to journal."""
     now = datetime.now(timezone.utc)

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import enum
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from cutover.core.steps import Action
+from cutover.core.steps import Action, ActionStep
 
 # A step that is not fanned out runs once, on the controller: its target is None.
 Target = str | None
@@ -105,4 +105,11 @@ class Executor(Protocol):
 
     batched: bool
 
+    def ready(self, uses: Sequence[tuple[ActionStep, Action]]) -> None:
+        """Raise now, before anything is journalled, what can already be told wrong for these uses of the kind
+        (each action of the runbook with its step): a program or a key missing, a host without its Python."""
+
     def run(self, request: ActionRequest) -> Mapping[Target, ActionResult]: ...
+
+    def close(self) -> None:
+        """Release what the executor holds (connections, folders); called once, after the command."""

@@ -13,6 +13,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from types import TracebackType
 from typing import Any, Protocol
 
 GENESIS = "0" * 64
@@ -146,3 +147,9 @@ class Journal(Protocol):
         ...
 
     def close(self) -> None: ...
+
+    def __enter__(self) -> Journal: ...
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        """Closes the journal."""

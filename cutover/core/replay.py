@@ -46,7 +46,7 @@ from cutover.core.events import GENESIS, Event, event_hash, parse_time
 from cutover.core.forecast import backup_mode_seconds
 from cutover.core.records import StepInfo
 from cutover.core.state import RunState, RunStatus, apply, fold
-from cutover.core.steps import GateStep, RunbookSpec
+from cutover.core.steps import Action, ActionStep, GateStep, RunbookSpec
 from cutover.core.whatif import Change, check_changes, step_factor
 from cutover.core.windows import window_of
 
@@ -219,6 +219,12 @@ class ReplayExecutor:
         self.changes = changes
         self.failed: set[tuple[str, Target]] = set()
         self.estimated: set[str] = set()  # steps whose duration nobody measured: the runbook's expected one
+
+    def ready(self, uses: Sequence[tuple[ActionStep, Action]]) -> None:
+        return None  # nothing to check: it runs nothing
+
+    def close(self) -> None:
+        return None
 
     def run(self, request: ActionRequest) -> Mapping[Target, ActionResult]:
         results: dict[Target, ActionResult] = {}

@@ -14,19 +14,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from cutover.errors import NotFound
 
 if TYPE_CHECKING:  # criteria -> records -> actions -> steps: the type only, at run time
     from cutover.core.criteria import Criterion
 
-ACTION_KINDS = ("command", "ssh", "playbook")
+ActionKind = Literal["command", "ssh", "playbook"]
+ACTION_KINDS: tuple[ActionKind, ...] = get_args(ActionKind)
 
 
 @dataclass(frozen=True)
 class Action:
-    kind: str
+    kind: ActionKind
     run: str = ""  # command
     command: str = ""  # ssh
     playbook: str = ""  # playbook

@@ -80,15 +80,17 @@ import time
 import uuid
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from cutover.core.actions import ActionRequest, ActionResult, Outcome, Target, clip
+from cutover.core.steps import Action, ActionStep
 from cutover.errors import InputError, NotFound, ToolMissing
 from cutover.model.inventory import HOSTS_FILES, Inventory
 from cutover.executors.environment import INHERITED
+from cutover.executors.playbooks import playbook_hosts
 from cutover.model.redact import PLACEHOLDER, SECRET_NAME, Redactor
 
 KEEP_RUNS = 20  # run folders of artifacts kept under <state_dir>/ansible
@@ -325,14 +327,25 @@ class AnsibleExecutor:
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
 
-    def ready(self, hosts: Iterable[str]) -> None:
+    def ready(self, uses: Sequence[tuple[ActionStep, Action]] = ()) -> None:
         """Raise now, before anything is journalled: ansible-playbook missing, SSH material missing or
-        not usable unattended, a host without its Python, vault values without their password file."""
+        not usable unattended, a host without its Python, vault values without their password file.
+
+        ``uses``: the runbook's playbook actions with their steps; every host their plays target
+        (``executors.playbooks``), within each step's targets, must name its Python."""
         _playbook_binary()
         self.inventory.require_known_hosts()
         _check_unattended_key(self.inventory.require_ssh_key())
-        self._check_interpreters(hosts)
+        self._check_interpreters(sorted(self._hosts_of(uses)))
         self.inventory.require_vault_password()
+
+    def _hosts_of(self, uses: Sequence[tuple[ActionStep, Action]]) -> set[str]:
+        hosts: set[str] = set()
+        for step, action in uses:
+            targeted = playbook_hosts(self.project_dir / "playbooks" / action.playbook, self.inventory, action.extra_vars)
+            hosts |= set(targeted & set(self.inventory.resolve_targets(step.for_each))) if step.for_each \
+                else set(targeted)
+        return hosts
 
     # -- preparing -----------------------------------------------------------------
 

@@ -24,10 +24,11 @@ import selectors
 import signal
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from cutover.core.actions import ActionRequest, ActionResult, Outcome, Target, clip
+from cutover.core.steps import Action, ActionStep
 from cutover.errors import ToolMissing
 from cutover.executors.environment import inherited
 from cutover.executors.reaper import GroupReaper
@@ -53,7 +54,7 @@ class LocalExecutor:
         self._base_env[b"CUTOVER_PROJECT_DIR"] = os.fsencode(str(project_dir))
         self._reaper = GroupReaper()
 
-    def ready(self) -> None:
+    def ready(self, uses: Sequence[tuple[ActionStep, Action]] = ()) -> None:
         """Refuse, before anything is journalled, a kernel without pidfds (Linux < 5.3): commands could not be waited for."""
         try:
             os.close(os.pidfd_open(os.getpid()))

@@ -36,7 +36,7 @@ import shlex
 import socket
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import NoReturn
@@ -44,6 +44,7 @@ from typing import NoReturn
 import paramiko
 
 from cutover.core.actions import ActionRequest, ActionResult, Outcome, Target, clip
+from cutover.core.steps import Action, ActionStep
 from cutover.errors import InputError, NotFound
 from cutover.model.inventory import Host, Inventory
 from cutover.model.redact import Redactor
@@ -128,7 +129,7 @@ class SshExecutor:
     def run(self, request: ActionRequest) -> Mapping[Target, ActionResult]:
         return {target: self._run_one(request, target) for target in request.targets}
 
-    def ready(self) -> None:
+    def ready(self, uses: Sequence[tuple[ActionStep, Action]] = ()) -> None:
         """Raise now, before anything is journalled, if the key or known_hosts is missing or unusable."""
         self._known_hosts()
         self._private_key()

@@ -48,6 +48,7 @@ from cutover.core.claims import check_claims
 from cutover.core.events import (
     GENESIS,
     Event,
+    Journal,
     LeaseHolder,
     VerifyReport,
     canonical_json,
@@ -474,7 +475,7 @@ class SqliteJournal:
         self.close()
 
 
-def open_journal_url(url: str, operator: str, *, stale_after: float = STALE_AFTER) -> Any:
+def open_journal_url(url: str, operator: str, *, stale_after: float = STALE_AFTER) -> Journal:
     """A journal from its URL: ``sqlite:///PATH`` (the default, one file) or ``postgresql://...``."""
     if url.startswith("sqlite:///"):
         path = Path(url.removeprefix("sqlite:///"))

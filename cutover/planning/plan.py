@@ -58,7 +58,9 @@ def _action(action: Any) -> Action:
                       env=env)
     if isinstance(action, model.SshAction):
         return Action("ssh", command=action.command, env=env)
-    return Action("command", run=action.run, env=env)
+    if isinstance(action, model.CommandAction):
+        return Action("command", run=action.run, env=env)
+    raise TypeError(f"no core action for {type(action).__name__}")  # a kind the schema has and the core has not
 
 
 def _optional(action: Any) -> Action | None:

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from cutover.core.actions import ActionRequest, ActionResult, Outcome, Phase, Target
+from cutover.core.steps import Action, ActionStep
 
 
 @dataclass
@@ -40,6 +41,12 @@ class ScriptedExecutor:
     def script(self, step: str, phase: Phase, target: Target, *outcomes: Outcome) -> ScriptedExecutor:
         self._script.setdefault((step, phase, target), []).extend(outcomes)
         return self
+
+    def ready(self, uses: Sequence[tuple[ActionStep, Action]]) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
 
     def run(self, request: ActionRequest) -> Mapping[Target, ActionResult]:
         with self._lock:
