@@ -320,11 +320,8 @@ def drive_run(journal: Journal, run_id: str, executors: Mapping[str, Executor], 
     check_not_abandoned(state)
     _check_decisions(state, decisions)
     _check_exclusions(state, exclude)
-    lost = _LostLease()
-    with driving(journal, run_id, take_over=take_over, heartbeat=heartbeat, on_lost=lost,
-                 anchor_key=options.anchor_key), \
-            notifying(journal, state, options, notifier) as options:
-        engine = lost.engine = Engine(journal, run_id, runbook_of(state, options.secret_params), executors, options)
+    with _engine_under_lease(journal, state, executors, options, take_over=take_over, heartbeat=heartbeat,
+                             notifier=notifier) as engine:
         for decision in decisions:
             engine.record(r.InDoubtResolved(decision.step, decision.target, decision.decision, "operator decision"))
         for target in exclude:
@@ -444,14 +441,24 @@ def rollback_run(journal: Journal, run_id: str, executors: Mapping[str, Executor
     state = load_run(journal, run_id)
     check_not_abandoned(state)
     check_rollback_allowed(state, to)
-    lost = _LostLease()
-    with driving(journal, run_id, take_over=take_over, heartbeat=heartbeat, on_lost=lost,
-                 anchor_key=options.anchor_key), \
-            notifying(journal, state, options, notifier) as options:
-        engine = lost.engine = Engine(journal, run_id, runbook_of(state, options.secret_params), executors, options)
+    with _engine_under_lease(journal, state, executors, options, take_over=take_over, heartbeat=heartbeat,
+                             notifier=notifier) as engine:
         if engine_ready is not None:
             engine_ready(engine)
         return engine.roll_back(to)
+
+
+@contextmanager
+def _engine_under_lease(journal: Journal, state: RunState, executors: Mapping[str, Executor], options: DriveOptions,
+                        *, take_over: bool, heartbeat: float, notifier: Notifier | None) -> Iterator[Engine]:
+    """The run's engine, under the run's lease (a lease lost stops it) with the notifier listening to it."""
+    lost = _LostLease()
+    with driving(journal, state.run_id, take_over=take_over, heartbeat=heartbeat, on_lost=lost,
+                 anchor_key=options.anchor_key), \
+            notifying(journal, state, options, notifier) as options:
+        engine = lost.engine = Engine(journal, state.run_id, runbook_of(state, options.secret_params), executors,
+                                      options)
+        yield engine
 
 
 class _LostLease:
