@@ -15,7 +15,8 @@ from cutover.core.windows import next_window, window_of
 from cutover.errors import InputError, ValidationError
 from cutover.app.programme import environment_runs, nights
 from cutover.model.runbook import parse_runbook
-from cutover.app.runs import create_run, drive_run, load_run, postpone_run
+from cutover.app.runs import create_run, drive_run, postpone_run
+from cutover.app.queries import load_run
 from cutover.testing import InMemoryJournal, ScriptedExecutor, tiny_inventory
 from cutover.web.board import board_view
 from cutover.web.i18n import event_word
