@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from cutover.cli.render import plain_line
 from cutover.core import records as r
 from cutover.core.engine import DriveOptions
+from cutover.core.forecast import Outlook
 from cutover.core.state import RunStatus
 from cutover.core.windows import next_window, window_of
 from cutover.errors import InputError, ValidationError
@@ -25,7 +27,11 @@ NOW = datetime.now(timezone.utc)
 
 
 def iso(days: float, hours: float = 0) -> str:
-    return (NOW + timedelta(days=days, hours=hours)).replace(microsecond=0).isoformat()
+    return at(days, hours).isoformat()
+
+
+def at(days: float, hours: float = 0) -> datetime:
+    return (NOW + timedelta(days=days, hours=hours)).replace(microsecond=0)
 
 
 def night(windows: str) -> str:
@@ -157,9 +163,8 @@ def test_the_board_offers_the_fallback_window_on_a_no_go(journal):
 
 def test_the_board_offers_the_fallback_window_when_the_forecast_misses_the_window(journal):
     create_run(journal, parse_runbook(THREE_NIGHTS, "night.yaml"), tiny_inventory(), run_id="n1")
-    late = {"end_p50": iso(1, 7), "end_p90": iso(1, 9), "pnr_deadline": None, "source": "measured (3 runs)",
-            "spread_known": True, "left_out": []}
-    on_time = {**late, "end_p90": iso(1, 7)}
+    late = Outlook(at(1, 7), at(1, 9), None, "measured (3 runs)", True)
+    on_time = replace(late, end_p90=at(1, 7))
     assert board_view(load_run(journal, "n1"), None, on_time, [], NOW, "fr")["time"]["next_window"] is None
     assert board_view(load_run(journal, "n1"), None, late, [], NOW, "fr")["time"]["next_window"]["number"] == 3
 
@@ -170,8 +175,7 @@ def test_the_terminal_header_names_the_window_and_offers_the_next_when_the_forec
     from cutover.cli.render import status_board
 
     create_run(journal, parse_runbook(THREE_NIGHTS, "night.yaml"), tiny_inventory(), run_id="n1")
-    late = {"end_p50": iso(1, 7), "end_p90": iso(1, 9), "pnr_deadline": None, "source": "measured (3 runs)",
-            "spread_known": True, "left_out": []}
+    late = Outlook(at(1, 7), at(1, 9), None, "measured (3 runs)", True)
     console = Console(width=300, record=True)
     console.print(status_board(load_run(journal, "n1"), NOW, late))
     text = console.export_text()
