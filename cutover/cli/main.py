@@ -43,7 +43,8 @@ class LazyGroup(click.Group):
             "lab": "cutover.cli.lab_cmds:lab", "serve": "cutover.cli.serve_cmds:serve",
             "infra": "cutover.cli.infra_cmds:infra", "tenant": "cutover.cli.infra_cmds:tenant"}
     SUMMARY = {
-        "approve": "Approve the go/no-go gate STEP of RUN_ID as an approver.",
+        "approve": "Approve the go/no-go gate STEP of RUN_ID as an approver, or override one of its failed "
+                   "criteria.",
         "compare": "Line runs up side by side, step by step: durations, deltas, outcomes that differ.",
         "forecast": "P50/P90 of the night's end, each SAMU's time in backup mode and the PNR deadline, from "
                     "rehearsals.",

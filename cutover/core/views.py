@@ -35,7 +35,8 @@ SYMBOLS: dict[TargetStatus, str] = {
 SHOWN_KINDS: frozenset[str] = frozenset({
     "step_started", "step_succeeded", "step_failed", "step_skipped", "in_doubt", "gate_opened", "gate_approved",
     "gate_passed", "rollback_point", "undo_started", "undo_succeeded", "undo_failed", "run_paused", "run_failed",
-    "run_completed", "run_rolled_back", "run_abandoned", "run_postponed",
+    "run_completed", "run_rolled_back", "run_abandoned", "run_postponed", "criteria_measured",
+    "criterion_overridden", "calls_counted",
 })
 
 

@@ -18,7 +18,8 @@ from cutover.core.state import RunState, RunStatus
 from cutover.errors import InputError, ValidationError
 from cutover.planning.plan import to_spec
 from cutover.model.runbook import parse_runbook
-from cutover.app.runs import approve_gate, create_run, drive_run, load_run, override_criterion, status_json
+from cutover.app.runs import approve_gate, create_run, drive_run, override_criterion
+from cutover.app.queries import load_run, status_json
 from cutover.testing import InMemoryJournal, ScriptedExecutor, tiny_inventory
 
 NOW = datetime(2026, 11, 29, 1, 0, tzinfo=timezone.utc)
@@ -340,7 +341,7 @@ def test_the_forecast_built_ins_weigh_the_runs_window_from_the_journal(tmp_path:
 
 
 def test_validate_refuses_a_probe_playbook_missing_or_reaching_a_host_of_the_night(tmp_path: Path):
-    from cutover.model.runbook import check_against
+    from cutover.planning.validation import check_against
 
     (tmp_path / "playbooks").mkdir()
     (tmp_path / "playbooks" / "on_samus.yml").write_text("- hosts: samu\n  tasks: []\n")
