@@ -21,10 +21,10 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from cutover.app.queries import load_run
 from cutover.core.events import parse_time
 from cutover.core.state import RunState
 from cutover.journal.sqlite import SqliteJournal
-from cutover.app.queries import load_run
 
 REPO = Path(__file__).resolve().parents[1]
 CUTOVER = str(Path(sys.executable).parent / "cutover")

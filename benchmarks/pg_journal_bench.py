@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from cutover.core.state import fold
-from cutover.journal.sqlite import SqliteJournal
-from cutover.journal.postgres import PostgresJournal, init_schema
-from cutover.testing.postgres import start_postgres
 from cutover.core.timings import percentile
+from cutover.journal.postgres import PostgresJournal, init_schema
+from cutover.journal.sqlite import SqliteJournal
+from cutover.testing.postgres import start_postgres
 
 PAYLOAD = {"step": "backup-mode", "target": "samu-30", "attempt": 1}
 

@@ -40,8 +40,8 @@ from pathlib import Path
 import yaml
 
 from cutover.executors.ansible import ansible_environment, venv_bin
-from cutover.model.inventory import all_departement_codes, load_inventory
 from cutover.lab.sshd import SshdProcess, generate_keypair, start_sshd, write_known_hosts
+from cutover.model.inventory import all_departement_codes, load_inventory
 
 PLAYBOOK = """\
 - hosts: all

@@ -25,8 +25,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cutover.model.inventory import Inventory, load_inventory
 from cutover.lab.sshd import SSHD, SshdFailed, SshdProcess, free_port, generate_keypair, start_sshd, write_known_hosts
+from cutover.model.inventory import Inventory, load_inventory
 
 
 @dataclass(frozen=True)

@@ -12,20 +12,28 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from cutover.app.queries import runbook_of
 from cutover.core.events import Journal, parse_time
 from cutover.core.forecast import Outlook
 from cutover.core.records import StepInfo, WindowInfo
 from cutover.core.state import RunState, fold
 from cutover.core.steps import ActionStep, RunbookSpec
-from cutover.core.timings import (RunMeasure, Selection, left_out_because, left_out_note, measure_run, select,
-                                  spread_known, summarise)
+from cutover.core.timings import (
+    RunMeasure,
+    Selection,
+    left_out_because,
+    left_out_note,
+    measure_run,
+    select,
+    spread_known,
+    summarise,
+)
 from cutover.core.whatif import Change
 from cutover.core.windows import first_open_window, window_of
 from cutover.errors import InputError, NotFound
 from cutover.model.inventory import Inventory
-from cutover.planning.plan import numbered_window, plan_cutover, to_spec, window_infos
 from cutover.model.runbook import LoadedRunbook
-from cutover.app.queries import runbook_of
+from cutover.planning.plan import numbered_window, plan_cutover, to_spec, window_infos
 
 if TYPE_CHECKING:
     from cutover.core.montecarlo import PlannedDuration

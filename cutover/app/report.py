@@ -26,15 +26,15 @@ import markupsafe
 
 from cutover.app.anchors import latest_anchor
 from cutover.app.approvals import reverify
+from cutover.app.history import select_runs
+from cutover.app.queries import notifications_json
 from cutover.core import records as r
 from cutover.core.events import Event, parse_time
 from cutover.core.forecast import backup_mode_seconds
 from cutover.core.state import RunState, fold
 from cutover.core.text import visible
 from cutover.core.timings import StepMeasure, measure_run, measured_source, spread_known, spread_unknown, summarise
-from cutover.app.history import select_runs
 from cutover.model.redact import redacted
-from cutover.app.queries import notifications_json
 
 FORMATS = ("html", "markdown", "json")
 

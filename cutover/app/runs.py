@@ -18,29 +18,28 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from cutover.app.anchors import anchor_run
-from cutover.planning.blast import run_claims, step_reaches
 from cutover.app.approvals import Override, SignedApproval, check_signed
-from cutover.model.signers import allowed_signers_path, signers_content, signers_digest
+from cutover.app.notify import Notifier
+from cutover.app.programme import check_programme
+from cutover.app.queries import load_run, runbook_of, secret_digest
+from cutover.core import records as r
 from cutover.core.actions import Executor, Target
 from cutover.core.engine import Approval, DriveOptions, Engine, approval_record, gate_satisfied, steps_after
-from cutover.core import records as r
 from cutover.core.events import Event, Journal, LeaseHolder
 from cutover.core.journal_rules import lease_staleness
-from cutover.journal.leases import current_holder, holder_alive
-from cutover.planning.plan import numbered_window, plan_cutover, to_spec, window_infos
-from cutover.core.criteria import criteria_json
 from cutover.core.state import RunState, RunStatus, TargetStatus, fold
-from cutover.errors import ExitCode, InputError, LeaseHeld, NotFound
-from cutover.executors.registry import open_executors
-from cutover.model.inventory import Inventory
-from cutover.app.notify import Notifier
-from cutover.app.queries import load_run, runbook_of, secret_digest
-from cutover.app.programme import check_programme
-from cutover.model.redact import Redactor
 from cutover.core.steps import Approver, GateStep, RunbookSpec
 from cutover.core.text import as_name, name_problem
-from cutover.core.windows import first_open_window, next_window, postpone_problem, window_json, window_of
+from cutover.core.windows import first_open_window, next_window, postpone_problem
+from cutover.errors import ExitCode, InputError, LeaseHeld, NotFound
+from cutover.executors.registry import open_executors
+from cutover.journal.leases import current_holder, holder_alive
+from cutover.model.inventory import Inventory
+from cutover.model.redact import Redactor
 from cutover.model.runbook import LoadedRunbook
+from cutover.model.signers import allowed_signers_path, signers_content, signers_digest
+from cutover.planning.blast import run_claims, step_reaches
+from cutover.planning.plan import numbered_window, plan_cutover, to_spec, window_infos
 from cutover.planning.validation import check_against
 
 EXIT_FOR_STATUS = {

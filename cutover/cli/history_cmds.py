@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -10,16 +10,16 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
+from cutover.app.history import compare_json, forecast_json, replay_json, select_runs, timings_json
+from cutover.app.queries import load_run
+from cutover.app.report import FORMATS, Evidence, render, report_data
+from cutover.app.runs import check_run_id
 from cutover.cli.app import App, pass_app
-from cutover.cli.run_cmds import ENV_HELP, PARAM_OPTION, WindowEnd, load_checked
 from cutover.cli.read_cmds import open_journal, verify_journal
+from cutover.cli.run_cmds import ENV_HELP, PARAM_OPTION, WindowEnd, load_checked
 from cutover.core.timings import left_out_note, spread_known, spread_unknown
 from cutover.core.whatif import parse_changes
 from cutover.errors import ExitCode, InputError
-from cutover.app.history import compare_json, forecast_json, select_runs, timings_json, replay_json
-from cutover.app.report import FORMATS, Evidence, render, report_data
-from cutover.app.runs import check_run_id
-from cutover.app.queries import load_run
 
 
 def _seconds(value: float | None) -> str:

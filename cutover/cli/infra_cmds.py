@@ -12,11 +12,11 @@ from rich.table import Table
 
 from cutover.cli.app import App, pass_app
 from cutover.errors import ExitCode, InputError
+from cutover.infra.acceptance import Acceptance, record_acceptance, require_reason, update_message
+from cutover.infra.compliance import CheckInputs, CheckReport, check, check_inputs, require_pinned_policy
 from cutover.infra.diff import Change, Op, PlanDiff, diff_plans, render_markdown
 from cutover.infra.evaluate import ProgramFailed, plan_at_revision, plan_environment
 from cutover.infra.plan import Plan, load_plan
-from cutover.infra.acceptance import Acceptance, record_acceptance, require_reason, update_message
-from cutover.infra.compliance import CheckInputs, CheckReport, check, check_inputs, require_pinned_policy
 from cutover.infra.policy import RULES
 from cutover.infra.sarif import to_sarif
 from cutover.infra.stack import CUSTOMER, PROVIDER, program_dir

@@ -11,9 +11,9 @@ import os
 import sys
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from typing import TYPE_CHECKING
 
 from cutover import __version__
 from cutover.cli.app import App, default_operator, terminal_console

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 import sys
-from datetime import datetime, timezone
 from collections.abc import Callable
 from contextlib import nullcontext
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -14,36 +14,54 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from cutover.cli.app import App, pass_app
-from cutover.cli.confirm import YES_OPTION, confirm_by_run_id
-from cutover.cli.render import PlanEntry, criteria_table, plan_view, print_plain
-from cutover.cli.terminal import LiveBoard, answerable
-from cutover.core.engine import Approval, DriveOptions, approvals_complete
-from cutover.core.guidance import next_move
-from cutover.planning.plan import plan_cutover, to_spec
-from cutover.core.state import RunState, RunStatus
-from cutover.planning.blast import StepReach, step_reaches
-from cutover.errors import CutoverError, ExitCode, InputError, JournalCorrupt, NotFound
-from cutover.model.inventory import Inventory, load_inventory
-from cutover.core import records
-from cutover.core.events import Journal, VerifyReport
-from cutover.journal.sqlite import open_journal_url
-from cutover.journal.postgres import STALL_BOUND
-from cutover.app.history import LiveForecasts, measured_p90s, window_risk
-from cutover.app.programme import environment_runs, positions, programme_json
-from cutover.core.steps import GateStep
-from cutover.model.runbook import LoadedRunbook, load_runbook
-from cutover.planning.validation import check_against
-from cutover.app.runs import (EXIT_FOR_STATUS, Decision, Place, approve_gate, auto_approver,
-                              check_auto_approve, check_rollback_allowed, check_run_id, criterion_to_override,
-                              gate_is_satisfied, new_run_id, open_gate, opening_window, override_criterion,
-                              resume_run, roll_back_run, start_run, verified, wait_as_standby)
-from cutover.app.queries import load_run, runbook_of
 from cutover.app.anchors import AnchorCheck, check_anchors, check_key, signers_for_runs
 from cutover.app.approvals import AuditFinding, SignedApproval, audit, lab_runs, reverify, sign_for
-from cutover.app.notify import MODES, Notifier
 from cutover.app.criteria import with_evidence
+from cutover.app.history import LiveForecasts, measured_p90s, window_risk
+from cutover.app.notify import MODES, Notifier
+from cutover.app.programme import environment_runs, positions, programme_json
+from cutover.app.queries import load_run, runbook_of
+from cutover.app.runs import (
+    EXIT_FOR_STATUS,
+    Decision,
+    Place,
+    approve_gate,
+    auto_approver,
+    check_auto_approve,
+    check_rollback_allowed,
+    check_run_id,
+    criterion_to_override,
+    gate_is_satisfied,
+    new_run_id,
+    open_gate,
+    opening_window,
+    override_criterion,
+    resume_run,
+    roll_back_run,
+    start_run,
+    verified,
+    wait_as_standby,
+)
+from cutover.cli.app import App, pass_app
+from cutover.cli.confirm import YES_OPTION, confirm_by_run_id
 from cutover.cli.read_cmds import check_chain, open_journal, spec_of, verify_journal
+from cutover.cli.render import PlanEntry, criteria_table, plan_view, print_plain
+from cutover.cli.terminal import LiveBoard, answerable
+from cutover.core import records
+from cutover.core.engine import Approval, DriveOptions, approvals_complete
+from cutover.core.events import Journal, VerifyReport
+from cutover.core.guidance import next_move
+from cutover.core.state import RunState, RunStatus
+from cutover.core.steps import GateStep
+from cutover.errors import CutoverError, ExitCode, InputError, JournalCorrupt, NotFound
+from cutover.journal.postgres import STALL_BOUND
+from cutover.journal.sqlite import open_journal_url
+from cutover.model.inventory import Inventory, load_inventory
+from cutover.model.runbook import LoadedRunbook, load_runbook
+from cutover.planning.blast import StepReach, step_reaches
+from cutover.planning.plan import plan_cutover, to_spec
+from cutover.planning.validation import check_against
+
 
 class WindowEnd(click.ParamType):
     """An ISO 8601 date-time with its UTC offset (the window's end must be unambiguous)."""

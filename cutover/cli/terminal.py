@@ -24,13 +24,13 @@ from typing import Any
 import click
 from rich.live import Live
 
+from cutover.app.history import LiveForecasts
 from cutover.cli.app import App
 from cutover.cli.render import status_board
 from cutover.core.engine import Engine, GateUnanswered
 from cutover.core.events import Journal
 from cutover.core.forecast import Outlook
 from cutover.core.steps import GateStep
-from cutover.app.history import LiveForecasts
 
 FORECAST_REFRESH_S = 5.0
 

@@ -26,21 +26,20 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
 
+from cutover.core import records as r
 from cutover.core.actions import ActionRequest, ActionResult, Executor, Outcome, Phase, Target
 from cutover.core.criteria import Accepted, Criterion, blocked_summary, unresolved
 from cutover.core.events import Event, Journal, parse_time
-from cutover.core import records as r
 from cutover.core.records import StepInfo
 from cutover.core.state import RunState, RunStatus, TargetState, TargetStatus, UndoStatus, apply, fold
-from cutover.errors import CutoverError, InputError, LeaseHeld, ToolMissing
 from cutover.core.steps import Action, ActionStep, GateStep, RunbookSpec
 from cutover.core.windows import next_window, postpone_offer
+from cutover.errors import CutoverError, InputError, LeaseHeld, ToolMissing
 
 
 class ExecutorMissing(CutoverError):

@@ -12,8 +12,16 @@ from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
 from cutover.core.events import GENESIS, Event, LeaseHolder, VerifyReport, parse_time, utc_now
-from cutover.core.records import (CriterionOverridden, GateApproved, LeaseAcquired, LeaseReleased, LeaseTakenOver,
-                                  Record, RunAnchored, RunCreated)
+from cutover.core.records import (
+    CriterionOverridden,
+    GateApproved,
+    LeaseAcquired,
+    LeaseReleased,
+    LeaseTakenOver,
+    Record,
+    RunAnchored,
+    RunCreated,
+)
 from cutover.errors import LeaseHeld, LeaseLost
 
 STALE_AFTER = 30.0  # seconds without a heartbeat before a holder on another host is stale (--lease-ttl)

@@ -13,13 +13,13 @@ the kinds); the fold never looks at a payload as a dict.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from cutover.core import records as r
 from cutover.core.actions import ActionResult, Target
 from cutover.core.events import Event
-from cutover.core import records as r
 from cutover.core.records import StepInfo
 
 MASKED = "********"  # how a secret parameter is shown (the redactor's placeholder)

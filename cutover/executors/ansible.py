@@ -88,9 +88,9 @@ from typing import Any
 from cutover.core.actions import ActionRequest, ActionResult, Outcome, Target, clip
 from cutover.core.steps import Action, ActionStep
 from cutover.errors import InputError, NotFound, ToolMissing
-from cutover.model.inventory import HOSTS_FILES, Inventory
 from cutover.executors.environment import INHERITED
 from cutover.executors.playbooks import playbook_hosts
+from cutover.model.inventory import HOSTS_FILES, Inventory
 from cutover.model.redact import PLACEHOLDER, SECRET_NAME, Redactor
 
 KEEP_RUNS = 20  # run folders of artifacts kept under <state_dir>/ansible

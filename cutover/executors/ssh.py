@@ -214,7 +214,7 @@ class SshExecutor:
         """Append what is available; True at end of file."""
         try:
             data = channel.recv(65536)
-        except socket.timeout:
+        except TimeoutError:
             return False
         if not data:
             return True

@@ -19,9 +19,16 @@ from cutover.infra.credentials import scan_project
 from cutover.infra.plan import Plan
 from cutover.infra.policy import RULES, PolicyContext, Violation, check_plans, rule_by_id, sort_violations
 from cutover.infra.policyfile import PolicyFile, load_policy, policy_context, policy_path
-from cutover.infra.stack import CUSTOMER, POLICY_DIGEST_KEY, PROJECT_FILE, PROVIDER, load_stack, program_dir, project_backend
-from cutover.infra.suppressions import (Suppressed, Suppression, apply_suppressions, load_suppressions,
-                                        suppressions_path)
+from cutover.infra.stack import (
+    CUSTOMER,
+    POLICY_DIGEST_KEY,
+    PROJECT_FILE,
+    PROVIDER,
+    load_stack,
+    program_dir,
+    project_backend,
+)
+from cutover.infra.suppressions import Suppressed, Suppression, apply_suppressions, load_suppressions, suppressions_path
 from cutover.infra.validate import require_infrastructure
 from cutover.model.inventory import load_inventory
 from cutover.model.yamlsource import YamlDocument, load_yaml

@@ -46,10 +46,18 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from cutover.core.claims import check_claims
 from cutover.core.events import Event, LeaseHolder, VerifyReport, canonical_json, event_hash, utc_now
-from cutover.core.journal_rules import (STALE_AFTER, check_fence, decide_lease, lease_payload, lost_lease,
-                                        same_holder, takeover_reason, verify_chain)
-from cutover.journal import crashpoint
+from cutover.core.journal_rules import (
+    STALE_AFTER,
+    check_fence,
+    decide_lease,
+    lease_payload,
+    lost_lease,
+    same_holder,
+    takeover_reason,
+    verify_chain,
+)
 from cutover.errors import CutoverError, InputError, JournalCorrupt, LeaseLost, NotFound
+from cutover.journal import crashpoint
 from cutover.journal.leases import holder_alive
 from cutover.model.redact import PLACEHOLDER, SECRET_NAME, Redactor
 

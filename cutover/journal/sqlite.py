@@ -38,12 +38,11 @@ import sqlite3
 import stat
 import threading
 import weakref
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 
-from cutover.journal import crashpoint
 from cutover.core.claims import check_claims
 from cutover.core.events import (
     GENESIS,
@@ -53,7 +52,6 @@ from cutover.core.events import (
     VerifyReport,
     canonical_json,
     event_hash,
-    parse_time,
     utc_now,
 )
 from cutover.core.journal_rules import (
@@ -68,7 +66,9 @@ from cutover.core.journal_rules import (
     verify_chain,
 )
 from cutover.errors import ClaimHeld, CutoverError, InputError, JournalCorrupt, LeaseHeld, LeaseLost, NotFound
+from cutover.journal import crashpoint
 from cutover.journal.leases import holder_alive
+
 BUSY_TIMEOUT = 10.0  # seconds to wait for another process's write transaction
 MAX_BATCH = 1000  # events per group commit; bounds one transaction's size
 SCHEMA_VERSION = 2  # 2: leases.epoch (fencing)

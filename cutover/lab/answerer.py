@@ -37,10 +37,11 @@ import signal
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from cutover.lab.tools import samulab, sipcall
 from cutover.lab.tools.sipcall import SipMessage
@@ -154,7 +155,8 @@ class Answerer:
     def _answer(self, point: str, message: SipMessage, call: Call, taken: asyncio.Future[str | None]) -> None:
         failure = taken.exception()
         refusal = f"cannot reach its database: {failure}" if failure is not None else taken.result()
-        local = "%s:%d" % self.transports[point].get_extra_info("sockname")[:2]
+        host, port = self.transports[point].get_extra_info("sockname")[:2]
+        local = f"{host}:{port:d}"
         if refusal:
             reply = sipcall.response(message, 503, "Service Unavailable", to_tag=uuid.uuid4().hex[:10],
                                      extra=[("Reason", f'Q.850;cause=41;text="{refusal}"')])
@@ -257,7 +259,7 @@ async def serve(lab_dir: Path, codes: Sequence[str], stop: asyncio.Event) -> Non
         while not stop.is_set():
             try:
                 await asyncio.wait_for(stop.wait(), timeout=SWEEP_S)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 answerer.sweep()
     finally:
         for transport in answerer.transports.values():

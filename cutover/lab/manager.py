@@ -22,14 +22,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import random
 import shutil
-import signal
 import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -37,12 +32,11 @@ from pathlib import Path
 from typing import Any
 
 from cutover.errors import CutoverError, InputError, ToolMissing
-from cutover.model.inventory import Inventory, load_inventory
 from cutover.lab import inventorygen, pgcluster, platforms, sipnet, sshd, traffic
 from cutover.lab.layout import LabHost, LabLayout, LabState, TrafficInfo, make_private_dir, read_state, write_state
-from cutover.lab.tools import sipcall
 from cutover.lab.ledger import CallAccount, account_calls
-from cutover.lab.tools import samulab
+from cutover.lab.tools import samulab, sipcall
+from cutover.model.inventory import Inventory, load_inventory
 
 LAB_ENV = "lab"
 DEFAULT_SAMUS = 10  # the size of inventories/lab

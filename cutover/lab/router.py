@@ -24,9 +24,9 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 from cutover.errors import CutoverError, ToolMissing
 from cutover.lab.tools import sipcall

@@ -33,8 +33,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from cutover.errors import CutoverError, InputError, ToolMissing
 from cutover.lab import answerer, router, traffic

@@ -41,7 +41,7 @@ from cutover.core.notices import NoticeKind
 from cutover.errors import InputError, NotFound, Problem, ValidationError
 from cutover.model.national import NationalCore
 from cutover.model.redact import secret_values
-from cutover.model.yamlsource import VaultText, YamlDocument, problems_from_errors, load_yaml, problems_from_pydantic
+from cutover.model.yamlsource import VaultText, YamlDocument, load_yaml, problems_from_errors
 
 HOSTS_FILES = ("hosts.yml", "hosts.yaml")
 MIN_SITE_PREFIX = 16  # a SAMU's premises: a /16 at the widest; 0.0.0.0/0 would open the tenant to everyone

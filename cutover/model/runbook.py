@@ -38,7 +38,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -160,7 +160,7 @@ class PlaybookAction(_Model):
 
 
 ACTION_KINDS: tuple[type[_Model], ...] = (CommandAction, SshAction, PlaybookAction)
-Action = Annotated[Union[CommandAction, SshAction, PlaybookAction], Field(discriminator="kind")]
+Action = Annotated[CommandAction | SshAction | PlaybookAction, Field(discriminator="kind")]
 
 
 # ----------------------------------------------------------------------------- steps
@@ -402,7 +402,7 @@ class GateStep(_StepBase):
 
 
 STEP_KINDS: tuple[type[_StepBase], ...] = (CommandStep, SshStep, PlaybookStep, GateStep)
-Step = Annotated[Union[CommandStep, SshStep, PlaybookStep, GateStep], Field(discriminator="kind")]
+Step = Annotated[CommandStep | SshStep | PlaybookStep | GateStep, Field(discriminator="kind")]
 
 
 class Window(_Model):

@@ -17,8 +17,8 @@ from cutover.core.records import WindowInfo
 from cutover.core.state import StepInfo
 from cutover.core.steps import Action, ActionStep, Approver, GateStep, RunbookSpec, Step
 from cutover.errors import InputError
-from cutover.model.inventory import Inventory
 from cutover.model import runbook as model
+from cutover.model.inventory import Inventory
 
 
 def to_spec(runbook: model.Runbook) -> RunbookSpec:

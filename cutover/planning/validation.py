@@ -13,11 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from cutover.errors import InputError, Problem, ValidationError
+from cutover.executors.playbooks import playbook_hosts
 from cutover.model.inventory import Inventory
 from cutover.model.runbook import LoadedRunbook, PlaybookAction
 from cutover.model.signers import allowed_signers_path, signer_lines
 from cutover.model.yamlsource import field_path
-from cutover.executors.playbooks import playbook_hosts
 from cutover.planning.blast import check_blast_radius
 
 

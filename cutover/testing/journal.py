@@ -16,9 +16,18 @@ from typing import Any
 
 from cutover.core.claims import check_claims
 from cutover.core.events import GENESIS, Event, LeaseHolder, VerifyReport, canonical_json, event_hash, utc_now
+from cutover.core.journal_rules import (
+    STALE_AFTER,
+    check_fence,
+    decide_lease,
+    lease_payload,
+    lost_lease,
+    same_holder,
+    since_fault,
+    takeover_reason,
+    verify_chain,
+)
 from cutover.errors import CutoverError, InputError, NotFound
-from cutover.core.journal_rules import (STALE_AFTER, check_fence, decide_lease, lease_payload, lost_lease,
-                                        same_holder, since_fault, takeover_reason, verify_chain)
 from cutover.journal.leases import holder_alive
 
 RUN_CREATED = "run_created"

@@ -14,8 +14,15 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from cutover.lab.pgcluster import BIN_DIRS, give_to_server_user, init_cluster, pg_bin, server_owned_dir, \
-    start_cluster, stop_cluster
+from cutover.lab.pgcluster import (
+    BIN_DIRS,
+    give_to_server_user,
+    init_cluster,
+    pg_bin,
+    server_owned_dir,
+    start_cluster,
+    stop_cluster,
+)
 
 __all__ = ["BIN_DIRS", "PASSWORD", "SUPERUSER", "PostgresServer", "pg_bin", "start_postgres"]
 

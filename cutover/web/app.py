@@ -39,18 +39,18 @@ from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from cutover.journal.chaincheck import VerifiedHeads, VerifiesSince, check_run_chain
+from cutover.app import queries
+from cutover.app.history import LiveForecasts
+from cutover.app.queries import runbook_of, runs_json
+from cutover.app.report import Evidence, render, report_data, shown
 from cutover.core.events import Event, Journal
 from cutover.core.forecast import Outlook
 from cutover.core.state import RunState, fold
 from cutover.core.steps import RunbookSpec
 from cutover.core.text import is_name, visible
 from cutover.errors import CutoverError, JournalCorrupt, NotFound
-from cutover.app.history import LiveForecasts
-from cutover.app.report import Evidence, render, report_data, shown
+from cutover.journal.chaincheck import VerifiedHeads, VerifiesSince, check_run_chain
 from cutover.model.redact import redacted
-from cutover.app import queries
-from cutover.app.queries import runbook_of, runs_json
 from cutover.web.board import board_view
 from cutover.web.i18n import LANGUAGES, pick_language, state_word, words
 from cutover.web.security import REPORT_CSP, Access, Guard, Scope, local_path

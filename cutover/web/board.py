@@ -21,8 +21,8 @@ from typing import Any
 from cutover.core import records as r
 from cutover.core.criteria import criteria_json
 from cutover.core.events import Event, parse_time
-from cutover.core.guidance import next_move
 from cutover.core.forecast import Outlook, backup_mode_seconds
+from cutover.core.guidance import next_move
 from cutover.core.state import GateApproval, RunState, RunStatus, TargetStatus
 from cutover.core.steps import Approver, GateStep, RunbookSpec
 from cutover.core.views import SYMBOLS, header_clocks, notification_totals

@@ -31,9 +31,9 @@ from pathlib import Path
 
 import pytest
 
+from cutover.app.queries import status_json
 from cutover.core.state import fold
 from cutover.journal.sqlite import SqliteJournal
-from cutover.app.queries import status_json
 from tests.e2e.conftest import CUTOVER, REPO
 
 pytestmark = pytest.mark.e2e

@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from datetime import datetime
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest

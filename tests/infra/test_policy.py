@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from cutover.infra.plan import Plan, PlannedResource
 from cutover.infra.compliance import environment_region
+from cutover.infra.plan import Plan, PlannedResource
 from cutover.infra.policy import RULES, SHARED_RULES, PolicyContext, check_plan, check_plans
 from cutover.infra.policyfile import load_policy, policy_context
 from tests.infra.conftest import REPO

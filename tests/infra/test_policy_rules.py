@@ -9,9 +9,16 @@ from typing import Any
 import pytest
 
 from cutover.infra.plan import Plan, PlannedResource
-from cutover.infra.policy import (SHARED_RULES, DatabaseReach, PolicyContext, PublicExposure, TemporaryReach,
-                                  check_plan,
-                                  parse_prefix, rule_source)
+from cutover.infra.policy import (
+    SHARED_RULES,
+    DatabaseReach,
+    PolicyContext,
+    PublicExposure,
+    TemporaryReach,
+    check_plan,
+    parse_prefix,
+    rule_source,
+)
 
 OS = "pulumi:providers:openstack::default"
 TYPES = {

@@ -10,16 +10,16 @@ from pathlib import Path
 
 import pytest
 
+from cutover.app.queries import load_run
+from cutover.app.runs import create_run, drive_run
 from cutover.core.actions import ActionRequest, Outcome, Phase, Target
 from cutover.core.engine import DriveOptions
 from cutover.core.state import RunStatus, TargetStatus
 from cutover.executors.ansible import AnsibleExecutor
-from cutover.model.inventory import Inventory
 from cutover.lab.sshd import SshdProcess
+from cutover.model.inventory import Inventory
 from cutover.model.redact import Redactor
 from cutover.model.runbook import PlaybookAction, parse_runbook
-from cutover.app.runs import create_run, drive_run
-from cutover.app.queries import load_run
 from cutover.testing import InMemoryJournal
 
 PYTHON = {"ansible_python_interpreter": "/usr/bin/python3"}

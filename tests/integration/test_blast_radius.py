@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from cutover.planning.blast import step_reaches
 from cutover.errors import ValidationError
-from cutover.model.inventory import load_inventory
 from cutover.lab.inventorygen import write_lab_inventory
+from cutover.model.inventory import load_inventory
 from cutover.model.runbook import load_runbook
+from cutover.planning.blast import step_reaches
 from cutover.planning.validation import check_against
 
 REPO = Path(__file__).resolve().parents[2]

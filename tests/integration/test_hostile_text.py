@@ -33,6 +33,8 @@ from typing import Any
 
 import pytest
 
+from cutover.app.report import Evidence, render, report_data
+from cutover.app.runs import create_run, drive_run
 from cutover.cli.main import run_cli
 from cutover.core import records
 from cutover.core.actions import ActionRequest, ActionResult, Outcome, Target
@@ -40,9 +42,7 @@ from cutover.core.engine import DriveOptions
 from cutover.core.notices import notices_for
 from cutover.core.state import fold
 from cutover.journal.sqlite import SqliteJournal
-from cutover.app.report import Evidence, render, report_data
 from cutover.model.runbook import parse_runbook
-from cutover.app.runs import create_run, drive_run
 from cutover.testing import tiny_inventory
 from cutover.web.app import create_app
 from cutover.web.security import Access

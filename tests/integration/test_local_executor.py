@@ -100,10 +100,10 @@ def test_a_command_that_ended_is_not_killed_later_under_a_reused_id():
 def test_a_command_gets_the_allow_list_the_run_and_the_runbook_env_never_the_controllers_secrets(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """`PGPASSWORD` (the docs' way to reach a PostgreSQL journal) is in the controller's environment, not the command's."""
+    from cutover.app.runs import create_run, drive_run
     from cutover.core import records
     from cutover.core.engine import DriveOptions
     from cutover.model.runbook import parse_runbook
-    from cutover.app.runs import create_run, drive_run
     from cutover.testing import InMemoryJournal, tiny_inventory
 
     monkeypatch.setenv("PGPASSWORD", "pg-secret-in-the-shell")

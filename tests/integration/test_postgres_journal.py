@@ -170,7 +170,6 @@ def _wait_for(url: str, run_id: str, kind: str, step: str, timeout: float = 30) 
 
 def test_a_standby_takes_over_a_dead_driver_while_watchers_follow(project: Project, urls):
     import signal
-    import time
 
     # s2 holds until released, so the run cannot finish before the standby has seen its driver
     held = SLOW.replace("sleep 4", "until [ -e release ]; do sleep 0.05; done")

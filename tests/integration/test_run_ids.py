@@ -12,15 +12,15 @@ from pathlib import Path
 
 import pytest
 
+from cutover.app.runs import create_run, drive_run, new_run_id
+from cutover.app.transfer import export_lines
 from cutover.cli.main import run_cli
 from cutover.core.engine import DriveOptions
 from cutover.core.text import as_name, is_name
 from cutover.errors import ExitCode, InputError
 from cutover.journal.sqlite import SqliteJournal
 from cutover.model.runbook import parse_runbook
-from cutover.app.runs import create_run, drive_run, new_run_id
 from cutover.testing import ScriptedExecutor, tiny_inventory
-from cutover.app.transfer import export_lines
 from cutover.web.app import create_app
 from cutover.web.security import Access
 from tests.unit.test_web import serving

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from cutover.journal.sqlite import SqliteJournal
 from cutover.journal.postgres import PostgresJournal, init_schema
+from cutover.journal.sqlite import SqliteJournal
 from cutover.testing.postgres import PostgresServer, start_postgres
 from cutover.web.app import create_app
 from cutover.web.security import Access

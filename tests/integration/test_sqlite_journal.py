@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from cutover.core.events import LeaseHolder
-from cutover.journal.leases import current_holder
 from cutover.errors import CutoverError, JournalCorrupt, LeaseHeld
+from cutover.journal.leases import current_holder
 from cutover.journal.sqlite import SqliteJournal
 
 pytestmark = pytest.mark.integration

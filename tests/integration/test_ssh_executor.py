@@ -15,8 +15,8 @@ import pytest
 from cutover.core.actions import OUTPUT_LIMIT, ActionRequest, ActionResult, Outcome, Phase
 from cutover.errors import NotFound
 from cutover.executors.ssh import SshExecutor
-from cutover.model.inventory import Inventory
 from cutover.lab.sshd import free_port, generate_keypair, known_hosts_line
+from cutover.model.inventory import Inventory
 from cutover.model.redact import PLACEHOLDER, Redactor
 
 pytestmark = pytest.mark.integration

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from cutover.model.inventory import load_inventory
 from cutover.lab import sshd
+from cutover.model.inventory import load_inventory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 

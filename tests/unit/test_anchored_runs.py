@@ -16,15 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from cutover.journal.chaincheck import VerifiedHeads, check_run_chain
+from cutover.app.queries import load_run
+from cutover.app.runs import approve_gate, check_auto_approve, create_run, drive_run
 from cutover.core import records as r
 from cutover.core.actions import Phase
 from cutover.core.engine import Approval, DriveOptions
 from cutover.core.state import RunStatus
 from cutover.errors import InputError, JournalCorrupt
+from cutover.journal.chaincheck import VerifiedHeads, check_run_chain
 from cutover.model.runbook import parse_runbook
-from cutover.app.runs import approve_gate, check_auto_approve, create_run, drive_run
-from cutover.app.queries import load_run
 from cutover.testing import InMemoryJournal, ScriptedExecutor, tiny_inventory
 
 RUNBOOK = """

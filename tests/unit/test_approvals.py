@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from cutover.app.approvals import Override, SignedApproval, Statement, check_signed
-from cutover.model.signers import signer_lines
 from cutover.core.events import Event
 from cutover.errors import InputError
+from cutover.model.signers import signer_lines
 
 
 def _event(seq: int, kind: str, step: str | None = None) -> Event:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from cutover.app.queries import load_run
+from cutover.app.runs import abandon_run, create_run, drive_run, rollback_run
 from cutover.core import records as r
 from cutover.core.engine import DriveOptions
 from cutover.core.state import RunStatus, fold
 from cutover.errors import ClaimHeld, ExitCode, InputError
 from cutover.model.runbook import parse_runbook
-from cutover.app.runs import abandon_run, create_run, drive_run, rollback_run
-from cutover.app.queries import load_run
 from cutover.testing import InMemoryJournal, ScriptedExecutor, tiny_inventory
 
 WAVE_NIGHT = """

@@ -10,16 +10,16 @@ from pathlib import Path
 import pytest
 
 from cutover.app.criteria import GateEvidence, past_runs, read_output
+from cutover.app.queries import load_run, status_json
+from cutover.app.runs import create_run, drive_run, override_criterion
 from cutover.core import criteria as c
 from cutover.core import records as r
 from cutover.core.engine import Approval, DriveOptions, criteria_blocking
 from cutover.core.records import MeasuredCriterion
 from cutover.core.state import RunState, RunStatus
 from cutover.errors import InputError, ValidationError
-from cutover.planning.plan import to_spec
 from cutover.model.runbook import parse_runbook
-from cutover.app.runs import approve_gate, create_run, drive_run, override_criterion
-from cutover.app.queries import load_run, status_json
+from cutover.planning.plan import to_spec
 from cutover.testing import InMemoryJournal, ScriptedExecutor, tiny_inventory
 
 NOW = datetime(2026, 11, 29, 1, 0, tzinfo=timezone.utc)

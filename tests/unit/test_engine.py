@@ -8,17 +8,24 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from cutover.app.queries import load_run, status_json
+from cutover.app.runs import (
+    Decision,
+    approve_gate,
+    check_auto_approve,
+    check_rollback_allowed,
+    create_run,
+    drive_run,
+    rollback_run,
+)
 from cutover.core.actions import ActionRequest, Outcome, Phase, Target
 from cutover.core.engine import Approval, DriveOptions, Engine
 from cutover.core.events import LeaseHolder
 from cutover.core.records import StepStarted
 from cutover.core.state import RunStatus, fold
 from cutover.errors import InputError, LeaseHeld, LeaseLost
-from cutover.planning.plan import to_spec
 from cutover.model.runbook import parse_runbook
-from cutover.app.runs import (Decision, approve_gate, check_auto_approve, check_rollback_allowed, create_run,
-                              drive_run, rollback_run)
-from cutover.app.queries import load_run, status_json
+from cutover.planning.plan import to_spec
 from cutover.testing import InMemoryJournal, ScriptedExecutor, tiny_inventory
 
 RUNBOOK = """

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 
+from cutover.app.history import LiveForecasts
+from cutover.app.queries import load_run
+from cutover.app.runs import create_run, drive_run
 from cutover.core.engine import DriveOptions
 from cutover.core.events import Event
 from cutover.core.forecast import backup_mode_seconds, forecast
-from cutover.app.history import LiveForecasts
 from cutover.model.runbook import parse_runbook
-from cutover.app.runs import create_run, drive_run
-from cutover.app.queries import load_run
 from cutover.testing import InMemoryJournal, ScriptedExecutor, tiny_inventory
 
 NIGHT = """

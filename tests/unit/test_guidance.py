@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from cutover.app.queries import load_run, runbook_of
+from cutover.app.runs import create_run, drive_run
 from cutover.core.actions import ActionRequest, Outcome, Phase, Target
 from cutover.core.engine import DriveOptions, GateUnanswered
 from cutover.core.guidance import next_move
-from cutover.app.runs import create_run, drive_run
-from cutover.app.queries import load_run, runbook_of
 from cutover.model.runbook import parse_runbook
 from cutover.testing import InMemoryJournal, ScriptedExecutor, tiny_inventory
 

@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 
 from cutover.core.events import GENESIS, Event, Journal, LeaseHolder, canonical_json, event_hash, utc_now
-from cutover.journal.leases import current_holder, process_start_time
 from cutover.errors import ClaimHeld, CutoverError, LeaseHeld, LeaseLost, NotFound
-from cutover.journal.sqlite import SqliteJournal
+from cutover.journal.leases import current_holder, process_start_time
 from cutover.journal.postgres import PostgresJournal, init_schema
-from cutover.testing.postgres import PostgresServer, start_postgres
+from cutover.journal.sqlite import SqliteJournal
 from cutover.testing import InMemoryJournal
+from cutover.testing.postgres import PostgresServer, start_postgres
 
 
 @dataclass

@@ -11,14 +11,14 @@ import time
 
 import pytest
 
+from cutover.app.notify import SAMU_KINDS, Notifier, Route, routes_for, shown_url, url_secrets
+from cutover.app.queries import load_run
+from cutover.app.runs import create_run, drive_run
 from cutover.core.engine import DriveOptions
+from cutover.core.notices import NOTICE_KINDS
 from cutover.core.state import RunStatus
 from cutover.errors import InputError
-from cutover.app.notify import SAMU_KINDS, Notifier, Route, routes_for, shown_url, url_secrets
-from cutover.core.notices import NOTICE_KINDS
 from cutover.model.runbook import parse_runbook
-from cutover.app.runs import create_run, drive_run
-from cutover.app.queries import load_run
 from cutover.testing import InMemoryJournal, ScriptedExecutor, tiny_inventory
 
 RUNBOOK = """

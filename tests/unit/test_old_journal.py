@@ -14,9 +14,9 @@ import json
 import shutil
 from pathlib import Path
 
+from cutover.app.queries import status_json
 from cutover.core.state import fold
 from cutover.journal.sqlite import SqliteJournal, verify_journal_file
-from cutover.app.queries import status_json
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 JOURNAL = FIXTURES / "journal-main-e03a4f1.db"

@@ -6,11 +6,11 @@ import dataclasses
 
 import pytest
 
+from cutover.app.programme import check_programme, environment_runs, positions, programme_json
 from cutover.core import records as r
 from cutover.core.records import ProgrammeOverride
 from cutover.errors import InputError
 from cutover.model.inventory import CutoverVars
-from cutover.app.programme import check_programme, environment_runs, positions, programme_json
 from cutover.testing import InMemoryJournal
 from cutover.testing.inventory import tiny_inventory
 

@@ -7,6 +7,8 @@ from datetime import timedelta
 
 import pytest
 
+from cutover.app.queries import runbook_of
+from cutover.app.runs import create_run, drive_run
 from cutover.core import records as r
 from cutover.core.engine import DriveOptions
 from cutover.core.events import parse_time
@@ -15,8 +17,6 @@ from cutover.core.state import RunStatus, fold
 from cutover.core.whatif import parse_change
 from cutover.errors import InputError
 from cutover.model.runbook import parse_runbook
-from cutover.app.runs import create_run, drive_run
-from cutover.app.queries import load_run, runbook_of
 from cutover.testing import InMemoryJournal, ScriptedExecutor, tiny_inventory
 from cutover.testing.timeline import START, timed_run
 

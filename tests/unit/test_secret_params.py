@@ -10,20 +10,20 @@ the journal.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 from collections.abc import Mapping
 from dataclasses import replace
+from datetime import datetime, timezone
 
 import pytest
 
+from cutover.app.queries import runs_json, status_json
+from cutover.app.report import Evidence, render, report_data
+from cutover.app.runs import create_run, drive_run, rollback_run
 from cutover.core.actions import ActionRequest, ActionResult, Outcome, Target
 from cutover.core.engine import DriveOptions
 from cutover.core.state import fold
 from cutover.errors import InputError, ValidationError
-from cutover.app.report import Evidence, render, report_data
 from cutover.model.runbook import parse_runbook
-from cutover.app.runs import create_run, drive_run, rollback_run
-from cutover.app.queries import runs_json, status_json
 from cutover.testing import InMemoryJournal, tiny_inventory
 from cutover.web.board import board_view
 

@@ -6,13 +6,13 @@ from datetime import datetime, timedelta, timezone
 
 from rich.console import Console
 
+from cutover.app.history import compare_json, live_forecast, select_runs, timings_json
+from cutover.app.report import Evidence, report_data
 from cutover.cli.render import status_board
 from cutover.core import records as r
 from cutover.core.events import LeaseHolder
 from cutover.core.state import fold
 from cutover.core.timings import left_out_because, measure_run, summarise
-from cutover.app.history import compare_json, live_forecast, select_runs, timings_json
-from cutover.app.report import Evidence, report_data
 from cutover.testing import InMemoryJournal
 from cutover.testing.timeline import START, timed_run
 from cutover.web.board import board_view

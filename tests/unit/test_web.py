@@ -9,7 +9,6 @@ and the board over SQLite and PostgreSQL journals.
 from __future__ import annotations
 
 import html
-
 import http.client
 import json
 import re
@@ -26,13 +25,13 @@ import pytest
 import uvicorn
 from starlette.routing import Mount, Route
 
+from cutover.app.queries import load_run, status_json
+from cutover.app.runs import create_run, drive_run
+from cutover.core import records
 from cutover.core.actions import ActionRequest, ActionResult, Outcome, Target
 from cutover.core.engine import DriveOptions
 from cutover.errors import InputError
 from cutover.model.runbook import parse_runbook
-from cutover.core import records
-from cutover.app.runs import create_run, drive_run
-from cutover.app.queries import load_run, status_json
 from cutover.testing import InMemoryJournal, ScriptedExecutor, tiny_inventory
 from cutover.web.app import BoardApp, create_app
 from cutover.web.i18n import pick_language

@@ -8,6 +8,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from cutover.app.programme import environment_runs, nights
+from cutover.app.queries import load_run
+from cutover.app.runs import create_run, drive_run, postpone_run
 from cutover.cli.render import plain_line
 from cutover.core import records as r
 from cutover.core.engine import DriveOptions
@@ -15,10 +18,7 @@ from cutover.core.forecast import Outlook
 from cutover.core.state import RunStatus
 from cutover.core.windows import next_window, window_of
 from cutover.errors import InputError, ValidationError
-from cutover.app.programme import environment_runs, nights
 from cutover.model.runbook import parse_runbook
-from cutover.app.runs import create_run, drive_run, postpone_run
-from cutover.app.queries import load_run
 from cutover.testing import InMemoryJournal, ScriptedExecutor, tiny_inventory
 from cutover.web.board import board_view
 from cutover.web.i18n import event_word

@@ -16,9 +16,15 @@ from cutover.infra.components.rac import RacCluster, RacClusterArgs, RacNetworks
 from cutover.infra.components.tenant import NationalAccess, SamuTenant, SamuTenantArgs
 from cutover.infra.validate import require_infrastructure
 from cutover.model.inventory import Inventory, Samu, all_departement_codes
+from cutover.model.national import (
+    TRANSIT_SHARD_PREFIX,
+    TRANSIT_SHARDS,
+    national_router_transit_address,
+    transit_address,
+    transit_shard,
+    transit_shard_address,
+)
 from cutover.model.national import NationalCore as NationalSpec
-from cutover.model.national import (TRANSIT_SHARD_PREFIX, TRANSIT_SHARDS, national_router_transit_address, transit_address,
-                              transit_shard, transit_shard_address)
 
 CONFIG_NAMESPACE = "cutover-samu"
 PSK_CONFIG_KEY = "vpnPresharedKeys"

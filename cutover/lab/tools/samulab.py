@@ -64,9 +64,10 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 try:  # as the package module (controller, tests) or as the copy on the lab's hosts (tools/ holds both files)
     from cutover.lab.tools import sipcall
@@ -911,7 +912,7 @@ def place_call(site: sqlite3.Connection, platforms: dict[str, Platform], code: s
     return CallResult(record.call_id, code, placed_at, None if lost else who, lost)
 
 
-def record_call(lab: "LabData", record: CallRecord) -> str | None:
+def record_call(lab: LabData, record: CallRecord) -> str | None:
     """Record an answered call in the database of whoever answered it, at the end of the call.
 
     The one way a call is recorded (the SIP answering agents and ``place_call``
@@ -934,7 +935,7 @@ def _record_on(site: sqlite3.Connection | None, platform: Platform | None,
     return answer_on_platform(platform, record)
 
 
-def refusal(lab: "LabData", platform: str, code: str) -> str | None:
+def refusal(lab: LabData, platform: str, code: str) -> str | None:
     """Why ``platform`` would not take a call for SAMU ``code`` now (its partition frozen, the platform down); None if it would."""
     db = lab.platform(platform)
     whole = platform_state(db)

@@ -29,9 +29,9 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 ROUTER_FILE = ("sip", "router.json")
 KAMCMD = "/usr/sbin/kamcmd"
@@ -246,7 +246,8 @@ def place_call(lab_dir: Path, code: str, *, hold: float = 0.1, timeout: float = 
 
 def _call(sock: socket.socket, router: tuple[str, int], code: str, hold: float, timeout: float,
           caller: str) -> CallOutcome:
-    local = "%s:%d" % sock.getsockname()
+    host, port = sock.getsockname()
+    local = f"{host}:{port:d}"
     call_id = f"{caller}-{uuid.uuid4().hex[:16]}@{local}"
     target = f"sip:{NUMBER_PREFIX}{code}@{router[0]}:{router[1]}"
     dialog = {"from": f"<sip:{caller}@{local}>;tag={uuid.uuid4().hex[:10]}", "to": f"<{target}>",
@@ -309,7 +310,7 @@ def _transaction(sock: socket.socket, router: tuple[str, int], request: SipMessa
                         else max(0.01, deadline - time.monotonic()))
         try:
             data = sock.recv(65535)
-        except (socket.timeout, ConnectionRefusedError):
+        except (TimeoutError, ConnectionRefusedError):
             continue
         message = parse(data)
         if message.is_request or message.call_id != request.call_id or message.cseq != wanted:
