@@ -142,6 +142,10 @@ class PolicyContext:
     encrypted_backends: frozenset[str]
     encrypted_volume_types: frozenset[str] = frozenset()
     multiattach_volume_types: frozenset[str] = frozenset()
+    # What each backend's Cinder driver hands a node (driver_volume_type: iscsi, rbd...), and the
+    # offer's types exported over iSCSI (for a plan that does not define them).
+    backend_protocols: Mapping[str, str] = field(default_factory=dict)
+    iscsi_volume_types: frozenset[str] = frozenset()
     # Where the Pulumi state and the secrets' keys may live (URL prefixes): self-managed, in France.
     state_backends: tuple[str, ...] = ()
     limits: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
@@ -791,6 +795,103 @@ def _unchained(cluster: PlannedResource, attachments: list[PlannedResource]) -> 
             yield cluster, f"{count} ASM attachments run in parallel after {name}; chain them"
 
 
+# Volume metadata set by the RAC component (cutover.infra.components.rac).
+ASM_DISK_GROUP, ASM_FAILURE_GROUP, ASM_VOTING = "asm-disk-group", "asm-failure-group", "asm-voting"
+VOTING_FAILURE_GROUPS = 3  # Clusterware: one voting file per failure group, 3 at least (normal redundancy)
+MIN_ASM_LUNS = 2  # several equal LUNs per disk group
+STORAGE_ROLE = "storage"  # the security group of the RAC nodes' storage ports
+
+
+def _rac_storage_reachable(plan: Plan, ctx: PolicyContext) -> Iterator[Finding]:
+    # The ASM disks must come from a backend a bare-metal node can log in to (iSCSI), over two
+    # paths the node really has (two NICs on two storage networks), laid out as Oracle wants.
+    for cluster in plan.of_type(T_RAC):
+        members = plan.within(cluster.name)
+        nodes = [r for r in members if r.type == T_INSTANCE]
+        for node in nodes:
+            paths = _storage_paths(plan, node)
+            if len(paths) < 2:
+                yield node, (f"{len(paths)} path(s) to the storage array ({', '.join(sorted(paths)) or 'none'}); "
+                             "a RAC node needs a NIC on each of two storage networks (multipath)")
+        volumes = [r for r in members if r.type == T_VOLUME]
+        for volume in volumes:
+            problem = _not_iscsi(plan, ctx, volume.inputs.get("volumeType"))
+            if problem is not None:
+                yield volume, problem
+        yield from _asm_layout(cluster, volumes)
+
+
+def _storage_paths(plan: Plan, node: PlannedResource) -> set[str]:
+    """The distinct storage networks a node has a port on.
+
+    A network of the plan counts when tagged ``cutover-zone=storage``. One outside the
+    plan (the provider's, read by name, when its plan is not checked with ours, as in
+    the CrossGuard pack) counts when our port on it carries the storage security group.
+    """
+    found = set()
+    for nic in node.inputs.get("networks") or []:
+        port = plan.target(nic.get("port")) if isinstance(nic, dict) else None
+        if port is None:
+            continue
+        network_ref = port.inputs.get("networkId")
+        network = plan.target(network_ref)
+        if network is not None:
+            if _in_zones(_network_zone(plan, network_ref), (STORAGE_ROLE,)):
+                found.add(network.name)
+        elif any(STORAGE_ROLE in _tags(plan.target(g), "cutover-role")
+                 for g in port.inputs.get("securityGroupIds") or []):
+            found.add(str(network_ref))
+    return found
+
+
+def _not_iscsi(plan: Plan, ctx: PolicyContext, type_name: Any) -> str | None:
+    """Why a bare-metal node could not log in to a volume of this type; None when it can (iSCSI)."""
+    types = {str(t.inputs.get("name")): t for t in plan.of_type(T_VOLUME_TYPE)}
+    volume_type = types.get(str(type_name))
+    if volume_type is None:
+        if str(type_name) in ctx.iscsi_volume_types:
+            return None
+        return (f"volume type {type_name!r} is neither defined in this plan nor one of the offer's iSCSI types "
+                f"({', '.join(sorted(ctx.iscsi_volume_types)) or 'none declared'})")
+    backend = (volume_type.inputs.get("extraSpecs") or {}).get("volume_backend_name")
+    protocol = ctx.backend_protocols.get(str(backend))
+    if protocol == "iscsi":
+        return None
+    if protocol == "rbd":
+        return (f"backend {backend!r} is Ceph RBD: Cinder hands out driver_volume_type rbd (monitors and a "
+                "cephx key that reads every tenant's volumes), not a target a bare-metal node logs in to")
+    return f"backend {backend!r} exports {protocol or 'nothing the policy declares'}; RAC shared disks need iscsi"
+
+
+def _asm_layout(cluster: PlannedResource, volumes: list[PlannedResource]) -> Iterator[Finding]:
+    """Several equal LUNs per disk group; the voting files on 3 LUNs at least, each its own failure group."""
+    groups: dict[str, list[PlannedResource]] = {}
+    for volume in volumes:
+        metadata = volume.inputs.get("metadata") or {}
+        group = str(metadata.get(ASM_DISK_GROUP) or "") if isinstance(metadata, dict) else ""
+        if not group:
+            yield volume, f"no {ASM_DISK_GROUP} metadata: which ASM disk group is it?"
+            continue
+        groups.setdefault(group, []).append(volume)
+    voting = []
+    for group, luns in sorted(groups.items()):
+        sizes = sorted({int(v.inputs.get("size") or 0) for v in luns})
+        if len(sizes) > 1:
+            yield luns[-1], f"disk group {group} mixes LUN sizes {sizes} GB; ASM balances by size: make them equal"
+        if len(luns) < MIN_ASM_LUNS:
+            yield luns[0], f"disk group {group} has {len(luns)} LUN; {MIN_ASM_LUNS} equal LUNs at least"
+        if any(str((v.inputs.get("metadata") or {}).get(ASM_VOTING)) == "true" for v in luns):
+            voting.append((group, luns))
+    if len(voting) != 1:
+        yield cluster, f"{len(voting)} disk group(s) hold the voting files; exactly one must"
+    for group, luns in voting:
+        failure_groups = {str((v.inputs.get("metadata") or {}).get(ASM_FAILURE_GROUP) or v.name) for v in luns}
+        if len(failure_groups) < VOTING_FAILURE_GROUPS:
+            yield cluster, (f"voting disk group {group}: {len(failure_groups)} failure group(s) over {len(luns)} "
+                            f"LUN(s); Clusterware needs {VOTING_FAILURE_GROUPS} voting files, each in its own "
+                            "failure group")
+
+
 # Per-project counts against quotas: plan type -> quota name.
 QUOTA_OF_TYPE = {
     T_ROUTER: "router", T_PORT: "port", T_SG: "security_group", T_SG_RULE: "security_group_rule",
@@ -935,6 +1036,11 @@ RULES: list[Rule] = [
          "one attachment at a time", "export each volume to each node with a Cinder attachment "
          "(blockstorage.VolumeAttach: the node's initiator, multipath=True), chained with depends_on, from a "
          "multi-attach volume type; never a Nova attachment on bare metal", _asm_everywhere),
+    Rule("rac-storage-reachable", "HDS (ISO/IEC 27001:2022 A.8.14)", "RAC nodes reach their ASM disks over two "
+         "paths, from an iSCSI backend, laid out as Oracle requires", "give each RAC node a NIC on each of the "
+         "provider's two storage networks (storage.paths); put ASM disks on the iSCSI array's volume type, never "
+         "Ceph RBD; several equal LUNs per disk group and the voting files on 3 LUNs in 3 failure groups",
+         _rac_storage_reachable),
     Rule("state-in-france", "SecNumCloud 3.2 §19.2", "The Pulumi state and the secrets' keys stay in France",
          "declare backend.url in infra/Pulumi.yaml (and infra/provider/Pulumi.yaml) and secretsprovider in each "
          "stack file, as the policy's state.backends and state.secrets_providers allow; never Pulumi Cloud",

@@ -36,7 +36,7 @@ INJECTED: dict[str, tuple[str, dict[str, Any], str]] = {
                  "boot-volume-encrypted"),
     "inj-provider": ("pulumi:providers:openstack", {"region": "eu-west-1"}, "qualified-provider"),
     "inj-gateway": ("openstack:networking/routerInterface:RouterInterface",
-                    {"routerId": "national-router.id", "subnetId": "national-storage-subnet.id"}, "never-routed"),
+                    {"routerId": "national-router.id", "subnetId": "national-interconnect-subnet.id"}, "never-routed"),
     "inj-port": ("openstack:networking/port:Port",
                  {"networkId": "national-service-net.id", "portSecurityEnabled": False},
                  "port-security-interconnect-only"),

@@ -74,6 +74,10 @@ def test_allocation_pools_leave_out_the_gateway_and_every_reserved_range():
                             gateway=False) == [("10.0.0.10", "10.0.0.199")]
 
 
+ASM = {"disk_groups": [{"name": "data", "luns": 2, "lun_gb": 1},
+                       {"name": "ocr", "luns": 3, "lun_gb": 1, "redundancy": "normal", "voting": True}]}
+
+
 def _national(**changes: Any) -> dict[str, Any]:
     flavor = {"name": "bm", "resource_class": "CUSTOM_BM", "vcpus": 1, "ram_mb": 1, "disk_gb": 1}
     base: dict[str, Any] = {
@@ -84,7 +88,7 @@ def _national(**changes: Any) -> dict[str, Any]:
         "baremetal_pools": [{"name": "rac-a", "flavor": flavor, "image": "i", "nodes": 3},
                             {"name": "rac-b", "flavor": flavor, "image": "i", "nodes": 3}],
         "rac_clusters": [{"name": "db-a", "pool": "rac-a", "public_block": "10.0.5.0/26",
-                          "asm": {"data_gb": 1, "fra_gb": 1, "voting_gb": 1}}],
+                          "asm": ASM}],
     }
     return base | changes
 
@@ -97,12 +101,12 @@ def test_the_reference_national_core_is_valid():
     ({"dns": None}, "a Designate zone for their SCAN names"),
     ({"networks": _national()["networks"] | {"interconnect_b": None}}, "two interconnect networks"),
     ({"rac_clusters": [{"name": "db-a", "pool": "rac-a", "public_block": "10.0.5.0/29",
-                        "asm": {"data_gb": 1, "fra_gb": 1, "voting_gb": 1}}]}, "a /28 at least"),
+                        "asm": ASM}]}, "a /28 at least"),
     ({"rac_clusters": [{"name": "db-a", "pool": "rac-a", "public_block": "10.0.5.0/28",
-                        "asm": {"data_gb": 1, "fra_gb": 1, "voting_gb": 1}}],
+                        "asm": ASM}],
       "baremetal_pools": [p | {"nodes": 5} for p in _national()["baremetal_pools"]]}, "holds at most 4 nodes"),
     ({"rac_clusters": [{"name": f"db-{x}", "pool": f"rac-{x}", "public_block": block,
-                        "asm": {"data_gb": 1, "fra_gb": 1, "voting_gb": 1}}
+                        "asm": ASM}
                        for x, block in (("a", "10.0.5.0/26"), ("b", "10.0.5.64/26"))]}, "private host ranges overlap"),
     ({"migration": {"legacy_networks": ["10.0.4.0/24"], "legacy_vpn_peer": "198.51.100.7", "until": "2027-06-30"}},
      "overlaps networks.service"),
@@ -114,12 +118,41 @@ def test_a_rac_layout_that_cannot_keep_its_addresses_is_refused(change, message)
 
 def test_private_host_base_separates_two_clusters():
     clusters = [{"name": f"db-{x}", "pool": f"rac-{x}", "public_block": block, "private_host_base": base,
-                 "asm": {"data_gb": 1, "fra_gb": 1, "voting_gb": 1}}
+                 "asm": ASM}
                 for x, block, base in (("a", "10.0.5.0/26", 16), ("b", "10.0.5.64/26", 32))]
     national = NationalCore.model_validate(_national(rac_clusters=clusters))
     reserved = national.reserved_hosts()
-    assert [(str(lo), str(hi)) for lo, hi in reserved["storage"]] == [("10.0.9.16", "10.0.9.31"),
-                                                                       ("10.0.9.32", "10.0.9.47")]
+    assert [(str(lo), str(hi)) for lo, hi in reserved["interconnect"]] == [("10.0.8.16", "10.0.8.31"),
+                                                                            ("10.0.8.32", "10.0.8.47")]
+
+
+def test_a_provider_storage_path_keeps_the_portals_and_every_clusters_nodes_out_of_dhcp():
+    storage = {"encrypted_backend": "b", "paths": [
+        {"network": "storage-a", "cidr": "10.0.12.0/24", "portals": ["10.0.12.5"]},
+        {"network": "storage-b", "cidr": "10.0.13.0/24", "portals": ["10.0.13.5"]}]}
+    national = NationalCore.model_validate(_national(storage=storage))
+    assert national.storage is not None
+    reserved = national.storage_path_reserved(national.storage.paths[1])
+    assert [(str(lo), str(hi)) for lo, hi in reserved] == [("10.0.13.5", "10.0.13.5"), ("10.0.13.16", "10.0.13.31")]
+
+
+@pytest.mark.parametrize("storage, message", [
+    ({"encrypted_backend": "b"}, "two storage networks"),
+    ({"encrypted_backend": "b", "paths": [{"network": "storage-a", "cidr": "10.0.12.0/24", "portals": ["10.0.12.5"]}]},
+     "2 networks"),
+    ({"encrypted_backend": "b", "paths": [{"network": "storage-a", "cidr": "10.0.12.0/24", "portals": ["10.0.12.5"]},
+                                          {"network": "storage-a", "cidr": "10.0.13.0/24", "portals": ["10.0.13.5"]}]},
+     "two networks that do not overlap"),
+    ({"encrypted_backend": "b", "paths": [{"network": "storage-a", "cidr": "10.0.12.0/24", "portals": ["10.0.12.17"]},
+                                          {"network": "storage-b", "cidr": "10.0.13.0/24", "portals": ["10.0.13.5"]}]},
+     "sit in the nodes' private hosts"),
+    ({"encrypted_backend": "b", "paths": [{"network": "storage-a", "cidr": "10.0.4.0/24", "portals": ["10.0.4.5"]},
+                                          {"network": "storage-b", "cidr": "10.0.13.0/24", "portals": ["10.0.13.5"]}]},
+     "overlaps networks.service"),
+])
+def test_rac_storage_paths_that_cannot_give_two_paths_are_refused(storage, message):
+    with pytest.raises(ValueError, match=message):
+        NationalCore.model_validate(_national(storage=storage))
 
 
 def test_two_pools_naming_one_flavor_differently_are_refused():

@@ -169,7 +169,7 @@ def hundred_samus(plan: Plan) -> Plan:
 
 def test_changes_group_by_samu_tenant_and_national_component_with_counts(production_plan):
     changed = Plan.of(PlannedResource(r.type, r.name, {**r.inputs, "size": r.inputs["size"] + 1}
-                                      if r.name == "rac-national-db-asm-fra" else r.inputs, r.parent, r.dependencies,
+                                      if r.name == "rac-national-db-asm-fra-1" else r.inputs, r.parent, r.dependencies,
                                       r.provider, r.options)
                       for r in production_plan if not r.name.startswith("samu-69"))
     diff = diff_plans(production_plan, changed)

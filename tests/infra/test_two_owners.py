@@ -36,7 +36,13 @@ def test_the_provider_plan_holds_projects_flavors_their_access_the_asm_type_and_
                       "projectId": "2c9d4e7a6b1f4c03a8e5d1f0b7a93e64"}
     assert "openstack:networking/quotaV2:QuotaV2" in types and "openstack:compute/quotaSetV2:QuotaSetV2" in types
     # Every admin-only resource is the provider's: the customer's plan reads them by name.
-    assert all(r.type in ADMIN_ONLY_TYPES for r in production_provider_plan if not r.is_component)
+    # The provider program holds admin-only resources, and the storage networks (provider networks: a VLAN
+    # segment) with their subnets and their share to the national project.
+    storage = {f"{kind}-{name}" for kind in ("network", "subnet") for name in ("storage-a", "storage-b")}
+    storage |= {f"network-{name}-share" for name in ("storage-a", "storage-b")}
+    assert all(r.type in ADMIN_ONLY_TYPES or r.name in storage for r in production_provider_plan
+               if not r.is_component)
+    assert storage <= {r.name for r in production_provider_plan}
 
 
 def test_customer_references_resolve_to_provider_resources(production_plan, production_provider_plan):

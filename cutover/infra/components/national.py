@@ -16,7 +16,7 @@ ISOLATED_ZONES = ("interconnect", "storage")
 
 ORACLE_LISTENER = (1521, 1521)
 ORACLE_ONS = (6200, 6200)
-STORAGE_PORTS = {"iscsi": (3260, 3260), "nfs": (2049, 2049)}
+ISCSI_PORT = 3260
 # Oracle's interconnect carries cache-fusion blocks (8 KiB and more): jumbo
 # frames keep a block in one frame instead of six.
 INTERCONNECT_MTU = 9000
@@ -147,9 +147,12 @@ class NationalCore(pulumi.ComponentResource):
             )
         return router.id
 
-    def _group(self, key: str, description: str) -> openstack.networking.SecGroup:
+    def _group(self, key: str, description: str, *, explicit_egress: bool = False) -> openstack.networking.SecGroup:
+        # explicit_egress: Neutron's default allow-all egress rules are deleted; the group's egress rules say
+        # where its ports may go.
         return openstack.networking.SecGroup(
             f"national-{key}-sg", name=f"national-{key}", description=description,
+            delete_default_rules=True if explicit_egress else None,
             tags=[f"{ROLE_TAG}={key}"], opts=self._child(),
         )
 
@@ -163,9 +166,17 @@ class NationalCore(pulumi.ComponentResource):
         service = self._group("service", "Oracle listener and ONS inside the service network")
         add_ingress(self, service.id, Ingress("national-service-listener", "tcp", ORACLE_LISTENER, str(nets.service)))
         add_ingress(self, service.id, Ingress("national-service-ons", "tcp", ORACLE_ONS, str(nets.service)))
-        storage = self._group("storage", "iSCSI and NFS inside the storage network")
-        for proto, ports in STORAGE_PORTS.items():
-            add_ingress(self, storage.id, Ingress(f"national-storage-{proto}", "tcp", ports, str(nets.storage)))
+        # The RAC nodes' ports on the provider's storage networks: they only log in to the array's portals.
+        storage = self._group("storage", "iSCSI from the RAC nodes to the storage array's portals; nothing in",
+                              explicit_egress=True)
+        for path in self.args.storage.paths:
+            for i, portal in enumerate(path.portals, start=1):
+                openstack.networking.SecGroupRule(
+                    f"national-storage-{path.network}-portal-{i}", direction="egress", ethertype="IPv4",
+                    protocol="tcp", port_range_min=ISCSI_PORT, port_range_max=ISCSI_PORT,
+                    remote_ip_prefix=f"{portal}/32", security_group_id=storage.id,
+                    description=f"iSCSI to portal {portal} on {path.network}", opts=self._child(),
+                )
         # Each SAMU tenant adds SIP/RTP from its own premises (SamuTenant), nothing wider.
         telephony = self._group("telephony", "SIP and RTP from each SAMU's premises to the national telephony pool")
         return {"bastion": bastion.id, "admin": admin.id, "service": service.id, "storage": storage.id,

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pulumi
+import pulumi_openstack as openstack
 
 from cutover.infra.components.baremetal import BareMetalPool, BareMetalPoolArgs, Nic
 from cutover.infra.components.migration import PSK_KEY, DataGuardPath, DataGuardPathArgs
@@ -165,7 +166,7 @@ def _rac(name: str, national: NationalSpec, core: NationalCore, extra_groups: li
     networks = RacNetworks(
         public_network_id=nets["service"], public_subnet_id=subnets["service"],
         interconnects=[(nets[key], subnets[key]) for key in national.networks.interconnects()],
-        storage_network_id=nets["storage"], storage_subnet_id=subnets["storage"],
+        storage_paths=[storage_path(path.network) for path in national.storage.paths],
         public_security_group_ids=[sg["service"], sg["admin"], *extra_groups],
         storage_security_group_ids=[sg["storage"]], cidrs=national.networks,
     )
@@ -175,6 +176,12 @@ def _rac(name: str, national: NationalSpec, core: NationalCore, extra_groups: li
         dns=national.dns, dns_zone_id=core.dns_zone_id,
         key_pair=national.bastion.key_pair if national.bastion else None,
     ))
+
+
+def storage_path(name: str) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
+    """A provider storage network and its subnet, read by name (``infra/provider`` creates and shares them)."""
+    return (openstack.networking.get_network_output(name=name).id,
+            openstack.networking.get_subnet_output(name=name).id)
 
 
 def _service_pool(name: str, national: NationalSpec, core: NationalCore) -> BareMetalPool:
@@ -202,6 +209,7 @@ def build_provider_grants(inventory: Inventory) -> ProviderGrants:
     return ProviderGrants("provider", ProviderGrantsArgs(
         national_project_id=national.project_id, tenant_projects=projects, flavors=flavors,
         storage=national.storage, quotas=national_quotas(national, len(projects)), region=national.region,
+        storage_reserved={p.network: national.storage_path_reserved(p) for p in national.storage.paths},
     ))
 
 
