@@ -1041,6 +1041,9 @@ RULES: list[Rule] = [
          "provider's two storage networks (storage.paths); put ASM disks on the iSCSI array's volume type, never "
          "Ceph RBD; several equal LUNs per disk group and the voting files on 3 LUNs in 3 failure groups",
          _rac_storage_reachable),
+    Rule("host-filtering", "SecNumCloud 3.2 §13.2", "Every bare-metal node enforces its security groups itself "
+         "(nftables)", "regenerate the rulesets with `cutover infra firewall --env ENV`, review and commit them, "
+         "apply them with playbooks/host_filter.yml", _checked_in_files),
     Rule("state-in-france", "SecNumCloud 3.2 §19.2", "The Pulumi state and the secrets' keys stay in France",
          "declare backend.url in infra/Pulumi.yaml (and infra/provider/Pulumi.yaml) and secretsprovider in each "
          "stack file, as the policy's state.backends and state.secrets_providers allow; never Pulumi Cloud",

@@ -21,15 +21,16 @@ from tests.infra.conftest import copy_project
 CUTOVER = str(Path(sys.executable).parent / "cutover")
 OWNER = {"metadata": {"cutover-owner": "national-platform"}}
 
-# name -> (type, inputs, the one rule it must break)
+# name -> (type, inputs, the one rule it must break). The injected rules go to the bastion's group (a VM):
+# on a bare-metal node's group they would also break host-filtering (tests/infra/test_host_filter.py).
 INJECTED: dict[str, tuple[str, dict[str, Any], str]] = {
     "inj-anywhere": ("openstack:networking/secGroupRule:SecGroupRule",
                      {"direction": "ingress", "ethertype": "IPv6", "protocol": "tcp", "portRangeMin": 8443,
-                      "portRangeMax": 8443, "remoteIpPrefix": "::/0", "securityGroupId": "national-service-sg.id"},
+                      "portRangeMax": 8443, "remoteIpPrefix": "::/0", "securityGroupId": "national-bastion-sg.id"},
                      "no-ingress-from-anywhere"),
     "inj-db": ("openstack:networking/secGroupRule:SecGroupRule",
                {"direction": "ingress", "protocol": "tcp", "portRangeMin": 1521, "portRangeMax": 1521,
-                "remoteIpPrefix": "10.140.1.0/24", "securityGroupId": "national-service-sg.id"}, "database-reach"),
+                "remoteIpPrefix": "10.140.1.0/24", "securityGroupId": "national-bastion-sg.id"}, "database-reach"),
     "inj-boot": ("openstack:compute/instance:Instance",
                  {"availabilityZone": "fr-central-1", **OWNER,
                   "blockDevices": [{"sourceType": "image", "destinationType": "volume", "volumeSize": 40}]},

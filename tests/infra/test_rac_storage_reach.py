@@ -164,17 +164,20 @@ def _inventory(env: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return host_vars, yaml.safe_load((root / "group_vars" / "rac_nodes.yml").read_text())
 
 
-def test_the_playbook_targets_the_plans_rac_nodes_at_their_addresses(production_plan):
+@pytest.mark.parametrize("env", ["production", "rehearsal"])
+def test_the_playbook_targets_the_plans_rac_nodes_at_their_addresses(env, request):
+    plan = request.getfixturevalue(f"{env}_plan")
     playbook = yaml.safe_load((REPO / "playbooks" / "rac_storage.yml").read_text())
     assert playbook[0]["hosts"] == "rac_nodes"
-    host_vars, group_vars = _inventory("production")
-    assert sorted(host_vars) == RAC_NODE_NAMES == sorted(
-        r.inputs["name"] for r in production_plan.of_type("openstack:compute/instance:Instance")
+    host_vars, group_vars = _inventory(env)
+    assert sorted(host_vars) == sorted(
+        r.inputs["name"] for r in plan.of_type("openstack:compute/instance:Instance")
         if r.inputs["name"].startswith("rac-national-node-"))
+    assert (env != "production") or sorted(host_vars) == RAC_NODE_NAMES
     for node, variables in host_vars.items():
-        public = production_plan.get(f"{node}-public-port").inputs["fixedIps"][0]["ipAddress"]
+        public = plan.get(f"{node}-public-port").inputs["fixedIps"][0]["ipAddress"]
         assert variables["ansible_host"] == public
-    national = yaml.safe_load((REPO / "inventories/production/group_vars/all.yml").read_text())["cutover_national"]
+    national = yaml.safe_load((REPO / f"inventories/{env}/group_vars/all.yml").read_text())["cutover_national"]
     assert group_vars["rac_cluster"] in [c["name"] for c in national["rac_clusters"]]
     assert len(national["storage"]["paths"]) == 2  # what the playbook's portals come from
     used = Path(REPO / "playbooks" / "rac_storage.yml").read_text()
