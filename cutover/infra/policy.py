@@ -555,18 +555,67 @@ def _zones_allowed(plan: Plan, ctx: PolicyContext) -> Iterator[Finding]:
             yield resource, f"region {region!r} is not the environment's qualified region {ctx.region!r}"
 
 
-def _rac_anti_affinity(plan: Plan, ctx: PolicyContext) -> Iterator[Finding]:
+def _rac_placement(plan: Plan, ctx: PolicyContext) -> Iterator[Finding]:
+    # One zone: spread over zones a cluster is an extended-distance one (a failure group per site, a
+    # third-site voting file), which one storage array does not give. Inside the zone, racks: Nova's
+    # anti-affinity counts per nova-compute host and one nova-compute serves many Ironic nodes, so the
+    # nodes are kept apart by their flavors' required traits (one per rack), which Placement enforces.
     for cluster in plan.of_type(T_RAC):
         nodes = [r for r in plan.within(cluster.name) if r.type == T_INSTANCE]
-        zones = {n.inputs.get("availabilityZone") for n in nodes}
-        if len(nodes) < 2 or len(zones - {None}) < 2:
-            yield cluster, f"{len(nodes)} node(s) over {len(zones - {None})} failure domain(s); at least 2 of each"
+        zones = {str(n.inputs.get("availabilityZone")) for n in nodes}
+        if len(nodes) < 2:
+            yield cluster, f"{len(nodes)} node(s); a RAC cluster has 2 at least"
+        if len(zones) != 1 or "None" in zones:
+            yield cluster, (f"nodes over zones {sorted(zones)}: a RAC cluster stays in one zone (across zones it is "
+                            "a stretched cluster: one array, no quorum site); put a Data Guard standby in another")
+        domains: dict[str, int] = {}
         for node in nodes:
-            hints = node.inputs.get("schedulerHints") or [{}]
-            group = plan.target((hints[0] or {}).get("group"))
-            policies = group.inputs.get("policies") if group is not None else None
-            if group is None or "anti-affinity" not in (policies if isinstance(policies, list) else [policies]):
-                yield node, "not in an anti-affinity server group"
+            domain = _failure_domain(plan, node)
+            if domain is None:
+                yield node, ("its flavor requires no failure-domain trait (trait:CUSTOM_...=required): nothing keeps "
+                             "two nodes out of one rack")
+            else:
+                domains[domain] = domains.get(domain, 0) + 1
+        if domains and (len(domains) < 2 or max(domains.values()) - min(domains.values()) > 1):
+            yield cluster, (f"nodes per failure domain {dict(sorted(domains.items()))}: spread them evenly over 2 "
+                            "failure domains at least")
+    yield from _standby_elsewhere(plan)
+
+
+STANDBY_OF = "dataguard-standby-of"  # node metadata of a standby cluster: the primary it protects
+
+
+def _standby_elsewhere(plan: Plan) -> Iterator[Finding]:
+    """Every primary cluster has a Data Guard standby whose nodes are all in another zone."""
+    zones: dict[str, set[str]] = {}
+    standby_of: dict[str, str] = {}
+    for cluster in plan.of_type(T_RAC):
+        nodes = [r for r in plan.within(cluster.name) if r.type == T_INSTANCE]
+        zones[cluster.name] = {str(n.inputs.get("availabilityZone")) for n in nodes}
+        primaries = {str((n.inputs.get("metadata") or {}).get(STANDBY_OF) or "") for n in nodes} - {""}
+        if primaries:
+            standby_of[cluster.name] = sorted(primaries)[0]
+    for cluster in plan.of_type(T_RAC):
+        if cluster.name in standby_of:
+            continue
+        standbys = [name for name, primary in standby_of.items() if primary == cluster.name]
+        if not standbys:
+            yield cluster, "no Data Guard standby: a zone lost is the database lost; add a standby cluster in another zone"
+        elif all(zones[name] & zones[cluster.name] for name in standbys):
+            yield cluster, (f"its standby {', '.join(standbys)} shares zone(s) {sorted(zones[cluster.name])}: it "
+                            "would not survive the zone")
+
+
+def _failure_domain(plan: Plan, node: PlannedResource) -> str | None:
+    """The trait the node's flavor requires; a flavor outside the plan (the pack) is its own domain, by reference."""
+    flavor_ref = node.inputs.get("flavorId")
+    flavor = plan.target(flavor_ref)
+    if flavor is None:
+        return str(flavor_ref) if flavor_ref else None
+    specs = flavor.inputs.get("extraSpecs") or {}
+    traits = sorted(str(k).removeprefix("trait:") for k, v in specs.items()
+                    if str(k).startswith("trait:CUSTOM_") and v == "required")
+    return traits[0] if traits else None
 
 
 def _declared_public(plan: Plan, rule: PlannedResource, ctx: PolicyContext) -> bool:
@@ -1006,9 +1055,10 @@ RULES: list[Rule] = [
          "remove the rule; tenants exchange data only through national services", _tenant_isolation),
     Rule("allowed-zones", "SecNumCloud 3.2 §19.2", "Resources stay in the qualified region and its zones",
          "use one of cutover_national.availability_zones", _zones_allowed),
-    Rule("rac-anti-affinity", "HDS (ISO/IEC 27001:2022 A.8.14)", "RAC nodes in an anti-affinity group over at least "
-         "two failure domains", "put every node in the pool's anti-affinity group and spread the pool over zones",
-         _rac_anti_affinity),
+    Rule("rac-placement", "HDS (ISO/IEC 27001:2022 A.8.14)", "RAC nodes in one zone, spread over its failure "
+         "domains (racks) by Ironic traits, with a Data Guard standby in another zone", "give the cluster one "
+         "availability_zone and failure_domains (the racks' traits): each node boots a flavor requiring its rack's "
+         "trait; add a cluster with standby_of: <primary> in another zone", _rac_placement),
     Rule("no-ingress-from-anywhere", "SecNumCloud 3.2 §13.2", "No ingress from 0.0.0.0/0 or ::/0 except to services "
          "declared public", "narrow the source to the networks that need it, or declare the service in the policy's "
          "public_services (role, protocol, ports, reason)", _no_ingress_from_anywhere),

@@ -309,6 +309,28 @@ class RacCluster(_Strict):
     public_block: ipaddress.IPv4Network
     private_host_base: int = Field(default=16, ge=2)
     asm: AsmVolumes
+    # One zone: a cluster spread over zones is an extended-distance cluster (a failure group per
+    # site, a third-site voting file), which one storage array cannot give. Default: the pool's first.
+    availability_zone: str | None = None
+    # The racks (failure domains) inside that zone, as the Ironic traits the provider sets on their
+    # nodes (CUSTOM_RACK_A...): node N goes to domain N mod len, through a flavor requiring that trait.
+    # Nova's anti-affinity counts per nova-compute host, and one nova-compute serves many Ironic nodes.
+    failure_domains: list[str] = Field(default_factory=list)
+    # A Data Guard physical standby of another cluster of the inventory, in another zone (disaster recovery).
+    standby_of: str | None = None
+
+    @field_validator("failure_domains")
+    @classmethod
+    def _traits(cls, traits: list[str]) -> list[str]:
+        for trait in traits:
+            if not RESOURCE_CLASS.match(trait):
+                raise ValueError(f"{trait!r} is not a custom trait (CUSTOM_ followed by A-Z, 0-9, _)")
+        if len(set(traits)) != len(traits):
+            raise ValueError("failure_domains: a trait is named twice")
+        return traits
+
+    def failure_domain(self, node: int) -> str:
+        return self.failure_domains[(node - 1) % len(self.failure_domains)]
 
     @field_validator("name")
     @classmethod
@@ -351,7 +373,27 @@ class NationalCore(_Strict):
         for cluster in self.rac_clusters:
             problems += self._rac_problems(cluster, pools, used)
         problems += self._rac_platform_problems()
+        problems += self._standby_problems()
         problems += self._migration_problems()
+        return problems
+
+    def _standby_problems(self) -> list[str]:
+        """Every primary cluster has a Data Guard standby in another zone; a standby's primary exists."""
+        clusters = {c.name: c for c in self.rac_clusters if c.pool in {p.name for p in self.baremetal_pools}}
+        problems = []
+        for cluster in clusters.values():
+            if cluster.standby_of is None:
+                if not any(c.standby_of == cluster.name for c in clusters.values()):
+                    problems.append(f"rac cluster {cluster.name!r} has no Data Guard standby: add a cluster with "
+                                    f"standby_of: {cluster.name} in another zone")
+                continue
+            primary = clusters.get(cluster.standby_of)
+            if primary is None or primary.standby_of is not None:
+                problems.append(f"rac cluster {cluster.name!r}: standby_of {cluster.standby_of!r} is not a primary "
+                                "cluster of rac_clusters")
+            elif self.rac_zone(primary) == self.rac_zone(cluster):
+                problems.append(f"rac cluster {cluster.name!r}: a standby in the primary's zone "
+                                f"({self.rac_zone(cluster)}) does not survive the zone; use another")
         return problems
 
     def _migration_problems(self) -> list[str]:
@@ -398,6 +440,12 @@ class NationalCore(_Strict):
         problems = []
         if pool.nodes < 2:
             problems.append(f"{where}: a RAC cluster needs at least 2 nodes (pool {pool.name!r} has {pool.nodes})")
+        if len(cluster.failure_domains) < 2:
+            problems.append(f"{where}: name 2 failure domains at least (failure_domains: the Ironic traits of the "
+                            "racks its nodes are spread over)")
+        zone = cluster.availability_zone
+        if zone is not None and zone not in self.zones_of(pool):
+            problems.append(f"{where}: availability_zone {zone!r} is not a zone of pool {pool.name!r}")
         if self.networks is not None and not cluster.public_block.subnet_of(self.networks.service):
             problems.append(f"{where}: public_block {cluster.public_block} is not inside networks.service "
                             f"{self.networks.service}")
@@ -433,6 +481,15 @@ class NationalCore(_Strict):
 
     def zones_of(self, pool: BareMetalPool) -> list[str]:
         return list(pool.availability_zones or self.availability_zones)
+
+    def rac_zone(self, cluster: RacCluster) -> str:
+        return cluster.availability_zone or self.zones_of(self.pool(cluster.pool))[0]
+
+    def rac_flavors(self, cluster: RacCluster) -> list[tuple[BareMetalFlavor, str]]:
+        """Per node, in order: the flavor it is booted with and the failure domain (trait) that flavor requires."""
+        pool = self.pool(cluster.pool)
+        return [(placement_flavor(pool.flavor, cluster.failure_domain(node)), cluster.failure_domain(node))
+                for node in range(1, pool.nodes + 1)]
 
     def missing_for_infrastructure(self) -> list[str]:
         """Sections the infrastructure program needs that a lab inventory may leave out."""
@@ -474,6 +531,12 @@ class NationalCore(_Strict):
             first = path.cidr.network_address + cluster.private_host_base
             reserved.append((first, first + rac_capacity(cluster.public_block) - 1))
         return sorted(reserved)
+
+
+def placement_flavor(flavor: BareMetalFlavor, trait: str) -> BareMetalFlavor:
+    """The pool's flavor restricted to one failure domain: same hardware, the rack's trait required."""
+    slug = trait.removeprefix("CUSTOM_").lower().replace("_", "-")
+    return flavor.model_copy(update={"name": f"{flavor.name}.{slug}"})
 
 
 def _one_flavor_per_name(pools: list[BareMetalPool]) -> list[str]:

@@ -161,13 +161,17 @@ def test_bare_metal_pool_flavor_carries_the_resource_class_and_nodes_spread_over
     assert production_plan.get("telephony-anti-affinity").inputs["policies"] == "anti-affinity"
 
 
-def test_rac_nodes_come_from_its_pool_in_the_anti_affinity_group(production_plan):
+def test_rac_nodes_come_from_its_pool_in_one_zone_one_rack_each(production_plan, production_provider_plan):
     pool = production_plan.get(POOL)
     assert pool.parent == RAC and pool.type == "cutover:compute:BareMetalPool"
     nodes = children(production_plan, RAC, T["instance"])
     assert len(nodes) == 3
-    assert {n.inputs["availabilityZone"] for n in nodes} == {"fr-central-1", "fr-central-2", "fr-central-3"}
-    assert all(n.inputs["schedulerHints"][0]["group"] == f"{POOL}-anti-affinity.id" for n in nodes)
+    assert {n.inputs["availabilityZone"] for n in nodes} == {"fr-central-1"}
+    # No Nova server group: with Ironic it counts per nova-compute host. Each node's flavor requires a rack.
+    assert all("schedulerHints" not in n.inputs for n in nodes) and production_plan.get(f"{POOL}-anti-affinity") is None
+    racks = [production_provider_plan.get(n.inputs["flavorId"].removesuffix(".id")).inputs["extraSpecs"] for n in nodes]
+    assert [{k: v for k, v in spec.items() if k.startswith("trait:")} for spec in racks] == [
+        {f"trait:CUSTOM_RACK_{r}": "required"} for r in "ABC"]
 
 
 # -- defect 1: shared storage that bare-metal nodes can reach ---------------------------------------------------------
@@ -273,10 +277,10 @@ def test_scan_name_resolves_to_the_three_scan_addresses_in_designate(production_
 
 
 def test_rac_nodes_use_the_providers_private_flavor_by_id(production_plan, production_provider_plan):
-    for node in children(production_plan, RAC, T["instance"]):
-        assert node.inputs["flavorId"] == "flavor-bm.rac.xl.id"
-    assert production_provider_plan.get("flavor-bm.rac.xl").inputs["isPublic"] is False
-    assert production_plan.get("flavor-bm.rac.xl") is None
+    for node, rack in zip(sorted(children(production_plan, RAC, T["instance"]), key=lambda n: n.name), "abc"):
+        assert node.inputs["flavorId"] == f"flavor-bm.rac.xl.rack-{rack}.id"
+        assert production_provider_plan.get(f"flavor-bm.rac.xl.rack-{rack}").inputs["isPublic"] is False
+        assert production_plan.get(f"flavor-bm.rac.xl.rack-{rack}") is None
 
 
 def test_interconnect_ports_have_port_security_off_with_no_security_groups(production_plan):

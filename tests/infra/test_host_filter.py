@@ -58,7 +58,7 @@ def test_every_shipped_ruleset_agrees_with_its_plan_and_loads_in_nft(production_
     assert list(disagreements(REPO, "production", production_plan)) == []
     assert list(disagreements(REPO, "rehearsal", rehearsal_plan)) == []
     files = sorted((REPO / RULESET_DIR).glob("*/*.nft"))
-    assert len(files) == 7 + 4  # production: 3 RAC + 4 telephony nodes; rehearsal: 2 + 2
+    assert len(files) == 9 + 6  # production: 3 + 2 (standby) RAC + 4 telephony nodes; rehearsal: 2 + 2 + 2
     if not Path(NFT).is_file():
         pytest.fail("nft is not installed (Debian package nftables): the rulesets' syntax is unchecked")
     for path in files:
@@ -71,7 +71,7 @@ def test_a_security_group_rule_the_hosts_do_not_enforce_breaks_the_check(product
                  portRangeMax=2222, remoteIpPrefix="10.100.0.0/24", securityGroupId="national-service-sg.id")
     found = host_filter_violations(REPO, "production", Plan.of([*production_plan, opened]))
     assert {v.resource for v in found} == {f"rac-national-node-{i}" for i in (1, 2, 3)} | {
-        f"telephony-node-{i}" for i in (1, 2, 3, 4)}
+        f"rac-standby-node-{i}" for i in (1, 2)} | {f"telephony-node-{i}" for i in (1, 2, 3, 4)}
     assert all(v.rule == "host-filtering" and "disagree" in v.message and "injected-ssh" in v.message for v in found)
 
 
@@ -80,7 +80,7 @@ def test_a_removed_rule_and_a_hand_edited_or_missing_ruleset_break_the_check(pro
     shutil.copytree(REPO / RULESET_DIR, project / RULESET_DIR)
     assert host_filter_violations(project, "production", production_plan) == []
     closed = Plan.of([r for r in production_plan if r.name != "national-admin-ssh"])
-    assert len(host_filter_violations(project, "production", closed)) == 7
+    assert len(host_filter_violations(project, "production", closed)) == 9
     node1 = ruleset_path(project, "production", "rac-national-node-1")
     node1.write_text(node1.read_text().replace("policy drop;", "policy accept;"))
     ruleset_path(project, "production", "telephony-node-4").unlink()

@@ -174,17 +174,31 @@ def test_a_zone_or_region_outside_the_qualified_one_is_a_violation(inputs):
 # -- RAC: anti-affinity and ASM on every node (HDS) ------------------------------------
 
 
-def _rac(zones: tuple[str, str] = ("az1", "az2"), policy: str = "anti-affinity",
-         attachments: list[tuple[str, str, tuple[str, ...]]] | None = None) -> Plan:
+def _standby(zone: str | None = "az2") -> list[PlannedResource]:
+    """The Data Guard standby of cluster "rac": two nodes, one per rack, in ``zone`` (None: no standby)."""
+    if zone is None:
+        return []
+    return [res("cutover:oracle:RacCluster", "dr"), res("cutover:compute:BareMetalPool", "drpool", parent="dr"),
+            *[res("openstack:compute/flavor:Flavor", f"g{i}", extraSpecs={f"trait:CUSTOM_RACK_{rack}": "required"})
+              for i, rack in ((1, "D"), (2, "E"))],
+            *[res("instance", f"d{i}", parent="drpool", availabilityZone=zone, flavorId=f"g{i}.id",
+                  metadata={"cutover-owner": "national-platform", "dataguard-standby-of": "rac"}) for i in (1, 2)]]
+
+
+def _rac(zones: tuple[str, str] = ("az1", "az1"), racks: tuple[str | None, str | None] = ("A", "B"),
+         attachments: list[tuple[str, str, tuple[str, ...]]] | None = None, standby: str | None = "az2") -> Plan:
     if attachments is None:  # the compliant chain: v1-n1 -> v1-n2 -> v2-n1 -> v2-n2
         attachments = [("v1", "n1", ()), ("v1", "n2", ("a-v1-n1",)), ("v2", "n1", ("a-v1-n2",)),
                        ("v2", "n2", ("a-v2-n1",))]
     return Plan.of([
         ENCRYPTED_TYPE,
         res("cutover:oracle:RacCluster", "rac"), res("cutover:compute:BareMetalPool", "pool", parent="rac"),
-        res("group", "g", parent="pool", policies=policy),
-        *[res("instance", f"n{i}", parent="pool", availabilityZone=zone, schedulerHints=[{"group": "g.id"}])
+        # One flavor per rack, requiring the rack's trait (the provider's; here in the plan).
+        *[res("openstack:compute/flavor:Flavor", f"f{i}", extraSpecs={"resources:CUSTOM_BM": "1",
+              **({f"trait:CUSTOM_RACK_{rack}": "required"} if rack else {})}) for i, rack in enumerate(racks, start=1)],
+        *[res("instance", f"n{i}", parent="pool", availabilityZone=zone, flavorId=f"f{i}.id")
           for i, zone in enumerate(zones, start=1)],
+        *_standby(standby),
         res("volume", "v1", parent="rac", volumeType="asm"), res("volume", "v2", parent="rac", volumeType="asm"),
         # Cinder attachments (iSCSI exports): bare-metal nodes cannot take a Nova attachment.
         *[PlannedResource("openstack:blockstorage/volumeAttach:VolumeAttach", f"a-{v}-{n}",
@@ -198,16 +212,28 @@ def rac_rule_ids(plan: Plan) -> list[str]:
     return [rule for rule in rule_ids(plan) if rule != "rac-storage-reachable"]
 
 
-def test_a_rac_over_two_zones_in_anti_affinity_with_chained_attachments_passes():
+def test_a_rac_in_one_zone_over_two_racks_with_chained_attachments_passes():
     assert rac_rule_ids(_rac()) == []
 
 
-def test_rac_nodes_in_one_zone_is_a_violation():
-    assert rac_rule_ids(_rac(zones=("az1", "az1"))) == ["rac-anti-affinity"]
+def test_rac_nodes_over_two_zones_is_a_stretched_cluster():
+    violations = [v for v in check_plan(_rac(zones=("az1", "az3")), CTX, SHARED_RULES) if v.rule == "rac-placement"]
+    assert [v.resource for v in violations] == ["rac"] and "stretched cluster" in violations[0].message
 
 
-def test_rac_nodes_without_anti_affinity_is_a_violation():
-    assert rac_rule_ids(_rac(policy="affinity")) == ["rac-anti-affinity", "rac-anti-affinity"]
+@pytest.mark.parametrize("standby, message", [(None, "no Data Guard standby"), ("az1", "would not survive the zone")])
+def test_a_primary_without_a_standby_in_another_zone_is_a_violation(standby, message):
+    violations = [v for v in check_plan(_rac(standby=standby), CTX, SHARED_RULES) if v.rule == "rac-placement"]
+    assert [v.resource for v in violations] == ["rac"] and message in violations[0].message
+
+
+@pytest.mark.parametrize("racks, resources, message", [
+    (("A", "A"), ["rac"], "{'CUSTOM_RACK_A': 2}"),              # both nodes may land in one rack
+    (("A", None), ["n2", "rac"], "requires no failure-domain trait"),   # nothing keeps node 2 apart
+])
+def test_rac_nodes_not_kept_apart_by_rack_traits_is_a_violation(racks, resources, message):
+    violations = [v for v in check_plan(_rac(racks=racks), CTX, SHARED_RULES) if v.rule == "rac-placement"]
+    assert [v.resource for v in violations] == resources and message in violations[0].message
 
 
 def test_an_asm_volume_missing_on_a_node_is_a_violation():

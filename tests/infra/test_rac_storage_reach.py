@@ -170,10 +170,12 @@ def test_the_playbook_targets_the_plans_rac_nodes_at_their_addresses(env, reques
     playbook = yaml.safe_load((REPO / "playbooks" / "rac_storage.yml").read_text())
     assert playbook[0]["hosts"] == "rac_nodes"
     host_vars, group_vars = _inventory(env)
-    assert sorted(host_vars) == sorted(
-        r.inputs["name"] for r in plan.of_type("openstack:compute/instance:Instance")
-        if r.inputs["name"].startswith("rac-national-node-"))
-    assert (env != "production") or sorted(host_vars) == RAC_NODE_NAMES
+    rac_nodes = {r.inputs["name"]: r.inputs["metadata"]["rac-cluster"]
+                 for r in plan.of_type("openstack:compute/instance:Instance") if "rac-cluster" in r.inputs["metadata"]}
+    assert sorted(host_vars) == sorted(rac_nodes)  # the primary's nodes and the standby's
+    assert (env != "production") or sorted(host_vars) == [*RAC_NODE_NAMES, "rac-standby-node-1", "rac-standby-node-2"]
+    for node, cluster in rac_nodes.items():  # each host names its own cluster (group default, host override)
+        assert host_vars[node].get("rac_cluster", group_vars["rac_cluster"]) == cluster
     for node, variables in host_vars.items():
         public = plan.get(f"{node}-public-port").inputs["fixedIps"][0]["ipAddress"]
         assert variables["ansible_host"] == public

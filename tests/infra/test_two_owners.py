@@ -28,7 +28,8 @@ def test_the_provider_plan_holds_projects_flavors_their_access_the_asm_type_and_
                                                                                      production_plan):
     types = production_provider_plan.count_by_type()
     assert types["openstack:identity/project:Project"] == len(production_plan.of_type("cutover:samu:Tenant"))
-    assert types["openstack:compute/flavor:Flavor"] == types["openstack:compute/flavorAccess:FlavorAccess"] == 2
+    # The telephony pool's flavor, and the RAC clusters' per rack (3 for the primary, 2 for the standby).
+    assert types["openstack:compute/flavor:Flavor"] == types["openstack:compute/flavorAccess:FlavorAccess"] == 6
     assert types["openstack:blockstorage/volumeTypeV3:VolumeTypeV3"] == 1
     # Finding 9: the private ASM type is granted to the national project.
     access = production_provider_plan.get("volume-type-rac-asm-multiattach-access").inputs

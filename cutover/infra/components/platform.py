@@ -171,7 +171,8 @@ def _rac(name: str, national: NationalSpec, core: NationalCore, extra_groups: li
         storage_security_group_ids=[sg["storage"]], cidrs=national.networks,
     )
     return RacCluster(name, RacClusterArgs(
-        cluster=cluster, pool=pool, availability_zones=national.zones_of(pool), networks=networks,
+        cluster=cluster, pool=pool, availability_zones=[national.rac_zone(cluster)], networks=networks,
+        node_flavors=[flavor.name for flavor, _ in national.rac_flavors(cluster)],
         asm_volume_type=core.asm_volume_type, storage=national.storage,
         dns=national.dns, dns_zone_id=core.dns_zone_id,
         key_pair=national.bastion.key_pair if national.bastion else None,
@@ -205,9 +206,14 @@ def build_provider_grants(inventory: Inventory) -> ProviderGrants:
     national = require_infrastructure(inventory)
     assert national.project_id is not None and national.storage is not None
     projects = {tenant_name(s.code): f"SAMU {s.code} {s.name}" for s in _in_code_order(inventory)}
-    flavors = list({p.flavor.name: p.flavor for p in national.baremetal_pools}.values())
+    rac_pools = {c.pool for c in national.rac_clusters}
+    # A RAC cluster's nodes boot one flavor per failure domain (rack), each requiring the rack's trait.
+    rac_flavors = [pair for c in national.rac_clusters for pair in national.rac_flavors(c)]
+    traits = {flavor.name: trait for flavor, trait in rac_flavors}
+    flavors = list({f.name: f for f in [*(p.flavor for p in national.baremetal_pools if p.name not in rac_pools),
+                                         *(flavor for flavor, _ in rac_flavors)]}.values())
     return ProviderGrants("provider", ProviderGrantsArgs(
-        national_project_id=national.project_id, tenant_projects=projects, flavors=flavors,
+        national_project_id=national.project_id, tenant_projects=projects, flavors=flavors, flavor_traits=traits,
         storage=national.storage, quotas=national_quotas(national, len(projects)), region=national.region,
         storage_reserved={p.network: national.storage_path_reserved(p) for p in national.storage.paths},
     ))

@@ -62,6 +62,8 @@ class ProviderGrantsArgs:
     tags: dict[str, list[str]] = field(default_factory=dict)
     # Per storage path (network name), the addresses its DHCP keeps out: the array's portals, the RAC nodes'.
     storage_reserved: dict[str, list[AddressRange]] = field(default_factory=dict)
+    # Flavor name -> the Ironic trait it requires: a RAC node's failure domain (a rack of the zone).
+    flavor_traits: dict[str, str] = field(default_factory=dict)
 
 
 class ProviderGrants(pulumi.ComponentResource):
@@ -90,7 +92,8 @@ class ProviderGrants(pulumi.ComponentResource):
     def _flavor(self, spec: BareMetalFlavor) -> None:
         flavor = openstack.compute.Flavor(
             lookup_name("flavor", spec.name), name=spec.name, vcpus=spec.vcpus, ram=spec.ram_mb, disk=spec.disk_gb,
-            is_public=False, extra_specs={f"resources:{spec.resource_class}": "1", **STANDARD_RESOURCES_OFF},
+            is_public=False, extra_specs={f"resources:{spec.resource_class}": "1", **STANDARD_RESOURCES_OFF,
+                                          **self._trait_spec(spec.name)},
             opts=self._child(),
         )
         # A private flavor is usable (and listed) only by the projects granted access to it.
@@ -98,6 +101,11 @@ class ProviderGrants(pulumi.ComponentResource):
             f"{lookup_name('flavor', spec.name)}-access", flavor_id=flavor.id, tenant_id=self.args.national_project_id,
             opts=self._child(),
         )
+
+    def _trait_spec(self, flavor: str) -> dict[str, str]:
+        # Placement schedules the node only on an Ironic node carrying the trait (its rack).
+        trait = self.args.flavor_traits.get(flavor)
+        return {f"trait:{trait}": "required"} if trait else {}
 
     def _asm_volume_type(self) -> None:
         storage = self.args.storage

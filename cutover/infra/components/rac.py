@@ -26,6 +26,7 @@ from cutover.model.national import RacCluster as RacSpec
 
 # Volume metadata the policy reads (rule rac-storage-reachable) and the playbook lays out.
 ASM_DISK_GROUP, ASM_FAILURE_GROUP, ASM_VOTING = "asm-disk-group", "asm-failure-group", "asm-voting"
+STANDBY_OF = "dataguard-standby-of"  # on a standby cluster's nodes: the primary cluster it protects
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class RacClusterArgs:
     dns: DnsZone | None = None
     dns_zone_id: pulumi.Input[str] | None = None
     key_pair: str | None = None
+    node_flavors: list[str] | None = None  # per node: its failure domain's flavor (NationalCore.rac_flavors)
 
 
 class RacCluster(pulumi.ComponentResource):
@@ -131,7 +133,9 @@ class RacCluster(pulumi.ComponentResource):
             flavor=pool.flavor, image=pool.image, nodes=pool.nodes, availability_zones=self.args.availability_zones,
             nics=[public, *interconnects, *storage], key_pair=self.args.key_pair,
             protect=True,
-            metadata={"rac-cluster": self.cluster_name},
+            metadata={"rac-cluster": self.cluster_name,
+                      **({STANDBY_OF: self.args.cluster.standby_of} if self.args.cluster.standby_of else {})},
+            node_flavors=self.args.node_flavors, anti_affinity=False,
         )
 
     def storage_addresses(self) -> list[str]:
@@ -147,6 +151,8 @@ class RacCluster(pulumi.ComponentResource):
             volume = openstack.blockstorage.Volume(
                 f"{self.cluster_name}-asm-{disk.name}", name=f"{self.cluster_name}-asm-{disk.name}",
                 size=disk.size_gb, volume_type=self.args.asm_volume_type,
+                # The zone's array: a standby's disks must not share the primary's.
+                availability_zone=self.args.availability_zones[0],
                 metadata={OWNER_TAG: NATIONAL_OWNER, "rac-cluster": self.cluster_name,
                           ASM_DISK_GROUP: disk.disk_group.upper(), ASM_FAILURE_GROUP: disk.failure_group.upper(),
                           ASM_VOTING: "true" if disk.voting else "false"},
