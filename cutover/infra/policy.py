@@ -121,6 +121,8 @@ class DatabaseReach:
 # that documents nothing else enforces. The policy file's `limits` says what the provider documents.
 DEFAULT_LIMITS: Mapping[str, int] = {
     "max_routes": 30, "max_allowed_address_pair": 10, "max_fixed_ips_per_port": 5, "max_dns_nameservers": 5,
+    # The largest network MTU the provider's fabric carries (neutron.conf global_physnet_mtu, 1500 by default).
+    "max_mtu": 1500,
     "router": 10, "port": 500, "security_group": 10, "security_group_rule": 100, "network": 100, "subnet": 100,
     "instances": 10, "server_groups": 10, "server_group_members": 10,
 }
@@ -437,6 +439,31 @@ def _admin_from_bastion(plan: Plan, ctx: PolicyContext) -> Iterator[Finding]:
         elif source.prefix is None or source.anywhere or not _within(source.prefix, admin):
             yield rule, (f"admin ports opened to {source.text}, outside the admin network "
                          f"({', '.join(map(str, admin)) or 'none in the plan'})")
+    yield from _bastion_reachable(plan)
+
+
+def _bastion_reachable(plan: Plan) -> Iterator[Finding]:
+    """The operators reach the bastion: a floating IP on one of its ports (its group admits them, above)."""
+    for group in plan.of_type(T_SG):
+        if "bastion" not in _tags(group, "cutover-role"):
+            continue
+        ports = {f"{p.name}.id" for p in plan.of_type(T_PORT) if f"{group.name}.id" in (p.inputs.get("securityGroupIds") or [])}
+        floating = [f for f in plan.of_type(T_FLOATING_IP) + plan.of_type(T_FLOATING_ASSOC)
+                    if f.inputs.get("portId") in ports]
+        if ports and not floating:
+            yield group, ("no floating IP on the bastion's port: the operators cannot reach it (give it one; its "
+                          "group admits SSH from the operators' networks only)")
+
+
+def _explicit_egress(plan: Plan, ctx: PolicyContext) -> Iterator[Finding]:
+    # Neutron gives every new group two allow-all egress rules (IPv4, IPv6): a compromised node could
+    # then send data anywhere its routes reach. Each group deletes them and says where it may go.
+    for group in plan.of_type(T_SG):
+        if group.inputs.get("deleteDefaultRules") is not True:
+            yield group, "keeps Neutron's default allow-all egress rules (delete_default_rules is not set)"
+    for rule in plan.of_type(T_SG_RULE):
+        if rule.inputs.get("direction") == "egress" and rule_source(plan, rule).anywhere:
+            yield rule, f"egress to anywhere on {_ports_text(rule)}; name the destination network"
 
 
 def _tenant_cidrs(plan: Plan) -> dict[str, list[IPNetwork]]:
@@ -990,6 +1017,11 @@ def _limits(plan: Plan, ctx: PolicyContext) -> Iterator[Finding]:
         servers = subnet.inputs.get("dnsNameservers") or []
         if len(servers) > limit["max_dns_nameservers"]:
             yield subnet, f"{len(servers)} DNS servers; max_dns_nameservers is {limit['max_dns_nameservers']}"
+    for network in plan.of_type(T_NETWORK):
+        mtu = network.inputs.get("mtu")
+        if isinstance(mtu, int) and mtu > limit["max_mtu"]:
+            yield network, (f"MTU {mtu}; the provider's fabric carries {limit['max_mtu']} (max_mtu): jumbo frames "
+                            "are a provider requirement to declare once confirmed")
     yield from _quotas_hold(plan, ctx, limit)
 
 
@@ -1059,6 +1091,9 @@ RULES: list[Rule] = [
          "domains (racks) by Ironic traits, with a Data Guard standby in another zone", "give the cluster one "
          "availability_zone and failure_domains (the racks' traits): each node boots a flavor requiring its rack's "
          "trait; add a cluster with standby_of: <primary> in another zone", _rac_placement),
+    Rule("explicit-egress", "SecNumCloud 3.2 §13.2", "Security groups have no default allow-all egress",
+         "create groups with delete_default_rules=True and add an egress rule per destination that needs it",
+         _explicit_egress),
     Rule("no-ingress-from-anywhere", "SecNumCloud 3.2 §13.2", "No ingress from 0.0.0.0/0 or ::/0 except to services "
          "declared public", "narrow the source to the networks that need it, or declare the service in the policy's "
          "public_services (role, protocol, ports, reason)", _no_ingress_from_anywhere),

@@ -26,7 +26,7 @@ def _small_plan() -> Plan:
     return Plan.of([
         res("cutover:compute:BareMetalPool", "pool"),
         res("subnet", "admin-subnet", cidr="10.0.0.0/24"),
-        res("sg", "db"), res("sg", "bastion"),
+        res("sg", "db", deleteDefaultRules=True), res("sg", "bastion", deleteDefaultRules=True),
         res("rule", "db-listener", direction="ingress", ethertype="IPv4", protocol="tcp", portRangeMin=1521,
             portRangeMax=1521, remoteIpPrefix="10.1.0.0/22", securityGroupId="db.id"),
         res("rule", "db-ssh", direction="ingress", ethertype="IPv4", protocol="tcp", portRangeMin=22, portRangeMax=22,

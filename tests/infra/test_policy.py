@@ -94,8 +94,8 @@ def test_storage_network_marked_external_is_a_violation():
 
 # -- admin-from-bastion (SecNumCloud 9.6, 13.2.e) -------------------------------------
 
-BASTION_SG = res("sg", "bastion-sg", tags=["cutover-role=bastion"])
-ADMIN_SG = res("sg", "admin-sg", tags=["cutover-role=admin"])
+BASTION_SG = res("sg", "bastion-sg", tags=["cutover-role=bastion"], deleteDefaultRules=True)
+ADMIN_SG = res("sg", "admin-sg", tags=["cutover-role=admin"], deleteDefaultRules=True)
 
 
 @pytest.mark.parametrize("source", [{"remoteGroupId": "bastion-sg.id"}, {"remoteIpPrefix": "10.100.0.128/25"}])
@@ -135,7 +135,7 @@ def _two_tenants(*rules: PlannedResource) -> Plan:
         res("cutover:samu:Tenant", "samu-01"), res("cutover:samu:Tenant", "samu-02"),
         res("subnet", "s1", parent="samu-01", cidr="10.140.1.0/24"),
         res("subnet", "s2", parent="samu-02", cidr="10.140.2.0/24"),
-        res("sg", "sg1", parent="samu-01"), res("sg", "sg2", parent="samu-02"),
+        res("sg", "sg1", parent="samu-01", deleteDefaultRules=True), res("sg", "sg2", parent="samu-02", deleteDefaultRules=True),
         *rules,
     ])
 
@@ -262,7 +262,7 @@ def test_asm_volumes_on_a_type_without_multiattach_is_a_violation():
 
 
 def test_every_rule_names_its_clause():
-    assert len({r.id for r in RULES}) == len(RULES) == 21
+    assert len({r.id for r in RULES}) == len(RULES) == 22
     assert all(("SecNumCloud" in r.clause or "HDS" in r.clause) and r.fix for r in RULES)
 
 
@@ -271,3 +271,35 @@ def test_shipped_environments_pass_every_rule(env, request):
     plan, provider = request.getfixturevalue(f"{env}_plan"), request.getfixturevalue(f"{env}_provider_plan")
     policy = load_policy(REPO / "infra" / "policy.yaml")
     assert check_plans(plan, provider, policy_context(policy, environment_region(REPO, env))) == []
+
+
+def test_the_bastion_is_reachable_through_a_floating_ip_and_only_from_the_operators(production_plan):
+    """Issue 20, finding 9: the bastion as modelled can be reached (a floating IP), by the operators only."""
+    fip = production_plan.get("national-bastion-fip")
+    assert fip is not None and fip.inputs["portId"] == "national-bastion-port.id"
+    ssh = [r for r in production_plan.of_type("openstack:networking/secGroupRule:SecGroupRule")
+           if r.inputs["securityGroupId"] == "national-bastion-sg.id" and r.inputs["direction"] == "ingress"]
+    assert [r.inputs["remoteIpPrefix"] for r in ssh] == ["192.0.2.0/28"]
+    without = Plan.of([r for r in production_plan if r.name != "national-bastion-fip"])
+    found = [(v.resource, v.message) for v in check_plan(without, CTX) if v.rule == "admin-from-bastion"]
+    assert found and found[0][0] == "national-bastion-sg" and "no floating IP" in found[0][1]
+
+
+def test_groups_keep_no_default_allow_all_egress():
+    """Issue 20, finding 9: every group deletes Neutron's allow-all egress and names where it may go."""
+    out = res("rule", "out", direction="egress", protocol="tcp", portRangeMin=443, portRangeMax=443,
+              remoteIpPrefix="10.100.4.0/22", securityGroupId="g.id")
+    explicit = Plan.of([res("sg", "g", deleteDefaultRules=True), out])
+    assert [v for v in check_plan(explicit, CTX) if v.rule == "explicit-egress"] == []
+    anywhere = res("rule", "anywhere", direction="egress", securityGroupId="g.id")
+    default = Plan.of([res("sg", "g"), out, anywhere])
+    assert sorted(v.resource for v in check_plan(default, CTX) if v.rule == "explicit-egress") == ["anywhere", "g"]
+
+
+def test_the_shipped_groups_have_explicit_egress(production_plan):
+    groups = production_plan.of_type("openstack:networking/secGroup:SecGroup")
+    assert groups and all(g.inputs.get("deleteDefaultRules") is True for g in groups)
+    egress = {r.name for r in production_plan.of_type("openstack:networking/secGroupRule:SecGroupRule")
+              if r.inputs["direction"] == "egress"}
+    assert {"national-bastion-ssh-out-1", "national-service-out", "samu-30-https-out",
+            "samu-30-telephony-out-sip-udp"} <= egress

@@ -67,8 +67,8 @@ def _psk_of(keys: dict, code: str) -> str:
 
 def build_platform(inventory: Inventory, psk: PskSource) -> Platform:
     national = require_infrastructure(inventory)
-    core = _core(national, transit_shards(inventory))
     pool = inventory.settings.cutover_tenant_pool
+    core = _core(national, transit_shards(inventory), str(pool) if pool is not None else None)
     assert pool is not None
     tenants = {tenant_name(s.code): _tenant(s, national, core, psk, pool) for s in _in_code_order(inventory)}
     data_guard = _data_guard(national, core, psk)
@@ -116,14 +116,14 @@ def _premises_summary(mine: list[ipaddress.IPv4Network],
     return list(ipaddress.collapse_addresses(mine))
 
 
-def _core(national: NationalSpec, shards: list[TransitShard]) -> NationalCore:
+def _core(national: NationalSpec, shards: list[TransitShard], tenant_pool: str | None = None) -> NationalCore:
     assert national.external_network_id and national.networks and national.bastion and national.storage
     return NationalCore("national", NationalCoreArgs(
         region=national.region, availability_zones=list(national.availability_zones),
         external_network_id=national.external_network_id, networks=national.networks,
         bastion=national.bastion, storage=national.storage,
         dns_nameservers=[str(ip) for ip in national.dns_nameservers], dns=national.dns,
-        reserved_hosts=national.reserved_hosts(), transit_shards=shards,
+        reserved_hosts=national.reserved_hosts(), transit_shards=shards, tenant_pool=tenant_pool,
     ))
 
 
@@ -223,7 +223,7 @@ def national_quotas(national: NationalSpec, samus: int) -> Quotas:
     """The national project's quotas, with room to grow: Nova's and Neutron's defaults are far too low.
 
     Per SAMU the national project holds an HTTPS rule on the service group, three
-    SIP/RTP rules on the telephony group and an RBAC share; per shard of the tenant
+    SIP/RTP rules in and three out on the telephony group and an RBAC share; per shard of the tenant
     pool a transit router (up to TRANSIT_SHARDS) and its port.
     """
     nodes = sum(p.nodes for p in national.baremetal_pools)
@@ -233,7 +233,7 @@ def national_quotas(national: NationalSpec, samus: int) -> Quotas:
         instances=2 * (nodes + 1), server_groups=2 * len(national.baremetal_pools) + 2,
         server_group_members=2 * max((p.nodes for p in national.baremetal_pools), default=1),
         routers=2 + TRANSIT_SHARDS, ports=max(500, 2 * (nodes * nics + rac_ports + samus)),
-        security_groups=20, security_group_rules=max(100, 2 * (30 + 4 * samus)), subnets=20, networks=20,
+        security_groups=20, security_group_rules=max(100, 2 * (40 + 7 * samus)), subnets=20, networks=20,
     )
 
 
