@@ -64,7 +64,7 @@ def _ports(ports: tuple[int, int]) -> str:
 def bare_metal_nodes(plan: Plan) -> list[PlannedResource]:
     """The Ironic instances of the plan: the members of a bare-metal pool."""
     return [r for r in plan.of_type(T_INSTANCE)
-            if any(plan.get(a).type == T_BAREMETAL_POOL for a in plan.ancestors(r.name) if plan.get(a) is not None)]
+            if any((a := plan.get(name)) is not None and a.type == T_BAREMETAL_POOL for name in plan.ancestors(r.name))]
 
 
 def node_name(node: PlannedResource) -> str:
@@ -191,10 +191,10 @@ def _fixed_address(port: PlannedResource) -> str | None:
 
 
 def _rule_ports(rule: PlannedResource) -> tuple[int, int] | None:
-    low, high = rule.inputs.get("portRangeMin"), rule.inputs.get("portRangeMax")
-    if low is None and high is None:
+    bounds = [int(b) for b in (rule.inputs.get("portRangeMin"), rule.inputs.get("portRangeMax")) if b is not None]
+    if not bounds:
         return None
-    return int(low if low is not None else high), int(high if high is not None else low)
+    return bounds[0], bounds[-1]  # one bound given: a single port
 
 
 def _sources(plan: Plan, rule: PlannedResource) -> tuple[str, ...] | None:

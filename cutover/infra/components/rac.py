@@ -13,6 +13,7 @@ for ASM itself (``playbooks/rac_storage.yml``, inventory group ``rac_nodes``).
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pulumi
@@ -169,14 +170,15 @@ class RacCluster(pulumi.ComponentResource):
         """
         host = self.pool.node_name(1)
 
-        def entry(disk: AsmDisk, data: object) -> dict[str, object]:
-            return {"name": disk.name, "disk_group": disk.disk_group.upper(),
-                    "failure_group": disk.failure_group.upper(), "voting": disk.voting, "size_gb": disk.size_gb,
-                    "connection": data}
+        def entry(disk: AsmDisk) -> Callable[[object], dict[str, object]]:
+            def with_connection(data: object) -> dict[str, object]:
+                return {"name": disk.name, "disk_group": disk.disk_group.upper(),
+                        "failure_group": disk.failure_group.upper(), "voting": disk.voting, "size_gb": disk.size_gb,
+                        "connection": data}
+            return with_connection
 
         return pulumi.Output.secret(pulumi.Output.all(*[
-            self.exports[f"{disk.name}/{host}"].data.apply(lambda data, d=disk: entry(d, data))
-            for disk in self.asm_disks()]))
+            self.exports[f"{disk.name}/{host}"].data.apply(entry(disk)) for disk in self.asm_disks()]))
 
     def _export_everywhere(self) -> dict[str, openstack.blockstorage.VolumeAttach]:
         # Some Cinder drivers update a volume's export (target ACLs, host
