@@ -159,7 +159,8 @@ def test_the_default_suppressions_file_is_read_and_all_suppressed_passes(project
 
 
 @pytest.mark.parametrize("change, rule", [
-    (("encrypted_backend: ceph-luks", "encrypted_backend: ceph-plain"), "volume-encrypted"),
+    # The ASM disks' backend (the volume type the provider creates names it).
+    (("asm_backend: array-iscsi", "asm_backend: array-plain"), "volume-encrypted"),
     (("availability_zones: [fr-central-1, fr-central-2, fr-central-3]",
       "availability_zones: [fr-central-1, fr-central-2, fr-central-9]"), "allowed-zones"),
 ])
@@ -178,7 +179,7 @@ def test_a_broken_policy_file_is_invalid_input_with_file_and_line(tmp_path):
     policy = project / "infra" / "policy.yaml"
     text = policy.read_text().replace("encrypted_backends:", "encrypted_backendz:")
     policy.write_text(text)
-    line = text.splitlines().index("  encrypted_backendz: [ceph-luks]") + 1
+    line = text.splitlines().index("  encrypted_backendz: [ceph-luks, array-iscsi]") + 1
     done = cutover(project, "infra", "check", "--env", "production")
     assert done.returncode == 2 and f"infra/policy.yaml:{line}" in done.stderr and "Traceback" not in done.stderr
 
@@ -202,7 +203,7 @@ def test_diff_check_adds_the_new_plans_policy_results_inline(project, saved_plan
 def violating_project(tmp_path) -> Path:
     project = copy_project(tmp_path / "p")
     group_vars = project / "inventories" / "production" / "group_vars" / "all.yml"
-    group_vars.write_text(group_vars.read_text().replace("encrypted_backend: ceph-luks", "encrypted_backend: plain"))
+    group_vars.write_text(group_vars.read_text().replace("asm_backend: array-iscsi", "asm_backend: plain"))
     return project
 
 
@@ -231,7 +232,9 @@ def test_accepted_violations_are_recorded_before_pulumi_is_called(violating_proj
     assert done.returncode == 1 and "Pulumi CLI" in done.stderr  # recorded, then stopped: no CLI here
     [entry] = read_acceptances(violating_project / ".cutover")
     assert entry["reason"] == reason and entry["operator"] == "claire.martin" and entry["command"] == "up"
-    assert {v["rule"] for v in entry["violations"]} == {"volume-encrypted"} and len(entry["policy"]["sha256"]) == 64
+    # A plain backend is neither encrypted nor an iSCSI backend the RAC nodes can log in to.
+    assert {v["rule"] for v in entry["violations"]} == {"volume-encrypted", "rac-storage-reachable"}
+    assert len(entry["policy"]["sha256"]) == 64
     assert oct((violating_project / ".cutover" / "infra-acceptances.jsonl").stat().st_mode & 0o777) == "0o600"
 
 

@@ -60,7 +60,9 @@ def test_bastion_sits_on_the_admin_network_behind_its_own_group(production_plan)
 
 def test_a_tenant_owns_its_project_network_router_vpn_and_reaches_national_services(production_plan):
     resources = {r.name: r for r in production_plan.within("samu-30")}
-    assert len(resources) == 27  # + 2 routes back (admin, service), the premises route, 3 SIP/RTP rules to telephony
+    # + 2 routes back (admin, service), the premises route, 3 SIP/RTP rules to telephony and 3 from it; its group's
+    # egress: HTTPS, DNS (2 servers, UDP and TCP), SIP/RTP to the premises
+    assert len(resources) == 38
     assert resources["samu-30-subnet"].inputs["cidr"] == "10.140.4.0/24"
     # Created in the SAMU's project through a provider scoped to it (no tenant_id: that needs cloud admin).
     assert "tenantId" not in resources["samu-30-net"].inputs
@@ -130,7 +132,7 @@ def test_sip_and_rtp_reach_the_telephony_pool_from_each_premises_only(production
 
 
 def test_data_guard_redo_comes_from_the_legacy_networks_to_the_rac_listener_through_a_tunnel(production_plan):
-    (rule,) = children(production_plan, "dataguard-redo", T["rule"])
+    (rule,) = [r for r in children(production_plan, "dataguard-redo", T["rule"]) if r.inputs["direction"] == "ingress"]
     assert (rule.inputs["remoteIpPrefix"], rule.inputs["portRangeMin"], rule.inputs["portRangeMax"]) == (
         "10.20.0.0/24", 1521, 1521)
     site = production_plan.get("dataguard-redo-legacy-vpn-site").inputs
