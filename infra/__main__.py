@@ -20,5 +20,5 @@ platform = build_platform(inventory, vpn_psk_source(config))
 pulumi.export("environment", inventory.name)
 pulumi.export("tenants", sorted(platform.tenants))
 pulumi.export("racClusters", sorted(platform.rac_clusters))
-# Secret: what playbooks/rac_storage.yml needs to log the RAC nodes in to their ASM volumes.
-pulumi.export("racIscsiTargets", {name: cluster.iscsi_targets() for name, cluster in platform.rac_clusters.items()})
+# Secret: what playbooks/rac_storage.yml lays out on the RAC nodes (each ASM disk, its groups, its iSCSI target).
+pulumi.export("racAsmDisks", {name: cluster.asm_layout() for name, cluster in platform.rac_clusters.items()})

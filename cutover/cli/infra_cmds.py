@@ -16,6 +16,7 @@ from cutover.infra.acceptance import Acceptance, record_acceptance, require_reas
 from cutover.infra.compliance import CheckInputs, CheckReport, check, check_inputs, require_pinned_policy
 from cutover.infra.diff import Change, Op, PlanDiff, diff_plans, render_markdown
 from cutover.infra.evaluate import ProgramFailed, plan_at_revision, plan_environment
+from cutover.infra.hostfilter import write_rulesets
 from cutover.infra.plan import Plan, load_plan
 from cutover.infra.policy import RULES
 from cutover.infra.sarif import to_sarif
@@ -77,6 +78,23 @@ def plan_cmd(app: App, env: str, side: str, out: Path | None, as_json: bool) -> 
         click.echo(plan.dumps(), nl=False)
         return int(ExitCode.OK)
     _show_plan_summary(app, env, plan, out)
+    return int(ExitCode.OK)
+
+
+@infra.command("firewall")
+@ENV_OPTION
+@pass_app
+def firewall_cmd(app: App, env: str) -> int:
+    """Write each bare-metal node's nftables ruleset from ENV's security groups (playbooks/files/nftables/ENV/).
+
+    Security groups may not be enforced on Ironic ports (switch mechanism drivers have no
+    agent on the host): playbooks/host_filter.yml applies these rulesets on the nodes, and
+    `infra check` (rule host-filtering) fails while they disagree with the plan.
+    """
+    written = write_rulesets(app.project_dir, env, _plan(app, env))
+    for path in written:
+        app.console.print(f"wrote {escape(str(path.relative_to(app.project_dir)))}")
+    app.console.print(f"{len(written)} node ruleset(s); review the diff, commit, then run playbooks/host_filter.yml")
     return int(ExitCode.OK)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from cutover.errors import CutoverError, ExitCode
 from cutover.infra.credentials import scan_project
+from cutover.infra.hostfilter import disagreements
 from cutover.infra.plan import Plan
 from cutover.infra.policy import RULES, PolicyContext, Violation, check_plans, rule_by_id, sort_violations
 from cutover.infra.policyfile import PolicyFile, load_policy, policy_context, policy_path
@@ -36,6 +37,7 @@ from cutover.model.yamlsource import YamlDocument, load_yaml
 CREDENTIAL_RULE = "no-credential-literal"
 PROVIDER_RULE = "qualified-provider"
 STATE_RULE = "state-in-france"
+HOST_FILTER_RULE = "host-filtering"
 # Where `pulumi login` goes when nothing is declared, and the Pulumi service's own secrets provider.
 PULUMI_CLOUD = ("https://api.pulumi.com", "https://app.pulumi.com", "app.pulumi.com", "api.pulumi.com")
 SERVICE_SECRETS = ("default", "service")
@@ -116,7 +118,7 @@ def check(inputs: CheckInputs, plan: Plan, provider_plan: Plan | None = None) ->
     """
     violations = check_plans(plan, provider_plan, inputs.context) + source_violations(inputs.project_dir) \
         + stack_provider_violations(inputs.project_dir, inputs.env, inputs.context) \
-        + state_violations(inputs.project_dir, inputs.context)
+        + state_violations(inputs.project_dir, inputs.context) + host_filter_violations(inputs.project_dir, inputs.env, plan)
     outcome = apply_suppressions(sort_violations(violations), inputs.suppressions, inputs.context.today)
     return CheckReport(inputs.env, inputs.context.region, inputs.policy, len(plan), outcome.violations,
                        outcome.suppressed, outcome.expired, outcome.unused, inputs.suppressions_file)
@@ -183,6 +185,19 @@ def _stack_violations(doc: YamlDocument, context: PolicyContext) -> list[Violati
             found.append((("config", key), f"{key} {why}; give openstack:region (and openstack:authUrl) instead"))
     return [Violation(rule.id, rule.clause, f"{doc.path}:{doc.line_of(loc) or 1}", "stack file", message, rule.fix,
                       file=doc.path, line=doc.line_of(loc) or 1) for loc, message in found]
+
+
+def host_filter_violations(project_dir: Path, env: str, plan: Plan) -> list[Violation]:
+    """host-filtering: each bare-metal node's nftables ruleset exists and says what its security groups say."""
+    rule = rule_by_id(HOST_FILTER_RULE)
+    assert rule is not None
+    found = []
+    for disagreement in disagreements(project_dir, env, plan):
+        where = _display(disagreement.path, project_dir)
+        found.append(Violation(rule.id, rule.clause, disagreement.node, "host ruleset",
+                               f"node {disagreement.node} {disagreement.problem} ({where})", rule.fix,
+                               file=where, line=1))
+    return found
 
 
 def state_violations(project_dir: Path, context: PolicyContext) -> list[Violation]:

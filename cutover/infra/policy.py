@@ -121,6 +121,8 @@ class DatabaseReach:
 # that documents nothing else enforces. The policy file's `limits` says what the provider documents.
 DEFAULT_LIMITS: Mapping[str, int] = {
     "max_routes": 30, "max_allowed_address_pair": 10, "max_fixed_ips_per_port": 5, "max_dns_nameservers": 5,
+    # The largest network MTU the provider's fabric carries (neutron.conf global_physnet_mtu, 1500 by default).
+    "max_mtu": 1500,
     "router": 10, "port": 500, "security_group": 10, "security_group_rule": 100, "network": 100, "subnet": 100,
     "instances": 10, "server_groups": 10, "server_group_members": 10,
 }
@@ -142,6 +144,10 @@ class PolicyContext:
     encrypted_backends: frozenset[str]
     encrypted_volume_types: frozenset[str] = frozenset()
     multiattach_volume_types: frozenset[str] = frozenset()
+    # What each backend's Cinder driver hands a node (driver_volume_type: iscsi, rbd...), and the
+    # offer's types exported over iSCSI (for a plan that does not define them).
+    backend_protocols: Mapping[str, str] = field(default_factory=dict)
+    iscsi_volume_types: frozenset[str] = frozenset()
     # Where the Pulumi state and the secrets' keys may live (URL prefixes): self-managed, in France.
     state_backends: tuple[str, ...] = ()
     limits: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
@@ -433,6 +439,31 @@ def _admin_from_bastion(plan: Plan, ctx: PolicyContext) -> Iterator[Finding]:
         elif source.prefix is None or source.anywhere or not _within(source.prefix, admin):
             yield rule, (f"admin ports opened to {source.text}, outside the admin network "
                          f"({', '.join(map(str, admin)) or 'none in the plan'})")
+    yield from _bastion_reachable(plan)
+
+
+def _bastion_reachable(plan: Plan) -> Iterator[Finding]:
+    """The operators reach the bastion: a floating IP on one of its ports (its group admits them, above)."""
+    for group in plan.of_type(T_SG):
+        if "bastion" not in _tags(group, "cutover-role"):
+            continue
+        ports = {f"{p.name}.id" for p in plan.of_type(T_PORT) if f"{group.name}.id" in (p.inputs.get("securityGroupIds") or [])}
+        floating = [f for f in plan.of_type(T_FLOATING_IP) + plan.of_type(T_FLOATING_ASSOC)
+                    if f.inputs.get("portId") in ports]
+        if ports and not floating:
+            yield group, ("no floating IP on the bastion's port: the operators cannot reach it (give it one; its "
+                          "group admits SSH from the operators' networks only)")
+
+
+def _explicit_egress(plan: Plan, ctx: PolicyContext) -> Iterator[Finding]:
+    # Neutron gives every new group two allow-all egress rules (IPv4, IPv6): a compromised node could
+    # then send data anywhere its routes reach. Each group deletes them and says where it may go.
+    for group in plan.of_type(T_SG):
+        if group.inputs.get("deleteDefaultRules") is not True:
+            yield group, "keeps Neutron's default allow-all egress rules (delete_default_rules is not set)"
+    for rule in plan.of_type(T_SG_RULE):
+        if rule.inputs.get("direction") == "egress" and rule_source(plan, rule).anywhere:
+            yield rule, f"egress to anywhere on {_ports_text(rule)}; name the destination network"
 
 
 def _tenant_cidrs(plan: Plan) -> dict[str, list[IPNetwork]]:
@@ -551,18 +582,67 @@ def _zones_allowed(plan: Plan, ctx: PolicyContext) -> Iterator[Finding]:
             yield resource, f"region {region!r} is not the environment's qualified region {ctx.region!r}"
 
 
-def _rac_anti_affinity(plan: Plan, ctx: PolicyContext) -> Iterator[Finding]:
+def _rac_placement(plan: Plan, ctx: PolicyContext) -> Iterator[Finding]:
+    # One zone: spread over zones a cluster is an extended-distance one (a failure group per site, a
+    # third-site voting file), which one storage array does not give. Inside the zone, racks: Nova's
+    # anti-affinity counts per nova-compute host and one nova-compute serves many Ironic nodes, so the
+    # nodes are kept apart by their flavors' required traits (one per rack), which Placement enforces.
     for cluster in plan.of_type(T_RAC):
         nodes = [r for r in plan.within(cluster.name) if r.type == T_INSTANCE]
-        zones = {n.inputs.get("availabilityZone") for n in nodes}
-        if len(nodes) < 2 or len(zones - {None}) < 2:
-            yield cluster, f"{len(nodes)} node(s) over {len(zones - {None})} failure domain(s); at least 2 of each"
+        zones = {str(n.inputs.get("availabilityZone")) for n in nodes}
+        if len(nodes) < 2:
+            yield cluster, f"{len(nodes)} node(s); a RAC cluster has 2 at least"
+        if len(zones) != 1 or "None" in zones:
+            yield cluster, (f"nodes over zones {sorted(zones)}: a RAC cluster stays in one zone (across zones it is "
+                            "a stretched cluster: one array, no quorum site); put a Data Guard standby in another")
+        domains: dict[str, int] = {}
         for node in nodes:
-            hints = node.inputs.get("schedulerHints") or [{}]
-            group = plan.target((hints[0] or {}).get("group"))
-            policies = group.inputs.get("policies") if group is not None else None
-            if group is None or "anti-affinity" not in (policies if isinstance(policies, list) else [policies]):
-                yield node, "not in an anti-affinity server group"
+            domain = _failure_domain(plan, node)
+            if domain is None:
+                yield node, ("its flavor requires no failure-domain trait (trait:CUSTOM_...=required): nothing keeps "
+                             "two nodes out of one rack")
+            else:
+                domains[domain] = domains.get(domain, 0) + 1
+        if domains and (len(domains) < 2 or max(domains.values()) - min(domains.values()) > 1):
+            yield cluster, (f"nodes per failure domain {dict(sorted(domains.items()))}: spread them evenly over 2 "
+                            "failure domains at least")
+    yield from _standby_elsewhere(plan)
+
+
+STANDBY_OF = "dataguard-standby-of"  # node metadata of a standby cluster: the primary it protects
+
+
+def _standby_elsewhere(plan: Plan) -> Iterator[Finding]:
+    """Every primary cluster has a Data Guard standby whose nodes are all in another zone."""
+    zones: dict[str, set[str]] = {}
+    standby_of: dict[str, str] = {}
+    for cluster in plan.of_type(T_RAC):
+        nodes = [r for r in plan.within(cluster.name) if r.type == T_INSTANCE]
+        zones[cluster.name] = {str(n.inputs.get("availabilityZone")) for n in nodes}
+        primaries = {str((n.inputs.get("metadata") or {}).get(STANDBY_OF) or "") for n in nodes} - {""}
+        if primaries:
+            standby_of[cluster.name] = sorted(primaries)[0]
+    for cluster in plan.of_type(T_RAC):
+        if cluster.name in standby_of:
+            continue
+        standbys = [name for name, primary in standby_of.items() if primary == cluster.name]
+        if not standbys:
+            yield cluster, "no Data Guard standby: a zone lost is the database lost; add a standby cluster in another zone"
+        elif all(zones[name] & zones[cluster.name] for name in standbys):
+            yield cluster, (f"its standby {', '.join(standbys)} shares zone(s) {sorted(zones[cluster.name])}: it "
+                            "would not survive the zone")
+
+
+def _failure_domain(plan: Plan, node: PlannedResource) -> str | None:
+    """The trait the node's flavor requires; a flavor outside the plan (the pack) is its own domain, by reference."""
+    flavor_ref = node.inputs.get("flavorId")
+    flavor = plan.target(flavor_ref)
+    if flavor is None:
+        return str(flavor_ref) if flavor_ref else None
+    specs = flavor.inputs.get("extraSpecs") or {}
+    traits = sorted(str(k).removeprefix("trait:") for k, v in specs.items()
+                    if str(k).startswith("trait:CUSTOM_") and v == "required")
+    return traits[0] if traits else None
 
 
 def _declared_public(plan: Plan, rule: PlannedResource, ctx: PolicyContext) -> bool:
@@ -791,6 +871,103 @@ def _unchained(cluster: PlannedResource, attachments: list[PlannedResource]) -> 
             yield cluster, f"{count} ASM attachments run in parallel after {name}; chain them"
 
 
+# Volume metadata set by the RAC component (cutover.infra.components.rac).
+ASM_DISK_GROUP, ASM_FAILURE_GROUP, ASM_VOTING = "asm-disk-group", "asm-failure-group", "asm-voting"
+VOTING_FAILURE_GROUPS = 3  # Clusterware: one voting file per failure group, 3 at least (normal redundancy)
+MIN_ASM_LUNS = 2  # several equal LUNs per disk group
+STORAGE_ROLE = "storage"  # the security group of the RAC nodes' storage ports
+
+
+def _rac_storage_reachable(plan: Plan, ctx: PolicyContext) -> Iterator[Finding]:
+    # The ASM disks must come from a backend a bare-metal node can log in to (iSCSI), over two
+    # paths the node really has (two NICs on two storage networks), laid out as Oracle wants.
+    for cluster in plan.of_type(T_RAC):
+        members = plan.within(cluster.name)
+        nodes = [r for r in members if r.type == T_INSTANCE]
+        for node in nodes:
+            paths = _storage_paths(plan, node)
+            if len(paths) < 2:
+                yield node, (f"{len(paths)} path(s) to the storage array ({', '.join(sorted(paths)) or 'none'}); "
+                             "a RAC node needs a NIC on each of two storage networks (multipath)")
+        volumes = [r for r in members if r.type == T_VOLUME]
+        for volume in volumes:
+            problem = _not_iscsi(plan, ctx, volume.inputs.get("volumeType"))
+            if problem is not None:
+                yield volume, problem
+        yield from _asm_layout(cluster, volumes)
+
+
+def _storage_paths(plan: Plan, node: PlannedResource) -> set[str]:
+    """The distinct storage networks a node has a port on.
+
+    A network of the plan counts when tagged ``cutover-zone=storage``. One outside the
+    plan (the provider's, read by name, when its plan is not checked with ours, as in
+    the CrossGuard pack) counts when our port on it carries the storage security group.
+    """
+    found = set()
+    for nic in node.inputs.get("networks") or []:
+        port = plan.target(nic.get("port")) if isinstance(nic, dict) else None
+        if port is None:
+            continue
+        network_ref = port.inputs.get("networkId")
+        network = plan.target(network_ref)
+        if network is not None:
+            if _in_zones(_network_zone(plan, network_ref), (STORAGE_ROLE,)):
+                found.add(network.name)
+        elif any(STORAGE_ROLE in _tags(plan.target(g), "cutover-role")
+                 for g in port.inputs.get("securityGroupIds") or []):
+            found.add(str(network_ref))
+    return found
+
+
+def _not_iscsi(plan: Plan, ctx: PolicyContext, type_name: Any) -> str | None:
+    """Why a bare-metal node could not log in to a volume of this type; None when it can (iSCSI)."""
+    types = {str(t.inputs.get("name")): t for t in plan.of_type(T_VOLUME_TYPE)}
+    volume_type = types.get(str(type_name))
+    if volume_type is None:
+        if str(type_name) in ctx.iscsi_volume_types:
+            return None
+        return (f"volume type {type_name!r} is neither defined in this plan nor one of the offer's iSCSI types "
+                f"({', '.join(sorted(ctx.iscsi_volume_types)) or 'none declared'})")
+    backend = (volume_type.inputs.get("extraSpecs") or {}).get("volume_backend_name")
+    protocol = ctx.backend_protocols.get(str(backend))
+    if protocol == "iscsi":
+        return None
+    if protocol == "rbd":
+        return (f"backend {backend!r} is Ceph RBD: Cinder hands out driver_volume_type rbd (monitors and a "
+                "cephx key that reads every tenant's volumes), not a target a bare-metal node logs in to")
+    return f"backend {backend!r} exports {protocol or 'nothing the policy declares'}; RAC shared disks need iscsi"
+
+
+def _asm_layout(cluster: PlannedResource, volumes: list[PlannedResource]) -> Iterator[Finding]:
+    """Several equal LUNs per disk group; the voting files on 3 LUNs at least, each its own failure group."""
+    groups: dict[str, list[PlannedResource]] = {}
+    for volume in volumes:
+        metadata = volume.inputs.get("metadata") or {}
+        group = str(metadata.get(ASM_DISK_GROUP) or "") if isinstance(metadata, dict) else ""
+        if not group:
+            yield volume, f"no {ASM_DISK_GROUP} metadata: which ASM disk group is it?"
+            continue
+        groups.setdefault(group, []).append(volume)
+    voting = []
+    for group, luns in sorted(groups.items()):
+        sizes = sorted({int(v.inputs.get("size") or 0) for v in luns})
+        if len(sizes) > 1:
+            yield luns[-1], f"disk group {group} mixes LUN sizes {sizes} GB; ASM balances by size: make them equal"
+        if len(luns) < MIN_ASM_LUNS:
+            yield luns[0], f"disk group {group} has {len(luns)} LUN; {MIN_ASM_LUNS} equal LUNs at least"
+        if any(str((v.inputs.get("metadata") or {}).get(ASM_VOTING)) == "true" for v in luns):
+            voting.append((group, luns))
+    if len(voting) != 1:
+        yield cluster, f"{len(voting)} disk group(s) hold the voting files; exactly one must"
+    for group, luns in voting:
+        failure_groups = {str((v.inputs.get("metadata") or {}).get(ASM_FAILURE_GROUP) or v.name) for v in luns}
+        if len(failure_groups) < VOTING_FAILURE_GROUPS:
+            yield cluster, (f"voting disk group {group}: {len(failure_groups)} failure group(s) over {len(luns)} "
+                            f"LUN(s); Clusterware needs {VOTING_FAILURE_GROUPS} voting files, each in its own "
+                            "failure group")
+
+
 # Per-project counts against quotas: plan type -> quota name.
 QUOTA_OF_TYPE = {
     T_ROUTER: "router", T_PORT: "port", T_SG: "security_group", T_SG_RULE: "security_group_rule",
@@ -840,6 +1017,11 @@ def _limits(plan: Plan, ctx: PolicyContext) -> Iterator[Finding]:
         servers = subnet.inputs.get("dnsNameservers") or []
         if len(servers) > limit["max_dns_nameservers"]:
             yield subnet, f"{len(servers)} DNS servers; max_dns_nameservers is {limit['max_dns_nameservers']}"
+    for network in plan.of_type(T_NETWORK):
+        mtu = network.inputs.get("mtu")
+        if isinstance(mtu, int) and mtu > limit["max_mtu"]:
+            yield network, (f"MTU {mtu}; the provider's fabric carries {limit['max_mtu']} (max_mtu): jumbo frames "
+                            "are a provider requirement to declare once confirmed")
     yield from _quotas_hold(plan, ctx, limit)
 
 
@@ -905,9 +1087,13 @@ RULES: list[Rule] = [
          "remove the rule; tenants exchange data only through national services", _tenant_isolation),
     Rule("allowed-zones", "SecNumCloud 3.2 §19.2", "Resources stay in the qualified region and its zones",
          "use one of cutover_national.availability_zones", _zones_allowed),
-    Rule("rac-anti-affinity", "HDS (ISO/IEC 27001:2022 A.8.14)", "RAC nodes in an anti-affinity group over at least "
-         "two failure domains", "put every node in the pool's anti-affinity group and spread the pool over zones",
-         _rac_anti_affinity),
+    Rule("rac-placement", "HDS (ISO/IEC 27001:2022 A.8.14)", "RAC nodes in one zone, spread over its failure "
+         "domains (racks) by Ironic traits, with a Data Guard standby in another zone", "give the cluster one "
+         "availability_zone and failure_domains (the racks' traits): each node boots a flavor requiring its rack's "
+         "trait; add a cluster with standby_of: <primary> in another zone", _rac_placement),
+    Rule("explicit-egress", "SecNumCloud 3.2 §13.2", "Security groups have no default allow-all egress",
+         "create groups with delete_default_rules=True and add an egress rule per destination that needs it",
+         _explicit_egress),
     Rule("no-ingress-from-anywhere", "SecNumCloud 3.2 §13.2", "No ingress from 0.0.0.0/0 or ::/0 except to services "
          "declared public", "narrow the source to the networks that need it, or declare the service in the policy's "
          "public_services (role, protocol, ports, reason)", _no_ingress_from_anywhere),
@@ -935,6 +1121,14 @@ RULES: list[Rule] = [
          "one attachment at a time", "export each volume to each node with a Cinder attachment "
          "(blockstorage.VolumeAttach: the node's initiator, multipath=True), chained with depends_on, from a "
          "multi-attach volume type; never a Nova attachment on bare metal", _asm_everywhere),
+    Rule("rac-storage-reachable", "HDS (ISO/IEC 27001:2022 A.8.14)", "RAC nodes reach their ASM disks over two "
+         "paths, from an iSCSI backend, laid out as Oracle requires", "give each RAC node a NIC on each of the "
+         "provider's two storage networks (storage.paths); put ASM disks on the iSCSI array's volume type, never "
+         "Ceph RBD; several equal LUNs per disk group and the voting files on 3 LUNs in 3 failure groups",
+         _rac_storage_reachable),
+    Rule("host-filtering", "SecNumCloud 3.2 §13.2", "Every bare-metal node enforces its security groups itself "
+         "(nftables)", "regenerate the rulesets with `cutover infra firewall --env ENV`, review and commit them, "
+         "apply them with playbooks/host_filter.yml", _checked_in_files),
     Rule("state-in-france", "SecNumCloud 3.2 §19.2", "The Pulumi state and the secrets' keys stay in France",
          "declare backend.url in infra/Pulumi.yaml (and infra/provider/Pulumi.yaml) and secretsprovider in each "
          "stack file, as the policy's state.backends and state.secrets_providers allow; never Pulumi Cloud",

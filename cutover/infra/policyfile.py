@@ -58,6 +58,11 @@ class EncryptedStorage(_Strict):
     encrypted_volume_types: list[str] = Field(default_factory=list)
     # The provider's multi-attach types (Oracle ASM disks shared by every RAC node).
     multiattach_volume_types: list[str] = Field(default_factory=list)
+    # What each backend's Cinder driver hands a host (driver_volume_type), as the provider documents it.
+    backend_protocols: dict[str, Literal["iscsi", "rbd", "nvmeof", "fibre_channel", "nfs"]] = Field(
+        default_factory=dict)
+    # The provider's types whose backend exports iSCSI (RAC shared disks), for a plan that does not define them.
+    iscsi_volume_types: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _something(self) -> EncryptedStorage:
@@ -191,6 +196,8 @@ def policy_context(policy: PolicyFile, region: str, *, today: dt.date | None = N
         encrypted_backends=frozenset(model.storage.encrypted_backends),
         encrypted_volume_types=frozenset(model.storage.encrypted_volume_types),
         multiattach_volume_types=frozenset(model.storage.multiattach_volume_types),
+        backend_protocols=dict(model.storage.backend_protocols),
+        iscsi_volume_types=frozenset(model.storage.iscsi_volume_types),
         qualified_endpoints={name: frozenset(r.endpoints) for name, r in model.regions.items()},
         public_services=tuple(PublicExposure(s.role, s.protocol, frozenset(s.ports)) for s in model.public_services),
         database=DatabaseReach(

@@ -16,11 +16,12 @@ Oracle RAC clusters. Example (abridged)::
         transit: 10.100.1.0/24              # tenant routers meet the national router here
         interconnect: 10.100.8.0/24         # RAC private interconnect (no routing, MTU 9000)
         interconnect_b: 10.100.10.0/24      # the second interconnect: Oracle HAIP uses both
-        storage: 10.100.9.0/24              # iSCSI from the RAC nodes to the block storage (no routing)
       project_id: 3f1c...                   # the national project: bare-metal flavors are granted to it
       dns: {zone: db.samu.example., email: hostmaster@samu.example}   # Designate zone for SCAN names
       bastion: {flavor: m1.small, image: debian-12, key_pair: ops, operator_sources: [192.0.2.0/28]}
-      storage: {encrypted_backend: ceph-luks}
+      storage:                              # the RAC disks: LUNs of the provider's iSCSI array, two paths
+        {encrypted_backend: ceph-luks, asm_backend: array-iscsi,
+         paths: [{network: storage-a, cidr: 10.100.12.0/24, portals: [10.100.12.5]}, {network: storage-b, ...}]}
       baremetal_pools:
         - {name: rac-a, flavor: {...}, image: ol9-rac, nodes: 3}
         - {name: telephony, role: telephony, flavor: {...}, image: rhel-9, nodes: 4}
@@ -59,7 +60,9 @@ class NationalNetworks(_Strict):
     service: ipaddress.IPv4Network
     transit: ipaddress.IPv4Network
     interconnect: ipaddress.IPv4Network
-    storage: ipaddress.IPv4Network
+    # A project storage network (no gateway) for services of our own; the RAC disks are reached
+    # over the provider's storage networks instead (Storage.paths): ours cannot reach its array.
+    storage: ipaddress.IPv4Network | None = None
     # Oracle HAIP spreads the private interconnect over two networks, so that
     # losing one switch fabric does not evict nodes; a RAC cluster needs it.
     interconnect_b: ipaddress.IPv4Network | None = None
@@ -79,7 +82,9 @@ class NationalNetworks(_Strict):
     def by_zone(self) -> dict[str, ipaddress.IPv4Network]:
         """Every national network by its key (``interconnect_b`` only when described)."""
         zones = {"admin": self.admin, "service": self.service, "transit": self.transit,
-                 "interconnect": self.interconnect, "storage": self.storage}
+                 "interconnect": self.interconnect}
+        if self.storage is not None:
+            zones["storage"] = self.storage
         if self.interconnect_b is not None:
             zones["interconnect_b"] = self.interconnect_b
         return zones
@@ -106,20 +111,65 @@ class Bastion(_Strict):
         return sources
 
 
+class StoragePath(_Strict):
+    """One of the provider's storage networks: a VLAN from the bare-metal nodes to the array's iSCSI portals.
+
+    The provider creates it (a provider network: admin-only), shares it with the
+    national project and reads nothing of ours; we plug one NIC of each RAC node
+    into it at a fixed address the array's host mapping can name.
+    """
+
+    network: str = Field(pattern=r"^[a-z][a-z0-9-]{0,40}$")  # the provider's network (and subnet) name
+    cidr: ipaddress.IPv4Network
+    portals: list[ipaddress.IPv4Address] = Field(min_length=1)  # the array's iSCSI portals on it (port 3260)
+
+    @model_validator(mode="after")
+    def _portals_inside(self) -> Self:
+        outside = [str(p) for p in self.portals if p not in self.cidr]
+        if outside:
+            raise ValueError(f"portals {outside} are not inside {self.network} {self.cidr}")
+        return self
+
+
 class Storage(_Strict):
-    """Block storage: the volume type shared by RAC ASM disks."""
+    """Block storage: the volume type shared by RAC ASM disks, and the two paths the nodes reach it by."""
 
     # pulumi-openstack cannot set a Cinder volume type's encryption spec, so the
     # type points at a backend the provider encrypts (LUKS) and qualifies as such.
     encrypted_backend: str = Field(min_length=1)
+    # The backend of the RAC shared disks: a storage array exporting LUNs over iSCSI
+    # (driver_volume_type "iscsi"), never Ceph RBD (its connection info is a cephx key).
+    asm_backend: str | None = Field(default=None, min_length=1)
     asm_volume_type: str = Field(default="rac-asm-multiattach", min_length=1)
-    # Bare-metal nodes reach the ASM volumes over iSCSI on the storage network:
-    # each node's initiator is "<prefix>:<node name>", set in the guest by
-    # playbooks/rac_storage.yml and named in the Cinder attachment.
+    # Bare-metal nodes reach the ASM volumes over iSCSI: each node's initiator is
+    # "<prefix>:<node name>", set in the guest by playbooks/rac_storage.yml and
+    # named in the Cinder attachment.
     iscsi_iqn_prefix: str = Field(default="iqn.2026-01.fr.samu.cutover", pattern=r"^iqn\.\d{4}-\d{2}\.[a-z0-9.-]+$")
+    # The provider's storage networks, one NIC of each RAC node on each: two paths (multipath).
+    paths: list[StoragePath] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _two_separate_paths(self) -> Self:
+        if not self.paths:
+            return self
+        if len(self.paths) != STORAGE_PATHS:
+            raise ValueError(f"storage.paths: {STORAGE_PATHS} networks (one per path for multipath), "
+                             f"not {len(self.paths)}")
+        a, b = self.paths
+        if a.network == b.network or a.cidr.overlaps(b.cidr):
+            raise ValueError(f"storage.paths: {a.network} {a.cidr} and {b.network} {b.cidr} must be two networks "
+                             "that do not overlap: one path each")
+        return self
 
     def initiator(self, node_name: str) -> str:
         return f"{self.iscsi_iqn_prefix}:{node_name}"
+
+    @property
+    def rac_backend(self) -> str:
+        return self.asm_backend or self.encrypted_backend
+
+
+STORAGE_PATHS = 2
 
 
 class DnsZone(_Strict):
@@ -182,15 +232,67 @@ class BareMetalPool(_Strict):
         return value
 
 
+Redundancy = Literal["external", "normal", "high"]
+# Failure groups a disk group holding the voting files needs (Oracle Clusterware: one voting
+# file per failure group, 3 in a normal redundancy disk group, 5 in a high redundancy one).
+VOTING_FAILURE_GROUPS: dict[str, int] = {"external": 1, "normal": 3, "high": 5}
+MIN_LUNS_PER_DISK_GROUP = 2  # ASM stripes over its disks: several equal LUNs, never one large one
+
+
+class AsmDiskGroup(_Strict):
+    """An ASM disk group: ``luns`` LUNs of ``lun_gb`` each (ASM balances by size: all equal)."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9]{0,14}$")
+    luns: int = Field(ge=1, le=64)
+    lun_gb: int = Field(gt=0)
+    redundancy: Redundancy = "external"
+    voting: bool = False  # holds the Clusterware voting files and OCR
+
+
+@dataclass(frozen=True)
+class AsmDisk:
+    """One LUN of a disk group: a Cinder volume exported to every node, an ASM disk in one failure group."""
+
+    name: str  # "<disk group>-<n>": the volume's suffix, the multipath alias, /dev/oracleasm/<name>
+    disk_group: str
+    failure_group: str
+    size_gb: int
+    voting: bool
+
+
 class AsmVolumes(_Strict):
-    """Sizes (GB) of the ASM disk groups shared by every node of a RAC cluster."""
+    """The ASM disk groups shared by every node of a RAC cluster.
 
-    data_gb: int = Field(gt=0)
-    fra_gb: int = Field(gt=0)
-    voting_gb: int = Field(gt=0)
+    The voting disk group is normal (3 LUNs) or high (5) redundancy, each LUN its own
+    failure group, so that Clusterware keeps one voting file per failure group; the
+    others use the array's redundancy (external) over several equal LUNs.
+    """
 
-    def by_disk_group(self) -> dict[str, int]:
-        return {"data": self.data_gb, "fra": self.fra_gb, "voting": self.voting_gb}
+    disk_groups: list[AsmDiskGroup] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _layout(self) -> Self:
+        names = [g.name for g in self.disk_groups]
+        if len(set(names)) != len(names):
+            raise ValueError(f"asm.disk_groups: a name is used twice ({', '.join(names)})")
+        voting = [g for g in self.disk_groups if g.voting]
+        if len(voting) != 1:
+            raise ValueError("asm.disk_groups: exactly one disk group holds the voting files (voting: true)")
+        needed = VOTING_FAILURE_GROUPS[voting[0].redundancy]
+        if voting[0].redundancy == "external" or voting[0].luns < needed:
+            raise ValueError(f"asm disk group {voting[0].name!r} holds the voting files: normal redundancy over 3 "
+                             f"LUNs (or high over 5), each its own failure group; it has {voting[0].luns} LUN(s), "
+                             f"{voting[0].redundancy} redundancy")
+        for group in self.disk_groups:
+            if not group.voting and group.luns < MIN_LUNS_PER_DISK_GROUP:
+                raise ValueError(f"asm disk group {group.name!r}: {MIN_LUNS_PER_DISK_GROUP} equal LUNs at least "
+                                 "(ASM stripes over its disks)")
+        return self
+
+    def disks(self) -> list[AsmDisk]:
+        """Every LUN, disk group by disk group; LUN n of a disk group is in failure group "<group>_fg<n>"."""
+        return [AsmDisk(f"{g.name}-{n}", g.name, f"{g.name}_fg{n}", g.lun_gb, g.voting)
+                for g in self.disk_groups for n in range(1, g.luns + 1)]
 
 
 class RacCluster(_Strict):
@@ -207,6 +309,28 @@ class RacCluster(_Strict):
     public_block: ipaddress.IPv4Network
     private_host_base: int = Field(default=16, ge=2)
     asm: AsmVolumes
+    # One zone: a cluster spread over zones is an extended-distance cluster (a failure group per
+    # site, a third-site voting file), which one storage array cannot give. Default: the pool's first.
+    availability_zone: str | None = None
+    # The racks (failure domains) inside that zone, as the Ironic traits the provider sets on their
+    # nodes (CUSTOM_RACK_A...): node N goes to domain N mod len, through a flavor requiring that trait.
+    # Nova's anti-affinity counts per nova-compute host, and one nova-compute serves many Ironic nodes.
+    failure_domains: list[str] = Field(default_factory=list)
+    # A Data Guard physical standby of another cluster of the inventory, in another zone (disaster recovery).
+    standby_of: str | None = None
+
+    @field_validator("failure_domains")
+    @classmethod
+    def _traits(cls, traits: list[str]) -> list[str]:
+        for trait in traits:
+            if not RESOURCE_CLASS.match(trait):
+                raise ValueError(f"{trait!r} is not a custom trait (CUSTOM_ followed by A-Z, 0-9, _)")
+        if len(set(traits)) != len(traits):
+            raise ValueError("failure_domains: a trait is named twice")
+        return traits
+
+    def failure_domain(self, node: int) -> str:
+        return self.failure_domains[(node - 1) % len(self.failure_domains)]
 
     @field_validator("name")
     @classmethod
@@ -249,7 +373,27 @@ class NationalCore(_Strict):
         for cluster in self.rac_clusters:
             problems += self._rac_problems(cluster, pools, used)
         problems += self._rac_platform_problems()
+        problems += self._standby_problems()
         problems += self._migration_problems()
+        return problems
+
+    def _standby_problems(self) -> list[str]:
+        """Every primary cluster has a Data Guard standby in another zone; a standby's primary exists."""
+        clusters = {c.name: c for c in self.rac_clusters if c.pool in {p.name for p in self.baremetal_pools}}
+        problems = []
+        for cluster in clusters.values():
+            if cluster.standby_of is None:
+                if not any(c.standby_of == cluster.name for c in clusters.values()):
+                    problems.append(f"rac cluster {cluster.name!r} has no Data Guard standby: add a cluster with "
+                                    f"standby_of: {cluster.name} in another zone")
+                continue
+            primary = clusters.get(cluster.standby_of)
+            if primary is None or primary.standby_of is not None:
+                problems.append(f"rac cluster {cluster.name!r}: standby_of {cluster.standby_of!r} is not a primary "
+                                "cluster of rac_clusters")
+            elif self.rac_zone(primary) == self.rac_zone(cluster):
+                problems.append(f"rac cluster {cluster.name!r}: a standby in the primary's zone "
+                                f"({self.rac_zone(cluster)}) does not survive the zone; use another")
         return problems
 
     def _migration_problems(self) -> list[str]:
@@ -265,6 +409,13 @@ class NationalCore(_Strict):
         if not self.rac_clusters:
             return []
         problems = []
+        if self.storage is not None and not self.storage.paths:
+            problems.append("rac clusters need the provider's two storage networks (iSCSI multipath): add "
+                            "storage.paths")
+        if self.storage is not None and self.networks is not None:
+            problems += [f"storage path {p.network} {p.cidr} overlaps networks.{key} {cidr}"
+                         for p in self.storage.paths for key, cidr in self.networks.by_zone().items()
+                         if p.cidr.overlaps(cidr)]
         if self.networks is not None and self.networks.interconnect_b is None:
             problems.append("rac clusters need two interconnect networks (Oracle HAIP): add networks.interconnect_b")
         if self.dns is None:
@@ -289,6 +440,12 @@ class NationalCore(_Strict):
         problems = []
         if pool.nodes < 2:
             problems.append(f"{where}: a RAC cluster needs at least 2 nodes (pool {pool.name!r} has {pool.nodes})")
+        if len(cluster.failure_domains) < 2:
+            problems.append(f"{where}: name 2 failure domains at least (failure_domains: the Ironic traits of the "
+                            "racks its nodes are spread over)")
+        zone = cluster.availability_zone
+        if zone is not None and zone not in self.zones_of(pool):
+            problems.append(f"{where}: availability_zone {zone!r} is not a zone of pool {pool.name!r}")
         if self.networks is not None and not cluster.public_block.subnet_of(self.networks.service):
             problems.append(f"{where}: public_block {cluster.public_block} is not inside networks.service "
                             f"{self.networks.service}")
@@ -299,19 +456,40 @@ class NationalCore(_Strict):
         elif pool.nodes > capacity:
             problems.append(f"{where}: public_block {cluster.public_block} holds at most {capacity} nodes "
                             f"(pool {pool.name!r} has {pool.nodes}); use a larger block")
-        if self.networks is not None:
-            for key in ("storage", *self.networks.interconnects()):
-                network = self.networks.by_zone()[key]
-                if cluster.private_host_base + capacity > network.num_addresses - 1:
-                    problems.append(f"{where}: private hosts {cluster.private_host_base}.."
-                                    f"{cluster.private_host_base + capacity - 1} do not fit networks.{key} {network}")
+        for key, network in self._private_networks():
+            if cluster.private_host_base + capacity > network.num_addresses - 1:
+                problems.append(f"{where}: private hosts {cluster.private_host_base}.."
+                                f"{cluster.private_host_base + capacity - 1} do not fit {key} {network}")
+        for path in self.storage.paths if self.storage is not None else []:
+            first = path.cidr.network_address + cluster.private_host_base
+            taken = [str(p) for p in path.portals if first <= p <= first + capacity - 1]
+            if taken:
+                problems.append(f"{where}: portals {taken} of {path.network} sit in the nodes' private hosts")
         return problems
+
+    def _private_networks(self) -> list[tuple[str, ipaddress.IPv4Network]]:
+        """Where RAC nodes have fixed private addresses: the interconnects and the storage paths."""
+        found = []
+        if self.networks is not None:
+            found += [(f"networks.{key}", self.networks.by_zone()[key]) for key in self.networks.interconnects()]
+        if self.storage is not None:
+            found += [(f"storage path {p.network}", p.cidr) for p in self.storage.paths]
+        return found
 
     def pool(self, name: str) -> BareMetalPool:
         return next(p for p in self.baremetal_pools if p.name == name)
 
     def zones_of(self, pool: BareMetalPool) -> list[str]:
         return list(pool.availability_zones or self.availability_zones)
+
+    def rac_zone(self, cluster: RacCluster) -> str:
+        return cluster.availability_zone or self.zones_of(self.pool(cluster.pool))[0]
+
+    def rac_flavors(self, cluster: RacCluster) -> list[tuple[BareMetalFlavor, str]]:
+        """Per node, in order: the flavor it is booted with and the failure domain (trait) that flavor requires."""
+        pool = self.pool(cluster.pool)
+        return [(placement_flavor(pool.flavor, cluster.failure_domain(node)), cluster.failure_domain(node))
+                for node in range(1, pool.nodes + 1)]
 
     def missing_for_infrastructure(self) -> list[str]:
         """Sections the infrastructure program needs that a lab inventory may leave out."""
@@ -334,7 +512,7 @@ class NationalCore(_Strict):
             block = cluster.public_block
             reserved.setdefault("service", []).append((block.network_address, block.broadcast_address))
             last = cluster.private_host_base + rac_capacity(block) - 1
-            for key in ("storage", *self.networks.interconnects()):
+            for key in self.networks.interconnects():
                 network = self.networks.by_zone()[key]
                 reserved.setdefault(key, []).append((network.network_address + cluster.private_host_base,
                                                      network.network_address + last))
@@ -345,6 +523,20 @@ class NationalCore(_Strict):
         if shards + TRANSIT_SHARDS - 1 < transit.broadcast_address:
             reserved["transit"].append((shards, shards + TRANSIT_SHARDS - 1))
         return {key: sorted(ranges) for key, ranges in reserved.items()}
+
+    def storage_path_reserved(self, path: StoragePath) -> list[AddressRange]:
+        """On a provider storage network, what its DHCP must never hand out: the array's portals, every node range."""
+        reserved = [(portal, portal) for portal in path.portals]
+        for cluster in self.rac_clusters:
+            first = path.cidr.network_address + cluster.private_host_base
+            reserved.append((first, first + rac_capacity(cluster.public_block) - 1))
+        return sorted(reserved)
+
+
+def placement_flavor(flavor: BareMetalFlavor, trait: str) -> BareMetalFlavor:
+    """The pool's flavor restricted to one failure domain: same hardware, the rack's trait required."""
+    slug = trait.removeprefix("CUSTOM_").lower().replace("_", "-")
+    return flavor.model_copy(update={"name": f"{flavor.name}.{slug}"})
 
 
 def _one_flavor_per_name(pools: list[BareMetalPool]) -> list[str]:
@@ -409,7 +601,7 @@ def rac_addresses(block: ipaddress.IPv4Network, nodes: int) -> RacAddresses:
 
 
 def private_address(network: ipaddress.IPv4Network, cluster: RacCluster, node: int) -> str:
-    """Node ``node``'s fixed address on an interconnect or the storage network."""
+    """Node ``node``'s fixed address on an interconnect or a storage path."""
     return str(network.network_address + cluster.private_host_base + node - 1)
 
 

@@ -45,6 +45,8 @@ def copy_project(target: Path) -> Path:
     shutil.copytree(REPO / "infra", target / "infra", ignore=shutil.ignore_patterns("__pycache__"))
     for env in ("rehearsal", "production"):
         shutil.copytree(REPO / "inventories" / env, target / "inventories" / env)
+    # The bare-metal nodes' host rulesets (rule host-filtering compares them with the plan).
+    shutil.copytree(REPO / "playbooks" / "files" / "nftables", target / "playbooks" / "files" / "nftables")
     return target
 
 

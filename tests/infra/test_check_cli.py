@@ -21,22 +21,23 @@ from tests.infra.conftest import copy_project
 CUTOVER = str(Path(sys.executable).parent / "cutover")
 OWNER = {"metadata": {"cutover-owner": "national-platform"}}
 
-# name -> (type, inputs, the one rule it must break)
+# name -> (type, inputs, the one rule it must break). The injected rules go to the bastion's group (a VM):
+# on a bare-metal node's group they would also break host-filtering (tests/infra/test_host_filter.py).
 INJECTED: dict[str, tuple[str, dict[str, Any], str]] = {
     "inj-anywhere": ("openstack:networking/secGroupRule:SecGroupRule",
                      {"direction": "ingress", "ethertype": "IPv6", "protocol": "tcp", "portRangeMin": 8443,
-                      "portRangeMax": 8443, "remoteIpPrefix": "::/0", "securityGroupId": "national-service-sg.id"},
+                      "portRangeMax": 8443, "remoteIpPrefix": "::/0", "securityGroupId": "national-bastion-sg.id"},
                      "no-ingress-from-anywhere"),
     "inj-db": ("openstack:networking/secGroupRule:SecGroupRule",
                {"direction": "ingress", "protocol": "tcp", "portRangeMin": 1521, "portRangeMax": 1521,
-                "remoteIpPrefix": "10.140.1.0/24", "securityGroupId": "national-service-sg.id"}, "database-reach"),
+                "remoteIpPrefix": "10.140.1.0/24", "securityGroupId": "national-bastion-sg.id"}, "database-reach"),
     "inj-boot": ("openstack:compute/instance:Instance",
                  {"availabilityZone": "fr-central-1", **OWNER,
                   "blockDevices": [{"sourceType": "image", "destinationType": "volume", "volumeSize": 40}]},
                  "boot-volume-encrypted"),
     "inj-provider": ("pulumi:providers:openstack", {"region": "eu-west-1"}, "qualified-provider"),
     "inj-gateway": ("openstack:networking/routerInterface:RouterInterface",
-                    {"routerId": "national-router.id", "subnetId": "national-storage-subnet.id"}, "never-routed"),
+                    {"routerId": "national-router.id", "subnetId": "national-interconnect-subnet.id"}, "never-routed"),
     "inj-port": ("openstack:networking/port:Port",
                  {"networkId": "national-service-net.id", "portSecurityEnabled": False},
                  "port-security-interconnect-only"),
@@ -158,7 +159,8 @@ def test_the_default_suppressions_file_is_read_and_all_suppressed_passes(project
 
 
 @pytest.mark.parametrize("change, rule", [
-    (("encrypted_backend: ceph-luks", "encrypted_backend: ceph-plain"), "volume-encrypted"),
+    # The ASM disks' backend (the volume type the provider creates names it).
+    (("asm_backend: array-iscsi", "asm_backend: array-plain"), "volume-encrypted"),
     (("availability_zones: [fr-central-1, fr-central-2, fr-central-3]",
       "availability_zones: [fr-central-1, fr-central-2, fr-central-9]"), "allowed-zones"),
 ])
@@ -177,7 +179,7 @@ def test_a_broken_policy_file_is_invalid_input_with_file_and_line(tmp_path):
     policy = project / "infra" / "policy.yaml"
     text = policy.read_text().replace("encrypted_backends:", "encrypted_backendz:")
     policy.write_text(text)
-    line = text.splitlines().index("  encrypted_backendz: [ceph-luks]") + 1
+    line = text.splitlines().index("  encrypted_backendz: [ceph-luks, array-iscsi]") + 1
     done = cutover(project, "infra", "check", "--env", "production")
     assert done.returncode == 2 and f"infra/policy.yaml:{line}" in done.stderr and "Traceback" not in done.stderr
 
@@ -201,7 +203,7 @@ def test_diff_check_adds_the_new_plans_policy_results_inline(project, saved_plan
 def violating_project(tmp_path) -> Path:
     project = copy_project(tmp_path / "p")
     group_vars = project / "inventories" / "production" / "group_vars" / "all.yml"
-    group_vars.write_text(group_vars.read_text().replace("encrypted_backend: ceph-luks", "encrypted_backend: plain"))
+    group_vars.write_text(group_vars.read_text().replace("asm_backend: array-iscsi", "asm_backend: plain"))
     return project
 
 
@@ -230,7 +232,9 @@ def test_accepted_violations_are_recorded_before_pulumi_is_called(violating_proj
     assert done.returncode == 1 and "Pulumi CLI" in done.stderr  # recorded, then stopped: no CLI here
     [entry] = read_acceptances(violating_project / ".cutover")
     assert entry["reason"] == reason and entry["operator"] == "claire.martin" and entry["command"] == "up"
-    assert {v["rule"] for v in entry["violations"]} == {"volume-encrypted"} and len(entry["policy"]["sha256"]) == 64
+    # A plain backend is neither encrypted nor an iSCSI backend the RAC nodes can log in to.
+    assert {v["rule"] for v in entry["violations"]} == {"volume-encrypted", "rac-storage-reachable"}
+    assert len(entry["policy"]["sha256"]) == 64
     assert oct((violating_project / ".cutover" / "infra-acceptances.jsonl").stat().st_mode & 0o777) == "0o600"
 
 

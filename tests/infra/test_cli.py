@@ -24,12 +24,11 @@ def test_check_passes_on_production_and_says_so_in_json(project_copy, capsys):
 
 
 def test_check_exits_9_and_names_rule_clause_resource_and_fix(project_copy, edit, capsys):
-    # The RAC pool confined to one zone: its nodes share a failure domain.
-    edit("inventories/production/group_vars/all.yml",
-         lambda t: t.replace("      nodes: 3\n", "      nodes: 3\n      availability_zones: [fr-central-1]\n", 1))
+    # The policy now says the array's backend hands out RBD: the RAC disks cannot be reached.
+    edit("infra/policy.yaml", lambda t: t.replace("array-iscsi: iscsi", "array-iscsi: rbd"))
     assert cutover(project_copy, "infra", "check", "--env", "production") == ExitCode.POLICY_VIOLATIONS
     out = capsys.readouterr().out
-    assert "rac-national-db" in out and "rac-anti-affinity" in out and "A.8.14" in out and "fix:" in out
+    assert "rac-national-db" in out and "rac-storage-reachable" in out and "A.8.14" in out and "fix:" in out
 
 
 def test_plan_out_then_diff_exit_codes_and_formats(project_copy, capsys, tmp_path):

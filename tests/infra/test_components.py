@@ -39,13 +39,13 @@ def test_every_resource_but_the_top_components_has_a_parent_and_custom_resources
                                          f"pulumi:providers:openstack::{tenant}-provider"), resource.name
 
 
-def test_national_core_has_six_networks_and_only_routed_zones_reach_the_router(production_plan):
+def test_national_core_has_five_networks_and_only_routed_zones_reach_the_router(production_plan):
+    # The RAC storage paths are the provider's networks (tests/infra/test_rac_storage_reach.py), not ours.
     networks = children(production_plan, "national", T["network"])
     assert sorted(n.inputs["tags"][0] for n in networks) == [
-        f"cutover-zone={z}" for z in ("admin", "interconnect", "interconnect", "service", "storage", "transit")]
+        f"cutover-zone={z}" for z in ("admin", "interconnect", "interconnect", "service", "transit")]
     subnets = {s.name: s for s in children(production_plan, "national", T["subnet"])}
     assert subnets["national-interconnect-subnet"].inputs["noGateway"] is True
-    assert subnets["national-storage-subnet"].inputs["noGateway"] is True
     assert subnets["national-admin-subnet"].inputs["noGateway"] is False
     routed = {i.inputs["subnetId"] for i in children(production_plan, "national", T["iface"]) if "subnetId" in i.inputs}
     assert routed == {"national-admin-subnet.id", "national-service-subnet.id", "national-transit-subnet.id"}
@@ -60,7 +60,9 @@ def test_bastion_sits_on_the_admin_network_behind_its_own_group(production_plan)
 
 def test_a_tenant_owns_its_project_network_router_vpn_and_reaches_national_services(production_plan):
     resources = {r.name: r for r in production_plan.within("samu-30")}
-    assert len(resources) == 27  # + 2 routes back (admin, service), the premises route, 3 SIP/RTP rules to telephony
+    # + 2 routes back (admin, service), the premises route, 3 SIP/RTP rules to telephony and 3 from it; its group's
+    # egress: HTTPS, DNS (2 servers, UDP and TCP), SIP/RTP to the premises
+    assert len(resources) == 38
     assert resources["samu-30-subnet"].inputs["cidr"] == "10.140.4.0/24"
     # Created in the SAMU's project through a provider scoped to it (no tenant_id: that needs cloud admin).
     assert "tenantId" not in resources["samu-30-net"].inputs
@@ -130,7 +132,7 @@ def test_sip_and_rtp_reach_the_telephony_pool_from_each_premises_only(production
 
 
 def test_data_guard_redo_comes_from_the_legacy_networks_to_the_rac_listener_through_a_tunnel(production_plan):
-    (rule,) = children(production_plan, "dataguard-redo", T["rule"])
+    (rule,) = [r for r in children(production_plan, "dataguard-redo", T["rule"]) if r.inputs["direction"] == "ingress"]
     assert (rule.inputs["remoteIpPrefix"], rule.inputs["portRangeMin"], rule.inputs["portRangeMax"]) == (
         "10.20.0.0/24", 1521, 1521)
     site = production_plan.get("dataguard-redo-legacy-vpn-site").inputs
@@ -161,13 +163,17 @@ def test_bare_metal_pool_flavor_carries_the_resource_class_and_nodes_spread_over
     assert production_plan.get("telephony-anti-affinity").inputs["policies"] == "anti-affinity"
 
 
-def test_rac_nodes_come_from_its_pool_in_the_anti_affinity_group(production_plan):
+def test_rac_nodes_come_from_its_pool_in_one_zone_one_rack_each(production_plan, production_provider_plan):
     pool = production_plan.get(POOL)
     assert pool.parent == RAC and pool.type == "cutover:compute:BareMetalPool"
     nodes = children(production_plan, RAC, T["instance"])
     assert len(nodes) == 3
-    assert {n.inputs["availabilityZone"] for n in nodes} == {"fr-central-1", "fr-central-2", "fr-central-3"}
-    assert all(n.inputs["schedulerHints"][0]["group"] == f"{POOL}-anti-affinity.id" for n in nodes)
+    assert {n.inputs["availabilityZone"] for n in nodes} == {"fr-central-1"}
+    # No Nova server group: with Ironic it counts per nova-compute host. Each node's flavor requires a rack.
+    assert all("schedulerHints" not in n.inputs for n in nodes) and production_plan.get(f"{POOL}-anti-affinity") is None
+    racks = [production_provider_plan.get(n.inputs["flavorId"].removesuffix(".id")).inputs["extraSpecs"] for n in nodes]
+    assert [{k: v for k, v in spec.items() if k.startswith("trait:")} for spec in racks] == [
+        {f"trait:CUSTOM_RACK_{r}": "required"} for r in "ABC"]
 
 
 # -- defect 1: shared storage that bare-metal nodes can reach ---------------------------------------------------------
@@ -184,10 +190,10 @@ def test_every_asm_volume_is_exported_over_iscsi_to_every_rac_node(production_pl
     exports = children(production_plan, RAC, T["export"])
     assert {(e.inputs["volumeId"], e.inputs["hostName"]) for e in exports} == {
         (f"{v.name}.id", n) for v in volumes for n in nodes}
-    assert len(exports) == 9
+    assert len(exports) == 3 * 11  # 4 DATA, 4 FRA, 3 OCR LUNs to each of 3 nodes
     for export in exports:
         node = export.inputs["hostName"]
-        storage_port = production_plan.get(f"{node}-storage-port").inputs
+        storage_port = production_plan.get(f"{node}-storage-a-port").inputs
         assert export.inputs["ipAddress"] == storage_port["fixedIps"][0]["ipAddress"]
         assert export.inputs["initiator"] == f"iqn.2026-01.fr.samu.cutover:{node}"
         assert export.inputs["multipath"] is True and export.inputs["attachMode"] == "rw"
@@ -195,14 +201,14 @@ def test_every_asm_volume_is_exported_over_iscsi_to_every_rac_node(production_pl
         assert "multiattach" not in volume.inputs  # Volume has no such argument; the type carries it
         assert volume.inputs["volumeType"] == "rac-asm-multiattach"
     spec = production_provider_plan.get("volume-type-rac-asm-multiattach").inputs["extraSpecs"]
-    assert spec == {"multiattach": "<is> True", "volume_backend_name": "ceph-luks"}
+    assert spec == {"multiattach": "<is> True", "volume_backend_name": "array-iscsi"}
 
 
 def test_asm_exports_form_one_chain(production_plan):
     attachments = {a.name: a for a in children(production_plan, RAC, T["export"])}
     previous = {name: [d for d in a.dependencies if d in attachments] for name, a in attachments.items()}
     heads = [name for name, deps in previous.items() if not deps]
-    assert heads == [f"{RAC}-asm-data-node-1"]
+    assert heads == [f"{RAC}-asm-data-1-node-1"]
     # Walk the chain from its head: it visits every attachment exactly once.
     successors = {deps[0]: name for name, deps in previous.items() if deps}
     walked, current = [heads[0]], heads[0]
@@ -224,7 +230,7 @@ def test_scan_nodes_and_vips_sit_at_their_own_offsets_and_are_allowed_on_public_
         public = production_plan.get(f"{POOL}-node-{node}-public-port").inputs
         assert [p["ipAddress"] for p in public["allowedAddressPairs"]] == scans + vips
         assert public["fixedIps"][0]["ipAddress"] == f"10.100.5.{15 + node}"
-        for nic, net in (("interconnect", 8), ("interconnect-b", 10), ("storage", 9)):
+        for nic, net in (("interconnect", 8), ("interconnect-b", 10), ("storage-a", 12), ("storage-b", 13)):
             port = production_plan.get(f"{POOL}-node-{node}-{nic}-port").inputs
             assert "allowedAddressPairs" not in port
             assert port["fixedIps"][0]["ipAddress"] == f"10.100.{net}.{15 + node}"
@@ -235,14 +241,16 @@ def _pools(plan: Plan, subnet: str) -> list[tuple[ipaddress.IPv4Address, ipaddre
             for p in plan.get(subnet).inputs["allocationPools"]]
 
 
-def test_every_fixed_address_is_outside_its_subnets_dhcp_pools(production_plan):
-    subnet_of = {f"{s.name}.id": s.name for s in production_plan.of_type(T["subnet"])}
+def test_every_fixed_address_is_outside_its_subnets_dhcp_pools(production_plan, production_provider_plan):
+    both = Plan.of([*production_plan, *production_provider_plan])  # the storage subnets are the provider's
+    subnet_of = {f"{s.name}.id": s.name for s in both.of_type(T["subnet"])}
     fixed = [(ip["subnetId"], ip["ipAddress"]) for port in production_plan.of_type(T["port"])
              for ip in port.inputs.get("fixedIps", []) if ip.get("ipAddress")]
     assert len(fixed) > 20  # RAC public, private and storage, SCAN, VIPs, tenant transit ports
+    assert {"subnet-storage-a.id", "subnet-storage-b.id"} <= {subnet for subnet, _ in fixed}
     for subnet_id, address in fixed:
         ip = ipaddress.IPv4Address(address)
-        pools = _pools(production_plan, subnet_of[subnet_id])
+        pools = _pools(both, subnet_of[subnet_id])
         assert not any(start <= ip <= end for start, end in pools), (subnet_id, address)
     # and the pools still serve the rest of the subnet
     assert _pools(production_plan, "national-service-subnet")[0][0] == ipaddress.IPv4Address("10.100.4.2")
@@ -259,7 +267,7 @@ def test_two_interconnects_with_jumbo_frames_each_on_every_rac_node(production_p
     for node in children(production_plan, RAC, T["instance"]):
         ports = [n["port"] for n in node.inputs["networks"]]
         assert [p.removeprefix(f"{node.name}-").removesuffix("-port.id") for p in ports] == [
-            "public", "interconnect", "interconnect-b", "storage"]
+            "public", "interconnect", "interconnect-b", "storage-a", "storage-b"]
 
 
 def test_scan_name_resolves_to_the_three_scan_addresses_in_designate(production_plan):
@@ -271,10 +279,10 @@ def test_scan_name_resolves_to_the_three_scan_addresses_in_designate(production_
 
 
 def test_rac_nodes_use_the_providers_private_flavor_by_id(production_plan, production_provider_plan):
-    for node in children(production_plan, RAC, T["instance"]):
-        assert node.inputs["flavorId"] == "flavor-bm.rac.xl.id"
-    assert production_provider_plan.get("flavor-bm.rac.xl").inputs["isPublic"] is False
-    assert production_plan.get("flavor-bm.rac.xl") is None
+    for node, rack in zip(sorted(children(production_plan, RAC, T["instance"]), key=lambda n: n.name), "abc"):
+        assert node.inputs["flavorId"] == f"flavor-bm.rac.xl.rack-{rack}.id"
+        assert production_provider_plan.get(f"flavor-bm.rac.xl.rack-{rack}").inputs["isPublic"] is False
+        assert production_plan.get(f"flavor-bm.rac.xl.rack-{rack}") is None
 
 
 def test_interconnect_ports_have_port_security_off_with_no_security_groups(production_plan):
@@ -283,5 +291,6 @@ def test_interconnect_ports_have_port_security_off_with_no_security_groups(produ
             port = production_plan.get(f"{POOL}-node-{node}-{nic}-port").inputs
             assert port["portSecurityEnabled"] is False and port["noSecurityGroups"] is True
             assert "securityGroupIds" not in port
-        storage = production_plan.get(f"{POOL}-node-{node}-storage-port").inputs
-        assert storage["securityGroupIds"] == ["national-storage-sg.id"]
+        for path in ("storage-a", "storage-b"):
+            storage = production_plan.get(f"{POOL}-node-{node}-{path}-port").inputs
+            assert storage["securityGroupIds"] == ["national-storage-sg.id"]

@@ -18,7 +18,9 @@ def run(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_preview_and_up_take_no_other_policy_file(violating_project):  # noqa: F811
     lax = violating_project / "lax.yaml"
-    lax.write_text((violating_project / "infra" / "policy.yaml").read_text().replace("[ceph-luks]", "[ceph-luks, plain]"))
+    lax.write_text((violating_project / "infra" / "policy.yaml").read_text()
+                   .replace("[ceph-luks, array-iscsi]", "[ceph-luks, array-iscsi, plain]")
+                   .replace("array-iscsi: iscsi}", "array-iscsi: iscsi, plain: iscsi}"))
     for command in (["preview"], ["up", "--yes"]):
         done = run(violating_project, *command, "--env", "production", "--policy", str(lax))
         assert done.returncode == 2 and "No such option '--policy'" in done.stderr, done.stderr
@@ -28,7 +30,7 @@ def test_preview_and_up_take_no_other_policy_file(violating_project):  # noqa: F
 
 def test_a_policy_file_the_stack_does_not_pin_is_refused_before_anything_runs(violating_project):  # noqa: F811
     policy = violating_project / "infra" / "policy.yaml"
-    policy.write_text(policy.read_text().replace("[ceph-luks]", "[ceph-luks, plain]"))  # loosened in place
+    policy.write_text(policy.read_text().replace("[ceph-luks, array-iscsi]", "[ceph-luks, array-iscsi, plain]"))
     done = run(violating_project, "up", "--env", "production", "--yes")
     assert done.returncode == 9 and "is not the policy stack 'production' is pinned to" in done.stderr, done.stderr
     assert "config set cutover-samu:policyDigest sha256:" in done.stderr and "Pulumi CLI" not in done.stderr
@@ -40,14 +42,18 @@ def test_a_policy_file_the_stack_does_not_pin_is_refused_before_anything_runs(vi
 
 def test_up_lists_every_suppression_it_applies(violating_project):  # noqa: F811
     expires = (dt.date.today() + dt.timedelta(days=30)).isoformat()
-    entries = "".join(f"  - rule: volume-encrypted\n    resource: rac-national-db-asm-{disk}\n"
+    # The plain backend breaks volume-encrypted and rac-storage-reachable on every ASM LUN of both clusters.
+    luns = [f"{cluster}-asm-{group}-{n}" for cluster in ("rac-national-db", "rac-standby-db")
+            for group, count in (("data", 4), ("fra", 4), ("ocr", 3)) for n in range(1, count + 1)]
+    entries = "".join(f"  - rule: {rule}\n    resource: {lun}\n"
                       f"    reason: plain backend until the array's LUKS migration (CHG-4242)\n"
-                      f"    expires: {expires}\n    approved_by: RSSI\n" for disk in ("data", "fra", "voting"))
+                      f"    expires: {expires}\n    approved_by: RSSI\n"
+                      for lun in luns for rule in ("volume-encrypted", "rac-storage-reachable"))
     (violating_project / "infra" / "policy-suppressions.yaml").write_text("suppressions:\n" + entries)
     done = run(violating_project, "up", "--env", "production", "--yes")
     assert done.returncode == 1 and "Pulumi CLI" in done.stderr  # the gate passed; no CLI here
     shown = " ".join(done.stdout.split())  # the console wraps long lines
-    for disk in ("data", "fra", "voting"):
-        assert (f"suppression applied volume-encrypted for rac-national-db-asm-{disk} until {expires} "
+    for lun in luns:
+        assert (f"suppression applied volume-encrypted for {lun} until {expires} "
                 "(infra/policy-suppressions.yaml:") in shown
-    assert shown.count("approved by RSSI") == 3 and "3 violation(s) suppressed" in shown
+    assert shown.count("approved by RSSI") == 44 and "44 violation(s) suppressed" in shown

@@ -63,7 +63,7 @@ CASES = {
         [("volume-encrypted", "extra-volume")]),
     "nova attach outside the rac component": (
         lambda p, q: ([added("openstack:compute/volumeAttach:VolumeAttach", "stray-attach",
-                             instanceId="telephony-node-1.id", volumeId="rac-national-db-asm-data.id")], []),
+                             instanceId="telephony-node-1.id", volumeId="rac-national-db-asm-data-1.id")], []),
         [("asm-on-every-node", "stray-attach")]),
     "rac node port on the external network": (
         lambda p, q: ([added("openstack:networking/port:Port", "rac-node-1-outside", "rac-national",

@@ -59,3 +59,18 @@ def test_the_100_samu_plan_passes_every_rule_with_routes_spread_over_transit_rou
     assert {"router", "security_group_rule"} <= unraised
     per_router = collections.Counter(r.inputs["routerId"] for r in customer.of_type(ROUTE))
     assert max(per_router.values()) <= 30 and per_router["national-router.id"] <= 30
+
+
+def test_jumbo_frames_are_a_declared_provider_requirement(production_plan, production_provider_plan):
+    """Issue 20, finding 9: MTU 9000 holds only where the policy declares the provider's fabric carries it."""
+    import dataclasses
+
+    rule = rule_by_id("limits-hold")
+    assert rule is not None
+    both = Plan.of([*production_plan, *production_provider_plan])
+    context = check_inputs(REPO, "production").context
+    assert context.limits["max_mtu"] == 9000 and check_plan(both, context, [rule]) == []
+    undeclared = dataclasses.replace(context, limits={k: v for k, v in context.limits.items() if k != "max_mtu"})
+    jumbo = {v.resource for v in check_plan(both, undeclared, [rule])}
+    assert jumbo == {"national-interconnect-net", "national-interconnect-b-net", "network-storage-a",
+                     "network-storage-b"}

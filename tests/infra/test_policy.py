@@ -94,8 +94,8 @@ def test_storage_network_marked_external_is_a_violation():
 
 # -- admin-from-bastion (SecNumCloud 9.6, 13.2.e) -------------------------------------
 
-BASTION_SG = res("sg", "bastion-sg", tags=["cutover-role=bastion"])
-ADMIN_SG = res("sg", "admin-sg", tags=["cutover-role=admin"])
+BASTION_SG = res("sg", "bastion-sg", tags=["cutover-role=bastion"], deleteDefaultRules=True)
+ADMIN_SG = res("sg", "admin-sg", tags=["cutover-role=admin"], deleteDefaultRules=True)
 
 
 @pytest.mark.parametrize("source", [{"remoteGroupId": "bastion-sg.id"}, {"remoteIpPrefix": "10.100.0.128/25"}])
@@ -135,7 +135,7 @@ def _two_tenants(*rules: PlannedResource) -> Plan:
         res("cutover:samu:Tenant", "samu-01"), res("cutover:samu:Tenant", "samu-02"),
         res("subnet", "s1", parent="samu-01", cidr="10.140.1.0/24"),
         res("subnet", "s2", parent="samu-02", cidr="10.140.2.0/24"),
-        res("sg", "sg1", parent="samu-01"), res("sg", "sg2", parent="samu-02"),
+        res("sg", "sg1", parent="samu-01", deleteDefaultRules=True), res("sg", "sg2", parent="samu-02", deleteDefaultRules=True),
         *rules,
     ])
 
@@ -174,17 +174,31 @@ def test_a_zone_or_region_outside_the_qualified_one_is_a_violation(inputs):
 # -- RAC: anti-affinity and ASM on every node (HDS) ------------------------------------
 
 
-def _rac(zones: tuple[str, str] = ("az1", "az2"), policy: str = "anti-affinity",
-         attachments: list[tuple[str, str, tuple[str, ...]]] | None = None) -> Plan:
+def _standby(zone: str | None = "az2") -> list[PlannedResource]:
+    """The Data Guard standby of cluster "rac": two nodes, one per rack, in ``zone`` (None: no standby)."""
+    if zone is None:
+        return []
+    return [res("cutover:oracle:RacCluster", "dr"), res("cutover:compute:BareMetalPool", "drpool", parent="dr"),
+            *[res("openstack:compute/flavor:Flavor", f"g{i}", extraSpecs={f"trait:CUSTOM_RACK_{rack}": "required"})
+              for i, rack in ((1, "D"), (2, "E"))],
+            *[res("instance", f"d{i}", parent="drpool", availabilityZone=zone, flavorId=f"g{i}.id",
+                  metadata={"cutover-owner": "national-platform", "dataguard-standby-of": "rac"}) for i in (1, 2)]]
+
+
+def _rac(zones: tuple[str, str] = ("az1", "az1"), racks: tuple[str | None, str | None] = ("A", "B"),
+         attachments: list[tuple[str, str, tuple[str, ...]]] | None = None, standby: str | None = "az2") -> Plan:
     if attachments is None:  # the compliant chain: v1-n1 -> v1-n2 -> v2-n1 -> v2-n2
         attachments = [("v1", "n1", ()), ("v1", "n2", ("a-v1-n1",)), ("v2", "n1", ("a-v1-n2",)),
                        ("v2", "n2", ("a-v2-n1",))]
     return Plan.of([
         ENCRYPTED_TYPE,
         res("cutover:oracle:RacCluster", "rac"), res("cutover:compute:BareMetalPool", "pool", parent="rac"),
-        res("group", "g", parent="pool", policies=policy),
-        *[res("instance", f"n{i}", parent="pool", availabilityZone=zone, schedulerHints=[{"group": "g.id"}])
+        # One flavor per rack, requiring the rack's trait (the provider's; here in the plan).
+        *[res("openstack:compute/flavor:Flavor", f"f{i}", extraSpecs={"resources:CUSTOM_BM": "1",
+              **({f"trait:CUSTOM_RACK_{rack}": "required"} if rack else {})}) for i, rack in enumerate(racks, start=1)],
+        *[res("instance", f"n{i}", parent="pool", availabilityZone=zone, flavorId=f"f{i}.id")
           for i, zone in enumerate(zones, start=1)],
+        *_standby(standby),
         res("volume", "v1", parent="rac", volumeType="asm"), res("volume", "v2", parent="rac", volumeType="asm"),
         # Cinder attachments (iSCSI exports): bare-metal nodes cannot take a Nova attachment.
         *[PlannedResource("openstack:blockstorage/volumeAttach:VolumeAttach", f"a-{v}-{n}",
@@ -193,21 +207,38 @@ def _rac(zones: tuple[str, str] = ("az1", "az2"), policy: str = "anti-affinity",
     ])
 
 
-def test_a_rac_over_two_zones_in_anti_affinity_with_chained_attachments_passes():
-    assert rule_ids(_rac()) == []
+def rac_rule_ids(plan: Plan) -> list[str]:
+    """The rules of these tests; the storage paths and layout are tests/infra/test_rac_storage_reach.py's."""
+    return [rule for rule in rule_ids(plan) if rule != "rac-storage-reachable"]
 
 
-def test_rac_nodes_in_one_zone_is_a_violation():
-    assert rule_ids(_rac(zones=("az1", "az1"))) == ["rac-anti-affinity"]
+def test_a_rac_in_one_zone_over_two_racks_with_chained_attachments_passes():
+    assert rac_rule_ids(_rac()) == []
 
 
-def test_rac_nodes_without_anti_affinity_is_a_violation():
-    assert rule_ids(_rac(policy="affinity")) == ["rac-anti-affinity", "rac-anti-affinity"]
+def test_rac_nodes_over_two_zones_is_a_stretched_cluster():
+    violations = [v for v in check_plan(_rac(zones=("az1", "az3")), CTX, SHARED_RULES) if v.rule == "rac-placement"]
+    assert [v.resource for v in violations] == ["rac"] and "stretched cluster" in violations[0].message
+
+
+@pytest.mark.parametrize("standby, message", [(None, "no Data Guard standby"), ("az1", "would not survive the zone")])
+def test_a_primary_without_a_standby_in_another_zone_is_a_violation(standby, message):
+    violations = [v for v in check_plan(_rac(standby=standby), CTX, SHARED_RULES) if v.rule == "rac-placement"]
+    assert [v.resource for v in violations] == ["rac"] and message in violations[0].message
+
+
+@pytest.mark.parametrize("racks, resources, message", [
+    (("A", "A"), ["rac"], "{'CUSTOM_RACK_A': 2}"),              # both nodes may land in one rack
+    (("A", None), ["n2", "rac"], "requires no failure-domain trait"),   # nothing keeps node 2 apart
+])
+def test_rac_nodes_not_kept_apart_by_rack_traits_is_a_violation(racks, resources, message):
+    violations = [v for v in check_plan(_rac(racks=racks), CTX, SHARED_RULES) if v.rule == "rac-placement"]
+    assert [v.resource for v in violations] == resources and message in violations[0].message
 
 
 def test_an_asm_volume_missing_on_a_node_is_a_violation():
     plan = _rac(attachments=[("v1", "n1", ()), ("v1", "n2", ("a-v1-n1",)), ("v2", "n1", ("a-v1-n2",))])
-    violations = check_plan(plan, CTX, SHARED_RULES)
+    violations = [v for v in check_plan(plan, CTX, SHARED_RULES) if v.rule != "rac-storage-reachable"]
     assert [(v.rule, v.resource) for v in violations] == [("asm-on-every-node", "v2")]
     assert "n2" in violations[0].message
 
@@ -224,14 +255,14 @@ def test_parallel_asm_attachments_are_a_violation():
 def test_asm_volumes_on_a_type_without_multiattach_is_a_violation():
     single = res("vtype", "vt", name="asm", extraSpecs={"volume_backend_name": "ceph-luks"})
     plan = Plan.of([single if r.name == "vt" else r for r in _rac()])
-    assert rule_ids(plan) == ["asm-on-every-node", "asm-on-every-node"]
+    assert rac_rule_ids(plan) == ["asm-on-every-node", "asm-on-every-node"]
 
 
 # -- the shipped environments ---------------------------------------------------------
 
 
 def test_every_rule_names_its_clause():
-    assert len({r.id for r in RULES}) == len(RULES) == 19
+    assert len({r.id for r in RULES}) == len(RULES) == 22
     assert all(("SecNumCloud" in r.clause or "HDS" in r.clause) and r.fix for r in RULES)
 
 
@@ -240,3 +271,35 @@ def test_shipped_environments_pass_every_rule(env, request):
     plan, provider = request.getfixturevalue(f"{env}_plan"), request.getfixturevalue(f"{env}_provider_plan")
     policy = load_policy(REPO / "infra" / "policy.yaml")
     assert check_plans(plan, provider, policy_context(policy, environment_region(REPO, env))) == []
+
+
+def test_the_bastion_is_reachable_through_a_floating_ip_and_only_from_the_operators(production_plan):
+    """Issue 20, finding 9: the bastion as modelled can be reached (a floating IP), by the operators only."""
+    fip = production_plan.get("national-bastion-fip")
+    assert fip is not None and fip.inputs["portId"] == "national-bastion-port.id"
+    ssh = [r for r in production_plan.of_type("openstack:networking/secGroupRule:SecGroupRule")
+           if r.inputs["securityGroupId"] == "national-bastion-sg.id" and r.inputs["direction"] == "ingress"]
+    assert [r.inputs["remoteIpPrefix"] for r in ssh] == ["192.0.2.0/28"]
+    without = Plan.of([r for r in production_plan if r.name != "national-bastion-fip"])
+    found = [(v.resource, v.message) for v in check_plan(without, CTX) if v.rule == "admin-from-bastion"]
+    assert found and found[0][0] == "national-bastion-sg" and "no floating IP" in found[0][1]
+
+
+def test_groups_keep_no_default_allow_all_egress():
+    """Issue 20, finding 9: every group deletes Neutron's allow-all egress and names where it may go."""
+    out = res("rule", "out", direction="egress", protocol="tcp", portRangeMin=443, portRangeMax=443,
+              remoteIpPrefix="10.100.4.0/22", securityGroupId="g.id")
+    explicit = Plan.of([res("sg", "g", deleteDefaultRules=True), out])
+    assert [v for v in check_plan(explicit, CTX) if v.rule == "explicit-egress"] == []
+    anywhere = res("rule", "anywhere", direction="egress", securityGroupId="g.id")
+    default = Plan.of([res("sg", "g"), out, anywhere])
+    assert sorted(v.resource for v in check_plan(default, CTX) if v.rule == "explicit-egress") == ["anywhere", "g"]
+
+
+def test_the_shipped_groups_have_explicit_egress(production_plan):
+    groups = production_plan.of_type("openstack:networking/secGroup:SecGroup")
+    assert groups and all(g.inputs.get("deleteDefaultRules") is True for g in groups)
+    egress = {r.name for r in production_plan.of_type("openstack:networking/secGroupRule:SecGroupRule")
+              if r.inputs["direction"] == "egress"}
+    assert {"national-bastion-ssh-out-1", "national-service-out", "samu-30-https-out",
+            "samu-30-telephony-out-sip-udp"} <= egress

@@ -39,7 +39,7 @@ def test_the_shipped_policy_file_is_valid_and_qualifies_both_environments_region
 
 
 @pytest.mark.parametrize("change, field, words", [
-    (("encrypted_backends: [ceph-luks]", "encrypted_backend: [ceph-luks]"), "storage.encrypted_backend",
+    (("encrypted_backends: [ceph-luks, array-iscsi]", "encrypted_backend: [ceph-luks]"), "storage.encrypted_backend",
      "unknown key"),
     (("zones: [fr-central-1, fr-central-2, fr-central-3]", "zones: []"), "regions.fr-central.zones",
      "at least 1"),

@@ -125,7 +125,10 @@ def test_each_injected_violation_is_reported_by_its_policy_on_its_resource(produ
     caught = {(policy, urn.rsplit("::", 1)[-1]) for policy, _, urn in reported if urn}
     # A stack policy sees secrets decrypted, so the pack checks credentials in the sources instead (below).
     expected = {(rule, name) for name, (_, _, rule) in INJECTED.items() if rule != "no-credential-literal"}
-    assert caught == expected
+    # The pack sees the customer's stack alone: without the provider's raised quotas, the two injected
+    # instances take the national project past Nova's default 10 (the shipped plan has exactly 10).
+    assert caught - expected == {("limits-hold", "telephony-node-4")}
+    assert expected <= caught
     assert all("SecNumCloud" in message or "HDS" in message for _, message, _ in reported)
 
 

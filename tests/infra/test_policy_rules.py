@@ -74,8 +74,8 @@ def ingress(name: str, group: str, protocol: str = "tcp", ports: tuple[int, int]
                securityGroupId=f"{group}.id", **source)
 
 
-PORTAL_SG = res("sg", "portal-sg", tags=["cutover-role=portal"])
-SERVICE_SG = res("sg", "service-sg", tags=["cutover-role=service"])
+PORTAL_SG = res("sg", "portal-sg", tags=["cutover-role=portal"], deleteDefaultRules=True)
+SERVICE_SG = res("sg", "service-sg", tags=["cutover-role=service"], deleteDefaultRules=True)
 
 
 # -- addresses: IPv4 and IPv6, anywhere on purpose ---------------------------------------
@@ -107,11 +107,11 @@ def test_anywhere_is_a_zero_length_prefix_of_either_family_on_purpose(source, an
 
 
 def test_an_ipv6_source_is_never_inside_an_ipv4_network_and_does_not_crash():
-    bastion = res("sg", "bastion-sg", tags=["cutover-role=bastion"])
+    bastion = res("sg", "bastion-sg", tags=["cutover-role=bastion"], deleteDefaultRules=True)
     v6_operators = ingress("ops6", "bastion-sg", ports=(22, 22), remoteIpPrefix="2001:db8:a0:1::/64")
     v6_wide = ingress("wide6", "bastion-sg", ports=(22, 22), remoteIpPrefix="2001:db8::/32")
     v6_admin = ingress("admin6", "admin-sg", ports=(22, 22), remoteIpPrefix="fd00::/8")
-    plan = Plan.of([bastion, res("sg", "admin-sg"), v6_operators, v6_wide, v6_admin, *networks("admin")])
+    plan = Plan.of([bastion, res("sg", "admin-sg", deleteDefaultRules=True), v6_operators, v6_wide, v6_admin, *networks("admin")])
     # Issue 20: a /32 and a /8 are wider than any organisation's /48 and inside no known network.
     assert sorted(found(plan)) == [("admin-from-bastion", "admin6"), ("admin-from-bastion", "wide6"),
                                    ("no-ingress-from-anywhere", "admin6"), ("no-ingress-from-anywhere", "wide6")]

@@ -23,7 +23,7 @@ def test_a_fourth_rac_node_adds_addresses_and_moves_none(project_copy, edit):
     assert diff.dangerous() == [] and diff.impossible() == []
     created = {c.name for c in diff.changes if c.op is Op.CREATE}
     assert {"rac-national-node-4", "rac-national-db-vip-4-port", "rac-national-node-4-public-port",
-            "rac-national-db-asm-data-node-4"} <= created
+            "rac-national-db-asm-data-1-node-4"} <= created
     assert not [c for c in diff.changes if c.op in (Op.DELETE, Op.REPLACE)]
     for change in (c for c in diff.changes if c.op is Op.UPDATE):
         # The existing public ports gain the new VIP as an allowed pair; no fixed IP and no pair changes.

@@ -74,17 +74,27 @@ def test_allocation_pools_leave_out_the_gateway_and_every_reserved_range():
                             gateway=False) == [("10.0.0.10", "10.0.0.199")]
 
 
+ASM = {"disk_groups": [{"name": "data", "luns": 2, "lun_gb": 1},
+                       {"name": "ocr", "luns": 3, "lun_gb": 1, "redundancy": "normal", "voting": True}]}
+
+
+RACKS = ["CUSTOM_RACK_A", "CUSTOM_RACK_B"]
+# db-a's Data Guard standby, in zone b (every primary has one).
+STANDBY = {"name": "db-b", "pool": "rac-b", "public_block": "10.0.5.64/26", "private_host_base": 32, "asm": ASM,
+           "failure_domains": RACKS, "standby_of": "db-a"}
+
+
 def _national(**changes: Any) -> dict[str, Any]:
     flavor = {"name": "bm", "resource_class": "CUSTOM_BM", "vcpus": 1, "ram_mb": 1, "disk_gb": 1}
     base: dict[str, Any] = {
-        "region": "r", "availability_zones": ["a"],
+        "region": "r", "availability_zones": ["a", "b"],
         "networks": {"admin": "10.0.0.0/24", "transit": "10.0.1.0/24", "service": "10.0.4.0/22",
                      "interconnect": "10.0.8.0/24", "interconnect_b": "10.0.10.0/24", "storage": "10.0.9.0/24"},
         "dns": {"zone": "db.example.", "email": "dns@example.org"},
         "baremetal_pools": [{"name": "rac-a", "flavor": flavor, "image": "i", "nodes": 3},
-                            {"name": "rac-b", "flavor": flavor, "image": "i", "nodes": 3}],
+                            {"name": "rac-b", "flavor": flavor, "image": "i", "nodes": 3, "availability_zones": ["b"]}],
         "rac_clusters": [{"name": "db-a", "pool": "rac-a", "public_block": "10.0.5.0/26",
-                          "asm": {"data_gb": 1, "fra_gb": 1, "voting_gb": 1}}],
+                          "asm": ASM, "failure_domains": RACKS}, STANDBY],
     }
     return base | changes
 
@@ -97,15 +107,26 @@ def test_the_reference_national_core_is_valid():
     ({"dns": None}, "a Designate zone for their SCAN names"),
     ({"networks": _national()["networks"] | {"interconnect_b": None}}, "two interconnect networks"),
     ({"rac_clusters": [{"name": "db-a", "pool": "rac-a", "public_block": "10.0.5.0/29",
-                        "asm": {"data_gb": 1, "fra_gb": 1, "voting_gb": 1}}]}, "a /28 at least"),
+                        "asm": ASM, "failure_domains": RACKS}]}, "a /28 at least"),
     ({"rac_clusters": [{"name": "db-a", "pool": "rac-a", "public_block": "10.0.5.0/28",
-                        "asm": {"data_gb": 1, "fra_gb": 1, "voting_gb": 1}}],
+                        "asm": ASM, "failure_domains": RACKS}],
       "baremetal_pools": [p | {"nodes": 5} for p in _national()["baremetal_pools"]]}, "holds at most 4 nodes"),
     ({"rac_clusters": [{"name": f"db-{x}", "pool": f"rac-{x}", "public_block": block,
-                        "asm": {"data_gb": 1, "fra_gb": 1, "voting_gb": 1}}
+                        "asm": ASM, "failure_domains": RACKS}
                        for x, block in (("a", "10.0.5.0/26"), ("b", "10.0.5.64/26"))]}, "private host ranges overlap"),
     ({"migration": {"legacy_networks": ["10.0.4.0/24"], "legacy_vpn_peer": "198.51.100.7", "until": "2027-06-30"}},
      "overlaps networks.service"),
+    # Placement (issue 20, finding 5): racks of one zone, named by the provider's traits.
+    ({"rac_clusters": [{"name": "db-a", "pool": "rac-a", "public_block": "10.0.5.0/26", "asm": ASM,
+                        "failure_domains": ["CUSTOM_RACK_A"]}, STANDBY]}, "2 failure domains at least"),
+    ({"rac_clusters": [{"name": "db-a", "pool": "rac-a", "public_block": "10.0.5.0/26", "asm": ASM,
+                        "failure_domains": RACKS}]}, "has no Data Guard standby"),
+    ({"rac_clusters": [{"name": "db-a", "pool": "rac-a", "public_block": "10.0.5.0/26", "asm": ASM,
+                        "failure_domains": RACKS}, STANDBY | {"availability_zone": "a"}]}, "is not a zone of pool"),
+    ({"rac_clusters": [{"name": "db-a", "pool": "rac-a", "public_block": "10.0.5.0/26", "asm": ASM,
+                        "failure_domains": RACKS}, STANDBY | {"standby_of": "db-z"}]}, "not a primary cluster"),
+    ({"rac_clusters": [{"name": "db-a", "pool": "rac-a", "public_block": "10.0.5.0/26", "asm": ASM,
+                        "failure_domains": RACKS, "availability_zone": "elsewhere"}]}, "is not a zone of pool"),
 ])
 def test_a_rac_layout_that_cannot_keep_its_addresses_is_refused(change, message):
     with pytest.raises(ValueError, match=message):
@@ -113,13 +134,40 @@ def test_a_rac_layout_that_cannot_keep_its_addresses_is_refused(change, message)
 
 
 def test_private_host_base_separates_two_clusters():
-    clusters = [{"name": f"db-{x}", "pool": f"rac-{x}", "public_block": block, "private_host_base": base,
-                 "asm": {"data_gb": 1, "fra_gb": 1, "voting_gb": 1}}
-                for x, block, base in (("a", "10.0.5.0/26", 16), ("b", "10.0.5.64/26", 32))]
-    national = NationalCore.model_validate(_national(rac_clusters=clusters))
+    national = NationalCore.model_validate(_national())
     reserved = national.reserved_hosts()
-    assert [(str(lo), str(hi)) for lo, hi in reserved["storage"]] == [("10.0.9.16", "10.0.9.31"),
-                                                                       ("10.0.9.32", "10.0.9.47")]
+    assert [(str(lo), str(hi)) for lo, hi in reserved["interconnect"]] == [("10.0.8.16", "10.0.8.31"),
+                                                                            ("10.0.8.32", "10.0.8.47")]
+
+
+def test_a_provider_storage_path_keeps_the_portals_and_every_clusters_nodes_out_of_dhcp():
+    storage = {"encrypted_backend": "b", "paths": [
+        {"network": "storage-a", "cidr": "10.0.12.0/24", "portals": ["10.0.12.5"]},
+        {"network": "storage-b", "cidr": "10.0.13.0/24", "portals": ["10.0.13.5"]}]}
+    national = NationalCore.model_validate(_national(storage=storage))
+    assert national.storage is not None
+    reserved = national.storage_path_reserved(national.storage.paths[1])
+    assert [(str(lo), str(hi)) for lo, hi in reserved] == [("10.0.13.5", "10.0.13.5"), ("10.0.13.16", "10.0.13.31"),
+                                                           ("10.0.13.32", "10.0.13.47")]
+
+
+@pytest.mark.parametrize("storage, message", [
+    ({"encrypted_backend": "b"}, "two storage networks"),
+    ({"encrypted_backend": "b", "paths": [{"network": "storage-a", "cidr": "10.0.12.0/24", "portals": ["10.0.12.5"]}]},
+     "2 networks"),
+    ({"encrypted_backend": "b", "paths": [{"network": "storage-a", "cidr": "10.0.12.0/24", "portals": ["10.0.12.5"]},
+                                          {"network": "storage-a", "cidr": "10.0.13.0/24", "portals": ["10.0.13.5"]}]},
+     "two networks that do not overlap"),
+    ({"encrypted_backend": "b", "paths": [{"network": "storage-a", "cidr": "10.0.12.0/24", "portals": ["10.0.12.17"]},
+                                          {"network": "storage-b", "cidr": "10.0.13.0/24", "portals": ["10.0.13.5"]}]},
+     "sit in the nodes' private hosts"),
+    ({"encrypted_backend": "b", "paths": [{"network": "storage-a", "cidr": "10.0.4.0/24", "portals": ["10.0.4.5"]},
+                                          {"network": "storage-b", "cidr": "10.0.13.0/24", "portals": ["10.0.13.5"]}]},
+     "overlaps networks.service"),
+])
+def test_rac_storage_paths_that_cannot_give_two_paths_are_refused(storage, message):
+    with pytest.raises(ValueError, match=message):
+        NationalCore.model_validate(_national(storage=storage))
 
 
 def test_two_pools_naming_one_flavor_differently_are_refused():
@@ -133,3 +181,11 @@ def test_two_pools_naming_one_flavor_differently_are_refused():
     NationalCore.model_validate({**base, "baremetal_pools": [pool("one", 8), pool("two", 8)]})  # the same flavor
     with pytest.raises(ValueError, match="both name flavor 'bm.shared' with different specs"):
         NationalCore.model_validate({**base, "baremetal_pools": [pool("one", 8), pool("two", 16)]})
+
+
+def test_each_rac_node_boots_its_racks_flavor_in_turn():
+    national = NationalCore.model_validate(_national())
+    flavors = national.rac_flavors(national.rac_clusters[0])
+    assert [(f.name, trait) for f, trait in flavors] == [("bm.rack-a", "CUSTOM_RACK_A"), ("bm.rack-b", "CUSTOM_RACK_B"),
+                                                         ("bm.rack-a", "CUSTOM_RACK_A")]
+    assert national.rac_zone(national.rac_clusters[0]) == "a"

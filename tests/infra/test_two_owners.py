@@ -28,7 +28,8 @@ def test_the_provider_plan_holds_projects_flavors_their_access_the_asm_type_and_
                                                                                      production_plan):
     types = production_provider_plan.count_by_type()
     assert types["openstack:identity/project:Project"] == len(production_plan.of_type("cutover:samu:Tenant"))
-    assert types["openstack:compute/flavor:Flavor"] == types["openstack:compute/flavorAccess:FlavorAccess"] == 2
+    # The telephony pool's flavor, and the RAC clusters' per rack (3 for the primary, 2 for the standby).
+    assert types["openstack:compute/flavor:Flavor"] == types["openstack:compute/flavorAccess:FlavorAccess"] == 6
     assert types["openstack:blockstorage/volumeTypeV3:VolumeTypeV3"] == 1
     # Finding 9: the private ASM type is granted to the national project.
     access = production_provider_plan.get("volume-type-rac-asm-multiattach-access").inputs
@@ -36,7 +37,13 @@ def test_the_provider_plan_holds_projects_flavors_their_access_the_asm_type_and_
                       "projectId": "2c9d4e7a6b1f4c03a8e5d1f0b7a93e64"}
     assert "openstack:networking/quotaV2:QuotaV2" in types and "openstack:compute/quotaSetV2:QuotaSetV2" in types
     # Every admin-only resource is the provider's: the customer's plan reads them by name.
-    assert all(r.type in ADMIN_ONLY_TYPES for r in production_provider_plan if not r.is_component)
+    # The provider program holds admin-only resources, and the storage networks (provider networks: a VLAN
+    # segment) with their subnets and their share to the national project.
+    storage = {f"{kind}-{name}" for kind in ("network", "subnet") for name in ("storage-a", "storage-b")}
+    storage |= {f"network-{name}-share" for name in ("storage-a", "storage-b")}
+    assert all(r.type in ADMIN_ONLY_TYPES or r.name in storage for r in production_provider_plan
+               if not r.is_component)
+    assert storage <= {r.name for r in production_provider_plan}
 
 
 def test_customer_references_resolve_to_provider_resources(production_plan, production_provider_plan):

@@ -39,6 +39,11 @@ class BareMetalPoolArgs:
     protect: bool = False  # database nodes: `pulumi up` refuses to delete them while protected
     key_pair: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    # Per node, the flavor it boots with (a failure domain's: RAC); None: the pool's flavor for every node.
+    node_flavors: Sequence[str] | None = None
+    # Nova's anti-affinity group counts per nova-compute host; with Ironic one nova-compute serves many
+    # nodes, so a RAC pool is spread by its flavors' failure-domain traits instead.
+    anti_affinity: bool = True
 
 
 class BareMetalPool(pulumi.ComponentResource):
@@ -49,21 +54,20 @@ class BareMetalPool(pulumi.ComponentResource):
     """
 
     instance_ids: list[pulumi.Output[str]]
-    server_group_id: pulumi.Output[str]
 
     def __init__(self, name: str, args: BareMetalPoolArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("cutover:compute:BareMetalPool", name, None, opts)
         self.pool_name = name
         self.args = args
-        flavor_id = self._flavor_id()
         group = openstack.compute.ServerGroup(
             f"{name}-anti-affinity", name=f"{name}-anti-affinity", policies="anti-affinity",  # pulumi-openstack 5.x types it as one string
             opts=pulumi.ResourceOptions(parent=self),
-        )
-        self.server_group_id = group.id
-        self.instances = [self._node(i, flavor_id, group) for i in range(1, args.nodes + 1)]
+        ) if args.anti_affinity else None
+        flavors = list(args.node_flavors or [args.flavor.name] * args.nodes)
+        ids = {name: self._flavor_id(name) for name in dict.fromkeys(flavors)}
+        self.instances = [self._node(i, ids[flavors[i - 1]], group) for i in range(1, args.nodes + 1)]
         self.instance_ids = [instance.id for instance in self.instances]
-        self.register_outputs({"instanceIds": self.instance_ids, "serverGroupId": self.server_group_id})
+        self.register_outputs({"instanceIds": self.instance_ids})
 
     def zone_of(self, node: int) -> str:
         """Nodes go round-robin over the zones: node 1 in the first, node 2 in the second..."""
@@ -73,10 +77,10 @@ class BareMetalPool(pulumi.ComponentResource):
     def node_name(self, node: int) -> str:
         return f"{self.pool_name}-node-{node}"
 
-    def _flavor_id(self) -> pulumi.Output[str]:
+    def _flavor_id(self, name: str) -> pulumi.Output[str]:
         # By id: a flavor name is not unique across projects; a private one is
         # listed to the national project only once the provider granted access.
-        return openstack.compute.get_flavor_output(name=self.args.flavor.name, is_public=False).id
+        return openstack.compute.get_flavor_output(name=name, is_public=False).id
 
     def _port(self, node: int, nic: Nic) -> openstack.networking.Port:
         fixed = nic.fixed_ips[node - 1] if nic.fixed_ips else None
@@ -96,7 +100,7 @@ class BareMetalPool(pulumi.ComponentResource):
         )
 
     def _node(self, node: int, flavor_id: pulumi.Output[str],
-              group: openstack.compute.ServerGroup) -> openstack.compute.Instance:
+              group: openstack.compute.ServerGroup | None) -> openstack.compute.Instance:
         ports = [self._port(node, nic) for nic in self.args.nics]
         return openstack.compute.Instance(
             self.node_name(node),
@@ -106,7 +110,7 @@ class BareMetalPool(pulumi.ComponentResource):
             key_pair=self.args.key_pair,
             availability_zone=self.zone_of(node),
             networks=[openstack.compute.InstanceNetworkArgs(port=p.id) for p in ports],
-            scheduler_hints=[openstack.compute.InstanceSchedulerHintArgs(group=group.id)],
+            scheduler_hints=[openstack.compute.InstanceSchedulerHintArgs(group=group.id)] if group else None,
             metadata={OWNER_TAG: NATIONAL_OWNER, **self.args.metadata, "pool": self.pool_name},
             opts=pulumi.ResourceOptions(parent=self, protect=self.args.protect or None),
         )

@@ -55,6 +55,23 @@ def add_ingress(
     )
 
 
+def add_egress(
+    owner: pulumi.Resource,
+    security_group_id: pulumi.Input[str],
+    rule: Ingress,
+    *,
+    provider: pulumi.ProviderResource | None = None,
+) -> openstack.networking.SecGroupRule:
+    """One egress rule (``rule.source_cidr`` is the destination): the groups delete Neutron's allow-all egress."""
+    low, high = rule.ports if rule.ports else (None, None)
+    return openstack.networking.SecGroupRule(
+        rule.name, direction="egress", ethertype="IPv4", protocol=rule.protocol or None,
+        port_range_min=low, port_range_max=high, remote_ip_prefix=rule.source_cidr,
+        security_group_id=security_group_id, description=rule.name,
+        opts=pulumi.ResourceOptions(parent=owner, provider=provider),
+    )
+
+
 @dataclass(frozen=True)
 class IpsecSite:
     """An IPsec site-to-site connection from a Neutron router to a remote gateway.

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_openstack as openstack
 
-from cutover.infra.components.common import ROLE_TAG, Ingress, IpsecSite, add_ingress, add_ipsec_site
+from cutover.infra.components.common import ROLE_TAG, Ingress, IpsecSite, add_egress, add_ingress, add_ipsec_site
 from cutover.model.national import Migration
 
 PSK_KEY = "legacy"  # vpnPresharedKeys["legacy"] in the stack's secret config
@@ -45,12 +45,15 @@ class DataGuardPath(pulumi.ComponentResource):
         group = openstack.networking.SecGroup(
             f"{name}-sg", name=name,
             description=f"Data Guard redo from the legacy platform, port {spec.redo_port}, until {spec.until}",
-            tags=[f"{ROLE_TAG}=dataguard-redo", f"cutover-until={spec.until.isoformat()}"],
+            tags=[f"{ROLE_TAG}=dataguard-redo", f"cutover-until={spec.until.isoformat()}"], delete_default_rules=True,
             opts=pulumi.ResourceOptions(parent=self),
         )
         for i, network in enumerate(spec.legacy_networks, start=1):
             add_ingress(self, group.id, Ingress(f"{name}-from-legacy-{i}", "tcp", (spec.redo_port, spec.redo_port),
                                                 str(network)))
+            # After the switchover the cloud is primary and ships redo back to the legacy standby.
+            add_egress(self, group.id, Ingress(f"{name}-to-legacy-{i}", "tcp", (spec.redo_port, spec.redo_port),
+                                               str(network)))
         add_ipsec_site(self, IpsecSite(
             prefix=f"{name}-legacy", router_id=args.national_router_id, local_subnet_ids=[args.service_subnet_id],
             peer_address=str(spec.legacy_vpn_peer), peer_cidrs=[str(n) for n in spec.legacy_networks],

@@ -8,7 +8,15 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_openstack as openstack
 
-from cutover.infra.components.common import NATIONAL_OWNER, OWNER_TAG, ROLE_TAG, Ingress, add_ingress, zone_tags
+from cutover.infra.components.common import (
+    NATIONAL_OWNER,
+    OWNER_TAG,
+    ROLE_TAG,
+    Ingress,
+    add_egress,
+    add_ingress,
+    zone_tags,
+)
 from cutover.model.national import AddressRange, Bastion, DnsZone, NationalNetworks, Storage, allocation_pools
 
 ROUTED_ZONES = ("admin", "service", "transit")  # interconnect and storage are never routed
@@ -16,7 +24,7 @@ ISOLATED_ZONES = ("interconnect", "storage")
 
 ORACLE_LISTENER = (1521, 1521)
 ORACLE_ONS = (6200, 6200)
-STORAGE_PORTS = {"iscsi": (3260, 3260), "nfs": (2049, 2049)}
+ISCSI_PORT = 3260
 # Oracle's interconnect carries cache-fusion blocks (8 KiB and more): jumbo
 # frames keep a block in one frame instead of six.
 INTERCONNECT_MTU = 9000
@@ -55,6 +63,7 @@ class NationalCoreArgs:
     # Per network key, the fixed-address ranges kept out of DHCP (NationalCore.reserved_hosts).
     reserved_hosts: dict[str, list[AddressRange]] = field(default_factory=dict)
     transit_shards: list[TransitShard] = field(default_factory=list)
+    tenant_pool: str | None = None  # the SAMUs' networks: the bastion's SSH reaches them
 
 
 class NationalCore(pulumi.ComponentResource):
@@ -148,8 +157,9 @@ class NationalCore(pulumi.ComponentResource):
         return router.id
 
     def _group(self, key: str, description: str) -> openstack.networking.SecGroup:
+        # Neutron's default allow-all egress rules are deleted: the group's egress rules say where its ports go.
         return openstack.networking.SecGroup(
-            f"national-{key}-sg", name=f"national-{key}", description=description,
+            f"national-{key}-sg", name=f"national-{key}", description=description, delete_default_rules=True,
             tags=[f"{ROLE_TAG}={key}"], opts=self._child(),
         )
 
@@ -160,12 +170,25 @@ class NationalCore(pulumi.ComponentResource):
             add_ingress(self, bastion.id, Ingress(f"national-bastion-ssh-{i}", "tcp", (22, 22), str(source)))
         admin = self._group("admin", "SSH from the bastion only")
         add_ingress(self, admin.id, Ingress("national-admin-ssh", "tcp", (22, 22), source_group_id=bastion.id))
+        # Out: the bastion only opens SSH to the national networks and the SAMUs' (the admin group, none).
+        ssh_to = [str(nets.admin), str(nets.service), *([self.args.tenant_pool] if self.args.tenant_pool else [])]
+        for i, destination in enumerate(ssh_to, start=1):
+            add_egress(self, bastion.id, Ingress(f"national-bastion-ssh-out-{i}", "tcp", (22, 22), destination))
         service = self._group("service", "Oracle listener and ONS inside the service network")
         add_ingress(self, service.id, Ingress("national-service-listener", "tcp", ORACLE_LISTENER, str(nets.service)))
         add_ingress(self, service.id, Ingress("national-service-ons", "tcp", ORACLE_ONS, str(nets.service)))
-        storage = self._group("storage", "iSCSI and NFS inside the storage network")
-        for proto, ports in STORAGE_PORTS.items():
-            add_ingress(self, storage.id, Ingress(f"national-storage-{proto}", "tcp", ports, str(nets.storage)))
+        # Out: inside the service network only (listeners, ONS, Data Guard to the standby, DNS, NTP).
+        add_egress(self, service.id, Ingress("national-service-out", "", None, str(nets.service)))
+        # The RAC nodes' ports on the provider's storage networks: they only log in to the array's portals.
+        storage = self._group("storage", "iSCSI from the RAC nodes to the storage array's portals; nothing in")
+        for path in self.args.storage.paths:
+            for i, portal in enumerate(path.portals, start=1):
+                openstack.networking.SecGroupRule(
+                    f"national-storage-{path.network}-portal-{i}", direction="egress", ethertype="IPv4",
+                    protocol="tcp", port_range_min=ISCSI_PORT, port_range_max=ISCSI_PORT,
+                    remote_ip_prefix=f"{portal}/32", security_group_id=storage.id,
+                    description=f"iSCSI to portal {portal} on {path.network}", opts=self._child(),
+                )
         # Each SAMU tenant adds SIP/RTP from its own premises (SamuTenant), nothing wider.
         telephony = self._group("telephony", "SIP and RTP from each SAMU's premises to the national telephony pool")
         return {"bastion": bastion.id, "admin": admin.id, "service": service.id, "storage": storage.id,
@@ -177,6 +200,12 @@ class NationalCore(pulumi.ComponentResource):
             "national-bastion-port", network_id=self.network_ids["admin"],
             fixed_ips=[openstack.networking.PortFixedIpArgs(subnet_id=self.subnet_ids["admin"])],
             security_group_ids=[self.security_group_ids["bastion"]], opts=self._child(),
+        )
+        # The operators' way in: a public address, SSH admitted from their networks only (group national-bastion).
+        openstack.networking.FloatingIp(
+            "national-bastion-fip", pool=openstack.networking.get_network_output(
+                network_id=self.args.external_network_id).name,
+            port_id=port.id, description="the bastion: SSH from the operators' networks only", opts=self._child(),
         )
         openstack.compute.Instance(
             "national-bastion", name="national-bastion", flavor_name=spec.flavor, image_name=spec.image,

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pulumi
+import pulumi_openstack as openstack
 
 from cutover.infra.components.baremetal import BareMetalPool, BareMetalPoolArgs, Nic
 from cutover.infra.components.migration import PSK_KEY, DataGuardPath, DataGuardPathArgs
@@ -72,8 +73,8 @@ def _psk_of(keys: dict, code: str) -> str:
 
 def build_platform(inventory: Inventory, psk: PskSource) -> Platform:
     national = require_infrastructure(inventory)
-    core = _core(national, transit_shards(inventory))
     pool = inventory.settings.cutover_tenant_pool
+    core = _core(national, transit_shards(inventory), str(pool) if pool is not None else None)
     assert pool is not None
     tenants = {tenant_name(s.code): _tenant(s, national, core, psk, pool) for s in _in_code_order(inventory)}
     data_guard = _data_guard(national, core, psk)
@@ -121,14 +122,14 @@ def _premises_summary(mine: list[ipaddress.IPv4Network],
     return list(ipaddress.collapse_addresses(mine))
 
 
-def _core(national: NationalSpec, shards: list[TransitShard]) -> NationalCore:
+def _core(national: NationalSpec, shards: list[TransitShard], tenant_pool: str | None = None) -> NationalCore:
     assert national.external_network_id and national.networks and national.bastion and national.storage
     return NationalCore("national", NationalCoreArgs(
         region=national.region, availability_zones=list(national.availability_zones),
         external_network_id=national.external_network_id, networks=national.networks,
         bastion=national.bastion, storage=national.storage,
         dns_nameservers=[str(ip) for ip in national.dns_nameservers], dns=national.dns,
-        reserved_hosts=national.reserved_hosts(), transit_shards=shards,
+        reserved_hosts=national.reserved_hosts(), transit_shards=shards, tenant_pool=tenant_pool,
     ))
 
 
@@ -171,16 +172,23 @@ def _rac(name: str, national: NationalSpec, core: NationalCore, extra_groups: li
     networks = RacNetworks(
         public_network_id=nets["service"], public_subnet_id=subnets["service"],
         interconnects=[(nets[key], subnets[key]) for key in national.networks.interconnects()],
-        storage_network_id=nets["storage"], storage_subnet_id=subnets["storage"],
+        storage_paths=[storage_path(path.network) for path in national.storage.paths],
         public_security_group_ids=[sg["service"], sg["admin"], *extra_groups],
         storage_security_group_ids=[sg["storage"]], cidrs=national.networks,
     )
     return RacCluster(name, RacClusterArgs(
-        cluster=cluster, pool=pool, availability_zones=national.zones_of(pool), networks=networks,
+        cluster=cluster, pool=pool, availability_zones=[national.rac_zone(cluster)], networks=networks,
+        node_flavors=[flavor.name for flavor, _ in national.rac_flavors(cluster)],
         asm_volume_type=core.asm_volume_type, storage=national.storage,
         dns=national.dns, dns_zone_id=core.dns_zone_id,
         key_pair=national.bastion.key_pair if national.bastion else None,
     ))
+
+
+def storage_path(name: str) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
+    """A provider storage network and its subnet, read by name (``infra/provider`` creates and shares them)."""
+    return (openstack.networking.get_network_output(name=name).id,
+            openstack.networking.get_subnet_output(name=name).id)
 
 
 def _service_pool(name: str, national: NationalSpec, core: NationalCore) -> BareMetalPool:
@@ -204,10 +212,16 @@ def build_provider_grants(inventory: Inventory) -> ProviderGrants:
     national = require_infrastructure(inventory)
     assert national.project_id is not None and national.storage is not None
     projects = {tenant_name(s.code): f"SAMU {s.code} {s.name}" for s in _in_code_order(inventory)}
-    flavors = list({p.flavor.name: p.flavor for p in national.baremetal_pools}.values())
+    rac_pools = {c.pool for c in national.rac_clusters}
+    # A RAC cluster's nodes boot one flavor per failure domain (rack), each requiring the rack's trait.
+    rac_flavors = [pair for c in national.rac_clusters for pair in national.rac_flavors(c)]
+    traits = {flavor.name: trait for flavor, trait in rac_flavors}
+    flavors = list({f.name: f for f in [*(p.flavor for p in national.baremetal_pools if p.name not in rac_pools),
+                                         *(flavor for flavor, _ in rac_flavors)]}.values())
     return ProviderGrants("provider", ProviderGrantsArgs(
-        national_project_id=national.project_id, tenant_projects=projects, flavors=flavors,
+        national_project_id=national.project_id, tenant_projects=projects, flavors=flavors, flavor_traits=traits,
         storage=national.storage, quotas=national_quotas(national, len(projects)), region=national.region,
+        storage_reserved={p.network: national.storage_path_reserved(p) for p in national.storage.paths},
     ))
 
 
@@ -215,7 +229,7 @@ def national_quotas(national: NationalSpec, samus: int) -> Quotas:
     """The national project's quotas, with room to grow: Nova's and Neutron's defaults are far too low.
 
     Per SAMU the national project holds an HTTPS rule on the service group, three
-    SIP/RTP rules on the telephony group and an RBAC share; per shard of the tenant
+    SIP/RTP rules in and three out on the telephony group and an RBAC share; per shard of the tenant
     pool a transit router (up to TRANSIT_SHARDS) and its port.
     """
     nodes = sum(p.nodes for p in national.baremetal_pools)
@@ -225,7 +239,7 @@ def national_quotas(national: NationalSpec, samus: int) -> Quotas:
         instances=2 * (nodes + 1), server_groups=2 * len(national.baremetal_pools) + 2,
         server_group_members=2 * max((p.nodes for p in national.baremetal_pools), default=1),
         routers=2 + TRANSIT_SHARDS, ports=max(500, 2 * (nodes * nics + rac_ports + samus)),
-        security_groups=20, security_group_rules=max(100, 2 * (30 + 4 * samus)), subnets=20, networks=20,
+        security_groups=20, security_group_rules=max(100, 2 * (40 + 7 * samus)), subnets=20, networks=20,
     )
 
 

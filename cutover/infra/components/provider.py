@@ -17,15 +17,17 @@ Logical names are ``<kind>-<OpenStack name>`` (``flavor-bm.rac.xl``,
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_openstack as openstack
 
 from cutover.infra.components.common import SAMU_TAG, zone_tags
-from cutover.model.national import BareMetalFlavor, Storage
+from cutover.model.national import AddressRange, BareMetalFlavor, Storage, allocation_pools
 
 # The Ironic resource class is the only thing Nova schedules a bare-metal flavor on.
+STORAGE_MTU = 9000  # iSCSI with jumbo frames: the storage fabric must carry them end to end
 STANDARD_RESOURCES_OFF = {"resources:VCPU": "0", "resources:MEMORY_MB": "0", "resources:DISK_GB": "0"}
 
 
@@ -58,10 +60,14 @@ class ProviderGrantsArgs:
     quotas: Quotas
     region: str | None = None
     tags: dict[str, list[str]] = field(default_factory=dict)
+    # Per storage path (network name), the addresses its DHCP keeps out: the array's portals, the RAC nodes'.
+    storage_reserved: dict[str, list[AddressRange]] = field(default_factory=dict)
+    # Flavor name -> the Ironic trait it requires: a RAC node's failure domain (a rack of the zone).
+    flavor_traits: dict[str, str] = field(default_factory=dict)
 
 
 class ProviderGrants(pulumi.ComponentResource):
-    """Projects, private flavors and their access, the ASM volume type and its access, quotas."""
+    """Projects, private flavors and their access, the ASM volume type and its access, storage networks, quotas."""
 
     def __init__(self, name: str, args: ProviderGrantsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("cutover:provider:Grants", name, None, opts)
@@ -75,6 +81,8 @@ class ProviderGrants(pulumi.ComponentResource):
         for flavor in args.flavors:
             self._flavor(flavor)
         self._asm_volume_type()
+        for path in args.storage.paths:
+            self._storage_network(path.network, str(path.cidr))
         self._quotas()
         self.register_outputs({})
 
@@ -84,7 +92,8 @@ class ProviderGrants(pulumi.ComponentResource):
     def _flavor(self, spec: BareMetalFlavor) -> None:
         flavor = openstack.compute.Flavor(
             lookup_name("flavor", spec.name), name=spec.name, vcpus=spec.vcpus, ram=spec.ram_mb, disk=spec.disk_gb,
-            is_public=False, extra_specs={f"resources:{spec.resource_class}": "1", **STANDARD_RESOURCES_OFF},
+            is_public=False, extra_specs={f"resources:{spec.resource_class}": "1", **STANDARD_RESOURCES_OFF,
+                                          **self._trait_spec(spec.name)},
             opts=self._child(),
         )
         # A private flavor is usable (and listed) only by the projects granted access to it.
@@ -93,18 +102,49 @@ class ProviderGrants(pulumi.ComponentResource):
             opts=self._child(),
         )
 
+    def _trait_spec(self, flavor: str) -> dict[str, str]:
+        # Placement schedules the node only on an Ironic node carrying the trait (its rack).
+        trait = self.args.flavor_traits.get(flavor)
+        return {f"trait:{trait}": "required"} if trait else {}
+
     def _asm_volume_type(self) -> None:
         storage = self.args.storage
         volume_type = openstack.blockstorage.VolumeTypeV3(
             lookup_name("volume-type", storage.asm_volume_type), name=storage.asm_volume_type,
             description="Oracle ASM disks: multi-attach, on the encrypted backend", is_public=False,
-            extra_specs={"multiattach": "<is> True", "volume_backend_name": storage.encrypted_backend},
+            extra_specs={"multiattach": "<is> True", "volume_backend_name": storage.rac_backend},
             opts=self._child(),
         )
         # Private: only the national project may create volumes of this type.
         openstack.blockstorage.VolumeTypeAccessV3(
             f"{lookup_name('volume-type', storage.asm_volume_type)}-access", volume_type_id=volume_type.id,
             project_id=self.args.national_project_id, opts=self._child(),
+        )
+
+    def _storage_network(self, name: str, cidr: str) -> None:
+        """A VLAN of the storage fabric, where the array's iSCSI portals are, shared with the national project.
+
+        A provider network (its segment names the physical network): admin-only. The
+        bare-metal nodes get a NIC on it through networking-generic-switch (the switch
+        port joins the VLAN); jumbo frames end to end are the provider's to confirm.
+        """
+        network = openstack.networking.Network(
+            lookup_name("network", name), name=name, admin_state_up=True, mtu=STORAGE_MTU,
+            segments=[openstack.networking.NetworkSegmentArgs(network_type="vlan", physical_network=name)],
+            tags=zone_tags("storage"), opts=self._child(),
+        )
+        reserved = self.args.storage_reserved.get(name, [])
+        openstack.networking.Subnet(
+            lookup_name("subnet", name), name=name, network_id=network.id, cidr=cidr, ip_version=4,
+            enable_dhcp=True, no_gateway=True, tags=zone_tags("storage"),
+            allocation_pools=[openstack.networking.SubnetAllocationPoolArgs(start=start, end=end) for start, end
+                              in allocation_pools(ipaddress.IPv4Network(cidr), reserved, gateway=False)] or None,
+            opts=self._child(),
+        )
+        # To the national project only: its RAC nodes plug into it; no other project sees the array.
+        openstack.networking.RbacPolicyV2(
+            f"{lookup_name('network', name)}-share", action="access_as_shared", object_type="network",
+            object_id=network.id, target_tenant=self.args.national_project_id, opts=self._child(),
         )
 
     def _quotas(self) -> None:

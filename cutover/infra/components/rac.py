@@ -2,16 +2,18 @@
 
 The nodes are Ironic instances, and Nova's ironic driver cannot attach a
 volume (the Nova feature support matrix lists attach, detach and extend as
-missing for Ironic). So the ASM volumes reach the nodes over iSCSI on the
-storage network: a Cinder attachment per volume and node
-(``blockstorage.VolumeAttach``) names the node's initiator and storage
-address, and the backend exports the volume to it; the node logs in,
-multipaths and names the disks itself (``playbooks/rac_storage.yml``).
+missing for Ironic). So the ASM disks are LUNs of the provider's storage array
+(a Cinder iSCSI backend), reached over the provider's two storage networks: each
+node has one NIC on each (two paths), and a Cinder attachment per LUN and node
+(``blockstorage.VolumeAttach``) names the node's initiator, so the array maps
+the LUN to it; the node logs in on both paths, multipaths and lays the disks out
+for ASM itself (``playbooks/rac_storage.yml``, inventory group ``rac_nodes``).
 """
 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pulumi
@@ -19,9 +21,13 @@ import pulumi_openstack as openstack
 
 from cutover.infra.components.baremetal import BareMetalPool, BareMetalPoolArgs, Nic
 from cutover.infra.components.common import NATIONAL_OWNER, OWNER_TAG
+from cutover.model.national import AsmDisk, DnsZone, NationalNetworks, Storage, private_address, rac_addresses
 from cutover.model.national import BareMetalPool as PoolSpec
-from cutover.model.national import DnsZone, NationalNetworks, Storage, private_address, rac_addresses
 from cutover.model.national import RacCluster as RacSpec
+
+# Volume metadata the policy reads (rule rac-storage-reachable) and the playbook lays out.
+ASM_DISK_GROUP, ASM_FAILURE_GROUP, ASM_VOTING = "asm-disk-group", "asm-failure-group", "asm-voting"
+STANDBY_OF = "dataguard-standby-of"  # on a standby cluster's nodes: the primary cluster it protects
 
 
 @dataclass(frozen=True)
@@ -32,8 +38,8 @@ class RacNetworks:
     public_subnet_id: pulumi.Input[str]
     # Two for Oracle HAIP, in order; (network id, subnet id) each.
     interconnects: list[tuple[pulumi.Input[str], pulumi.Input[str]]]
-    storage_network_id: pulumi.Input[str]
-    storage_subnet_id: pulumi.Input[str]
+    # The provider's storage networks, one per path: (network id, subnet id) each, in Storage.paths order.
+    storage_paths: list[tuple[pulumi.Input[str], pulumi.Input[str]]]
     public_security_group_ids: list[pulumi.Input[str]]
     storage_security_group_ids: list[pulumi.Input[str]]
     cidrs: NationalNetworks  # for the nodes' fixed private addresses
@@ -50,6 +56,7 @@ class RacClusterArgs:
     dns: DnsZone | None = None
     dns_zone_id: pulumi.Input[str] | None = None
     key_pair: str | None = None
+    node_flavors: list[str] | None = None  # per node: its failure domain's flavor (NationalCore.rac_flavors)
 
 
 class RacCluster(pulumi.ComponentResource):
@@ -119,38 +126,59 @@ class RacCluster(pulumi.ComponentResource):
                 fixed_ips=self._private_ips(nets.cidrs.by_zone()[key]))
             for key, (network_id, subnet_id) in zip(keys, nets.interconnects, strict=True)
         ]
-        storage = Nic("storage", nets.storage_network_id, nets.storage_subnet_id, nets.storage_security_group_ids,
-                      fixed_ips=self.storage_addresses())
+        # One NIC per storage path: losing a switch, a NIC or a network leaves the other path (multipath).
+        storage = [Nic(path.network, network_id, subnet_id, nets.storage_security_group_ids,
+                       fixed_ips=self._private_ips(path.cidr))
+                   for path, (network_id, subnet_id) in zip(self.args.storage.paths, nets.storage_paths, strict=True)]
         return BareMetalPoolArgs(
             flavor=pool.flavor, image=pool.image, nodes=pool.nodes, availability_zones=self.args.availability_zones,
-            nics=[public, *interconnects, storage], key_pair=self.args.key_pair,
+            nics=[public, *interconnects, *storage], key_pair=self.args.key_pair,
             protect=True,
-            metadata={"rac-cluster": self.cluster_name},
+            metadata={"rac-cluster": self.cluster_name,
+                      **({STANDBY_OF: self.args.cluster.standby_of} if self.args.cluster.standby_of else {})},
+            node_flavors=self.args.node_flavors, anti_affinity=False,
         )
 
     def storage_addresses(self) -> list[str]:
-        return self._private_ips(self.args.networks.cidrs.storage)
+        """Each node's address on the first storage path: the address its Cinder attachments name."""
+        return self._private_ips(self.args.storage.paths[0].cidr)
+
+    def asm_disks(self) -> list[AsmDisk]:
+        return self.args.cluster.asm.disks()
 
     def _asm_volumes(self) -> dict[str, pulumi.Output[str]]:
         ids = {}
-        for disk_group, size in self.args.cluster.asm.by_disk_group().items():
+        for disk in self.asm_disks():
             volume = openstack.blockstorage.Volume(
-                f"{self.cluster_name}-asm-{disk_group}", name=f"{self.cluster_name}-asm-{disk_group}", size=size,
-                volume_type=self.args.asm_volume_type,
+                f"{self.cluster_name}-asm-{disk.name}", name=f"{self.cluster_name}-asm-{disk.name}",
+                size=disk.size_gb, volume_type=self.args.asm_volume_type,
+                # The zone's array: a standby's disks must not share the primary's.
+                availability_zone=self.args.availability_zones[0],
                 metadata={OWNER_TAG: NATIONAL_OWNER, "rac-cluster": self.cluster_name,
-                          "asm-disk-group": disk_group.upper()},
+                          ASM_DISK_GROUP: disk.disk_group.upper(), ASM_FAILURE_GROUP: disk.failure_group.upper(),
+                          ASM_VOTING: "true" if disk.voting else "false"},
                 opts=pulumi.ResourceOptions(parent=self, protect=True),
             )
-            ids[disk_group] = volume.id
+            ids[disk.name] = volume.id
         return ids
 
-    def iscsi_targets(self) -> pulumi.Output[dict[str, object]]:
-        """Each export's connection info (portals, target IQN, LUN; CHAP secrets when the backend uses them).
+    def asm_layout(self) -> pulumi.Output[list[dict[str, object]]]:
+        """What playbooks/rac_storage.yml lays out: each disk, its group, failure group and iSCSI target.
 
-        Secret: the stack exports it for playbooks/rac_storage.yml, read with
-        ``pulumi stack output --show-secrets``.
+        Secret (the connection info may carry CHAP secrets): the stack exports it,
+        ``pulumi stack output racAsmDisks --show-secrets``.
         """
-        return pulumi.Output.secret(pulumi.Output.all(**{name: e.data for name, e in self.exports.items()}))
+        host = self.pool.node_name(1)
+
+        def entry(disk: AsmDisk) -> Callable[[object], dict[str, object]]:
+            def with_connection(data: object) -> dict[str, object]:
+                return {"name": disk.name, "disk_group": disk.disk_group.upper(),
+                        "failure_group": disk.failure_group.upper(), "voting": disk.voting, "size_gb": disk.size_gb,
+                        "connection": data}
+            return with_connection
+
+        return pulumi.Output.secret(pulumi.Output.all(*[
+            self.exports[f"{disk.name}/{host}"].data.apply(entry(disk)) for disk in self.asm_disks()]))
 
     def _export_everywhere(self) -> dict[str, openstack.blockstorage.VolumeAttach]:
         # Some Cinder drivers update a volume's export (target ACLs, host
@@ -159,14 +187,14 @@ class RacCluster(pulumi.ComponentResource):
         previous: openstack.blockstorage.VolumeAttach | None = None
         exports = {}
         storage_ips = self.storage_addresses()
-        for disk_group, volume_id in self.volume_ids.items():
+        for disk_name, volume_id in self.volume_ids.items():
             for node, storage_ip in enumerate(storage_ips, start=1):
                 host = self.pool.node_name(node)
                 previous = openstack.blockstorage.VolumeAttach(
-                    f"{self.cluster_name}-asm-{disk_group}-node-{node}",
+                    f"{self.cluster_name}-asm-{disk_name}-node-{node}",
                     volume_id=volume_id, host_name=host, initiator=self.args.storage.initiator(host),
                     ip_address=storage_ip, multipath=True, attach_mode="rw", os_type="linux2", platform="x86_64",
                     opts=pulumi.ResourceOptions(parent=self, depends_on=[previous] if previous else None),
                 )
-                exports[f"{disk_group}/{host}"] = previous
+                exports[f"{disk_name}/{host}"] = previous
         return exports

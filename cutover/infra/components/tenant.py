@@ -22,7 +22,15 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_openstack as openstack
 
-from cutover.infra.components.common import SAMU_TAG, Ingress, IpsecSite, add_ingress, add_ipsec_site, zone_tags
+from cutover.infra.components.common import (
+    SAMU_TAG,
+    Ingress,
+    IpsecSite,
+    add_egress,
+    add_ingress,
+    add_ipsec_site,
+    zone_tags,
+)
 
 SIP = (5060, 5061)
 RTP = (10000, 20000)
@@ -160,6 +168,9 @@ class SamuTenant(pulumi.ComponentResource):
         )
         for rule in self._telephony_rules(f"{self.prefix}-telephony", site):
             add_ingress(self, national.telephony_security_group_id, rule)
+        # The telephony pool also calls the premises (its group has no allow-all egress).
+        for rule in self._telephony_rules(f"{self.prefix}-telephony-out", site):
+            add_egress(self, national.telephony_security_group_id, rule)
 
     @staticmethod
     def _telephony_rules(prefix: str, site: str) -> list[Ingress]:
@@ -173,13 +184,21 @@ class SamuTenant(pulumi.ComponentResource):
         group = openstack.networking.SecGroup(
             f"{self.prefix}-sg", name=self.prefix,
             description=f"SAMU {self.args.code}: telephony from its premises, SSH from the national admin network",
-            opts=self._child(),
+            delete_default_rules=True, opts=self._child(),
         )
         rules = [Ingress(f"{self.prefix}-ssh", "tcp", (22, 22), self.args.national.admin_cidr)]
         if self.args.site_cidr is not None:
             rules += self._telephony_rules(self.prefix, str(self.args.site_cidr))
         for rule in rules:
             add_ingress(self, group.id, rule, provider=self.provider)
+        # Out (no allow-all): HTTPS to the national services, DNS to the national resolvers, telephony to the premises.
+        out = [Ingress(f"{self.prefix}-https-out", "tcp", HTTPS, self.args.national.service_cidr)]
+        out += [Ingress(f"{self.prefix}-dns-out-{proto}-{i}", proto, (53, 53), f"{server}/32")
+                for i, server in enumerate(self.args.dns_nameservers or [], start=1) for proto in ("udp", "tcp")]
+        if self.args.site_cidr is not None:
+            out += self._telephony_rules(f"{self.prefix}-out", str(self.args.site_cidr))
+        for rule in out:
+            add_egress(self, group.id, rule, provider=self.provider)
 
     def _vpn(self, router: openstack.networking.Router, subnet: openstack.networking.Subnet) -> None:
         add_ipsec_site(self, IpsecSite(
