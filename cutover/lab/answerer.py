@@ -49,7 +49,9 @@ from cutover.lab.tools.sipcall import SipMessage
 ANSWERERS_FILE = ("sip", "answerers.json")
 T2 = 4.0
 TIMER_H_S = 32.0  # stop retransmitting a 200 that no ACK acknowledges; forget an ended call after this
-MAX_CALL_S = 300.0  # a call the caller never hung up (the router died under it) is ended and recorded
+# The lab's session timer: a call still up this long after its answer lost its BYE (the router died
+# under it); it is ended and recorded, as a session timer would end it, so a drain never waits forever.
+MAX_CALL_S = 30.0
 SWEEP_S = 5.0
 
 Address = tuple[str, int]

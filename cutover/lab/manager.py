@@ -47,6 +47,7 @@ HISTORY_PER_SAMU = 20  # calls already on the legacy platform before the night, 
 FAULT_KINDS = ("sshd-stopped", "platform-db-down", "checksum-mismatch")
 SIP_FAULT_KINDS = (sipnet.ROUTER_DOWN, sipnet.PACKET_LOSS)
 SIP_TOOL_SOURCE = Path(sipcall.__file__)
+MAX_HOLD_S = 20.0  # below the answering agents' session timer (answerer.MAX_CALL_S), with room for delays
 FINAL_CALLS = "calls-final.json"  # the last account, kept by `lab down` before the platforms' databases go
 
 
@@ -70,8 +71,10 @@ def lab_up(project_dir: Path, state_dir: Path, *, samus: int = DEFAULT_SAMUS, wa
                           hint="install them (Debian/Ubuntu: sudo apt-get install postgresql), then rerun")
     if rate <= 0:
         raise InputError(f"--rate must be positive, not {rate:g}", hint="calls per second per SAMU, e.g. 1")
-    if hold < 0:
-        raise InputError(f"--hold must not be negative, not {hold:g}", hint="seconds each call lasts, e.g. 3")
+    if not 0 <= hold <= MAX_HOLD_S:
+        raise InputError(f"--hold must be between 0 and {MAX_HOLD_S:g} seconds, not {hold:g}",
+                         hint="seconds each call lasts, e.g. 3 (the answering agents end a call 30 s after its "
+                              "answer, as a session timer would)")
     layout = LabLayout.under(make_private_dir(Path(state_dir)))
     _refuse_if_up(layout)
     make_private_dir(layout.root)

@@ -223,6 +223,11 @@ def test_the_call_router_down_halts_the_night_and_heal_then_resume_completes(sma
     failed = [s for s in status["steps"] if s["id"] == "backup-mode" and s["state"] == "failed"]
     assert len(failed) == 3 and all("cannot route SAMU" in (s["detail"] or "") for s in failed), failed
     assert sites(lab) == on(lab, "nominal", "legacy")  # no site switched without its route
+    # the calls placed meanwhile fail once SIPp's answer timeout (8 s) passes with no router to answer
+    deadline = time.monotonic() + 60
+    while calls(lab)["sipp"]["failed"] == 0:
+        assert time.monotonic() < deadline, "SIPp counted no failed call while the router was down"
+        time.sleep(1)
     lab.cutover("lab", "heal", "router", check=0)
     done = lab.cutover("resume", "r1", "--auto-approve", "lab-bot", timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr

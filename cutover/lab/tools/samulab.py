@@ -1059,7 +1059,7 @@ def in_progress(lab_dir: Path, where: str, codes: Sequence[str]) -> dict[str, in
     return {code: max(routed[code], unrecorded.get(code, 0)) for code in codes}
 
 
-UNRECORDED_HORIZON_S = 300.0  # the answering agents end a call no one hung up after this
+UNRECORDED_HORIZON_S = 60.0  # the answering agents end a call no one hung up 30 s after its answer
 
 
 def _unrecorded(lab_dir: Path, where: str, codes: Sequence[str]) -> dict[str, int]:
