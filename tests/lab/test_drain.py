@@ -59,7 +59,6 @@ def _wait_until_draining(lab: samulab.LabData, drain: subprocess.Popen[str], tim
 def test_a_call_in_progress_across_the_freeze_keeps_its_record(lab_dir, lab, rng):
     record = _answer_a_long_call(lab, "30", rng)
     samulab.set_mode(lab.site("30"), lab.platforms, "backup")  # no new call reaches the platform
-    asked = time.monotonic()
     drain = _platform_tool(lab_dir, "drain", "--samus", "30", "--timeout", "30")
     _wait_until_draining(lab, drain)
     time.sleep(0.5)  # the call goes on after the freeze was asked
@@ -71,7 +70,6 @@ def test_a_call_in_progress_across_the_freeze_keeps_its_record(lab_dir, lab, rng
     assert report["drained"] and report["waited_s"] >= 0.5
     freeze = _platform_tool(lab_dir, "freeze", "--samus", "30")
     assert freeze.wait(timeout=30) == 0 and json.loads(freeze.communicate()[0])["partitions"] == {"30": "frozen"}
-    assert time.monotonic() - asked >= 1.0
     present = lab.platform("legacy").rows(f"SELECT count(*) FROM calls WHERE call_id = {samulab.lit(record.call_id)}")
     assert present == [["1"]]
     account = account_calls(lab_dir)
