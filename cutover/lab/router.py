@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cutover.errors import CutoverError, ToolMissing
+from cutover.lab import liveness
 from cutover.lab.tools import sipcall
 
 KAMAILIO = Path("/usr/sbin/kamailio")
@@ -216,18 +217,7 @@ def _answers(lab_dir: Path) -> bool:
 
 def is_running(pid: int | None) -> bool:
     """True if ``pid`` is a live Kamailio (a reused pid is not ours)."""
-    if not pid:
-        return False
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        status = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return b"kamailio" in cmdline and status != "Z"
+    return liveness.is_live(pid, b"kamailio")
 
 
 def stop(pid: int | None, timeout: float = 5.0) -> bool:

@@ -37,7 +37,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cutover.errors import CutoverError, InputError, ToolMissing
-from cutover.lab import answerer, router, traffic
+from cutover.lab import answerer, liveness, router, traffic
 from cutover.lab.layout import LabLayout, LabState, SipInfo
 from cutover.lab.tools import samulab
 
@@ -126,18 +126,7 @@ def start_answerer(layout: LabLayout, codes: Sequence[str]) -> tuple[int, dict[s
 
 
 def is_answerer_running(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        status = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return ANSWERER_MODULE.encode() in cmdline and status != "Z"
+    return liveness.is_live(pid, ANSWERER_MODULE.encode())
 
 
 def stop_answerer(pid: int | None, timeout: float = 5.0) -> bool:
