@@ -17,14 +17,16 @@ STAMP   := $(VENV)/.installed-stamp
 night: system-deps $(STAMP) bytecode
 	$(BIN)/python scripts/night.py
 
-## test: run the whole test suite (unit, integration, end-to-end)
+## test: run the whole test suite (unit, integration, end-to-end) on two workers (each module whole on one)
 test: system-deps $(STAMP) bytecode
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 ## proof: the longer proofs (a crash inside each step, a 30-SAMU lab in three waves, a standby takeover on
-## PostgreSQL, a wave-2 night rolled back from each of its 7 rollback points); prints what it proved
+## PostgreSQL, a crash at every journal boundary, a wave-2 night rolled back from each of its 7 rollback
+## points); prints what it proved
 proof: system-deps $(STAMP) bytecode
 	$(BIN)/python scripts/proof.py
+	$(BIN)/python -m pytest -q --every-crash-boundary tests/e2e/test_crash_boundaries.py
 	$(BIN)/python -m pytest -q --every-rollback-point tests/e2e/test_waves.py -k "wave1_night_moves or rolling_back"
 
 ## bench: run the benchmarks and print ratios against their baselines

@@ -138,4 +138,25 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      help="How many examples each fuzz test tries (default: a fixed number for make test).")
     parser.addoption("--every-rollback-point", action="store_true", default=False,
                      help="Roll the wave-2 night back from each of its 7 rollback points (make proof), "
-                          "not only the first two and the deepest (make test).")
+                          "not only the first and the deepest (make test).")
+    parser.addoption("--every-crash-boundary", action="store_true", default=False,
+                     help="Crash the controller at every journal boundary (make proof), not at a fixed "
+                          "sample of them that covers every command, append and side (make test).")
+
+
+# `make test` runs on two workers (pytest-xdist). A test module goes whole to one worker: its module-scoped
+# fixtures (a lab, a PostgreSQL server) start once, and its tests keep their order (test_waves and
+# test_night_faults build each test on the previous one). The modules that bring up the shipped lab
+# inventory, whose ports are fixed, count as one: two of them never run at once.
+SHIPPED_LAB_PORTS = frozenset({"tests/e2e/test_night.py", "tests/lab/test_lab_e2e.py"})
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return "shipped-lab-inventory" if module in SHIPPED_LAB_PORTS else module
+
+    return ModuleScheduling(config, log)

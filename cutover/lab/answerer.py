@@ -88,6 +88,9 @@ class Answerer:
         self.rng = random.Random(seed)
         self._lab: samulab.LabData | None = None  # used by the worker thread only
         self.transports: dict[str, asyncio.DatagramTransport] = {}
+        # Calls ended on a platform whose database was down: their in-progress marks, to clear once it is back
+        # (used by the worker thread only)
+        self.unended: dict[str, str] = {}
 
     # the worker thread's side: the databases
 
@@ -116,7 +119,19 @@ class Answerer:
             lost = samulab.record_call(lab, record)
         except Exception as exc:  # a down database: the record is lost, the ledger says why
             lost = f"{call.who} could not record: {type(exc).__name__}: {exc}"
+        if lost is not None and call.who != samulab.LOCAL:
+            self.unended[call_id] = call.who
         samulab.ledger_ended(lab.ledger(), call_id, lost)
+
+    def _clear_unended(self) -> None:
+        """Clear the in-progress marks of calls that ended while their platform's database was down."""
+        lab = self._data()
+        for call_id, who in list(self.unended.items()):
+            try:
+                samulab.call_ended(lab.platform(who), call_id)
+            except Exception:  # still down: try again at the next sweep
+                continue
+            del self.unended[call_id]
 
     # the event loop's side: SIP
 
@@ -221,6 +236,8 @@ class Answerer:
         """Forget calls ended long ago; end (and record) calls no one hung up."""
         now = time.monotonic()
         loop = asyncio.get_running_loop()
+        if self.unended:
+            loop.run_in_executor(self.worker, self._clear_unended)
         for call_id, call in list(self.calls.items()):
             if call.ended and now - call.ended > TIMER_H_S:
                 del self.calls[call_id]

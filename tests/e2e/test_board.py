@@ -1,10 +1,8 @@
-"""The crisis room's board in a real browser while a real lab night runs.
+"""The crisis room's board: signing in from a real browser, and staying live while other processes drive a run.
 
-Debian's chromium (headless, through Playwright; nothing downloads a browser)
-holds the board of a three-SAMU lab night open, served by the real `cutover
-serve` (uvicorn), while the real `cutover resume` drives the night to its end.
-The board's cells must change without the page reloading, and the page must
-fetch nothing from anywhere but the board's own server.
+The board following a whole lab night live in a real browser is part of the
+full night (tests/e2e/test_night.py, with tests/e2e/boardwatch.py): one lab
+night serves both.
 """
 
 from __future__ import annotations
@@ -13,98 +11,14 @@ import json
 import re
 import shutil
 import signal
-import subprocess
 import time
-from collections.abc import Iterator
-from pathlib import Path
-from urllib.parse import urlsplit
 from urllib.request import urlopen
 
 import pytest
 
-from tests.e2e.conftest import REPO, Project
-from tests.e2e.test_night import Lab, _lab
+from tests.e2e.conftest import Project
 
 pytestmark = pytest.mark.e2e
-
-ARTIFACTS = REPO / ".cutover" / "test-artifacts"
-CELLS = """() => Object.fromEntries([...document.querySelectorAll('tr[data-target] td[data-step]')]
-    .map(td => [td.closest('tr').dataset.target + ' ' + td.dataset.step, td.dataset.state]))"""
-
-
-@pytest.fixture
-def board_lab(tmp_path: Path) -> Iterator[Lab]:
-    yield from _lab(tmp_path, 3)
-
-
-def start_board(lab: Lab) -> tuple[subprocess.Popen[str], str]:
-    """`cutover serve` on a port the system chooses; its first line says which."""
-    server = lab.spawn("serve", "--bind", "127.0.0.1:0")
-    line = server.stdout.readline() if server.stdout else ""
-    found = re.search(r"http://127\.0\.0\.1:\d+/", line)
-    if found is None:
-        server.kill()
-        raise AssertionError(f"serve did not start: {line}{server.stderr.read() if server.stderr else ''}")
-    return server, found.group(0)
-
-
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
-def test_the_board_follows_a_lab_night_live_in_a_real_browser(board_lab: Lab):
-    from playwright.sync_api import sync_playwright
-
-    lab = board_lab
-    paused = lab.night(run_id="b1")  # no approver: the night waits at its go/no-go
-    assert paused.returncode == 3, paused.stdout[-2000:] + paused.stderr
-    server, base = start_board(lab)
-    requests: list[str] = []
-    errors: list[str] = []
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), headless=True,
-                                                 args=["--no-sandbox"])
-            page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="fr-FR")
-            page.on("request", lambda request: requests.append(request.url))
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            page.goto(base + "runs/b1")
-            page.wait_for_selector("#live[data-connected='yes']", timeout=10_000)
-            before = page.evaluate(CELLS)
-            gate = page.inner_text("[data-gate='go-no-go']")
-            page.evaluate("window.sameDocument = true")  # gone if the page ever reloads
-
-            started = time.monotonic()
-            resumed = lab.spawn("resume", "b1", "--auto-approve", "lab-bot")
-            page.wait_for_selector("[data-run-state='completed']", timeout=180_000)
-            assert resumed.wait(timeout=60) == 0, resumed.stderr.read() if resumed.stderr else ""
-            night_s = time.monotonic() - started
-
-            after = page.evaluate(CELLS)
-            same_document = page.evaluate("window.sameDocument === true")
-            navigations = page.evaluate("performance.getEntriesByType('navigation').length")
-            updates = int(page.evaluate("document.body.dataset.updates"))
-            ARTIFACTS.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "board-live.png"), full_page=True)
-            browser.close()
-    finally:
-        server.send_signal(signal.SIGINT)
-        stopped = server.wait(timeout=15)
-
-    # waiting at the go/no-go, in French, with the runbook's approvers
-    assert "en attente d'approbation" in gate and "Claire Martin" in gate and "Dr Marc Petit" in gate
-    for code in lab.codes:
-        samu = f"samu-{code}"
-        assert (before[f"{samu} backup-mode"], before[f"{samu} return-to-nominal"]) == ("pending", "pending")
-        assert (after[f"{samu} backup-mode"], after[f"{samu} return-to-nominal"]) == ("succeeded", "succeeded")
-    assert set(after.values()) <= {"succeeded", "skipped"}
-    # ... without a reload: the same document throughout, updated by the stream
-    assert same_document and navigations == 1
-    assert updates >= 2, f"the board was pushed {updates} time(s) during a {night_s:.0f}s night"
-    # ... and nothing fetched from anywhere but the board itself
-    origin = urlsplit(base).netloc
-    outside = [url for url in requests if urlsplit(url).scheme != "data" and urlsplit(url).netloc != origin]
-    assert requests and not outside, outside
-    assert not errors, errors
-    assert stopped == 0
-
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
 def test_a_browser_signs_in_with_the_token_and_keeps_only_a_cookie_that_is_not_the_token():

@@ -1,10 +1,11 @@
 """The programme beyond wave 1, in the real lab: a night moves its wave and nothing else.
 
-One lab for the whole module: four SAMUs in three waves (wave1: 01, 02;
-wave2: 03; wave3: 04), traffic to all four throughout. The tests run in file
+One lab for the whole module: four SAMUs in two waves (wave1: 01, 02;
+wave2: 03, 04), traffic to all four throughout. The tests run in file
 order and each starts where the previous one left the lab, as the nights of a
-programme do: the wave-1 night, rollbacks of the wave-2 night from each of its
-rollback points, then the wave-2 and wave-3 nights. After each, every SAMU of
+programme do: the wave-1 night, rollbacks of the wave-2 night from its
+rollback points, then the wave-2 night. (make proof runs the programme of 30
+SAMUs in three waves.) After each, every SAMU of
 the environment must still be taking calls, and nothing is lost, anywhere.
 """
 
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +23,7 @@ from tests.e2e.test_night import POINTS_BEFORE_PNR, Lab, assert_nothing_lost, ca
 
 pytestmark = pytest.mark.e2e
 
-WAVES = {"wave1": ("01", "02"), "wave2": ("03",), "wave3": ("04",)}
+WAVES = {"wave1": ("01", "02"), "wave2": ("03", "04")}
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,7 @@ def programme_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     shutil.copy(REPO / "ansible.cfg", root / "ansible.cfg")
     lab = Lab(root, tmp / "state")
     lab.env, lab.codes = str(lab.state / "lab" / "inventory"), ("01", "02", "03", "04")
-    lab.cutover("lab", "up", "--samus", "4", "--waves", "3", "--rate", "5", check=0)
+    lab.cutover("lab", "up", "--samus", "4", "--waves", "2", "--rate", "2", check=0)
     try:
         yield lab
     finally:
@@ -59,7 +59,7 @@ def programme(lab: Lab) -> dict:
     return json.loads(lab.cutover("programme", "--env", lab.env, "--json", check=0).stdout)
 
 
-def test_the_generated_lab_has_three_waves_and_traffic_to_every_samu(programme_lab: Lab):
+def test_the_generated_lab_has_two_waves_and_traffic_to_every_samu(programme_lab: Lab):
     groups = {w["group"]: tuple(s["code"] for s in w["samus"]) for w in programme(programme_lab)["waves"]}
     assert groups == WAVES
     account = calls(programme_lab)
@@ -79,9 +79,9 @@ def test_the_wave1_night_moves_wave1_and_leaves_every_other_samu_taking_calls_on
     assert status["params"] == {"wave": "wave1"} and status["wave"]["samus"] == ["samu-01", "samu-02"]
 
 
-# make test rolls back from the first two points and the deepest one (whose rollback undoes every
-# step before it); make proof, with --every-rollback-point, from each of the seven.
-IN_MAKE_TEST = ("preflight", "go-no-go", "verify-cloud")
+# make test rolls back from the first point and the deepest one (whose rollback undoes every step
+# before it); make proof, with --every-rollback-point, from each of the seven.
+IN_MAKE_TEST = ("preflight", "verify-cloud")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -102,46 +102,17 @@ def test_rolling_back_the_wave2_night_from_each_point_leaves_wave1_on_the_cloud_
     assert_nothing_lost(calls(lab))
 
 
-def test_the_wave2_and_wave3_nights_complete_the_programme_with_nothing_lost(programme_lab: Lab):
+def test_the_wave2_night_completes_the_programme_with_nothing_lost(programme_lab: Lab):
     lab = programme_lab
-    for wave in ("wave2", "wave3"):
-        result = night(lab, wave, f"{wave}-night", "--label", f"vague {wave[-1]}")
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr
-    assert sites(lab) == expected({"wave1", "wave2", "wave3"})
+    result = night(lab, "wave2", "wave2-night", "--label", "vague 2")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    assert sites(lab) == expected({"wave1", "wave2"})
     assert_nothing_lost(calls(lab))
     summary = programme(lab)
     assert (summary["migrated"], summary["total"]) == (4, 4)
-    assert {s["run_id"] for w in summary["waves"] for s in w["samus"]} == {"wave1-night", "wave2-night", "wave3-night"}
+    assert {s["run_id"] for w in summary["waves"] for s in w["samus"]} == {"wave1-night", "wave2-night"}
     runs = json.loads(lab.cutover("runs", "--json", check=0).stdout)
-    assert {r["run_id"]: r["params"]["wave"] for r in runs}["wave3-night"] == "wave3"
-
-
-def test_a_samu_outside_the_wave_cut_off_during_the_night_stops_it_at_the_next_verification(tmp_path: Path):
-    root = tmp_path / "project"
-    shutil.copytree(REPO / "inventories" / "lab", root / "inventories" / "lab",
-                    ignore=shutil.ignore_patterns("lab-ssh"))
-    for folder in ("runbooks", "playbooks"):
-        shutil.copytree(REPO / folder, root / folder)
-    shutil.copy(REPO / "ansible.cfg", root / "ansible.cfg")
-    lab = Lab(root, tmp_path / "state")
-    lab.env = str(lab.state / "lab" / "inventory")
-    lab.cutover("lab", "up", "--samus", "2", "--waves", "2", "--rate", "5", check=0)
-    try:
-        # someone (or a bad playbook) freezes SAMU 02's partition: 02 is in wave2, outside tonight's wave
-        tool = lab.state / "lab" / "bin" / "samu-platform"
-        frozen = subprocess.run([str(tool), "freeze", "--platform", "legacy", "--samus", "02",
-                                 "--lab-dir", str(lab.state / "lab")], capture_output=True, text=True, timeout=30)
-        assert frozen.returncode == 0, frozen.stderr
-        result = night(lab, "wave1", "collateral", "--until", "migrate")
-        # the freeze's verification fails (a platform step has no failure budget): the night halts there
-        assert result.returncode == 4, result.stdout[-3000:] + result.stderr
-        status = json.loads(lab.cutover("status", "collateral", "--json", check=0).stdout)
-        assert status["state"] == "failed" and status["rollback_points"][-1] == "backup-mode"
-        failed = next(s for s in status["steps"] if s["state"] == "failed")
-        assert failed["id"] == "freeze-legacy", failed
-        assert "Test call" in failed["detail"] and "to SAMU 02 was lost" in failed["detail"], failed
-    finally:
-        lab.cutover("lab", "down")
+    assert {r["run_id"]: r["params"]["wave"] for r in runs}["wave2-night"] == "wave2"
 
 
 def test_a_labelled_rehearsal_then_lab_reset_lets_the_night_be_rehearsed_again(programme_lab: Lab):
@@ -160,13 +131,13 @@ def test_a_labelled_rehearsal_then_lab_reset_lets_the_night_be_rehearsed_again(p
 # ---------------------------------------------------------------------- rehearsals teach the night
 
 
-NIGHTS = ["wave1-night", "wave2-night", "wave3-night"]
+NIGHTS = ["wave1-night", "wave2-night"]
 
 
 def test_timings_compare_and_forecast_come_from_the_measured_nights(programme_lab: Lab):
     lab = programme_lab
     data = json.loads(lab.cutover("timings", "bigbang", "--env", lab.env, "--json", check=0).stdout)
-    assert {r["label"] for r in data["runs"]} >= {"vague 1", "vague 2", "vague 3", "répétition 2"}
+    assert {r["label"] for r in data["runs"]} >= {"vague 1", "vague 2", "répétition 2"}
     migrate = next(s for s in data["steps"] if s["id"] == "migrate")
     assert migrate["samples"] >= 3 and 0 < migrate["min_s"] <= migrate["p50_s"] <= migrate["p90_s"] <= migrate["max_s"]
     assert migrate["rollback"]["samples"] >= 1  # the wave-2 rollbacks measured the copy-back
@@ -174,7 +145,7 @@ def test_timings_compare_and_forecast_come_from_the_measured_nights(programme_la
     assert {"samu-01", "samu-03", "samu-04"} <= set(backup["targets"])  # per target, so a slow SAMU shows
 
     compared = json.loads(lab.cutover("compare", *NIGHTS, "--json", check=0).stdout)
-    assert [r["label"] for r in compared["runs"]] == ["vague 1", "vague 2", "vague 3"]
+    assert [r["label"] for r in compared["runs"]] == ["vague 1", "vague 2"]
     row = next(s for s in compared["steps"] if s["id"] == "migrate")
     assert row["runs"][1]["delta_s"] == pytest.approx(row["runs"][1]["duration_s"] - row["runs"][0]["duration_s"],
                                                       abs=0.01)
@@ -187,29 +158,29 @@ def test_timings_compare_and_forecast_come_from_the_measured_nights(programme_la
     assert len(measured) == len(NIGHTS)
     band = forecast["duration_s"]
     # each step is drawn independently from its own measurements, so the P50 of the whole can sit a little
-    # above the slowest of three nights when their slow steps differ: within 5%, it came from them
+    # above the slowest of the nights when their slow steps differ: within 5%, it came from them
     assert band["p50"] <= 1.05 * max(measured) and band["p90"] >= min(measured), (band, measured)
     assert {s["id"]: s["source"] for s in forecast["steps"]}["migrate"].startswith("measured")
-    assert set(forecast["backup_mode_s"]) == {"samu-03"} and forecast["pnr_deadline"]
+    assert set(forecast["backup_mode_s"]) == {"samu-03", "samu-04"} and forecast["pnr_deadline"]
 
 
 def test_the_report_of_each_kind_of_night_opens_in_a_real_browser_with_nothing_fetched(programme_lab: Lab):
     lab = programme_lab
     rolled_back = "wave2-rb-verify-cloud"  # rolled back in make test too (IN_MAKE_TEST)
-    for run_id, state in (("wave3-night", "completed"), (rolled_back, "rolled_back"), ("again", "paused")):
+    for run_id, state in (("wave2-night", "completed"), (rolled_back, "rolled_back"), ("again", "paused")):
         data = json.loads(lab.cutover("report", run_id, "--format", "json", "--out", "-", check=0).stdout)
         assert data["state"] == state and data["journal"]["verified"] and len(data["journal"]["head_hash"]) == 64
         assert data["calls"]["lost"] == 0  # the lab's account is in the record
     rolled = json.loads(lab.cutover("report", rolled_back, "--format", "json", "--out", "-", check=0).stdout)
     assert any(i["what"] == "rollback requested" for i in rolled["interventions"])
-    html_path = lab.state / "wave3.html"
-    lab.cutover("report", "wave3-night", "--out", str(html_path), check=0)
-    markdown = lab.cutover("report", "wave3-night", "--format", "markdown", "--out", "-", check=0).stdout
+    html_path = lab.state / "wave2.html"
+    lab.cutover("report", "wave2-night", "--out", str(html_path), check=0)
+    markdown = lab.cutover("report", "wave2-night", "--format", "markdown", "--out", "-", check=0).stdout
     assert "Migrate the wave's data" in markdown and "head hash" in markdown
-    errors, requests, text = open_in_browser(html_path, ARTIFACTS / "report-wave3.png")
+    errors, requests, text = open_in_browser(html_path, ARTIFACTS / "report-wave2.png")
     assert errors == [] and requests == [html_path.as_uri()], (errors, requests)
-    status = json.loads(lab.cutover("status", "wave3-night", "--json", check=0).stdout)
-    for needle in ["PV de recette", "vague 3", *{row["id"] for row in status["steps"]},
+    status = json.loads(lab.cutover("status", "wave2-night", "--json", check=0).stdout)
+    for needle in ["PV de recette", "vague 2", *{row["id"] for row in status["steps"]},
                    *(f"samu-0{n}" for n in range(1, 5))]:
         assert needle in text, needle
 

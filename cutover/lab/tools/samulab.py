@@ -672,6 +672,16 @@ def answer_on_platform(db: Platform, record: CallRecord) -> str | None:
     return None
 
 
+def call_ended(db: Platform, call_id: str) -> None:
+    """The call has ended though its record could not be written (its platform's database was down).
+
+    Without this its in-progress mark would outlive the outage, and every
+    later drain of its SAMU would wait for a call that no longer exists.
+    Raises ``PlatformDown`` while the database is still down.
+    """
+    db.run(f"DELETE FROM calls_in_progress WHERE call_id = {lit(call_id)}")
+
+
 def calls_in_progress(db: Platform, codes: Sequence[str] | None = None) -> int:
     where = "" if codes is None else f" WHERE samu_code = ANY ({lit_array(codes)})"
     return int(db.rows(f"SELECT count(*) FROM calls_in_progress{where}")[0][0] or 0)
