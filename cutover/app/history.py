@@ -134,12 +134,13 @@ def _rounded(seconds: float | None) -> float | None:
 def forecast_json(journal: Journal, loaded: LoadedRunbook, inventory: Inventory, *, from_env: str | None,
                   last: int | None, start: datetime | None, window_end: datetime | None, samples: int,
                   changes: Sequence[Change] = (), window: int | None = None,
-                  now: datetime | None = None) -> dict[str, Any]:
+                  now: datetime | None = None, spec: RunbookSpec | None = None) -> dict[str, Any]:
     """The night of ``loaded`` on ``inventory``, forecast from the runs of the same runbook (on ``from_env``).
 
     The window is the runbook's: the candidate ``window`` asked for, else the first still open (its start
     is the night's start, its end and latest PNR what the night must hold), unless ``start`` or
     ``window_end`` are given. With ``changes`` (what-if), the answer carries the unchanged night beside.
+    ``spec``: the runbook as the core sees it, when the caller has converted it already.
     """
     from cutover.core.montecarlo import forecast_night  # numpy: only for commands that forecast
 
@@ -152,7 +153,7 @@ def forecast_json(journal: Journal, loaded: LoadedRunbook, inventory: Inventory,
         datetime.fromisoformat(loaded.runbook.window.end) if loaded.runbook.window and loaded.runbook.window.end
         else None)
     latest_pnr = parse_time(chosen.latest_pnr) if chosen and chosen.latest_pnr else None
-    spec = to_spec(loaded.runbook)
+    spec = spec or to_spec(loaded.runbook)
     plan = planned_durations([p.info for p in plan_cutover(spec, inventory)], spec)
     source_env = from_env or inventory.name
     selection = select_runs(journal, loaded.runbook.name, source_env, last=last)
@@ -258,7 +259,7 @@ def live_forecast(journal: Journal, state: RunState, *, now: datetime, samples: 
 
 
 def window_risk(journal: Journal, loaded: LoadedRunbook, inventory: Inventory, window_end: str, *,
-                now: datetime) -> str | None:
+                now: datetime, spec: RunbookSpec | None = None) -> str | None:
     """Why a night started ``now`` would not fit a window ending at ``window_end``, or None if it fits.
 
     A window end in the past is a typo more often than a choice (a wrong date or
@@ -269,7 +270,7 @@ def window_risk(journal: Journal, loaded: LoadedRunbook, inventory: Inventory, w
     if end <= now:
         return f"the window end ({window_end}) is {_how_long((now - end).total_seconds())} ago"
     outlook = forecast_json(journal, loaded, inventory, from_env=None, last=None, start=now, window_end=end,
-                            samples=1000)
+                            samples=1000, spec=spec)
     p90 = datetime.fromisoformat(outlook["end"]["p90"])
     if end < p90:
         runs = outlook.get("runs") or []

@@ -11,6 +11,7 @@ import pytest
 from cutover.app.queries import load_run, status_json
 from cutover.app.runs import (
     Decision,
+    EngineHandle,
     approve_gate,
     check_auto_approve,
     check_rollback_allowed,
@@ -429,18 +430,16 @@ def test_a_controller_taken_over_mid_run_appends_nothing_more_and_stops_with_lea
 
 def test_a_lost_heartbeat_cancels_the_drive_before_the_next_step(journal):
     start(journal)
-    holder_box: list[Engine] = []
-
-    def ready(engine: Engine) -> None:
-        holder_box.append(engine)
+    handle = EngineHandle()
 
     def hook(request: ActionRequest, target: Target) -> None:
         if request.step_id == "preflight":
-            holder_box[0].lose_lease(LeaseLost("taken over by bob"))
+            assert handle.engine is not None
+            handle.engine.lose_lease(LeaseLost("taken over by bob"))
 
     with pytest.raises(LeaseLost):
         drive_run(journal, "r1", {"command": ScriptedExecutor(hook=hook)}, DriveOptions(auto_approve="x"),
-                  engine_ready=ready)
+                  engine_handle=handle)
     # the heartbeat's word alone (the journal still lets us write) stops the run at the first boundary
     state = load_run(journal, "r1")
     assert "backup" not in [t.step_id for t in state.targets.values() if t.status.value != "pending"]
