@@ -50,8 +50,11 @@ def measure(journal: Journal, run_id: str) -> RunMeasure:
 
 
 def select_runs(journal: Journal, runbook: str, env: str, *, last: int | None = None,
-                run_ids: list[str] | None = None) -> Selection:
-    """The runs of ``runbook`` on ``env`` that count, oldest first (the last N, or those named), and those left out."""
+                run_ids: list[str] | None = None, exclude: str | None = None) -> Selection:
+    """The runs of ``runbook`` on ``env`` that count, oldest first (the last N, or those named), and those left out.
+
+    ``exclude``: a run not even read (the one being resumed reads itself once, for its drive).
+    """
     if run_ids:
         chosen = [measure(journal, run_id) for run_id in run_ids]
         mixed = [m.run_id for m in chosen if (m.runbook, m.env) != (runbook, env)]
@@ -59,7 +62,8 @@ def select_runs(journal: Journal, runbook: str, env: str, *, last: int | None = 
             raise InputError(f"run(s) {', '.join(mixed)} are not runs of {runbook!r} on {env!r}",
                              hint="compare like with like: one runbook, one environment")
         return select(chosen)
-    found = [m for m in (measure(journal, run_id) for run_id in journal.runs()) if (m.runbook, m.env) == (runbook, env)]
+    found = [m for m in (measure(journal, run_id) for run_id in journal.runs() if run_id != exclude)
+             if (m.runbook, m.env) == (runbook, env)]
     return select(found, last)
 
 
@@ -191,7 +195,7 @@ def _forecast_window(loaded: LoadedRunbook, number: int | None, now: datetime) -
 def measured_p90s(journal: Journal, runbook: str, env: str, *, exclude: str | None = None
                   ) -> tuple[dict[str, float], dict[str, float]]:
     """Per step, the P90 of its measured durations and of its measured rollbacks (the window check uses them)."""
-    runs = [m for m in select_runs(journal, runbook, env).runs if m.run_id != exclude]
+    runs = select_runs(journal, runbook, env, exclude=exclude).runs
     rows = summarise(runs) if runs else []
     durations = {row["id"]: row["p90_s"] for row in rows if row["p90_s"] is not None}
     rollbacks = {row["id"]: row["rollback"]["p90_s"] for row in rows if row["rollback"]}

@@ -23,7 +23,7 @@ from cutover.core.actions import ActionRequest, Outcome, Phase, Target
 from cutover.core.engine import Approval, DriveOptions, Engine
 from cutover.core.events import LeaseHolder
 from cutover.core.records import StepStarted
-from cutover.core.state import RunStatus, fold
+from cutover.core.state import RunStatus, caught_up, fold
 from cutover.errors import InputError, LeaseHeld, LeaseLost
 from cutover.model.runbook import parse_runbook
 from cutover.planning.plan import to_spec
@@ -443,3 +443,14 @@ def test_a_lost_heartbeat_cancels_the_drive_before_the_next_step(journal):
     # the heartbeat's word alone (the journal still lets us write) stops the run at the first boundary
     state = load_run(journal, "r1")
     assert "backup" not in [t.step_id for t in state.targets.values() if t.status.value != "pending"]
+
+
+def test_a_folded_state_is_brought_up_to_date_with_the_events_since_not_folded_again(journal):
+    start(journal)
+    state = load_run(journal, "r1")
+    drive(journal, ScriptedExecutor(), options=DriveOptions(auto_approve="lab-bot", until="preflight"))
+    events = journal.events("r1")
+    assert caught_up(state, events) is state and state == fold(events)
+    start(journal, run_id="r2")
+    with pytest.raises(ValueError, match="not the events"):
+        caught_up(fold(journal.events("r2")), events)
