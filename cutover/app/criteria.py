@@ -146,9 +146,8 @@ class GateEvidence:
         outlook = gate_outlook(self.journal, state, now=self.clock())
         when = (lambda text: datetime.fromisoformat(text) if text else None)
         if kind == "forecast":
-            return Value(*c.forecast_slack(when(outlook["end_p90"]), when(outlook["window_end"]), outlook["source"]))
-        return Value(*c.pnr_slack(when(outlook["pnr_reached_p90"]), when(outlook["pnr_deadline"]),
-                                  outlook["source"]))
+            return Value(*c.forecast_slack(when(outlook.end_p90), when(outlook.window_end), outlook.source))
+        return Value(*c.pnr_slack(when(outlook.pnr_reached_p90), when(outlook.pnr_deadline), outlook.source))
 
     def _programme(self, state: RunState) -> tuple[int, str]:
         from cutover.app.programme import environment_runs, positions

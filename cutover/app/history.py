@@ -9,6 +9,7 @@ left out of every figure, and every answer says which and why.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -311,7 +312,18 @@ def replay_json(journal: Journal, run_id: str, changes: Sequence[Change] = ()) -
             "changes": [c.describe() for c in changes], **compare_json(events, replay, durations)}
 
 
-def gate_outlook(journal: Journal, state: RunState, *, now: datetime, samples: int = 1000) -> dict[str, Any]:
+@dataclass(frozen=True)
+class GateOutlook:
+    """What a gate's forecast built-ins weigh (ISO 8601 times): the rest of the run's P90 end, the PNR's."""
+
+    end_p90: str
+    pnr_reached_p90: str | None  # None once the point of no return is passed, or when the runbook has none
+    pnr_deadline: str | None
+    window_end: str | None
+    source: str  # what the estimate draws from (``timings.measured_source``)
+
+
+def gate_outlook(journal: Journal, state: RunState, *, now: datetime, samples: int = 1000) -> GateOutlook:
     """What the forecast built-ins of a gate's criteria weigh, as the run stands at the gate.
 
     The P90 end of the rest of the run, the P90 moment the point of no return is
@@ -337,5 +349,5 @@ def gate_outlook(journal: Journal, state: RunState, *, now: datetime, samples: i
         reached = forecast_night(before, measured, start=start, window_end=None, samples=samples)["end"]["p90"] \
             if before else start.isoformat()
     deadline = whole["pnr_deadline"] if state.point_of_no_return_passed is None else None
-    return {"end_p90": ahead["end"]["p90"], "pnr_reached_p90": reached, "pnr_deadline": deadline,
-            "window_end": state.window_end, "source": ahead["source"]}
+    return GateOutlook(end_p90=ahead["end"]["p90"], pnr_reached_p90=reached, pnr_deadline=deadline,
+                       window_end=state.window_end, source=ahead["source"])
