@@ -117,7 +117,7 @@ class GateEvidence:
         return read_output(done.stdout, probe.value)
 
     def _playbook(self, criterion: c.Criterion, state: RunState) -> Value:
-        from cutover.executors.ansible import AnsibleExecutor  # Ansible: only for gates with playbook probes
+        from cutover.executors.registry import build_executor  # Ansible: only for gates with playbook probes
 
         probe = criterion.probe
         gate = _gate_of(state)
@@ -126,7 +126,7 @@ class GateEvidence:
             run_id=state.run_id, step_id=f"{gate}-criterion-{criterion.id}", phase=Phase.VERIFY,
             action=Action("playbook", playbook=probe.playbook, extra_vars=extra, env=dict(probe.env)),
             targets=(None,), timeout=probe.timeout, environment=self._environment(criterion, state, gate))
-        executor = AnsibleExecutor(self.project_dir, self.inventory, self.redact, self.state_dir)
+        executor = build_executor("playbook", self.project_dir, self.inventory, self.state_dir, self.redact)
         try:
             result = executor.run(request)[None]
         finally:

@@ -377,3 +377,35 @@ def test_replaying_a_night_with_criteria_gives_back_the_recorded_measurements_ov
     assert kinds.count("criteria_measured") == 3 and "criterion_overridden" in kinds and "calls_counted" in kinds
     measured = [r.read(e) for e in replay.events if e.kind == "criteria_measured"]
     assert [m.value for m in measured[0].measurements] == [250, 1]
+
+
+def test_a_playbook_probe_runs_through_the_executor_registry(tmp_path: Path, monkeypatch):
+    """The probe's executor is the registry's for its kind, built with the evidence's redactor, and closed."""
+    from cutover.core.actions import ActionResult, Outcome
+    from cutover.executors import registry
+
+    built: list[tuple[object, ScriptedExecutor]] = []
+
+    class Answering(ScriptedExecutor):
+        closed = False
+
+        def run(self, request):
+            assert request.action.kind == "playbook" and request.action.playbook == "load.yml"
+            return {None: ActionResult(Outcome.OK, summary={"set_stats": {"cutover_value": 42}})}
+
+        def close(self) -> None:
+            self.closed = True
+
+    def factory(project_dir, inventory, redactor, state_dir):
+        built.append((redactor, Answering()))
+        return built[-1][1]
+
+    monkeypatch.setitem(registry.FACTORIES, "playbook", factory)
+    journal = InMemoryJournal(operator="claire")
+    start(journal)
+    evidence = GateEvidence(journal, tiny_inventory(), tmp_path, tmp_path, clock=lambda: NOW)
+    probe = c.Probe("playbook", playbook="load.yml")
+    measured = evidence.measure(c.Criterion("load", "Call load", probe, max=100), load_run(journal, "r1"))
+    assert (measured.value, measured.passed) == (42, True), measured.detail
+    [(redactor, executor)] = built
+    assert redactor is evidence.redact and executor.closed
