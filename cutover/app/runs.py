@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from cutover.app.anchors import anchor_run
-from cutover.app.approvals import Override, SignedApproval, check_signed
+from cutover.app.approvals import Override, Proof, SignedApproval, Statement, check_signed
 from cutover.app.notify import Notifier
 from cutover.app.programme import check_programme
 from cutover.app.queries import load_run, runbook_of, secret_digest
@@ -594,16 +594,24 @@ def approve_gate(journal: Journal, run_id: str, step_id: str, approval: Approval
 def verified(approval: Approval, journal: Journal, run_id: str, step_id: str, listed: Approver,
              inventory: Inventory) -> Approval:
     """The approval with its proof, once its signature and statement are checked (InputError otherwise)."""
+    statement, proof = _signature_checked(journal, run_id, step_id, listed, approval, inventory)
+    assert listed.id is not None  # refused above without one
+    return Approval(listed.id, statement.reason, proof.statement, proof.signature, proof.signers)
+
+
+def _signature_checked(journal: Journal, run_id: str, step_id: str, listed: Approver, approval: Approval,
+                       inventory: Inventory, override: Override | None = None) -> tuple[Statement, Proof]:
+    """A signed approval (or ``override``) checked: for this run, gate and approver, against the run's signers."""
     if listed.id is None:
-        raise InputError(f"approver {listed.name!r} of gate {step_id} has no id: a signed approval names an id",
+        raise InputError(f"approver {listed.name!r} of gate {step_id} has no id: a signed "
+                         f"{'override' if override else 'approval'} names an id",
                          hint="give each approver an `id:` in the runbook")
     signed = SignedApproval(approval.statement or "", approval.signature or "")
     events = journal.events(run_id)
     signers_file = allowed_signers_path(inventory.path)
-    signers = anchored_signers(fold(events), signers_file)
-    statement, proof = check_signed(signed, run_id=run_id, step=step_id, approver_id=listed.id,
-                                    events=events, signers_file=signers_file, signers_text=signers)
-    return Approval(listed.id, statement.reason, proof.statement, proof.signature, proof.signers)
+    return check_signed(signed, run_id=run_id, step=step_id, approver_id=listed.id, events=events,
+                        signers_file=signers_file, signers_text=anchored_signers(fold(events), signers_file),
+                        override=override)
 
 
 def anchored_signers(state: RunState, signers_file: Path) -> str:
@@ -696,15 +704,7 @@ def override_criterion(journal: Journal, run_id: str, step_id: str, criterion: s
 def _override_proof(journal: Journal, run_id: str, step_id: str, listed: Approver, override: Override,
                     approval: Approval, inventory: Inventory) -> tuple[str, tuple[str | None, str | None, str | None]]:
     """The signed override checked (this run, gate, approver, criterion and value): its reason and proof."""
-    if listed.id is None:
-        raise InputError(f"approver {listed.name!r} has no id: a signed override names an id",
-                         hint="give each approver an `id:` in the runbook")
-    signed = SignedApproval(approval.statement or "", approval.signature or "")
-    events = journal.events(run_id)
-    signers_file = allowed_signers_path(inventory.path)
-    statement, checked = check_signed(signed, run_id=run_id, step=step_id, approver_id=listed.id, events=events,
-                                      signers_file=signers_file, signers_text=anchored_signers(fold(events), signers_file),
-                                      override=override)
+    statement, checked = _signature_checked(journal, run_id, step_id, listed, approval, inventory, override)
     if approval.reason and statement.reason != approval.reason:
         raise InputError("the signed statement gives another reason than --reason", hint="sign the reason given here")
     return statement.reason, (checked.statement, checked.signature, checked.signers)
