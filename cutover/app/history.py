@@ -219,33 +219,44 @@ def past_runs(journal: Journal, state: RunState) -> Selection:
 
 
 class LiveForecasts:
-    """Live forecasts asked again and again (a board, the notifier): each run's past runs are measured once.
+    """Live forecasts asked again and again (a board, the notifier): each run's past runs are measured once,
+    and its runbook converted once.
 
     The runs a forecast draws from do not change while a run goes on;
-    measuring them reads and folds every one of them.
+    measuring them reads and folds every one of them. A run's runbook is fixed when it is created.
     """
 
     def __init__(self, journal: Journal) -> None:
         self.journal = journal
         self._past: dict[str, Selection] = {}
+        self._specs: dict[str, RunbookSpec] = {}
 
     def of(self, state: RunState, *, now: datetime) -> Outlook | None:
+        if state.is_finished():
+            return None
         if state.run_id not in self._past:
             self._past[state.run_id] = past_runs(self.journal, state)
-        return live_forecast(self.journal, state, now=now, runs=self._past[state.run_id])
+        return live_forecast(self.journal, state, now=now, runs=self._past[state.run_id], spec=self.spec(state))
+
+    def spec(self, state: RunState) -> RunbookSpec:
+        """The run's runbook as journalled (``runbook_of``), converted the first time it is asked for."""
+        if state.run_id not in self._specs:
+            self._specs[state.run_id] = runbook_of(state)
+        return self._specs[state.run_id]
 
 
 def live_forecast(journal: Journal, state: RunState, *, now: datetime, samples: int = 1000,
-                  runs: Selection | None = None) -> Outlook | None:
+                  runs: Selection | None = None, spec: RunbookSpec | None = None) -> Outlook | None:
     """The rest of a run under way, forecast from measurements: what is done is done, the remainder is drawn.
 
-    ``runs`` (from ``past_runs``): the past runs already measured (``LiveForecasts`` keeps them).
+    ``runs`` (from ``past_runs``) and ``spec`` (``runbook_of``): the past runs already measured and the
+    run's runbook already converted (``LiveForecasts`` keeps them).
     """
     if state.is_finished():
         return None
     from cutover.core.montecarlo import forecast_night  # numpy: only for commands that forecast
 
-    plan = planned_durations(state.steps, runbook_of(state))
+    plan = planned_durations(state.steps, spec if spec is not None else runbook_of(state))
     remaining = [p for p in plan if p.info.id not in state.completed]
     selection = past_runs(journal, state) if runs is None else runs
     measured = selection.runs
