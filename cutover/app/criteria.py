@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cutover.core import criteria as c
 from cutover.core.actions import ActionRequest, Phase
@@ -40,6 +40,9 @@ from cutover.core.steps import Action
 from cutover.executors.environment import inherited
 from cutover.model.inventory import Inventory
 from cutover.model.redact import Redactor
+
+if TYPE_CHECKING:
+    from cutover.app.history import LiveForecasts
 
 OUTPUT_SHOWN = 300  # characters of a failing probe's output kept in its detail
 
@@ -63,6 +66,7 @@ class GateEvidence:
         self.redact = redactor or Redactor.of(inventory.secrets)
         self.lab_dir = lab_dir
         self.clock = clock
+        self._forecasts: LiveForecasts | None = None
 
     def __call__(self, criteria: Sequence[c.Criterion], state: RunState) -> list[MeasuredCriterion]:
         if any(criterion.probe.kind == "playbook" for criterion in criteria):
@@ -141,9 +145,11 @@ class GateEvidence:
     # ------------------------------------------------------------------ built-ins
 
     def _forecast(self, kind: str, state: RunState) -> Value:
-        from cutover.app.history import gate_outlook  # numpy: only for gates that weigh the forecast
+        from cutover.app.history import LiveForecasts, gate_outlook  # numpy: only for gates that weigh the forecast
 
-        outlook = gate_outlook(self.journal, state, now=self.clock())
+        if self._forecasts is None:
+            self._forecasts = LiveForecasts(self.journal)  # the run's runbook converted once for every gate
+        outlook = gate_outlook(self.journal, state, now=self.clock(), spec=self._forecasts.spec(state))
         when = (lambda text: datetime.fromisoformat(text) if text else None)
         if kind == "forecast":
             return Value(*c.forecast_slack(when(outlook.end_p90), when(outlook.window_end), outlook.source))

@@ -334,16 +334,17 @@ class GateOutlook:
     source: str  # what the estimate draws from (``timings.measured_source``)
 
 
-def gate_outlook(journal: Journal, state: RunState, *, now: datetime, samples: int = 1000) -> GateOutlook:
+def gate_outlook(journal: Journal, state: RunState, *, now: datetime, samples: int = 1000,
+                 spec: RunbookSpec | None = None) -> GateOutlook:
     """What the forecast built-ins of a gate's criteria weigh, as the run stands at the gate.
 
     The P90 end of the rest of the run, the P90 moment the point of no return is
     reached (now, when the run stands at it) and its deadline, from the same
-    measurements as the live forecast.
+    measurements as the live forecast. ``spec``: the run's runbook, when the caller has it converted already.
     """
     from cutover.core.montecarlo import forecast_night  # numpy: only for commands that forecast
 
-    plan = planned_durations(state.steps, runbook_of(state))
+    plan = planned_durations(state.steps, spec if spec is not None else runbook_of(state))
     remaining = [p for p in plan if p.info.id not in state.completed]
     measured = past_runs(journal, state).runs
     window_end = datetime.fromisoformat(state.window_end) if state.window_end else None

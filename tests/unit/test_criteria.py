@@ -409,3 +409,19 @@ def test_a_playbook_probe_runs_through_the_executor_registry(tmp_path: Path, mon
     assert (measured.value, measured.passed) == (42, True), measured.detail
     [(redactor, executor)] = built
     assert redactor is evidence.redact and executor.closed
+
+
+def test_the_forecast_built_ins_convert_the_runs_runbook_once_for_every_measurement(tmp_path: Path, monkeypatch):
+    from cutover.app import history
+
+    journal = InMemoryJournal(operator="claire")
+    create_run(journal, parse_runbook(RUNBOOK, "night.yaml"), tiny_inventory(), run_id="r1",
+               window_end=(NOW + timedelta(hours=4)).isoformat())
+    converted: list[str] = []
+    parsed = history.runbook_of
+    monkeypatch.setattr(history, "runbook_of", lambda state: converted.append(state.run_id) or parsed(state))
+    evidence = GateEvidence(journal, tiny_inventory(), tmp_path, tmp_path, clock=lambda: NOW)
+    state = load_run(journal, "r1")
+    for kind in ("forecast", "pnr_margin", "forecast"):
+        assert evidence.measure(criterion(id=kind, kind=kind, min=0), state).value is not None
+    assert converted == ["r1"]
