@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cutover.core import criteria as c
 from cutover.core.actions import ActionRequest, Phase
@@ -40,6 +40,9 @@ from cutover.core.steps import Action
 from cutover.executors.environment import inherited
 from cutover.model.inventory import Inventory
 from cutover.model.redact import Redactor
+
+if TYPE_CHECKING:
+    from cutover.app.history import LiveForecasts
 
 OUTPUT_SHOWN = 300  # characters of a failing probe's output kept in its detail
 
@@ -63,6 +66,7 @@ class GateEvidence:
         self.redact = redactor or Redactor.of(inventory.secrets)
         self.lab_dir = lab_dir
         self.clock = clock
+        self._forecasts: LiveForecasts | None = None
 
     def __call__(self, criteria: Sequence[c.Criterion], state: RunState) -> list[MeasuredCriterion]:
         if any(criterion.probe.kind == "playbook" for criterion in criteria):
@@ -117,7 +121,7 @@ class GateEvidence:
         return read_output(done.stdout, probe.value)
 
     def _playbook(self, criterion: c.Criterion, state: RunState) -> Value:
-        from cutover.executors.ansible import AnsibleExecutor  # Ansible: only for gates with playbook probes
+        from cutover.executors.registry import build_executor  # Ansible: only for gates with playbook probes
 
         probe = criterion.probe
         gate = _gate_of(state)
@@ -126,7 +130,7 @@ class GateEvidence:
             run_id=state.run_id, step_id=f"{gate}-criterion-{criterion.id}", phase=Phase.VERIFY,
             action=Action("playbook", playbook=probe.playbook, extra_vars=extra, env=dict(probe.env)),
             targets=(None,), timeout=probe.timeout, environment=self._environment(criterion, state, gate))
-        executor = AnsibleExecutor(self.project_dir, self.inventory, self.redact, self.state_dir)
+        executor = build_executor("playbook", self.project_dir, self.inventory, self.state_dir, self.redact)
         try:
             result = executor.run(request)[None]
         finally:
@@ -141,14 +145,15 @@ class GateEvidence:
     # ------------------------------------------------------------------ built-ins
 
     def _forecast(self, kind: str, state: RunState) -> Value:
-        from cutover.app.history import gate_outlook  # numpy: only for gates that weigh the forecast
+        from cutover.app.history import LiveForecasts, gate_outlook  # numpy: only for gates that weigh the forecast
 
-        outlook = gate_outlook(self.journal, state, now=self.clock())
+        if self._forecasts is None:
+            self._forecasts = LiveForecasts(self.journal)  # the run's runbook converted once for every gate
+        outlook = gate_outlook(self.journal, state, now=self.clock(), spec=self._forecasts.spec(state))
         when = (lambda text: datetime.fromisoformat(text) if text else None)
         if kind == "forecast":
-            return Value(*c.forecast_slack(when(outlook["end_p90"]), when(outlook["window_end"]), outlook["source"]))
-        return Value(*c.pnr_slack(when(outlook["pnr_reached_p90"]), when(outlook["pnr_deadline"]),
-                                  outlook["source"]))
+            return Value(*c.forecast_slack(when(outlook.end_p90), when(outlook.window_end), outlook.source))
+        return Value(*c.pnr_slack(when(outlook.pnr_reached_p90), when(outlook.pnr_deadline), outlook.source))
 
     def _programme(self, state: RunState) -> tuple[int, str]:
         from cutover.app.programme import environment_runs, positions

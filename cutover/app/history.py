@@ -9,6 +9,7 @@ left out of every figure, and every answer says which and why.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -50,8 +51,11 @@ def measure(journal: Journal, run_id: str) -> RunMeasure:
 
 
 def select_runs(journal: Journal, runbook: str, env: str, *, last: int | None = None,
-                run_ids: list[str] | None = None) -> Selection:
-    """The runs of ``runbook`` on ``env`` that count, oldest first (the last N, or those named), and those left out."""
+                run_ids: list[str] | None = None, exclude: str | None = None) -> Selection:
+    """The runs of ``runbook`` on ``env`` that count, oldest first (the last N, or those named), and those left out.
+
+    ``exclude``: a run not even read (the one being resumed reads itself once, for its drive).
+    """
     if run_ids:
         chosen = [measure(journal, run_id) for run_id in run_ids]
         mixed = [m.run_id for m in chosen if (m.runbook, m.env) != (runbook, env)]
@@ -59,7 +63,8 @@ def select_runs(journal: Journal, runbook: str, env: str, *, last: int | None = 
             raise InputError(f"run(s) {', '.join(mixed)} are not runs of {runbook!r} on {env!r}",
                              hint="compare like with like: one runbook, one environment")
         return select(chosen)
-    found = [m for m in (measure(journal, run_id) for run_id in journal.runs()) if (m.runbook, m.env) == (runbook, env)]
+    found = [m for m in (measure(journal, run_id) for run_id in journal.runs() if run_id != exclude)
+             if (m.runbook, m.env) == (runbook, env)]
     return select(found, last)
 
 
@@ -134,12 +139,13 @@ def _rounded(seconds: float | None) -> float | None:
 def forecast_json(journal: Journal, loaded: LoadedRunbook, inventory: Inventory, *, from_env: str | None,
                   last: int | None, start: datetime | None, window_end: datetime | None, samples: int,
                   changes: Sequence[Change] = (), window: int | None = None,
-                  now: datetime | None = None) -> dict[str, Any]:
+                  now: datetime | None = None, spec: RunbookSpec | None = None) -> dict[str, Any]:
     """The night of ``loaded`` on ``inventory``, forecast from the runs of the same runbook (on ``from_env``).
 
     The window is the runbook's: the candidate ``window`` asked for, else the first still open (its start
     is the night's start, its end and latest PNR what the night must hold), unless ``start`` or
     ``window_end`` are given. With ``changes`` (what-if), the answer carries the unchanged night beside.
+    ``spec``: the runbook as the core sees it, when the caller has converted it already.
     """
     from cutover.core.montecarlo import forecast_night  # numpy: only for commands that forecast
 
@@ -152,7 +158,7 @@ def forecast_json(journal: Journal, loaded: LoadedRunbook, inventory: Inventory,
         datetime.fromisoformat(loaded.runbook.window.end) if loaded.runbook.window and loaded.runbook.window.end
         else None)
     latest_pnr = parse_time(chosen.latest_pnr) if chosen and chosen.latest_pnr else None
-    spec = to_spec(loaded.runbook)
+    spec = spec or to_spec(loaded.runbook)
     plan = planned_durations([p.info for p in plan_cutover(spec, inventory)], spec)
     source_env = from_env or inventory.name
     selection = select_runs(journal, loaded.runbook.name, source_env, last=last)
@@ -190,7 +196,7 @@ def _forecast_window(loaded: LoadedRunbook, number: int | None, now: datetime) -
 def measured_p90s(journal: Journal, runbook: str, env: str, *, exclude: str | None = None
                   ) -> tuple[dict[str, float], dict[str, float]]:
     """Per step, the P90 of its measured durations and of its measured rollbacks (the window check uses them)."""
-    runs = [m for m in select_runs(journal, runbook, env).runs if m.run_id != exclude]
+    runs = select_runs(journal, runbook, env, exclude=exclude).runs
     rows = summarise(runs) if runs else []
     durations = {row["id"]: row["p90_s"] for row in rows if row["p90_s"] is not None}
     rollbacks = {row["id"]: row["rollback"]["p90_s"] for row in rows if row["rollback"]}
@@ -213,33 +219,44 @@ def past_runs(journal: Journal, state: RunState) -> Selection:
 
 
 class LiveForecasts:
-    """Live forecasts asked again and again (a board, the notifier): each run's past runs are measured once.
+    """Live forecasts asked again and again (a board, the notifier): each run's past runs are measured once,
+    and its runbook converted once.
 
     The runs a forecast draws from do not change while a run goes on;
-    measuring them reads and folds every one of them.
+    measuring them reads and folds every one of them. A run's runbook is fixed when it is created.
     """
 
     def __init__(self, journal: Journal) -> None:
         self.journal = journal
         self._past: dict[str, Selection] = {}
+        self._specs: dict[str, RunbookSpec] = {}
 
     def of(self, state: RunState, *, now: datetime) -> Outlook | None:
+        if state.is_finished():
+            return None
         if state.run_id not in self._past:
             self._past[state.run_id] = past_runs(self.journal, state)
-        return live_forecast(self.journal, state, now=now, runs=self._past[state.run_id])
+        return live_forecast(self.journal, state, now=now, runs=self._past[state.run_id], spec=self.spec(state))
+
+    def spec(self, state: RunState) -> RunbookSpec:
+        """The run's runbook as journalled (``runbook_of``), converted the first time it is asked for."""
+        if state.run_id not in self._specs:
+            self._specs[state.run_id] = runbook_of(state)
+        return self._specs[state.run_id]
 
 
 def live_forecast(journal: Journal, state: RunState, *, now: datetime, samples: int = 1000,
-                  runs: Selection | None = None) -> Outlook | None:
+                  runs: Selection | None = None, spec: RunbookSpec | None = None) -> Outlook | None:
     """The rest of a run under way, forecast from measurements: what is done is done, the remainder is drawn.
 
-    ``runs`` (from ``past_runs``): the past runs already measured (``LiveForecasts`` keeps them).
+    ``runs`` (from ``past_runs``) and ``spec`` (``runbook_of``): the past runs already measured and the
+    run's runbook already converted (``LiveForecasts`` keeps them).
     """
     if state.is_finished():
         return None
     from cutover.core.montecarlo import forecast_night  # numpy: only for commands that forecast
 
-    plan = planned_durations(state.steps, runbook_of(state))
+    plan = planned_durations(state.steps, spec if spec is not None else runbook_of(state))
     remaining = [p for p in plan if p.info.id not in state.completed]
     selection = past_runs(journal, state) if runs is None else runs
     measured = selection.runs
@@ -258,7 +275,7 @@ def live_forecast(journal: Journal, state: RunState, *, now: datetime, samples: 
 
 
 def window_risk(journal: Journal, loaded: LoadedRunbook, inventory: Inventory, window_end: str, *,
-                now: datetime) -> str | None:
+                now: datetime, spec: RunbookSpec | None = None) -> str | None:
     """Why a night started ``now`` would not fit a window ending at ``window_end``, or None if it fits.
 
     A window end in the past is a typo more often than a choice (a wrong date or
@@ -269,7 +286,7 @@ def window_risk(journal: Journal, loaded: LoadedRunbook, inventory: Inventory, w
     if end <= now:
         return f"the window end ({window_end}) is {_how_long((now - end).total_seconds())} ago"
     outlook = forecast_json(journal, loaded, inventory, from_env=None, last=None, start=now, window_end=end,
-                            samples=1000)
+                            samples=1000, spec=spec)
     p90 = datetime.fromisoformat(outlook["end"]["p90"])
     if end < p90:
         runs = outlook.get("runs") or []
@@ -306,16 +323,28 @@ def replay_json(journal: Journal, run_id: str, changes: Sequence[Change] = ()) -
             "changes": [c.describe() for c in changes], **compare_json(events, replay, durations)}
 
 
-def gate_outlook(journal: Journal, state: RunState, *, now: datetime, samples: int = 1000) -> dict[str, Any]:
+@dataclass(frozen=True)
+class GateOutlook:
+    """What a gate's forecast built-ins weigh (ISO 8601 times): the rest of the run's P90 end, the PNR's."""
+
+    end_p90: str
+    pnr_reached_p90: str | None  # None once the point of no return is passed, or when the runbook has none
+    pnr_deadline: str | None
+    window_end: str | None
+    source: str  # what the estimate draws from (``timings.measured_source``)
+
+
+def gate_outlook(journal: Journal, state: RunState, *, now: datetime, samples: int = 1000,
+                 spec: RunbookSpec | None = None) -> GateOutlook:
     """What the forecast built-ins of a gate's criteria weigh, as the run stands at the gate.
 
     The P90 end of the rest of the run, the P90 moment the point of no return is
     reached (now, when the run stands at it) and its deadline, from the same
-    measurements as the live forecast.
+    measurements as the live forecast. ``spec``: the run's runbook, when the caller has it converted already.
     """
     from cutover.core.montecarlo import forecast_night  # numpy: only for commands that forecast
 
-    plan = planned_durations(state.steps, runbook_of(state))
+    plan = planned_durations(state.steps, spec if spec is not None else runbook_of(state))
     remaining = [p for p in plan if p.info.id not in state.completed]
     measured = past_runs(journal, state).runs
     window_end = datetime.fromisoformat(state.window_end) if state.window_end else None
@@ -332,5 +361,5 @@ def gate_outlook(journal: Journal, state: RunState, *, now: datetime, samples: i
         reached = forecast_night(before, measured, start=start, window_end=None, samples=samples)["end"]["p90"] \
             if before else start.isoformat()
     deadline = whole["pnr_deadline"] if state.point_of_no_return_passed is None else None
-    return {"end_p90": ahead["end"]["p90"], "pnr_reached_p90": reached, "pnr_deadline": deadline,
-            "window_end": state.window_end, "source": ahead["source"]}
+    return GateOutlook(end_p90=ahead["end"]["p90"], pnr_reached_p90=reached, pnr_deadline=deadline,
+                       window_end=state.window_end, source=ahead["source"])

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from cutover.app.anchors import anchor_run
-from cutover.app.approvals import Override, SignedApproval, check_signed
+from cutover.app.approvals import Override, Proof, SignedApproval, Statement, check_signed
 from cutover.app.notify import Notifier
 from cutover.app.programme import check_programme
 from cutover.app.queries import load_run, runbook_of, secret_digest
@@ -27,7 +27,7 @@ from cutover.core.actions import Executor, Target
 from cutover.core.engine import Approval, DriveOptions, Engine, approval_record, gate_satisfied, steps_after
 from cutover.core.events import Event, Journal, LeaseHolder
 from cutover.core.journal_rules import lease_staleness
-from cutover.core.state import RunState, RunStatus, TargetStatus, fold
+from cutover.core.state import RunState, RunStatus, TargetStatus, caught_up, fold
 from cutover.core.steps import Approver, GateStep, RunbookSpec
 from cutover.core.text import as_name, name_problem
 from cutover.core.windows import first_open_window, next_window, postpone_problem
@@ -38,9 +38,9 @@ from cutover.model.inventory import Inventory
 from cutover.model.redact import Redactor
 from cutover.model.runbook import LoadedRunbook
 from cutover.model.signers import allowed_signers_path, signers_content, signers_digest
-from cutover.planning.blast import run_claims, step_reaches
-from cutover.planning.plan import numbered_window, plan_cutover, to_spec, window_infos
-from cutover.planning.validation import check_against
+from cutover.planning.blast import run_claims
+from cutover.planning.plan import numbered_window, plan_cutover, window_infos
+from cutover.planning.validation import CheckedRunbook, check_against
 
 EXIT_FOR_STATUS = {
     RunStatus.COMPLETED: ExitCode.OK,
@@ -53,8 +53,13 @@ EXIT_FOR_STATUS = {
 
 HEARTBEAT_SECONDS = 10.0
 
-# Told the engine once it is built, before it drives: the terminal's live board follows it.
-EngineReady = Callable[[Engine], None]
+
+
+@dataclass
+class EngineHandle:
+    """A drive's engine, handed over once it is built and before it drives: the terminal's live board follows it."""
+
+    engine: Engine | None = None  # None until the drive has built it
 
 
 def new_run_id(runbook_name: str) -> str:
@@ -70,21 +75,23 @@ def check_run_id(run_id: str) -> str:
     return run_id
 
 
-def create_run(journal: Journal, loaded: LoadedRunbook, inventory: Inventory, *, run_id: str,
+def create_run(journal: Journal, loaded: LoadedRunbook | CheckedRunbook, inventory: Inventory, *, run_id: str,
                window_end: str | None = None, project_dir: Path | None = None,
                override_programme: str | None = None, label: str | None = None, auto_approve: str | None = None,
                window_risk: str | None = None, window_number: int | None = None) -> None:
     """Validate against the inventory, freeze the plan, and journal the run's creation with its claims.
 
-    The journal refuses the creation (ClaimHeld, exit 6) while an unfinished run
-    holds any SAMU or partition this one can reach: one night per SAMU.
+    A runbook already checked against this inventory and project folder (``check_against``)
+    is not checked again. The journal refuses the creation (ClaimHeld, exit 6) while an
+    unfinished run holds any SAMU or partition this one can reach: one night per SAMU.
     ``auto_approve``: a lab run's approver for every gate, kept so that `resume` approves as it too.
     ``window_risk``: the reason the operator accepted a window that the night may not fit, and that risk.
     """
     check_run_id(run_id)
     if run_id in journal.runs():
         raise InputError(f"run {run_id!r} already exists", hint=f"continue it with `cutover resume {run_id}`")
-    check_against(loaded, inventory, project_dir)
+    checked = checked_for(loaded, inventory, project_dir)
+    loaded = checked.loaded
     redact = Redactor.of(inventory.secrets)
     _check_no_secret_journalled(loaded, redact)
     runbook = loaded.runbook
@@ -94,21 +101,30 @@ def create_run(journal: Journal, loaded: LoadedRunbook, inventory: Inventory, *,
     wave = r.WaveRef(runbook.wave, tuple(inventory.groups[runbook.wave])) if runbook.wave else None
     override = check_programme(journal, inventory, wave.samus if wave else (), override_programme)
     secret = loaded.secret_names
-    reaches = step_reaches(loaded, inventory, project_dir) if project_dir is not None else []
     # the plan journalled (its titles) is made with each secret parameter masked, never its value
     steps = tuple(replace(planned.info, title=redact(planned.info.title))
-                  for planned in plan_cutover(to_spec(loaded.masked().runbook), inventory))
+                  for planned in plan_cutover(checked.shown_spec, inventory))
     params = {name: secret_digest(run_id, name, str(value)) if name in secret else value
               for name, value in loaded.params.items()}
     created = r.RunCreated(
         runbook=r.RunbookRef(runbook.name, loaded.path, loaded.sha256, loaded.text),
         env=inventory.name, steps=steps, window_end=end, kind=inventory.run_kind, params=params, wave=wave,
         programme_override=override, label=redact(label) if label else label, secret_params=secret or None,
-        claims=run_claims(reaches, wave.samus if wave else ()),
+        claims=run_claims(checked.reaches, wave.samus if wave else ()),
         lab=inventory.is_lab, allowed_signers_sha256=signers_digest(allowed_signers_path(inventory.path)),
         auto_approve=auto_approve, window_risk=redact(window_risk) if window_risk else None,
         windows=windows or None, window=window.number if window else None)
     journal.create_run(run_id, created.to_payload())
+
+
+def checked_for(runbook: LoadedRunbook | CheckedRunbook, inventory: Inventory,
+                project_dir: Path | None) -> CheckedRunbook:
+    """The runbook checked against this inventory and project folder: as given when it was, else checked now."""
+    if isinstance(runbook, CheckedRunbook):
+        if runbook.is_for(inventory, project_dir):
+            return runbook
+        runbook = runbook.loaded
+    return check_against(runbook, inventory, project_dir)
 
 
 def opening_window(loaded: LoadedRunbook, number: int | None = None, *,
@@ -312,22 +328,32 @@ def _heartbeat(journal: Journal, run_id: str, holder: LeaseHolder, stop: threadi
 
 def drive_run(journal: Journal, run_id: str, executors: Mapping[str, Executor], options: DriveOptions, *,
               command: str = "run", take_over: bool = False, decisions: tuple[Decision, ...] = (),
-              exclude: tuple[str, ...] = (), engine_ready: EngineReady | None = None,
-              heartbeat: float = HEARTBEAT_SECONDS, notifier: Notifier | None = None) -> RunStatus:
-    """Drive a run forward (run/resume) under its lease."""
-    state = load_run(journal, run_id)
+              exclude: tuple[str, ...] = (), engine_handle: EngineHandle | None = None,
+              heartbeat: float = HEARTBEAT_SECONDS, notifier: Notifier | None = None,
+              state: RunState | None = None, spec: RunbookSpec | None = None) -> RunStatus:
+    """Drive a run forward (run/resume) under its lease.
+
+    ``state`` and ``spec``: the run and its runbook as the caller has them already
+    (folded, converted); the run is folded once a drive, then followed event by event.
+    """
+    state = current(journal, run_id, state)
     check_not_abandoned(state)
     _check_decisions(state, decisions)
     _check_exclusions(state, exclude)
     with _engine_under_lease(journal, state, executors, options, take_over=take_over, heartbeat=heartbeat,
-                             notifier=notifier) as engine:
+                             notifier=notifier, spec=spec) as engine:
         for decision in decisions:
             engine.record(r.InDoubtResolved(decision.step, decision.target, decision.decision, "operator decision"))
         for target in exclude:
             engine.record(r.TargetExcluded(target, "operator decision"))
-        if engine_ready is not None:
-            engine_ready(engine)
+        if engine_handle is not None:
+            engine_handle.engine = engine
         return engine.drive(command)
+
+
+def current(journal: Journal, run_id: str, state: RunState | None = None) -> RunState:
+    """The run as it stands: folded from its journal, or ``state`` brought up to date (not folded again)."""
+    return load_run(journal, run_id) if state is None else caught_up(state, journal.events(run_id))
 
 
 @contextmanager
@@ -385,78 +411,99 @@ class Place:
     state_dir: Path
 
 
-def start_run(journal: Journal, loaded: LoadedRunbook, inventory: Inventory, place: Place, options: DriveOptions, *,
+def start_run(journal: Journal, checked: CheckedRunbook, place: Place, options: DriveOptions, *,
               run_id: str, window_end: str | None = None, override_programme: str | None = None,
               label: str | None = None, window_risk: str | None = None, window_number: int | None = None,
-              heartbeat: float = HEARTBEAT_SECONDS, engine_ready: EngineReady | None = None,
+              heartbeat: float = HEARTBEAT_SECONDS, engine_handle: EngineHandle | None = None,
               created: Callable[[str], None] = lambda _: None, notifier: Notifier | None = None) -> RunStatus:
-    """`cutover run`: executors built and checked, the run created, driven under its lease, executors closed."""
-    spec = to_spec(loaded.runbook)
+    """`cutover run`: executors built and checked, the run created, driven under its lease, executors closed.
+
+    ``checked``: the runbook as the command checked it against its inventory (not checked again).
+    """
+    loaded, inventory, spec = checked.loaded, checked.inventory, checked.spec
     if options.until is not None:
         spec.step(options.until)  # an unknown step is refused before anything runs
     options = replace(options, secret_params={name: str(loaded.params[name]) for name in loaded.secret_names})
     with open_executors(place.project_dir, inventory, place.state_dir, spec,
                         secrets=options.secret_params.values()) as executors:
-        create_run(journal, loaded, inventory, run_id=run_id, window_end=window_end, project_dir=place.project_dir,
+        create_run(journal, checked, inventory, run_id=run_id, window_end=window_end, project_dir=place.project_dir,
                    override_programme=override_programme, label=label, auto_approve=options.auto_approve,
                    window_risk=window_risk, window_number=window_number)
         created(run_id)
-        return drive_run(journal, run_id, executors, options, command="run", engine_ready=engine_ready,
-                         heartbeat=heartbeat, notifier=notifier)
+        return drive_run(journal, run_id, executors, options, command="run", engine_handle=engine_handle,
+                         heartbeat=heartbeat, notifier=notifier, spec=spec)
 
 
 def resume_run(journal: Journal, run_id: str, inventory: Inventory, place: Place, options: DriveOptions, *,
                take_over: bool = False, decisions: tuple[Decision, ...] = (), exclude: tuple[str, ...] = (),
-               heartbeat: float = HEARTBEAT_SECONDS, engine_ready: EngineReady | None = None,
-               notifier: Notifier | None = None) -> RunStatus:
-    """`cutover resume`: the run's own runbook and parameters, from its journal, driven on."""
+               heartbeat: float = HEARTBEAT_SECONDS, engine_handle: EngineHandle | None = None,
+               notifier: Notifier | None = None, state: RunState | None = None) -> RunStatus:
+    """`cutover resume`: the run's own runbook and parameters, from its journal, driven on.
+
+    ``state``: the run as the command has folded it already (brought up to date, not folded again).
+    """
     check_run_id(run_id)  # its executors name their artifacts after it
-    spec = runbook_of(load_run(journal, run_id), options.secret_params)  # a secret parameter missing: refused here
+    state = current(journal, run_id, state)
+    spec = runbook_of(state, options.secret_params)  # a secret parameter missing: refused here
     if options.until is not None:
         spec.step(options.until)
     with open_executors(place.project_dir, inventory, place.state_dir, spec,
                         secrets=options.secret_params.values()) as executors:
         return drive_run(journal, run_id, executors, options, command="resume", take_over=take_over,
-                         decisions=decisions, exclude=exclude, engine_ready=engine_ready, heartbeat=heartbeat,
-                         notifier=notifier)
+                         decisions=decisions, exclude=exclude, engine_handle=engine_handle, heartbeat=heartbeat,
+                         notifier=notifier, state=state, spec=spec)
 
 
 def roll_back_run(journal: Journal, run_id: str, inventory: Inventory, place: Place, options: DriveOptions, *,
                   to: str | None = None, take_over: bool = False, heartbeat: float = HEARTBEAT_SECONDS,
-                  engine_ready: EngineReady | None = None, notifier: Notifier | None = None) -> RunStatus:
-    """`cutover rollback`: undo the run's later steps, newest first, under its lease."""
+                  engine_handle: EngineHandle | None = None, notifier: Notifier | None = None,
+                  state: RunState | None = None) -> RunStatus:
+    """`cutover rollback`: undo the run's later steps, newest first, under its lease.
+
+    ``state``: the run as the command has folded it already (brought up to date, not folded again).
+    """
     check_run_id(run_id)  # its executors name their artifacts after it
-    spec = runbook_of(load_run(journal, run_id), options.secret_params)
+    state = current(journal, run_id, state)
+    spec = runbook_of(state, options.secret_params)
     with open_executors(place.project_dir, inventory, place.state_dir, spec,
                         secrets=options.secret_params.values()) as executors:
         return rollback_run(journal, run_id, executors, options, to=to, take_over=take_over,
-                            engine_ready=engine_ready, heartbeat=heartbeat, notifier=notifier)
+                            engine_handle=engine_handle, heartbeat=heartbeat, notifier=notifier, state=state,
+                            spec=spec)
 
 
 def rollback_run(journal: Journal, run_id: str, executors: Mapping[str, Executor], options: DriveOptions, *,
-                 to: str | None = None, take_over: bool = False, engine_ready: EngineReady | None = None,
-                 heartbeat: float = HEARTBEAT_SECONDS, notifier: Notifier | None = None) -> RunStatus:
-    """Roll a run back to the rollback point after step ``to`` (or to the very start)."""
-    state = load_run(journal, run_id)
+                 to: str | None = None, take_over: bool = False, engine_handle: EngineHandle | None = None,
+                 heartbeat: float = HEARTBEAT_SECONDS, notifier: Notifier | None = None,
+                 state: RunState | None = None, spec: RunbookSpec | None = None) -> RunStatus:
+    """Roll a run back to the rollback point after step ``to`` (or to the very start).
+
+    ``state`` and ``spec``: the run and its runbook as the caller has them already (folded, converted).
+    """
+    state = current(journal, run_id, state)
     check_not_abandoned(state)
     check_rollback_allowed(state, to)
     with _engine_under_lease(journal, state, executors, options, take_over=take_over, heartbeat=heartbeat,
-                             notifier=notifier) as engine:
-        if engine_ready is not None:
-            engine_ready(engine)
+                             notifier=notifier, spec=spec) as engine:
+        if engine_handle is not None:
+            engine_handle.engine = engine
         return engine.roll_back(to)
 
 
 @contextmanager
 def _engine_under_lease(journal: Journal, state: RunState, executors: Mapping[str, Executor], options: DriveOptions,
-                        *, take_over: bool, heartbeat: float, notifier: Notifier | None) -> Iterator[Engine]:
-    """The run's engine, under the run's lease (a lease lost stops it) with the notifier listening to it."""
+                        *, take_over: bool, heartbeat: float, notifier: Notifier | None,
+                        spec: RunbookSpec | None) -> Iterator[Engine]:
+    """The run's engine, under the run's lease (a lease lost stops it) with the notifier listening to it.
+
+    The engine follows ``state`` from the events since (the lease's among them): the run is not folded again.
+    """
     lost = _LostLease()
     with driving(journal, state.run_id, take_over=take_over, heartbeat=heartbeat, on_lost=lost,
                  anchor_key=options.anchor_key), \
             notifying(journal, state, options, notifier) as options:
-        engine = lost.engine = Engine(journal, state.run_id, runbook_of(state, options.secret_params), executors,
-                                      options)
+        runbook = spec if spec is not None else runbook_of(state, options.secret_params)
+        engine = lost.engine = Engine(journal, state.run_id, runbook, executors, options, state=state)
         yield engine
 
 
@@ -547,16 +594,24 @@ def approve_gate(journal: Journal, run_id: str, step_id: str, approval: Approval
 def verified(approval: Approval, journal: Journal, run_id: str, step_id: str, listed: Approver,
              inventory: Inventory) -> Approval:
     """The approval with its proof, once its signature and statement are checked (InputError otherwise)."""
+    statement, proof = _signature_checked(journal, run_id, step_id, listed, approval, inventory)
+    assert listed.id is not None  # refused above without one
+    return Approval(listed.id, statement.reason, proof.statement, proof.signature, proof.signers)
+
+
+def _signature_checked(journal: Journal, run_id: str, step_id: str, listed: Approver, approval: Approval,
+                       inventory: Inventory, override: Override | None = None) -> tuple[Statement, Proof]:
+    """A signed approval (or ``override``) checked: for this run, gate and approver, against the run's signers."""
     if listed.id is None:
-        raise InputError(f"approver {listed.name!r} of gate {step_id} has no id: a signed approval names an id",
+        raise InputError(f"approver {listed.name!r} of gate {step_id} has no id: a signed "
+                         f"{'override' if override else 'approval'} names an id",
                          hint="give each approver an `id:` in the runbook")
     signed = SignedApproval(approval.statement or "", approval.signature or "")
     events = journal.events(run_id)
     signers_file = allowed_signers_path(inventory.path)
-    signers = anchored_signers(fold(events), signers_file)
-    statement, proof = check_signed(signed, run_id=run_id, step=step_id, approver_id=listed.id,
-                                    events=events, signers_file=signers_file, signers_text=signers)
-    return Approval(listed.id, statement.reason, proof.statement, proof.signature, proof.signers)
+    return check_signed(signed, run_id=run_id, step=step_id, approver_id=listed.id, events=events,
+                        signers_file=signers_file, signers_text=anchored_signers(fold(events), signers_file),
+                        override=override)
 
 
 def anchored_signers(state: RunState, signers_file: Path) -> str:
@@ -649,15 +704,7 @@ def override_criterion(journal: Journal, run_id: str, step_id: str, criterion: s
 def _override_proof(journal: Journal, run_id: str, step_id: str, listed: Approver, override: Override,
                     approval: Approval, inventory: Inventory) -> tuple[str, tuple[str | None, str | None, str | None]]:
     """The signed override checked (this run, gate, approver, criterion and value): its reason and proof."""
-    if listed.id is None:
-        raise InputError(f"approver {listed.name!r} has no id: a signed override names an id",
-                         hint="give each approver an `id:` in the runbook")
-    signed = SignedApproval(approval.statement or "", approval.signature or "")
-    events = journal.events(run_id)
-    signers_file = allowed_signers_path(inventory.path)
-    statement, checked = check_signed(signed, run_id=run_id, step=step_id, approver_id=listed.id, events=events,
-                                      signers_file=signers_file, signers_text=anchored_signers(fold(events), signers_file),
-                                      override=override)
+    statement, checked = _signature_checked(journal, run_id, step_id, listed, approval, inventory, override)
     if approval.reason and statement.reason != approval.reason:
         raise InputError("the signed statement gives another reason than --reason", hint="sign the reason given here")
     return statement.reason, (checked.statement, checked.signature, checked.signers)

@@ -47,7 +47,8 @@ def _left_out(app: App, left_out: list[dict[str, Any]]) -> None:
 def timings(app: App, runbook: str, env: str, last: int | None, run_ids: str | None, as_json: bool,
             params: tuple[str, ...]) -> int:
     """Step durations measured by RUNBOOK's runs on ENV (from the journal): spread, per target, flags, trend."""
-    loaded, inventory = load_checked(app, runbook, env, params)
+    checked = load_checked(app, runbook, env, params)
+    loaded, inventory = checked.loaded, checked.inventory
     ids = [r.strip() for r in run_ids.split(",") if r.strip()] if run_ids else None
     with open_journal(app) as journal:
         data = timings_json(loaded.runbook.name, inventory.name,
@@ -149,10 +150,10 @@ def forecast(app: App, runbook: str, env: str, from_env: str | None, last: int |
     the window still hold, and which step is now critical, beside the night as measured.
     """
     changes = parse_changes(what_if)
-    loaded, inventory = load_checked(app, runbook, env, params)
+    checked = load_checked(app, runbook, env, params)
     with open_journal(app) as journal:
-        data = forecast_json(journal, loaded, inventory, from_env=from_env, last=last,
-                             start=datetime.fromisoformat(start) if start else None,
+        data = forecast_json(journal, checked.loaded, checked.inventory, from_env=from_env, last=last,
+                             start=datetime.fromisoformat(start) if start else None, spec=checked.spec,
                              window_end=datetime.fromisoformat(window_end) if window_end else None,
                              samples=samples, changes=changes, window=window)
     if as_json:

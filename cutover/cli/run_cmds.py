@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Sequence
 from contextlib import nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
@@ -48,7 +48,7 @@ from cutover.cli.read_cmds import check_chain, open_journal, spec_of, verify_jou
 from cutover.cli.render import PlanEntry, criteria_table, plan_view, print_plain
 from cutover.cli.terminal import LiveBoard, answerable
 from cutover.core import records
-from cutover.core.engine import Approval, DriveOptions, approvals_complete
+from cutover.core.engine import Approval, DriveOptions, GatePrompt, approvals_complete
 from cutover.core.events import Journal, VerifyReport
 from cutover.core.guidance import next_move
 from cutover.core.state import RunState, RunStatus
@@ -57,10 +57,10 @@ from cutover.errors import CutoverError, ExitCode, InputError, JournalCorrupt, N
 from cutover.journal.postgres import STALL_BOUND
 from cutover.journal.sqlite import open_journal_url
 from cutover.model.inventory import Inventory, load_inventory
-from cutover.model.runbook import LoadedRunbook, load_runbook
-from cutover.planning.blast import StepReach, step_reaches
-from cutover.planning.plan import plan_cutover, to_spec
-from cutover.planning.validation import check_against
+from cutover.model.runbook import load_runbook
+from cutover.planning.blast import StepReach
+from cutover.planning.plan import PlannedStep, plan_cutover
+from cutover.planning.validation import CheckedRunbook, check_against
 
 
 class WindowEnd(click.ParamType):
@@ -97,13 +97,13 @@ def resolve_runbook(app: App, name: str) -> Path:
     raise NotFound(f"runbook {name!r} not found", hint=f"looked for {given} and in {app.project_dir / 'runbooks'}")
 
 
-def load_checked(app: App, runbook: str, env: str, params: tuple[str, ...] = ()) -> tuple[LoadedRunbook, Inventory]:
+def load_checked(app: App, runbook: str, env: str, params: tuple[str, ...] = ()) -> CheckedRunbook:
+    """The runbook read and checked against ENV's inventory: once a command, passed along from here."""
     app.require_project()
     inventory = load_inventory(app.project_dir, env)
     path = resolve_runbook(app, runbook)
     loaded = load_runbook(path, display=_display(app, path), params=parse_params(params))
-    check_against(loaded, inventory, app.project_dir)
-    return loaded, inventory
+    return check_against(loaded, inventory, app.project_dir)
 
 
 def parse_params(given: tuple[str, ...]) -> dict[str, str]:
@@ -140,8 +140,9 @@ def _display(app: App, path: Path) -> str:
 @pass_app
 def validate(app: App, runbook: str, env: str, params: tuple[str, ...]) -> int:
     """Check RUNBOOK against the inventory of ENV (schema, targets, blast radius); nothing is executed."""
-    loaded, inventory = load_checked(app, runbook, env, params)
-    plan = plan_cutover(to_spec(loaded.runbook), inventory)
+    checked = load_checked(app, runbook, env, params)
+    loaded, inventory = checked.loaded, checked.inventory
+    plan = plan_cutover(checked.spec, inventory)
     units = sum(len(p.info.targets) if p.info.targets is not None else 1 for p in plan)
     app.console.print(f"[green]✓[/] {escape(loaded.path)} is valid for {escape(inventory.name)}: "
                       f"{len(plan)} steps, {units} step x target units")
@@ -156,9 +157,10 @@ def validate(app: App, runbook: str, env: str, params: tuple[str, ...]) -> int:
 @pass_app
 def plan(app: App, runbook: str, env: str, as_json: bool, params: tuple[str, ...]) -> int:
     """Show every step x target of RUNBOOK in execution order, with its rollback and the SAMUs it can affect."""
-    loaded, inventory = load_checked(app, runbook, env, params)
-    steps = plan_cutover(to_spec(loaded.masked().runbook), inventory)  # a secret parameter is shown masked
-    reaches = {r.step: r for r in step_reaches(loaded, inventory, app.project_dir)}
+    checked = load_checked(app, runbook, env, params)
+    loaded, inventory = checked.loaded, checked.inventory
+    steps = plan_cutover(checked.shown_spec, inventory)  # a secret parameter is shown masked
+    reaches = {r.step: r for r in checked.reaches}
     if as_json:
         app.emit_json({"runbook": loaded.runbook.name, "env": inventory.name, "params": loaded.shown_params,
                        "wave": loaded.runbook.wave,
@@ -172,7 +174,7 @@ def plan(app: App, runbook: str, env: str, as_json: bool, params: tuple[str, ...
     return ExitCode.OK
 
 
-def _plan_entry(planned: Any, reaches: dict[str, StepReach], inventory: Inventory) -> PlanEntry:
+def _plan_entry(planned: PlannedStep, reaches: dict[str, StepReach], inventory: Inventory) -> PlanEntry:
     info, step = planned.info, planned.step
     targets = ", ".join(info.targets) if info.targets is not None else "controller"
     if isinstance(step, GateStep):
@@ -209,7 +211,7 @@ def _affects_text(reach: StepReach | None, inventory: Inventory) -> str:
 def _drive_options(app: App, inventory: Inventory, *, auto_approve: str | None,
                    override_window: str | None, plain: bool, until: str | None = None,
                    measured: tuple[dict[str, float], dict[str, float]] = ({}, {}),
-                   signing: tuple[Any, str] | None = None, secret_params: tuple[str, ...] = (),
+                   signing: tuple[Journal, str] | None = None, secret_params: tuple[str, ...] = (),
                    run: RunState | None = None, board: LiveBoard | None = None,
                    gate_timeout: float = 0) -> DriveOptions:
     """``signing``: the journal and run id a terminal approval's statement is signed against.
@@ -229,12 +231,12 @@ def _drive_options(app: App, inventory: Inventory, *, auto_approve: str | None,
 
 
 def _terminal_prompt(app: App, inventory: Inventory, lab: bool, journal: Journal, run_id: str, *,
-                     board: LiveBoard | None, timeout: float) -> Callable[[GateStep, Any], Approval | None]:
-    def ask(step: GateStep, approved: Any) -> Approval | None:
+                     board: LiveBoard | None, timeout: float) -> GatePrompt:
+    def ask(step: GateStep, approved: Sequence[str]) -> Approval | None:
         with (board.aside() if board else nullcontext()), answerable(step, timeout):
             return _ask(step, approved)
 
-    def _ask(step: GateStep, approved: Any) -> Approval | None:
+    def _ask(step: GateStep, approved: Sequence[str]) -> Approval | None:
         app.console.print(f"\n[bold]go/no-go: {escape(step.label)}[/]" + (f" — {escape(step.question)}" if step.question else ""))
         if step.point_of_no_return:
             app.console.print("[bold red]this is the POINT OF NO RETURN: after it, rollback to earlier steps is refused[/]")
@@ -353,38 +355,40 @@ def run(app: App, runbook: str, env: str, run_id: str | None, auto_approve: str 
     """Execute RUNBOOK on ENV: checkpointed steps, gates, a rollback point after each step."""
     if run_id is not None:
         check_run_id(run_id)  # a name (it becomes file names and URLs), refused before anything is read
-    loaded, inventory = load_checked(app, runbook, env, params)
+    checked = load_checked(app, runbook, env, params)
+    loaded, inventory = checked.loaded, checked.inventory
     run_id = run_id or new_run_id(loaded.runbook.name)
 
     def created(run: str) -> None:
         app.console.print(f"run [bold]{run}[/] created ({len(loaded.runbook.steps)} steps, env {inventory.name})")
 
     with open_journal(app) as journal:
-        risk = _window_risk_accepted(journal, loaded, inventory, window_end, accept_window_risk, window_number)
+        risk = _window_risk_accepted(journal, checked, window_end, accept_window_risk, window_number)
         board = LiveBoard(app, journal)
         options = _drive_options(app, inventory, auto_approve=auto_approve, override_window=override_window,
                                  plain=not app.console.is_terminal, until=until,
                                  measured=measured_p90s(journal, loaded.runbook.name, inventory.name),
                                  signing=(journal, run_id), board=board, gate_timeout=gate_timeout)
         options = with_evidence(options, journal, inventory, app.project_dir, app.ensure_state_dir())
-        with board.shown() as ready:
-            status = start_run(journal, loaded, inventory, _place(app), options, run_id=run_id,
+        with board.shown() as handle:
+            status = start_run(journal, checked, _place(app), options, run_id=run_id,
                                window_end=window_end, override_programme=override_programme, label=label,
                                window_risk=risk, window_number=window_number, heartbeat=app.lease_ttl / 3,
-                               engine_ready=ready, created=created,
+                               engine_handle=handle, created=created,
                                notifier=_notifier(inventory, notify, journal, run_id))
     return _finish(app, run_id, status, inventory)
 
 
-def _window_risk_accepted(journal: Journal, loaded: LoadedRunbook, inventory: Inventory, window_end: str | None,
+def _window_risk_accepted(journal: Journal, checked: CheckedRunbook, window_end: str | None,
                           accepted: str | None, window_number: int | None = None) -> str | None:
     """Refuse a window the night cannot fit (exit 2), unless the operator accepts the risk: then what to journal."""
+    loaded = checked.loaded
     now = datetime.now(timezone.utc)
     window = None if window_end else opening_window(loaded, window_number, now=now)  # the run's window
     if window is not None:  # the night starts when its window opens
         window_end, now = window.end, max(now, datetime.fromisoformat(window.start))
     end = window_end or (loaded.runbook.window.end if loaded.runbook.window else None)
-    risk = window_risk(journal, loaded, inventory, end, now=now) if end else None
+    risk = window_risk(journal, loaded, checked.inventory, end, now=now, spec=checked.spec) if end else None
     if risk is None:
         return None
     if not accepted:
@@ -432,10 +436,11 @@ def resume(app: App, run_id: str, auto_approve: str | None, take_over: bool, mar
                                  signing=(journal, run_id), secret_params=params, run=state, board=board,
                                  gate_timeout=gate_timeout)
         options = with_evidence(options, journal, inventory, app.project_dir, app.ensure_state_dir())
-        with board.shown() as ready:
+        with board.shown() as handle:
             status = resume_run(journal, run_id, inventory, _place(app), options, take_over=take_over,
-                                decisions=decisions, exclude=exclude, heartbeat=app.lease_ttl / 3, engine_ready=ready,
-                                notifier=_notifier(inventory, notify, journal, run_id))
+                                decisions=decisions, exclude=exclude, heartbeat=app.lease_ttl / 3,
+                                engine_handle=handle, notifier=_notifier(inventory, notify, journal, run_id),
+                                state=state)
     return _finish(app, run_id, status, inventory)
 
 
@@ -467,10 +472,10 @@ def rollback(app: App, run_id: str, to: str | None, take_over: bool, yes: bool, 
             confirm_by_run_id(app, run_id, what, yes=yes, command=command)
         options = DriveOptions(on_event=None if app.console.is_terminal else print_plain(app.console),
                                environment={"CUTOVER_ENV": inventory.name}, secret_params=parse_params(params))
-        with LiveBoard(app, journal).shown() as ready:
+        with LiveBoard(app, journal).shown() as handle:
             status = roll_back_run(journal, run_id, inventory, _place(app), options, to=to, take_over=take_over,
-                                   heartbeat=app.lease_ttl / 3, engine_ready=ready,
-                                   notifier=_notifier(inventory, notify, journal, run_id))
+                                   heartbeat=app.lease_ttl / 3, engine_handle=handle,
+                                   notifier=_notifier(inventory, notify, journal, run_id), state=state)
     return _finish(app, run_id, status, inventory)
 
 

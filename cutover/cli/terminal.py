@@ -15,19 +15,21 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 import click
+from rich.console import RenderableType
 from rich.live import Live
 
 from cutover.app.history import LiveForecasts
+from cutover.app.runs import EngineHandle
 from cutover.cli.app import App
 from cutover.cli.render import status_board
-from cutover.core.engine import Engine, GateUnanswered
+from cutover.core.engine import GateUnanswered
 from cutover.core.events import Journal
 from cutover.core.forecast import Outlook
 from cutover.core.steps import GateStep
@@ -55,18 +57,19 @@ class LiveBoard:
         self.live: Live | None = None
 
     @contextmanager
-    def shown(self) -> Iterator[Callable[[Engine], None]]:
+    def shown(self) -> Iterator[EngineHandle]:
+        """The handle the drive puts its engine in: the board draws that engine's state once it is there."""
+        handle = EngineHandle()
         if not self.app.console.is_terminal:
-            yield lambda engine: None
+            yield handle
             return
-        engines: list[Engine] = []
         forecasts = LiveForecasts(self.journal)
         latest = _LatestOutlook()
 
-        def board() -> Any:
-            if not engines:
+        def board() -> RenderableType:
+            engine = handle.engine
+            if engine is None:
                 return "starting..."
-            engine = engines[0]
             if time.monotonic() - latest.at > FORECAST_REFRESH_S:  # the board redraws 4 times a second
                 latest.at = time.monotonic()
                 try:
@@ -78,7 +81,7 @@ class LiveBoard:
         with Live(get_renderable=board, console=self.app.console, refresh_per_second=4, transient=False) as live:
             self.live = live
             try:
-                yield engines.append
+                yield handle
             finally:
                 self.live = None
 

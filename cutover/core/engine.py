@@ -36,7 +36,7 @@ from cutover.core.actions import ActionRequest, ActionResult, Executor, Outcome,
 from cutover.core.criteria import Accepted, Criterion, blocked_summary, unresolved
 from cutover.core.events import Event, Journal, parse_time
 from cutover.core.records import StepInfo
-from cutover.core.state import RunState, RunStatus, TargetState, TargetStatus, UndoStatus, apply, fold
+from cutover.core.state import RunState, RunStatus, TargetState, TargetStatus, UndoStatus, apply, caught_up, fold
 from cutover.core.steps import Action, ActionStep, GateStep, RunbookSpec
 from cutover.core.windows import next_window, postpone_offer
 from cutover.errors import CutoverError, InputError, LeaseHeld, ToolMissing
@@ -97,7 +97,9 @@ class Engine:
     """Drives one run. Create one per ``run``/``resume``/``rollback`` invocation."""
 
     def __init__(self, journal: Journal, run_id: str, runbook: RunbookSpec,
-                 executors: Mapping[str, Executor], options: DriveOptions | None = None) -> None:
+                 executors: Mapping[str, Executor], options: DriveOptions | None = None, *,
+                 state: RunState | None = None) -> None:
+        """``state``: the run as the caller has folded it already; brought up to date here, not folded again."""
         self.journal = journal
         self.run_id = run_id
         self.runbook = runbook
@@ -106,7 +108,8 @@ class Engine:
         self.cancel = threading.Event()
         self.lost_lease: LeaseHeld | None = None
         self._lock = threading.Lock()
-        self.state: RunState = fold(journal.events(run_id))
+        events = journal.events(run_id)
+        self.state: RunState = fold(events) if state is None else caught_up(state, events)
 
     def lose_lease(self, lost: LeaseHeld) -> None:
         """Another controller took the run over: start nothing more, stop what runs (its appends are fenced)."""

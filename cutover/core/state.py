@@ -13,7 +13,7 @@ the kinds); the fold never looks at a payload as a dict.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -233,6 +233,19 @@ def fold(events: Iterable[Event]) -> RunState:
         apply(state, event)
     if state is None:
         raise ValueError("no events: the run does not exist")
+    return state
+
+
+def caught_up(state: RunState, events: Sequence[Event]) -> RunState:
+    """``state`` brought up to date with ``events``, all of its run's: only those it has not folded are folded.
+
+    A run's events only ever grow (appended, hash-chained), and the state counts
+    those it has folded: a drive folds its run once and then follows it this way.
+    """
+    if state.events > len(events) or (events and events[0].run_id != state.run_id):
+        raise ValueError(f"these are not the events state {state.run_id} was folded from")
+    for event in events[state.events:]:
+        apply(state, event)
     return state
 
 

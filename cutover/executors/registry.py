@@ -56,7 +56,13 @@ def build_executors(project_dir: Path, inventory: Inventory, state_dir: Path,
         raise InputError(f"no executor for action kind(s) {', '.join(unknown)}",
                          hint=f"action kinds: {', '.join(sorted(FACTORIES))}")
     redactor = Redactor.of([*inventory.secrets, *secrets])
-    return {kind: FACTORIES[kind](project_dir, inventory, redactor, state_dir) for kind in wanted}
+    return {kind: build_executor(kind, project_dir, inventory, state_dir, redactor) for kind in wanted}
+
+
+def build_executor(kind: str, project_dir: Path, inventory: Inventory, state_dir: Path,
+                   redactor: Redactor) -> Executor:
+    """One executor of a known kind (a gate's playbook probe runs through this), printing through ``redactor``."""
+    return FACTORIES[kind](project_dir, inventory, redactor, state_dir)
 
 
 def runbook_actions(runbook: RunbookSpec) -> list[tuple[ActionStep, Action]]:

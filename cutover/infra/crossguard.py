@@ -36,6 +36,7 @@ from pulumi_policy import EnforcementLevel, ReportViolation, StackValidationArgs
 from pulumi_policy.policy import PolicyResource, PolicyResourceOptions
 
 from cutover.infra.compliance import CREDENTIAL_RULE, STATE_RULE, source_violations, state_violations
+from cutover.infra.mockrun import plan_options
 from cutover.infra.plan import ID_SUFFIX, Plan, PlannedResource
 from cutover.infra.policy import RULES, UNKNOWN_PLACEHOLDER, Rule, check_plan
 from cutover.infra.policyfile import DEFAULT_POLICY_FILE, PolicyFile, load_policy, policy_context
@@ -136,17 +137,11 @@ def plan_from_policy_resources(resources: Sequence[PolicyResource]) -> tuple[Pla
 
 
 def _options(opts: PolicyResourceOptions | None) -> dict[str, Any]:
-    """The options a plan records, as ``mockrun.resource_options`` writes them (retainOnDelete is not given)."""
+    """The options a plan records, as the mock run records them (the policy SDK does not give retainOnDelete)."""
     if opts is None:
         return {}
-    options: dict[str, Any] = {}
-    if opts.protect:
-        options["protect"] = True
-    if opts.delete_before_replace:
-        options["deleteBeforeReplace"] = True
-    if opts.ignore_changes:
-        options["ignoreChanges"] = sorted(opts.ignore_changes)
-    return options
+    return plan_options(protect=opts.protect, delete_before_replace=opts.delete_before_replace,
+                        ignore_changes=opts.ignore_changes or ())
 
 
 def _unique_names(resources: Sequence[PolicyResource]) -> dict[int, str]:

@@ -27,6 +27,7 @@ import json
 import runpy
 import sys
 import traceback
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -62,16 +63,24 @@ def plain(value: Any) -> Any:
 
 
 def resource_options(request: Any) -> dict[str, Any]:
-    """The resource options a reviewer must see (only those set, so plans stay small and stable)."""
+    """The resource options of a registration (the engine's request), as a plan records them."""
+    return plan_options(protect=request.protect, retain_on_delete=request.retainOnDelete,
+                        delete_before_replace=request.deleteBeforeReplace, ignore_changes=request.ignoreChanges)
+
+
+def plan_options(*, protect: bool | None, delete_before_replace: bool | None, ignore_changes: Iterable[str],
+                 retain_on_delete: bool | None = False) -> dict[str, Any]:
+    """The resource options a reviewer must see, by their Pulumi names (only those set, so plans stay small and
+    stable). The policy pack (``cutover.infra.crossguard``) records them this way too."""
     options: dict[str, Any] = {}
-    if request.protect:
+    if protect:
         options["protect"] = True
-    if request.retainOnDelete:
+    if retain_on_delete:
         options["retainOnDelete"] = True
-    if request.deleteBeforeReplace:
+    if delete_before_replace:
         options["deleteBeforeReplace"] = True
-    if request.ignoreChanges:
-        options["ignoreChanges"] = sorted(request.ignoreChanges)
+    if ignore_changes:
+        options["ignoreChanges"] = sorted(ignore_changes)
     return options
 
 

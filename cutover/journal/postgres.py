@@ -49,16 +49,11 @@ from cutover.core.events import Event, LeaseHolder, VerifyReport, canonical_json
 from cutover.core.journal_rules import (
     STALE_AFTER,
     check_fence,
-    decide_lease,
-    lease_payload,
-    lost_lease,
-    same_holder,
-    takeover_reason,
     verify_chain,
 )
 from cutover.errors import CutoverError, InputError, JournalCorrupt, LeaseLost, NotFound
 from cutover.journal import crashpoint
-from cutover.journal.leases import holder_alive
+from cutover.journal.leases import LeaseTable
 from cutover.model.redact import PLACEHOLDER, SECRET_NAME, Redactor
 
 GENESIS_HEAD = (0, "0" * 64)
@@ -69,6 +64,7 @@ ROLES = ("cutover_controller", "cutover_watcher")
 KEEPALIVES = {"keepalives": "1", "keepalives_idle": "10", "keepalives_interval": "5", "keepalives_count": "3"}
 CREATE_RUN_LOCK = 0x6375746F  # pg_advisory_xact_lock key that lines up run creations ("cuto")
 _COLUMNS = "seq, run_id, kind, at, operator, payload, prev_hash, hash"
+LEASES = LeaseTable("cutover_leases", "%s", lock="FOR UPDATE")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS cutover_events (
@@ -323,7 +319,7 @@ class PostgresJournal:
 
     def _check_fences(self, conn: Any, items: list[_Item]) -> None:
         for run_id in {item.run_id for item in items} & self._fences.keys():
-            current, _, epoch = self._lease_row(conn, run_id)
+            current, _, epoch = LEASES.row(conn, run_id)
             check_fence(run_id, self._fences[run_id], current, epoch)
 
     def _insert(self, conn: Any, items: list[_Item]) -> None:
@@ -429,30 +425,11 @@ class PostgresJournal:
 
     # -- leases --
 
-    def _lease_row(self, conn: Any, run_id: str) -> tuple[LeaseHolder | None, str | None, int]:
-        row = conn.execute("SELECT holder, heartbeat_at, epoch FROM cutover_leases WHERE run_id = %s FOR UPDATE",
-                           (run_id,)).fetchone()
-        if row is None:
-            return None, None, 0
-        if not row[0]:
-            return None, None, int(row[2])
-        return LeaseHolder.from_payload(json.loads(row[0])), str(row[1]), int(row[2])
-
     def acquire_lease(self, run_id: str, holder: LeaseHolder, *, take_over: bool = False) -> int:
         with self._transaction() as conn:
-            current, heartbeat_at, epoch = self._lease_row(conn, run_id)
-            change = decide_lease(run_id, current, heartbeat_at, holder, take_over, self.stale_after, holder_alive)
-            if change == "renewed":
-                conn.execute("UPDATE cutover_leases SET heartbeat_at = %s WHERE run_id = %s", (utc_now(), run_id))
-                return epoch
-            reason = takeover_reason(current, heartbeat_at, self.stale_after, holder_alive) if current else ""
-            epoch += 1
-            conn.execute("INSERT INTO cutover_leases (run_id, holder, heartbeat_at, epoch) VALUES (%s, %s, %s, %s) "
-                         "ON CONFLICT (run_id) DO UPDATE SET holder = EXCLUDED.holder, "
-                         "heartbeat_at = EXCLUDED.heartbeat_at, epoch = EXCLUDED.epoch",
-                         (run_id, canonical_json(holder.to_payload()), utc_now(), epoch))
-            kind, payload = lease_payload(change, holder, current, epoch=epoch, reason=reason)
-            self._insert(conn, [_Item(run_id, kind, payload, self.operator, utc_now())])
+            epoch, event = LEASES.acquire(conn, run_id, holder, take_over=take_over, stale_after=self.stale_after)
+            if event is not None:
+                self._insert(conn, [_Item(run_id, *event, self.operator, utc_now())])
             return epoch
 
     def fence(self, run_id: str, holder: LeaseHolder, epoch: int) -> None:
@@ -461,37 +438,26 @@ class PostgresJournal:
 
     def heartbeat(self, run_id: str, holder: LeaseHolder) -> None:
         with self._transaction() as conn:
-            current, _, _ = self._lease_row(conn, run_id)
-            if current is None or not same_holder(current, holder):
-                raise lost_lease(run_id, holder, current)
-            conn.execute("UPDATE cutover_leases SET heartbeat_at = %s WHERE run_id = %s", (utc_now(), run_id))
+            LEASES.heartbeat(conn, run_id, holder)
 
     def release_lease(self, run_id: str, holder: LeaseHolder) -> None:
         with self._transaction() as conn:
-            current, _, _ = self._lease_row(conn, run_id)
-            if current is None:
+            event = LEASES.release(conn, run_id, holder)
+            if event is None:
                 return
-            if not same_holder(current, holder):
-                raise lost_lease(run_id, holder, current)
-            conn.execute("UPDATE cutover_leases SET holder = '' WHERE run_id = %s", (run_id,))
-            kind, payload = lease_payload("released", current, None)
-            self._insert(conn, [_Item(run_id, kind, payload, self.operator, utc_now())])
+            self._insert(conn, [_Item(run_id, *event, self.operator, utc_now())])
         with self._cond:
             self._fences.pop(run_id, None)
 
     def lease_holder(self, run_id: str) -> LeaseHolder | None:
         with self._reading() as conn:
-            row = conn.execute("SELECT holder FROM cutover_leases WHERE run_id = %s", (run_id,)).fetchone()
-            return LeaseHolder.from_payload(json.loads(row[0])) if row and row[0] else None
+            return LEASES.row(conn, run_id, locked=False)[0]
 
     def lease_state(self, run_id: str) -> tuple[LeaseHolder | None, str | None]:
         """The holder and its last heartbeat, for a standby or a watcher."""
         with self._reading() as conn:
-            row = conn.execute("SELECT holder, heartbeat_at FROM cutover_leases WHERE run_id = %s",
-                               (run_id,)).fetchone()
-            if row is None or not row[0]:
-                return None, None
-            return LeaseHolder.from_payload(json.loads(row[0])), str(row[1])
+            holder, heartbeat_at, _ = LEASES.row(conn, run_id, locked=False)
+            return holder, heartbeat_at
 
     # -- lifetime --
 

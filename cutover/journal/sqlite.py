@@ -57,17 +57,12 @@ from cutover.core.events import (
 from cutover.core.journal_rules import (
     STALE_AFTER,
     check_fence,
-    decide_lease,
-    lease_payload,
-    lost_lease,
-    same_holder,
     since_fault,
-    takeover_reason,
     verify_chain,
 )
 from cutover.errors import ClaimHeld, CutoverError, InputError, JournalCorrupt, LeaseHeld, LeaseLost, NotFound
 from cutover.journal import crashpoint
-from cutover.journal.leases import holder_alive
+from cutover.journal.leases import LeaseTable
 
 BUSY_TIMEOUT = 10.0  # seconds to wait for another process's write transaction
 MAX_BATCH = 1000  # events per group commit; bounds one transaction's size
@@ -107,6 +102,7 @@ CREATE TABLE IF NOT EXISTS leases (
 """
 
 _COLUMNS = "seq, run_id, kind, at, operator, payload, prev_hash, hash"
+LEASES = LeaseTable("leases", "?")
 
 
 # --- the SQLite journal -----------------------------------------------------------
@@ -241,7 +237,7 @@ class SqliteJournal:
     def _check_fences(self, conn: sqlite3.Connection, items: list[_Pending]) -> None:
         """In the insert's own transaction: every fenced run still has our holder and epoch."""
         for run_id in {item.run_id for item in items} & self._fences.keys():
-            current, _, epoch = _read_lease_row(conn, run_id)
+            current, _, epoch = LEASES.row(conn, run_id)
             check_fence(run_id, self._fences[run_id], current, epoch)
 
     def _insert(self, conn: sqlite3.Connection, items: list[_Pending], head: tuple[int, str]) -> None:
@@ -381,19 +377,10 @@ class SqliteJournal:
         """Take (or renew) the run's lease; returns its epoch. LeaseHeld when another controller drives it."""
         self._check_open()
         with self._transaction() as conn:
-            current, heartbeat_at, epoch = _read_lease_row(conn, run_id)
-            change = decide_lease(run_id, current, heartbeat_at, holder, take_over, self.stale_after, holder_alive)
-            if change == "renewed":  # keep the holder as first recorded (its "since")
-                conn.execute("UPDATE leases SET heartbeat_at = ? WHERE run_id = ?", (utc_now(), run_id))
+            epoch, event = LEASES.acquire(conn, run_id, holder, take_over=take_over, stale_after=self.stale_after)
+            if event is None:  # renewed
                 return epoch
-            reason = takeover_reason(current, heartbeat_at, self.stale_after, holder_alive) if current else ""
-            epoch += 1
-            conn.execute("INSERT INTO leases (run_id, holder, heartbeat_at, epoch) VALUES (?, ?, ?, ?) "
-                         "ON CONFLICT (run_id) DO UPDATE SET holder = excluded.holder, "
-                         "heartbeat_at = excluded.heartbeat_at, epoch = excluded.epoch",
-                         (run_id, canonical_json(holder.to_payload()), utc_now(), epoch))
-            ordinal = self._append_in(conn, run_id, *lease_payload(change, holder, current, epoch=epoch,
-                                                                   reason=reason))
+            ordinal = self._append_in(conn, run_id, *event)
         if ordinal:
             self._crash.after_append(ordinal)
         return epoch
@@ -407,22 +394,16 @@ class SqliteJournal:
         """Tell other hosts the holder is alive; raises LeaseLost if it lost the lease."""
         self._check_open()
         with self._transaction() as conn:
-            current, _ = _read_lease(conn, run_id)
-            if current is None or not same_holder(current, holder):
-                raise lost_lease(run_id, holder, current)
-            conn.execute("UPDATE leases SET heartbeat_at = ? WHERE run_id = ?", (utc_now(), run_id))
+            LEASES.heartbeat(conn, run_id, holder)
 
     def release_lease(self, run_id: str, holder: LeaseHolder) -> None:
         """Give the run up; a no-op when nobody holds it, LeaseLost when someone else does."""
         self._check_open()
         with self._transaction() as conn:
-            current, _ = _read_lease(conn, run_id)
-            if current is None:
+            event = LEASES.release(conn, run_id, holder)
+            if event is None:
                 return
-            if not same_holder(current, holder):
-                raise lost_lease(run_id, holder, current)
-            conn.execute("UPDATE leases SET holder = '' WHERE run_id = ?", (run_id,))
-            ordinal = self._append_in(conn, run_id, *lease_payload("released", current, None))
+            ordinal = self._append_in(conn, run_id, *event)
         with self._mutex:
             self._fences.pop(run_id, None)
         if ordinal:
@@ -430,12 +411,13 @@ class SqliteJournal:
 
     def lease_holder(self, run_id: str) -> LeaseHolder | None:
         with self._reading() as conn:
-            return _read_lease(conn, run_id)[0]
+            return LEASES.row(conn, run_id)[0]
 
     def lease_state(self, run_id: str) -> tuple[LeaseHolder | None, str | None]:
         """The holder and its last heartbeat, for a standby or a watcher."""
         with self._reading() as conn:
-            return _read_lease(conn, run_id)
+            holder, heartbeat_at, _ = LEASES.row(conn, run_id)
+            return holder, heartbeat_at
 
     def _append_in(self, conn: sqlite3.Connection, run_id: str, kind: str, payload: Mapping[str, Any]) -> int:
         """Append one event inside the caller's transaction (atomic with its lease change).
@@ -657,21 +639,6 @@ def _split_statements(script: str) -> list[str]:
 def _read_head(conn: sqlite3.Connection) -> tuple[int, str]:
     row = conn.execute("SELECT seq, hash FROM head WHERE id = 1").fetchone()
     return (0, GENESIS) if row is None else (int(row[0]), str(row[1]))
-
-
-def _read_lease(conn: sqlite3.Connection, run_id: str) -> tuple[LeaseHolder | None, str | None]:
-    holder, heartbeat_at, _ = _read_lease_row(conn, run_id)
-    return holder, heartbeat_at
-
-
-def _read_lease_row(conn: sqlite3.Connection, run_id: str) -> tuple[LeaseHolder | None, str | None, int]:
-    """(holder or None when free, last heartbeat, epoch); a released lease keeps its epoch."""
-    row = conn.execute("SELECT holder, heartbeat_at, epoch FROM leases WHERE run_id = ?", (run_id,)).fetchone()
-    if row is None:
-        return None, None, 0
-    if not row[0]:
-        return None, None, int(row[2])
-    return LeaseHolder.from_payload(json.loads(row[0])), str(row[1]), int(row[2])
 
 
 _decode = json.JSONDecoder().raw_decode  # skips json.loads' whitespace checks: ~30% of reading 100k events

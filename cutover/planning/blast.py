@@ -37,6 +37,7 @@ from cutover.core.records import Claims
 from cutover.errors import Problem, ValidationError
 from cutover.executors.playbooks import group_hosts, playbook_hosts
 from cutover.model.inventory import Inventory
+from cutover.model.runbook import Action as ModelAction
 from cutover.model.runbook import GateStep, LoadedRunbook, PlaybookAction
 
 PLATFORMS_GROUP = "platforms"
@@ -81,7 +82,7 @@ def step_reaches(loaded: LoadedRunbook, inventory: Inventory, project_dir: Path)
     return reaches
 
 
-def action_reach(action: Any, targets: tuple[str, ...] | None, inventory: Inventory, project_dir: Path) -> Reach:
+def action_reach(action: ModelAction, targets: tuple[str, ...] | None, inventory: Inventory, project_dir: Path) -> Reach:
     """Which SAMU sites, partitions and platforms one action can touch."""
     if isinstance(action, PlaybookAction):
         hosts = playbook_hosts(project_dir / "playbooks" / action.playbook, inventory, action.extra_vars)

@@ -26,7 +26,7 @@ def to_spec(runbook: model.Runbook) -> RunbookSpec:
     return RunbookSpec(runbook.name, tuple(_step(step) for step in runbook.steps))
 
 
-def _step(step: Any) -> Step:
+def _step(step: model.Step) -> Step:
     if isinstance(step, model.GateStep):
         return GateStep(id=step.id, title=step.label, approvers=tuple(Approver(a.name, a.role, a.id) for a in step.approvers),
                         quorum=step.quorum, required_roles=tuple(step.required_roles),
@@ -51,7 +51,7 @@ def _criterion(criterion: model.CriterionModel) -> Criterion:
                      severity=criterion.severity, min=criterion.min, max=criterion.max, expect=criterion.expect)
 
 
-def _action(action: Any) -> Action:
+def _action(action: model.Action) -> Action:
     env = dict(action.env)
     if isinstance(action, model.PlaybookAction):
         return Action("playbook", playbook=action.playbook, extra_vars=dict(action.extra_vars), tags=tuple(action.tags),
@@ -63,7 +63,7 @@ def _action(action: Any) -> Action:
     raise TypeError(f"no core action for {type(action).__name__}")  # a kind the schema has and the core has not
 
 
-def _optional(action: Any) -> Action | None:
+def _optional(action: model.Action | None) -> Action | None:
     return None if action is None else _action(action)
 
 

@@ -3,26 +3,63 @@
 The schema (``cutover.model.runbook``) checks the runbook alone; ``check_against``
 checks it against one environment: groups and hosts that exist, a wave of SAMUs,
 playbooks that exist, approvers with keys (outside a lab), and the blast radius.
-Each command that needs it calls it once.
+Each command that needs it calls it once and passes the ``CheckedRunbook`` along.
 """
 
 from __future__ import annotations
 
 import fnmatch
 from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
+from cutover.core.steps import RunbookSpec
 from cutover.errors import InputError, Problem, ValidationError
 from cutover.executors.playbooks import playbook_hosts
 from cutover.model.inventory import Inventory
 from cutover.model.runbook import LoadedRunbook, PlaybookAction
 from cutover.model.signers import allowed_signers_path, signer_lines
 from cutover.model.yamlsource import field_path
-from cutover.planning.blast import check_blast_radius
+from cutover.planning.blast import StepReach, check_blast_radius
+from cutover.planning.plan import to_spec
 
 
-def check_against(loaded: LoadedRunbook, inventory: Inventory, project_dir: Path | None = None) -> None:
-    """Problems only the inventory (and project) can reveal: unknown groups or hosts, missing playbooks."""
+@dataclass(frozen=True)
+class CheckedRunbook:
+    """A runbook that ``check_against`` passed for one environment, with what the check worked out.
+
+    A command checks its runbook once and passes this along: nothing checks it
+    again or reads its playbooks again (``reaches``, the blast radius's work),
+    and it is converted to the core's spec once (``spec``), when first asked.
+    """
+
+    loaded: LoadedRunbook
+    inventory: Inventory
+    project_dir: Path | None
+    reaches: tuple[StepReach, ...]  # every action step's reach; none without a project folder
+
+    def is_for(self, inventory: Inventory, project_dir: Path | None) -> bool:
+        """Whether it was checked against this very inventory and project folder (else it must be checked)."""
+        return self.inventory is inventory and self.project_dir == project_dir
+
+    @cached_property
+    def spec(self) -> RunbookSpec:
+        """The runbook as the engine sees it."""
+        return to_spec(self.loaded.runbook)
+
+    @cached_property
+    def shown_spec(self) -> RunbookSpec:
+        """The spec with each secret parameter masked: what is shown and journalled of its steps."""
+        masked = self.loaded.masked()
+        return self.spec if masked is self.loaded else to_spec(masked.runbook)
+
+
+def check_against(loaded: LoadedRunbook, inventory: Inventory, project_dir: Path | None = None) -> CheckedRunbook:
+    """Problems only the inventory (and project) can reveal: unknown groups or hosts, missing playbooks.
+
+    ValidationError (exit 2) naming them; else the runbook checked, to pass along.
+    """
     problems = list(_missing_playbooks(loaded, project_dir)) if project_dir is not None else []
     for index, step in enumerate(loaded.runbook.steps):
         pattern = getattr(step, "for_each", None)
@@ -44,8 +81,8 @@ def check_against(loaded: LoadedRunbook, inventory: Inventory, project_dir: Path
         problems += _signed_approver_problems(loaded, inventory)
     if problems:
         raise ValidationError(problems, what="runbook")
-    if project_dir is not None:
-        check_blast_radius(loaded, inventory, project_dir)
+    reaches = check_blast_radius(loaded, inventory, project_dir) if project_dir is not None else []
+    return CheckedRunbook(loaded, inventory, project_dir, tuple(reaches))
 
 
 def _group_problems(loaded: LoadedRunbook, inventory: Inventory) -> list[Problem]:

@@ -41,7 +41,7 @@ from starlette.staticfiles import StaticFiles
 
 from cutover.app import queries
 from cutover.app.history import LiveForecasts
-from cutover.app.queries import runbook_of, runs_json
+from cutover.app.queries import runs_json
 from cutover.app.report import Evidence, render, report_data, shown
 from cutover.core.events import Event, Journal
 from cutover.core.forecast import Outlook
@@ -135,7 +135,7 @@ class Snapshots:
     def _spec(self, run_id: str, state: RunState) -> RunbookSpec | None:
         if run_id not in self._specs:
             try:
-                self._specs[run_id] = runbook_of(state)
+                self._specs[run_id] = self._forecasts.spec(state)  # converted once, for the forecast too
             except CutoverError:  # a runbook this version cannot read: the board still shows the run, without gates
                 self._specs[run_id] = None
         return self._specs[run_id]

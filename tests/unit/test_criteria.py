@@ -377,3 +377,51 @@ def test_replaying_a_night_with_criteria_gives_back_the_recorded_measurements_ov
     assert kinds.count("criteria_measured") == 3 and "criterion_overridden" in kinds and "calls_counted" in kinds
     measured = [r.read(e) for e in replay.events if e.kind == "criteria_measured"]
     assert [m.value for m in measured[0].measurements] == [250, 1]
+
+
+def test_a_playbook_probe_runs_through_the_executor_registry(tmp_path: Path, monkeypatch):
+    """The probe's executor is the registry's for its kind, built with the evidence's redactor, and closed."""
+    from cutover.core.actions import ActionResult, Outcome
+    from cutover.executors import registry
+
+    built: list[tuple[object, ScriptedExecutor]] = []
+
+    class Answering(ScriptedExecutor):
+        closed = False
+
+        def run(self, request):
+            assert request.action.kind == "playbook" and request.action.playbook == "load.yml"
+            return {None: ActionResult(Outcome.OK, summary={"set_stats": {"cutover_value": 42}})}
+
+        def close(self) -> None:
+            self.closed = True
+
+    def factory(project_dir, inventory, redactor, state_dir):
+        built.append((redactor, Answering()))
+        return built[-1][1]
+
+    monkeypatch.setitem(registry.FACTORIES, "playbook", factory)
+    journal = InMemoryJournal(operator="claire")
+    start(journal)
+    evidence = GateEvidence(journal, tiny_inventory(), tmp_path, tmp_path, clock=lambda: NOW)
+    probe = c.Probe("playbook", playbook="load.yml")
+    measured = evidence.measure(c.Criterion("load", "Call load", probe, max=100), load_run(journal, "r1"))
+    assert (measured.value, measured.passed) == (42, True), measured.detail
+    [(redactor, executor)] = built
+    assert redactor is evidence.redact and executor.closed
+
+
+def test_the_forecast_built_ins_convert_the_runs_runbook_once_for_every_measurement(tmp_path: Path, monkeypatch):
+    from cutover.app import history
+
+    journal = InMemoryJournal(operator="claire")
+    create_run(journal, parse_runbook(RUNBOOK, "night.yaml"), tiny_inventory(), run_id="r1",
+               window_end=(NOW + timedelta(hours=4)).isoformat())
+    converted: list[str] = []
+    parsed = history.runbook_of
+    monkeypatch.setattr(history, "runbook_of", lambda state: converted.append(state.run_id) or parsed(state))
+    evidence = GateEvidence(journal, tiny_inventory(), tmp_path, tmp_path, clock=lambda: NOW)
+    state = load_run(journal, "r1")
+    for kind in ("forecast", "pnr_margin", "forecast"):
+        assert evidence.measure(criterion(id=kind, kind=kind, min=0), state).value is not None
+    assert converted == ["r1"]

@@ -11,6 +11,7 @@ import pytest
 from cutover.app.queries import load_run, status_json
 from cutover.app.runs import (
     Decision,
+    EngineHandle,
     approve_gate,
     check_auto_approve,
     check_rollback_allowed,
@@ -22,7 +23,7 @@ from cutover.core.actions import ActionRequest, Outcome, Phase, Target
 from cutover.core.engine import Approval, DriveOptions, Engine
 from cutover.core.events import LeaseHolder
 from cutover.core.records import StepStarted
-from cutover.core.state import RunStatus, fold
+from cutover.core.state import RunStatus, caught_up, fold
 from cutover.errors import InputError, LeaseHeld, LeaseLost
 from cutover.model.runbook import parse_runbook
 from cutover.planning.plan import to_spec
@@ -429,18 +430,27 @@ def test_a_controller_taken_over_mid_run_appends_nothing_more_and_stops_with_lea
 
 def test_a_lost_heartbeat_cancels_the_drive_before_the_next_step(journal):
     start(journal)
-    holder_box: list[Engine] = []
-
-    def ready(engine: Engine) -> None:
-        holder_box.append(engine)
+    handle = EngineHandle()
 
     def hook(request: ActionRequest, target: Target) -> None:
         if request.step_id == "preflight":
-            holder_box[0].lose_lease(LeaseLost("taken over by bob"))
+            assert handle.engine is not None
+            handle.engine.lose_lease(LeaseLost("taken over by bob"))
 
     with pytest.raises(LeaseLost):
         drive_run(journal, "r1", {"command": ScriptedExecutor(hook=hook)}, DriveOptions(auto_approve="x"),
-                  engine_ready=ready)
+                  engine_handle=handle)
     # the heartbeat's word alone (the journal still lets us write) stops the run at the first boundary
     state = load_run(journal, "r1")
     assert "backup" not in [t.step_id for t in state.targets.values() if t.status.value != "pending"]
+
+
+def test_a_folded_state_is_brought_up_to_date_with_the_events_since_not_folded_again(journal):
+    start(journal)
+    state = load_run(journal, "r1")
+    drive(journal, ScriptedExecutor(), options=DriveOptions(auto_approve="lab-bot", until="preflight"))
+    events = journal.events("r1")
+    assert caught_up(state, events) is state and state == fold(events)
+    start(journal, run_id="r2")
+    with pytest.raises(ValueError, match="not the events"):
+        caught_up(fold(journal.events("r2")), events)

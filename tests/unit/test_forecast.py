@@ -101,3 +101,18 @@ def test_live_forecasts_measure_the_past_runs_once_per_run():
     assert first is not None and second is not None
     assert first.source == second.source == "measured (1 run)"
     assert reads >= 1 and journal.reads["before"] == reads
+
+
+def test_live_forecasts_convert_a_runs_runbook_once(monkeypatch):
+    """The board asks every few seconds (the web board every second): the run's runbook does not change."""
+    from cutover.app import history
+
+    journal = InMemoryJournal(operator="claire")
+    create_run(journal, parse_runbook(NIGHT, "night.yaml"), tiny_inventory(), run_id="r")
+    drive_run(journal, "r", {"command": ScriptedExecutor()}, DriveOptions(auto_approve=None))  # waits at its gate
+    converted: list[str] = []
+    parsed = history.runbook_of
+    monkeypatch.setattr(history, "runbook_of", lambda state: converted.append(state.run_id) or parsed(state))
+    forecasts, state = LiveForecasts(journal), load_run(journal, "r")
+    outlooks = [forecasts.of(state, now=datetime.now(timezone.utc)) for _ in range(3)]
+    assert all(outlooks) and converted == ["r"]
