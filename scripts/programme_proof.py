@@ -9,7 +9,8 @@ SIPp calling every SAMU throughout (``--rate`` calls per second per SAMU). The
 nights run in sequence, `cutover run bigbang --param wave=waveN`. After each:
 the run completed; the SAMUs of the waves moved so far are nominal on the
 cloud and every other SAMU nominal on legacy; across all SAMUs no call lost
-and no record missing or duplicated; its sign-off report written. At the end
+and no record missing or duplicated, and SIPp's own count of failed calls at
+zero; its sign-off report written. At the end
 `cutover programme --json` must say SAMUS/SAMUS migrated.
 
 What it costs is measured for each night, and written with the reports and
@@ -201,8 +202,9 @@ def run_night(console: Console, state: Path, env: str, wave: int, waves: int) ->
     if wrong:
         raise ProofFailed(f"after the wave{wave} night, SAMUs are not where they should be: {wrong}")
     calls = read_json(state, "lab", "calls")
-    if (calls["lost"], calls["records_missing"], calls["records_duplicated"]) != (0, 0, 0):
-        raise ProofFailed(f"after the wave{wave} night: {json.dumps(calls)[:2000]}")
+    sipp_failed = (calls.get("sipp") or {}).get("failed")
+    if (calls["lost"], calls["records_missing"], calls["records_duplicated"], sipp_failed) != (0, 0, 0, 0):
+        raise ProofFailed(f"after the wave{wave} night (SIPp failed {sipp_failed}): {json.dumps(calls)[:2000]}")
     silent = [code for code, account in calls["samus"].items() if account["placed"] == 0]
     if silent:
         raise ProofFailed(f"no call was placed to SAMU(s) {', '.join(silent)}")

@@ -152,14 +152,19 @@ def test_timings_compare_and_forecast_come_from_the_measured_nights(programme_la
 
     forecast = json.loads(lab.cutover("forecast", "bigbang", "--env", lab.env, "--param", "wave=wave2",
                                       "--window-end", "2099-01-01T06:00:00+01:00", "--json", check=0).stdout)
-    # The forecast models execution: a gate counts its expected duration (none here), never its measured
-    # wait, and a gate's criteria probes run while it waits. So it is compared with each night's execution.
-    measured = [r["execution_s"] for r in data["runs"] if r["run_id"] in NIGHTS]
-    assert len(measured) == len(NIGHTS)
+    # Every sample draws each step's duration from the measurements of the runs the forecast used (a gate
+    # counts its expected duration, none here, never its measured wait): the band lies within the sums of
+    # those steps' fastest and slowest measured times. (The nights' own totals are no bound: the runs were
+    # measured under different loads, and each step is drawn on its own.)
+    used = json.loads(lab.cutover("timings", "bigbang", "--env", lab.env, "--runs", ",".join(forecast["runs"]),
+                                  "--json", check=0).stdout)["steps"]
+    measured = [s for s in used if not s["gate"] and s["samples"]]
+    fastest, slowest = sum(s["min_s"] for s in measured), sum(s["max_s"] for s in measured)
     band = forecast["duration_s"]
-    # each step is drawn independently from its own measurements, so the P50 of the whole can sit a little
-    # above the slowest of the nights when their slow steps differ: within 5%, it came from them
-    assert band["p50"] <= 1.05 * max(measured) and band["p90"] >= min(measured), (band, measured)
+    assert set(NIGHTS) <= set(forecast["runs"]) and fastest > 0
+    # the lower bound is loose: a fanned-out step's draw is its slowest target's, which can beat the step's own
+    # wall time by the engine's overhead; the runbook's expected durations (hours) would be far outside both
+    assert 0.5 * fastest <= band["p50"] <= band["p90"] <= 1.05 * slowest, (band, fastest, slowest)
     assert {s["id"]: s["source"] for s in forecast["steps"]}["migrate"].startswith("measured")
     assert set(forecast["backup_mode_s"]) == {"samu-03", "samu-04"} and forecast["pnr_deadline"]
 
