@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -18,6 +19,7 @@ from typing import ClassVar
 import pytest
 
 from cutover.core.lazy import dataclass
+from cutover.journal.sqlite import SqliteJournal
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
@@ -86,6 +88,25 @@ def test_importing_every_reading_command_builds_no_dataclass_of_the_core():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_opening_a_journal_at_the_current_schema_writes_nothing(tmp_path: Path):
+    path = tmp_path / "journal.db"
+    SqliteJournal(path, "alice").close()  # created: the schema written
+    with SqliteJournal(path, "bob") as journal:  # as `status` opens it: no write lock taken, nothing fsynced
+        assert journal.runs() == []
+        assert (tmp_path / "journal.db-wal").stat().st_size == 0
+
+
+def test_opening_a_journal_makes_again_what_its_schema_lacks(tmp_path: Path):
+    path = tmp_path / "journal.db"
+    SqliteJournal(path, "alice").close()
+    with sqlite3.connect(path) as conn:  # the file's owner can drop the append-only guard
+        conn.execute("DROP TRIGGER events_no_update")
+    SqliteJournal(path, "bob").close()
+    with sqlite3.connect(path) as conn:
+        names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
+    assert "events_no_update" in names
 
 
 # ---------------------------------------------------------------------- the lazy dataclass itself
