@@ -4,13 +4,14 @@ Building a dataclass compiles its ``__init__``, ``__repr__``, ``__eq__`` (and,
 frozen, ``__setattr__``, ``__delattr__``, ``__hash__``) from generated source:
 about a millisecond a class. The core declares some eighty, a journal record
 per event kind among them, and every ``cutover`` process imports most of them
-while `status` or `runs` builds a dozen. A module declares its classes with this
-``dataclass`` instead of the standard one (the type checker is shown the
-standard one), and each class is built, by the standard decorator with the
+while `status` or `runs` builds about twenty. A module declares its classes
+with this ``dataclass`` instead of the standard one (the type checker is shown
+the standard one), and each class is built, by the standard decorator with the
 same options, the first time anything needs it: an instance made (``__init__``),
 or its fields read (``dataclasses.fields``, ``is_dataclass``, a dataclass
-subclass being built). Until then no instance exists to compare, print or hash, and nothing
-that reads one can tell the difference.
+subclass being built). Until then no instance exists to compare, print or
+hash, and nothing that reads one can tell the difference. One thread builds a
+class; another needing it meanwhile waits for the build (``_build``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import threading
 from typing import Any
 
 _FIELDS = "__dataclass_fields__"
-_BUILD = threading.RLock()  # two threads making the first instance build the class once
+_BUILD = threading.RLock()  # one build at a time; reentrant: building a class builds its pending bases
 
 
 def dataclass(cls: type | None = None, /, **options: Any) -> Any:
