@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -152,7 +151,7 @@ def run_cli(args: list[str], *, debug: bool = False) -> int:
     except CutoverError as exc:
         err = _stderr()
         if debug:
-            err.print(escape(traceback.format_exc()))
+            err.print(escape(_traceback()))
         _show_error(err, exc)
         return int(exc.exit_code)
     except KeyboardInterrupt:
@@ -161,11 +160,17 @@ def run_cli(args: list[str], *, debug: bool = False) -> int:
     except Exception as exc:  # a bug: say so plainly, keep the traceback for --debug
         err = _stderr()
         if debug:
-            err.print(escape(traceback.format_exc()))
+            err.print(escape(_traceback()))
         err.print(f"[bold red]internal error:[/] {escape(type(exc).__name__)}: {escape(str(exc))}")
         err.print("  this is a bug in cutover; rerun with --debug for the traceback")
         return int(ExitCode.ERROR)
     return int(result or 0)
+
+
+def _traceback() -> str:
+    import traceback  # only with --debug: not paid by every command
+
+    return traceback.format_exc()
 
 
 def _stderr() -> Console:

@@ -12,10 +12,15 @@ from __future__ import annotations
 import enum
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import field
+from typing import TYPE_CHECKING, Any, Protocol
 
 from cutover.core.steps import Action, ActionStep
+
+if TYPE_CHECKING:
+    from dataclasses import dataclass
+else:  # each class built when first used, not at import (start-up: cutover.core.lazy)
+    from cutover.core.lazy import dataclass
 
 # A step that is not fanned out runs once, on the controller: its target is None.
 Target = str | None

@@ -17,13 +17,17 @@ production are not the same place.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cutover.core import records as r
 from cutover.core.events import Event
 from cutover.core.state import RunState, fold
 from cutover.errors import ClaimHeld
+
+if TYPE_CHECKING:
+    from dataclasses import dataclass
+else:  # each class built when first used, not at import (start-up: cutover.core.lazy)
+    from cutover.core.lazy import dataclass
 
 
 @dataclass(frozen=True)

@@ -32,12 +32,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cutover.core.records import MeasuredCriterion
 from cutover.core.state import GateState
+
+if TYPE_CHECKING:
+    from dataclasses import dataclass
+else:  # each class built when first used, not at import (start-up: cutover.core.lazy)
+    from cutover.core.lazy import dataclass
 
 BUILTINS = ("rehearsals", "forecast", "pnr_margin", "programme")
 PROBE_KINDS = ("command", "playbook", *BUILTINS)

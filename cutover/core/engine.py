@@ -28,8 +28,9 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
 
 from cutover.core import records as r
 from cutover.core.actions import ActionRequest, ActionResult, Executor, Outcome, Phase, Target
@@ -40,6 +41,11 @@ from cutover.core.state import RunState, RunStatus, TargetState, TargetStatus, U
 from cutover.core.steps import Action, ActionStep, GateStep, RunbookSpec
 from cutover.core.windows import next_window, postpone_offer
 from cutover.errors import CutoverError, InputError, LeaseHeld, ToolMissing
+
+if TYPE_CHECKING:
+    from dataclasses import dataclass
+else:  # each class built when first used, not at import (start-up: cutover.core.lazy)
+    from cutover.core.lazy import dataclass
 
 
 class ExecutorMissing(CutoverError):

@@ -7,12 +7,17 @@ which the view makes visible rather than guessing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cutover.core.events import parse_time
 from cutover.core.state import RunState, TargetStatus
+
+if TYPE_CHECKING:
+    from dataclasses import dataclass
+else:  # each class built when first used, not at import (start-up: cutover.core.lazy)
+    from cutover.core.lazy import dataclass
 
 
 @dataclass(frozen=True)

@@ -41,9 +41,9 @@ and the failed target is counted as retried once (its duration doubled).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -51,6 +51,11 @@ import numpy.typing as npt
 from cutover.core.records import StepInfo
 from cutover.core.timings import RunMeasure, StepMeasure, measured_source, spread, spread_known
 from cutover.core.whatif import Change, check_changes, step_factor
+
+if TYPE_CHECKING:
+    from dataclasses import dataclass
+else:  # each class built when first used, not at import (start-up: cutover.core.lazy)
+    from cutover.core.lazy import dataclass
 
 RETRY_FACTOR = 2.0  # a target failing after the PNR: fixed and run again, counted as twice its duration
 

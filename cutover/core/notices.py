@@ -7,13 +7,17 @@ available), each naming the SAMU, the step and what the SAMU's team should expec
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
 from cutover.core import records as r
 from cutover.core.state import RunState
 from cutover.core.text import visible
+
+if TYPE_CHECKING:
+    from dataclasses import dataclass
+else:  # each class built when first used, not at import (start-up: cutover.core.lazy)
+    from cutover.core.lazy import dataclass
 
 # the events a notification target can subscribe to (cutover_notify[].events)
 NoticeKind = Literal["run_started", "run_paused", "run_failed", "run_completed", "run_rolled_back", "gate_waiting",

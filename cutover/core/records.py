@@ -54,11 +54,16 @@ Kinds::
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar, TypeVar
+from dataclasses import field, fields
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from cutover.core.actions import ActionResult, Target
 from cutover.core.events import Event, LeaseHolder
+
+if TYPE_CHECKING:
+    from dataclasses import dataclass
+else:  # each class built when first used, not at import (start-up: cutover.core.lazy)
+    from cutover.core.lazy import dataclass
 
 R = TypeVar("R", bound="Record")
 

@@ -34,9 +34,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cutover.core import records as r
 from cutover.core.actions import ActionRequest, ActionResult, Outcome, Phase, Target
@@ -49,6 +49,11 @@ from cutover.core.state import RunState, RunStatus, apply, fold
 from cutover.core.steps import Action, ActionStep, GateStep, RunbookSpec
 from cutover.core.whatif import Change, check_changes, step_factor
 from cutover.core.windows import window_of
+
+if TYPE_CHECKING:
+    from dataclasses import dataclass
+else:  # each class built when first used, not at import (start-up: cutover.core.lazy)
+    from cutover.core.lazy import dataclass
 
 # Events that are not the night itself: who held the lease, who was told, the signed head.
 NOT_THE_NIGHT = frozenset({r.LeaseAcquired.KIND, r.LeaseTakenOver.KIND, r.LeaseReleased.KIND,

@@ -14,13 +14,18 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import field
+from typing import TYPE_CHECKING, Any
 
 from cutover.core import records as r
 from cutover.core.actions import ActionResult, Target
 from cutover.core.events import Event
 from cutover.core.records import StepInfo
+
+if TYPE_CHECKING:
+    from dataclasses import dataclass
+else:  # each class built when first used, not at import (start-up: cutover.core.lazy)
+    from cutover.core.lazy import dataclass
 
 MASKED = "********"  # how a secret parameter is shown (the redactor's placeholder)
 

@@ -13,10 +13,15 @@ action, its verification or its rollback), of one of three kinds:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from cutover.errors import NotFound
+
+if TYPE_CHECKING:
+    from dataclasses import dataclass
+else:  # each class built when first used, not at import (start-up: cutover.core.lazy)
+    from cutover.core.lazy import dataclass
 
 if TYPE_CHECKING:  # criteria -> records -> actions -> steps: the type only, at run time
     from cutover.core.criteria import Criterion

@@ -30,13 +30,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import field
+from typing import TYPE_CHECKING, Any
 
 from cutover.core import records as r
 from cutover.core.actions import Target
 from cutover.core.events import Event, parse_time
 from cutover.core.state import RunState, RunStatus
+
+if TYPE_CHECKING:
+    from dataclasses import dataclass
+else:  # each class built when first used, not at import (start-up: cutover.core.lazy)
+    from cutover.core.lazy import dataclass
 
 SPREAD_NEEDS = 3  # measured runs below which a P90 says nothing the P50 does not: the spread is unknown
 WIDE_SPREAD = 1.5  # P90 over P50 beyond which a step's duration is flagged unstable

@@ -9,13 +9,18 @@ which point-of-no-return deadline counts, how many notifications failed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from cutover.core.events import parse_time
 from cutover.core.forecast import Outlook, forecast
 from cutover.core.state import RunState, TargetStatus
 from cutover.core.timings import spread_unknown
+
+if TYPE_CHECKING:
+    from dataclasses import dataclass
+else:  # each class built when first used, not at import (start-up: cutover.core.lazy)
+    from cutover.core.lazy import dataclass
 
 # One character a target state, on the terminal's grid and the board's cells alike.
 SYMBOLS: dict[TargetStatus, str] = {

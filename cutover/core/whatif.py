@@ -13,10 +13,15 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from cutover.core.records import StepInfo
 from cutover.errors import InputError
+
+if TYPE_CHECKING:
+    from dataclasses import dataclass
+else:  # each class built when first used, not at import (start-up: cutover.core.lazy)
+    from cutover.core.lazy import dataclass
 
 MAX_FACTOR = 1000.0
 _CHANGE = re.compile(r"^(?P<step>[^@=\s]+)(?:@(?P<target>[^=\s]+))?=(?P<what>\S+)$")

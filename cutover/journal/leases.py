@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,11 +14,15 @@ from cutover.core.journal_rules import decide_lease, lease_payload, lost_lease, 
 
 def current_holder(operator: str) -> LeaseHolder:
     """This controller process, as the journal records it."""
+    import socket  # here, not at the top: reading commands open the journal and never take a lease
+
     return LeaseHolder(socket.gethostname(), os.getpid(), operator, utc_now(), process_start_time(os.getpid()))
 
 
 def holder_alive(holder: LeaseHolder) -> bool | None:
     """True/False when we can tell (same host), None when the holder is elsewhere."""
+    import socket
+
     if holder.host != socket.gethostname():
         return None
     try:

@@ -101,6 +101,10 @@ CREATE TABLE IF NOT EXISTS leases (
 );
 """
 
+_SCHEMA_OBJECTS = frozenset(line.split()[5] for line in _SCHEMA.splitlines()
+                            if line.startswith(("CREATE TABLE IF NOT EXISTS", "CREATE INDEX IF NOT EXISTS",
+                                                "CREATE TRIGGER IF NOT EXISTS")))
+
 _COLUMNS = "seq, run_id, kind, at, operator, payload, prev_hash, hash"
 LEASES = LeaseTable("leases", "?")
 
@@ -607,6 +611,8 @@ def _prepare(conn: sqlite3.Connection, path: Path) -> None:
     if version > SCHEMA_VERSION:
         raise CutoverError(f"the journal {path} was written by a newer cutover (schema {version})",
                            hint="upgrade cutover before reading this journal")
+    if version == SCHEMA_VERSION and _schema_complete(conn):
+        return  # nothing to create: opening writes nothing (no write lock, no fsync for `status`)
     conn.execute("BEGIN IMMEDIATE")
     try:
         _create_schema(conn)
@@ -618,6 +624,12 @@ def _prepare(conn: sqlite3.Connection, path: Path) -> None:
         with contextlib.suppress(sqlite3.Error):
             conn.execute("ROLLBACK")
         raise
+
+
+def _schema_complete(conn: sqlite3.Connection) -> bool:
+    """Whether every table, index and trigger of the schema is there (a dropped trigger is made again)."""
+    present = {str(row[0]) for row in conn.execute("SELECT name FROM sqlite_master")}
+    return _SCHEMA_OBJECTS <= present
 
 
 def _create_schema(conn: sqlite3.Connection) -> None:

@@ -88,7 +88,7 @@ class LabLayout:
 class LabHost(BaseModel):
     """One lab host: a SAMU site or a platform, and the sshd that plays it."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)  # built on first use, not at import
 
     name: str
     kind: HostKind
@@ -103,7 +103,7 @@ class LabHost(BaseModel):
 class TrafficInfo(BaseModel):
     """The callers: one SIPp (``pid``) placing ``rate`` calls/s per SAMU, each held ``hold`` seconds."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)  # built on first use, not at import
 
     pid: int | None = None
     rate: float
@@ -115,7 +115,7 @@ class TrafficInfo(BaseModel):
 class SipInfo(BaseModel):
     """The call router (Kamailio) and the answering agents, and the faults set on the SIP path."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)  # built on first use, not at import
 
     router_port: int
     router_pid: int | None = None
@@ -126,7 +126,7 @@ class SipInfo(BaseModel):
 class LabState(BaseModel):
     """``lab.json``: written before anything is started, so ``lab down`` can always clean up."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)  # built on first use, not at import
 
     version: Literal[1] = 1
     lab_dir: str
