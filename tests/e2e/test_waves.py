@@ -120,7 +120,7 @@ def test_a_labelled_rehearsal_then_lab_reset_lets_the_night_be_rehearsed_again(p
     lab = programme_lab
     assert lab.cutover("lab", "reset").returncode == 0
     assert sites(lab) == expected(set())  # every SAMU nominal on legacy again
-    result = night(lab, "wave1", "again", "--label", "répétition 2", "--until", "backup-mode")
+    result = night(lab, "wave1", "again", "--label", "répétition 2", "--until", "preflight")
     assert result.returncode == 3, result.stdout[-3000:] + result.stderr
     runs = {r["run_id"]: r for r in json.loads(lab.cutover("runs", "--json", check=0).stdout)}
     assert runs["again"]["label"] == "répétition 2" and runs["again"]["kind"] == "rehearsal"
