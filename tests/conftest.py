@@ -141,7 +141,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                           "not only the first and the deepest (make test).")
     parser.addoption("--every-crash-boundary", action="store_true", default=False,
                      help="Crash the controller at every journal boundary (make proof), not at a fixed "
-                          "sample of them that covers every command, append and side (make test).")
+                          "third of them, each command's first and last append among them (make test).")
 
 
 # `make test` runs on two workers (pytest-xdist). A test module goes whole to one worker: its module-scoped

@@ -88,8 +88,8 @@ class Answerer:
         self.rng = random.Random(seed)
         self._lab: samulab.LabData | None = None  # used by the worker thread only
         self.transports: dict[str, asyncio.DatagramTransport] = {}
-        # Calls ended on a platform whose database was down: their in-progress marks, to clear once it is back
-        # (used by the worker thread only)
+        # Calls whose record a platform did not take: if its database was down, their in-progress marks are
+        # still there; cleared at the sweeps once it is back (used by the worker thread only)
         self.unended: dict[str, str] = {}
 
     # the worker thread's side: the databases
