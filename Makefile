@@ -21,7 +21,7 @@ night: system-deps $(STAMP) bytecode
 test: system-deps $(STAMP) bytecode
 	$(BIN)/python -m pytest -q -n 2
 
-## proof: the longer proofs (a crash inside each step, a 30-SAMU lab in three waves, a standby takeover on
+## proof: the longer proofs (a crash inside each step, the 100-SAMU programme in ten waves, a standby takeover on
 ## PostgreSQL, a crash at every journal boundary, a wave-2 night rolled back from each of its 7 rollback
 ## points); prints what it proved
 proof: system-deps $(STAMP) bytecode

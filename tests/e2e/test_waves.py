@@ -4,8 +4,8 @@ One lab for the whole module: four SAMUs in two waves (wave1: 01, 02;
 wave2: 03, 04), traffic to all four throughout. The tests run in file
 order and each starts where the previous one left the lab, as the nights of a
 programme do: the wave-1 night, rollbacks of the wave-2 night from its
-rollback points, then the wave-2 night. (make proof runs the programme of 30
-SAMUs in three waves.) After each, every SAMU of
+rollback points, then the wave-2 night. (make proof runs the programme of 100
+SAMUs in ten waves.) After each, every SAMU of
 the environment must still be taking calls, and nothing is lost, anywhere.
 """
 
