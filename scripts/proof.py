@@ -31,7 +31,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 
@@ -44,20 +43,7 @@ NIGHT_STEPS = ("preflight", "backup-mode", "freeze-legacy", "migrate", "point-to
                "return-to-nominal", "sign-off")
 
 
-class ProofFailed(Exception):
-    pass
-
-
-def cutover(state: Path, *args: str, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([CUTOVER, "--state-dir", str(state), *args], text=True, capture_output=True,
-                          stdin=subprocess.DEVNULL, timeout=timeout)
-
-
-def read_json(state: Path, *args: str) -> Any:
-    result = cutover(state, *args, "--json")
-    if result.returncode != 0:
-        raise ProofFailed(f"cutover {' '.join(args)} exited {result.returncode}: {result.stderr.strip()}")
-    return json.loads(result.stdout)
+ProofFailed, cutover, read_json = programme.ProofFailed, programme.cutover, programme.read_json
 
 
 @contextmanager
@@ -214,7 +200,7 @@ def main() -> int:
         programme.prove(console, samus=100, waves=10, rate=0.2)
         console.rule("[bold]proof 3: a standby controller takes over the lab night on PostgreSQL")
         standby_proof(console)
-    except (ProofFailed, programme.ProofFailed) as failure:
+    except ProofFailed as failure:
         console.print(f"[bold red]✗ proof failed:[/] {failure}")
         return 1
     console.print(f"[bold green]proved[/] in {time.monotonic() - started:.0f} s: a crash inside each of the "

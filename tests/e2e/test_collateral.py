@@ -8,26 +8,19 @@ the night's back while the wave-1 night runs.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import REPO
-from tests.e2e.test_night import Lab
+from tests.e2e.test_night import Lab, copy_project
 from tests.e2e.test_waves import night
 
 pytestmark = pytest.mark.e2e
 
 
 def test_a_samu_outside_the_wave_cut_off_during_the_night_stops_it_at_the_next_verification(tmp_path: Path):
-    root = tmp_path / "project"
-    shutil.copytree(REPO / "inventories" / "lab", root / "inventories" / "lab",
-                    ignore=shutil.ignore_patterns("lab-ssh"))
-    for folder in ("runbooks", "playbooks"):
-        shutil.copytree(REPO / folder, root / folder)
-    shutil.copy(REPO / "ansible.cfg", root / "ansible.cfg")
+    root = copy_project(tmp_path / "project")
     lab = Lab(root, tmp_path / "state")
     lab.env = str(lab.state / "lab" / "inventory")
     lab.cutover("lab", "up", "--samus", "2", "--waves", "2", "--rate", "2", check=0)

@@ -42,6 +42,16 @@ class Lab(Project):
         return self.cutover("run", "bigbang", "--env", self.env, "--run-id", run_id, *args, timeout=timeout)
 
 
+def copy_project(root: Path) -> Path:
+    """A throwaway copy of the project a lab night needs: the lab inventory, runbooks, playbooks, ansible.cfg."""
+    shutil.copytree(REPO / "inventories" / "lab", root / "inventories" / "lab",
+                    ignore=shutil.ignore_patterns("lab-ssh"))
+    for folder in ("runbooks", "playbooks"):
+        shutil.copytree(REPO / folder, root / folder)
+    shutil.copy(REPO / "ansible.cfg", root / "ansible.cfg")
+    return root
+
+
 def _lab(tmp_path: Path, samus: int) -> Iterator[Lab]:
     """A copy of the real project with a lab of SAMUS sites up; the lab is always brought down.
 
@@ -49,12 +59,7 @@ def _lab(tmp_path: Path, samus: int) -> Iterator[Lab]:
     inventory (same groups, same variables, free ports): the same runbook and
     playbooks over fewer sites, for tests whose point is the order of steps.
     """
-    root = tmp_path / "project"
-    shutil.copytree(REPO / "inventories" / "lab", root / "inventories" / "lab",
-                    ignore=shutil.ignore_patterns("lab-ssh"))
-    shutil.copytree(REPO / "runbooks", root / "runbooks")
-    shutil.copytree(REPO / "playbooks", root / "playbooks")
-    shutil.copy(REPO / "ansible.cfg", root / "ansible.cfg")
+    root = copy_project(tmp_path / "project")
     state = tmp_path / "state"
     lab = Lab(root, state)
     if samus != 10:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import REPO
-from tests.e2e.test_night import POINTS_BEFORE_PNR, Lab, assert_nothing_lost, calls, sites
+from tests.e2e.test_night import POINTS_BEFORE_PNR, Lab, assert_nothing_lost, calls, copy_project, sites
 
 pytestmark = pytest.mark.e2e
 
@@ -29,12 +29,7 @@ WAVES = {"wave1": ("01", "02"), "wave2": ("03", "04")}
 @pytest.fixture(scope="module")
 def programme_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     tmp = tmp_path_factory.mktemp("waves")
-    root = tmp / "project"
-    shutil.copytree(REPO / "inventories" / "lab", root / "inventories" / "lab",
-                    ignore=shutil.ignore_patterns("lab-ssh"))
-    for folder in ("runbooks", "playbooks"):
-        shutil.copytree(REPO / folder, root / folder)
-    shutil.copy(REPO / "ansible.cfg", root / "ansible.cfg")
+    root = copy_project(tmp / "project")
     lab = Lab(root, tmp / "state")
     lab.env, lab.codes = str(lab.state / "lab" / "inventory"), ("01", "02", "03", "04")
     lab.cutover("lab", "up", "--samus", "4", "--waves", "2", "--rate", "2", check=0)
