@@ -19,10 +19,13 @@ if TYPE_CHECKING:
 
 
 def terminal_console(**options: Any) -> Console:
-    """A console for people (rich is imported here, by the commands that draw, not by every process)."""
+    """A console for people (rich is imported here, by the commands that draw, not by every process).
+
+    No emoji codes: a label or reason holding ``:fire:`` is shown as typed, not drawn as a picture.
+    """
     from cutover.cli.console import TerminalConsole
 
-    return TerminalConsole(highlight=False, **options)
+    return TerminalConsole(highlight=False, emoji=False, **options)
 
 
 def default_operator() -> str:
