@@ -58,7 +58,9 @@ class GateEvidence:
 
     def __init__(self, journal: Journal, inventory: Inventory, project_dir: Path, state_dir: Path, *,
                  redactor: Redactor | None = None, lab_dir: Path | None = None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+                 forecasts: LiveForecasts | None = None) -> None:
+        """``forecasts``: the drive's one ``LiveForecasts``, shared with its board and notifier (made if none)."""
         self.journal = journal
         self.inventory = inventory
         self.project_dir = project_dir
@@ -66,7 +68,7 @@ class GateEvidence:
         self.redact = redactor or Redactor.of(inventory.secrets)
         self.lab_dir = lab_dir
         self.clock = clock
-        self._forecasts: LiveForecasts | None = None
+        self._forecasts = forecasts
 
     def __call__(self, criteria: Sequence[c.Criterion], state: RunState) -> list[MeasuredCriterion]:
         if any(criterion.probe.kind == "playbook" for criterion in criteria):
@@ -223,8 +225,9 @@ def running_lab_dir(state_dir: Path, inventory: Inventory) -> Path | None:
 
 
 def with_evidence(options: DriveOptions, journal: Journal, inventory: Inventory, project_dir: Path,
-                  state_dir: Path) -> DriveOptions:
+                  state_dir: Path, forecasts: LiveForecasts | None = None) -> DriveOptions:
     """The drive's options with its gates' criteria measured, and its call account journalled in a lab."""
     lab_dir = running_lab_dir(state_dir, inventory)
-    return replace(options, measure_criteria=GateEvidence(journal, inventory, project_dir, state_dir, lab_dir=lab_dir),
+    evidence = GateEvidence(journal, inventory, project_dir, state_dir, lab_dir=lab_dir, forecasts=forecasts)
+    return replace(options, measure_criteria=evidence,
                    count_calls=lab_call_counter(lab_dir) if lab_dir is not None else None)

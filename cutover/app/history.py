@@ -8,7 +8,7 @@ left out of every figure, and every answer says which and why.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -226,10 +226,11 @@ class LiveForecasts:
     measuring them reads and folds every one of them. A run's runbook is fixed when it is created.
     """
 
-    def __init__(self, journal: Journal) -> None:
+    def __init__(self, journal: Journal, specs: Mapping[str, RunbookSpec] | None = None) -> None:
+        """``specs``: runs' runbooks already converted, by run id (the command that checked the runbook has it)."""
         self.journal = journal
         self._past: dict[str, Selection] = {}
-        self._specs: dict[str, RunbookSpec] = {}
+        self._specs: dict[str, RunbookSpec] = dict(specs or {})
 
     def of(self, state: RunState, *, now: datetime) -> Outlook | None:
         if state.is_finished():

@@ -291,9 +291,7 @@ NOTIFY_OPTION = click.option(
          "cutover_notify_test instead (rehearsals); off: nobody.")
 
 
-def _notifier(inventory: Inventory, mode: str, journal: Journal, run_id: str) -> Notifier:
-    forecasts = LiveForecasts(journal)
-
+def _notifier(inventory: Inventory, mode: str, journal: Journal, run_id: str, forecasts: LiveForecasts) -> Notifier:
     def end_p90() -> datetime | None:
         outlook = forecasts.of(load_run(journal, run_id), now=datetime.now(timezone.utc))
         return outlook.end_p90 if outlook else None
@@ -364,18 +362,21 @@ def run(app: App, runbook: str, env: str, run_id: str | None, auto_approve: str 
 
     with open_journal(app) as journal:
         risk = _window_risk_accepted(journal, checked, window_end, accept_window_risk, window_number)
-        board = LiveBoard(app, journal)
+        # one per drive, shared by the board, the notifier and the gates; the run's runbook is the one checked,
+        # secrets masked as journalled (what runbook_of would convert again)
+        forecasts = LiveForecasts(journal, {run_id: checked.shown_spec})
+        board = LiveBoard(app, journal, forecasts)
         options = _drive_options(app, inventory, auto_approve=auto_approve, override_window=override_window,
                                  plain=not app.console.is_terminal, until=until,
                                  measured=measured_p90s(journal, loaded.runbook.name, inventory.name),
                                  signing=(journal, run_id), board=board, gate_timeout=gate_timeout)
-        options = with_evidence(options, journal, inventory, app.project_dir, app.ensure_state_dir())
+        options = with_evidence(options, journal, inventory, app.project_dir, app.ensure_state_dir(), forecasts)
         with board.shown() as handle:
             status = start_run(journal, checked, _place(app), options, run_id=run_id,
                                window_end=window_end, override_programme=override_programme, label=label,
                                window_risk=risk, window_number=window_number, heartbeat=app.lease_ttl / 3,
                                engine_handle=handle, created=created,
-                               notifier=_notifier(inventory, notify, journal, run_id))
+                               notifier=_notifier(inventory, notify, journal, run_id, forecasts))
     return _finish(app, run_id, status, inventory)
 
 
@@ -429,17 +430,18 @@ def resume(app: App, run_id: str, auto_approve: str | None, take_over: bool, mar
         check_chain(app, journal, run_id)
         state = load_run(journal, run_id)
         inventory = load_inventory(app.project_dir, state.env)
-        board = LiveBoard(app, journal)
+        forecasts = LiveForecasts(journal)  # one per drive: the board, the notifier and the gates share it
+        board = LiveBoard(app, journal, forecasts)
         options = _drive_options(app, inventory, auto_approve=auto_approver(state, inventory, auto_approve),
                                  override_window=override_window, plain=not app.console.is_terminal, until=until,
                                  measured=measured_p90s(journal, state.runbook_name, state.env, exclude=run_id),
                                  signing=(journal, run_id), secret_params=params, run=state, board=board,
                                  gate_timeout=gate_timeout)
-        options = with_evidence(options, journal, inventory, app.project_dir, app.ensure_state_dir())
+        options = with_evidence(options, journal, inventory, app.project_dir, app.ensure_state_dir(), forecasts)
         with board.shown() as handle:
             status = resume_run(journal, run_id, inventory, _place(app), options, take_over=take_over,
                                 decisions=decisions, exclude=exclude, heartbeat=app.lease_ttl / 3,
-                                engine_handle=handle, notifier=_notifier(inventory, notify, journal, run_id),
+                                engine_handle=handle, notifier=_notifier(inventory, notify, journal, run_id, forecasts),
                                 state=state)
     return _finish(app, run_id, status, inventory)
 
@@ -472,10 +474,12 @@ def rollback(app: App, run_id: str, to: str | None, take_over: bool, yes: bool, 
             confirm_by_run_id(app, run_id, what, yes=yes, command=command)
         options = DriveOptions(on_event=None if app.console.is_terminal else print_plain(app.console),
                                environment={"CUTOVER_ENV": inventory.name}, secret_params=parse_params(params))
-        with LiveBoard(app, journal).shown() as handle:
+        board = LiveBoard(app, journal)
+        with board.shown() as handle:
             status = roll_back_run(journal, run_id, inventory, _place(app), options, to=to, take_over=take_over,
                                    heartbeat=app.lease_ttl / 3, engine_handle=handle,
-                                   notifier=_notifier(inventory, notify, journal, run_id), state=state)
+                                   notifier=_notifier(inventory, notify, journal, run_id, board.forecasts),
+                                   state=state)
     return _finish(app, run_id, status, inventory)
 
 

@@ -52,8 +52,10 @@ class LiveBoard:
     times a second over a prompt hides what the approver types.
     """
 
-    def __init__(self, app: App, journal: Journal) -> None:
+    def __init__(self, app: App, journal: Journal, forecasts: LiveForecasts | None = None) -> None:
+        """``forecasts``: the drive's one ``LiveForecasts``, shared with its notifier and gates (made if none)."""
         self.app, self.journal = app, journal
+        self.forecasts = forecasts or LiveForecasts(journal)
         self.live: Live | None = None
 
     @contextmanager
@@ -63,7 +65,7 @@ class LiveBoard:
         if not self.app.console.is_terminal:
             yield handle
             return
-        forecasts = LiveForecasts(self.journal)
+        forecasts = self.forecasts
         latest = _LatestOutlook()
 
         def board() -> RenderableType:

@@ -106,6 +106,22 @@ def test_run_checks_converts_and_folds_its_runbook_once(project, monkeypatch, ca
     assert (len(checks), len(conversions), folds.count("r1")) == (1, 1, 1)
 
 
+def test_a_gate_weighing_the_forecast_shares_the_runs_one_conversion(project, monkeypatch, capfd):
+    """The gate's forecast criterion, the board and the notifier draw from the runbook the command checked."""
+    runbooks = Path(project[1]) / "runbooks"
+    (runbooks / "tiny.yaml").write_text(RUNBOOK.replace(
+        "    approvers: [{name: claire, role: change_manager}]\n",
+        "    approvers: [{name: claire, role: change_manager}]\n"
+        "    criteria:\n"
+        "      - {id: forecast, title: Forecast end before the window closes, probe: forecast, min: 0m}\n"),
+        encoding="utf-8")
+    conversions = spy(monkeypatch, to_spec)
+    code = run_cli([*project, "run", "tiny", "--env", "lab", "--run-id", "r1", "--auto-approve", "claire",
+                    "--notify", "off"])
+    assert code == ExitCode.OK, capfd.readouterr()
+    assert len(conversions) == 1
+
+
 def test_resume_and_rollback_fold_and_convert_the_run_once(project, monkeypatch, capfd):
     assert run_cli([*project, "run", "tiny", "--env", "lab", "--run-id", "r1", "--auto-approve", "claire",
                     "--notify", "off", "--until", "check"]) == ExitCode.PAUSED, capfd.readouterr()
