@@ -293,6 +293,8 @@ NOTIFY_OPTION = click.option(
 
 def _notifier(inventory: Inventory, mode: str, journal: Journal, run_id: str, forecasts: LiveForecasts) -> Notifier:
     def end_p90() -> datetime | None:
+        # in the notifier's own thread, at a rollback point, until the window is said at risk: the run folded
+        # afresh there is a snapshot no engine changes while the forecast reads it (the engine's state would be)
         outlook = forecasts.of(load_run(journal, run_id), now=datetime.now(timezone.utc))
         return outlook.end_p90 if outlook else None
 
