@@ -35,6 +35,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -204,7 +205,9 @@ def run_night(console: Console, state: Path, env: str, wave: int, waves: int) ->
     calls = read_json(state, "lab", "calls")
     sipp_failed = (calls.get("sipp") or {}).get("failed")
     if (calls["lost"], calls["records_missing"], calls["records_duplicated"], sipp_failed) != (0, 0, 0, 0):
-        raise ProofFailed(f"after the wave{wave} night (SIPp failed {sipp_failed}): {json.dumps(calls)[:2000]}")
+        kept = keep_evidence(calls, OUT / f"{run_id}-failed")
+        raise ProofFailed(f"after the wave{wave} night (SIPp failed {sipp_failed}; its files kept in {kept}): "
+                          f"{json.dumps(calls)[:2000]}")
     silent = [code for code, account in calls["samus"].items() if account["placed"] == 0]
     if silent:
         raise ProofFailed(f"no call was placed to SAMU(s) {', '.join(silent)}")
@@ -218,6 +221,17 @@ def run_night(console: Console, state: Path, env: str, wave: int, waves: int) ->
                   f"{cost.lab_cpu_s:.0f} CPU-s, lab memory peak {cost.lab_peak_rss_mb:.0f} MB, machine busy "
                   f"{cost.machine_busy_pct:.0f}%")
     return cost
+
+
+def keep_evidence(calls: dict[str, Any], folder: Path) -> Path:
+    """Copy the callers' files (statistics, errors, SIP error codes) out of the lab before it is taken down."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "calls.json").write_text(json.dumps(calls, indent=2, ensure_ascii=False))
+    for files in (calls.get("sipp") or {}).get("files", []):
+        for path in files.values():
+            if Path(path).is_file():
+                shutil.copy2(path, folder / Path(path).name)
+    return folder.relative_to(REPO)
 
 
 def prove(console: Console, samus: int, waves: int, rate: float) -> None:
