@@ -39,20 +39,7 @@ def add_ingress(
     *,
     provider: pulumi.ProviderResource | None = None,
 ) -> openstack.networking.SecGroupRule:
-    low, high = rule.ports if rule.ports else (None, None)
-    return openstack.networking.SecGroupRule(
-        rule.name,
-        direction="ingress",
-        ethertype="IPv4",
-        protocol=rule.protocol,
-        port_range_min=low,
-        port_range_max=high,
-        remote_ip_prefix=rule.source_cidr,
-        remote_group_id=rule.source_group_id,
-        security_group_id=security_group_id,
-        description=rule.name,
-        opts=pulumi.ResourceOptions(parent=owner, provider=provider),
-    )
+    return _add_rule(owner, security_group_id, rule, "ingress", provider)
 
 
 def add_egress(
@@ -63,11 +50,24 @@ def add_egress(
     provider: pulumi.ProviderResource | None = None,
 ) -> openstack.networking.SecGroupRule:
     """One egress rule (``rule.source_cidr`` is the destination): the groups delete Neutron's allow-all egress."""
+    return _add_rule(owner, security_group_id, rule, "egress", provider)
+
+
+def _add_rule(owner: pulumi.Resource, security_group_id: pulumi.Input[str], rule: Ingress, direction: str,
+              provider: pulumi.ProviderResource | None) -> openstack.networking.SecGroupRule:
+    """``rule`` in ``direction``; an empty protocol is any protocol (Neutron's, left unset)."""
     low, high = rule.ports if rule.ports else (None, None)
     return openstack.networking.SecGroupRule(
-        rule.name, direction="egress", ethertype="IPv4", protocol=rule.protocol or None,
-        port_range_min=low, port_range_max=high, remote_ip_prefix=rule.source_cidr,
-        security_group_id=security_group_id, description=rule.name,
+        rule.name,
+        direction=direction,
+        ethertype="IPv4",
+        protocol=rule.protocol or None,
+        port_range_min=low,
+        port_range_max=high,
+        remote_ip_prefix=rule.source_cidr,
+        remote_group_id=rule.source_group_id,
+        security_group_id=security_group_id,
+        description=rule.name,
         opts=pulumi.ResourceOptions(parent=owner, provider=provider),
     )
 
