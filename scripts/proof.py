@@ -36,14 +36,11 @@ from rich.console import Console
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import programme_proof as programme  # noqa: E402  (scripts/ is not a package)
+from programme_proof import CUTOVER, ProofFailed, cutover, read_json  # noqa: E402
 
-CUTOVER = str(Path(sys.executable).parent / "cutover")
 CRASH_SAMUS = 3
 NIGHT_STEPS = ("preflight", "backup-mode", "freeze-legacy", "migrate", "point-to-cloud", "verify-cloud",
                "return-to-nominal", "sign-off")
-
-
-ProofFailed, cutover, read_json = programme.ProofFailed, programme.cutover, programme.read_json
 
 
 @contextmanager
