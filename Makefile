@@ -19,7 +19,7 @@ night: system-deps $(STAMP) bytecode
 
 ## test: run the whole test suite (unit, integration, end-to-end) on two workers (each module whole on one)
 test: system-deps $(STAMP) bytecode
-	$(BIN)/python -m pytest -q -n 2
+	$(BIN)/python -m pytest -q -n 2 --no-skips
 
 ## proof: the longer proofs (a crash inside each step, the 100-SAMU programme in ten waves, a standby takeover on
 ## PostgreSQL, a crash at every journal boundary, a wave-2 night rolled back from each of its 7 rollback

@@ -142,6 +142,30 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--every-crash-boundary", action="store_true", default=False,
                      help="Crash the controller at every journal boundary (make proof), not at a fixed "
                           "third of them, each command's first and last append among them (make test).")
+    parser.addoption("--no-skips", action="store_true", default=False,
+                     help="A skipped test fails the session (make test: system-deps installs everything the "
+                          "tests need, so a skip means a test that did not run).")
+
+
+SKIPPED: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and not hasattr(report, "wasxfail"):
+        SKIPPED.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # Under xdist the workers' reports reach the controller's hook too; the controller decides.
+    if session.config.getoption("--no-skips") and SKIPPED and exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int,
+                            config: pytest.Config) -> None:
+    if config.getoption("--no-skips") and SKIPPED:
+        terminalreporter.write_line(f"--no-skips: {len(SKIPPED)} test(s) skipped, which fails the run: "
+                                    + ", ".join(SKIPPED[:10]), red=True)
 
 
 # `make test` runs on two workers (pytest-xdist). A test module goes whole to one worker: its module-scoped
