@@ -106,7 +106,7 @@ def test_a_mutated_inventory_is_refused_with_its_file_named_or_accepted(project,
     path = project / name
     env = name.split("/")[1]
 
-    @examples(request, 40)
+    @examples(request, 25)
     @given(mutated(path.read_text()))
     def check(text: str) -> None:
         with replaced(path, text):
