@@ -24,6 +24,7 @@ command executor prints it), and every output is rendered from that journal:
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import shutil
@@ -36,13 +37,14 @@ import pytest
 from cutover.app.notify import Notifier, Route
 from cutover.app.report import Evidence, render, report_data
 from cutover.app.runs import create_run, drive_run
+from cutover.cli.app import terminal_console
 from cutover.cli.main import run_cli
-from cutover.cli.render import plain_line
+from cutover.cli.render import PlanEntry, criteria_table, plain_line, plan_view
 from cutover.core import records
 from cutover.core.actions import ActionRequest, ActionResult, Outcome, Target
 from cutover.core.engine import DriveOptions
 from cutover.core.notices import NOTICE_KINDS, notices_for
-from cutover.core.state import fold
+from cutover.core.state import GateState, fold
 from cutover.journal.sqlite import SqliteJournal
 from cutover.model.runbook import parse_runbook
 from cutover.testing import tiny_inventory
@@ -183,18 +185,18 @@ def test_the_run_really_carries_the_corpus_in_every_field(hostile_run: tuple[Pat
 # ---------------------------------------------------------------------- terminal
 
 
-NOTE = ("--param", f"note={HOSTILE}")  # what `timings` and `forecast` read the runbook with
-DRAWN = {"status", "compare", "timings", "forecast"}  # tables and boards drawn by rich, not data nor Markdown
+NOTE = ("--param", f"note={HOSTILE}")  # what `plan`, `timings` and `forecast` read the runbook with
+DRAWN = {"status", "runs", "compare", "plan", "timings", "forecast"}  # drawn by rich, not JSON nor Markdown
 
 
 @pytest.mark.parametrize("args", [("status", "h1"), ("runs",), ("status", "h1", "--json"), ("runs", "--json"),
                                   ("report", "h1", "--format", "markdown", "--out", "-"), ("compare", "h1", "h2"),
-                                  ("timings", "hostile", "--env", "unit"),
+                                  ("plan", "hostile", "--env", "unit"), ("timings", "hostile", "--env", "unit"),
                                   ("forecast", "hostile", "--env", "unit", "--samples", "100")])
 def test_no_control_character_or_direction_override_reaches_the_terminal(
         hostile_run: tuple[Path, SqliteJournal], project: Path, args: tuple[str, ...],
         capfd: pytest.CaptureFixture[str]):
-    given = NOTE if args[0] in ("timings", "forecast") else ()
+    given = NOTE if args[0] in ("plan", "timings", "forecast") else ()
     code = run_cli(["--project-dir", str(project), "--state-dir", str(hostile_run[0]), *args, *given])
     out, err = capfd.readouterr()
     assert code == 0, err
@@ -205,13 +207,34 @@ def _shown_as_typed(out: str, *, drawn: bool) -> None:
     """The terminal shows the corpus, as typed, never as raw control characters.
 
     ``drawn``: a table or board drawn by rich, where the corpus's emoji code and markup must come out as typed
-    (`runs` cuts the label short; JSON and Markdown escape brackets).
+    (JSON and Markdown escape brackets).
     """
     assert "exe.txt" in out  # the corpus is shown...
     if drawn:
         assert ":fire:" in out and "\U0001f525" not in out  # ...as typed: no emoji code drawn as an emoji,
         assert "[blink]rich[/blink]" in out and "me](javascript:" in out  # and no markup of rich applied
     assert not UNSEEN.search(out), repr(UNSEEN.search(out))  # ...never as raw control characters
+
+
+def _drawn(renderable: Any) -> str:
+    console = terminal_console(file=io.StringIO(), width=100)
+    console.print(renderable)
+    return console.file.getvalue()
+
+
+def test_the_plan_shows_what_a_step_runs_as_typed():
+    """A command, a verification or a rollback is the runbook's text: `plan` shows it as typed, not as markup."""
+    entry = PlanEntry("tell", "tell", "command", "controller", HOSTILE, "-", "-", "-")  # the command alone
+    _shown_as_typed(_drawn(plan_view("plan", [entry])), drawn=True)
+
+
+@pytest.mark.parametrize("field", ["title", "value", "expected", "detail"])
+def test_a_gate_s_criteria_table_shows_what_a_probe_said_as_typed(field: str):
+    """The go/no-go's table on the board: a probe's value and detail, and the runbook's titles, are text."""
+    texts = {"title": "t", "value": 1, "expected": "= 1", "detail": "", field: HOSTILE}
+    measured = records.MeasuredCriterion("calls", texts["title"], "blocking", texts["value"], texts["expected"],
+                                         False, texts["detail"])
+    _shown_as_typed(_drawn(criteria_table("go", GateState(criteria={"calls": measured}))), drawn=True)
 
 
 def test_progress_lines_for_pipes_and_logs_make_every_detail_visible(hostile_run: tuple[Path, SqliteJournal]):
