@@ -8,18 +8,24 @@ that sends the browser away, ``javascript:`` and Markdown links, Markdown
 table and heading syntax, terminal escape sequences and other control
 characters, the right-to-left override U+202E, and a very long string.
 
-One run carries it, built once in a real SQLite journal (no lab: a scripted
-command executor prints it), and every output is rendered from that journal:
+One run carries it (its runbook's name too), built once in a real SQLite
+journal (no lab: a scripted command executor prints it), with a second like it,
+and every output is rendered from that journal:
 
-- the terminal (``cutover status``, ``runs``, ``report --format markdown --out -``, ``status --json``):
-  no control character or direction override reaches it;
+- the terminal (``cutover status``, ``runs``, ``compare``, ``plan``, ``timings``, ``forecast``,
+  ``report --format markdown --out -``, ``status --json``, a gate's criteria table): no control
+  character or direction override reaches it, and no value is read as rich's markup or emoji codes;
+- the live board of ``cutover run`` and ``status --watch`` on a real pseudo-terminal (a run of its own,
+  labelled and titled with the corpus, whose command prints it), and the progress lines a piped ``run``
+  writes;
 - the HTML report, opened as a file in headless Chromium, and served at ``/runs/ID/report``:
   nothing injected in the DOM, the outcome and approval tables visible, no request leaves the page;
 - the board's pages (``/``, ``/runs/ID``) in Chromium: nothing injected, no request to another origin;
 - the board's server-sent fragments (``?view=board``) and the JSON API;
 - the Markdown report, rendered by a CommonMark parser: no link, image, HTML or extra table cell;
 - the JSON report: the very same strings back, escaped;
-- the notifications the run's records produce.
+- the notifications the run's records produce, and their delivery by mail through the real Apprise to a
+  real SMTP server (``cutover.testing.notify_sinks``): every one delivered, as plain text.
 """
 
 from __future__ import annotations
