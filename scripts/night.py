@@ -120,7 +120,7 @@ def main() -> int:
         cutover("lab", "down")
     final_count(console)
     command = typed_command()
-    console.print(f"[dim]journal: `{command} status {run_id}`, `{command} journal verify {run_id}`[/]")
+    console.print(f"[dim]journal: `{command} status {run_id}`, `{command} journal verify {run_id} --anchors`[/]")
     if command != "cutover":
         console.print(f"[dim](or `. {Path(command).parent}/activate` first, then `cutover ...`)[/]")
     return 0 if success else 1

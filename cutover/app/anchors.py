@@ -5,7 +5,8 @@ file's owner, a PostgreSQL table owner or superuser) can edit an event and
 recompute every hash after it, and ``journal verify`` passes. An anchor ties
 the chain to a key held outside the journal. When a drive ends with an
 outcome (completed, paused, failed, rolled back), a controller given a key
-(``--anchor-key`` / ``CUTOVER_ANCHOR_KEY``) signs a statement naming the
+(``--anchor-key`` / ``CUTOVER_ANCHOR_KEY``, else the inventory's
+``cutover_anchor_key``: the lab's is written by ``cutover lab up``) signs a statement naming the
 run's newest event (seq and hash) with ``ssh-keygen -Y sign``, namespace
 ``cutover-anchor``, and journals it as ``run_anchored``; the report prints it.
 
@@ -35,8 +36,9 @@ from cutover.app.approvals import sign, signature_valid
 from cutover.core import records as r
 from cutover.core.events import Event, Journal, utc_now
 from cutover.errors import InputError, NotFound, ToolMissing
+from cutover.model.signers import ANCHOR_NAMESPACE
 
-NAMESPACE = "cutover-anchor"
+NAMESPACE = ANCHOR_NAMESPACE
 STATEMENT_VERSION = 1
 
 

@@ -56,14 +56,14 @@ def timings(app: App, runbook: str, env: str, last: int | None, run_ids: str | N
     if as_json:
         app.emit_json(data)
         return ExitCode.OK
-    title = (f"{data['runbook']} on {data['env']}: {len(data['runs'])} run(s), time executing "
+    title = (f"{escape(data['runbook'])} on {escape(data['env'])}: {len(data['runs'])} run(s), time executing "
              f"(gate waits apart, pauses left out)")
     table = Table(title=title, header_style="bold")
     for column in ("step", "n", "min", "P50", "P90", "max", "rollback P90", "flags"):
         table.add_column(column)
     for row in data["steps"]:
         table.add_row(*_timings_cells(row))
-    app.console.print(table if data["runs"] else f"no measured runs of {data['runbook']} on {data['env']} yet")
+    app.console.print(table if data["runs"] else f"no measured runs of {escape(data['runbook'])} on {escape(data['env'])} yet")
     if data["runs"] and not data["spread_known"]:
         app.console.print(f"P90 unknown: {spread_unknown('measured')} ({len(data['runs'])} measured)")
     _left_out(app, data["left_out"])
@@ -97,7 +97,7 @@ def compare(app: App, run_ids: tuple[str, ...], as_json: bool) -> int:
     table = Table(header_style="bold", title="time executing (gate waits apart, pauses left out)", show_footer=True)
     table.add_column("step", footer="total")
     for run, total in zip(data["runs"], data["total"]):
-        table.add_column(run["label"] or run["run_id"], footer=_total_text(total))
+        table.add_column(escape(run["label"] or run["run_id"]), footer=_total_text(total))  # a label is text, not markup
     for row in data["steps"]:
         cells = [_cell_text(c, gate=row["gate"]) for c in row["runs"]]
         name = row["id"] + (" (gate)" if row["gate"] else "")
@@ -163,7 +163,7 @@ def forecast(app: App, runbook: str, env: str, from_env: str | None, last: int |
         _what_if_text(app, data)
     measured = f"{len(data['runs'])} run(s) on {data['measured_on']}" if data["runs"] else \
         f"no measured run on {data['measured_on']}"
-    app.console.print(f"[bold]{data['runbook']}[/] on {data['env']}, from {measured} ({data['samples']} samples); "
+    app.console.print(f"[bold]{escape(data['runbook'])}[/] on {escape(data['env'])}, from {measured} ({data['samples']} samples); "
                       f"source: {data['source']}")
     _left_out(app, data["left_out"])
     app.console.print(_end_band(data))

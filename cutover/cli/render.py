@@ -16,6 +16,7 @@ from cutover.core.actions import ActionResult, Outcome
 from cutover.core.events import Event, parse_time
 from cutover.core.forecast import Outlook, backup_mode_seconds
 from cutover.core.state import GateState, RunState, RunStatus, TargetStatus
+from cutover.core.text import visible
 from cutover.core.views import SYMBOLS, header_clocks, notification_totals
 from cutover.core.windows import next_window
 
@@ -61,7 +62,7 @@ def _steps(state: RunState) -> Table:
         status = state.step_status(info.id)
         symbol, style = SYMBOLS[status], COLOUR[status]
         title = info.title if info.title and info.title != info.id else ""
-        table.add_row(str(number), Text(symbol, style=style), Text(info.id, style="bold"), title)
+        table.add_row(str(number), Text(symbol, style=style), Text(info.id, style="bold"), Text(title))
     return table
 
 
@@ -70,7 +71,7 @@ VERDICT_STYLE = {"pass": "green", "FAIL": "bold red", "warn": "yellow"}
 
 def criteria_table(gate_id: str, gate: GateState) -> Table:
     """A gate's criteria as last measured: measured value, what was expected, verdict (and any override)."""
-    table = Table(title=f"go/no-go {gate_id}: criteria measured {(gate.measured_at or '')[11:19]}",
+    table = Table(title=Text(f"go/no-go {gate_id}: criteria measured {(gate.measured_at or '')[11:19]}"),
                   title_justify="left", header_style="bold", box=None, pad_edge=False)
     for column in ("criterion", "measured", "expected", "verdict", "severity", "detail"):
         table.add_column(column, overflow="fold")
@@ -79,8 +80,8 @@ def criteria_table(gate_id: str, gate: GateState) -> Table:
         override = gate.overrides.get(measured.criterion)
         if override is not None:
             verdict.append(f" overridden by {override.approver} at {override.value}", style="magenta")
-        table.add_row(f"{measured.criterion} ({measured.title})", measured.shown_value(), measured.expected, verdict,
-                      measured.severity, measured.detail)
+        table.add_row(Text(f"{measured.criterion} ({measured.title})"), Text(measured.shown_value()),
+                      Text(measured.expected), verdict, Text(measured.severity), Text(measured.detail))
     return table
 
 
@@ -200,7 +201,11 @@ _PLAIN: dict[type[r.Record], str] = {
 
 
 def plain_line(event: Event) -> str | None:
-    """One line per meaningful event, for logs and pipes (no colours, no redraws)."""
+    """One line per meaningful event, for logs and pipes (no colours, no redraws).
+
+    Written past the console (``print_plain``), so every part is made visible here: a reason or a
+    detail never puts a control character, a direction override or a line of its own in the log.
+    """
     record = r.read(event)
     label = _PLAIN.get(type(record))
     if label is None:
@@ -209,7 +214,8 @@ def plain_line(event: Event) -> str | None:
     target = getattr(record, "target", None)
     if target:
         where += f" {target}"
-    return f"{event.at[11:19]} {where:<28} {label}{_extra(record)}"
+    lines = [f"{event.at[11:19]} {where:<28} {label}{_extra(record)}", *_measured_lines(record)]
+    return "\n".join(visible(line, breaks=False) for line in lines)
 
 
 def _extra(record: r.Record) -> str:
@@ -227,15 +233,20 @@ def _extra(record: r.Record) -> str:
         return f" to window {record.window}: {record.reason}"
     if isinstance(record, r.StepSucceeded) and record.resolution:
         return f" ({record.resolution})"
-    if isinstance(record, r.CriteriaMeasured):
-        return "".join(f"\n{'':9}{'':<28} {m.criterion}: {m.shown_value()} (expected {m.expected}) {m.verdict()}"
-                       + (f" [{m.severity}]" if not m.passed else "") for m in record.measurements)
     if isinstance(record, r.CriterionOverridden):
         return f" {record.criterion} at {record.value} by {record.approver}: {record.reason}"
     if isinstance(record, r.CallsCounted):
         return f": placed {record.placed}, lost {record.lost}, records missing {record.records_missing}, " \
                f"duplicated {record.records_duplicated} ({record.source})"
     return ""
+
+
+def _measured_lines(record: r.Record) -> list[str]:
+    """A measurement's criteria, one line each under the event's line."""
+    if not isinstance(record, r.CriteriaMeasured):
+        return []
+    return [f"{'':9}{'':<28} {m.criterion}: {m.shown_value()} (expected {m.expected}) {m.verdict()}"
+            + (f" [{m.severity}]" if not m.passed else "") for m in record.measurements]
 
 
 def print_plain(console: Console) -> Callable[[Event], None]:
@@ -289,7 +300,7 @@ def plan_view(title: str, entries: list[PlanEntry]) -> Group:
         facts.add_column(overflow="fold")
         for label, value in (("kind", entry.kind), ("targets", entry.targets), ("action", entry.action),
                              ("verify", entry.verify), ("rollback", entry.rollback), ("can affect", entry.affects)):
-            facts.add_row("", label, value)
+            facts.add_row("", label, Text(value))
         blocks += [head, facts]
     return Group(*blocks)
 
@@ -319,5 +330,6 @@ def runs_view(rows: list[dict[str, Any]], *, width: int) -> Table:
         started = row["started_at"][:16].replace("T", " ")
         what = [row["runbook"], row["env"], row["kind"]] if wide else [f"{row['runbook']} on {row['env']}"]
         finished = [(row["finished_at"] or "")[:16].replace("T", " ")] if wide else []
-        table.add_row(row["run_id"], row["label"] or "", *what, row["state"], started, *finished)
+        table.add_row(row["run_id"], *(Text(cell) for cell in (row["label"] or "", *what)), row["state"], started,
+                      *finished)
     return table

@@ -223,11 +223,25 @@ def _drive_options(app: App, inventory: Inventory, *, auto_approve: str | None,
     prompt = None
     if signing is not None and not auto_approve and sys.stdin.isatty():
         prompt = _terminal_prompt(app, inventory, lab, *signing, board=board, timeout=gate_timeout)
-    anchor_key = str(check_key(app.project_path(app.anchor_key))) if app.anchor_key else None
+    anchor_key = _anchor_key(app, inventory)
     return DriveOptions(auto_approve=auto_approve, prompt=prompt, override_window=override_window, until=until,
                         on_event=print_plain(app.console) if plain else None, anchor_key=anchor_key,
                         environment={"CUTOVER_ENV": inventory.name}, secret_params=parse_params(secret_params),
                         measured_p90=measured[0], measured_rollback_p90=measured[1])
+
+
+def _anchor_key(app: App, inventory: Inventory) -> str | None:
+    """The key each drive's end is signed with: --anchor-key / CUTOVER_ANCHOR_KEY, else the inventory's.
+
+    A lab inventory's key is written by `cutover lab up`: before that there is none, and the run is
+    unanchored (`journal verify --anchors` says so); any other missing key stops the drive before it starts.
+    """
+    if app.anchor_key:
+        return str(check_key(app.project_path(app.anchor_key)))
+    key = inventory.anchor_key
+    if key is None or (inventory.is_lab and not key.is_file()):
+        return None
+    return str(check_key(key))
 
 
 def _terminal_prompt(app: App, inventory: Inventory, lab: bool, journal: Journal, run_id: str, *,

@@ -23,6 +23,15 @@ else:  # each class built when first used, not at import (start-up: cutover.core
 NoticeKind = Literal["run_started", "run_paused", "run_failed", "run_completed", "run_rolled_back", "gate_waiting",
                      "pnr_passed", "window_at_risk", "samu_backup", "samu_nominal", "gate_criteria"]
 NOTICE_KINDS: tuple[str, ...] = get_args(NoticeKind)
+# A title is one short line: a mail's subject header longer than SMTP's 1000 octets is refused (RFC 5321),
+# so a long runbook or SAMU name is cut in the title (the body keeps it whole) and the title is cut last.
+NAME_IN_TITLE = 60
+TITLE_MAX = 200
+
+
+def _brief(text: str, limit: int = NAME_IN_TITLE) -> str:
+    """``text`` cut to ``limit`` characters, the cut marked with an ellipsis."""
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 @dataclass(frozen=True)
@@ -34,8 +43,11 @@ class Notice:
     body: dict[str, str]
 
     def text(self, lang: str) -> tuple[str, str]:
-        """Title and body in ``lang``; a detail from a command or a person never carries a raw control character."""
-        return (visible(self.title.get(lang, self.title["fr"]), breaks=False),
+        """Title and body in ``lang``; a detail from a command or a person never carries a raw control character.
+
+        The title is one line of at most ``TITLE_MAX`` characters (a mail's subject).
+        """
+        return (_brief(visible(self.title.get(lang, self.title["fr"]), breaks=False), TITLE_MAX),
                 visible(self.body.get(lang, self.body["fr"])))
 
 
@@ -46,7 +58,7 @@ def notices_for(record: r.Record, state: RunState, samu_names: dict[str, tuple[s
     ``auto_approved``: the drive approves its gates itself (a lab's --auto-approve), so
     a gate opening is not news for anyone.
     """
-    run = f"{state.run_id} ({state.runbook_name}, {state.env})"
+    run = f"{state.run_id} ({_brief(state.runbook_name)}, {_brief(state.env)})"
     if isinstance(record, r.DriveStarted):
         verb = {"run": ("démarre", "started"), "resume": ("reprend", "resumed")}.get(record.command)
         if verb is None:
@@ -95,7 +107,7 @@ def _samu_notices(record: r.Record, state: RunState, samu_names: dict[str, tuple
     mode = info.sets_mode if info is not None else None
     if isinstance(record, r.UndoSucceeded):  # undoing the backup step returns the SAMU to nominal (on legacy)
         mode = "nominal" if mode == "backup" else None
-    code, name = samu_names[record.target]
+    code, name = samu_names[record.target][0], _brief(samu_names[record.target][1])
     if mode == "backup":
         return [Notice("samu_backup", record.step, code,
                        {"fr": f"SAMU {code} ({name}) : passage en mode secours",

@@ -37,6 +37,7 @@ from cutover.lab.layout import LabHost, LabLayout, LabState, TrafficInfo, make_p
 from cutover.lab.ledger import CallAccount, account_calls
 from cutover.lab.tools import samulab, sipcall
 from cutover.model.inventory import Inventory, load_inventory
+from cutover.model.signers import allowed_signers_path, anchor_signer_line
 
 LAB_ENV = "lab"
 DEFAULT_SAMUS = 10  # the size of inventories/lab
@@ -163,6 +164,7 @@ def _prepare_files(layout: LabLayout, inventory: Inventory) -> None:
     _install_tools(layout)
     _install_client_key(layout, inventory)
     _install_vault_password(inventory)
+    install_anchor_key(inventory)
 
 
 def _start_platforms(layout: LabLayout, state: LabState) -> None:
@@ -235,6 +237,28 @@ def _install_vault_password(inventory: Inventory) -> None:
     make_private_dir(path.parent)
     path.write_text(LAB_VAULT_PASSWORD + "\n")
     path.chmod(0o600)
+
+
+ANCHOR_PRINCIPAL = "lab-controller"
+
+
+def install_anchor_key(inventory: Inventory) -> Path | None:
+    """The controller's anchor key the lab inventory names (kept if there), listed in its allowed_signers.
+
+    Lab nights are anchored like production ones (cutover.app.anchors), and `journal verify --anchors`
+    checks them against the environment's allowed_signers, where the key is listed for anchors only
+    (no approval verifies with it); any other line of that file is kept. None: the inventory names no key.
+    """
+    if inventory.anchor_key is None:
+        return None
+    make_private_dir(inventory.anchor_key.parent)
+    key = sshd.generate_keypair(inventory.anchor_key, "cutover-lab-controller")  # ed25519, 0600
+    line = anchor_signer_line(ANCHOR_PRINCIPAL, key.with_name(key.name + ".pub").read_text())
+    signers = allowed_signers_path(inventory.path)
+    kept = [old for old in (signers.read_text().splitlines() if signers.is_file() else [])
+            if old.split()[:1] != [ANCHOR_PRINCIPAL]]
+    signers.write_text("\n".join([*kept, line]) + "\n")
+    return key
 
 
 def _install_client_key(layout: LabLayout, inventory: Inventory) -> None:

@@ -17,8 +17,9 @@ Conventions in the files:
   other inventory's runs are rehearsals;
 - ``cutover_lab: true`` in ``group_vars/all`` marks a lab inventory, the only
   kind on which automatic gate approval is allowed;
-- ``cutover_known_hosts`` and ``ansible_ssh_private_key_file`` are paths,
-  relative ones being relative to the inventory folder;
+- ``cutover_known_hosts``, ``ansible_ssh_private_key_file`` and
+  ``cutover_anchor_key`` are paths, relative ones being relative to the
+  inventory folder;
 - ``cutover_national`` describes the national core (see ``cutover.model.national``).
 
 Unknown ``samu_*`` or ``cutover_*`` variables are refused: a typo there must
@@ -146,6 +147,9 @@ class CutoverVars(BaseModel):
     # ansible-vault password file (relative to the inventory folder): Ansible decrypts the `!vault`
     # values with it, and cutover learns their plain text only to redact it everywhere
     cutover_vault_password_file: str | None = None
+    # the controller's SSH key each drive's end is signed with (cutover.app.anchors) when neither --anchor-key
+    # nor CUTOVER_ANCHOR_KEY names one; the lab's is written by `cutover lab up`
+    cutover_anchor_key: str | None = None
     # notifications (cutover.app.notify): who is told what; `--notify test` sends everything to the test target
     cutover_notify: list[NotifyTarget] = Field(default_factory=list)
     cutover_notify_test: str | None = None
@@ -205,6 +209,7 @@ class Inventory:
     secrets: tuple[str, ...] = field(default_factory=tuple)
     vault_password_file: Path | None = None
     has_vault_values: bool = False
+    anchor_key: Path | None = None  # cutover_anchor_key, resolved
 
     @property
     def is_lab(self) -> bool:
@@ -368,6 +373,7 @@ class _InventoryReader:
             secrets=tuple(secret_values(every_var, reveal=vault_reader(vault_file))),
             vault_password_file=vault_file,
             has_vault_values=_holds_vault(every_var),
+            anchor_key=self._path_var(settings.cutover_anchor_key if settings else None),
         )
 
     # -- hosts.yml ------------------------------------------------------------

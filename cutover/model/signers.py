@@ -18,6 +18,16 @@ _OPTION = re.compile(r'^(cert-authority|namespaces="[^"]*"|valid-(after|before)=
 _KEY_TYPES = re.compile(r"^(ssh-(rsa|ed25519|dss)|ecdsa-sha2-nistp(256|384|521)|sk-(ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com)$")
 
 
+# the namespace a controller's anchor is signed in (cutover.app.anchors): a key listed for it signs no approval
+ANCHOR_NAMESPACE = "cutover-anchor"
+
+
+def anchor_signer_line(principal: str, public_key: str) -> str:
+    """An allowed-signers line that vouches for ``public_key`` (an OpenSSH ``.pub`` line) for anchors only."""
+    kind, blob = public_key.split()[:2]
+    return f'{principal} namespaces="{ANCHOR_NAMESPACE}" {kind} {blob}'
+
+
 def allowed_signers_path(inventory_path: Path) -> Path:
     return inventory_path / "allowed_signers"
 

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.header import decode_header, make_header
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -50,8 +51,9 @@ def smtp_sink(user: str, password: str) -> Iterator[tuple[int, Received]]:
     class Handler:
         async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
             message = message_from_bytes(envelope.original_content)
+            title = str(make_header(decode_header(message["Subject"] or "")))
             for rcpt in envelope.rcpt_tos:
-                received.add({"to": rcpt, "title": str(make_header(decode_header(message["Subject"] or "")))})
+                received.add({"to": rcpt, "title": title, "parts": _parts(message)})
             return "250 OK"
 
     def authenticate(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
@@ -69,6 +71,17 @@ def smtp_sink(user: str, password: str) -> Iterator[tuple[int, Received]]:
         yield port, received
     finally:
         controller.stop()
+
+
+def _parts(message: Message) -> str:
+    """Each text part of a mail as its reader's program receives it: ``content-type`` line, then the decoded text."""
+    parts = []
+    for part in message.walk():
+        if part.get_content_maintype() == "text":
+            payload = part.get_payload(decode=True)
+            text = payload.decode(part.get_content_charset() or "utf-8", "replace") if isinstance(payload, bytes) else ""
+            parts.append(f"{part.get_content_type()}\n{text.replace(chr(13) + chr(10), chr(10))}")  # mail's CRLF
+    return "\n\n".join(parts)
 
 
 @contextmanager

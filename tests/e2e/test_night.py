@@ -121,7 +121,9 @@ def test_the_full_night_ends_nominal_on_the_cloud_with_nothing_lost_told_to_all_
     assert_nothing_lost(account)
     assert account["placed"] - before > 50  # traffic flowed throughout the night
     assert account["answered_by"].get("local", 0) > 0 and account["answered_by"].get("cloud", 0) > 0
-    lab.cutover("journal", "verify", "n1", check=0)
+    lab.cutover("journal", "verify", "n1", "--anchors", check=0)  # each drive's end signed with the lab's key
+    report = lab.cutover("report", "n1", "--format", "markdown", "--out", "-", check=0).stdout
+    assert "Anchor: event" in report and "cutover-anchor" in report
     _assert_told(lab, mails.titles, hooks.titles())
 
 

@@ -8,22 +8,29 @@ that sends the browser away, ``javascript:`` and Markdown links, Markdown
 table and heading syntax, terminal escape sequences and other control
 characters, the right-to-left override U+202E, and a very long string.
 
-One run carries it, built once in a real SQLite journal (no lab: a scripted
-command executor prints it), and every output is rendered from that journal:
+One run carries it (its runbook's name too), built once in a real SQLite
+journal (no lab: a scripted command executor prints it), with a second like it,
+and every output is rendered from that journal:
 
-- the terminal (``cutover status``, ``runs``, ``report --format markdown --out -``, ``status --json``):
-  no control character or direction override reaches it;
+- the terminal (``cutover status``, ``runs``, ``compare``, ``plan``, ``timings``, ``forecast``,
+  ``report --format markdown --out -``, ``status --json``, a gate's criteria table): no control
+  character or direction override reaches it, and no value is read as rich's markup or emoji codes;
+- the live board of ``cutover run`` and ``status --watch`` on a real pseudo-terminal (a run of its own,
+  labelled and titled with the corpus, whose command prints it), and the progress lines a piped ``run``
+  writes;
 - the HTML report, opened as a file in headless Chromium, and served at ``/runs/ID/report``:
   nothing injected in the DOM, the outcome and approval tables visible, no request leaves the page;
 - the board's pages (``/``, ``/runs/ID``) in Chromium: nothing injected, no request to another origin;
 - the board's server-sent fragments (``?view=board``) and the JSON API;
 - the Markdown report, rendered by a CommonMark parser: no link, image, HTML or extra table cell;
 - the JSON report: the very same strings back, escaped;
-- the notifications the run's records produce.
+- the notifications the run's records produce, and their delivery by mail through the real Apprise to a
+  real SMTP server (``cutover.testing.notify_sinks``): every one delivered, as plain text.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import shutil
@@ -33,19 +40,26 @@ from typing import Any
 
 import pytest
 
+from cutover.app.notify import Notifier, Route
 from cutover.app.report import Evidence, render, report_data
 from cutover.app.runs import create_run, drive_run
+from cutover.cli.app import terminal_console
 from cutover.cli.main import run_cli
+from cutover.cli.render import PlanEntry, criteria_table, plain_line, plan_view
 from cutover.core import records
 from cutover.core.actions import ActionRequest, ActionResult, Outcome, Target
 from cutover.core.engine import DriveOptions
-from cutover.core.notices import notices_for
-from cutover.core.state import fold
+from cutover.core.notices import NOTICE_KINDS, notices_for
+from cutover.core.state import GateState, fold
 from cutover.journal.sqlite import SqliteJournal
 from cutover.model.runbook import parse_runbook
 from cutover.testing import tiny_inventory
+from cutover.testing.journal import InMemoryJournal
+from cutover.testing.notify_sinks import smtp_sink
 from cutover.web.app import create_app
 from cutover.web.security import Access
+from tests.e2e.conftest import REPO, Project
+from tests.e2e.test_terminal_prompts import Terminal
 from tests.unit.test_web import Served, event_stream, serving
 
 ELSEWHERE = "http://127.0.0.1:9"  # where an injected element would send the browser (nothing listens there)
@@ -70,7 +84,7 @@ UNSEEN = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 RAW_MARKUP = ("<script>window", "<img src=", "<b id=x>", "<style>table", "<meta http-equiv=\"refresh\"", "<form action")
 
 RUNBOOK = """
-name: hostile
+name: NAME
 params:
   note: {description: free text}
 steps:
@@ -95,6 +109,9 @@ steps:
 """
 
 
+RUNBOOK = RUNBOOK.replace("NAME", json.dumps(HOSTILE), 1)  # the runbook's name is text from outside too
+
+
 class _Printer:
     """A command executor whose commands print the corpus; the `break` step fails with it."""
 
@@ -109,16 +126,20 @@ class _Printer:
 
 @pytest.fixture(scope="module")
 def hostile_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, SqliteJournal]]:
-    """A state directory whose journal holds run `h1`: the corpus in every field, failed at `break`."""
+    """A state directory whose journal holds run `h1`: the corpus in every field, failed at `break`.
+
+    Run `h2` is the same night again, so that `compare` and `timings` have two runs to line up.
+    """
     state = tmp_path_factory.mktemp("hostile-state")
     journal = SqliteJournal(state / "journal.db", HOSTILE)  # the operator's name too
     loaded = parse_runbook(RUNBOOK, "hostile.yaml", params={"note": HOSTILE})
-    create_run(journal, loaded, tiny_inventory(), run_id="h1", label=HOSTILE)
     executors = {"command": _Printer()}
-    drive_run(journal, "h1", executors, DriveOptions(auto_approve=None))  # paused at the gate
-    approval = records.GateApproved(step="go", approver=HOSTILE, role=HOSTILE, reason=HOSTILE)
-    journal.append("h1", approval.KIND, approval.to_payload())
-    drive_run(journal, "h1", executors, DriveOptions(auto_approve=None))  # fails at `break`
+    for run_id in ("h1", "h2"):
+        create_run(journal, loaded, tiny_inventory(), run_id=run_id, label=HOSTILE)
+        drive_run(journal, run_id, executors, DriveOptions(auto_approve=None))  # paused at the gate
+        approval = records.GateApproved(step="go", approver=HOSTILE, role=HOSTILE, reason=HOSTILE)
+        journal.append(run_id, approval.KIND, approval.to_payload())
+        drive_run(journal, run_id, executors, DriveOptions(auto_approve=None))  # fails at `break`
     failure = records.NotificationFailed(notice=HOSTILE, target=HOSTILE, attempt=4, error=HOSTILE, final=True,
                                          samu=HOSTILE)
     journal.append("h1", failure.KIND, failure.to_payload())
@@ -126,6 +147,18 @@ def hostile_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path
         yield state, journal
     finally:
         journal.close()
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project for the commands that read the runbook: it, the inventory `unit` (the lab's), and `live`."""
+    root = tmp_path_factory.mktemp("hostile-project")
+    shutil.copytree(REPO / "inventories" / "lab", root / "inventories" / "unit", ignore=shutil.ignore_patterns("lab-ssh"))
+    (root / "runbooks").mkdir()
+    (root / "runbooks" / "hostile.yaml").write_text(RUNBOOK, encoding="utf-8")
+    (root / "runbooks" / "live.yaml").write_text(LIVE, encoding="utf-8")
+    (root / "hostile.txt").write_text(HOSTILE, encoding="utf-8")
+    return root
 
 
 @pytest.fixture(scope="module")
@@ -158,18 +191,108 @@ def test_the_run_really_carries_the_corpus_in_every_field(hostile_run: tuple[Pat
 # ---------------------------------------------------------------------- terminal
 
 
+NOTE = ("--param", f"note={HOSTILE}")  # what `plan`, `timings` and `forecast` read the runbook with
+DRAWN = {"status", "runs", "compare", "plan", "timings", "forecast"}  # drawn by rich, not JSON nor Markdown
+
+
 @pytest.mark.parametrize("args", [("status", "h1"), ("runs",), ("status", "h1", "--json"), ("runs", "--json"),
-                                  ("report", "h1", "--format", "markdown", "--out", "-")])
+                                  ("report", "h1", "--format", "markdown", "--out", "-"), ("compare", "h1", "h2"),
+                                  ("plan", "hostile", "--env", "unit"), ("timings", "hostile", "--env", "unit"),
+                                  ("forecast", "hostile", "--env", "unit", "--samples", "100")])
 def test_no_control_character_or_direction_override_reaches_the_terminal(
-        hostile_run: tuple[Path, SqliteJournal], args: tuple[str, ...], capfd: pytest.CaptureFixture[str]):
-    code = run_cli(["--state-dir", str(hostile_run[0]), *args])
+        hostile_run: tuple[Path, SqliteJournal], project: Path, args: tuple[str, ...],
+        capfd: pytest.CaptureFixture[str]):
+    given = NOTE if args[0] in ("plan", "timings", "forecast") else ()
+    code = run_cli(["--project-dir", str(project), "--state-dir", str(hostile_run[0]), *args, *given])
     out, err = capfd.readouterr()
     assert code == 0, err
+    _shown_as_typed(out + err, drawn=args[0] in DRAWN and "--json" not in args)
+
+
+def _shown_as_typed(out: str, *, drawn: bool) -> None:
+    """The terminal shows the corpus, as typed, never as raw control characters.
+
+    ``drawn``: a table or board drawn by rich, where the corpus's emoji code and markup must come out as typed
+    (JSON and Markdown escape brackets).
+    """
     assert "exe.txt" in out  # the corpus is shown...
-    if args == ("status", "h1"):  # the drawn board (runs cuts the label short; markdown escapes brackets)
+    if drawn:
         assert ":fire:" in out and "\U0001f525" not in out  # ...as typed: no emoji code drawn as an emoji,
-        assert "[blink]rich[/blink]" in out  # and no markup of rich applied
-    assert not UNSEEN.search(out + err), repr(UNSEEN.search(out + err))  # ...never as raw control characters
+        assert "[blink]rich[/blink]" in out and "me](javascript:" in out  # and no markup of rich applied
+    assert not UNSEEN.search(out), repr(UNSEEN.search(out))  # ...never as raw control characters
+
+
+def _drawn(renderable: Any) -> str:
+    console = terminal_console(file=io.StringIO(), width=100)
+    console.print(renderable)
+    return console.file.getvalue()
+
+
+def test_the_plan_shows_what_a_step_runs_as_typed():
+    """A command, a verification or a rollback is the runbook's text: `plan` shows it as typed, not as markup."""
+    entry = PlanEntry("tell", "tell", "command", "controller", HOSTILE, "-", "-", "-")  # the command alone
+    _shown_as_typed(_drawn(plan_view("plan", [entry])), drawn=True)
+
+
+@pytest.mark.parametrize("field", ["title", "value", "expected", "detail"])
+def test_a_gate_s_criteria_table_shows_what_a_probe_said_as_typed(field: str):
+    """The go/no-go's table on the board: a probe's value and detail, and the runbook's titles, are text."""
+    texts = {"title": "t", "value": 1, "expected": "= 1", "detail": "", field: HOSTILE}
+    measured = records.MeasuredCriterion("calls", texts["title"], "blocking", texts["value"], texts["expected"],
+                                         False, texts["detail"])
+    _shown_as_typed(_drawn(criteria_table("go", GateState(criteria={"calls": measured}))), drawn=True)
+
+
+def test_progress_lines_for_pipes_and_logs_make_every_detail_visible(hostile_run: tuple[Path, SqliteJournal]):
+    """`run` and `resume` on a pipe write these lines past the console: each is made visible where it is made."""
+    lines = [line for event in hostile_run[1].events("h1") if (line := plain_line(event)) is not None]
+    approved = next(line for line in lines if "approved by" in line)
+    assert "exe.txt" in approved and "\n" not in approved  # the approver is told, on the approval's one line
+    assert not [line for line in lines if UNSEEN.search(line)]
+
+
+# Rich's own codes on a terminal (colours, the live view's cursor moves and line erasing), and the terminal's
+# own line endings: what is left of a pseudo-terminal's output once they are taken out is the text drawn.
+RICH_OWN = re.compile(r"\x1b\[(?:\?25[lh]|[0-9;]*[mAK])|\r")
+LIVE = """
+name: live
+params:
+  note: {description: free text}
+steps:
+  - id: tell
+    title: "((note))"
+    kind: command
+    run: cat hostile.txt; exit 3
+    rollback: none
+    rollback_reason: "((note))"
+"""
+
+
+def _drawn_on_a_terminal(seen: bytes) -> str:
+    text = seen.decode("utf-8")
+    for raw in ("\x1b[2J", "\x1b]0;title", "\x07", "carriage\rreturn", "\x9b", "\u202e"):
+        assert raw not in text, repr(raw)
+    return RICH_OWN.sub("", text)
+
+
+def test_the_live_board_of_a_drive_and_status_watch_show_the_corpus_as_text_on_a_terminal(project: Path,
+                                                                                        tmp_path: Path):
+    """`run`'s live board on a real pseudo-terminal, then `status --watch` refreshing it (stopped after a few)."""
+    where = Project(project, tmp_path / "state")
+    terminal = Terminal(where, "run", "live", "--env", "unit", *NOTE, "--label", HOSTILE, "--run-id", "live1")
+    try:
+        assert terminal.exit_code(timeout=30) == 4  # the command failed: the run stops, failed
+    finally:
+        terminal.close()
+    _shown_as_typed(_drawn_on_a_terminal(terminal.seen), drawn=True)
+    watcher = Terminal(where, "status", "live1", "--watch", "--every", "0.2")
+    try:
+        watcher.wait_for(b"exe.txt", timeout=30)  # the first board...
+        watcher.read_for(0.6)  # ...and its refreshes: a failed run can be resumed, so the watch goes on
+        assert watcher.process.poll() is None
+    finally:
+        watcher.close()
+    _shown_as_typed(_drawn_on_a_terminal(watcher.seen), drawn=True)
 
 
 # ---------------------------------------------------------------------- HTML in a real browser
@@ -297,3 +420,31 @@ def test_notifications_carry_no_control_character_or_override(hostile_run: tuple
              for lang in ("fr", "en") for text in notice.text(lang)]
     assert any("exe.txt" in text for text in texts)  # the failure's detail is told...
     assert not [t for t in texts if UNSEEN.search(t)]  # ...never with a raw control character
+
+
+def test_the_run_s_notices_are_delivered_by_mail_with_the_corpus_as_visible_text(
+        hostile_run: tuple[Path, SqliteJournal]):
+    """The notifier with the real Apprise, to a real SMTP server: every notice of the run is delivered, as text.
+
+    A subject holding the corpus's 3000-character word is a header line SMTP refuses (RFC 5321: 1000 octets).
+    """
+    events = hostile_run[1].events("h1")
+    told = InMemoryJournal()  # where the notifier journals its deliveries (the run's own journal stays as built)
+    told.import_run("h1", events)
+    with smtp_sink("cutover", "sink-password") as (port, mails):
+        url = f"mailto://cutover:sink-password@127.0.0.1:{port}?from=cutover@lab.invalid&to=room@lab.invalid"
+        notifier = Notifier([Route(url, "room", frozenset(NOTICE_KINDS), None, "fr")],
+                            samu_names={"samu-13": ("13", HOSTILE)}, backoff=(), flush=10)
+        notifier.start(told, fold(events))
+        for event in events:
+            notifier.observe(event)
+        notifier.close()
+    failed = [e.payload for e in told.events("h1")[len(events):] if e.kind == "notification_failed"]
+    assert not failed, failed
+    assert len(mails.items) == 5  # started, SAMU 13 in backup mode, gate waiting, resumed, failed
+    assert all(len(mail["title"]) <= 200 for mail in mails.items)  # one short line, the runbook's name cut
+    assert any("<script>window" in mail["title"] for mail in mails.items)
+    assert any("exe.txt" in mail["parts"] for mail in mails.items)  # the failure's detail, whole in the body
+    for mail in mails.items:
+        assert mail["parts"].startswith("text/plain\n") and "text/html" not in mail["parts"]  # text, never HTML
+        assert not UNSEEN.search(mail["title"] + mail["parts"]), mail["title"][:300]
