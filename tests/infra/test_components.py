@@ -272,10 +272,10 @@ def test_two_interconnects_with_jumbo_frames_each_on_every_rac_node(production_p
 
 def test_scan_name_resolves_to_the_three_scan_addresses_in_designate(production_plan):
     record = production_plan.get(f"{RAC}-scan-dns").inputs
-    assert record["name"] == f"{RAC}-scan.db.production.samu.example." and record["type"] == "A"
+    assert record["name"] == f"{RAC}-scan.db.production.samu.internal." and record["type"] == "A"
     assert record["records"] == ["10.100.5.1", "10.100.5.2", "10.100.5.3"]
     assert record["zoneId"] == "national-dns-zone.id"
-    assert production_plan.get("national-dns-zone").inputs["name"] == "db.production.samu.example."
+    assert production_plan.get("national-dns-zone").inputs["name"] == "db.production.samu.internal."
 
 
 def test_rac_nodes_use_the_providers_private_flavor_by_id(production_plan, production_provider_plan):
