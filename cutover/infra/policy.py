@@ -529,15 +529,43 @@ def _tenants_overlapping(plan: Plan, cidrs: dict[str, list[IPNetwork]]) -> Itera
 
 
 def _transit_owners(plan: Plan) -> dict[str, str]:
-    """Each tenant router's transit address -> its tenant (the next hop of the national routes)."""
-    owners = {}
+    """Each tenant router's transit address -> its tenant (the next hop of the national routes).
+
+    The port is the provider's (created in the tenant's project): its tenant is the one whose
+    router is attached to it. A tenant's own port on transit counts too.
+    """
+    owned: list[tuple[PlannedResource, str]] = []
+    for iface in plan.of_type(T_ROUTER_INTERFACE):
+        tenant = _ancestor_of_type(plan, iface.name, T_TENANT)
+        port = plan.target(iface.inputs.get("portId"))
+        if tenant is not None and port is not None:
+            owned.append((port, tenant))
     for port in plan.of_type(T_PORT):
         tenant = _ancestor_of_type(plan, port.name, T_TENANT)
         if tenant is not None and _network_zone(plan, port.inputs.get("networkId")) == "transit":
-            for fixed in port.inputs.get("fixedIps") or []:
-                if isinstance(fixed, dict) and fixed.get("ipAddress"):
-                    owners[str(fixed["ipAddress"])] = tenant
+            owned.append((port, tenant))
+    owners = {}
+    for port, tenant in owned:
+        for fixed in port.inputs.get("fixedIps") or []:
+            if isinstance(fixed, dict) and fixed.get("ipAddress"):
+                owners[str(fixed["ipAddress"])] = tenant
     return owners
+
+
+def _transit_granted(plan: Plan) -> Iterator[Finding]:
+    """No project is granted the whole transit network: with it, a tenant could take any free address there.
+
+    The provider creates each tenant router's port in the tenant's project at its fixed address
+    (``infra/provider``); sharing with every project ('*') is rule no-share-with-everyone's.
+    """
+    for rbac in plan.of_type(T_RBAC):
+        network = plan.target(rbac.inputs.get("objectId"))
+        target = rbac.inputs.get("targetTenant")
+        if network is not None and _tags(network, "cutover-zone") == {"transit"} and target != "*":
+            grantee = plan.target(target)
+            yield rbac, (f"grants {grantee.name if grantee is not None else target} the whole transit network "
+                         f"{network.name} ({rbac.inputs.get('action')}): it could create a port at any free address "
+                         "of it; the provider creates the tenant's transit port instead")
 
 
 def _tenant_routes(plan: Plan, cidrs: dict[str, list[IPNetwork]]) -> Iterator[Finding]:
@@ -566,6 +594,7 @@ def _tenant_isolation(plan: Plan, ctx: PolicyContext) -> Iterator[Finding]:
     cidrs = _tenant_cidrs(plan)
     yield from _tenants_overlapping(plan, cidrs)
     yield from _tenant_routes(plan, cidrs)
+    yield from _transit_granted(plan)
     index = _TenantIndex(cidrs)
     for rule in plan.of_type(T_SG_RULE):
         group = plan.target(rule.inputs.get("securityGroupId"))
@@ -1085,7 +1114,9 @@ def _quotas_hold(plan: Plan, ctx: PolicyContext, limit: Mapping[str, int]) -> It
         quota = QUOTA_OF_TYPE.get(resource.type)
         if quota is None or resource.provider is None:
             continue
-        counts.setdefault((resource.provider, quota), []).append(resource)
+        # Created by an admin in another project (tenant_id: the provider's transit ports) counts there.
+        owner = resource.inputs.get("tenantId") or resource.inputs.get("projectId")
+        counts.setdefault((f"project {owner}" if owner else resource.provider, quota), []).append(resource)
     for (provider, quota), members in sorted(counts.items()):
         national = provider.endswith("::default")
         allowed = own[quota] if national else limit[quota]
@@ -1136,8 +1167,10 @@ RULES: list[Rule] = [
     Rule("admin-from-bastion", "SecNumCloud 3.2 §9.6, §13.2.e", "SSH and admin ingress only from the bastion or "
          "admin network", "use remote_group_id=<bastion security group> or a source inside networks.admin",
          _admin_from_bastion),
-    Rule("tenant-isolation", "SecNumCloud 3.2 §9.7", "No rule opens a tenant to another tenant",
-         "remove the rule; tenants exchange data only through national services", _tenant_isolation),
+    Rule("tenant-isolation", "SecNumCloud 3.2 §9.7", "No rule opens a tenant to another tenant, and no tenant is "
+         "granted the transit network", "remove the rule; tenants exchange data only through national services; "
+         "instead of sharing transit, let the provider create the tenant's transit port (infra/provider)",
+         _tenant_isolation),
     Rule("dns-internal", "SecNumCloud 3.2 §13.2", "The SCAN zone is internal, served by the provider's declared "
          "resolvers", "create the zone under one of the policy's dns.private_suffixes with its dns.pool_attributes "
          "(the provider's internal Designate pool), and give every subnet the region's dns.resolvers as its DNS "
