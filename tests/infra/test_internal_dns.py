@@ -18,6 +18,7 @@ from cutover.infra.policy import check_plans
 from tests.infra.conftest import REPO
 from tests.infra.test_injection_classes import caught, changed
 
+
 def renamed(plan: Plan, resource: str, name: str) -> PlannedResource:
     r = changed(plan, resource)
     return PlannedResource(r.type, r.name, {**r.inputs, "name": name}, r.parent, r.dependencies, r.provider, r.options)
