@@ -10,11 +10,12 @@ the node's ports. The rulesets live in ``playbooks/files/nftables/<env>/<node>.n
 rule ``host-filtering`` fails when a node has none or one that says something
 else than its security groups.
 
-Semantics kept from Neutron: ingress is denied unless a rule of one of the
-port's groups allows it; replies to allowed traffic pass (conntrack); DHCP
-replies pass (Neutron's implicit rule); a port with port security off is not
-filtered; a rule naming a remote group allows the addresses of that group's
-ports (their fixed addresses, else their subnets).
+Semantics kept from Neutron: ingress and egress are denied unless a rule of
+one of the port's groups allows them (every group deletes Neutron's allow-all
+egress: rule explicit-egress); replies to allowed traffic pass (conntrack);
+DHCP requests and replies pass (Neutron's implicit rules); a port with port
+security off is not filtered; a rule naming a remote group allows the
+addresses of that group's ports (their fixed addresses, else their subnets).
 """
 
 from __future__ import annotations
@@ -37,18 +38,23 @@ TABLE = "cutover_filter"
 
 @dataclass(frozen=True)
 class HostRule:
-    """One accept rule of a node's input chain: to one of its addresses, from some sources, on some ports."""
+    """One accept rule of a node's input (or output) chain: one of its addresses, peers, ports.
+
+    Ingress: to one of the node's addresses from the peers; egress: from one of them to the peers.
+    """
 
     addresses: tuple[str, ...]  # the port's fixed address and allowed pairs (VIP, SCAN); (): any of the node's
     protocol: str  # "tcp", "udp", "icmp" or "" (any)
-    ports: tuple[int, int] | None
-    sources: tuple[str, ...]  # CIDRs; () is anywhere
+    ports: tuple[int, int] | None  # destination ports, in either direction (as Neutron's port range)
+    sources: tuple[str, ...]  # the peers as CIDRs (sources in, destinations out); () is anywhere
     comment: str
+    direction: str = "ingress"
 
     def nft(self) -> str:
-        match = [f"ip daddr {{ {', '.join(self.addresses)} }}"] if self.addresses else []
+        own, peer = ("daddr", "saddr") if self.direction == "ingress" else ("saddr", "daddr")
+        match = [f"ip {own} {{ {', '.join(self.addresses)} }}"] if self.addresses else []
         if self.sources:
-            match.append(f"ip saddr {{ {', '.join(self.sources)} }}")
+            match.append(f"ip {peer} {{ {', '.join(self.sources)} }}")
         if self.protocol in ("tcp", "udp"):
             match.append(f"{self.protocol} dport {_ports(self.ports)}" if self.ports else f"meta l4proto {self.protocol}")
         elif self.protocol:
@@ -71,9 +77,9 @@ def node_name(node: PlannedResource) -> str:
     return str(node.inputs.get("name") or node.name)
 
 
-def node_rules(plan: Plan, node: PlannedResource) -> list[HostRule]:
-    """What the security groups of the node's ports allow in, port by port, rule by rule."""
-    rules_of = _ingress_rules_by_group(plan)
+def node_rules(plan: Plan, node: PlannedResource, direction: str = "ingress") -> list[HostRule]:
+    """What the security groups of the node's ports allow in (or out), port by port, rule by rule."""
+    rules_of = _rules_by_group(plan, direction)
     found: list[HostRule] = []
     for nic in node.inputs.get("networks") or []:
         port = plan.target(nic.get("port")) if isinstance(nic, dict) else None
@@ -84,7 +90,7 @@ def node_rules(plan: Plan, node: PlannedResource) -> list[HostRule]:
         pairs = [str(p.get("ipAddress")) for p in port.inputs.get("allowedAddressPairs") or [] if isinstance(p, dict)]
         addresses = (address, *pairs) if address else ()
         if port.inputs.get("portSecurityEnabled") is False:
-            found.append(HostRule(addresses, "", None, (), f"{port.name}: port security off"))
+            found.append(HostRule(addresses, "", None, (), f"{port.name}: port security off", direction))
             continue
         for group in port.inputs.get("securityGroupIds") or []:
             for rule in rules_of.get(str(group), []):
@@ -92,7 +98,7 @@ def node_rules(plan: Plan, node: PlannedResource) -> list[HostRule]:
                 if sources is None:
                     continue  # a remote group with no port: Neutron allows no one
                 found.append(HostRule(addresses, str(rule.inputs.get("protocol") or ""), _rule_ports(rule), sources,
-                                      rule.name))
+                                      rule.name, direction))
     return found
 
 
@@ -112,6 +118,15 @@ def node_ruleset(plan: Plan, node: PlannedResource, env: str) -> str:
         '    iifname "lo" accept',
         '    udp sport 67 udp dport 68 accept comment "DHCP replies (Neutron allows them implicitly)"',
         *(f"    {rule.nft()}" for rule in node_rules(plan, node)),
+        "  }",
+        # Out: only what the groups' egress rules say (they replace Neutron's allow-all egress).
+        "  chain output {",
+        "    type filter hook output priority filter; policy drop;",
+        "    ct state established,related accept",
+        "    ct state invalid drop",
+        '    oifname "lo" accept',
+        '    udp sport 68 udp dport 67 accept comment "DHCP requests (Neutron allows them implicitly)"',
+        *(f"    {rule.nft()}" for rule in node_rules(plan, node, "egress")),
         "  }",
         "}",
     ]
@@ -176,10 +191,10 @@ def _first_difference(found: str, wanted: str) -> str:
     return f"line {len(want) + 1} ({have[len(want)].strip()!r}) is not in the security groups"
 
 
-def _ingress_rules_by_group(plan: Plan) -> dict[str, list[PlannedResource]]:
+def _rules_by_group(plan: Plan, direction: str) -> dict[str, list[PlannedResource]]:
     groups: dict[str, list[PlannedResource]] = {}
     for rule in plan.of_type(T_SG_RULE):
-        if rule.inputs.get("direction") == "ingress" and rule.inputs.get("ethertype", "IPv4") == "IPv4":
+        if rule.inputs.get("direction") == direction and rule.inputs.get("ethertype", "IPv4") == "IPv4":
             groups.setdefault(str(rule.inputs.get("securityGroupId")), []).append(rule)
     return groups
 
@@ -198,7 +213,7 @@ def _rule_ports(rule: PlannedResource) -> tuple[int, int] | None:
 
 
 def _sources(plan: Plan, rule: PlannedResource) -> tuple[str, ...] | None:
-    """The rule's sources as CIDRs: its prefix, the addresses of its remote group's ports, or () for anywhere."""
+    """The rule's peers as CIDRs: its prefix, the addresses of its remote group's ports, or () for anywhere."""
     prefix = rule.inputs.get("remoteIpPrefix")
     if prefix:
         network = ipaddress.ip_network(str(prefix), strict=False)

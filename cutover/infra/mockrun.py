@@ -99,7 +99,7 @@ def _mock_state(type_: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]
 # a lookup of NAME answers "<kind>-NAME.id", the logical name the provider-side program
 # gives that resource, so a check of both plans follows the reference across.
 LOOKUP_KINDS = {"getAuthScope": "project", "getFlavor": "flavor", "getNetwork": "network", "getSubnet": "subnet",
-                "getProject": "project"}
+                "getProject": "project", "getPort": "port"}
 
 
 def lookup_result(token: str, args: dict[str, Any]) -> dict[str, Any]:

@@ -53,6 +53,8 @@ T_ROUTER_ROUTE = "openstack:networking/routerRoute:RouterRoute"
 T_FLAVOR = "openstack:compute/flavor:Flavor"
 T_ENDPOINT_GROUP = "openstack:vpnaas/endpointGroup:EndpointGroup"
 T_BAREMETAL_POOL = "cutover:compute:BareMetalPool"
+T_DNS_ZONE = "openstack:dns/zone:Zone"
+T_RECORD_SET = "openstack:dns/recordSet:RecordSet"
 # Only a cloud administrator may create these (OpenStack's default policies): they belong to the
 # provider-side program (infra/provider), never to the customer stack.
 ADMIN_ONLY_TYPES = {
@@ -158,6 +160,17 @@ class PolicyContext:
     owner_keys: tuple[str, ...] = ("cutover-owner", "cutover-samu")
     admin_networks: tuple[IPNetwork, ...] = ()
     today: dt.date = field(default_factory=dt.date.today)
+    # The provider's internal DNS: the attributes that place a zone in its internal Designate pool, the
+    # suffixes never delegated publicly, and its internal resolvers per region.
+    dns_pool_attributes: Mapping[str, str] = field(default_factory=dict)
+    dns_private_suffixes: tuple[str, ...] = ()
+    dns_resolvers: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+    def resolvers(self) -> frozenset[str]:
+        """The internal resolvers of the environment's region (of any region when it is unknown)."""
+        if self.region:
+            return self.dns_resolvers.get(self.region, frozenset())
+        return frozenset(a for addresses in self.dns_resolvers.values() for a in addresses)
 
     @property
     def qualified_regions(self) -> frozenset[str]:
@@ -516,15 +529,43 @@ def _tenants_overlapping(plan: Plan, cidrs: dict[str, list[IPNetwork]]) -> Itera
 
 
 def _transit_owners(plan: Plan) -> dict[str, str]:
-    """Each tenant router's transit address -> its tenant (the next hop of the national routes)."""
-    owners = {}
+    """Each tenant router's transit address -> its tenant (the next hop of the national routes).
+
+    The port is the provider's (created in the tenant's project): its tenant is the one whose
+    router is attached to it. A tenant's own port on transit counts too.
+    """
+    owned: list[tuple[PlannedResource, str]] = []
+    for iface in plan.of_type(T_ROUTER_INTERFACE):
+        tenant = _ancestor_of_type(plan, iface.name, T_TENANT)
+        port = plan.target(iface.inputs.get("portId"))
+        if tenant is not None and port is not None:
+            owned.append((port, tenant))
     for port in plan.of_type(T_PORT):
         tenant = _ancestor_of_type(plan, port.name, T_TENANT)
         if tenant is not None and _network_zone(plan, port.inputs.get("networkId")) == "transit":
-            for fixed in port.inputs.get("fixedIps") or []:
-                if isinstance(fixed, dict) and fixed.get("ipAddress"):
-                    owners[str(fixed["ipAddress"])] = tenant
+            owned.append((port, tenant))
+    owners = {}
+    for port, tenant in owned:
+        for fixed in port.inputs.get("fixedIps") or []:
+            if isinstance(fixed, dict) and fixed.get("ipAddress"):
+                owners[str(fixed["ipAddress"])] = tenant
     return owners
+
+
+def _transit_granted(plan: Plan) -> Iterator[Finding]:
+    """No project is granted the whole transit network: with it, a tenant could take any free address there.
+
+    The provider creates each tenant router's port in the tenant's project at its fixed address
+    (``infra/provider``); sharing with every project ('*') is rule no-share-with-everyone's.
+    """
+    for rbac in plan.of_type(T_RBAC):
+        network = plan.target(rbac.inputs.get("objectId"))
+        target = rbac.inputs.get("targetTenant")
+        if network is not None and _tags(network, "cutover-zone") == {"transit"} and target != "*":
+            grantee = plan.target(target)
+            yield rbac, (f"grants {grantee.name if grantee is not None else target} the whole transit network "
+                         f"{network.name} ({rbac.inputs.get('action')}): it could create a port at any free address "
+                         "of it; the provider creates the tenant's transit port instead")
 
 
 def _tenant_routes(plan: Plan, cidrs: dict[str, list[IPNetwork]]) -> Iterator[Finding]:
@@ -553,6 +594,7 @@ def _tenant_isolation(plan: Plan, ctx: PolicyContext) -> Iterator[Finding]:
     cidrs = _tenant_cidrs(plan)
     yield from _tenants_overlapping(plan, cidrs)
     yield from _tenant_routes(plan, cidrs)
+    yield from _transit_granted(plan)
     index = _TenantIndex(cidrs)
     for rule in plan.of_type(T_SG_RULE):
         group = plan.target(rule.inputs.get("securityGroupId"))
@@ -566,6 +608,46 @@ def _tenant_isolation(plan: Plan, ctx: PolicyContext) -> Iterator[Finding]:
         grantee = _ancestor_of_type(plan, source.group.name, T_TENANT) if source.group is not None else None
         if grantee is not None and grantee != owner:
             yield rule, f"tenant {owner} opened to a security group of tenant {grantee}"
+
+
+RESOLVED_ZONES = ("admin", "service", "tenant")  # where the RAC nodes and their clients resolve SCAN
+
+
+def _dns_internal(plan: Plan, ctx: PolicyContext) -> Iterator[Finding]:
+    """The SCAN zone is internal: a private suffix, the provider's internal pool, its declared resolvers."""
+    zones = plan.of_type(T_DNS_ZONE)
+    for zone in zones:
+        yield from _zone_internal(zone, ctx)
+    for record in plan.of_type(T_RECORD_SET):
+        target = plan.target(record.inputs.get("zoneId"))
+        if target is None or target.type != T_DNS_ZONE:
+            yield record, "its zone is not in the plan: whether it is public, and who serves it, is unknown"
+    resolvers = ctx.resolvers()
+    for subnet in plan.of_type(T_SUBNET):
+        servers = [str(s) for s in subnet.inputs.get("dnsNameservers") or []]
+        foreign = sorted(set(servers) - resolvers)
+        if foreign:
+            yield subnet, f"DNS servers {', '.join(foreign)} are not the provider's internal resolvers " \
+                          f"({', '.join(sorted(resolvers)) or 'none declared'}): they cannot resolve the SCAN zone"
+        elif zones and not servers and _in_zones(_subnet_zone(plan, subnet), RESOLVED_ZONES):
+            yield subnet, "names no DNS server: its hosts cannot resolve the SCAN names (the provider's resolvers)"
+
+
+def _zone_internal(zone: PlannedResource, ctx: PolicyContext) -> Iterator[Finding]:
+    name = str(zone.inputs.get("name") or "").lower()
+    if not any(name.endswith(f".{suffix}") or name == suffix for suffix in ctx.dns_private_suffixes):
+        yield zone, (f"{name or 'a zone with no name'} is not under a suffix that is never delegated publicly "
+                     f"(policy dns.private_suffixes: {', '.join(ctx.dns_private_suffixes) or 'none declared'})")
+    attributes = zone.inputs.get("attributes") or {}
+    missing = {k: v for k, v in ctx.dns_pool_attributes.items()
+               if not isinstance(attributes, dict) or attributes.get(k) != v}
+    if missing or not ctx.dns_pool_attributes:
+        wanted = ", ".join(f"{k}={v}" for k, v in sorted(ctx.dns_pool_attributes.items())) or "none declared"
+        yield zone, f"not placed in the provider's internal Designate pool (attributes {wanted}): it may be " \
+                    "served by the public nameservers"
+    if not ctx.resolvers():
+        yield zone, f"the policy declares no internal resolvers for region {ctx.region or 'any'} (dns.resolvers): " \
+                    "nothing is known to serve the zone"
 
 
 def _zones_allowed(plan: Plan, ctx: PolicyContext) -> Iterator[Finding]:
@@ -1032,7 +1114,9 @@ def _quotas_hold(plan: Plan, ctx: PolicyContext, limit: Mapping[str, int]) -> It
         quota = QUOTA_OF_TYPE.get(resource.type)
         if quota is None or resource.provider is None:
             continue
-        counts.setdefault((resource.provider, quota), []).append(resource)
+        # Created by an admin in another project (tenant_id: the provider's transit ports) counts there.
+        owner = resource.inputs.get("tenantId") or resource.inputs.get("projectId")
+        counts.setdefault((f"project {owner}" if owner else resource.provider, quota), []).append(resource)
     for (provider, quota), members in sorted(counts.items()):
         national = provider.endswith("::default")
         allowed = own[quota] if national else limit[quota]
@@ -1083,8 +1167,14 @@ RULES: list[Rule] = [
     Rule("admin-from-bastion", "SecNumCloud 3.2 §9.6, §13.2.e", "SSH and admin ingress only from the bastion or "
          "admin network", "use remote_group_id=<bastion security group> or a source inside networks.admin",
          _admin_from_bastion),
-    Rule("tenant-isolation", "SecNumCloud 3.2 §9.7", "No rule opens a tenant to another tenant",
-         "remove the rule; tenants exchange data only through national services", _tenant_isolation),
+    Rule("tenant-isolation", "SecNumCloud 3.2 §9.7", "No rule opens a tenant to another tenant, and no tenant is "
+         "granted the transit network", "remove the rule; tenants exchange data only through national services; "
+         "instead of sharing transit, let the provider create the tenant's transit port (infra/provider)",
+         _tenant_isolation),
+    Rule("dns-internal", "SecNumCloud 3.2 §13.2", "The SCAN zone is internal, served by the provider's declared "
+         "resolvers", "create the zone under one of the policy's dns.private_suffixes with its dns.pool_attributes "
+         "(the provider's internal Designate pool), and give every subnet the region's dns.resolvers as its DNS "
+         "servers (cutover_national.dns_nameservers)", _dns_internal),
     Rule("allowed-zones", "SecNumCloud 3.2 §19.2", "Resources stay in the qualified region and its zones",
          "use one of cutover_national.availability_zones", _zones_allowed),
     Rule("rac-placement", "HDS (ISO/IEC 27001:2022 A.8.14)", "RAC nodes in one zone, spread over its failure "

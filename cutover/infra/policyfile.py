@@ -112,6 +112,25 @@ class StateLocation(_Strict):
         return values
 
 
+class InternalDns(_Strict):
+    """The provider's internal DNS: where a zone no one outside the platform may resolve lives."""
+
+    # The attributes Designate's pool scheduler (attribute filter) matches with the internal pool's.
+    pool_attributes: dict[str, str] = Field(min_length=1)
+    # Suffixes never delegated from the public DNS (e.g. internal., reserved by ICANN for private use).
+    private_suffixes: list[str] = Field(min_length=1)
+    # The provider's internal resolvers, per region: the only DNS servers a subnet may name.
+    resolvers: dict[str, list[ipaddress.IPv4Address | ipaddress.IPv6Address]] = Field(default_factory=dict)
+
+    @field_validator("private_suffixes")
+    @classmethod
+    def _fully_qualified(cls, suffixes: list[str]) -> list[str]:
+        for suffix in suffixes:
+            if not suffix.endswith(".") or suffix.startswith(".") or suffix != suffix.lower():
+                raise ValueError(f"{suffix!r}: a suffix is a lower-case name with a trailing dot (internal.)")
+        return suffixes
+
+
 class PolicyModel(_Strict):
     offer: str = Field(min_length=1)
     regions: dict[str, QualifiedRegion] = Field(min_length=1)
@@ -123,6 +142,14 @@ class PolicyModel(_Strict):
     state: StateLocation = StateLocation()
     # The provider's documented limits (neutron.conf, default quotas); Neutron's and Nova's defaults otherwise.
     limits: dict[str, int] = Field(default_factory=dict)
+    dns: InternalDns | None = None
+
+    @model_validator(mode="after")
+    def _resolvers_of_known_regions(self) -> PolicyModel:
+        unknown = set(self.dns.resolvers) - set(self.regions) if self.dns is not None else set()
+        if unknown:
+            raise ValueError(f"dns.resolvers names regions the offer does not list: {', '.join(sorted(unknown))}")
+        return self
 
     @field_validator("limits")
     @classmethod
@@ -210,4 +237,8 @@ def policy_context(policy: PolicyFile, region: str, *, today: dt.date | None = N
         limits={**DEFAULT_LIMITS, **model.limits},
         secrets_providers=tuple(model.state.secrets_providers),
         today=today or dt.date.today(),
+        dns_pool_attributes=dict(model.dns.pool_attributes) if model.dns else {},
+        dns_private_suffixes=tuple(model.dns.private_suffixes) if model.dns else (),
+        dns_resolvers={region: frozenset(str(a) for a in addresses)
+                       for region, addresses in (model.dns.resolvers.items() if model.dns else [])},
     )

@@ -17,7 +17,9 @@ Oracle RAC clusters. Example (abridged)::
         interconnect: 10.100.8.0/24         # RAC private interconnect (no routing, MTU 9000)
         interconnect_b: 10.100.10.0/24      # the second interconnect: Oracle HAIP uses both
       project_id: 3f1c...                   # the national project: bare-metal flavors are granted to it
-      dns: {zone: db.samu.example., email: hostmaster@samu.example}   # Designate zone for SCAN names
+      dns: {zone: db.samu.internal., email: hostmaster@samu.example,   # internal Designate zone for SCAN names
+            attributes: {visibility: internal}}
+      dns_nameservers: [198.51.100.53, 198.51.100.54]  # the provider's internal resolvers
       bastion: {flavor: m1.small, image: debian-12, key_pair: ops, operator_sources: [192.0.2.0/28]}
       storage:                              # the RAC disks: LUNs of the provider's iSCSI array, two paths
         {encrypted_backend: ceph-luks, asm_backend: array-iscsi,
@@ -173,11 +175,18 @@ STORAGE_PATHS = 2
 
 
 class DnsZone(_Strict):
-    """The Designate zone the platform's names live in (RAC SCAN names)."""
+    """The Designate zone the platform's names live in (RAC SCAN names): an internal zone.
+
+    ``attributes`` are the hints Designate's pool scheduler (attribute filter) matches
+    against its pools' attributes: they place the zone in the provider's internal pool,
+    whose servers answer only the provider's internal resolvers (``dns_nameservers``).
+    The zone's suffix is one never delegated publicly (policy ``dns.private_suffixes``).
+    """
 
     zone: str = Field(pattern=r"^([a-z0-9-]+\.)+$")  # fully qualified, trailing dot
     email: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
     ttl: int = Field(default=300, ge=30)
+    attributes: dict[str, str] = Field(default_factory=dict)
 
 
 class Migration(_Strict):

@@ -61,25 +61,23 @@ def test_bastion_sits_on_the_admin_network_behind_its_own_group(production_plan)
 def test_a_tenant_owns_its_project_network_router_vpn_and_reaches_national_services(production_plan):
     resources = {r.name: r for r in production_plan.within("samu-30")}
     # + 2 routes back (admin, service), the premises route, 3 SIP/RTP rules to telephony and 3 from it; its group's
-    # egress: HTTPS, DNS (2 servers, UDP and TCP), SIP/RTP to the premises
-    assert len(resources) == 38
+    # egress: HTTPS, DNS (2 servers, UDP and TCP), SIP/RTP to the premises. No transit port nor share: the provider's.
+    assert len(resources) == 36
     assert resources["samu-30-subnet"].inputs["cidr"] == "10.140.4.0/24"
     # Created in the SAMU's project through a provider scoped to it (no tenant_id: that needs cloud admin).
     assert "tenantId" not in resources["samu-30-net"].inputs
     assert resources["samu-30-net"].provider == "pulumi:providers:openstack::samu-30-provider"
     assert resources["samu-30-provider"].inputs == {"region": "fr-central", "tenantName": "samu-30"}
-    # The national project shares transit with the SAMU's project, read from its scoped token.
-    assert resources["samu-30-transit-share"].inputs["targetTenant"] == "project-samu-30.id"
-    assert resources["samu-30-transit-share"].provider == "pulumi:providers:openstack::default"
+    # Transit is shared with no SAMU: its router is attached to the port the provider made in its project.
+    assert not any(r.type.endswith("rbacPolicyV2:RbacPolicyV2") for r in resources.values())
+    assert resources["samu-30-router-transit"].inputs["portId"] == "port-samu-30-transit.id"
     site = resources["samu-30-vpn-site"].inputs
     assert site["peerAddress"] == "203.0.113.4" and site["psk"] == "[secret]"
     assert resources["samu-30-vpn-premises"].inputs["endpoints"] == ["172.16.4.0/24"]
     route = resources["samu-30-national-route"].inputs
     # The way back is held by the shard's transit router (10.140.0.0/21), not the national router.
     assert route["routerId"] == "national-transit-0.id" and route["destinationCidr"] == "10.140.4.0/24"
-    transit = resources["samu-30-transit-port"]
-    assert route["nextHop"] == transit.inputs["fixedIps"][0]["ipAddress"]
-    assert "samu-30-transit-share" in transit.dependencies  # the port waits for the RBAC share
+    assert "samu-30-router-transit" in resources["samu-30-national-route"].dependencies  # after the attachment
     https = resources["samu-30-national-https"].inputs
     assert https["securityGroupId"] == "national-service-sg.id" and https["remoteIpPrefix"] == "10.140.4.0/24"
 
@@ -128,7 +126,7 @@ def test_sip_and_rtp_reach_the_telephony_pool_from_each_premises_only(production
         assert "national-telephony-sg.id" in node.inputs["securityGroupIds"]
     back = production_plan.get("samu-30-premises-route").inputs
     assert back["routerId"] == "national-transit-0.id" and back["destinationCidr"] == "172.16.4.0/24"
-    assert back["nextHop"] == production_plan.get("samu-30-transit-port").inputs["fixedIps"][0]["ipAddress"]
+    assert back["nextHop"] == production_plan.get("samu-30-national-route").inputs["nextHop"]  # its transit port
 
 
 def test_data_guard_redo_comes_from_the_legacy_networks_to_the_rac_listener_through_a_tunnel(production_plan):
@@ -272,10 +270,10 @@ def test_two_interconnects_with_jumbo_frames_each_on_every_rac_node(production_p
 
 def test_scan_name_resolves_to_the_three_scan_addresses_in_designate(production_plan):
     record = production_plan.get(f"{RAC}-scan-dns").inputs
-    assert record["name"] == f"{RAC}-scan.db.production.samu.example." and record["type"] == "A"
+    assert record["name"] == f"{RAC}-scan.db.production.samu.internal." and record["type"] == "A"
     assert record["records"] == ["10.100.5.1", "10.100.5.2", "10.100.5.3"]
     assert record["zoneId"] == "national-dns-zone.id"
-    assert production_plan.get("national-dns-zone").inputs["name"] == "db.production.samu.example."
+    assert production_plan.get("national-dns-zone").inputs["name"] == "db.production.samu.internal."
 
 
 def test_rac_nodes_use_the_providers_private_flavor_by_id(production_plan, production_provider_plan):

@@ -51,7 +51,23 @@ def test_a_ruleset_says_what_the_security_groups_say():
     # A remote group is the addresses of its ports (here: a DHCP port, so its subnet).
     assert 'ip daddr { 10.1.0.16, 10.1.0.32 } ip saddr { 10.0.0.0/24 } tcp dport 22 accept comment "db-ssh"' in text
     assert 'ip daddr { 10.2.0.16 } accept comment "n1-ic-port: port security off"' in text
-    assert "db-out" not in text  # egress: the input chain filters ingress, as the groups' ingress rules do
+
+
+def test_the_output_chain_says_what_the_egress_rules_say():
+    plan = Plan.of([*_small_plan(), res("rule", "db-dns-out", direction="egress", ethertype="IPv4", protocol="udp",
+                                        portRangeMin=53, portRangeMax=53, remoteIpPrefix="198.51.100.53/32",
+                                        securityGroupId="db.id")])
+    text = node_ruleset(plan, plan.get("n1"), "lab")
+    output = text[text.index("chain output {"):]
+    assert output.splitlines()[1:4] == ["    type filter hook output priority filter; policy drop;",
+                                        "    ct state established,related accept", "    ct state invalid drop"]
+    assert 'oifname "lo" accept' in output
+    assert ('ip saddr { 10.1.0.16, 10.1.0.32 } ip daddr { 198.51.100.53/32 } udp dport 53 accept '
+            'comment "db-dns-out"') in output
+    assert 'ip saddr { 10.1.0.16, 10.1.0.32 } accept comment "db-out"' in output  # a rule to anywhere, as written
+    assert 'ip saddr { 10.2.0.16 } accept comment "n1-ic-port: port security off"' in output
+    # Ingress rules stay in the input chain, egress rules in the output chain.
+    assert "db-listener" not in output and "db-dns-out" not in text[:text.index("chain output {")]
 
 
 def test_every_shipped_ruleset_agrees_with_its_plan_and_loads_in_nft(production_plan, rehearsal_plan):
@@ -73,6 +89,15 @@ def test_a_security_group_rule_the_hosts_do_not_enforce_breaks_the_check(product
     assert {v.resource for v in found} == {f"rac-national-node-{i}" for i in (1, 2, 3)} | {
         f"rac-standby-node-{i}" for i in (1, 2)} | {f"telephony-node-{i}" for i in (1, 2, 3, 4)}
     assert all(v.rule == "host-filtering" and "disagree" in v.message and "injected-ssh" in v.message for v in found)
+
+
+def test_an_egress_rule_the_hosts_do_not_enforce_breaks_the_check(production_plan):
+    opened = res("rule", "injected-out", direction="egress", ethertype="IPv4", protocol="tcp", portRangeMin=8080,
+                 portRangeMax=8080, remoteIpPrefix="10.100.0.0/24", securityGroupId="national-storage-sg.id")
+    found = host_filter_violations(REPO, "production", Plan.of([*production_plan, opened]))
+    assert {v.resource for v in found} == {f"rac-national-node-{i}" for i in (1, 2, 3)} | {
+        f"rac-standby-node-{i}" for i in (1, 2)}  # the storage group is on the RAC nodes' storage ports only
+    assert all(v.rule == "host-filtering" and "injected-out" in v.message for v in found)
 
 
 def test_a_removed_rule_and_a_hand_edited_or_missing_ruleset_break_the_check(production_plan, tmp_path):

@@ -262,7 +262,7 @@ def test_asm_volumes_on_a_type_without_multiattach_is_a_violation():
 
 
 def test_every_rule_names_its_clause():
-    assert len({r.id for r in RULES}) == len(RULES) == 22
+    assert len({r.id for r in RULES}) == len(RULES) == 23
     assert all(("SecNumCloud" in r.clause or "HDS" in r.clause) and r.fix for r in RULES)
 
 

@@ -150,4 +150,5 @@ def test_the_pack_reads_credentials_in_the_stack_files_and_the_suppressions_of_i
 
 def test_the_region_comes_from_the_openstack_provider(production_plan):
     reported = run_pack(engine_resources(production_plan, preview=False, region="fr-rehearsal"))
-    assert {policy for policy, _, _ in reported} == {"allowed-zones"}
+    # Production's zones and DNS resolvers are not those of the rehearsal region.
+    assert {policy for policy, _, _ in reported} == {"allowed-zones", "dns-internal"}

@@ -250,10 +250,10 @@ def test_port_security_off_elsewhere_is_a_violation(zone):
 # -- no-share-with-everyone (SecNumCloud 3.2 §9.7) ------------------------------------------
 
 
-def test_sharing_the_transit_network_with_one_project_passes():
-    rbac = res("rbac", "share", action="access_as_shared", objectType="network", objectId="transit-net.id",
+def test_sharing_a_network_with_one_project_passes():
+    rbac = res("rbac", "share", action="access_as_shared", objectType="network", objectId="service-net.id",
                targetTenant="samu-30-project.id")
-    assert found(Plan.of([*networks("transit"), rbac])) == []
+    assert found(Plan.of([*networks("service"), rbac])) == []
 
 
 def test_sharing_a_network_with_every_project_is_a_violation():

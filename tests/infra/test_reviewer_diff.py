@@ -180,8 +180,8 @@ def test_changes_group_by_samu_tenant_and_national_component_with_counts(product
     assert groups["rac-national-db"].kind == "national" and groups["rac-national-db"].count_line() == "1 to update"
     assert [g.name for g in diff.groups()] == ["rac-national-db", "samu-69"]  # national components first
     text = render_markdown(diff, old_label="a", new_label="b")
-    assert "| SAMU 69 (`samu-69`) | 0 | 0 | 0 | 39 |" in text and "**total (2 groups)**" in text
-    assert diff.to_json()["groups"][1]["summary"]["delete"] == 39
+    assert "| SAMU 69 (`samu-69`) | 0 | 0 | 0 | 37 |" in text and "**total (2 groups)**" in text
+    assert diff.to_json()["groups"][1]["summary"]["delete"] == 37
 
 
 def test_markdown_of_a_10_to_100_samu_change_stays_under_the_budget_and_says_what_it_elided(production_plan):

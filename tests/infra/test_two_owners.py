@@ -41,7 +41,10 @@ def test_the_provider_plan_holds_projects_flavors_their_access_the_asm_type_and_
     # segment) with their subnets and their share to the national project.
     storage = {f"{kind}-{name}" for kind in ("network", "subnet") for name in ("storage-a", "storage-b")}
     storage |= {f"network-{name}-share" for name in ("storage-a", "storage-b")}
-    assert all(r.type in ADMIN_ONLY_TYPES or r.name in storage for r in production_provider_plan
+    # and each tenant router's port on transit, created in the tenant's project (tenant_id: admin-only).
+    transit = {r.name for r in production_provider_plan if r.name.startswith("port-samu-")}
+    assert len(transit) == 10 and all("tenantId" in production_provider_plan.get(n).inputs for n in transit)
+    assert all(r.type in ADMIN_ONLY_TYPES or r.name in storage | transit for r in production_provider_plan
                if not r.is_component)
     assert storage <= {r.name for r in production_provider_plan}
 
@@ -50,8 +53,9 @@ def test_customer_references_resolve_to_provider_resources(production_plan, prod
     both = Plan.of([*production_plan, *production_provider_plan])
     node = both.get("rac-national-db-node-1") or both.get("rac-national-node-1")
     assert node is not None and both.target(node.inputs["flavorId"]).type == "openstack:compute/flavor:Flavor"
-    share = both.get("samu-30-transit-share")
-    assert both.target(share.inputs["targetTenant"]).type == "openstack:identity/project:Project"
+    port = both.target(both.get("samu-30-router-transit").inputs["portId"])
+    assert port is not None and port.name == "port-samu-30-transit"
+    assert both.target(port.inputs["tenantId"]).type == "openstack:identity/project:Project"
 
 
 @pytest.mark.parametrize("type_,inputs", [

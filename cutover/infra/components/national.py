@@ -179,6 +179,11 @@ class NationalCore(pulumi.ComponentResource):
         add_ingress(self, service.id, Ingress("national-service-ons", "tcp", ORACLE_ONS, str(nets.service)))
         # Out: inside the service network only (listeners, ONS, Data Guard to the standby, DNS, NTP).
         add_egress(self, service.id, Ingress("national-service-out", "", None, str(nets.service)))
+        # DNS to the provider's internal resolvers (the SCAN names): the RAC nodes and the service pools.
+        for i, server in enumerate(self.args.dns_nameservers, start=1):
+            for proto in ("udp", "tcp"):
+                add_egress(self, service.id, Ingress(f"national-service-dns-out-{proto}-{i}", proto, (53, 53),
+                                                     f"{server}/32"))
         # The RAC nodes' ports on the provider's storage networks: they only log in to the array's portals.
         storage = self._group("storage", "iSCSI from the RAC nodes to the storage array's portals; nothing in")
         for path in self.args.storage.paths:
@@ -223,8 +228,11 @@ class NationalCore(pulumi.ComponentResource):
         spec = self.args.dns
         if spec is None:
             return None
+        # Internal: the attributes place the zone in the provider's internal Designate pool (pool
+        # scheduler, attribute filter), served to the platform by the provider's resolvers only.
         zone = openstack.dns.Zone(
             "national-dns-zone", name=spec.zone, email=spec.email, ttl=spec.ttl, type="PRIMARY",
+            attributes=spec.attributes or None,
             description="SAMU platform names (RAC SCAN)", opts=pulumi.ResourceOptions(parent=self, protect=True),
         )
         return zone.id

@@ -147,7 +147,6 @@ def _tenant(samu: Samu, national: NationalSpec, core: NationalCore, psk: PskSour
     assert national.networks is not None and national.external_network_id is not None
     access = NationalAccess(
         region=national.region, external_network_id=national.external_network_id,
-        transit_network_id=core.network_ids["transit"], transit_subnet_id=core.subnet_ids["transit"],
         national_router_id=core.router_id, transit_router_id=core.transit_router_ids[transit_shard(pool, samu.cidr)],
         national_router_transit_address=national_router_transit_address(national.networks.transit),
         service_security_group_id=core.security_group_ids["service"],
@@ -218,8 +217,12 @@ def build_provider_grants(inventory: Inventory) -> ProviderGrants:
     traits = {flavor.name: trait for flavor, trait in rac_flavors}
     flavors = list({f.name: f for f in [*(p.flavor for p in national.baremetal_pools if p.name not in rac_pools),
                                          *(flavor for flavor, _ in rac_flavors)]}.values())
+    assert national.networks is not None
+    transit = {tenant_name(s.code): transit_address(national.networks.transit, all_departement_codes().index(s.code))
+               for s in inventory.samus.values()}
     return ProviderGrants("provider", ProviderGrantsArgs(
         national_project_id=national.project_id, tenant_projects=projects, flavors=flavors, flavor_traits=traits,
+        transit_ports=transit,
         storage=national.storage, quotas=national_quotas(national, len(projects)), region=national.region,
         storage_reserved={p.network: national.storage_path_reserved(p) for p in national.storage.paths},
     ))
@@ -229,8 +232,8 @@ def national_quotas(national: NationalSpec, samus: int) -> Quotas:
     """The national project's quotas, with room to grow: Nova's and Neutron's defaults are far too low.
 
     Per SAMU the national project holds an HTTPS rule on the service group, three
-    SIP/RTP rules in and three out on the telephony group and an RBAC share; per shard of the tenant
-    pool a transit router (up to TRANSIT_SHARDS) and its port.
+    SIP/RTP rules in and three out on the telephony group; per shard of the tenant pool a transit
+    router (up to TRANSIT_SHARDS) and its port. (A tenant's transit port is in its own project.)
     """
     nodes = sum(p.nodes for p in national.baremetal_pools)
     rac_ports = sum(national.pool(c.pool).nodes * 2 + SCAN_PORTS for c in national.rac_clusters)

@@ -24,6 +24,7 @@ import pulumi
 import pulumi_openstack as openstack
 
 from cutover.infra.components.common import SAMU_TAG, zone_tags
+from cutover.infra.components.tenant import transit_port_name
 from cutover.model.national import AddressRange, BareMetalFlavor, Storage, allocation_pools
 
 # The Ironic resource class is the only thing Nova schedules a bare-metal flavor on.
@@ -64,6 +65,9 @@ class ProviderGrantsArgs:
     storage_reserved: dict[str, list[AddressRange]] = field(default_factory=dict)
     # Flavor name -> the Ironic trait it requires: a RAC node's failure domain (a rack of the zone).
     flavor_traits: dict[str, str] = field(default_factory=dict)
+    # Project name -> its router's fixed address on the national transit network (named transit_network).
+    transit_ports: dict[str, str] = field(default_factory=dict)
+    transit_network: str = "national-transit"
 
 
 class ProviderGrants(pulumi.ComponentResource):
@@ -74,10 +78,12 @@ class ProviderGrants(pulumi.ComponentResource):
         self.args = args
         for project, description in sorted(args.tenant_projects.items()):
             code = project.removeprefix("samu-")
-            openstack.identity.Project(
+            created = openstack.identity.Project(
                 lookup_name("project", project), name=project, description=description,
                 tags=zone_tags("tenant", f"{SAMU_TAG}={code}"), opts=self._child(),
             )
+            if project in args.transit_ports:
+                self._transit_port(project, code, created, args.transit_ports[project])
         for flavor in args.flavors:
             self._flavor(flavor)
         self._asm_volume_type()
@@ -119,6 +125,24 @@ class ProviderGrants(pulumi.ComponentResource):
         openstack.blockstorage.VolumeTypeAccessV3(
             f"{lookup_name('volume-type', storage.asm_volume_type)}-access", volume_type_id=volume_type.id,
             project_id=self.args.national_project_id, opts=self._child(),
+        )
+
+    def _transit_port(self, project: str, code: str, created: openstack.identity.Project, address: str) -> None:
+        """The tenant router's port on the customer's transit network, in the tenant's project, at its address.
+
+        Creating a port in another project (``tenant_id``) is admin-only: the provider does it, so
+        the tenant needs no share of the whole transit network (with one it could take any free
+        address there). The customer reads the transit network by name in its national project.
+        """
+        transit = self.args.transit_network
+        network = openstack.networking.get_network_output(name=transit, tenant_id=self.args.national_project_id)
+        subnet = openstack.networking.get_subnet_output(name=transit, tenant_id=self.args.national_project_id)
+        openstack.networking.Port(
+            lookup_name("port", transit_port_name(project)), name=transit_port_name(project), network_id=network.id,
+            tenant_id=created.id, admin_state_up=True,
+            fixed_ips=[openstack.networking.PortFixedIpArgs(subnet_id=subnet.id, ip_address=address)],
+            description=f"SAMU {code}: its router's port on transit", tags=zone_tags("transit", f"{SAMU_TAG}={code}"),
+            opts=self._child(),
         )
 
     def _storage_network(self, name: str, cidr: str) -> None:

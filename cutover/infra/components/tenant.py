@@ -11,7 +11,9 @@ The tenant's project is the provider's (``infra/provider``: creating a Keystone
 project needs cloud-admin rights). Everything the tenant owns is created *in*
 that project through a provider scoped to it (``tenant_name``), never with
 ``tenant_id`` set from the national project, which is admin-only too; the
-project's id is read from the scoped token (``get_auth_scope``).
+project's id is read from the scoped token (``get_auth_scope``). The tenant router's
+port on transit is the provider's too, created in that project at its fixed address:
+the tenant is never granted the whole transit network.
 """
 
 from __future__ import annotations
@@ -37,14 +39,17 @@ RTP = (10000, 20000)
 HTTPS = (443, 443)
 
 
+def transit_port_name(tenant: str) -> str:
+    """The name of a tenant router's port on transit: the provider creates it, the tenant reads it by name."""
+    return f"{tenant}-transit"
+
+
 @dataclass(frozen=True)
 class NationalAccess:
     """What a tenant needs from the national core (outputs of ``NationalCore``)."""
 
     region: str
     external_network_id: str
-    transit_network_id: pulumi.Input[str]
-    transit_subnet_id: pulumi.Input[str]
     national_router_id: pulumi.Input[str]
     # The national transit router of this SAMU's shard: it holds the routes back to the SAMU.
     transit_router_id: pulumi.Input[str]
@@ -129,23 +134,22 @@ class SamuTenant(pulumi.ComponentResource):
         return router
 
     def _join_transit(self, router: openstack.networking.Router) -> None:
-        """Reach national services: a port on the shared transit network, and a route back."""
+        """Reach national services: the tenant's own port on transit, and a route back.
+
+        The port is the provider's doing (``infra/provider``): created in the tenant's project at
+        its fixed address, so the tenant is never granted the transit network itself (an RBAC
+        share would let it create a port at any free address of it). The tenant router is
+        attached to that port, read by name in the tenant's project.
+        """
         national, address = self.args.national, self.args.transit_address
-        share = openstack.networking.RbacPolicyV2(
-            f"{self.prefix}-transit-share", action="access_as_shared", object_type="network",
-            object_id=national.transit_network_id, target_tenant=self.project_id, opts=self._national_child(),
-        )
-        port = openstack.networking.Port(
-            f"{self.prefix}-transit-port", name=f"{self.prefix}-transit", network_id=national.transit_network_id,
-            fixed_ips=[openstack.networking.PortFixedIpArgs(subnet_id=national.transit_subnet_id, ip_address=address)],
-            opts=self._child(depends_on=[share]),
-        )
+        port = openstack.networking.get_port_output(
+            name=transit_port_name(self.prefix), opts=pulumi.InvokeOptions(provider=self.provider))
         iface = openstack.networking.RouterInterface(
             f"{self.prefix}-router-transit", router_id=router.id, port_id=port.id, opts=self._child(),
         )
         openstack.networking.RouterRoute(
             f"{self.prefix}-national-route", router_id=national.transit_router_id,
-            destination_cidr=str(self.args.cidr), next_hop=address, opts=self._national_child(depends_on=[port]),
+            destination_cidr=str(self.args.cidr), next_hop=address, opts=self._national_child(depends_on=[iface]),
         )
         for zone, cidr in (("admin", national.admin_cidr), ("service", national.service_cidr)):
             openstack.networking.RouterRoute(
@@ -155,16 +159,17 @@ class SamuTenant(pulumi.ComponentResource):
         add_ingress(self, national.service_security_group_id,
                     Ingress(f"{self.prefix}-national-https", "tcp", HTTPS, str(self.args.cidr)))
         if self.args.site_cidr is not None:
-            self._telephony_from_premises(str(self.args.site_cidr), address, port)
+            self._telephony_from_premises(str(self.args.site_cidr), address, iface)
 
-    def _telephony_from_premises(self, site: str, transit_address: str, port: openstack.networking.Port) -> None:
+    def _telephony_from_premises(self, site: str, transit_address: str,
+                                 iface: openstack.networking.RouterInterface) -> None:
         """SIP and RTP from this SAMU's premises to the national telephony pool, and the way back."""
         national = self.args.national
         if national.telephony_security_group_id is None:
             return
         openstack.networking.RouterRoute(
             f"{self.prefix}-premises-route", router_id=national.transit_router_id, destination_cidr=site,
-            next_hop=transit_address, opts=self._national_child(depends_on=[port]),
+            next_hop=transit_address, opts=self._national_child(depends_on=[iface]),
         )
         for rule in self._telephony_rules(f"{self.prefix}-telephony", site):
             add_ingress(self, national.telephony_security_group_id, rule)
