@@ -33,6 +33,7 @@ from pathlib import Path
 from cutover.infra.compliance import CheckReport, check, check_inputs
 from cutover.infra.diff import MARKDOWN_BUDGET, diff_plans, render_markdown
 from cutover.infra.evaluate import plan_environment
+from cutover.infra.hostfilter import write_rulesets
 from cutover.infra.plan import Plan, PlannedResource, load_plan
 from cutover.infra.policy import RULES, check_plan
 from cutover.infra.stack import PROVIDER
@@ -171,6 +172,7 @@ def bench_check(plans: Plans) -> list[Figure]:
     inputs = check_inputs(project, "production")
     plan_file = plans.file("pN.json", plans.big)
     provider = plan_environment(project, "production", PROVIDER)  # the provider-side plan, checked with ours
+    write_rulesets(project, "production", plans.big)  # as `cutover infra firewall` would, for rule host-filtering
     reports: list[CheckReport] = []
 
     def check_saved_plan() -> None:
