@@ -8,7 +8,8 @@ STAMP   := $(VENV)/.installed-stamp
 # What the lab and the tests need from the system: sshd (the lab's sites), Kamailio (the
 # lab's call router), SIPp (Debian's sip-tester: the lab's callers), nftables (the lab's
 # packet-loss fault), Debian's
-# chromium (the report is opened in a real headless browser; nothing downloads one) and
+# chromium and chromium-driver (the report and the board are opened in a real headless browser
+# through Selenium; nothing downloads a browser or a driver) and
 # PostgreSQL's server binaries (the journal's tests start their own server).
 
 .PHONY: night test proof bench system-deps venv bytecode lint clean
@@ -58,6 +59,7 @@ system-deps:
 	@missing=""; \
 	[ -x /usr/sbin/sshd ] || missing="$$missing openssh-server"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	[ -x /usr/bin/chromedriver ] || missing="$$missing chromium-driver"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	[ -x /usr/sbin/kamailio ] || missing="$$missing kamailio"; \
 	[ -x /usr/bin/sipp ] || missing="$$missing sip-tester"; \

@@ -1,6 +1,7 @@
 """The crisis room's board, held open in a real browser while a real `cutover` process drives a lab night.
 
-Debian's chromium (headless, through Playwright; nothing downloads a browser)
+Debian's chromium (headless, through Selenium and Debian's chromedriver; nothing
+downloads a browser or a driver)
 opens the board served by the real `cutover serve` (uvicorn) on a run paused at
 its go/no-go, then the given `cutover` command drives the night to its end.
 ``watch_night`` returns what the browser saw; ``assert_followed_live`` judges
@@ -11,18 +12,20 @@ nothing from anywhere but the board's own server.
 from __future__ import annotations
 
 import re
-import shutil
 import signal
 import subprocess
 import time
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
+from tests import browser
 from tests.e2e.conftest import REPO, Project
 
 ARTIFACTS = REPO / ".cutover" / "test-artifacts"
-CELLS = """() => Object.fromEntries([...document.querySelectorAll('tr[data-target] td[data-step]')]
+CELLS = """return Object.fromEntries([...document.querySelectorAll('tr[data-target] td[data-step]')]
     .map(td => [td.closest('tr').dataset.target + ' ' + td.dataset.step, td.dataset.state]))"""
+COMPLETED = "[data-run-state='completed']"
 
 
 @dataclass
@@ -55,37 +58,36 @@ def start_board(project: Project) -> tuple[subprocess.Popen[str], str]:
 
 def watch_night(project: Project, run_id: str, drive: list[str], screenshot: str) -> Watched:
     """Open the board of ``run_id`` (paused at its go/no-go), run ``cutover *drive``, watch until completed."""
-    from playwright.sync_api import sync_playwright
-
     server, base = start_board(project)
     requests: list[str] = []
     errors: list[str] = []
+
+    def completed(page: Any) -> bool:
+        """Whether the board shows the run completed; meanwhile, what the page fetched and threw, kept."""
+        requests.extend(browser.requested(browser.network_events(page)))  # read often: chromedriver's log is
+        errors.extend(browser.page_errors(page))  # a buffer, and a night streams for minutes
+        return bool(page.execute_script("return document.querySelector(arguments[0]) !== null", COMPLETED))
+
     try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), headless=True,
-                                                 args=["--no-sandbox"])
-            page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="fr-FR")
-            page.on("request", lambda request: requests.append(request.url))
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            page.goto(base + f"runs/{run_id}")
-            page.wait_for_selector("#live[data-connected='yes']", timeout=10_000)
-            before = page.evaluate(CELLS)
-            gate = page.inner_text("[data-gate='go-no-go']")
-            page.evaluate("window.sameDocument = true")  # gone if the page ever reloads
+        with browser.chromium(viewport=(1280, 900), locale="fr-FR") as page:
+            page.get(base + f"runs/{run_id}")
+            browser.wait_for(page, "#live[data-connected='yes']")
+            before = page.execute_script(CELLS)
+            gate = browser.text_of(page, "[data-gate='go-no-go']")
+            page.execute_script("window.sameDocument = true")  # gone if the page ever reloads
 
             started = time.monotonic()
             driver = project.spawn(*drive)
-            page.wait_for_selector("[data-run-state='completed']", timeout=300_000)
+            browser.wait_until(page, completed, seconds=300)
             _, driver_stderr = driver.communicate(timeout=60)
             night_s = time.monotonic() - started
 
-            after = page.evaluate(CELLS)
-            same_document = page.evaluate("window.sameDocument === true")
-            navigations = page.evaluate("performance.getEntriesByType('navigation').length")
-            updates = int(page.evaluate("document.body.dataset.updates"))
-            ARTIFACTS.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / screenshot), full_page=True)
-            browser.close()
+            after = page.execute_script(CELLS)
+            same_document = page.execute_script("return window.sameDocument === true")
+            navigations = page.execute_script("return performance.getEntriesByType('navigation').length")
+            updates = int(page.execute_script("return document.body.dataset.updates"))
+            completed(page)  # the last of what it fetched and threw
+            browser.save_full_page(page, ARTIFACTS / screenshot)
     finally:
         server.send_signal(signal.SIGINT)
         server_exit = server.wait(timeout=15)

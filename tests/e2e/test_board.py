@@ -9,60 +9,63 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import signal
 import time
 from urllib.request import urlopen
 
 import pytest
 
+from tests import browser
+from tests.browser import needs_chromium
 from tests.e2e.conftest import Project
 
 pytestmark = pytest.mark.e2e
 
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
+@needs_chromium
 def test_a_browser_signs_in_with_the_token_and_keeps_only_a_cookie_that_is_not_the_token():
     """The sign-in page's script, in a real browser: a wrong token is refused, the right one opens the board."""
-    from playwright.sync_api import sync_playwright
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
 
     from cutover.testing import InMemoryJournal
     from cutover.web.app import create_app
     from cutover.web.security import COOKIE, Access
     from tests.unit.test_web import TOKEN, paused_at_go_no_go, serving
 
+    def sign_in(token: str) -> None:
+        field = driver.find_element(By.ID, "token")
+        field.clear()
+        field.send_keys(token)
+        driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+
     journal = InMemoryJournal()
     paused_at_go_no_go(journal)
     with serving(create_app(journal, Access(token=TOKEN, loopback_only=False), poll_s=0.1)) as served:
         base = f"http://127.0.0.1:{served.port}"
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), headless=True,
-                                                 args=["--no-sandbox"])
-            context = browser.new_context(viewport={"width": 390, "height": 844}, locale="en-GB")  # a phone
-            page = context.new_page()
-            urls: list[str] = []
-            page.on("request", lambda request: urls.append(request.url))
-            answer = page.goto(base + "/runs/r")
-            assert answer is not None and answer.status == 401
-            page.fill("#token", "not-the-token-at-all")
-            page.click("button[type=submit]")
-            page.wait_for_selector("#login-error:has-text('Token refused')")
-            page.fill("#token", TOKEN)
-            page.click("button[type=submit]")
-            page.wait_for_selector("#live[data-connected='yes']", timeout=10_000)
-            assert page.url == base + "/runs/r"
-            cookies = {cookie["name"]: cookie for cookie in context.cookies()}
+        with browser.chromium(viewport=(390, 844), locale="en-GB") as driver:  # a phone
+            driver.get(base + "/runs/r")
+            events = browser.network_events(driver)
+            assert browser.status_of(events, base + "/runs/r") == 401
+            sign_in("not-the-token-at-all")
+            WebDriverWait(driver, 10).until(
+                expected_conditions.text_to_be_present_in_element((By.ID, "login-error"), "Token refused"))
+            sign_in(TOKEN)
+            browser.wait_for(driver, "#live[data-connected='yes']")
+            assert driver.current_url == base + "/runs/r"
+            cookies = {cookie["name"]: cookie for cookie in driver.get_cookies()}
             landed = []
             for target in ("/%5C127.0.0.1:9/x", "/%09/127.0.0.1:9/x"):  # a browser reads both as //127.0.0.1:9/x
-                elsewhere = browser.new_context().new_page()
-                elsewhere.goto(f"{base}/login?next={target}")
-                elsewhere.fill("#token", TOKEN)
-                elsewhere.click("button[type=submit]")
-                elsewhere.wait_for_url(lambda url: "/login" not in url, timeout=10_000)
-                landed.append(elsewhere.url)
-            browser.close()
+                driver.delete_all_cookies()  # signed out, as a browser that never signed in
+                driver.get(f"{base}/login?next={target}")
+                sign_in(TOKEN)
+                WebDriverWait(driver, 10).until(lambda driver: "/login" not in driver.current_url)
+                landed.append(driver.current_url)
+            urls = browser.requested(events + browser.network_events(driver))
     assert landed == [base + "/", base + "/"]  # signed in, and still on this board
     assert cookies[COOKIE]["httpOnly"] and cookies[COOKIE]["sameSite"] == "Strict"
     assert TOKEN not in cookies[COOKIE]["value"]
+    assert base + "/runs/r" in urls and base + "/login" in urls  # the log saw the browser's requests...
     assert not [url for url in urls if TOKEN in url]  # the token never travelled in a URL
 
 

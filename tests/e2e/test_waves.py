@@ -12,12 +12,12 @@ the environment must still be taking calls, and nothing is lost, anywhere.
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests import browser
 from tests.e2e.conftest import REPO
 from tests.e2e.test_night import POINTS_BEFORE_PNR, Lab, assert_nothing_lost, calls, copy_project, sites
 
@@ -214,21 +214,11 @@ ARTIFACTS = REPO / ".cutover" / "test-artifacts"
 
 
 def open_in_browser(path: Path, screenshot: Path) -> tuple[list[str], list[str], str]:
-    """Debian's chromium, headless, driven by Playwright (no browser download): errors, requests, text."""
-    from playwright.sync_api import sync_playwright
-
-    screenshot.parent.mkdir(parents=True, exist_ok=True)
-    errors: list[str] = []
-    requests: list[str] = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), headless=True,
-                                             args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1000, "height": 1200})
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on("request", lambda r: requests.append(r.url))
-        page.goto(path.as_uri())
-        page.screenshot(path=str(screenshot), full_page=True)
-        text = page.inner_text("body")
-        browser.close()
+    """Debian's chromium, headless, driven by Selenium (no browser download): errors, requests, text."""
+    with browser.chromium(viewport=(1000, 1200)) as driver:
+        driver.get(path.as_uri())
+        browser.save_full_page(driver, screenshot)
+        text = browser.text_of(driver, "body")
+        requests = browser.requested(browser.network_events(driver))
+        errors = browser.page_errors(driver)
     return errors, requests, text

@@ -34,6 +34,7 @@ import io
 import json
 import re
 import shutil
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,8 @@ from cutover.testing.journal import InMemoryJournal
 from cutover.testing.notify_sinks import smtp_sink
 from cutover.web.app import create_app
 from cutover.web.security import Access
+from tests import browser
+from tests.browser import needs_chromium
 from tests.e2e.conftest import REPO, Project
 from tests.e2e.test_terminal_prompts import Terminal
 from tests.unit.test_web import Served, event_stream, serving
@@ -298,29 +301,21 @@ def test_the_live_board_of_a_drive_and_status_watch_show_the_corpus_as_text_on_a
 # ---------------------------------------------------------------------- HTML in a real browser
 
 
-needs_chromium = pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
-
-
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
     """One headless Chromium for every page of this module (starting it is most of the cost)."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), headless=True,
-                                             args=["--no-sandbox"])
-        yield browser
-        browser.close()
+    with browser.chromium() as driver:
+        yield driver
 
 
-def _open_in_chromium(browser: Any, url: str, origin: str | None) -> dict[str, Any]:
-    """Open ``url`` in a fresh page; what the page holds and every request it made."""
-    page = browser.new_page()
-    requests: list[str] = []
-    page.on("request", lambda request: requests.append(request.url))
-    page.goto(url)
-    page.wait_for_timeout(400)  # a meta refresh of 0 s or an image error would have fired by now
-    found: dict[str, Any] = page.evaluate("""() => ({
+def _open_in_chromium(driver: Any, url: str, origin: str | None) -> dict[str, Any]:
+    """Open ``url`` in a fresh tab; what the page holds and every request it made."""
+    browser.network_events(driver)  # what earlier pages fetched is theirs
+    first = driver.current_window_handle
+    driver.switch_to.new_window("tab")
+    driver.get(url)
+    time.sleep(0.4)  # a meta refresh of 0 s or an image error would have fired by now
+    found: dict[str, Any] = driver.execute_script("""return {
         url: location.href,
         pwned: window.pwned === undefined ? null : window.pwned,
         injected: document.querySelectorAll('#x, img, form, meta[http-equiv="refresh" i], body style, '
@@ -329,10 +324,13 @@ def _open_in_chromium(browser: Any, url: str, origin: str | None) -> dict[str, A
         styles: document.querySelectorAll('style').length,
         hiddenTables: [...document.querySelectorAll('table')].filter(t => t.offsetParent === null).length,
         text: document.body.innerText,
-    })""")
-    page.close()
+    }""")
+    requests = browser.requested(browser.network_events(driver))
+    driver.close()
+    driver.switch_to.window(first)
     found["outside"] = [u for u in requests if not u.startswith("data:")
                         and not (u == url or (origin is not None and u.startswith(origin + "/")))]
+    found["requests"] = requests
     return found
 
 
@@ -347,6 +345,7 @@ def test_the_html_report_file_shows_the_corpus_as_text_in_chromium(hostile_run: 
     assert found["url"] == path.as_uri() and found["pwned"] is None
     assert found["injected"] == 0 and found["scripts"] == [] and found["styles"] == 1
     assert found["hiddenTables"] == 0 and not found["outside"], found["outside"]
+    assert path.as_uri() in found["requests"], found["requests"]  # the browser's requests were all seen
     assert "<b id=x>" in found["text"] and "\u202e" not in found["text"]  # shown as text, override made visible
 
 
@@ -360,6 +359,7 @@ def test_the_served_report_and_board_pages_show_the_corpus_as_text_in_chromium(b
     assert found["injected"] == 0 and found["hiddenTables"] == 0
     assert all(src.startswith(origin + "/static/") for src in found["scripts"]), found["scripts"]
     assert not found["outside"], found["outside"]
+    assert origin + path in found["requests"], found["requests"]  # the browser's requests were all seen
     assert "exe.txt" in found["text"] and "\u202e" not in found["text"]
 
 
