@@ -90,7 +90,7 @@ def node_rules(plan: Plan, node: PlannedResource, direction: str = "ingress") ->
         pairs = [str(p.get("ipAddress")) for p in port.inputs.get("allowedAddressPairs") or [] if isinstance(p, dict)]
         addresses = (address, *pairs) if address else ()
         if port.inputs.get("portSecurityEnabled") is False:
-            found.append(HostRule(addresses, "", None, (), f"{port.name}: port security off", direction))
+            found.append(_unfiltered(plan, port, direction))
             continue
         for group in port.inputs.get("securityGroupIds") or []:
             for rule in rules_of.get(str(group), []):
@@ -197,6 +197,26 @@ def _rules_by_group(plan: Plan, direction: str) -> dict[str, list[PlannedResourc
         if rule.inputs.get("direction") == direction and rule.inputs.get("ethertype", "IPv4") == "IPv4":
             groups.setdefault(str(rule.inputs.get("securityGroupId")), []).append(rule)
     return groups
+
+
+# Oracle HAIP puts link-local addresses on the interconnect NICs and moves them between NICs; Clusterware
+# starts with multicast there. Neutron does not filter a port with port security off, so its host rule is
+# the port's own network: from its subnet or link-local in; to its subnet, link-local or multicast out.
+LINK_LOCAL = "169.254.0.0/16"
+MULTICAST = "224.0.0.0/4"
+
+
+def _unfiltered(plan: Plan, port: PlannedResource, direction: str) -> HostRule:
+    """Everything on a port with port security off (the RAC interconnects), as peers of its own subnet."""
+    fixed = port.inputs.get("fixedIps") or []
+    subnet = plan.target(fixed[0].get("subnetId")) if fixed and isinstance(fixed[0], dict) else None
+    cidr = str(subnet.inputs.get("cidr")) if subnet is not None and subnet.inputs.get("cidr") else None
+    address = _fixed_address(port)
+    if cidr is None:  # no subnet known: the port's own address only, as before
+        return HostRule((address,) if address else (), "", None, (), f"{port.name}: port security off", direction)
+    peers, why = ((cidr, LINK_LOCAL), "its subnet, HAIP link-local") if direction == "ingress" else \
+        ((cidr, LINK_LOCAL, MULTICAST), "its subnet, HAIP link-local, multicast")
+    return HostRule((), "", None, peers, f"{port.name}: port security off ({why})", direction)
 
 
 def _fixed_address(port: PlannedResource) -> str | None:

@@ -25,7 +25,7 @@ NFT = shutil.which("nft") or "/usr/sbin/nft"
 def _small_plan() -> Plan:
     return Plan.of([
         res("cutover:compute:BareMetalPool", "pool"),
-        res("subnet", "admin-subnet", cidr="10.0.0.0/24"),
+        res("subnet", "admin-subnet", cidr="10.0.0.0/24"), res("subnet", "ic", cidr="10.2.0.0/24"),
         res("sg", "db", deleteDefaultRules=True), res("sg", "bastion", deleteDefaultRules=True),
         res("rule", "db-listener", direction="ingress", ethertype="IPv4", protocol="tcp", portRangeMin=1521,
             portRangeMax=1521, remoteIpPrefix="10.1.0.0/22", securityGroupId="db.id"),
@@ -50,7 +50,9 @@ def test_a_ruleset_says_what_the_security_groups_say():
             in text)
     # A remote group is the addresses of its ports (here: a DHCP port, so its subnet).
     assert 'ip daddr { 10.1.0.16, 10.1.0.32 } ip saddr { 10.0.0.0/24 } tcp dport 22 accept comment "db-ssh"' in text
-    assert 'ip daddr { 10.2.0.16 } accept comment "n1-ic-port: port security off"' in text
+    # Port security off (the interconnect): its subnet and HAIP's link-local addresses, whatever they move to.
+    assert ('ip saddr { 10.2.0.0/24, 169.254.0.0/16 } accept comment '
+            '"n1-ic-port: port security off (its subnet, HAIP link-local)"') in text
 
 
 def test_the_output_chain_says_what_the_egress_rules_say():
@@ -65,7 +67,8 @@ def test_the_output_chain_says_what_the_egress_rules_say():
     assert ('ip saddr { 10.1.0.16, 10.1.0.32 } ip daddr { 198.51.100.53/32 } udp dport 53 accept '
             'comment "db-dns-out"') in output
     assert 'ip saddr { 10.1.0.16, 10.1.0.32 } accept comment "db-out"' in output  # a rule to anywhere, as written
-    assert 'ip saddr { 10.2.0.16 } accept comment "n1-ic-port: port security off"' in output
+    assert ('ip daddr { 10.2.0.0/24, 169.254.0.0/16, 224.0.0.0/4 } accept comment '
+            '"n1-ic-port: port security off (its subnet, HAIP link-local, multicast)"') in output
     # Ingress rules stay in the input chain, egress rules in the output chain.
     assert "db-listener" not in output and "db-dns-out" not in text[:text.index("chain output {")]
 
