@@ -176,7 +176,7 @@ def forecast(app: App, runbook: str, env: str, from_env: str | None, last: int |
     if data["next_window"]:
         later = data["next_window"]
         app.console.print(f"the P90 end misses the window: the next is window {later['number']} ({later['start']} "
-                          f"to {later['end']}): `cutover forecast {escape(runbook)} --env {env} --window "
+                          f"to {later['end']}): `cutover forecast {escape(runbook)} --env {escape(env)} --window "
                           f"{later['number']}`; a run already created moves with `cutover runs postpone RUN "
                           f"--window {later['number']} --reason TEXT`")
     table = Table(header_style="bold")
@@ -197,7 +197,7 @@ def forecast(app: App, runbook: str, env: str, from_env: str | None, last: int |
 def _what_if_text(app: App, data: dict[str, Any]) -> None:
     """The answer first: the changed night against the night as measured."""
     base = data["baseline"]
-    app.console.print(f"[bold]what if[/] {', '.join(data['changes'])}: the night {escape(data['outcome'])}")
+    app.console.print(f"[bold]what if[/] {escape(', '.join(data['changes']))}: the night {escape(data['outcome'])}")
     table = Table(header_style="bold")
     for column in ("", "as measured", "what if"):
         table.add_column(column)
@@ -317,7 +317,7 @@ def report(app: App, run_id: str, fmt: str, out: Path | None) -> int:
     target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     target.write_text(text, encoding="utf-8")
     target.chmod(0o600)
-    app.console.print(f"report of {run_id} ({fmt}): {target}")
+    app.console.print(f"report of {run_id} ({fmt}): {escape(str(target))}")
     return ExitCode.OK
 
 

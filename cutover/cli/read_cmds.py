@@ -179,7 +179,9 @@ def runs_import(app: App, file: Path) -> int:
         raise InputError(f"{file}: not UTF-8 text; nothing was imported", hint="is it a cutover run export?") from exc
     with open_journal(app) as journal:
         run_id = import_lines(journal, lines, str(file))
-    app.console.print(f"imported run {run_id} from {file}")
+    from rich.markup import escape
+
+    app.console.print(f"imported run {run_id} from {escape(str(file))}")
     return ExitCode.OK
 
 

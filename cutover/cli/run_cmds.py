@@ -374,7 +374,7 @@ def run(app: App, runbook: str, env: str, run_id: str | None, auto_approve: str 
     run_id = run_id or new_run_id(loaded.runbook.name)
 
     def created(run: str) -> None:
-        app.console.print(f"run [bold]{run}[/] created ({len(loaded.runbook.steps)} steps, env {inventory.name})")
+        app.console.print(f"run [bold]{run}[/] created ({len(loaded.runbook.steps)} steps, env {escape(inventory.name)})")
 
     with open_journal(app) as journal:
         risk = _window_risk_accepted(journal, checked, window_end, accept_window_risk, window_number)
