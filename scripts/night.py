@@ -10,9 +10,11 @@ SIPp counts no failed call, and no call record was lost or duplicated.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -107,7 +109,20 @@ def final_count(console: Console) -> None:
                       f"failed {sipp['failed']}; its statistics: {sipp['files'][-1]['stat']}")
 
 
-def main() -> int:
+def stop_on_sigterm() -> None:
+    """SIGTERM (a `kill`, a CI timeout) ends the script as Ctrl-C does: its `finally` blocks take the lab down.
+
+    Python's default for SIGTERM is to die on the spot, which would leave the lab's processes running.
+    """
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(description=__doc__.split("\n", 1)[0]).parse_args(argv)  # --help; nothing else
+    stop_on_sigterm()
     console = Console(highlight=False)
     os.environ.setdefault("CUTOVER_OPERATOR", "demo")
     run_id = f"night-{time.strftime('%Y%m%d-%H%M%S')}"

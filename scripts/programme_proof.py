@@ -47,6 +47,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from night import stop_on_sigterm  # scripts/ is on the path: it is this script's folder
 from rich.console import Console
 
 CUTOVER = str(Path(sys.executable).parent / "cutover")
@@ -262,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--waves", type=int, default=10)
     parser.add_argument("--rate", type=float, default=0.2, help="calls per second per SAMU")
     args = parser.parse_args(argv)
+    stop_on_sigterm()
     console = Console(highlight=False)
     os.environ.setdefault("CUTOVER_OPERATOR", "proof")
     try:

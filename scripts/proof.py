@@ -22,6 +22,7 @@ measured (scripts/programme_proof.py, which says what it checks).
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -36,6 +37,7 @@ from rich.console import Console
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import programme_proof as programme  # noqa: E402  (scripts/ is not a package)
+from night import stop_on_sigterm  # noqa: E402
 from programme_proof import CUTOVER, ProofFailed, cutover, read_json  # noqa: E402
 
 CRASH_SAMUS = 3
@@ -185,7 +187,10 @@ def _takeover_delay(url: str, run_id: str) -> float | None:
     return time.monotonic() - (dt.datetime.now(dt.timezone.utc) - at).total_seconds()
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(description=__doc__.split("\n", 1)[0],
+                            epilog="Runs for about two hours; give it the machine alone.").parse_args(argv)
+    stop_on_sigterm()
     console = Console(highlight=False)
     os.environ.setdefault("CUTOVER_OPERATOR", "proof")
     started = time.monotonic()

@@ -46,7 +46,7 @@ from cutover.cli.app import App, pass_app
 from cutover.cli.confirm import YES_OPTION, confirm_by_run_id
 from cutover.cli.read_cmds import check_chain, open_journal, spec_of, verify_journal
 from cutover.cli.render import PlanEntry, criteria_table, plan_view, print_plain
-from cutover.cli.terminal import LiveBoard, answerable
+from cutover.cli.terminal import LiveBoard, answerable, terminated_as_interrupted
 from cutover.core import records
 from cutover.core.engine import Approval, DriveOptions, GatePrompt, approvals_complete
 from cutover.core.events import Journal, VerifyReport
@@ -387,7 +387,7 @@ def run(app: App, runbook: str, env: str, run_id: str | None, auto_approve: str 
                                  measured=measured_p90s(journal, loaded.runbook.name, inventory.name),
                                  signing=(journal, run_id), board=board, gate_timeout=gate_timeout)
         options = with_evidence(options, journal, inventory, app.project_dir, app.ensure_state_dir(), forecasts)
-        with board.shown() as handle:
+        with board.shown() as handle, terminated_as_interrupted():
             status = start_run(journal, checked, _place(app), options, run_id=run_id,
                                window_end=window_end, override_programme=override_programme, label=label,
                                window_risk=risk, window_number=window_number, heartbeat=app.lease_ttl / 3,
@@ -454,7 +454,7 @@ def resume(app: App, run_id: str, auto_approve: str | None, take_over: bool, mar
                                  signing=(journal, run_id), secret_params=params, run=state, board=board,
                                  gate_timeout=gate_timeout)
         options = with_evidence(options, journal, inventory, app.project_dir, app.ensure_state_dir(), forecasts)
-        with board.shown() as handle:
+        with board.shown() as handle, terminated_as_interrupted():
             status = resume_run(journal, run_id, inventory, _place(app), options, take_over=take_over,
                                 decisions=decisions, exclude=exclude, heartbeat=app.lease_ttl / 3,
                                 engine_handle=handle, notifier=_notifier(inventory, notify, journal, run_id, forecasts),
@@ -491,7 +491,7 @@ def rollback(app: App, run_id: str, to: str | None, take_over: bool, yes: bool, 
         options = DriveOptions(on_event=None if app.console.is_terminal else print_plain(app.console),
                                environment={"CUTOVER_ENV": inventory.name}, secret_params=parse_params(params))
         board = LiveBoard(app, journal)
-        with board.shown() as handle:
+        with board.shown() as handle, terminated_as_interrupted():
             status = roll_back_run(journal, run_id, inventory, _place(app), options, to=to, take_over=take_over,
                                    heartbeat=app.lease_ttl / 3, engine_handle=handle,
                                    notifier=_notifier(inventory, notify, journal, run_id, board.forecasts),

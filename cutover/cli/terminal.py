@@ -161,3 +161,18 @@ def _detach_from_terminal() -> None:
     for fd in (0, 1, 2):
         os.dup2(null, fd)
     os.close(null)
+
+
+@contextmanager
+def terminated_as_interrupted() -> Iterator[None]:
+    """SIGTERM stops a drive as Ctrl-C does: the run pauses, journalled as interrupted, its lease released.
+
+    A `kill`, a service manager stopping the controller or a CI timeout sends SIGTERM, whose default
+    would end the process on the spot and leave the run "running" with nobody driving it until its
+    lease expired. Python raises KeyboardInterrupt for SIGINT; the engine already pauses on that.
+    """
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -335,12 +335,14 @@ steps:
 """
 
 
-def test_ctrl_c_stops_safely_and_resume_finishes_the_work(project: Project):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_stops_safely_and_resume_finishes_the_work(project: Project, stop: signal.Signals):
+    """Ctrl-C, or SIGTERM (a `kill`, a service manager, a CI timeout), pauses the run: never left running."""
     project.write_runbook("interruptible", INTERRUPTIBLE)
     controller = project.spawn("run", "interruptible", "--env", "lab", "--run-id", "c1")
     project.wait_for_event("c1", "step_started", "long")
     time.sleep(0.3)
-    controller.send_signal(signal.SIGINT)
+    controller.send_signal(stop)
     assert controller.wait(timeout=30) == 3, controller.stderr.read()
     status = json.loads(project.cutover("status", "c1", "--json", check=0).stdout)
     assert status["state"] == "paused" and status["pause"]["reason"] == "interrupted"
