@@ -46,7 +46,15 @@ def typed_command(cutover_path: str = CUTOVER) -> str:
 
 
 def cutover(*args: str, capture: bool = False) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([CUTOVER, *args], text=True, capture_output=capture, stdin=subprocess.DEVNULL)
+    pipe = subprocess.PIPE if capture else None
+    with subprocess.Popen([CUTOVER, *args], text=True, stdout=pipe, stderr=pipe, stdin=subprocess.DEVNULL) as process:
+        try:
+            out, err = process.communicate()
+        except SystemExit:  # SIGTERM (stop_on_sigterm): passed on, so a drive pauses, journalled, before we go
+            process.terminate()
+            process.communicate(timeout=120)
+            raise
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 
 
 def read_json(*args: str) -> Any:
@@ -63,12 +71,26 @@ def night(console: Console, run_id: str) -> tuple[int, dict[str, Any], dict[str,
     if up.returncode != 0:
         raise SystemExit(up.returncode)
     time.sleep(SETTLE_SECONDS)
+    roll_back_unfinished_nights(console)
     console.rule(f"[bold]2. the night: runbooks/{RUNBOOK}.yaml on the lab (gates approved by {APPROVER}, lab only)")
     started = time.monotonic()
     run = cutover("run", RUNBOOK, "--env", "lab", "--run-id", run_id, "--auto-approve", APPROVER)
     console.print(f"the night took {time.monotonic() - started:.0f} s (exit {run.returncode})")
     time.sleep(SETTLE_SECONDS)
     return run.returncode, read_json("lab", "status"), read_json("lab", "calls")
+
+
+def roll_back_unfinished_nights(console: Console) -> None:
+    """An earlier `make night` that was stopped left its run unfinished, holding the lab's SAMUs: roll it back.
+
+    One night acts on a SAMU at a time, so the new night would be refused (exit 6). The lab just came up
+    fresh, and rollback actions are idempotent: rolling the old run back on it ends the run as an
+    operator would, journalled (`--take-over` when its controller died without releasing its lease).
+    """
+    for run in read_json("runs"):
+        if run["env"] == "lab" and run["state"] in ("running", "paused", "failed"):
+            console.print(f"an earlier night, {run['run_id']}, was left {run['state']}: rolling it back first")
+            cutover("rollback", run["run_id"], "--take-over", "--yes")
 
 
 def report(console: Console, code: int, status: dict[str, Any], calls: dict[str, Any]) -> bool:

@@ -206,7 +206,7 @@ class Engine:
         if self.lost_lease is not None:  # cancelled because another controller took over: we write nothing
             raise self.lost_lease
         self.cancel.set()
-        self.record(r.RunPaused("interrupted", "stopped by the operator (Ctrl-C); `cutover resume` continues"))
+        self.record(r.RunPaused("interrupted", "stopped (Ctrl-C or SIGTERM); `cutover resume` continues"))
         return RunStatus.PAUSED
 
     def _action_step(self, info: StepInfo) -> RunStatus | None:
