@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.infra.test_injection_classes import DEFAULT, added, caught, changed
+from tests.infra.test_injection_classes import DEFAULT, added, caught
 
 RBAC = "openstack:networking/rbacPolicyV2:RbacPolicyV2"
 
@@ -27,9 +27,6 @@ CASES = {
     "transit shared with a tenant by the provider": (
         lambda p, q: ([], [share("provider-transit-share", "national-transit-net", "project-samu-13")]),
         [("tenant-isolation", "provider-transit-share")]),
-    "a route to a tenant's provider-made port sending another tenant's network": (
-        lambda p, q: ([changed(p, "samu-30-national-route", destinationCidr="10.140.1.0/24")], []),
-        [("tenant-isolation", "samu-30-national-route")]),
 }
 
 
